@@ -1,0 +1,1 @@
+"""Autoscaling: a pure policy and the Prometheus queries, kept apart."""

@@ -1,0 +1,1 @@
+"""Thin kopf handlers: observe, plan, apply, write status."""

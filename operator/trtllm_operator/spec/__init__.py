@@ -1,0 +1,1 @@
+"""Pydantic models of the CRDs, toolchain profiles, engine identity and CRD generation."""
