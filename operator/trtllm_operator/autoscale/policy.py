@@ -1,0 +1,274 @@
+"""The autoscaling policy: a pure function from metric samples and replica counts to a decision.
+
+No I/O and no clock: the caller passes ``now`` and gets the updated :class:`State` back, so the same
+inputs always give the same decision (the kopf timer stores the state between calls).
+
+How it treats the 60-100 s a new replica needs before it serves:
+
+* **Look-ahead on the way up.** The signal is projected ``settings.startup_s`` seconds ahead with the
+  slope of a least-squares line through the recent samples (``trend_window_s``); only a rising trend
+  counts. A replica ordered now starts serving about when that projection comes due, so scaling on the
+  projection orders it before the queue exists rather than after. The target itself should sit below
+  saturation (e.g. KV-cache use 0.5, not 0.9), which is the headroom that absorbs what the trend misses.
+* **Proportional jumps up.** ``need = ceil(ready * projected / target)``; the policy asks for all of it
+  at once (bounded by min/max and by the GPUs the cluster holds).
+* **Starting replicas are coming capacity.** They are added to the current count, so a burst that is
+  already being answered does not order the same replicas twice, and they are never counted as idle
+  (the metric is normalised over ready replicas only, which are the ones carrying the load).
+* **Slow, stepwise scale-down.** Each call records ``ceil(ready * value / target)``; only when every
+  recommendation over ``scale_down_window_s`` is below the current count, no replica is starting and
+  the last change is at least a window old does the policy remove ``scale_down_step`` replicas
+  (never below ``ready - step``, the highest recent recommendation, or min).
+* **Missing or stale metrics hold.** No guessing: the current count is kept and the reason says why.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+QUEUE_COMPUTE_RATIO = "queueComputeRatio"
+WAITING_REQUESTS = "waitingRequests"
+KV_CACHE_UTILIZATION = "kvCacheUtilization"
+METRICS = (QUEUE_COMPUTE_RATIO, WAITING_REQUESTS, KV_CACHE_UTILIZATION)
+# Metrics whose query returns a total over replicas; the policy divides by ready replicas.
+TOTAL_METRICS = frozenset({WAITING_REQUESTS})
+
+UP, DOWN, HOLD = "up", "down", "hold"
+
+# Decision reasons (CamelCase, for status conditions and events).
+METRICS_UNAVAILABLE = "MetricsUnavailable"
+METRICS_STALE = "MetricsStale"
+NO_READY_REPLICAS = "NoReadyReplicas"
+BELOW_MIN = "BelowMinReplicas"
+ABOVE_MAX = "AboveMaxReplicas"
+SCALED_UP = "ScaledUp"
+SCALED_UP_AHEAD = "ScaledUpAhead"
+CAPPED_BY_GPUS = "CappedByGpus"
+CAPPED_BY_MAX = "CappedByMaxReplicas"
+CAPACITY_STARTING = "CapacityStarting"
+SCALED_DOWN = "ScaledDown"
+STABILIZING = "StabilizingScaleDown"
+WAITING_FOR_STARTUP = "WaitingForStartingReplicas"
+WITHIN_TARGET = "WithinTarget"
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Recent values of one metric for one deployment, oldest first, as ``(unix_time, value)``.
+
+    ``error`` is set (and ``points`` empty) when Prometheus was unreachable or returned nothing.
+    """
+
+    metric: str
+    points: tuple[tuple[float, float], ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplicaCounts:
+    """Replicas of the child Deployment: serving (ready) and ordered but not serving yet (starting)."""
+
+    ready: int
+    starting: int = 0
+
+    @property
+    def current(self) -> int:
+        """Every replica asked for: the capacity there is plus the capacity that is coming."""
+        return self.ready + self.starting
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Policy settings; times in seconds. ``max_by_gpus`` is how many replicas the cluster's GPUs hold."""
+
+    metric: str = QUEUE_COMPUTE_RATIO
+    target: float = 1.0
+    min_replicas: int = 1
+    max_replicas: int = 8
+    max_by_gpus: int | None = None
+    tolerance: float = 0.1
+    startup_s: float = 90.0
+    trend_window_s: float = 60.0
+    scale_down_window_s: float = 180.0
+    scale_down_step: int = 1
+    stale_after_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class State:
+    """What the timer remembers between calls: recent recommendations and the last change."""
+
+    history: tuple[tuple[float, int], ...] = ()
+    last_scale_time: float | None = None
+    last_direction: str = HOLD
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The replicas to ask for, why (a CamelCase reason and a sentence), and the metric it was based on."""
+
+    replicas: int
+    reason: str
+    metric_value: float | None
+    direction: str
+    message: str = field(default="")
+
+
+def decide(
+    samples: Samples, state: State, settings: Settings, now: float, *, replicas: ReplicaCounts
+) -> tuple[Decision, State]:
+    """Decide the replica count for one deployment and return it with the updated state."""
+    problem = _metrics_problem(samples, settings, now, replicas)
+    if problem is not None:
+        return _hold(replicas, problem[0], problem[1], None), state
+    value = per_replica_value(samples, settings, replicas)
+    projected = projected_value(samples, settings, value, replicas.ready)
+    recommendation = math.ceil(replicas.ready * value / settings.target)
+    state = _remember(state, now, recommendation, settings)
+    decision = _bounds_decision(replicas, settings, value)
+    if decision is None:
+        decision = _scale_up_decision(replicas, settings, value, projected)
+    if decision is None:
+        decision = _scale_down_decision(replicas, settings, value, state, now)
+    if decision.direction != HOLD:
+        state = replace(state, last_scale_time=now, last_direction=decision.direction)
+    return decision, state
+
+
+def _metrics_problem(
+    samples: Samples, settings: Settings, now: float, replicas: ReplicaCounts
+) -> tuple[str, str] | None:
+    """Why the samples cannot be used, as (reason, message), or None when they can."""
+    if samples.error is not None or not samples.points:
+        why = samples.error or "Prometheus returned no samples"
+        return METRICS_UNAVAILABLE, f"Holding replicas: metric {samples.metric} unavailable ({why})"
+    age = now - samples.points[-1][0]
+    if age > settings.stale_after_s:
+        return METRICS_STALE, f"Holding replicas: newest {samples.metric} sample is {age:.0f}s old"
+    if replicas.ready == 0:
+        return NO_READY_REPLICAS, "Holding replicas: no replica is ready to report load yet"
+    return None
+
+
+def per_replica_value(samples: Samples, settings: Settings, replicas: ReplicaCounts) -> float:
+    """The latest value as a per-replica figure comparable with the target."""
+    value = samples.points[-1][1]
+    if settings.metric in TOTAL_METRICS:
+        return value / max(replicas.ready, 1)
+    return value
+
+
+def trend_slope(points: tuple[tuple[float, float], ...], window_s: float) -> float:
+    """Least-squares slope (units per second) of the points within ``window_s`` of the newest one."""
+    if len(points) < 3:
+        return 0.0
+    recent = [(t, v) for t, v in points if t >= points[-1][0] - window_s]
+    if len(recent) < 3:
+        return 0.0
+    mean_t = sum(t for t, _ in recent) / len(recent)
+    mean_v = sum(v for _, v in recent) / len(recent)
+    spread = sum((t - mean_t) ** 2 for t, _ in recent)
+    if spread <= 0:
+        return 0.0
+    return sum((t - mean_t) * (v - mean_v) for t, v in recent) / spread
+
+
+def projected_value(samples: Samples, settings: Settings, value: float, ready: int) -> float:
+    """The per-replica value expected when a replica ordered now would serve (rising trends only)."""
+    slope = trend_slope(samples.points, settings.trend_window_s)
+    if settings.metric in TOTAL_METRICS:
+        slope = slope / max(ready, 1)
+    return value + max(0.0, slope) * settings.startup_s
+
+
+def upper_bound(settings: Settings) -> tuple[int, str]:
+    """The most replicas allowed and which limit sets it (max replicas or the cluster's GPUs)."""
+    if settings.max_by_gpus is not None and settings.max_by_gpus < settings.max_replicas:
+        return max(settings.max_by_gpus, 0), CAPPED_BY_GPUS
+    return settings.max_replicas, CAPPED_BY_MAX
+
+
+def _remember(state: State, now: float, recommendation: int, settings: Settings) -> State:
+    """Append a recommendation and drop the ones older than the scale-down window (keeping one older)."""
+    history = state.history + ((now, recommendation),)
+    cutoff = now - settings.scale_down_window_s
+    while len(history) > 1 and history[1][0] <= cutoff:
+        history = history[1:]
+    return replace(state, history=history)
+
+
+def _hold(replicas: ReplicaCounts, reason: str, message: str, value: float | None) -> Decision:
+    return Decision(replicas.current, reason, value, HOLD, message)
+
+
+def _bounds_decision(replicas: ReplicaCounts, settings: Settings, value: float) -> Decision | None:
+    """Bring a count outside min/max (or the GPU cap) back inside, whatever the metric says."""
+    upper, limit = upper_bound(settings)
+    if replicas.current < settings.min_replicas:
+        msg = f"Scaling to {settings.min_replicas}: below minReplicas"
+        return Decision(settings.min_replicas, BELOW_MIN, value, UP, msg)
+    if replicas.current > upper and upper >= settings.min_replicas:
+        why = "the cluster's GPUs hold" if limit == CAPPED_BY_GPUS else "maxReplicas allows"
+        msg = f"Scaling to {upper}: above the {upper} replicas {why}"
+        return Decision(upper, ABOVE_MAX if limit == CAPPED_BY_MAX else CAPPED_BY_GPUS, value, DOWN, msg)
+    return None
+
+
+def _scale_up_decision(
+    replicas: ReplicaCounts, settings: Settings, value: float, projected: float
+) -> Decision | None:
+    """Ask for every replica the (projected) load needs at once, counting starting ones as coming."""
+    if projected <= settings.target * (1 + settings.tolerance):
+        return None
+    need = math.ceil(replicas.ready * projected / settings.target)
+    ahead = value <= settings.target * (1 + settings.tolerance)
+    if need <= replicas.current:
+        if replicas.starting == 0:
+            return None
+        msg = f"{settings.metric}={value:.3g}: {replicas.starting} starting replica(s) cover a need of {need}"
+        return _hold(replicas, CAPACITY_STARTING, msg, value)
+    upper, limit = upper_bound(settings)
+    if replicas.current >= upper:
+        msg = f"{settings.metric}={value:.3g} needs {need} replicas but {_limit_text(limit, upper)}"
+        return _hold(replicas, limit, msg, value)
+    desired = min(need, upper)
+    reason = SCALED_UP_AHEAD if ahead else SCALED_UP
+    msg = f"{settings.metric}={value:.3g} (projected {projected:.3g}, target {settings.target:g})"
+    msg = f"{msg}: need {need}"
+    if desired < need:
+        reason, msg = limit, f"{msg}, {_limit_text(limit, upper)}"
+    return Decision(desired, reason, value, UP, msg)
+
+
+def _limit_text(limit: str, upper: int) -> str:
+    if limit == CAPPED_BY_GPUS:
+        return f"the cluster's GPUs hold only {upper}"
+    return f"maxReplicas is {upper}"
+
+
+def _scale_down_decision(
+    replicas: ReplicaCounts, settings: Settings, value: float, state: State, now: float
+) -> Decision:
+    """One step down after a window of sustained low recommendations, with nothing starting."""
+    highest = max(rec for _, rec in state.history)
+    floor = max(settings.min_replicas, highest, replicas.ready - settings.scale_down_step)
+    target_text = f"{settings.metric}={value:.3g}, target {settings.target:g}"
+    if highest >= replicas.current or floor >= replicas.current:
+        return _hold(replicas, WITHIN_TARGET, f"{target_text}: {replicas.current} replicas fit", value)
+    if replicas.starting > 0:
+        msg = f"{target_text}: not scaling down while {replicas.starting} replica(s) are starting"
+        return _hold(replicas, WAITING_FOR_STARTUP, msg, value)
+    if not _window_elapsed(state, now, settings.scale_down_window_s):
+        msg = f"{target_text}: waiting {settings.scale_down_window_s:.0f}s of low demand before scaling down"
+        return _hold(replicas, STABILIZING, msg, value)
+    desired = max(floor, replicas.current - settings.scale_down_step)
+    msg = f"{target_text}: low for {settings.scale_down_window_s:.0f}s, stepping down to {desired}"
+    return Decision(desired, SCALED_DOWN, value, DOWN, msg)
+
+
+def _window_elapsed(state: State, now: float, window_s: float) -> bool:
+    """True when recommendations cover the whole window and the last change is a window old."""
+    covered = bool(state.history) and state.history[0][0] <= now - window_s
+    quiet = state.last_scale_time is None or now - state.last_scale_time >= window_s
+    return covered and quiet

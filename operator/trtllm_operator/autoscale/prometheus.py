@@ -1,0 +1,80 @@
+"""Reading autoscaling samples from Prometheus (the I/O half of autoscale/)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from requests import RequestException
+from urllib3.util.retry import Retry
+
+from trtllm_operator.autoscale.policy import Samples
+from trtllm_operator.autoscale.queries import metric_query
+
+
+def _client(url: str, timeout_s: float) -> PrometheusConnect:
+    retry = Retry(total=1, backoff_factor=0.1, status_forcelist=[502, 503, 504])
+    return PrometheusConnect(url=url, disable_ssl=True, retry=retry, timeout=timeout_s)
+
+
+def fetch_samples(
+    url: str,
+    runtime: str,
+    metric: str,
+    selector: Mapping[str, str],
+    *,
+    window_s: float = 120.0,
+    step_s: float = 5.0,
+    timeout_s: float = 5.0,
+    now: float | None = None,
+) -> Samples:
+    """The last ``window_s`` of ``metric`` for the selected pods, or Samples with ``error`` set.
+
+    Never raises for an unreachable or empty Prometheus: the policy holds on ``error``, and the
+    message ("Prometheus at URL unreachable: ...", "... returned no series ...") goes to status.
+    """
+    query = metric_query(runtime, metric, selector)
+    end = time.time() if now is None else now
+    try:
+        result = _client(url, timeout_s).custom_query_range(
+            query,
+            start_time=datetime.fromtimestamp(end - window_s, UTC),
+            end_time=datetime.fromtimestamp(end, UTC),
+            step=f"{step_s:g}s",
+        )
+    except (RequestException, PrometheusApiClientException, ValueError) as exc:
+        return Samples(metric, error=f"Prometheus at {url} unreachable: {_short(exc)}")
+    points = _points(result)
+    if not points:
+        return Samples(metric, error=f"Prometheus at {url} returned no series for {query}")
+    return Samples(metric, points)
+
+
+def fetch_per_pod(
+    url: str,
+    runtime: str,
+    metric: str,
+    selector: Mapping[str, str],
+    *,
+    label: str = "pod",
+    timeout_s: float = 5.0,
+) -> dict[str, float]:
+    """The metric's latest value per pod (an instant query grouped by ``label``); raises when unreachable."""
+    query = metric_query(runtime, metric, selector, by=(label,))
+    result = _client(url, timeout_s).custom_query(query)
+    return {s["metric"][label]: float(s["value"][1]) for s in result if label in s["metric"]}
+
+
+def _points(result: list[dict]) -> tuple[tuple[float, float], ...]:
+    """The first series' finite values as (time, value); the queries aggregate to one series."""
+    if not result:
+        return ()
+    values = [(float(t), float(v)) for t, v in result[0].get("values", [])]
+    return tuple((t, v) for t, v in values if v == v and abs(v) != float("inf"))
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
