@@ -1,0 +1,346 @@
+"""Pydantic models of the LLMDeployment and LLMEngine specs (camelCase on the wire, snake_case in Python)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from trtllm_operator.spec.toolchains import load_toolchains, toolchain_names
+
+Backend = Literal["tensorrt", "pytorch"]
+Dtype = Literal["float16", "bfloat16", "float32"]
+WeightQuantization = Literal["none", "int8_wo", "int4_wo", "int4_awq", "w4a8_awq", "int8_sq", "fp8", "nvfp4"]
+KvCacheQuantization = Literal["none", "int8", "fp8"]
+Runtime = Literal["triton", "trtllm-serve"]
+ScalingMetric = Literal["queueComputeRatio", "waitingRequests", "kvCacheUtilization"]
+PluginSetting = Literal["auto", "float16", "bfloat16", "float32", "disable"]
+
+# Weight formats the PyTorch backend loads (ModelOpt checkpoints); the rest need the engine workflow.
+PYTORCH_WEIGHT_QUANTIZATIONS = ("none", "fp8", "nvfp4", "int4_awq", "w4a8_awq")
+LORA_TARGET_MODULES: tuple[str, ...] = tuple(
+    sorted({m for tc in load_toolchains().values() for m in tc.lora_target_modules})
+)
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def _known_toolchain(name: str) -> str:
+    if name not in load_toolchains():
+        raise ValueError(f"unknown toolchain {name!r}; known: {', '.join(toolchain_names())}")
+    return name
+
+
+def _known_lora_module(name: str) -> str:
+    if name not in LORA_TARGET_MODULES:
+        raise ValueError(f"unknown LoRA target module {name!r}; known: {', '.join(LORA_TARGET_MODULES)}")
+    return name
+
+
+ToolchainName = Annotated[
+    str, AfterValidator(_known_toolchain), Field(json_schema_extra={"enum": toolchain_names()})
+]
+LoraTargetModule = Annotated[
+    str, AfterValidator(_known_lora_module), Field(json_schema_extra={"enum": list(LORA_TARGET_MODULES)})
+]
+
+
+class SpecModel(BaseModel):
+    """Base of every CRD model: camelCase aliases, unknown fields rejected, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, protected_namespaces=()
+    )
+
+
+def source_field(description: str) -> Any:
+    """A model or adapter source field: hf://<org>/<repo> or pvc://<claim>/<path>."""
+    return Field(min_length=6, max_length=512, description=description)
+
+
+class SecretRef(SpecModel):
+    """A Secret in the same namespace holding a Hugging Face token."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+    key: str = Field(
+        "HF_TOKEN", min_length=1, max_length=253, description="Key in the Secret holding the token."
+    )
+
+
+class ModelSpec(SpecModel):
+    """Where the model's weights come from."""
+
+    source: str = source_field(
+        "Model checkpoint: hf://<org>/<repo> (Hugging Face Hub) or pvc://<claim>/<path> (a PVC in this "
+        "namespace holding a Hugging Face checkpoint directory)."
+    )
+    revision: str = Field(
+        "main",
+        min_length=1,
+        max_length=255,
+        description="Branch, tag or commit of an hf:// source; resolved to a commit by the fetch step.",
+    )
+    tokenizer: str | None = Field(
+        None,
+        min_length=6,
+        max_length=512,
+        description="Tokenizer source (hf:// or pvc://); defaults to the model source.",
+    )
+    secret_ref: SecretRef | None = Field(
+        None, description="Secret with a Hugging Face token, for gated models."
+    )
+
+
+class QuantizationSpec(SpecModel):
+    """Quantization of weights and KV cache, applied when the checkpoint is converted (never later)."""
+
+    weights: WeightQuantization = Field(
+        "none",
+        description="Weight quantization: none, int8_wo / int4_wo (weight-only), int4_awq (W4A16 AWQ), "
+        "w4a8_awq, int8_sq (SmoothQuant), fp8 (compute >= 8.9), nvfp4 (compute >= 10.0). "
+        "Backend pytorch supports none, fp8, nvfp4, int4_awq and w4a8_awq (ModelOpt formats).",
+    )
+    kv_cache: KvCacheQuantization = Field(
+        "none",
+        description="KV-cache quantization: none, int8 (backend tensorrt only) or fp8 (compute >= 8.9).",
+    )
+    calib_size: int = Field(
+        512, ge=1, le=4096, description="Calibration samples for AWQ, SmoothQuant, FP8, int8 KV."
+    )
+    per_group: bool = Field(
+        False, description="Per-group scaling for int4 weight-only quantization (--per_group)."
+    )
+
+
+class ParallelismSpec(SpecModel):
+    """How many GPUs one replica spans; tensor x pipeline GPUs per replica."""
+
+    tensor: int = Field(1, ge=1, le=64, description="Tensor-parallel size (GPUs each layer is split across).")
+    pipeline: int = Field(1, ge=1, le=64, description="Pipeline-parallel size (stages of layers).")
+
+
+class LimitsSpec(SpecModel):
+    """Shape limits compiled into the engine (or passed to trtllm-serve)."""
+
+    max_batch_size: int = Field(16, ge=1, le=4096, description="Largest number of requests in one batch.")
+    max_input_len: int = Field(2048, ge=1, le=1048576, description="Longest prompt in tokens; <= maxSeqLen.")
+    max_seq_len: int = Field(4096, ge=1, le=1048576, description="Longest prompt plus output in tokens.")
+    max_num_tokens: int = Field(
+        8192,
+        ge=1,
+        le=1048576,
+        description="Most tokens in one batched step; >= maxInputLen unless enableChunkedContext is true.",
+    )
+    max_beam_width: int = Field(1, ge=1, le=64, description="Largest beam width for beam search (1 = none).")
+    enable_chunked_context: bool = Field(
+        False, description="Split long prompts into chunks (paged context FMHA / chunked prefill)."
+    )
+
+
+class PluginsSpec(SpecModel):
+    """trtllm-build plugin settings (backend tensorrt)."""
+
+    gpt_attention: PluginSetting = Field("auto", description="--gpt_attention_plugin.")
+    gemm: PluginSetting = Field("auto", description="--gemm_plugin.")
+
+
+class LoraSpec(SpecModel):
+    """LoRA support compiled into the engine; needed before any adapter can be served."""
+
+    max_rank: int = Field(8, ge=1, le=1024, description="Largest adapter rank the engine accepts.")
+    target_modules: list[LoraTargetModule] = Field(
+        default=["attn_q", "attn_k", "attn_v", "attn_dense", "mlp_h_to_4h", "mlp_4h_to_h", "mlp_gate"],
+        min_length=1,
+        max_length=32,
+        description="Modules the adapters were trained on, in TensorRT-LLM names (trtllm-build "
+        "--lora_target_modules), e.g. attn_q attn_k attn_v attn_dense mlp_h_to_4h mlp_4h_to_h mlp_gate.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class GpuSpec(SpecModel):
+    """The GPU model to build and serve on."""
+
+    product: str | None = Field(
+        None,
+        max_length=128,
+        description="GPU product as labelled by GPU Feature Discovery (nvidia.com/gpu.product), e.g. "
+        "NVIDIA-H100-80GB-HBM3; chosen from the cluster's GPU nodes when absent.",
+    )
+
+
+class EngineSpec(SpecModel):
+    """Build inputs: every field here changes the engine's bytes, so a change builds a new engine."""
+
+    backend: Backend = Field(
+        "tensorrt",
+        description="tensorrt: convert + trtllm-build an engine; pytorch: serve the checkpoint as is.",
+    )
+    toolchain: ToolchainName = Field(
+        "trtllm-1.0", description="Toolchain profile (images, TensorRT-LLM version)."
+    )
+    dtype: Dtype = Field(
+        "float16", description="Data type of weights and activations that are not quantized."
+    )
+    quantization: QuantizationSpec = Field(
+        default_factory=QuantizationSpec, description=QuantizationSpec.__doc__
+    )
+    parallelism: ParallelismSpec = Field(default_factory=ParallelismSpec, description=ParallelismSpec.__doc__)
+    limits: LimitsSpec = Field(default_factory=LimitsSpec, description=LimitsSpec.__doc__)
+    plugins: PluginsSpec = Field(default_factory=PluginsSpec, description=PluginsSpec.__doc__)
+    lora: LoraSpec | None = Field(None, description="LoRA build settings; required when adapters are listed.")
+    gpu: GpuSpec = Field(default_factory=GpuSpec, description=GpuSpec.__doc__)
+    build_resources: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Resource requirements ({requests, limits}) of the build Job's container; builds "
+        "need far more host memory than serving. GPUs are added by the operator.",
+    )
+
+
+class InstanceCounts(SpecModel):
+    """Instances of Triton's Python models per replica."""
+
+    preprocessing: int = Field(1, ge=1, le=64, description="Tokenizer model instances.")
+    postprocessing: int = Field(1, ge=1, le=64, description="Detokenizer model instances.")
+    bls: int = Field(1, ge=1, le=64, description="tensorrt_llm_bls model instances.")
+
+
+class ServingSpec(SpecModel):
+    """Run-time settings: changing these rolls the pods but never rebuilds the engine."""
+
+    runtime: Runtime = Field("triton", description="triton (engine + Triton) or trtllm-serve (OpenAI API).")
+    replicas: int = Field(
+        1, ge=0, le=1024, description="Replicas when autoscaling is off; /scale writes here."
+    )
+    streaming: bool = Field(True, description="Stream tokens (Triton decoupled mode).")
+    kv_cache_free_gpu_mem_fraction: float = Field(
+        0.9, gt=0, le=1, description="Fraction of free GPU memory for the KV cache, in (0, 1]."
+    )
+    max_queue_delay_microseconds: int = Field(
+        0, ge=0, le=60000000, description="Triton dynamic batcher delay."
+    )
+    max_queue_size: int = Field(0, ge=0, le=1000000, description="Triton queue limit (0 = unlimited).")
+    triton_max_batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="Triton max_batch_size; defaults to engine.limits.maxBatchSize, never above.",
+    )
+    instance_counts: InstanceCounts = Field(
+        default_factory=InstanceCounts, description=InstanceCounts.__doc__
+    )
+    extra_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="trtllm-serve extra_llm_api_options (e.g. cuda_graph_config, moe_config, "
+        "enable_attention_dp).",
+    )
+    resources: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Resource requirements ({requests, limits}) of the serving container; GPUs are added by "
+        "the operator (tensor x pipeline).",
+    )
+
+
+class AdapterSpec(SpecModel):
+    """One LoRA adapter, converted once and served by task id."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL, description="Adapter name (DNS label).")
+    task_id: int = Field(ge=0, le=2147483647, description="lora_task_id clients send to select this adapter.")
+    source: str = source_field("Adapter checkpoint: hf://<org>/<repo> or pvc://<claim>/<path>.")
+
+
+class PrometheusSpec(SpecModel):
+    """Where the autoscaler reads metrics."""
+
+    url: str = Field(
+        min_length=8, max_length=2048, description="Prometheus base URL, e.g. http://prometheus:9090."
+    )
+
+
+class AutoscalingSpec(SpecModel):
+    """Scaling on LLM signals read from Prometheus."""
+
+    enabled: bool = Field(False, description="Let the operator scale replicas from Prometheus.")
+    min_replicas: int = Field(1, ge=1, le=1024, description="Fewest replicas; <= maxReplicas.")
+    max_replicas: int = Field(4, ge=1, le=1024, description="Most replicas.")
+    metric: ScalingMetric = Field(
+        "queueComputeRatio",
+        description="queueComputeRatio (Triton queue time / compute time), waitingRequests or "
+        "kvCacheUtilization.",
+    )
+    target: float = Field(
+        1.0, gt=0, le=1000000, description="Target value per replica (kvCacheUtilization: <= 1)."
+    )
+    scale_down_stabilization_seconds: int = Field(
+        300, ge=0, le=86400, description="How long a lower recommendation must hold before scaling down."
+    )
+    prometheus: PrometheusSpec | None = Field(None, description="Prometheus to query; required when enabled.")
+
+
+class StorageSpec(SpecModel):
+    """The shared cache volume for models, engines and adapters."""
+
+    claim_name: str | None = Field(
+        None, max_length=253, description="Existing PVC to use; the operator creates one when absent."
+    )
+    size: str = Field(
+        "500Gi",
+        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$",
+        description="Size of the PVC the operator creates.",
+    )
+    storage_class_name: str | None = Field(
+        None, max_length=253, description="StorageClass of the created PVC."
+    )
+    retain_engines: bool = Field(False, description="Keep engine files when their LLMEngine is deleted.")
+
+
+class LLMDeploymentSpec(SpecModel):
+    """What the user asks for: a model, how to build it, how to serve and scale it."""
+
+    model: ModelSpec = Field(description=ModelSpec.__doc__)
+    engine: EngineSpec = Field(default_factory=EngineSpec, description=EngineSpec.__doc__)
+    serving: ServingSpec = Field(default_factory=ServingSpec, description=ServingSpec.__doc__)
+    adapters: list[AdapterSpec] = Field(
+        default_factory=list, max_length=64, description="LoRA adapters; needs engine.lora."
+    )
+    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec, description=AutoscalingSpec.__doc__)
+    storage: StorageSpec = Field(default_factory=StorageSpec, description=StorageSpec.__doc__)
+
+
+class EngineModel(SpecModel):
+    """The checkpoint an engine is built from."""
+
+    source: str = source_field("Model checkpoint: hf://<org>/<repo> or pvc://<claim>/<path>.")
+    revision: str = Field(
+        min_length=1, max_length=255, description="Revision built (a commit once resolved)."
+    )
+
+
+class EngineToolchain(SpecModel):
+    """The toolchain that builds the engine, pinned by image and version."""
+
+    name: ToolchainName = Field(description="Toolchain profile name.")
+    trtllm_version: str = Field(max_length=64, description="TensorRT-LLM version of the build image.")
+    image: str = Field(max_length=512, description="Build image reference.")
+
+
+class EngineGpu(SpecModel):
+    """The GPU model the engine is built for."""
+
+    product: str = Field(max_length=128, description="GPU product (nvidia.com/gpu.product).")
+    compute_capability: str = Field(pattern=r"^[0-9]+\.[0-9]+$", description="Compute capability, e.g. 9.0.")
+
+
+class LLMEngineSpec(SpecModel):
+    """Build inputs of one engine; immutable, a change makes a new engine."""
+
+    model: EngineModel = Field(description=EngineModel.__doc__)
+    backend: Backend = Field(description="tensorrt (trtllm-build) or pytorch (checkpoint as is).")
+    toolchain: EngineToolchain = Field(description=EngineToolchain.__doc__)
+    dtype: Dtype = Field(description="Data type of weights and activations that are not quantized.")
+    quantization: QuantizationSpec = Field(description=QuantizationSpec.__doc__)
+    parallelism: ParallelismSpec = Field(description=ParallelismSpec.__doc__)
+    limits: LimitsSpec = Field(description=LimitsSpec.__doc__)
+    plugins: PluginsSpec = Field(description=PluginsSpec.__doc__)
+    lora: LoraSpec | None = Field(None, description="LoRA build settings.")
+    gpu: EngineGpu = Field(description=EngineGpu.__doc__)

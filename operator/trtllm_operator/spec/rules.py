@@ -1,0 +1,277 @@
+"""Cross-field rules, each written once as CEL (for the API server) and as Python (for the operator)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from trtllm_operator.spec.models import (
+    PYTORCH_WEIGHT_QUANTIZATIONS,
+    AdapterSpec,
+    AutoscalingSpec,
+    EngineModel,
+    EngineSpec,
+    LimitsSpec,
+    LLMDeploymentSpec,
+    ModelSpec,
+    ParallelismSpec,
+    SpecModel,
+)
+from trtllm_operator.spec.toolchains import toolchains_with
+
+HF_SOURCE = r"^hf://[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
+PVC_SOURCE = r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/.*)?$"
+POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One validation rule: where it applies, its CEL text, its message and the same check in Python.
+
+    `scope` is the model whose schema carries the rule; with `field` set, the rule sits on that property
+    (CEL `self` is the property's value), otherwise on the object. `check` receives the same value as
+    CEL's `self`, as camelCase JSON data with absent optional fields left out.
+    """
+
+    scope: type[SpecModel]
+    cel: str
+    message: str
+    check: Callable[[Any], bool]
+    field: str | None = None
+    field_path: str | None = None
+
+    def as_cel(self) -> dict[str, str]:
+        """The rule as one x-kubernetes-validations entry."""
+        entry = {"rule": self.cel, "message": self.message}
+        if self.field_path:
+            entry["fieldPath"] = self.field_path
+        return entry
+
+
+def _cel_list(items: list[str] | tuple[Any, ...]) -> str:
+    return "[" + ", ".join(repr(i) if isinstance(i, str) else str(i) for i in items) + "]"
+
+
+def _is_source(value: str) -> bool:
+    return bool(re.match(HF_SOURCE, value) or re.match(PVC_SOURCE, value))
+
+
+def _unique(items: list[dict[str, Any]], key: str) -> bool:
+    values = [item[key] for item in items]
+    return len(values) == len(set(values))
+
+
+SOURCE_MESSAGE = (
+    "must be hf://<org>/<repo> (a Hugging Face repository) or pvc://<claim>/<path> (a PVC in this "
+    "namespace); no other scheme is supported"
+)
+
+
+def source_rule(scope: type[SpecModel], field: str) -> Rule:
+    """The source-scheme rule for one string field."""
+    return Rule(
+        scope,
+        f"self.matches('{HF_SOURCE}') || self.matches('{PVC_SOURCE}')",
+        SOURCE_MESSAGE,
+        _is_source,
+        field=field,
+    )
+
+
+STATIC_RULES: list[Rule] = [
+    source_rule(ModelSpec, "source"),
+    source_rule(ModelSpec, "tokenizer"),
+    source_rule(AdapterSpec, "source"),
+    source_rule(EngineModel, "source"),
+    Rule(
+        LimitsSpec,
+        "self.maxInputLen <= self.maxSeqLen",
+        "maxInputLen must be <= maxSeqLen: the prompt has to fit in the sequence (prompt + output)",
+        lambda s: s["maxInputLen"] <= s["maxSeqLen"],
+        field_path=".maxInputLen",
+    ),
+    Rule(
+        LimitsSpec,
+        "self.enableChunkedContext || self.maxNumTokens >= self.maxInputLen",
+        "maxNumTokens must be >= maxInputLen unless enableChunkedContext is true (a whole prompt must fit "
+        "in one batched step)",
+        lambda s: s["enableChunkedContext"] or s["maxNumTokens"] >= s["maxInputLen"],
+        field_path=".maxNumTokens",
+    ),
+    Rule(
+        ParallelismSpec,
+        f"self.tensor * self.pipeline in {_cel_list(POWERS_OF_TWO)}",
+        "tensor x pipeline must be a power of two and at most 64 (1, 2, 4, 8, 16, 32 or 64 GPUs per replica)",
+        lambda s: s["tensor"] * s["pipeline"] in POWERS_OF_TWO,
+        field_path=".tensor",
+    ),
+    Rule(
+        EngineSpec,
+        "self.quantization.weights == 'none' || self.dtype != 'float32'",
+        "quantization.weights other than none needs dtype float16 or bfloat16 (quantized kernels have no "
+        "float32 path)",
+        lambda s: s["quantization"]["weights"] == "none" or s["dtype"] != "float32",
+        field_path=".quantization.weights",
+    ),
+    Rule(
+        EngineSpec,
+        "self.backend != 'pytorch' || self.quantization.weights in "
+        + _cel_list(PYTORCH_WEIGHT_QUANTIZATIONS),
+        "backend pytorch supports quantization.weights none, fp8, nvfp4, int4_awq or w4a8_awq (ModelOpt "
+        "formats); int8_wo, int4_wo and int8_sq need backend tensorrt",
+        lambda s: s["backend"] != "pytorch" or s["quantization"]["weights"] in PYTORCH_WEIGHT_QUANTIZATIONS,
+        field_path=".quantization.weights",
+    ),
+    Rule(
+        EngineSpec,
+        "self.backend != 'pytorch' || self.quantization.kvCache != 'int8'",
+        "backend pytorch supports quantization.kvCache none or fp8; int8 needs backend tensorrt",
+        lambda s: s["backend"] != "pytorch" or s["quantization"]["kvCache"] != "int8",
+        field_path=".quantization.kvCache",
+    ),
+    Rule(
+        LLMDeploymentSpec,
+        "size(self.adapters) == 0 || has(self.engine.lora)",
+        "adapters need engine.lora (maxRank, targetModules): the engine must be built with LoRA support",
+        lambda s: not s["adapters"] or "lora" in s["engine"],
+        field_path=".adapters",
+    ),
+    Rule(
+        LLMDeploymentSpec,
+        "self.all(a, self.exists_one(b, b.taskId == a.taskId))",
+        "adapters[].taskId must be unique: each adapter needs its own task id",
+        lambda s: _unique(s, "taskId"),
+        field="adapters",
+    ),
+    Rule(
+        LLMDeploymentSpec,
+        "self.all(a, self.exists_one(b, b.name == a.name))",
+        "adapters[].name must be unique",
+        lambda s: _unique(s, "name"),
+        field="adapters",
+    ),
+    Rule(
+        LLMDeploymentSpec,
+        "self.serving.runtime != 'triton' || self.engine.backend == 'tensorrt'",
+        "serving.runtime triton serves TensorRT engines and needs engine.backend tensorrt; use runtime "
+        "trtllm-serve for backend pytorch",
+        lambda s: s["serving"]["runtime"] != "triton" or s["engine"]["backend"] == "tensorrt",
+        field_path=".serving.runtime",
+    ),
+    Rule(
+        LLMDeploymentSpec,
+        "!has(self.serving.tritonMaxBatchSize) "
+        "|| self.serving.tritonMaxBatchSize <= self.engine.limits.maxBatchSize",
+        "serving.tritonMaxBatchSize must be <= engine.limits.maxBatchSize (the engine cannot batch more)",
+        lambda s: s["serving"].get("tritonMaxBatchSize", 0) <= s["engine"]["limits"]["maxBatchSize"],
+        field_path=".serving.tritonMaxBatchSize",
+    ),
+    Rule(
+        AutoscalingSpec,
+        "self.minReplicas <= self.maxReplicas",
+        "minReplicas must be <= maxReplicas",
+        lambda s: s["minReplicas"] <= s["maxReplicas"],
+        field_path=".minReplicas",
+    ),
+    Rule(
+        AutoscalingSpec,
+        "!self.enabled || has(self.prometheus)",
+        "enabled autoscaling needs prometheus.url: the operator scales from Prometheus metrics",
+        lambda s: not s["enabled"] or "prometheus" in s,
+        field_path=".enabled",
+    ),
+    Rule(
+        AutoscalingSpec,
+        "self.metric != 'kvCacheUtilization' || self.target <= 1.0",
+        "target for metric kvCacheUtilization is a fraction of the KV cache, in (0, 1]",
+        lambda s: s["metric"] != "kvCacheUtilization" or s["target"] <= 1.0,
+        field_path=".target",
+    ),
+]
+
+
+def _capability_rule(
+    scope: type[SpecModel],
+    when_cel: str,
+    when: Callable[[Any], bool],
+    toolchain_of: str,
+    capability: str,
+    message: str,
+    field_path: str,
+) -> Rule:
+    names = toolchains_with(capability)
+    path = toolchain_of.split(".")
+
+    def check(data: Any) -> bool:
+        value = data
+        for part in path:
+            value = value[part]
+        return not when(data) or value in names
+
+    text = message.format(names=", ".join(names) or "none")
+    return Rule(
+        scope,
+        f"!({when_cel}) || self.{toolchain_of} in {_cel_list(names)}",
+        text,
+        check,
+        field_path=field_path,
+    )
+
+
+def toolchain_rules() -> list[Rule]:
+    """Rules generated from the toolchain profiles: which backend/runtime/LoRA each toolchain can do."""
+    return [
+        _capability_rule(
+            EngineSpec,
+            "self.backend == 'tensorrt'",
+            lambda s: s["backend"] == "tensorrt",
+            "toolchain",
+            "engine_build",
+            "backend tensorrt needs a toolchain that builds engines ({names}); "
+            "newer toolchains serve with backend pytorch only",
+            ".backend",
+        ),
+        _capability_rule(
+            EngineSpec,
+            "self.backend == 'pytorch'",
+            lambda s: s["backend"] == "pytorch",
+            "toolchain",
+            "pytorch_backend",
+            "backend pytorch needs a toolchain with the PyTorch backend ({names})",
+            ".backend",
+        ),
+        _capability_rule(
+            LLMDeploymentSpec,
+            "self.serving.runtime == 'triton'",
+            lambda s: s["serving"]["runtime"] == "triton",
+            "engine.toolchain",
+            "triton_runtime",
+            "serving.runtime triton needs a toolchain with a Triton image ({names})",
+            ".serving.runtime",
+        ),
+        _capability_rule(
+            LLMDeploymentSpec,
+            "self.serving.runtime == 'trtllm-serve'",
+            lambda s: s["serving"]["runtime"] == "trtllm-serve",
+            "engine.toolchain",
+            "trtllm_serve_runtime",
+            "serving.runtime trtllm-serve needs a toolchain with trtllm-serve ({names})",
+            ".serving.runtime",
+        ),
+        _capability_rule(
+            LLMDeploymentSpec,
+            "has(self.engine.lora)",
+            lambda s: "lora" in s["engine"],
+            "engine.toolchain",
+            "lora",
+            "engine.lora needs a toolchain with LoRA support ({names})",
+            ".engine.lora",
+        ),
+    ]
+
+
+def all_rules() -> list[Rule]:
+    """Every cross-field rule, static and toolchain-generated."""
+    return STATIC_RULES + toolchain_rules()

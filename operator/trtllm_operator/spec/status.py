@@ -1,0 +1,108 @@
+"""Pydantic models of the LLMDeployment and LLMEngine status (written by the operator only)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from trtllm_operator.spec.models import SpecModel
+
+DeploymentPhase = Literal["Pending", "Fetching", "Building", "Deploying", "Ready", "Degraded", "Failed"]
+EnginePhase = Literal["Pending", "Fetching", "Building", "Ready", "Failed"]
+
+
+class Condition(SpecModel):
+    """One observation, in the Kubernetes condition shape."""
+
+    type: str = Field(max_length=316, description="EngineReady, Available, Progressing, Ready or Degraded.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field("", max_length=1024, description="CamelCase reason for the last transition.")
+    message: str = Field("", max_length=32768, description="Human-readable detail.")
+    observed_generation: int | None = Field(
+        None, ge=0, description="metadata.generation this was computed for."
+    )
+    last_transition_time: str | None = Field(
+        None, description="When status last changed (RFC 3339).", json_schema_extra={"format": "date-time"}
+    )
+
+
+def conditions_field() -> Any:
+    """Field of conditions keyed by type (one entry per type)."""
+    return Field(
+        default_factory=list,
+        max_length=32,
+        description="Current conditions, one per type.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+class EngineRef(SpecModel):
+    """The engine a deployment serves (or is building)."""
+
+    name: str = Field("", description="LLMEngine name.")
+    key: str = Field("", description="Engine key: sha256 of the build inputs.")
+    gpu: str = Field("", description="GPU product the engine is built for.")
+    reused: bool = Field(False, description="True when another deployment had already built this engine.")
+
+
+class Endpoint(SpecModel):
+    """One way to reach the served model."""
+
+    name: str = Field(description="Port name, e.g. http, grpc, metrics, openai.")
+    host: str = Field(description="Service DNS name.")
+    port: int = Field(ge=1, le=65535, description="Port number.")
+    protocol: str = Field("", description="What speaks on this port, e.g. triton-http, openai.")
+
+
+class AutoscalingStatus(SpecModel):
+    """What the autoscaler saw and decided last."""
+
+    last_metric: float | None = Field(None, description="Last value of the scaling metric.")
+    last_decision: str = Field("", description="Last decision, e.g. scale-up 2->3, hold.")
+    reason: str = Field("", description="Why the autoscaler decided so.")
+    last_scale_time: str | None = Field(
+        None, description="When replicas last changed (RFC 3339).", json_schema_extra={"format": "date-time"}
+    )
+
+
+class LLMDeploymentStatus(SpecModel):
+    """Observed state of an LLMDeployment."""
+
+    phase: DeploymentPhase = Field(
+        "Pending", description="Pending, Fetching, Building, Deploying, Ready, Degraded, Failed."
+    )
+    observed_generation: int | None = Field(None, ge=0, description="metadata.generation last acted on.")
+    conditions: list[Condition] = conditions_field()
+    engine: EngineRef | None = Field(None, description=EngineRef.__doc__)
+    replicas: int = Field(0, ge=0, description="Pods of the serving Deployment (for /scale).")
+    ready_replicas: int = Field(0, ge=0, description="Pods ready to serve.")
+    desired_replicas: int = Field(0, ge=0, description="Replicas the operator wants (spec or autoscaler).")
+    ready: str = Field("", description="readyReplicas/desiredReplicas, e.g. 1/2 (printer column).")
+    selector: str = Field("", description="Label selector of the serving pods (for /scale).")
+    endpoints: list[Endpoint] = Field(default_factory=list, description="Service DNS names and ports.")
+    autoscaling: AutoscalingStatus | None = Field(None, description=AutoscalingStatus.__doc__)
+
+
+class LLMEngineStatus(SpecModel):
+    """Observed state of an LLMEngine."""
+
+    phase: EnginePhase = Field("Pending", description="Pending, Fetching, Building, Ready or Failed.")
+    observed_generation: int | None = Field(None, ge=0, description="metadata.generation last acted on.")
+    conditions: list[Condition] = conditions_field()
+    path: str = Field("", description="Directory of the engine on the cache volume, e.g. /engines/<key>.")
+    size_bytes: int | None = Field(None, ge=0, description="Size of the engine files in bytes.")
+    size: str = Field("", description="Size for humans, e.g. 3.9Gi (printer column).")
+    build_seconds: float | None = Field(None, ge=0, description="Duration of the build.")
+    toolchain: str = Field("", description="Toolchain profile that built the engine.")
+    trtllm_version: str = Field("", description="TensorRT-LLM version that built the engine.")
+    gpu: str = Field("", description="GPU product the engine is built for.")
+    precision: str = Field(
+        "", description='Precision summary, e.g. "fp16 w:int4_awq kv:int8" (printer column).'
+    )
+    parallelism: str = Field("", description='tensor x pipeline, e.g. "1x1" (printer column).')
+    users: int = Field(0, ge=0, description="LLMDeployments using this engine (printer column).")
+    jobs: list[str] = Field(default_factory=list, description="Names of the Jobs that fetched and built it.")
+    resolved_revision: str = Field("", description="Commit the model revision resolved to.")
+    error: str = Field("", description="Why the build failed, when it did.")
+    log_tail: str = Field("", description="Last lines of the build log.")

@@ -1,0 +1,96 @@
+"""Toolchain profiles: which NVIDIA images, TensorRT-LLM version, capabilities and script paths to use."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+DATA_FILE = "toolchains.yaml"
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class ToolchainImages(_Data):
+    """Container images of one toolchain; None where the line has no such image."""
+
+    triton: str | None = Field(description="Triton server image with the TensorRT-LLM backend.")
+    release: str = Field(description="TensorRT-LLM release image (trtllm-serve).")
+    build: str = Field(description="Image that runs fetch, convert, quantize and trtllm-build.")
+
+
+class ToolchainCapabilities(_Data):
+    """What a toolchain can do."""
+
+    engine_build: bool = Field(description="Has convert_checkpoint.py and trtllm-build (TensorRT engines).")
+    pytorch_backend: bool = Field(description="Serves Hugging Face checkpoints with the PyTorch backend.")
+    triton_runtime: bool = Field(description="Has a Triton image with the tensorrtllm backend.")
+    trtllm_serve_runtime: bool = Field(description="Has trtllm-serve.")
+    lora: bool = Field(description="Supports LoRA adapters.")
+
+
+class ToolchainScripts(_Data):
+    """Paths of NVIDIA's scripts inside the toolchain's images."""
+
+    convert_checkpoint: dict[str, str] = Field(description="convert_checkpoint.py per model family.")
+    quantize: str | None = Field(description="examples/quantization/quantize.py (ModelOpt).")
+    hf_lora_convert: str | None = Field(description="hf_lora_convert.py (HF adapter -> .npy).")
+    triton_skeleton: str | None = Field(description="Triton skeleton model repository.")
+    fill_template: str | None = Field(description="Triton's tools/fill_template.py.")
+    launcher: str | None = Field(description="Triton's scripts/launch_triton_server.py.")
+
+
+class ToolchainPorts(_Data):
+    """Default ports of the servers in a toolchain's images."""
+
+    http: int = Field(description="Triton HTTP port.")
+    grpc: int = Field(description="Triton gRPC port.")
+    metrics: int = Field(description="Triton metrics port.")
+    serve: int = Field(description="trtllm-serve port (OpenAI API, /health, /prometheus/metrics).")
+
+
+class Toolchain(_Data):
+    """One named toolchain profile."""
+
+    name: str = Field(description="Profile name, e.g. trtllm-1.0.")
+    trtllm_version: str = Field(description="TensorRT-LLM version inside the images.")
+    images: ToolchainImages
+    capabilities: ToolchainCapabilities
+    scripts: ToolchainScripts
+    ports: ToolchainPorts
+    lora_target_modules: tuple[str, ...] = Field(description="Modules trtllm-build accepts for LoRA.")
+
+    def convert_script(self, family: str) -> str | None:
+        """The convert_checkpoint.py path for a model family (llama, gpt, qwen, ...), or None."""
+        return self.scripts.convert_checkpoint.get(family)
+
+
+@cache
+def load_toolchains() -> dict[str, Toolchain]:
+    """All toolchain profiles by name, read once from the packaged toolchains.yaml."""
+    text = resources.files(__package__).joinpath(DATA_FILE).read_text(encoding="utf-8")
+    raw = yaml.safe_load(text)
+    return {name: Toolchain.model_validate({"name": name, **body}) for name, body in raw.items()}
+
+
+def toolchain(name: str) -> Toolchain:
+    """The toolchain profile called `name`; KeyError naming the known profiles when there is none."""
+    profiles = load_toolchains()
+    if name not in profiles:
+        raise KeyError(f"unknown toolchain {name!r}; known: {', '.join(sorted(profiles))}")
+    return profiles[name]
+
+
+def toolchain_names() -> list[str]:
+    """Names of all toolchain profiles, sorted."""
+    return sorted(load_toolchains())
+
+
+def toolchains_with(capability: str) -> list[str]:
+    """Sorted names of the toolchains whose capability (snake_case field name) is true."""
+    return sorted(name for name, tc in load_toolchains().items() if getattr(tc.capabilities, capability))
