@@ -1,0 +1,190 @@
+"""Strict filler for Triton's model-repository skeleton (replaces fill_template.py).
+
+    python3 triton_repo.py --skeleton /app/all_models/inflight_batcher_llm --params params.json --out /models
+    python3 triton_repo.py --skeleton /app/all_models/inflight_batcher_llm --list
+
+Every ${name} in every config.pbtxt must get a value from params.json; a param no placeholder uses is an
+error; a JSON null keeps the literal ${name} (the C++ backend reads that as "not set"), allowed only inside a
+quoted string_value. Values inside quotes are escaped for protobuf text format; values outside quotes
+(max_batch_size, data_type, decoupled, counts) must be plain tokens. --out is rebuilt from scratch on every
+run (temp dir + rename).
+Standalone on purpose: the serving pod's init container needs only this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+BARE_TOKEN = re.compile(r"^-?[A-Za-z0-9_.]+$")
+CONFIG = "config.pbtxt"
+
+
+class FillError(ValueError):
+    """The params and the skeleton disagree; the message lists every problem."""
+
+
+def _in_quotes(text: str, position: int) -> bool:
+    """True when position sits inside a double-quoted string on its line."""
+    line_start = text.rfind("\n", 0, position) + 1
+    quotes, index = 0, line_start
+    while index < position:
+        char = text[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == '"':
+            quotes += 1
+        elif char == "#" and quotes % 2 == 0:
+            return False
+        index += 1
+    return quotes % 2 == 1
+
+
+def find_placeholders(skeleton: Path) -> dict[str, dict[str, bool]]:
+    """{config path relative to skeleton: {placeholder: True when every use is inside quotes}}."""
+    found: dict[str, dict[str, bool]] = {}
+    for path in sorted(skeleton.rglob(CONFIG)):
+        text = path.read_text()
+        names: dict[str, bool] = {}
+        for match in PLACEHOLDER.finditer(text):
+            quoted = _in_quotes(text, match.start())
+            names[match.group(1)] = names.get(match.group(1), True) and quoted
+        found[str(path.relative_to(skeleton))] = names
+    return found
+
+
+def format_value(value: Any) -> str:
+    """Render one param: booleans true/false, numbers in decimal, lists joined by commas, strings as is."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if value == value and abs(value) != float("inf") else _bad(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ",".join(format_value(item) for item in value)
+    return _bad(value)
+
+
+def _bad(value: Any) -> str:
+    raise FillError(f"cannot render {value!r} ({type(value).__name__}) as a config value")
+
+
+def escape(text: str) -> str:
+    """Escape for a double-quoted protobuf text-format string."""
+    return (
+        text.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
+
+
+def check(found: dict[str, dict[str, bool]], params: dict[str, Any]) -> None:
+    """Raise FillError listing every missing placeholder, unused param and null that cannot stay unset."""
+    problems = []
+    for file, names in found.items():
+        missing = sorted(name for name in names if name not in params)
+        if missing:
+            problems.append(f"{file}: no value for {', '.join(missing)}")
+        structural = sorted(
+            name for name, quoted in names.items() if params.get(name, 0) is None and not quoted
+        )
+        if structural:
+            problems.append(f"{file}: {', '.join(structural)} cannot be null (used outside a quoted string)")
+    used = {name for names in found.values() for name in names}
+    unknown = sorted(set(params) - used)
+    if unknown:
+        problems.append(f"params with no placeholder in any {CONFIG}: {', '.join(unknown)}")
+    if problems:
+        raise FillError("; ".join(problems))
+
+
+def render(text: str, params: dict[str, Any], file: str) -> str:
+    """Substitute every placeholder in one config text (after check() passed)."""
+    problems: list[str] = []
+
+    def substitute(match: re.Match[str]) -> str:
+        name, value = match.group(1), params[match.group(1)]
+        if value is None:
+            return match.group(0)
+        rendered = format_value(value)
+        if _in_quotes(text, match.start()):
+            return escape(rendered)
+        if not BARE_TOKEN.match(rendered):
+            problems.append(
+                f"{file}: {name}={rendered!r} must be a plain token (number, true/false, TYPE_...)"
+            )
+        return rendered
+
+    result = PLACEHOLDER.sub(substitute, text)
+    if problems:
+        raise FillError("; ".join(problems))
+    return result
+
+
+def fill(skeleton: Path, params: dict[str, Any], out: Path) -> list[str]:
+    """Copy skeleton to out with every config.pbtxt filled, replacing out atomically; returns the files."""
+    if not skeleton.is_dir():
+        raise FillError(f"skeleton {skeleton} is not a directory")
+    found = find_placeholders(skeleton)
+    if not found:
+        raise FillError(f"no {CONFIG} under {skeleton}")
+    check(found, params)
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    work = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    try:
+        shutil.copytree(skeleton, work, symlinks=True)
+        for file in found:
+            target = work / file
+            target.write_text(render((skeleton / file).read_text(), params, file))
+        if out.exists():
+            shutil.rmtree(out)
+        os.rename(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return sorted(found)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: fill (--params, --out) or list placeholders (--list)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skeleton", required=True, type=Path)
+    parser.add_argument("--params", type=Path)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--list", action="store_true", help="print the placeholders per config as JSON")
+    args = parser.parse_args(argv)
+    if args.list:
+        found = find_placeholders(args.skeleton)
+        print(json.dumps({file: sorted(names) for file, names in found.items()}, indent=2))
+        return 0
+    if args.params is None or args.out is None:
+        parser.error("--params and --out are required unless --list")
+    try:
+        params = json.loads(args.params.read_text())
+        if not isinstance(params, dict):
+            raise FillError(f"{args.params} must hold a JSON object of name -> value")
+        written = fill(args.skeleton, params, args.out)
+    except (FillError, OSError, ValueError) as error:
+        print(f"triton_repo: {error}", file=sys.stderr)
+        return 2
+    print(f"triton_repo: filled {len(written)} configs into {args.out}: {', '.join(written)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
