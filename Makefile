@@ -1,0 +1,50 @@
+# trtllm-operator: developer entry points. `make dev` and `make test` are the two set-up commands.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+export KUBECONFIG := $(CURDIR)/.local/kubeconfig
+export PATH := $(CURDIR)/.local/bin:$(PATH)
+
+.PHONY: help venv binaries cluster-up cluster-down crds crds-check dev dev-down test test-unit lint bench-autoscale clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==25.3
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed ## Python virtualenv with the pinned runtime and dev dependencies
+
+binaries: ## Build etcd, kube-*, kubectl and kwok from the Go module proxy (cached per machine)
+	bash hack/build-binaries.sh all
+
+cluster-up: venv ## Start the local control plane with fake GPU nodes (idempotent)
+	$(PY) hack/cluster.py up
+
+cluster-down: ## Stop the local control plane and remove its state
+	@test -x $(PY) && $(PY) hack/cluster.py down || true
+
+dev: cluster-up ## The main job: cluster, CRDs, operator, a sample
+	$(PY) hack/dev.py up
+
+dev-down: ## Stop the operator started by `make dev` and the cluster
+	-$(PY) hack/dev.py down
+	$(MAKE) cluster-down
+
+lint: venv ## ruff and the layer contract
+	$(VENV)/bin/ruff check operator tests build_jobs bench hack
+	$(VENV)/bin/lint-imports
+
+test: venv ## Lint, then every test (starts the local control plane if none is live)
+	$(MAKE) lint
+	$(VENV)/bin/pytest
+
+test-unit: venv ## Only the tests that need no cluster
+	$(VENV)/bin/pytest -m 'not cluster'
+
+clean: cluster-down
+	rm -rf $(VENV) .local

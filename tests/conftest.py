@@ -1,0 +1,48 @@
+"""Shared fixtures: one local control plane per test session, a fresh namespace per test."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.kube import KUBECONFIG, ROOT, kubectl
+
+sys.path.insert(0, str(ROOT / "hack"))
+import cluster  # noqa: E402  (hack/cluster.py: the control plane's manager)
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[str]:
+    """Reuse a live local control plane, or start one for this session and stop it afterwards."""
+    if cluster.is_live():
+        yield str(KUBECONFIG)
+        return
+    subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "up"], check=True)
+    try:
+        yield str(KUBECONFIG)
+    finally:
+        subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "down"], check=False)
+
+
+@pytest.fixture
+def namespace(control_plane: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of this test's own, deleted afterwards even when the test fails."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"t-{slug}-{uuid.uuid4().hex[:5]}"
+    kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the control plane, so `-m 'not cluster'` runs the fast ones."""
+    for item in items:
+        if "control_plane" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)
