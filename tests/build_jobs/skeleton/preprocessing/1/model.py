@@ -1,0 +1,1 @@
+print("model code is copied, not filled: ${not_a_placeholder}")
