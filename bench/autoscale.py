@@ -1,0 +1,107 @@
+"""Autoscaling benchmark: static, the HPA recipe and ours on one trace, one after another.
+
+    python -m bench.autoscale --trace ../shared/data/azure-llm-inference-2023-conv.csv \
+        [--compress 12] [--slo-ttft 2.0] [--policies static,hpa,ours] [--out bench/out] [--quick]
+
+Arrival times are divided by ``--compress``; service times and the 60-100 s replica start-up are not
+(see bench/README.md). Ends with one JSON line per policy and writes ``<out>/autoscale.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from bench.capacity import Profile
+from bench.hpa import HpaConfig
+from bench.plot import plot
+from bench.runner import RunConfig, mean_need, peak_need, run_policy
+from bench.simulator import SimConfig
+from bench.trace import load_csv, synthetic
+from trtllm_operator.autoscale.policy import KV_CACHE_UTILIZATION, Settings
+
+# Our policy's settings: KV-cache use of a replica grows with the requests it holds, long before a
+# queue forms; 0.25 of a pool sized for a full batch of long prompts keeps a replica below the load
+# where its batch fills and requests queue (see bench/README.md for the calibration).
+OURS_TARGET = 0.25
+# Autoscaled runs start warm, as if they had been serving before the trace began: enough replicas
+# for the first 5 trace minutes at this fraction of saturated throughput (same start for hpa and ours).
+WARM_UTILIZATION = 0.8
+
+
+def build_config(args: argparse.Namespace, requests: list, profile: Profile) -> RunConfig:
+    """Shared settings: static at the peak 1-minute (trace time) need, same max for HPA and ours."""
+    window = 60.0 / args.compress
+    static = math.ceil(peak_need(requests, profile, window))
+    initial = max(1, math.ceil(mean_need(requests, profile, 300.0 / args.compress) / WARM_UTILIZATION))
+    max_replicas = math.ceil(static * 1.5)
+    startup = (15.0, 25.0) if args.quick else (60.0, 100.0)
+    ours = Settings(
+        metric=KV_CACHE_UTILIZATION,
+        target=OURS_TARGET,
+        min_replicas=1,
+        max_replicas=max_replicas,
+        startup_s=sum(startup) / 2,
+        trend_window_s=60.0,
+        scale_down_window_s=30.0 if args.quick else 90.0,
+        stale_after_s=20.0,
+    )
+    return RunConfig(
+        compress=args.compress,
+        slo_ttft_s=args.slo_ttft,
+        sim=SimConfig(runtime="triton", profile=profile, startup_s=startup, initial_replicas=initial),
+        static_replicas=static,
+        max_replicas=max_replicas,
+        ours=ours,
+        hpa=HpaConfig(min_replicas=1, max_replicas=max_replicas, target=1.0),
+        tail_s=15.0 if args.quick else 30.0,
+    )
+
+
+def load_requests(args: argparse.Namespace) -> list:
+    """The trace (compressed), or in ``--quick`` mode without a trace the synthetic generator."""
+    if args.trace:
+        requests = load_csv(args.trace, args.compress)
+        if args.quick:
+            requests = [r for r in requests if r.arrival_s < 120.0]
+        return requests
+    return synthetic(120.0, 20.0, bursts=((40.0, 40.0, 2.0),), seed=7)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen policies and print one JSON line each."""
+    parser = argparse.ArgumentParser(description="Autoscaling benchmark")
+    parser.add_argument("--trace", help="CSV with TIMESTAMP,ContextTokens,GeneratedTokens")
+    parser.add_argument("--compress", type=float, default=12.0)
+    parser.add_argument("--slo-ttft", type=float, default=2.0)
+    parser.add_argument("--policies", default="static,hpa,ours")
+    parser.add_argument("--out", default="bench/out")
+    parser.add_argument("--quick", action="store_true", help="2-minute runs with short start-ups")
+    args = parser.parse_args(argv)
+    if args.quick and not args.trace:
+        args.compress = 1.0
+    profile = Profile()
+    requests = load_requests(args)
+    config = build_config(args, requests, profile)
+    log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    log(
+        f"{len(requests)} requests over {requests[-1].arrival_s:.0f}s; static={config.static_replicas} "
+        f"initial={config.sim.initial_replicas} max={config.max_replicas}"
+    )
+    results = {}
+    for policy in args.policies.split(","):
+        log(f"Running {policy}")
+        results[policy] = run_policy(policy, requests, config, log)
+        log(json.dumps(results[policy].summary))
+    out = Path(args.out)
+    plot(results, args.slo_ttft, config.compress, out / "autoscale.png")
+    for result in results.values():
+        print(json.dumps(result.summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

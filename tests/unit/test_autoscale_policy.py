@@ -1,0 +1,163 @@
+"""Every rule of the autoscaling policy, one test (or a few) each."""
+
+from dataclasses import replace
+
+import pytest
+
+from trtllm_operator.autoscale import policy as p
+from trtllm_operator.autoscale.policy import ReplicaCounts, Samples, Settings, State, decide
+
+NOW = 10_000.0
+BASE = Settings(
+    metric=p.KV_CACHE_UTILIZATION,
+    target=0.5,
+    min_replicas=1,
+    max_replicas=10,
+    startup_s=90,
+    trend_window_s=60,
+    scale_down_window_s=120,
+    stale_after_s=30,
+)
+
+
+def flat(value, now=NOW, span=60, step=5, metric=p.KV_CACHE_UTILIZATION):
+    return Samples(metric, tuple((now - span + i * step, value) for i in range(span // step + 1)))
+
+
+def run(samples, ready, starting=0, state=None, settings=BASE, now=NOW):
+    state = State() if state is None else state
+    return decide(samples, state, settings, now, replicas=ReplicaCounts(ready, starting))
+
+
+def quiet_state(rec, now=NOW, window=120):
+    """History of low recommendations covering the window, last change long ago."""
+    return State(history=tuple((now - window - 10 + i * 10, rec) for i in range(window // 10 + 1)))
+
+
+def test_within_tolerance_holds():
+    d, _ = run(flat(0.53), ready=4)
+    assert (d.replicas, d.direction, d.reason) == (4, p.HOLD, p.WITHIN_TARGET)
+
+
+def test_scale_up_is_proportional_and_jumps_several():
+    d, state = run(flat(1.0), ready=4)
+    assert (d.replicas, d.direction, d.reason) == (8, p.UP, p.SCALED_UP)
+    assert state.last_scale_time == NOW and state.last_direction == p.UP
+
+
+def test_starting_replicas_count_as_coming_capacity():
+    d, _ = run(flat(1.0), ready=4, starting=4)
+    assert (d.replicas, d.direction, d.reason) == (8, p.HOLD, p.CAPACITY_STARTING)
+    d, _ = run(flat(1.0), ready=4, starting=2)
+    assert (d.replicas, d.direction) == (8, p.UP)
+
+
+def test_starting_replicas_are_not_idle_capacity_for_scale_down():
+    d, _ = run(flat(0.1), ready=4, starting=2, state=quiet_state(1))
+    assert (d.replicas, d.direction, d.reason) == (6, p.HOLD, p.WAITING_FOR_STARTUP)
+
+
+def test_look_ahead_scales_up_on_a_rising_trend_before_the_target_is_crossed():
+    rising = Samples(p.KV_CACHE_UTILIZATION, tuple((NOW - 60 + i * 5, 0.2 + 0.02 * i) for i in range(13)))
+    assert rising.points[-1][1] < BASE.target
+    d, _ = run(rising, ready=4)
+    assert d.direction == p.UP and d.reason == p.SCALED_UP_AHEAD and d.replicas > 4
+
+
+def test_falling_trend_does_not_project_below_the_current_value():
+    falling = Samples(p.KV_CACHE_UTILIZATION, tuple((NOW - 60 + i * 5, 1.0 - 0.02 * i) for i in range(13)))
+    assert p.projected_value(falling, BASE, 0.76, 4) == pytest.approx(0.76)
+
+
+def test_trend_slope_least_squares():
+    points = tuple((float(t), 2.0 * t + 1) for t in range(10))
+    assert p.trend_slope(points, 60) == pytest.approx(2.0)
+    assert p.trend_slope(points[:2], 60) == 0.0
+
+
+def test_scale_down_waits_for_the_stabilization_window():
+    d, _ = run(flat(0.1), ready=6, state=State(history=((NOW - 30, 1),)))
+    assert (d.replicas, d.reason) == (6, p.STABILIZING)
+
+
+def test_scale_down_one_step_after_sustained_low_demand():
+    d, state = run(flat(0.1), ready=6, state=quiet_state(1))
+    assert (d.replicas, d.direction, d.reason) == (5, p.DOWN, p.SCALED_DOWN)
+    again, _ = run(flat(0.1), ready=5, state=state, now=NOW + 10)
+    assert (again.replicas, again.reason) == (5, p.STABILIZING)
+
+
+def test_scale_down_never_below_the_highest_recent_recommendation():
+    spike = quiet_state(1)
+    spike = replace(spike, history=spike.history[:-1] + ((NOW - 20, 6),))
+    d, _ = run(flat(0.1), ready=6, state=spike)
+    assert (d.replicas, d.direction) == (6, p.HOLD)
+
+
+def test_scale_down_step_never_below_ready_minus_step():
+    settings = replace(BASE, scale_down_step=2)
+    d, _ = run(flat(0.01), ready=6, state=quiet_state(1), settings=settings)
+    assert d.replicas == 4
+
+
+def test_min_and_max_bounds():
+    d, _ = run(flat(0.1), ready=1, state=quiet_state(1))
+    assert (d.replicas, d.direction) == (1, p.HOLD)
+    d, _ = run(flat(5.0), ready=8)
+    assert (d.replicas, d.reason) == (10, p.CAPPED_BY_MAX)
+    d, _ = run(flat(0.5), ready=12)
+    assert (d.replicas, d.direction, d.reason) == (10, p.DOWN, p.ABOVE_MAX)
+    d, _ = run(flat(0.5), ready=0, starting=0)
+    assert d.reason == p.NO_READY_REPLICAS
+    low = replace(BASE, min_replicas=3)
+    d, _ = run(flat(0.5), ready=2, settings=low)
+    assert (d.replicas, d.direction, d.reason) == (3, p.UP, p.BELOW_MIN)
+
+
+def test_cap_from_the_cluster_gpus_and_reason_says_so():
+    settings = replace(BASE, max_by_gpus=6)
+    d, _ = run(flat(2.0), ready=4, settings=settings)
+    assert (d.replicas, d.reason) == (6, p.CAPPED_BY_GPUS)
+    assert "GPUs" in d.message
+    d, _ = run(flat(2.0), ready=6, settings=settings)
+    assert (d.replicas, d.direction, d.reason) == (6, p.HOLD, p.CAPPED_BY_GPUS)
+
+
+def test_missing_metrics_hold_and_say_why():
+    d, state = run(
+        Samples(p.KV_CACHE_UTILIZATION, error="Prometheus at http://x unreachable"), ready=3, starting=1
+    )
+    assert (d.replicas, d.direction, d.reason, d.metric_value) == (4, p.HOLD, p.METRICS_UNAVAILABLE, None)
+    assert "unreachable" in d.message and state == State()
+    d, _ = run(Samples(p.KV_CACHE_UTILIZATION), ready=3)
+    assert d.reason == p.METRICS_UNAVAILABLE
+
+
+def test_stale_metrics_hold():
+    d, _ = run(flat(5.0, now=NOW - 100), ready=3)
+    assert (d.replicas, d.reason) == (3, p.METRICS_STALE)
+
+
+def test_total_metrics_are_divided_by_ready_replicas():
+    settings = replace(BASE, metric=p.WAITING_REQUESTS, target=5)
+    d, _ = run(flat(40.0, metric=p.WAITING_REQUESTS), ready=4, settings=settings)
+    assert d.metric_value == 10.0 and d.replicas == 8
+
+
+def test_queue_compute_ratio_target_one():
+    settings = replace(BASE, metric=p.QUEUE_COMPUTE_RATIO, target=1.0)
+    d, _ = run(flat(2.5, metric=p.QUEUE_COMPUTE_RATIO), ready=2, settings=settings)
+    assert d.replicas == 5
+
+
+def test_pure_and_deterministic():
+    args = (flat(0.9), State(), BASE, NOW)
+    assert decide(*args, replicas=ReplicaCounts(3)) == decide(*args, replicas=ReplicaCounts(3))
+
+
+def test_history_keeps_only_the_window():
+    state = State()
+    for i in range(100):
+        _, state = run(flat(0.5, now=NOW + i * 5), ready=4, state=state, now=NOW + i * 5)
+    assert state.history[0][0] <= NOW + 99 * 5 - BASE.scale_down_window_s
+    assert len(state.history) <= BASE.scale_down_window_s / 5 + 2
