@@ -46,5 +46,10 @@ test: venv ## Lint, then every test (starts the local control plane if none is l
 test-unit: venv ## Only the tests that need no cluster
 	$(VENV)/bin/pytest -m 'not cluster'
 
+TRACE ?= ../shared/data/azure-llm-inference-2023-conv.csv
+bench-autoscale: venv ## Autoscaling benchmark, static vs HPA recipe vs ours (TRACE=<csv>; QUICK=1: a few minutes)
+	bash hack/install-prometheus.sh
+	$(PY) -m bench.autoscale --trace $(TRACE) $(if $(QUICK),--quick) --out bench/out
+
 clean: cluster-down
 	rm -rf $(VENV) .local
