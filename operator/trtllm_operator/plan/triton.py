@@ -1,0 +1,195 @@
+"""Triton serving: the params.json poured into the image's skeleton, and the init and server commands."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from trtllm_operator.plan.jobs import SCRIPTS_DIR
+from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.spec.toolchains import Toolchain, toolchain
+
+# Triton's name for each engine dtype (data_type of logits, prompt tables and encoder features).
+TRITON_DTYPES = {"float16": "TYPE_FP16", "bfloat16": "TYPE_BF16", "float32": "TYPE_FP32"}
+TRITON_BACKEND = "tensorrtllm"
+TRTLLM_MODEL = "tensorrt_llm"
+BATCHING_STRATEGY = "inflight_fused_batching"
+TRITONSERVER = "tritonserver"
+FILLER = f"{SCRIPTS_DIR}/triton_repo.py"
+
+# Placeholders deliberately left unset (JSON null keeps upstream's "${name}", which the C++ backend and
+# the Python models read as "use the default"). Each is a feature the operator does not offer (multimodal,
+# encoder-decoder, speculative decoding, guided decoding, multi-node) or a tuning knob whose upstream
+# default is right for us.
+UNSET = (
+    "batch_scheduler_policy",
+    "cancellation_check_period_ms",
+    "cross_kv_cache_fraction",
+    "cuda_graph_cache_size",
+    "cuda_graph_mode",
+    "decoding_mode",
+    "eagle_choices",
+    "enable_context_fmha_fp32_acc",
+    "enable_trt_overlap",
+    "encoder_engine_dir",
+    "gpu_weights_percent",
+    "guided_decoding_backend",
+    "hf_model_path",
+    "iter_stats_max_iterations",
+    "kv_cache_host_memory_bytes",
+    "kv_cache_onboard_blocks",
+    "lookahead_ngram_size",
+    "lookahead_verification_set_size",
+    "lookahead_window_size",
+    "lora_cache_gpu_memory_fraction",
+    "lora_cache_host_memory_bytes",
+    "max_attention_window_size",
+    "max_num_images",
+    "max_tokens_in_paged_kv_cache",
+    "medusa_choices",
+    "multi_block_mode",
+    "multimodal_encoders_name",
+    "multimodal_model_path",
+    "normalize_log_probs",
+    "num_nodes",
+    "participant_ids",
+    "request_stats_max_iterations",
+    "sink_token_length",
+    "speculative_decoding_fast_logits",
+    "stats_check_period_ms",
+    "tensorrt_llm_draft_model_name",
+    "xgrammar_tokenizer_info_path",
+)
+
+
+@dataclass(frozen=True)
+class ServingPaths:
+    """Where a serving pod finds its inputs (cache PVC mounted read-only) and writes the model repository."""
+
+    engine_dir: str
+    tokenizer_dir: str
+    lora_dir: str | None
+    model_repo: str = "/model-repo"
+
+
+def world_size(engine: LLMEngineSpec) -> int:
+    """GPUs (MPI ranks) one replica of this engine needs: tensor x pipeline."""
+    return engine.parallelism.tensor * engine.parallelism.pipeline
+
+
+def triton_max_batch_size(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> int:
+    """Triton's max_batch_size: the user's serving.tritonMaxBatchSize, else the engine's maxBatchSize."""
+    return spec.serving.triton_max_batch_size or engine.limits.max_batch_size
+
+
+def triton_toolchain(engine: LLMEngineSpec) -> Toolchain:
+    """The engine's toolchain, which must have a Triton image and skeleton; ValueError naming it otherwise."""
+    tc = toolchain(engine.toolchain.name)
+    if not tc.capabilities.triton_runtime or not tc.scripts.triton_skeleton:
+        raise ValueError(f"toolchain {tc.name} has no Triton image or skeleton: serve with trtllm-serve")
+    return tc
+
+
+def triton_params(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths) -> dict[str, Any]:
+    """params.json for build_jobs/triton_repo.py: a decision (value, or None = deliberately unset) for every
+    placeholder of the toolchain's skeleton (build_jobs/triton_placeholders/<toolchain>.json; a test keeps the
+    two equal). Everything comes from the spec and the engine actually served, never from defaults elsewhere.
+    """
+    triton_toolchain(engine)
+    serving, limits = spec.serving, engine.limits
+    dtype = TRITON_DTYPES[engine.dtype]
+    params: dict[str, Any] = dict.fromkeys(UNSET)
+    params.update(
+        {
+            # one dtype everywhere: the engine's (a mismatch is std::bad_cast at start)
+            "logits_datatype": dtype,
+            "prompt_embedding_table_data_type": dtype,
+            "encoder_input_features_data_type": dtype,
+            "triton_backend": TRITON_BACKEND,
+            "triton_max_batch_size": triton_max_batch_size(spec, engine),
+            "max_beam_width": limits.max_beam_width,
+            "enable_chunked_context": limits.enable_chunked_context,
+            "batching_strategy": BATCHING_STRATEGY,
+            "engine_dir": paths.engine_dir,
+            "tokenizer_dir": paths.tokenizer_dir,
+            "gpu_device_ids": list(range(world_size(engine))),
+            "decoupled_mode": serving.streaming,
+            "kv_cache_free_gpu_mem_fraction": serving.kv_cache_free_gpu_mem_fraction,
+            "max_queue_delay_microseconds": serving.max_queue_delay_microseconds,
+            "max_queue_size": serving.max_queue_size,
+            "preprocessing_instance_count": serving.instance_counts.preprocessing,
+            "postprocessing_instance_count": serving.instance_counts.postprocessing,
+            "bls_instance_count": serving.instance_counts.bls,
+            # reuse needs paged context FMHA at build; off until the build enables it
+            "enable_kv_cache_reuse": False,
+            "exclude_input_in_output": True,
+            "add_special_tokens": True,
+            "skip_special_tokens": True,
+            "accumulate_tokens": False,
+            "tensorrt_llm_model_name": TRTLLM_MODEL,
+        }
+    )
+    params.update(_lora_params(engine, paths))
+    return params
+
+
+def _lora_params(engine: LLMEngineSpec, paths: ServingPaths) -> dict[str, Any]:
+    """LoRA cache settings: prefetch the converted adapters; size cache pages for the engine's max rank."""
+    rank = engine.lora.max_rank if engine.lora else None
+    return {
+        "lora_prefetch_dir": paths.lora_dir if engine.lora else None,
+        "lora_cache_optimal_adapter_size": rank,
+        "lora_cache_max_adapter_size": rank,
+    }
+
+
+def render_triton_params(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths) -> str:
+    """The params.json text for the serving ConfigMap (sorted keys, so equal specs give equal bytes)."""
+    return json.dumps(triton_params(spec, engine, paths), indent=2, sort_keys=True) + "\n"
+
+
+def triton_init_command(engine: LLMEngineSpec, paths: ServingPaths, params_path: str) -> list[str]:
+    """The init container's command: refill paths.model_repo from the image's own skeleton, strictly."""
+    tc = triton_toolchain(engine)
+    assert tc.scripts.triton_skeleton is not None
+    return [
+        "python3", FILLER,
+        "--skeleton", tc.scripts.triton_skeleton,
+        "--params", params_path,
+        "--out", paths.model_repo,
+    ]  # fmt: skip
+
+
+def triton_server_command(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths) -> list[str]:
+    """The serving container's command, in the foreground (launch_triton_server.py would exit at once).
+
+    World size 1 runs tritonserver alone; otherwise `mpirun -n 1 <rank 0> : -n 1 <rank 1> ...` as the
+    launcher builds it: rank 0 loads every model and serves, the other ranks load only tensorrt_llm
+    (explicit model control) and join the engine's MPI world.
+    """
+    size = world_size(engine)
+    if size == 1:
+        return _rank_args(spec, engine, paths, 0)
+    command = ["mpirun", "--allow-run-as-root"]
+    for rank in range(size):
+        command += ["-n", "1", *_rank_args(spec, engine, paths, rank)]
+        if rank < size - 1:
+            command.append(":")
+    return command
+
+
+def _rank_args(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths, rank: int) -> list[str]:
+    tc = triton_toolchain(engine)
+    args = [
+        TRITONSERVER,
+        f"--model-repository={paths.model_repo}",
+        f"--backend-config={TRITON_BACKEND},default-max-batch-size={engine.limits.max_batch_size}",
+        f"--http-port={tc.ports.http}",
+        f"--grpc-port={tc.ports.grpc}",
+        f"--metrics-port={tc.ports.metrics}",
+    ]
+    if rank > 0:
+        args += ["--model-control-mode=explicit", f"--load-model={TRTLLM_MODEL}"]
+    args += ["--disable-auto-complete-config", f"--backend-config=python,shm-region-prefix-name=prefix{rank}_"]
+    return args

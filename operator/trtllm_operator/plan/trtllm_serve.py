@@ -1,0 +1,149 @@
+"""trtllm-serve: the serving command line and its extra_llm_api_options YAML, from one spec."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.spec.toolchains import toolchain
+
+HOST = "0.0.0.0"
+
+# extra_llm_api_options keys that the command line already sets from the spec. In TensorRT-LLM <= 1.1 the
+# YAML silently wins over the CLI, in newer versions the CLI wins: either way a user value here would make
+# the server disagree with the spec, so consistency_problems() reports them (naming the spec field to use).
+CLI_OWNED_KEYS = {
+    "backend": "spec.engine.backend",
+    "max_batch_size": "spec.engine.limits.maxBatchSize",
+    "max_num_tokens": "spec.engine.limits.maxNumTokens",
+    "max_seq_len": "spec.engine.limits.maxSeqLen",
+    "max_beam_width": "spec.engine.limits.maxBeamWidth",
+    "tensor_parallel_size": "spec.engine.parallelism.tensor",
+    "pipeline_parallel_size": "spec.engine.parallelism.pipeline",
+}
+
+
+def serve_max_num_tokens(engine: LLMEngineSpec) -> int:
+    """Tokens per batched step: the declared maxNumTokens, raised to maxInputLen unless prompts are chunked
+    (a prompt longer than one step is otherwise rejected)."""
+    limits = engine.limits
+    if limits.enable_chunked_context:
+        return limits.max_num_tokens
+    return max(limits.max_num_tokens, limits.max_input_len)
+
+
+def trtllm_serve_command(
+    spec: LLMDeploymentSpec,
+    engine: LLMEngineSpec,
+    model_dir: str,
+    options_path: str,
+    tokenizer_dir: str | None = None,
+) -> list[str]:
+    """The serving container's command: `trtllm-serve serve <model_dir>` with limits, parallelism and the
+    KV-cache fraction from the spec, and every other setting in the YAML at options_path.
+
+    model_dir is the Hugging Face checkpoint (backend pytorch) or the engine directory (backend tensorrt,
+    toolchains <= 1.1 only); an engine directory holds no tokenizer, so pass tokenizer_dir then. Only
+    options every supported toolchain's trtllm-serve accepts are used (build_jobs/cli_options data; tested).
+    """
+    tc = toolchain(engine.toolchain.name)
+    if engine.backend == "tensorrt" and not tc.capabilities.engine_build:
+        raise ValueError(f"toolchain {tc.name} has no TensorRT engine backend: use backend pytorch")
+    limits, parallelism = engine.limits, engine.parallelism
+    command = [
+        "trtllm-serve", "serve", model_dir,
+        "--host", HOST,
+        "--port", str(tc.ports.serve),
+        "--backend", engine.backend,
+        "--max_batch_size", str(limits.max_batch_size),
+        "--max_num_tokens", str(serve_max_num_tokens(engine)),
+        "--max_seq_len", str(limits.max_seq_len),
+        "--max_beam_width", str(limits.max_beam_width),
+        "--tp_size", str(parallelism.tensor),
+        "--pp_size", str(parallelism.pipeline),
+        "--kv_cache_free_gpu_memory_fraction", str(spec.serving.kv_cache_free_gpu_mem_fraction),
+        "--extra_llm_api_options", options_path,
+    ]  # fmt: skip
+    if tokenizer_dir:
+        command += ["--tokenizer", tokenizer_dir]
+    return command
+
+
+def extra_llm_api_options(
+    spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The extra_llm_api_options mapping: spec.serving.extraOptions deep-merged over what the operator
+    derives (KV-cache fraction; metrics for /prometheus/metrics; CUDA graphs up to maxBatchSize and chunked
+    prefill on the PyTorch backend; lora_config when adapters exist, lora_dirs optional preloads).
+
+    The user's value wins on conflict: extraOptions is the documented escape hatch for what the operator
+    does not model, and a user who writes a key means it. Keys that would contradict spec fields the
+    command line sets (CLI_OWNED_KEYS) are reported by consistency_problems() instead of being dropped.
+    """
+    derived, user = derived_options(spec, engine, lora_dirs), spec.serving.extra_options
+    merged = deep_merge(derived, user)
+    _drop_contradicting_cuda_graph_size(user, merged)
+    return merged
+
+
+def derived_options(spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str] = ()) -> dict[str, Any]:
+    """What the operator itself puts in extra_llm_api_options, before the user's extraOptions."""
+    options: dict[str, Any] = {
+        "kv_cache_config": {"free_gpu_memory_fraction": spec.serving.kv_cache_free_gpu_mem_fraction},
+        # per-request latency histograms on /prometheus/metrics
+        "return_perf_metrics": True,
+    }
+    if engine.backend == "pytorch":
+        # fields of the PyTorch backend's arguments only; the engine backend rejects them
+        options["enable_iter_perf_stats"] = True
+        options["cuda_graph_config"] = {
+            "max_batch_size": engine.limits.max_batch_size,
+            "enable_padding": True,
+        }
+        if engine.limits.enable_chunked_context:
+            options["enable_chunked_prefill"] = True
+    if spec.adapters and engine.lora is not None:
+        options["lora_config"] = _lora_config(spec, engine, lora_dirs)
+    return options
+
+
+def _lora_config(spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str]) -> dict[str, Any]:
+    assert engine.lora is not None
+    config: dict[str, Any] = {
+        "max_lora_rank": engine.lora.max_rank,
+        "lora_target_modules": list(engine.lora.target_modules),
+        "max_loras": len(spec.adapters),
+        "max_cpu_loras": len(spec.adapters),
+    }
+    if lora_dirs:
+        config["lora_dir"] = list(lora_dirs)
+    return config
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """base with override laid over it: nested mappings merge key by key, anything else is replaced."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _drop_contradicting_cuda_graph_size(user: Mapping[str, Any], merged: dict[str, Any]) -> None:
+    """A user's cuda_graph_config.batch_sizes defines the graphs; keeping our derived max_batch_size beside
+    it would be rejected when it differs from max(batch_sizes)."""
+    asked, graphs = user.get("cuda_graph_config"), merged.get("cuda_graph_config")
+    if isinstance(asked, Mapping) and isinstance(graphs, dict) and "batch_sizes" in asked:
+        if "max_batch_size" not in asked:
+            graphs.pop("max_batch_size", None)
+
+
+def render_extra_llm_api_options(spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str] = ()) -> str:
+    """The extra_llm_api_options YAML for the serving ConfigMap (safe_dump, sorted keys)."""
+    return yaml.safe_dump(extra_llm_api_options(spec, engine, lora_dirs), sort_keys=True, default_flow_style=False)
