@@ -17,6 +17,8 @@ TRTLLM_MODEL = "tensorrt_llm"
 BATCHING_STRATEGY = "inflight_fused_batching"
 TRITONSERVER = "tritonserver"
 FILLER = f"{SCRIPTS_DIR}/triton_repo.py"
+# The tensorrtllm backend's default lora_cache_max_adapter_size (largest adapter rank one cache page holds).
+DEFAULT_MAX_ADAPTER_SIZE = 64
 
 # Placeholders deliberately left unset (JSON null keeps upstream's "${name}", which the C++ backend and
 # the Python models read as "use the default"). Each is a feature the operator does not offer (multimodal,
@@ -135,12 +137,13 @@ def triton_params(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: Serving
 
 
 def _lora_params(engine: LLMEngineSpec, paths: ServingPaths) -> dict[str, Any]:
-    """LoRA cache settings: prefetch the converted adapters; size cache pages for the engine's max rank."""
-    rank = engine.lora.max_rank if engine.lora else None
+    """LoRA: prefetch the converted adapters (task-id subdirectories). Cache pages keep the backend's
+    default sizes (optimal 8, max 64) unless the engine accepts a larger rank, which must fit one page."""
+    rank = engine.lora.max_rank if engine.lora else 0
     return {
         "lora_prefetch_dir": paths.lora_dir if engine.lora else None,
-        "lora_cache_optimal_adapter_size": rank,
-        "lora_cache_max_adapter_size": rank,
+        "lora_cache_optimal_adapter_size": None,
+        "lora_cache_max_adapter_size": rank if rank > DEFAULT_MAX_ADAPTER_SIZE else None,
     }
 
 
@@ -154,11 +157,15 @@ def triton_init_command(engine: LLMEngineSpec, paths: ServingPaths, params_path:
     tc = triton_toolchain(engine)
     assert tc.scripts.triton_skeleton is not None
     return [
-        "python3", FILLER,
-        "--skeleton", tc.scripts.triton_skeleton,
-        "--params", params_path,
-        "--out", paths.model_repo,
-    ]  # fmt: skip
+        "python3",
+        FILLER,
+        "--skeleton",
+        tc.scripts.triton_skeleton,
+        "--params",
+        params_path,
+        "--out",
+        paths.model_repo,
+    ]
 
 
 def triton_server_command(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths) -> list[str]:

@@ -55,19 +55,32 @@ def trtllm_serve_command(
         raise ValueError(f"toolchain {tc.name} has no TensorRT engine backend: use backend pytorch")
     limits, parallelism = engine.limits, engine.parallelism
     command = [
-        "trtllm-serve", "serve", model_dir,
-        "--host", HOST,
-        "--port", str(tc.ports.serve),
-        "--backend", engine.backend,
-        "--max_batch_size", str(limits.max_batch_size),
-        "--max_num_tokens", str(serve_max_num_tokens(engine)),
-        "--max_seq_len", str(limits.max_seq_len),
-        "--max_beam_width", str(limits.max_beam_width),
-        "--tp_size", str(parallelism.tensor),
-        "--pp_size", str(parallelism.pipeline),
-        "--kv_cache_free_gpu_memory_fraction", str(spec.serving.kv_cache_free_gpu_mem_fraction),
-        "--extra_llm_api_options", options_path,
-    ]  # fmt: skip
+        "trtllm-serve",
+        "serve",
+        model_dir,
+        "--host",
+        HOST,
+        "--port",
+        str(tc.ports.serve),
+        "--backend",
+        engine.backend,
+        "--max_batch_size",
+        str(limits.max_batch_size),
+        "--max_num_tokens",
+        str(serve_max_num_tokens(engine)),
+        "--max_seq_len",
+        str(limits.max_seq_len),
+        "--max_beam_width",
+        str(limits.max_beam_width),
+        "--tp_size",
+        str(parallelism.tensor),
+        "--pp_size",
+        str(parallelism.pipeline),
+        "--kv_cache_free_gpu_memory_fraction",
+        str(spec.serving.kv_cache_free_gpu_mem_fraction),
+        "--extra_llm_api_options",
+        options_path,
+    ]
     if tokenizer_dir:
         command += ["--tokenizer", tokenizer_dir]
     return command
