@@ -1,1 +1,5 @@
-"""Thin kopf handlers: observe, plan, apply, write status."""
+"""Thin kopf handlers: observe, plan, apply, write status. Importing this package registers them."""
+
+from trtllm_operator.handlers import deployments, engines, settings
+
+__all__ = ["deployments", "engines", "settings"]

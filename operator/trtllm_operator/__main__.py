@@ -1,0 +1,45 @@
+"""`trtllm-operator`: run the operator (a thin wrapper around `kopf run` with our handlers)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from trtllm_operator import __version__
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="trtllm-operator", description=__doc__)
+    parser.add_argument("--namespace", "-n", action="append", default=[],
+                        help="Namespace to watch (repeatable); default: all namespaces.")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--standalone", action="store_true", help="Run without peering (a single replica).")
+    group.add_argument("--peering", default=None, help="KopfPeering name, so only one replica acts.")
+    parser.add_argument("--liveness", default=None, help="Health endpoint, e.g. http://0.0.0.0:8080/healthz.")
+    parser.add_argument("--metrics-port", type=int, default=0, help="Prometheus metrics port (0: off).")
+    parser.add_argument("--verbose", action="store_true", help="Debug logging.")
+    parser.add_argument("--version", action="version", version=f"trtllm-operator {__version__}")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the operator until interrupted."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    import kopf
+
+    import trtllm_operator.handlers  # noqa: F401  (registers the handlers)
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(kopf.operator(
+        clusterwide=not args.namespace, namespaces=args.namespace,
+        standalone=args.standalone or args.peering is None, peering_name=args.peering,
+        liveness_endpoint=args.liveness,
+    ))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""LoRA adapters: their keys on the cache volume and the Jobs that convert them with the engine's dtype."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from trtllm_operator.plan import names
+from trtllm_operator.plan.build_request import adapter_request
+from trtllm_operator.plan.jobs import desired_build_config, job, job_pod
+from trtllm_operator.spec.models import AdapterSpec, LLMEngineSpec
+
+ADAPTERS_DIR = "/cache/adapters"
+
+
+def adapter_key(adapter: AdapterSpec, engine: LLMEngineSpec) -> str:
+    """Identity of one converted adapter: its source and the engine's dtype and toolchain."""
+    data = {"source": adapter.source, "dtype": engine.dtype, "toolchain": engine.toolchain.name}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def desired_adapter_config(deployment: str, namespace: str, adapters: list[AdapterSpec],
+                           engine: LLMEngineSpec, scripts: dict[str, str],
+                           owners: list[dict[str, Any]]) -> dict[str, Any]:
+    """ConfigMap with the build scripts and one request per adapter, for the adapter Jobs."""
+    requests = {a.name: adapter_request(adapter_key(a, engine), a.source, a.name, engine) for a in adapters}
+    config = desired_build_config(deployment, "", namespace, requests, scripts, owners)
+    config["metadata"]["name"] = names.fit(deployment, "lora")
+    config["metadata"]["labels"] = names.child_labels(deployment, "adapter-config")
+    return config
+
+
+def desired_adapter_jobs(deployment: str, namespace: str, adapters: list[AdapterSpec], engine: LLMEngineSpec,
+                         claim: str, config: dict[str, Any], owners: list[dict[str, Any]],
+                         secret: tuple[str, str] | None) -> list[dict[str, Any]]:
+    """One CPU Job per adapter: hf_lora_convert into /cache/adapters/<key>/ (skipped when already there)."""
+    jobs = []
+    for adapter in adapters:
+        claims = [adapter.source.split("://", 1)[1].split("/", 1)[0]] if adapter.source.startswith("pvc://") else []
+        pod = job_pod(adapter.name, engine.toolchain.image, claim, config, adapter.source, secret, claims)
+        pod["containers"][0]["resources"] = {"requests": {"cpu": "1", "memory": "8Gi"}}
+        name = names.fit(f"{deployment}-{adapter.name}", adapter_key(adapter, engine)[:8])
+        labels = {**names.child_labels(deployment, "adapter"), names.ROLE_LABEL: "adapter"}
+        jobs.append(job(name, namespace, labels, owners, pod, adapter.source, backoff=2, deadline=3600))
+    return jobs
+
+
+def adapter_links(adapters: list[AdapterSpec], engine: LLMEngineSpec, lora_dir: str) -> list[str]:
+    """Shell-free command that lays out <lora_dir>/<taskId> -> the converted adapter, as Triton expects."""
+    script = [f"import os; os.makedirs({lora_dir!r}, exist_ok=True)"]
+    for a in sorted(adapters, key=lambda a: a.task_id):
+        target, link = f"{ADAPTERS_DIR}/{adapter_key(a, engine)}", f"{lora_dir}/{a.task_id}"
+        script.append(f"os.path.lexists({link!r}) or os.symlink({target!r}, {link!r})")
+    return ["python3", "-c", "; ".join(script)]

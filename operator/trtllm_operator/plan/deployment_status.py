@@ -1,0 +1,146 @@
+"""The LLMDeployment status: phase, conditions and numbers, from what the operator observed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from trtllm_operator.plan import conditions as c
+from trtllm_operator.plan import names
+from trtllm_operator.spec.models import LLMDeploymentSpec
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything the status depends on, gathered by the handler."""
+
+    generation: int | None
+    problem: tuple[str, str] | None = None          # (reason, message) that stops progress
+    engine: dict[str, Any] = field(default_factory=dict)   # status.engine: name, key, gpu, reused
+    engine_status: dict[str, Any] = field(default_factory=dict)  # the target LLMEngine's status
+    served_engine: str | None = None                 # engine the live Deployment serves
+    deployment: dict[str, Any] | None = None         # the live Deployment
+    desired_replicas: int = 0
+    adapters_pending: list[str] = field(default_factory=list)
+
+
+def rollout_done(deployment: dict[str, Any] | None, desired: int) -> bool:
+    """True when the Deployment observed its latest spec and every replica is updated and available."""
+    if deployment is None:
+        return False
+    st = deployment.get("status") or {}
+    current = st.get("observedGeneration") == deployment["metadata"].get("generation")
+    counts = (st.get("updatedReplicas", 0), st.get("availableReplicas", 0), st.get("replicas", 0))
+    return current and counts == (desired, desired, desired)
+
+
+def deployment_status(name: str, namespace: str, spec: LLMDeploymentSpec | None, seen: Observed,
+                      old_conditions: list[dict[str, Any]], now: str) -> dict[str, Any]:
+    """The whole status subresource; equal input gives equal output, so an idle reconcile writes nothing."""
+    conds = _conditions(seen)
+    live = (seen.deployment or {}).get("status") or {}
+    ready_replicas = int(live.get("readyReplicas") or 0)
+    status: dict[str, Any] = {
+        "phase": _phase(seen, conds), "observedGeneration": seen.generation,
+        "conditions": c.merge(old_conditions, conds, now),
+        "replicas": int(live.get("replicas") or 0), "readyReplicas": ready_replicas,
+        "desiredReplicas": seen.desired_replicas, "ready": f"{ready_replicas}/{seen.desired_replicas}",
+        "selector": ",".join(f"{k}={v}" for k, v in sorted(names.pod_selector(name).items())),
+    }
+    if seen.engine:
+        status["engine"] = seen.engine
+    if spec is not None and seen.deployment is not None:
+        status["endpoints"] = endpoints(name, namespace, spec)
+    return status
+
+
+def endpoints(name: str, namespace: str, spec: LLMDeploymentSpec) -> list[dict[str, Any]]:
+    """Service DNS names and ports a client uses."""
+    host = f"{names.serving(name)}.{namespace}.svc"
+    if spec.serving.runtime == "triton":
+        return [{"name": "http", "host": host, "port": 8000, "protocol": "triton-http"},
+                {"name": "grpc", "host": host, "port": 8001, "protocol": "triton-grpc"},
+                {"name": "metrics", "host": host, "port": 8002, "protocol": "prometheus"}]
+    return [{"name": "http", "host": host, "port": 8000, "protocol": "openai"}]
+
+
+def _conditions(seen: Observed) -> list[dict[str, Any]]:
+    gen = seen.generation
+    engine_ready = _engine_ready(seen)
+    available = _available(seen)
+    serving_target = seen.served_engine is not None and seen.served_engine == seen.engine.get("name")
+    done = serving_target and rollout_done(seen.deployment, seen.desired_replicas)
+    degraded = seen.problem is not None or seen.engine_status.get("phase") == "Failed"
+    progressing = not done and not degraded
+    ready = done and engine_ready[0] == "True" and not seen.adapters_pending
+    why_not = _why_not_ready(seen, engine_ready, serving_target)
+    return [
+        c.make("EngineReady", *engine_ready, gen),
+        c.make("Available", *available, gen),
+        c.make("Progressing", "True" if progressing else "False",
+               c.ROLLING_OUT if progressing else c.AS_EXPECTED,
+               why_not if progressing else "Nothing in progress.", gen),
+        c.make("Degraded", "True" if degraded else "False",
+               _degraded_reason(seen) if degraded else c.AS_EXPECTED,
+               _degraded_message(seen) if degraded else "No problem found.", gen),
+        c.make("Ready", "True" if ready else "False", c.READY if ready else c.NOT_READY,
+               "The model is served by the current engine on every desired replica." if ready else why_not, gen),
+    ]
+
+
+def _engine_ready(seen: Observed) -> tuple[str, str, str]:
+    if seen.problem:
+        return "False", seen.problem[0], seen.problem[1]
+    cond = c.find(seen.engine_status.get("conditions"), "Ready") or {}
+    name = seen.engine.get("name", "")
+    if cond.get("status") == "True":
+        reason = c.ENGINE_REUSED if seen.engine.get("reused") else c.ENGINE_READY
+        return "True", reason, f"Engine {name} is built for {seen.engine.get('gpu', '')}."
+    return "False", cond.get("reason") or c.BUILDING, cond.get("message") or f"Engine {name} is being prepared."
+
+
+def _available(seen: Observed) -> tuple[str, str, str]:
+    if seen.desired_replicas == 0 and seen.deployment is not None:
+        return "True", c.SCALED_TO_ZERO, "Scaled to zero replicas."
+    live = ((seen.deployment or {}).get("status") or {}).get("availableReplicas", 0)
+    if live:
+        return "True", c.AVAILABLE, f"{live} replica(s) available."
+    return "False", c.UNAVAILABLE, "No serving replica is available yet."
+
+
+def _why_not_ready(seen: Observed, engine_ready: tuple[str, str, str], serving_target: bool) -> str:
+    if engine_ready[0] != "True":
+        keep = f" Engine {seen.served_engine} keeps serving meanwhile." if seen.served_engine else ""
+        return engine_ready[2] + keep
+    if seen.adapters_pending:
+        return f"Converting LoRA adapters: {', '.join(seen.adapters_pending)}."
+    if not serving_target:
+        return f"Rolling the Deployment to engine {seen.engine.get('name')}."
+    return "Waiting for every replica to be updated and available."
+
+
+def _degraded_reason(seen: Observed) -> str:
+    return seen.problem[0] if seen.problem else c.BUILD_FAILED
+
+
+def _degraded_message(seen: Observed) -> str:
+    if seen.problem:
+        return seen.problem[1]
+    engine = seen.engine_status
+    msg = f"Engine {seen.engine.get('name')} failed to build: {engine.get('error') or 'see the LLMEngine'}."
+    if seen.served_engine:
+        msg += f" The previous engine {seen.served_engine} keeps serving."
+    return msg + " Fix the spec (or the cause in the build log) and apply again."
+
+
+def _phase(seen: Observed, conds: list[dict[str, Any]]) -> str:
+    if seen.problem:
+        return "Failed" if seen.problem[0] == c.INVALID_SPEC else "Pending"
+    if c.is_true(conds, "Ready"):
+        return "Ready"
+    if seen.engine_status.get("phase") == "Failed":
+        return "Degraded" if seen.served_engine else "Failed"
+    if not c.is_true(conds, "EngineReady"):
+        phase = seen.engine_status.get("phase", "Pending")
+        return phase if phase in ("Fetching", "Building") else "Pending"
+    return "Deploying"

@@ -1,0 +1,140 @@
+"""An LLMEngine and its Jobs: what to create next, and the engine's status from what the Jobs report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from trtllm_operator import GROUP, VERSION
+from trtllm_operator.plan import names
+from trtllm_operator.plan.build_request import engine_request
+from trtllm_operator.plan.jobs import CACHE_MOUNT, desired_build_config, gpu_placement, job, job_pod
+from trtllm_operator.plan.meta import owner_ref
+from trtllm_operator.spec.models import LLMEngineSpec
+from trtllm_operator.spec.toolchains import toolchain
+
+BUILD_RESOURCES_ANNOTATION = f"{GROUP}/build-resources"
+CREATED_BY_ANNOTATION = f"{GROUP}/created-by"
+MEMORY_ANNOTATION = f"{GROUP}/gpu-memory-mib"
+SECRET_ANNOTATION = f"{GROUP}/hf-token-secret"
+FETCH_RESOURCES = {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "16Gi"}}
+DEFAULT_BUILD_RESOURCES = {"requests": {"cpu": "8", "memory": "64Gi"}, "limits": {"memory": "128Gi"}}
+BUILD_DEADLINE_SECONDS = 4 * 3600
+FETCH_DEADLINE_SECONDS = 2 * 3600
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    """Facts about one LLMEngine object that are not build inputs: where it lives and who made it."""
+
+    name: str
+    namespace: str
+    uid: str
+    key: str
+    claim: str
+    memory_mib: int
+    build_resources: dict[str, Any] = field(default_factory=dict)
+    secret: tuple[str, str] | None = None
+    retain: bool = False
+
+
+def desired_engine(name: str, namespace: str, key: str, spec: LLMEngineSpec, claim: str, memory_mib: int,
+                   creator: dict[str, Any], build_resources: dict[str, Any],
+                   secret: tuple[str, str] | None, retain: bool) -> dict[str, Any]:
+    """The LLMEngine a deployment needs; created once, then only its ownerReferences change."""
+    annotations = {
+        names.CACHE_CLAIM_ANNOTATION: claim, CREATED_BY_ANNOTATION: creator["uid"],
+        MEMORY_ANNOTATION: str(memory_mib),
+        BUILD_RESOURCES_ANNOTATION: json.dumps(build_resources or DEFAULT_BUILD_RESOURCES, sort_keys=True),
+        names.RETAIN_ANNOTATION: "true" if retain else "false",
+    }
+    if secret:
+        annotations[SECRET_ANNOTATION] = f"{secret[0]}/{secret[1]}"
+    labels = {names.MANAGED_BY: names.OPERATOR, names.ENGINE_KEY_LABEL: key[:63]}
+    owner = owner_ref("LLMDeployment", creator["name"], creator["uid"], controller=False)
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LLMEngine",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels,
+                         "annotations": annotations, "ownerReferences": [owner]},
+            "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True)}
+
+
+def engine_context(body: dict[str, Any]) -> EngineContext:
+    """Read an LLMEngine object's non-build facts from its metadata."""
+    meta = body["metadata"]
+    notes = meta.get("annotations") or {}
+    secret = notes.get(SECRET_ANNOTATION)
+    return EngineContext(
+        name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
+        key=(meta.get("labels") or {}).get(names.ENGINE_KEY_LABEL, ""),
+        claim=notes.get(names.CACHE_CLAIM_ANNOTATION, names.DEFAULT_CACHE_CLAIM),
+        memory_mib=int(notes.get(MEMORY_ANNOTATION, "0") or 0),
+        build_resources=json.loads(notes.get(BUILD_RESOURCES_ANNOTATION, "{}")),
+        secret=tuple(secret.split("/", 1)) if secret else None,  # type: ignore[arg-type]
+        retain=notes.get(names.RETAIN_ANNOTATION) == "true")
+
+
+def needs_build_job(spec: LLMEngineSpec) -> bool:
+    """A build Job (with GPUs) runs for engines, and for PyTorch checkpoints only when quantizing."""
+    return spec.backend == "tensorrt" or spec.quantization.weights != "none"
+
+
+def source_claims(spec: LLMEngineSpec) -> list[str]:
+    """PVCs a pvc:// model source needs mounted."""
+    source = spec.model.source
+    return [source.split("://", 1)[1].split("/", 1)[0]] if source.startswith("pvc://") else []
+
+
+def desired_engine_config(ctx: EngineContext, spec: LLMEngineSpec, scripts: dict[str, str]) -> dict[str, Any]:
+    """The ConfigMap with the scripts and the fetch/build/cleanup requests of this engine."""
+    requests = {action: engine_request(action, ctx.key, spec, ctx.memory_mib)
+                for action in ("fetch", "build", "cleanup")}
+    return desired_build_config(ctx.name, ctx.key, ctx.namespace, requests, scripts, [_owner(ctx)])
+
+
+def desired_fetch_job(ctx: EngineContext, spec: LLMEngineSpec, config: dict[str, Any]) -> dict[str, Any]:
+    """The CPU-only Job that downloads the checkpoint (no GPU held while downloading)."""
+    pod = job_pod("fetch", toolchain(spec.toolchain.name).images.build, ctx.claim, config,
+                  spec.model.source, ctx.secret, source_claims(spec))
+    pod["containers"][0]["resources"] = FETCH_RESOURCES
+    return job(names.fetch_job(ctx.name), ctx.namespace, names.engine_labels(ctx.name, ctx.key, "fetch"),
+               [_owner(ctx)], pod, spec.model.source, backoff=3, deadline=FETCH_DEADLINE_SECONDS)
+
+
+def desired_build_job(ctx: EngineContext, spec: LLMEngineSpec, config: dict[str, Any]) -> dict[str, Any]:
+    """The GPU Job that converts and builds the engine on its GPU product."""
+    pod = job_pod("build", spec.toolchain.image, ctx.claim, config, spec.model.source, ctx.secret,
+                  source_claims(spec))
+    gpu_placement(pod, spec, ctx.build_resources or DEFAULT_BUILD_RESOURCES)
+    return job(names.build_job(ctx.name), ctx.namespace, names.engine_labels(ctx.name, ctx.key, "build"),
+               [_owner(ctx)], pod, spec.model.source, backoff=2, deadline=BUILD_DEADLINE_SECONDS)
+
+
+def desired_cleanup_job(ctx: EngineContext, spec: LLMEngineSpec) -> dict[str, Any]:
+    """The Job that deletes the engine's files. It owns nothing and needs no ConfigMap, because it runs
+    while the engine (and everything the engine owns) is being deleted."""
+    engine_dir = f"{CACHE_MOUNT}/engines/{ctx.key}"
+    container = {"name": "cleanup", "image": spec.toolchain.image,
+                 "command": ["rm", "-rf", "--", engine_dir],
+                 "volumeMounts": [{"name": "cache", "mountPath": CACHE_MOUNT}],
+                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}
+    pod = {"restartPolicy": "Never", "containers": [container],
+           "volumes": [{"name": "cache", "persistentVolumeClaim": {"claimName": ctx.claim}}]}
+    built = job(names.cleanup_job(ctx.name), ctx.namespace, names.engine_labels(ctx.name, ctx.key, "cleanup"),
+                [], pod, spec.model.source, backoff=3, deadline=3600)
+    built["spec"]["ttlSecondsAfterFinished"] = 600
+    return built
+
+
+def _owner(ctx: EngineContext) -> dict[str, Any]:
+    return owner_ref("LLMEngine", ctx.name, ctx.uid)
+
+
+def model_dir(spec: LLMEngineSpec, status: dict[str, Any]) -> str:
+    """Where the fetched checkpoint (and tokenizer) sits inside pods that mount the cache at /cache."""
+    source = spec.model.source
+    if source.startswith("pvc://"):
+        claim_and_path = source.split("://", 1)[1]
+        return f"/sources/{claim_and_path}".rstrip("/")
+    revision = status.get("resolvedRevision") or spec.model.revision
+    return f"{CACHE_MOUNT}/models/{source.split('://', 1)[1].strip('/')}/{revision}"

@@ -1,0 +1,85 @@
+"""The Jobs that fetch, build, convert adapters and clean up, and the ConfigMap they read."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from trtllm_operator.plan import names
+from trtllm_operator.plan.meta import obj
+from trtllm_operator.spec.models import LLMEngineSpec
+
+SCRIPTS_DIR = "/opt/trtllm-operator/build_jobs"
+CACHE_MOUNT = "/cache"
+SOURCES_MOUNT = "/sources"
+MODEL_ANNOTATION = "trtllm-operator.dev/model"
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+# Exit code 3 from build_jobs/run.py means "only a spec change helps": fail the Job without retrying.
+NO_RETRY_EXIT_CODE = 3
+
+
+def config_key(path: str) -> str:
+    """A ConfigMap key for a relative path (keys cannot hold '/')."""
+    return path.replace("/", "..")
+
+
+def desired_build_config(engine_name: str, key: str, namespace: str, requests: dict[str, dict[str, Any]],
+                         scripts: dict[str, str], owners: list[dict[str, Any]]) -> dict[str, Any]:
+    """ConfigMap with the build scripts (relative path -> text) and one request JSON per action."""
+    data = {config_key(path): text for path, text in sorted(scripts.items())}
+    for action, request in sorted(requests.items()):
+        data[config_key(f"requests/{action}.json")] = json.dumps(request, indent=2, sort_keys=True)
+    return obj("v1", "ConfigMap", names.build_config(engine_name), namespace,
+               names.engine_labels(engine_name, key, "build-config"), owners, data=data)
+
+
+def config_volume(config_name: str, keys: list[str]) -> dict[str, Any]:
+    """The ConfigMap as a volume that lays its keys back out as the build_jobs tree."""
+    items = [{"key": k, "path": k.replace("..", "/")} for k in sorted(keys)]
+    return {"name": "build-jobs", "configMap": {"name": config_name, "items": items}}
+
+
+def job_pod(action: str, image: str, claim: str, config: dict[str, Any], source: str,
+            secret: tuple[str, str] | None, source_claims: list[str]) -> dict[str, Any]:
+    """Pod spec shared by every build_jobs Job: the entrypoint, the cache, sources and the scripts."""
+    mounts = [{"name": "cache", "mountPath": CACHE_MOUNT},
+              {"name": "build-jobs", "mountPath": SCRIPTS_DIR, "readOnly": True}]
+    volumes = [{"name": "cache", "persistentVolumeClaim": {"claimName": claim}},
+               config_volume(config["metadata"]["name"], list(config["data"]))]
+    for i, src_claim in enumerate(sorted(set(source_claims))):
+        mounts.append({"name": f"source-{i}", "mountPath": f"{SOURCES_MOUNT}/{src_claim}", "readOnly": True})
+        volumes.append({"name": f"source-{i}",
+                        "persistentVolumeClaim": {"claimName": src_claim, "readOnly": True}})
+    env = [{"name": "PVC_ROOT", "value": SOURCES_MOUNT}, {"name": "PYTHONUNBUFFERED", "value": "1"}]
+    if secret:
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret[0], "key": secret[1]}}})
+    container = {
+        "name": action, "image": image, "env": env, "volumeMounts": mounts,
+        "command": ["python3", f"{SCRIPTS_DIR}/run.py", "--request", f"{SCRIPTS_DIR}/requests/{action}.json",
+                    "--root", CACHE_MOUNT],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    return {"restartPolicy": "Never", "containers": [container], "volumes": volumes}
+
+
+def job(name: str, namespace: str, labels: dict[str, str], owners: list[dict[str, Any]],
+        pod: dict[str, Any], source: str, backoff: int, deadline: int) -> dict[str, Any]:
+    """A Job around `pod` that stops retrying on the no-retry exit code."""
+    template = {"metadata": {"labels": labels, "annotations": {MODEL_ANNOTATION: source}}, "spec": pod}
+    spec = {"backoffLimit": backoff, "activeDeadlineSeconds": deadline, "template": template,
+            "podFailurePolicy": {"rules": [
+                {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [NO_RETRY_EXIT_CODE]}},
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}}
+    return obj("batch/v1", "Job", name, namespace, labels, owners, spec=spec)
+
+
+def gpu_placement(pod: dict[str, Any], engine: LLMEngineSpec, resources: dict[str, Any]) -> dict[str, Any]:
+    """Pin a pod to the engine's GPU product with tensor x pipeline GPUs and the GPU toleration."""
+    gpus = str(engine.parallelism.tensor * engine.parallelism.pipeline)
+    requests = dict(resources.get("requests") or {})
+    limits = {**(resources.get("limits") or {}), "nvidia.com/gpu": gpus}
+    requests["nvidia.com/gpu"] = gpus
+    pod["containers"][0]["resources"] = {"requests": requests, "limits": limits}
+    pod["nodeSelector"] = {"nvidia.com/gpu.product": engine.gpu.product}
+    pod["tolerations"] = [GPU_TOLERATION]
+    return pod

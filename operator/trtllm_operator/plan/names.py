@@ -1,0 +1,84 @@
+"""Every name and label the operator gives its children, in one place. Deterministic, DNS-1123 safe."""
+
+from __future__ import annotations
+
+import hashlib
+
+from trtllm_operator import GROUP
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+OPERATOR = "trtllm-operator"
+FIELD_MANAGER = "trtllm-operator"
+DEPLOYMENT_LABEL = f"{GROUP}/deployment"
+ENGINE_LABEL = f"{GROUP}/engine"
+ENGINE_KEY_LABEL = f"{GROUP}/engine-key"
+ROLE_LABEL = f"{GROUP}/role"
+CACHE_CLAIM_ANNOTATION = f"{GROUP}/cache-claim"
+RETAIN_ANNOTATION = f"{GROUP}/retain-files"
+DEFAULT_CACHE_CLAIM = "trtllm-cache"
+MAX_NAME = 63
+
+
+def fit(base: str, suffix: str) -> str:
+    """`<base>-<suffix>` cut to 63 characters; a long base keeps a hash of itself so names stay unique."""
+    name = f"{base}-{suffix}"
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(base.encode()).hexdigest()[:6]
+    room = MAX_NAME - len(suffix) - len(digest) - 2
+    return f"{base[:room].rstrip('-')}-{digest}-{suffix}"
+
+
+def fetch_job(engine: str) -> str:
+    """The Job that downloads an engine's checkpoint (one per engine, so a restart never starts another)."""
+    return fit(engine, "fetch")
+
+
+def build_job(engine: str) -> str:
+    """The Job that converts and builds an engine."""
+    return fit(engine, "build")
+
+
+def cleanup_job(engine: str) -> str:
+    """The Job that deletes an engine's files after the engine is deleted."""
+    return fit(engine, "cleanup")
+
+
+def adapter_job(deployment: str, adapter: str) -> str:
+    """The Job that converts one LoRA adapter of a deployment."""
+    return fit(f"{deployment}-{adapter}", "lora")
+
+
+def build_config(engine: str) -> str:
+    """ConfigMap holding an engine's build request and the build scripts."""
+    return fit(engine, "build")
+
+
+def serving(deployment: str) -> str:
+    """Name of the serving Deployment, Service, PDB and PodMonitor of an LLMDeployment."""
+    return deployment
+
+
+def serving_config(deployment: str) -> str:
+    """ConfigMap with the serving parameters (Triton params or trtllm-serve extra options)."""
+    return fit(deployment, "serving")
+
+
+def cache_claim(claim_name: str | None) -> str:
+    """The cache PVC: the user's claim, or the namespace's shared default."""
+    return claim_name or DEFAULT_CACHE_CLAIM
+
+
+def child_labels(deployment: str, role: str) -> dict[str, str]:
+    """Labels on every child of an LLMDeployment."""
+    return {MANAGED_BY: OPERATOR, DEPLOYMENT_LABEL: deployment, ROLE_LABEL: role}
+
+
+def engine_labels(engine: str, key: str, role: str) -> dict[str, str]:
+    """Labels on every child of an LLMEngine (its Jobs and ConfigMap)."""
+    return {MANAGED_BY: OPERATOR, ENGINE_LABEL: engine, ENGINE_KEY_LABEL: key[:63], ROLE_LABEL: role}
+
+
+def pod_selector(deployment: str) -> dict[str, str]:
+    """Labels selecting the serving pods of an LLMDeployment."""
+    return {DEPLOYMENT_LABEL: deployment, ROLE_LABEL: "server"}

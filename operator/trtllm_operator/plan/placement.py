@@ -1,0 +1,113 @@
+"""GPU placement: which GPU product an engine is built for and served on, from the cluster's nodes.
+
+The rule, in order:
+1. `engine.gpu.product` when the spec names one (it must exist on a node that can hold tensor x pipeline
+   GPUs, otherwise the deployment reports NoFittingGpuNode).
+2. The product already chosen for this deployment (its status), while it still fits: a choice never flips
+   because a node came or went, since a new product means a new engine.
+3. Otherwise, among products with a node whose allocatable `nvidia.com/gpu` >= tensor x pipeline and that
+   can run the requested precision: the highest compute capability, then the most memory per GPU, then
+   the most nodes that fit, then the product name. Newer GPUs run TensorRT-LLM's kernels best; memory
+   gives the KV cache room; more nodes give replicas room.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from trtllm_operator.spec.engine_key import gpu_target
+from trtllm_operator.spec.gpus import gpu_info
+from trtllm_operator.spec.models import EngineGpu, LLMDeploymentSpec
+from trtllm_operator.spec.validation import gpu_problems
+
+PRODUCT = "nvidia.com/gpu.product"
+
+
+@dataclass(frozen=True)
+class GpuNode:
+    """What placement needs to know of one node (from GPU Feature Discovery labels and allocatable)."""
+
+    name: str
+    product: str
+    gpus: int
+    compute_capability: str
+    memory_mib: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The chosen GPU, or why none fits."""
+
+    gpu: EngineGpu | None
+    memory_mib: int = 0
+    nodes: int = 0
+    reason: str = ""
+    message: str = ""
+
+
+def gpu_nodes(nodes: list[dict[str, Any]]) -> list[GpuNode]:
+    """GPU nodes from Node objects; nodes without a product label or GPUs are skipped."""
+    found = []
+    for node in nodes:
+        labels = node.get("metadata", {}).get("labels", {})
+        product = labels.get(PRODUCT)
+        gpus = int(node.get("status", {}).get("allocatable", {}).get("nvidia.com/gpu", "0") or 0)
+        if not product or gpus == 0 or node.get("spec", {}).get("unschedulable"):
+            continue
+        known = gpu_info(product)
+        major, minor = labels.get("nvidia.com/gpu.compute.major"), labels.get("nvidia.com/gpu.compute.minor")
+        compute = f"{major}.{minor}" if major else (known.compute_capability if known else "0.0")
+        memory = int(labels.get("nvidia.com/gpu.memory") or (known.memory_mib if known else 0))
+        found.append(GpuNode(node["metadata"]["name"], product, gpus, compute, memory))
+    return sorted(found, key=lambda n: n.name)
+
+
+def gpus_per_replica(spec: LLMDeploymentSpec) -> int:
+    """GPUs one replica (and one build) needs: tensor x pipeline."""
+    return spec.engine.parallelism.tensor * spec.engine.parallelism.pipeline
+
+
+def choose_gpu(spec: LLMDeploymentSpec, nodes: list[GpuNode], current: str | None = None) -> Placement:
+    """Apply the placement rule (module docstring) to the cluster's GPU nodes."""
+    need = gpus_per_replica(spec)
+    candidates = _candidates(spec, nodes, need)
+    wanted = spec.engine.gpu.product
+    if wanted:
+        if wanted in candidates:
+            return candidates[wanted]
+        return _no_fit(f"no node offers {need} allocatable nvidia.com/gpu of {wanted}", nodes, need)
+    if current and current in candidates:
+        return candidates[current]
+    if not candidates:
+        return _no_fit(f"no GPU node offers {need} allocatable nvidia.com/gpu for this precision", nodes, need)
+    return max(candidates.values(), key=_preference)
+
+
+def _candidates(spec: LLMDeploymentSpec, nodes: list[GpuNode], need: int) -> dict[str, Placement]:
+    by_product: dict[str, list[GpuNode]] = {}
+    for node in nodes:
+        if node.gpus >= need:
+            by_product.setdefault(node.product, []).append(node)
+    out = {}
+    for product, fitting in by_product.items():
+        gpu = gpu_target(product, fitting[0].compute_capability)
+        if not gpu_problems(spec.engine, gpu):
+            out[product] = Placement(gpu, min(n.memory_mib for n in fitting), len(fitting))
+    return out
+
+
+def _no_fit(message: str, nodes: list[GpuNode], need: int) -> Placement:
+    seen = sorted({f"{n.product} x{n.gpus}" for n in nodes}) or ["none"]
+    return Placement(None, reason="NoFittingGpuNode",
+                     message=f"{message} (tensor x pipeline = {need}); GPU nodes seen: {', '.join(seen)}. "
+                             "Lower engine.parallelism, change engine.gpu.product or add GPU nodes.")
+
+
+def _preference(p: Placement) -> tuple[tuple[int, int], int, int, str]:
+    return _compute(p.gpu), p.memory_mib, p.nodes, p.gpu.product if p.gpu else ""
+
+
+def _compute(gpu: EngineGpu | None) -> tuple[int, int]:
+    major, _, minor = (gpu.compute_capability if gpu else "0.0").partition(".")
+    return int(major), int(minor or 0)
