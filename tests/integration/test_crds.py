@@ -33,7 +33,8 @@ def established(name: str) -> bool:
 @pytest.fixture(scope="module")
 def crds(control_plane: str) -> list[str]:
     """Our CRDs applied (idempotent) and Established; never deleted, the cluster is shared."""
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    files = [f"-f={p}" for p in sorted((ROOT / "crds").glob("llm*.yaml"))]
+    kubectl("apply", "--server-side", "--force-conflicts", *files)
     names = [f"llmdeployments.{GROUP}", f"llmengines.{GROUP}"]
     for name in names:
         wait_for(f"CRD {name} Established", lambda n=name: established(n))

@@ -162,18 +162,19 @@ def ensure_serving(body: dict, spec: LLMDeploymentSpec, engine: dict, claim: str
     return deploy, wanted
 
 
-def release_old_engine(namespace: str, old_name: str | None, target: str, me: dict, rolled: bool) -> None:
-    """Once the rollout to `target` is complete, stop owning the previous engine (deleted if unused)."""
-    if not old_name or old_name == target or not rolled:
-        return
-    old = kube.get(API_VERSION, "LLMEngine", namespace, old_name)
-    if old is None:
-        return
-    owners = [o for o in old["metadata"].get("ownerReferences") or [] if o.get("uid") != me["uid"]]
-    if owners:
-        kube.set_owners(old, owners)
-    else:
-        kube.delete(API_VERSION, "LLMEngine", namespace, old_name)
+def release_unused_engines(namespace: str, me: dict[str, Any], keep: set[str]) -> None:
+    """Stop owning every engine this deployment no longer serves nor builds; an engine left without
+    owners is deleted (its finalizer cleans the files). Called only once the rollout is complete."""
+    for engine in kube.list_objects(API_VERSION, "LLMEngine", namespace):
+        owners = engine["metadata"].get("ownerReferences") or []
+        if engine["metadata"]["name"] in keep or not any(o.get("uid") == me["uid"] for o in owners):
+            continue
+        rest = [o for o in owners if o.get("uid") != me["uid"]]
+        if rest:
+            kube.set_owners(engine, rest)
+        else:
+            kube.delete(API_VERSION, "LLMEngine", namespace, engine["metadata"]["name"])
+        log.info("Released engine %s/%s", namespace, engine["metadata"]["name"])
 
 
 def reconcile(body: dict[str, Any]) -> None:
@@ -193,8 +194,8 @@ def reconcile(body: dict[str, Any]) -> None:
         if serving and (not pending or live_deploy is None or previous == serving["metadata"]["name"]):
             deploy, wanted = ensure_serving(body, spec, serving, claim, me, live_deploy)
         served_name = ((deploy or {}).get("metadata", {}).get("labels") or {}).get(names.ENGINE_LABEL)
-        release_old_engine(ns, previous, engine_ref["name"], me,
-                           served_name == engine_ref["name"] and rollout_done(deploy, wanted))
+        if served_name == engine_ref["name"] and rollout_done(deploy, wanted):
+            release_unused_engines(ns, me, {engine_ref["name"]})
         seen = Observed(meta.get("generation"), None, engine_ref, target.get("status") or {}, served_name,
                         deploy, wanted, pending)
     except BlockedError as stop:

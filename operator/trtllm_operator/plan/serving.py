@@ -47,10 +47,12 @@ def serving_paths(spec: LLMDeploymentSpec, served: Served) -> ServingPaths:
 def desired_serving_config(name: str, namespace: str, spec: LLMDeploymentSpec, served: Served,
                            owners: list[dict[str, Any]]) -> dict[str, Any]:
     """Triton's params.json for the strict filler, or trtllm-serve's extra options YAML."""
+    paths = serving_paths(spec, served)
     if spec.serving.runtime == "triton":
-        data = {"params.json": render_triton_params(spec, served.spec, serving_paths(spec, served))}
+        data = {"params.json": render_triton_params(spec, served.spec, paths)}
     else:
-        data = {"extra-llm-api-options.yaml": render_extra_llm_api_options(spec, served.spec)}
+        lora_dirs = [paths.lora_dir] if paths.lora_dir else []
+        data = {"extra-llm-api-options.yaml": render_extra_llm_api_options(spec, served.spec, lora_dirs)}
     return obj("v1", "ConfigMap", names.serving_config(name), namespace,
                names.child_labels(name, "serving-config"), owners, data=data)
 
@@ -111,7 +113,8 @@ def _server_container(spec: LLMDeploymentSpec, served: Served, paths: ServingPat
         ports, ready, live = TRITON_PORTS, "/v2/health/ready", "/v2/health/live"
     else:
         options = f"{CONFIG_DIR}/extra-llm-api-options.yaml"
-        command = trtllm_serve_command(spec, served.spec, _serve_model_dir(served, paths), options)
+        command = trtllm_serve_command(spec, served.spec, _serve_model_dir(served, paths), options,
+                                       tokenizer_dir=served.model_dir)
         ports, ready, live = SERVE_PORTS, "/health", "/health"
     return {"name": "server", "image": _image(spec, tc), "command": command,
             "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in ports],

@@ -1,0 +1,210 @@
+"""The control loop on the local control plane: apply -> engine -> Jobs -> Deployment -> Ready, and the
+behaviours a user relies on (sharing, run-time changes, build-then-roll, failures, GC, restarts, idleness)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.kube import ROOT, apply, kubectl, kubectl_json, wait_for
+
+SAMPLE = yaml.safe_load((ROOT / "manifests" / "samples" / "tinyllama-fp16.yaml").read_text())
+READY_TIMEOUT = 90
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge override into a copy of base."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = merge(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
+
+def llmdeployment(name: str, **spec: Any) -> dict[str, Any]:
+    """The TinyLlama sample under another name, with spec overrides."""
+    obj = merge(SAMPLE, {"spec": spec})
+    obj["metadata"] = {"name": name}
+    return obj
+
+
+def get(kind: str, namespace: str, name: str) -> dict[str, Any]:
+    return kubectl_json("get", kind, name, "-n", namespace)
+
+
+def items(kind: str, namespace: str, *selector: str) -> list[dict[str, Any]]:
+    return kubectl_json("get", kind, "-n", namespace, *selector)["items"]
+
+
+def phase(namespace: str, name: str) -> str:
+    return (get("llmdeployment", namespace, name).get("status") or {}).get("phase", "")
+
+
+def wait_phase(namespace: str, name: str, wanted: str, timeout: float = READY_TIMEOUT) -> dict[str, Any]:
+    wait_for(f"{name} phase {wanted}", lambda: phase(namespace, name) == wanted, timeout)
+    return get("llmdeployment", namespace, name)
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in obj["status"]["conditions"] if c["type"] == kind)
+
+
+def events(namespace: str, name: str) -> list[str]:
+    found = items("events", namespace, f"--field-selector=involvedObject.name={name}")
+    return [e["reason"] for e in found]
+
+
+def serving_engine(namespace: str, name: str) -> str:
+    return get("deployment", namespace, name)["metadata"]["labels"]["trtllm-operator.dev/engine"]
+
+
+def test_sample_reaches_ready_with_columns(namespace: str, operator: Any) -> None:
+    apply(llmdeployment("chat"), namespace)
+    dep = wait_phase(namespace, "chat", "Ready")
+    engine = dep["status"]["engine"]
+    assert engine["gpu"] == "NVIDIA-H100-80GB-HBM3" and not engine["reused"]
+    assert dep["status"]["observedGeneration"] == dep["metadata"]["generation"]
+    for kind in ("EngineReady", "Available", "Ready"):
+        assert condition(dep, kind)["status"] == "True", kind
+    assert condition(dep, "Degraded")["status"] == "False"
+    row = kubectl("get", "llmdeployments", "-n", namespace).stdout.splitlines()[1].split()
+    assert row[:6] == ["chat", "triton", SAMPLE["spec"]["model"]["source"], "NVIDIA-H100-80GB-HBM3",
+                       engine["name"], "Ready"] and row[6] == "1/1"
+    eng = get("llmengine", namespace, engine["name"])
+    assert eng["status"]["phase"] == "Ready" and eng["status"]["size"] == "2.1Gi"
+    pods = items("pods", namespace, "-l", "trtllm-operator.dev/role=server")
+    node = get("node", "default", pods[0]["spec"]["nodeName"])
+    assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+    fetch = get("job", namespace, f"{engine['name']}-fetch")
+    assert "nvidia.com/gpu" not in json.dumps(fetch["spec"]["template"]["spec"]["containers"][0]["resources"])
+    build = get("job", namespace, f"{engine['name']}-build")["spec"]["template"]["spec"]
+    assert build["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert {"EngineCreated", "BuildStarted", "Ready"} <= set(events(namespace, "chat"))
+
+
+def test_same_build_inputs_share_one_engine(namespace: str, operator: Any) -> None:
+    apply(llmdeployment("first"), namespace)
+    wait_phase(namespace, "first", "Ready")
+    apply(llmdeployment("second", serving={"replicas": 2}), namespace)
+    second = wait_phase(namespace, "second", "Ready")
+    engines = items("llmengines", namespace)
+    assert len(engines) == 1 and second["status"]["engine"]["reused"] is True
+    assert len(engines[0]["metadata"]["ownerReferences"]) == 2 and engines[0]["status"]["users"] == 2
+    assert len(items("jobs", namespace, "-l", "trtllm-operator.dev/role=build")) == 1
+    assert "EngineReused" in events(namespace, "second")
+
+
+def test_runtime_change_rolls_only_the_deployment(namespace: str, operator: Any) -> None:
+    apply(llmdeployment("chat"), namespace)
+    wait_phase(namespace, "chat", "Ready")
+    before = get("deployment", namespace, "chat")
+    jobs_before = {j["metadata"]["name"] for j in items("jobs", namespace)}
+    apply(llmdeployment("chat", serving={"replicas": 2, "kvCacheFreeGpuMemFraction": 0.8,
+                                         "maxQueueDelayMicroseconds": 100}), namespace)
+    wait_for("2 ready replicas", lambda: get("llmdeployment", namespace, "chat")["status"].get("ready") == "2/2")
+    after = get("deployment", namespace, "chat")
+    assert after["metadata"]["generation"] > before["metadata"]["generation"]
+    assert serving_engine(namespace, "chat") == before["metadata"]["labels"]["trtllm-operator.dev/engine"]
+    assert len(items("llmengines", namespace)) == 1
+    assert {j["metadata"]["name"] for j in items("jobs", namespace)} == jobs_before
+    params = json.loads(get("configmap", namespace, "chat-serving")["data"]["params.json"])
+    assert float(params["kv_cache_free_gpu_mem_fraction"]) == 0.8
+    assert get("pdb", namespace, "chat")["spec"]["maxUnavailable"] == 1
+    wait_phase(namespace, "chat", "Ready")
+
+
+def test_build_input_change_builds_then_rolls(namespace: str, operator: Any) -> None:
+    apply(llmdeployment("chat"), namespace)
+    old = wait_phase(namespace, "chat", "Ready")["status"]["engine"]["name"]
+    template = get("deployment", namespace, "chat")["spec"]["template"]
+    apply(llmdeployment("chat", model={"source": "hf://kwok-test/slow-build"}), namespace)
+    wait_phase(namespace, "chat", "Building", timeout=30)
+    dep = get("llmdeployment", namespace, "chat")
+    new = dep["status"]["engine"]["name"]
+    assert new != old and condition(dep, "Available")["status"] == "True"
+    assert get("deployment", namespace, "chat")["spec"]["template"] == template
+    assert serving_engine(namespace, "chat") == old
+    wait_phase(namespace, "chat", "Ready", timeout=120)
+    assert serving_engine(namespace, "chat") == new
+    wait_for("the old engine to be collected", lambda: [e["metadata"]["name"]
+             for e in items("llmengines", namespace)] == [new], timeout=60)
+    wait_for("the cleanup Job", lambda: items("jobs", namespace, "-l", "trtllm-operator.dev/role=cleanup"))
+
+
+def test_failed_build_keeps_the_old_engine_serving(namespace: str, operator: Any) -> None:
+    apply(llmdeployment("chat"), namespace)
+    old = wait_phase(namespace, "chat", "Ready")["status"]["engine"]["name"]
+    apply(llmdeployment("chat", model={"source": "hf://kwok-test/fail-build"}), namespace)
+    dep = wait_phase(namespace, "chat", "Degraded", timeout=120)
+    degraded = condition(dep, "Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "BuildFailed"
+    assert "simulated" in degraded["message"] and old in degraded["message"]
+    engine = get("llmengine", namespace, dep["status"]["engine"]["name"])
+    assert engine["status"]["phase"] == "Failed" and "simulated" in engine["status"]["error"]
+    assert "TensorRT-LLM" in engine["status"]["logTail"]
+    job = items("jobs", namespace, "-l", "trtllm-operator.dev/role=build,"
+                f"trtllm-operator.dev/engine={engine['metadata']['name']}")[0]
+    assert job["status"]["failed"] == job["spec"]["backoffLimit"] + 1
+    assert serving_engine(namespace, "chat") == old
+    assert get("deployment", namespace, "chat")["status"]["availableReplicas"] == 1
+    assert "BuildFailed" in events(namespace, "chat")
+
+
+def test_failed_first_build_is_failed(namespace: str, operator: Any) -> None:
+    apply(llmdeployment("chat", model={"source": "hf://kwok-test/fail-build"}), namespace)
+    dep = wait_phase(namespace, "chat", "Failed", timeout=120)
+    assert condition(dep, "Ready")["status"] == "False"
+    assert kubectl("get", "deployment", "chat", "-n", namespace, check=False).returncode != 0
+
+
+def test_delete_collects_children_but_keeps_shared_engine(namespace: str, operator: Any) -> None:
+    apply(llmdeployment("first"), namespace)
+    apply(llmdeployment("second"), namespace)
+    wait_phase(namespace, "first", "Ready")
+    wait_phase(namespace, "second", "Ready")
+    kubectl("delete", "llmdeployment", "first", "-n", namespace)
+    wait_for("first's children to go", lambda: not items(
+        "deploy,svc,cm", namespace, "-l", "trtllm-operator.dev/deployment=first"), timeout=60)
+    engine = items("llmengines", namespace)
+    assert len(engine) == 1 and [o["name"] for o in engine[0]["metadata"]["ownerReferences"]] == ["second"]
+    kubectl("delete", "llmdeployment", "second", "-n", namespace)
+    wait_for("the unused engine to be collected", lambda: not items("llmengines", namespace), timeout=60)
+
+
+def test_unfittable_parallelism_is_reported(namespace: str, operator: Any) -> None:
+    apply(llmdeployment("huge", engine={"parallelism": {"tensor": 16}}), namespace)
+    dep = wait_for("a NoFittingGpuNode condition", lambda: (get("llmdeployment", namespace, "huge").get(
+        "status") or {}).get("conditions") and get("llmdeployment", namespace, "huge"), timeout=30)
+    ready = condition(dep, "Ready")
+    assert ready["status"] == "False" and "16" in ready["message"]
+    assert condition(dep, "Degraded")["reason"] == "NoFittingGpuNode"
+    assert not items("llmengines", namespace) and not items("jobs", namespace)
+
+
+def audit_writes(since: float, namespace: str) -> list[dict[str, Any]]:
+    """Write requests the operator (python client or kopf, not kubectl) made in `namespace` after `since`."""
+    log = Path(ROOT / ".local" / "cluster" / "audit.log")
+    found = []
+    for line in log.read_text().splitlines():
+        entry = json.loads(line)
+        stamp = time.mktime(time.strptime(entry["requestReceivedTimestamp"][:19], "%Y-%m-%dT%H:%M:%S"))
+        agent = entry.get("userAgent", "")
+        if (stamp - time.timezone >= since and entry["user"]["username"] == "admin"
+                and not agent.startswith("kubectl") and entry.get("objectRef", {}).get("namespace") == namespace
+                and entry["verb"] in ("create", "update", "patch", "delete")):
+            found.append(entry)
+    return found
+
+
+def test_idle_operator_writes_nothing(namespace: str, operator: Any) -> None:
+    apply(llmdeployment("chat", serving={"replicas": 2}), namespace)
+    wait_phase(namespace, "chat", "Ready")
+    time.sleep(3)
+    start = time.time()
+    time.sleep(60)
+    writes = audit_writes(start, namespace)
+    assert writes == [], [(w["verb"], w["objectRef"]) for w in writes]
