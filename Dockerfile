@@ -1,0 +1,26 @@
+# The trtllm-operator image: the operator's venv on a slim Python, run as a non-root user.
+# Build: docker build -t <registry>/trtllm-operator:<tag> .
+# tests/unit/test_dockerfile.py parses this file and replays the builder's steps in a fresh venv, so keep
+# every install step a RUN with plain shell commands that refer to the venv as "$VIRTUAL_ENV".
+
+FROM python:3.11.14-slim-bookworm AS builder
+ENV VIRTUAL_ENV=/opt/venv \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv "$VIRTUAL_ENV"
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator/ operator/
+RUN "$VIRTUAL_ENV/bin/python" -m pip install pip==25.3 \
+ && "$VIRTUAL_ENV/bin/python" -m pip install --only-binary=:all: --no-binary=trtllm-operator .
+
+FROM python:3.11.14-slim-bookworm
+ENV VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/tmp \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+COPY --from=builder /opt/venv /opt/venv
+USER 65532:65532
+EXPOSE 8080 9090
+ENTRYPOINT ["trtllm-operator"]
