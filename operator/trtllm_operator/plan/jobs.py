@@ -69,7 +69,7 @@ def job(name: str, namespace: str, labels: dict[str, str], owners: list[dict[str
     spec = {"backoffLimit": backoff, "activeDeadlineSeconds": deadline, "template": template,
             "podFailurePolicy": {"rules": [
                 {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [NO_RETRY_EXIT_CODE]}},
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}}
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}}
     return obj("batch/v1", "Job", name, namespace, labels, owners, spec=spec)
 
 

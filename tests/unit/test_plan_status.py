@@ -1,0 +1,95 @@
+"""Pure status logic: engine steps from Jobs, deployment phases and conditions, names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trtllm_operator.plan import conditions, names
+from trtllm_operator.plan.deployment_status import Observed, deployment_status
+from trtllm_operator.plan.engine_status import FAILED, RUNNING, SUCCEEDED, JobView, job_view, next_step
+from trtllm_operator.spec.engine_key import gpu_target, llmengine_spec
+from trtllm_operator.spec.validation import parse_deployment_spec
+
+SPEC = parse_deployment_spec({"model": {"source": "hf://org/model"}})
+ENGINE = llmengine_spec(SPEC, gpu_target("NVIDIA-H100-80GB-HBM3"))
+NOW = "2026-01-01T00:00:00Z"
+
+
+def test_engine_steps_follow_the_jobs() -> None:
+    missing, running = JobView("f"), JobView("f", RUNNING)
+    done, failed = JobView("f", SUCCEEDED), JobView("b", FAILED)
+    assert next_step(ENGINE, missing, missing) == "create-fetch"
+    assert next_step(ENGINE, running, missing) == "wait-fetch"
+    assert next_step(ENGINE, done, missing) == "create-build"
+    assert next_step(ENGINE, done, JobView("b", RUNNING)) == "wait-build"
+    assert next_step(ENGINE, done, JobView("b", SUCCEEDED)) == "ready"
+    assert next_step(ENGINE, done, failed) == "failed"
+    pytorch = ENGINE.model_copy(update={"backend": "pytorch"})
+    assert next_step(pytorch, done, missing) == "ready"
+
+
+def test_job_view_reads_the_termination_report() -> None:
+    job = {"status": {"failed": 3, "conditions": [{"type": "Failed", "status": "True",
+                                                    "reason": "BackoffLimitExceeded"}]}}
+    pod = {"metadata": {"name": "p"}, "status": {"containerStatuses": [{"state": {"terminated": {
+        "finishedAt": NOW, "message": '{"ok": false, "error": "boom"}'}}}]}}
+    view = job_view("b", job, [pod])
+    assert (view.state, view.failed_pods, view.reason, view.report["error"]) == (
+        FAILED, 3, "BackoffLimitExceeded", "boom")
+    assert job_view("b", job, [{**pod, "status": {"containerStatuses": [{"state": {"terminated": {
+        "message": "plain text"}}}]}}]).report == {"error": "plain text"}
+
+
+def live_deployment(ready: int, desired: int, generation: int = 2) -> dict[str, Any]:
+    return {"metadata": {"generation": generation, "labels": {}},
+            "status": {"observedGeneration": generation, "replicas": ready, "updatedReplicas": ready,
+                       "availableReplicas": ready, "readyReplicas": ready}}
+
+
+def status(seen: Observed) -> dict[str, Any]:
+    return deployment_status("chat", "ns", SPEC, seen, [], NOW)
+
+
+def ready_engine() -> dict[str, Any]:
+    return {"phase": "Ready", "conditions": [{"type": "Ready", "status": "True"}]}
+
+
+def test_ready_only_when_serving_the_target_on_every_replica() -> None:
+    engine = {"name": "e1", "key": "k", "gpu": "g", "reused": False}
+    seen = Observed(3, None, engine, ready_engine(), "e1", live_deployment(2, 2), 2)
+    out = status(seen)
+    assert out["phase"] == "Ready" and out["ready"] == "2/2"
+    assert conditions.is_true(out["conditions"], "Ready")
+    rolling = status(Observed(3, None, engine, ready_engine(), "e0", live_deployment(2, 2), 2))
+    assert rolling["phase"] == "Deploying" and "Rolling" in conditions.find(rolling["conditions"], "Ready")["message"]
+
+
+def test_failed_build_is_degraded_while_the_old_engine_serves() -> None:
+    engine = {"name": "e2", "key": "k", "gpu": "g"}
+    failed = {"phase": "Failed", "error": "oom", "conditions": [{"type": "Ready", "status": "False",
+                                                                   "reason": "BuildFailed", "message": "x"}]}
+    out = status(Observed(3, None, engine, failed, "e1", live_deployment(1, 1), 1))
+    assert out["phase"] == "Degraded"
+    degraded = conditions.find(out["conditions"], "Degraded")
+    assert degraded["status"] == "True" and "oom" in degraded["message"] and "e1" in degraded["message"]
+    assert status(Observed(3, None, engine, failed, None, None, 1))["phase"] == "Failed"
+
+
+def test_problems_block_with_their_reason() -> None:
+    out = status(Observed(1, (conditions.NO_FITTING_GPU, "no node")))
+    assert out["phase"] == "Pending"
+    assert conditions.find(out["conditions"], "Ready")["message"] == "no node"
+    assert status(Observed(1, (conditions.INVALID_SPEC, "bad")))["phase"] == "Failed"
+
+
+def test_condition_transition_time_is_kept_while_status_is_unchanged() -> None:
+    old = [{"type": "Ready", "status": "True", "lastTransitionTime": "then"}]
+    same = conditions.merge(old, [conditions.make("Ready", "True", "R", "m", 1)], NOW)
+    flipped = conditions.merge(old, [conditions.make("Ready", "False", "R", "m", 1)], NOW)
+    assert same[0]["lastTransitionTime"] == "then" and flipped[0]["lastTransitionTime"] == NOW
+
+
+def test_names_fit_in_63_characters_and_stay_unique() -> None:
+    long_a, long_b = "a" * 70, "a" * 69 + "b"
+    assert len(names.build_job(long_a)) <= 63 and names.build_job(long_a) != names.build_job(long_b)
+    assert names.fetch_job("tinyllama-0123456789") == "tinyllama-0123456789-fetch"
