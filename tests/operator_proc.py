@@ -21,12 +21,13 @@ def install_crds() -> None:
     wait_for("llmdeployments served", lambda: kubectl("get", "llmdep", "-A", check=False).returncode == 0)
 
 
-def start_operator(namespaces: list[str], log: Path, extra_env: dict[str, str] | None = None
-                   ) -> subprocess.Popen[bytes]:
+def start_operator(namespaces: list[str], log: Path, extra_env: dict[str, str] | None = None,
+                   extra_args: list[str] | None = None) -> subprocess.Popen[bytes]:
     """Start `python -m trtllm_operator` watching the namespace patterns, logging to `log`."""
     args = [sys.executable, "-m", "trtllm_operator", "--standalone"]
     for ns in namespaces:
         args += ["--namespace", ns]
+    args += extra_args or []
     env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "PYTHONPATH": str(ROOT / "operator"),
            **(extra_env or {})}
     log.parent.mkdir(parents=True, exist_ok=True)

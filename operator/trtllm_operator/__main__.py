@@ -31,9 +31,11 @@ def main(argv: list[str] | None = None) -> None:
     import kopf
 
     import trtllm_operator.handlers  # noqa: F401  (registers the handlers)
+    from trtllm_operator import metrics
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    metrics.serve(args.metrics_port)
     asyncio.run(kopf.operator(
         clusterwide=not args.namespace, namespaces=args.namespace,
         standalone=args.standalone or args.peering is None, peering_name=args.peering,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Iterator
 
@@ -13,11 +14,20 @@ from tests.operator_proc import install_crds, start_operator, stop_operator
 OPERATOR_LOG = ROOT / ".local" / "operator-tests.log"
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def operator(control_plane: str) -> Iterator[subprocess.Popen[bytes]]:
     """One operator for the session, watching the per-test namespaces (t-*)."""
     install_crds()
-    proc = start_operator(["t-*"], OPERATOR_LOG)
+    port = free_port()
+    proc = start_operator(["t-*"], OPERATOR_LOG, extra_args=["--metrics-port", str(port)])
+    proc.metrics_port = port  # type: ignore[attr-defined]
     try:
         yield proc
     finally:

@@ -208,3 +208,22 @@ def test_idle_operator_writes_nothing(namespace: str, operator: Any) -> None:
     time.sleep(60)
     writes = audit_writes(start, namespace)
     assert writes == [], [(w["verb"], w["objectRef"]) for w in writes]
+
+
+def test_operator_metrics(namespace: str, operator: Any) -> None:
+    import urllib.request
+
+    apply(llmdeployment("first"), namespace)
+    apply(llmdeployment("second"), namespace)
+    wait_phase(namespace, "first", "Ready")
+    wait_phase(namespace, "second", "Ready")
+    url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+               if line and not line.startswith("#")}
+    assert samples['trtllm_operator_engine_cache_total{result="hit"}'] >= 1
+    assert samples['trtllm_operator_engine_cache_total{result="miss"}'] >= 1
+    assert samples['trtllm_operator_builds_total{event="started"}'] >= 1
+    assert samples['trtllm_operator_builds_total{event="succeeded"}'] >= 1
+    assert samples['trtllm_operator_reconciles_total{kind="LLMDeployment",result="ok"}'] > 0
+    assert samples['trtllm_operator_reconcile_seconds_count{kind="LLMEngine"}'] > 0

@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from trtllm_operator import GROUP, VERSION
+from trtllm_operator import GROUP, VERSION, metrics
 from trtllm_operator.handlers.common import API_VERSION, build_scripts, locked, now, write_status
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import conditions as reasons
@@ -85,6 +85,9 @@ def ensure_engine(body: dict[str, Any], spec: LLMDeploymentSpec, me: dict[str, A
                                  spec.engine.build_resources, secret, spec.storage.retain_engines)
         live = kube.create(desired) or kube.get(API_VERSION, "LLMEngine", meta["namespace"], name)
         kopf.info(body, reason="EngineCreated", message=f"Created LLMEngine {name} (key {key[:12]})")
+        metrics.ENGINE_CACHE.labels("miss").inc()
+    elif not any(o.get("uid") == meta["uid"] for o in live["metadata"].get("ownerReferences") or []):
+        metrics.ENGINE_CACHE.labels("hit").inc()
     live = adopt(live, me)
     reused = (live["metadata"].get("annotations") or {}).get(CREATED_BY_ANNOTATION) != meta["uid"]
     return live, {"name": name, "key": key, "gpu": engine.gpu.product, "reused": reused}
@@ -239,7 +242,13 @@ def reconcile_by_name(namespace: str, name: str) -> None:
     with locked("LLMDeployment", namespace, name):
         body = kube.get(API_VERSION, "LLMDeployment", namespace, name)
         if body is not None and not body["metadata"].get("deletionTimestamp"):
-            reconcile(body)
+            with metrics.RECONCILE_SECONDS.labels("LLMDeployment").time():
+                try:
+                    reconcile(body)
+                except Exception:
+                    metrics.RECONCILES.labels("LLMDeployment", "error").inc()
+                    raise
+            metrics.RECONCILES.labels("LLMDeployment", "ok").inc()
 
 
 @kopf.on.event(GROUP, VERSION, "llmdeployments")

@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from trtllm_operator import GROUP, VERSION
+from trtllm_operator import GROUP, VERSION, metrics
 from trtllm_operator.handlers.common import build_scripts, locked, now, write_status
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import engine as plan
@@ -45,6 +45,7 @@ def reconcile_engine(body: dict[str, Any]) -> str:
         kopf.info(body, reason="FetchStarted", message=f"Started Job {fetch.name} to download {spec.model.source}")
     elif step == "create-build":
         kube.apply(plan.desired_build_job(ctx, spec, config))
+        metrics.BUILDS.labels("started").inc()
         kopf.info(body, reason="BuildStarted", message=f"Started Job {build.name} on {spec.gpu.product}")
     status = progress.engine_status(spec, ctx, fetch, build, len(users(body)), meta.get("generation"),
                                     (body.get("status") or {}).get("conditions") or [], now())
@@ -56,6 +57,10 @@ def reconcile_engine(body: dict[str, Any]) -> str:
 
 def _announce(body: dict[str, Any], status: dict[str, Any]) -> None:
     phase = status["phase"]
+    if phase in ("Ready", "Failed"):
+        metrics.BUILDS.labels("succeeded" if phase == "Ready" else "failed").inc()
+        if status.get("buildSeconds") is not None:
+            metrics.BUILD_SECONDS.observe(status["buildSeconds"])
     if phase == "Ready":
         kopf.info(body, reason="EngineReady", message=f"Engine published at {status.get('path') or 'cache'}")
     elif phase == "Failed":
@@ -80,7 +85,13 @@ def handle(body: dict[str, Any]) -> None:
         fresh = kube.get(f"{GROUP}/{VERSION}", "LLMEngine", meta["namespace"], meta["name"])
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return
-        phase = reconcile_engine(fresh)
+        with metrics.RECONCILE_SECONDS.labels("LLMEngine").time():
+            try:
+                phase = reconcile_engine(fresh)
+            except Exception:
+                metrics.RECONCILES.labels("LLMEngine", "error").inc()
+                raise
+        metrics.RECONCILES.labels("LLMEngine", "ok").inc()
     if phase != before:
         notify_users(fresh)
 
