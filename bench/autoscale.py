@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/out")
     parser.add_argument("--quick", action="store_true", help="2-minute runs with short start-ups")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so each run stops its Prometheus
     if args.quick and not args.trace:
         args.compress = 1.0
     profile = Profile()

@@ -64,6 +64,13 @@ def test_look_ahead_scales_up_on_a_rising_trend_before_the_target_is_crossed():
     assert d.direction == p.UP and d.reason == p.SCALED_UP_AHEAD and d.replicas > 4
 
 
+def test_look_ahead_is_capped_and_needs_a_covered_window():
+    steep = Samples(p.KV_CACHE_UTILIZATION, tuple((NOW - 60 + i * 5, 0.1 * i) for i in range(13)))
+    assert p.projected_value(steep, BASE, 1.2, 4) == pytest.approx(1.2 * BASE.lookahead_cap)
+    young = Samples(p.KV_CACHE_UTILIZATION, tuple((NOW - 10 + i * 5, 0.1 * i) for i in range(3)))
+    assert p.projected_value(young, BASE, 0.2, 4) == pytest.approx(0.2)
+
+
 def test_falling_trend_does_not_project_below_the_current_value():
     falling = Samples(p.KV_CACHE_UTILIZATION, tuple((NOW - 60 + i * 5, 1.0 - 0.02 * i) for i in range(13)))
     assert p.projected_value(falling, BASE, 0.76, 4) == pytest.approx(0.76)
@@ -71,7 +78,7 @@ def test_falling_trend_does_not_project_below_the_current_value():
 
 def test_trend_slope_least_squares():
     points = tuple((float(t), 2.0 * t + 1) for t in range(10))
-    assert p.trend_slope(points, 60) == pytest.approx(2.0)
+    assert p.trend_slope(points, 10) == pytest.approx(2.0)
     assert p.trend_slope(points[:2], 60) == 0.0
 
 
@@ -83,8 +90,16 @@ def test_scale_down_waits_for_the_stabilization_window():
 def test_scale_down_one_step_after_sustained_low_demand():
     d, state = run(flat(0.1), ready=6, state=quiet_state(1))
     assert (d.replicas, d.direction, d.reason) == (5, p.DOWN, p.SCALED_DOWN)
-    again, _ = run(flat(0.1), ready=5, state=state, now=NOW + 10)
+    again, _ = run(flat(0.1, now=NOW + 10), ready=5, state=state, now=NOW + 10)
     assert (again.replicas, again.reason) == (5, p.STABILIZING)
+    later, _ = run(flat(0.1, now=NOW + 31), ready=5, state=state, now=NOW + 31)
+    assert (later.replicas, later.reason) == (4, p.SCALED_DOWN)
+
+
+def test_after_a_scale_up_the_whole_window_passes_before_a_step_down():
+    state = replace(quiet_state(1), last_scale_time=NOW - 60, last_direction=p.UP)
+    d, _ = run(flat(0.1), ready=6, state=state)
+    assert d.reason == p.STABILIZING
 
 
 def test_scale_down_never_below_the_highest_recent_recommendation():
@@ -124,9 +139,7 @@ def test_cap_from_the_cluster_gpus_and_reason_says_so():
 
 
 def test_missing_metrics_hold_and_say_why():
-    d, state = run(
-        Samples(p.KV_CACHE_UTILIZATION, error="Prometheus at http://x unreachable"), ready=3, starting=1
-    )
+    d, state = run(Samples(p.KV_CACHE_UTILIZATION, error="Prometheus at http://x unreachable"), ready=3, starting=1)
     assert (d.replicas, d.direction, d.reason, d.metric_value) == (4, p.HOLD, p.METRICS_UNAVAILABLE, None)
     assert "unreachable" in d.message and state == State()
     d, _ = run(Samples(p.KV_CACHE_UTILIZATION), ready=3)

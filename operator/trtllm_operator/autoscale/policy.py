@@ -6,9 +6,11 @@ inputs always give the same decision (the kopf timer stores the state between ca
 How it treats the 60-100 s a new replica needs before it serves:
 
 * **Look-ahead on the way up.** The signal is projected ``settings.startup_s`` seconds ahead with the
-  slope of a least-squares line through the recent samples (``trend_window_s``); only a rising trend
-  counts. A replica ordered now starts serving about when that projection comes due, so scaling on the
-  projection orders it before the queue exists rather than after. The target itself should sit below
+  slope of a least-squares line through the recent samples (``trend_window_s``, at least half of it
+  covered); only a rising trend counts, and the projection is capped at ``lookahead_cap`` times the
+  current value, so a noisy or just-started series cannot order a fleet on its own. A replica
+  ordered now starts serving about when that projection comes due, so scaling on the projection
+  orders it before the queue exists rather than after. The target itself should sit below
   saturation (e.g. KV-cache use 0.5, not 0.9), which is the headroom that absorbs what the trend misses.
 * **Proportional jumps up.** ``need = ceil(ready * projected / target)``; the policy asks for all of it
   at once (bounded by min/max and by the GPUs the cluster holds).
@@ -92,6 +94,8 @@ class Settings:
     trend_window_s: float = 60.0
     scale_down_window_s: float = 180.0
     scale_down_step: int = 1
+    scale_down_interval_s: float = 30.0
+    lookahead_cap: float = 1.5
     stale_after_s: float = 60.0
 
 
@@ -164,7 +168,7 @@ def trend_slope(points: tuple[tuple[float, float], ...], window_s: float) -> flo
     if len(points) < 3:
         return 0.0
     recent = [(t, v) for t, v in points if t >= points[-1][0] - window_s]
-    if len(recent) < 3:
+    if len(recent) < 3 or recent[-1][0] - recent[0][0] < window_s / 2:
         return 0.0
     mean_t = sum(t for t, _ in recent) / len(recent)
     mean_v = sum(v for _, v in recent) / len(recent)
@@ -179,7 +183,7 @@ def projected_value(samples: Samples, settings: Settings, value: float, ready: i
     slope = trend_slope(samples.points, settings.trend_window_s)
     if settings.metric in TOTAL_METRICS:
         slope = slope / max(ready, 1)
-    return value + max(0.0, slope) * settings.startup_s
+    return min(value + max(0.0, slope) * settings.startup_s, value * settings.lookahead_cap)
 
 
 def upper_bound(settings: Settings) -> tuple[int, str]:
@@ -215,9 +219,7 @@ def _bounds_decision(replicas: ReplicaCounts, settings: Settings, value: float) 
     return None
 
 
-def _scale_up_decision(
-    replicas: ReplicaCounts, settings: Settings, value: float, projected: float
-) -> Decision | None:
+def _scale_up_decision(replicas: ReplicaCounts, settings: Settings, value: float, projected: float) -> Decision | None:
     """Ask for every replica the (projected) load needs at once, counting starting ones as coming."""
     if projected <= settings.target * (1 + settings.tolerance):
         return None
@@ -259,7 +261,7 @@ def _scale_down_decision(
     if replicas.starting > 0:
         msg = f"{target_text}: not scaling down while {replicas.starting} replica(s) are starting"
         return _hold(replicas, WAITING_FOR_STARTUP, msg, value)
-    if not _window_elapsed(state, now, settings.scale_down_window_s):
+    if not _window_elapsed(state, now, settings):
         msg = f"{target_text}: waiting {settings.scale_down_window_s:.0f}s of low demand before scaling down"
         return _hold(replicas, STABILIZING, msg, value)
     desired = max(floor, replicas.current - settings.scale_down_step)
@@ -267,8 +269,10 @@ def _scale_down_decision(
     return Decision(desired, SCALED_DOWN, value, DOWN, msg)
 
 
-def _window_elapsed(state: State, now: float, window_s: float) -> bool:
-    """True when recommendations cover the whole window and the last change is a window old."""
+def _window_elapsed(state: State, now: float, settings: Settings) -> bool:
+    """True when recommendations cover the whole window and the last change is old enough."""
+    window_s = settings.scale_down_window_s
     covered = bool(state.history) and state.history[0][0] <= now - window_s
-    quiet = state.last_scale_time is None or now - state.last_scale_time >= window_s
+    pause = settings.scale_down_interval_s if state.last_direction == DOWN else window_s
+    quiet = state.last_scale_time is None or now - state.last_scale_time >= pause
     return covered and quiet
