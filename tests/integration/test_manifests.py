@@ -255,3 +255,14 @@ def test_service_account_can_list_nothing_about_secrets(rbac_installed: list[dic
     rules = kubectl("auth", "can-i", "--list", "-n", namespace, f"--as={SA}").stdout
     assert "jobs.batch" in rules
     assert not [line for line in rules.splitlines() if line.split() and line.split()[0].startswith("secrets")]
+
+
+def test_service_account_can_hand_a_secret_to_a_job(rbac_installed: list[dict[str, Any]], namespace: str) -> None:
+    """Why no Secret permission is needed: a Job may reference a Secret its creator cannot read."""
+    kubectl("create", "secret", "generic", "hf-token", "-n", namespace, "--from-literal=HF_TOKEN=hf_secret")
+    env = [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "HF_TOKEN"}}}]
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "fetch", "namespace": namespace},
+           "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+               {"name": "fetch", "image": "busybox:1.37", "command": ["true"], "env": env}]}}}}
+    proc = kubectl("create", "--dry-run=server", f"--as={SA}", "-f", "-", stdin=json.dumps(job))
+    assert "job.batch/fetch created (server dry run)" in proc.stdout
