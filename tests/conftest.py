@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -29,16 +30,23 @@ def control_plane() -> Iterator[str]:
         subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "down"], check=False)
 
 
-@pytest.fixture
-def namespace(control_plane: str, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A namespace of this test's own, deleted afterwards even when the test fails."""
-    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
-    name = f"t-{slug}-{uuid.uuid4().hex[:5]}"
+@contextmanager
+def temp_namespace(prefix: str, test_name: str) -> Iterator[str]:
+    """Create `<prefix>-<test>-<random>` and delete it afterwards, even when the test fails."""
+    slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")[:36].strip("-")
+    name = f"{prefix}-{slug}-{uuid.uuid4().hex[:5]}"
     kubectl("create", "namespace", name)
     try:
         yield name
     finally:
         kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+@pytest.fixture
+def namespace(control_plane: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of this test's own (t-*, never touched by an operator)."""
+    with temp_namespace("t", request.node.name) as name:
+        yield name
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,4 +1,4 @@
-"""Integration fixtures: the operator running as a process for namespaces named t-*."""
+"""Integration fixtures: the operator running as a process for namespaces named o-*."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import temp_namespace
 from tests.kube import ROOT
 from tests.operator_proc import install_crds, start_operator, stop_operator
 
@@ -23,12 +24,19 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def operator(control_plane: str) -> Iterator[subprocess.Popen[bytes]]:
-    """One operator for the session, watching the per-test namespaces (t-*)."""
+    """One operator for the session, watching the namespaces of `op_namespace` (o-*)."""
     install_crds()
     port = free_port()
-    proc = start_operator(["t-*"], OPERATOR_LOG, extra_args=["--metrics-port", str(port)])
+    proc = start_operator(["o-*"], OPERATOR_LOG, extra_args=["--metrics-port", str(port)])
     proc.metrics_port = port  # type: ignore[attr-defined]
     try:
         yield proc
     finally:
         stop_operator(proc)
+
+
+@pytest.fixture
+def op_namespace(operator: subprocess.Popen[bytes], request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of this test's own that the session's operator watches (o-*)."""
+    with temp_namespace("o", request.node.name) as name:
+        yield name

@@ -62,7 +62,8 @@ def serving_engine(namespace: str, name: str) -> str:
     return get("deployment", namespace, name)["metadata"]["labels"]["trtllm-operator.dev/engine"]
 
 
-def test_sample_reaches_ready_with_columns(namespace: str, operator: Any) -> None:
+def test_sample_reaches_ready_with_columns(op_namespace: str, operator: Any) -> None:
+    namespace = op_namespace
     apply(llmdeployment("chat"), namespace)
     dep = wait_phase(namespace, "chat", "Ready")
     engine = dep["status"]["engine"]
@@ -86,7 +87,8 @@ def test_sample_reaches_ready_with_columns(namespace: str, operator: Any) -> Non
     assert {"EngineCreated", "BuildStarted", "Ready"} <= set(events(namespace, "chat"))
 
 
-def test_same_build_inputs_share_one_engine(namespace: str, operator: Any) -> None:
+def test_same_build_inputs_share_one_engine(op_namespace: str, operator: Any) -> None:
+    namespace = op_namespace
     apply(llmdeployment("first"), namespace)
     wait_phase(namespace, "first", "Ready")
     apply(llmdeployment("second", serving={"replicas": 2}), namespace)
@@ -98,7 +100,8 @@ def test_same_build_inputs_share_one_engine(namespace: str, operator: Any) -> No
     assert "EngineReused" in events(namespace, "second")
 
 
-def test_runtime_change_rolls_only_the_deployment(namespace: str, operator: Any) -> None:
+def test_runtime_change_rolls_only_the_deployment(op_namespace: str, operator: Any) -> None:
+    namespace = op_namespace
     apply(llmdeployment("chat"), namespace)
     wait_phase(namespace, "chat", "Ready")
     before = get("deployment", namespace, "chat")
@@ -117,7 +120,8 @@ def test_runtime_change_rolls_only_the_deployment(namespace: str, operator: Any)
     wait_phase(namespace, "chat", "Ready")
 
 
-def test_build_input_change_builds_then_rolls(namespace: str, operator: Any) -> None:
+def test_build_input_change_builds_then_rolls(op_namespace: str, operator: Any) -> None:
+    namespace = op_namespace
     apply(llmdeployment("chat"), namespace)
     old = wait_phase(namespace, "chat", "Ready")["status"]["engine"]["name"]
     template = get("deployment", namespace, "chat")["spec"]["template"]
@@ -135,7 +139,8 @@ def test_build_input_change_builds_then_rolls(namespace: str, operator: Any) -> 
     wait_for("the cleanup Job", lambda: items("jobs", namespace, "-l", "trtllm-operator.dev/role=cleanup"))
 
 
-def test_failed_build_keeps_the_old_engine_serving(namespace: str, operator: Any) -> None:
+def test_failed_build_keeps_the_old_engine_serving(op_namespace: str, operator: Any) -> None:
+    namespace = op_namespace
     apply(llmdeployment("chat"), namespace)
     old = wait_phase(namespace, "chat", "Ready")["status"]["engine"]["name"]
     apply(llmdeployment("chat", model={"source": "hf://kwok-test/fail-build"}), namespace)
@@ -154,14 +159,16 @@ def test_failed_build_keeps_the_old_engine_serving(namespace: str, operator: Any
     assert "BuildFailed" in events(namespace, "chat")
 
 
-def test_failed_first_build_is_failed(namespace: str, operator: Any) -> None:
+def test_failed_first_build_is_failed(op_namespace: str, operator: Any) -> None:
+    namespace = op_namespace
     apply(llmdeployment("chat", model={"source": "hf://kwok-test/fail-build"}), namespace)
     dep = wait_phase(namespace, "chat", "Failed", timeout=120)
     assert condition(dep, "Ready")["status"] == "False"
     assert kubectl("get", "deployment", "chat", "-n", namespace, check=False).returncode != 0
 
 
-def test_delete_collects_children_but_keeps_shared_engine(namespace: str, operator: Any) -> None:
+def test_delete_collects_children_but_keeps_shared_engine(op_namespace: str, operator: Any) -> None:
+    namespace = op_namespace
     apply(llmdeployment("first"), namespace)
     apply(llmdeployment("second"), namespace)
     wait_phase(namespace, "first", "Ready")
@@ -175,7 +182,8 @@ def test_delete_collects_children_but_keeps_shared_engine(namespace: str, operat
     wait_for("the unused engine to be collected", lambda: not items("llmengines", namespace), timeout=60)
 
 
-def test_unfittable_parallelism_is_reported(namespace: str, operator: Any) -> None:
+def test_unfittable_parallelism_is_reported(op_namespace: str, operator: Any) -> None:
+    namespace = op_namespace
     apply(llmdeployment("huge", engine={"parallelism": {"tensor": 16}}), namespace)
     dep = wait_for("a NoFittingGpuNode condition", lambda: (get("llmdeployment", namespace, "huge").get(
         "status") or {}).get("conditions") and get("llmdeployment", namespace, "huge"), timeout=30)
@@ -200,7 +208,8 @@ def audit_writes(since: float, namespace: str) -> list[dict[str, Any]]:
     return found
 
 
-def test_idle_operator_writes_nothing(namespace: str, operator: Any) -> None:
+def test_idle_operator_writes_nothing(op_namespace: str, operator: Any) -> None:
+    namespace = op_namespace
     apply(llmdeployment("chat", serving={"replicas": 2}), namespace)
     wait_phase(namespace, "chat", "Ready")
     time.sleep(3)
@@ -210,7 +219,8 @@ def test_idle_operator_writes_nothing(namespace: str, operator: Any) -> None:
     assert writes == [], [(w["verb"], w["objectRef"]) for w in writes]
 
 
-def test_operator_metrics(namespace: str, operator: Any) -> None:
+def test_operator_metrics(op_namespace: str, operator: Any) -> None:
+    namespace = op_namespace
     import urllib.request
 
     apply(llmdeployment("first"), namespace)

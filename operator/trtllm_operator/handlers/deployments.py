@@ -83,10 +83,13 @@ def ensure_engine(body: dict[str, Any], spec: LLMDeploymentSpec, me: dict[str, A
         desired = desired_engine(name, meta["namespace"], key, engine, names.cache_claim(spec.storage.claim_name),
                                  memory, {"name": meta["name"], "uid": meta["uid"]},
                                  spec.engine.build_resources, secret, spec.storage.retain_engines)
-        live = kube.create(desired) or kube.get(API_VERSION, "LLMEngine", meta["namespace"], name)
-        kopf.info(body, reason="EngineCreated", message=f"Created LLMEngine {name} (key {key[:12]})")
-        metrics.ENGINE_CACHE.labels("miss").inc()
-    elif not any(o.get("uid") == meta["uid"] for o in live["metadata"].get("ownerReferences") or []):
+        live = kube.create(desired)
+        if live is not None:
+            kopf.info(body, reason="EngineCreated", message=f"Created LLMEngine {name} (key {key[:12]})")
+            metrics.ENGINE_CACHE.labels("miss").inc()
+        else:  # another deployment created it a moment ago
+            live = kube.get(API_VERSION, "LLMEngine", meta["namespace"], name)
+    if not any(o.get("uid") == meta["uid"] for o in live["metadata"].get("ownerReferences") or []):
         metrics.ENGINE_CACHE.labels("hit").inc()
     live = adopt(live, me)
     reused = (live["metadata"].get("annotations") or {}).get(CREATED_BY_ANNOTATION) != meta["uid"]
