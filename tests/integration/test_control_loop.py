@@ -237,3 +237,25 @@ def test_operator_metrics(op_namespace: str, operator: Any) -> None:
     assert samples['trtllm_operator_builds_total{event="succeeded"}'] >= 1
     assert samples['trtllm_operator_reconciles_total{kind="LLMDeployment",result="ok"}'] > 0
     assert samples['trtllm_operator_reconcile_seconds_count{kind="LLMEngine"}'] > 0
+
+
+POD_MONITOR_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "podmonitors.monitoring.coreos.com"},
+    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+             "names": {"plural": "podmonitors", "singular": "podmonitor", "kind": "PodMonitor"},
+             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                 "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
+def test_pod_monitor_when_prometheus_operator_is_installed(op_namespace: str, operator: Any) -> None:
+    namespace = op_namespace
+    apply(POD_MONITOR_CRD)
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/podmonitors.monitoring.coreos.com")
+    apply(llmdeployment("chat"), namespace)
+    wait_phase(namespace, "chat", "Ready")
+    monitor = wait_for("the PodMonitor", lambda: items("podmonitors", namespace))[0]
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    assert monitor["spec"]["selector"]["matchLabels"]["trtllm-operator.dev/deployment"] == "chat"
+    assert monitor["metadata"]["ownerReferences"][0]["name"] == "chat"
