@@ -259,3 +259,12 @@ def test_pod_monitor_when_prometheus_operator_is_installed(op_namespace: str, op
     assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     assert monitor["spec"]["selector"]["matchLabels"]["trtllm-operator.dev/deployment"] == "chat"
     assert monitor["metadata"]["ownerReferences"][0]["name"] == "chat"
+
+
+def test_retained_engine_files_get_no_cleanup_job(op_namespace: str, operator: Any) -> None:
+    namespace = op_namespace
+    apply(llmdeployment("keep", storage={"retainEngines": True}), namespace)
+    wait_phase(namespace, "keep", "Ready")
+    kubectl("delete", "llmdeployment", "keep", "-n", namespace)
+    wait_for("the engine to be collected", lambda: not items("llmengines", namespace), timeout=60)
+    assert not items("jobs", namespace, "-l", "trtllm-operator.dev/role=cleanup")
