@@ -35,6 +35,7 @@ class RunConfig:
     ours: Settings = field(default_factory=Settings)
     hpa: HpaConfig = field(default_factory=HpaConfig)
     tail_s: float = 30.0
+    warmup_s: float = 30.0
 
 
 @dataclass
@@ -92,7 +93,7 @@ def _targets(server: prom.PrometheusServer, config: RunConfig):
 def _drive(policy: str, sim: Simulator, url: str, requests: list[Request], config: RunConfig, log) -> int:
     end = (requests[-1].arrival_s if requests else 0.0) + config.tail_s
     step = {"static": _Static, "hpa": _HpaDriver, "ours": _OursDriver}[policy](sim, url, config, log)
-    events, next_tick = 0, 0.0
+    events, next_tick = 0, config.warmup_s
     while sim.now < end:
         if sim.now >= next_tick:
             events += step.tick()

@@ -174,3 +174,9 @@ def test_history_keeps_only_the_window():
         _, state = run(flat(0.5, now=NOW + i * 5), ready=4, state=state, now=NOW + i * 5)
     assert state.history[0][0] <= NOW + 99 * 5 - BASE.scale_down_window_s
     assert len(state.history) <= BASE.scale_down_window_s / 5 + 2
+
+
+def test_value_is_smoothed_over_recent_samples():
+    spike = Samples(p.KV_CACHE_UTILIZATION, flat(0.4).points[:-1] + ((NOW, 1.0),))
+    d, _ = run(spike, ready=4)
+    assert d.metric_value == pytest.approx((0.4 * 4 + 1.0) / 5)

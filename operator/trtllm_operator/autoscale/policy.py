@@ -21,6 +21,8 @@ How it treats the 60-100 s a new replica needs before it serves:
   recommendation over ``scale_down_window_s`` is below the current count, no replica is starting and
   the last change is at least a window old does the policy remove ``scale_down_step`` replicas
   (never below ``ready - step``, the highest recent recommendation, or min).
+* **Smoothed value.** The value compared with the target is the mean over the last ``smoothing_s``
+  (instantaneous KV use or queue length of one scrape is noisy; a spike must not order replicas).
 * **Missing or stale metrics hold.** No guessing: the current count is kept and the reason says why.
 """
 
@@ -96,6 +98,7 @@ class Settings:
     scale_down_step: int = 1
     scale_down_interval_s: float = 30.0
     lookahead_cap: float = 1.5
+    smoothing_s: float = 20.0
     stale_after_s: float = 60.0
 
 
@@ -156,8 +159,10 @@ def _metrics_problem(
 
 
 def per_replica_value(samples: Samples, settings: Settings, replicas: ReplicaCounts) -> float:
-    """The latest value as a per-replica figure comparable with the target."""
-    value = samples.points[-1][1]
+    """The recent (``smoothing_s``) mean as a per-replica figure comparable with the target."""
+    newest = samples.points[-1][0]
+    recent = [v for t, v in samples.points if t >= newest - settings.smoothing_s]
+    value = sum(recent) / len(recent)
     if settings.metric in TOTAL_METRICS:
         return value / max(replicas.ready, 1)
     return value
