@@ -7,14 +7,18 @@ impersonated to show what it may and may not do; everything else is a server-sid
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.kube import KUBECTL, ROOT, apply, kubectl, wait_for
+from tests.kube import KUBECTL, ROOT, apply, kubectl, kubectl_json, wait_for
 
 BASE = ROOT / "manifests" / "base"
 OVERLAYS = {"base": BASE, "local": ROOT / "manifests" / "overlays" / "local"}
@@ -22,6 +26,8 @@ SYSTEM_NS = "trtllm-operator-system"
 SA = f"system:serviceaccount:{SYSTEM_NS}:trtllm-operator"
 GROUP = "trtllm-operator.dev"
 DANGEROUS_VERBS = {"*", "escalate", "bind", "impersonate"}
+AUDIT_LOG = ROOT / ".local" / "cluster" / "audit.log"
+SAMPLE = ROOT / "manifests" / "samples" / "tinyllama-fp16.yaml"
 PREREQUISITE_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
 
 # (verb, resource) the operator needs in every namespace of the cluster
@@ -266,3 +272,59 @@ def test_service_account_can_hand_a_secret_to_a_job(rbac_installed: list[dict[st
                {"name": "fetch", "image": "busybox:1.37", "command": ["true"], "env": env}]}}}}
     proc = kubectl("create", "--dry-run=server", f"--as={SA}", "-f", "-", stdin=json.dumps(job))
     assert "job.batch/fetch created (server dry run)" in proc.stdout
+
+
+def service_account_kubeconfig(path: Path) -> Path:
+    """A kubeconfig for the local cluster that authenticates with a token of the operator's ServiceAccount."""
+    token = kubectl("create", "token", "trtllm-operator", "-n", SYSTEM_NS, "--duration=1h").stdout.strip()
+    config = json.loads(kubectl("config", "view", "--raw", "-o", "json").stdout)
+    for user in config["users"]:
+        user["user"] = {"token": token}
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture
+def operator_as_service_account(rbac_installed: list[dict[str, Any]], namespace: str,
+                                tmp_path: Path) -> Iterator[Path]:
+    """The operator running as a process with only its ServiceAccount's rights; yields its log file."""
+    env = {**os.environ, "KUBECONFIG": str(service_account_kubeconfig(tmp_path / "kubeconfig")),
+           "PYTHONPATH": str(ROOT / "operator")}
+    log = tmp_path / "operator.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "trtllm_operator", "--standalone", "--namespace", namespace],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    try:
+        yield log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def forbidden_writes(offset: int) -> list[str]:
+    """The ServiceAccount's writes the API server refused (403) in the audit log after a byte offset."""
+    with AUDIT_LOG.open("rb") as log:
+        log.seek(offset)
+        events = [json.loads(line) for line in log if line.strip()]
+    return [f"{e['verb']} {e.get('requestURI')}" for e in events
+            if e["user"]["username"] == SA and e.get("responseStatus", {}).get("code") == 403]
+
+
+@pytest.mark.timeout(300)
+def test_operator_runs_a_sample_to_ready_and_deletes_it_as_its_service_account(
+        operator_as_service_account: Path, namespace: str) -> None:
+    offset = AUDIT_LOG.stat().st_size
+    kubectl("apply", "-n", namespace, "-f", str(SAMPLE))
+    wait_for("the sample to be Ready", lambda: kubectl_json("get", "llmdeployment", "tinyllama", "-n", namespace)
+             .get("status", {}).get("phase") == "Ready", timeout=180)
+    engines = kubectl_json("get", "llmengines", "-n", namespace)["items"]
+    assert [e["status"]["phase"] for e in engines] == ["Ready"]
+    kubectl("delete", "llmdeployment", "tinyllama", "-n", namespace, "--timeout=120s")
+    wait_for("the engine to be deleted", lambda: not kubectl_json("get", "llmengines", "-n", namespace)["items"],
+             timeout=120)
+    assert forbidden_writes(offset) == []
+    log = operator_as_service_account.read_text()
+    assert not re.search(r"forbidden|\b403\b", log, re.IGNORECASE), log[-3000:]
