@@ -14,7 +14,12 @@ from trtllm_operator.plan import conditions as reasons
 from trtllm_operator.plan import names
 from trtllm_operator.plan.adapters import desired_adapter_config, desired_adapter_jobs
 from trtllm_operator.plan.consistency import consistency_problems
-from trtllm_operator.plan.deployment_status import Observed, deployment_status, rollout_done
+from trtllm_operator.plan.deployment_status import (
+    Observed,
+    carry_autoscaler_fields,
+    deployment_status,
+    rollout_done,
+)
 from trtllm_operator.plan.engine import CREATED_BY_ANNOTATION, desired_engine, model_dir
 from trtllm_operator.plan.meta import owner_ref
 from trtllm_operator.plan.placement import choose_gpu, gpu_nodes
@@ -221,6 +226,7 @@ def publish_status(body: dict[str, Any], spec: LLMDeploymentSpec | None, seen: O
     meta = body["metadata"]
     old = body.get("status") or {}
     status = deployment_status(meta["name"], meta["namespace"], spec, seen, old.get("conditions") or [], now())
+    status = carry_autoscaler_fields(status, old, spec is not None and spec.autoscaling.enabled)
     if not write_status("LLMDeployment", body, status):
         return
     if status["phase"] != old.get("phase"):

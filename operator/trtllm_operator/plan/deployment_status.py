@@ -144,3 +144,14 @@ def _phase(seen: Observed, conds: list[dict[str, Any]]) -> str:
         phase = seen.engine_status.get("phase", "Pending")
         return phase if phase in ("Fetching", "Building") else "Pending"
     return "Deploying"
+
+
+def carry_autoscaler_fields(status: dict[str, Any], old: dict[str, Any], autoscaling: bool) -> dict[str, Any]:
+    """Keep what the autoscaler wrote (status.autoscaling and its condition) while autoscaling is on."""
+    if not autoscaling:
+        return status
+    kept = [cond for cond in old.get("conditions") or [] if cond.get("type") == "Autoscaling"]
+    out = {**status, "conditions": status["conditions"] + kept}
+    if old.get("autoscaling"):
+        out["autoscaling"] = old["autoscaling"]
+    return out
