@@ -162,17 +162,18 @@ def test_probes_and_ports_match_the_operators_options() -> None:
     assert service["spec"]["selector"].items() <= labels.items()
 
 
-def test_two_replicas_share_one_peering() -> None:
+def test_one_replica_with_mandatory_peering() -> None:
+    """kopf pauses every peer of equal priority, so identical replicas must not be more than one."""
     objects = build(BASE)
     deployment = one(objects, "Deployment", "trtllm-operator")
-    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
     peering = option(operator_container(objects)["args"], "peering")
     one(objects, "ClusterKopfPeering", peering)
     assert not any(a.startswith("--namespace") for a in operator_container(objects)["args"]), \
         "cluster-wide operator: its peering is the ClusterKopfPeering"
 
 
-def test_local_overlay_runs_one_replica_from_a_local_image() -> None:
+def test_local_overlay_runs_a_local_image() -> None:
     objects = build(OVERLAYS["local"])
     deployment = one(objects, "Deployment", "trtllm-operator")
     container = operator_container(objects)
