@@ -4,7 +4,7 @@
 Usage: dev.py up | down
 
 The operator runs in the background (pid in .local/operator.pid, logs in .local/operator.log) for every
-namespace except the test namespaces (t-*, o-*, r-*), which the test suite's own operators handle.
+namespace except the test namespaces (t-*, o-*, r-*, p-*), which the test suite's own operators handle.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ ENV = {**os.environ, "KUBECONFIG": str(LOCAL / "kubeconfig"), "PYTHONPATH": str(
 PID = LOCAL / "operator.pid"
 LOG = LOCAL / "operator.log"
 SAMPLE = ROOT / "manifests" / "samples" / "tinyllama-fp16.yaml"
-NAMESPACES = "*,!t-*,!o-*,!r-*"
+NAMESPACES = "*,!t-*,!o-*,!r-*,!p-*"
 
 
 def kubectl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,9 @@ def install_crds() -> None:
 def start_operator(namespaces: list[str], log: Path, extra_env: dict[str, str] | None = None,
                    extra_args: list[str] | None = None) -> subprocess.Popen[bytes]:
     """Start `python -m trtllm_operator` watching the namespace patterns, logging to `log`."""
-    args = [sys.executable, "-m", "trtllm_operator", "--standalone"]
+    args = [sys.executable, "-m", "trtllm_operator"]
+    if "--peering" not in (extra_args or []):
+        args.append("--standalone")
     for ns in namespaces:
         args += ["--namespace", ns]
     args += extra_args or []

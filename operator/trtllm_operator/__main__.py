@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import random
 import sys
 
 from trtllm_operator import __version__
@@ -18,6 +19,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--standalone", action="store_true", help="Run without peering (a single replica).")
     group.add_argument("--peering", default=None, help="KopfPeering name, so only one replica acts.")
+    parser.add_argument("--priority", type=int, default=None,
+                        help="Peering priority; the highest acts, the rest wait (default: random, so "
+                             "replicas of one Deployment never tie and pause each other).")
     parser.add_argument("--liveness", default=None, help="Health endpoint, e.g. http://0.0.0.0:8080/healthz.")
     parser.add_argument("--metrics-port", type=int, default=0, help="Prometheus metrics port (0: off).")
     parser.add_argument("--verbose", action="store_true", help="Debug logging.")
@@ -40,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         clusterwide=not args.namespace, namespaces=args.namespace,
         standalone=args.standalone or args.peering is None, peering_name=args.peering,
         liveness_endpoint=args.liveness,
+        priority=args.priority if args.priority is not None else random.randint(1, 1_000_000),
     ))
 
 

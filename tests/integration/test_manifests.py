@@ -162,11 +162,12 @@ def test_probes_and_ports_match_the_operators_options() -> None:
     assert service["spec"]["selector"].items() <= labels.items()
 
 
-def test_one_replica_with_mandatory_peering() -> None:
-    """kopf pauses every peer of equal priority, so identical replicas must not be more than one."""
+def test_two_replicas_with_mandatory_peering() -> None:
+    """Two replicas, peering on, and no fixed --priority (each process picks its own, so they never tie)."""
     objects = build(BASE)
     deployment = one(objects, "Deployment", "trtllm-operator")
-    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    assert not any(a.startswith("--priority") for a in operator_container(objects)["args"])
     peering = option(operator_container(objects)["args"], "peering")
     one(objects, "ClusterKopfPeering", peering)
     assert not any(a.startswith("--namespace") for a in operator_container(objects)["args"]), \

@@ -30,9 +30,7 @@ def _sum(expr: str, by: tuple[str, ...]) -> str:
     return f"sum by ({', '.join(by)}) ({expr})" if by else f"sum({expr})"
 
 
-def triton_queue_compute_ratio(
-    selector: Mapping[str, str], by: tuple[str, ...] = (), window: str = "1m"
-) -> str:
+def triton_queue_compute_ratio(selector: Mapping[str, str], by: tuple[str, ...] = (), window: str = "1m") -> str:
     """NVIDIA's recipe: time queued over time computing, summed over the selected pods."""
     m = label_matchers(selector)
     queue = _sum(f"rate(nv_inference_queue_duration_us{m}[{window}])", by)

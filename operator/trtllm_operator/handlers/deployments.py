@@ -101,17 +101,15 @@ def ensure_engine(body: dict[str, Any], spec: LLMDeploymentSpec, me: dict[str, A
     return live, {"name": name, "key": key, "gpu": engine.gpu.product, "reused": reused}
 
 
-def ensure_cache(spec: LLMDeploymentSpec, namespace: str, me: dict[str, Any]) -> str:
-    """The cache PVC name; created (and co-owned) unless the user brings their own claim."""
+def ensure_cache(spec: LLMDeploymentSpec, namespace: str) -> str:
+    """The cache PVC name, created unless the user brings their own claim.
+
+    The created claim has no owner on purpose: it holds the namespace's models and engines for every
+    deployment, and the cleanup Jobs of deleted engines still need to mount it; delete it by hand to
+    free the storage."""
     claim = names.cache_claim(spec.storage.claim_name)
-    if spec.storage.claim_name:
-        return claim
-    live = kube.get("v1", "PersistentVolumeClaim", namespace, claim)
-    if live is None:
-        desired = desired_cache_claim(claim, namespace, spec.storage.size, spec.storage.storage_class_name,
-                                      [{**me, "controller": False}])
-        live = kube.create(desired) or kube.get("v1", "PersistentVolumeClaim", namespace, claim)
-    adopt(live, me)
+    if not spec.storage.claim_name and kube.get("v1", "PersistentVolumeClaim", namespace, claim) is None:
+        kube.create(desired_cache_claim(claim, namespace, spec.storage.size, spec.storage.storage_class_name, []))
     return claim
 
 
@@ -195,7 +193,7 @@ def reconcile(body: dict[str, Any]) -> None:
     spec: LLMDeploymentSpec | None = None
     try:
         spec = parse(body)
-        claim = ensure_cache(spec, ns, me)
+        claim = ensure_cache(spec, ns)
         target, engine_ref = ensure_engine(body, spec, me)
         live_deploy = kube.get("apps/v1", "Deployment", ns, names.serving(meta["name"]))
         previous = ((live_deploy or {}).get("metadata", {}).get("labels") or {}).get(names.ENGINE_LABEL)
