@@ -25,6 +25,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--liveness", default=None, help="Health endpoint, e.g. http://0.0.0.0:8080/healthz.")
     parser.add_argument("--metrics-port", type=int, default=0, help="Prometheus metrics port (0: off).")
     parser.add_argument("--verbose", action="store_true", help="Debug logging.")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="text: one line per event prefixed with [namespace/name]; json: one JSON object "
+                             "per line with the object reference (k8s) as a field.")
     parser.add_argument("--version", action="version", version=f"trtllm-operator {__version__}")
     return parser.parse_args(argv)
 
@@ -37,8 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     import trtllm_operator.handlers  # noqa: F401  (registers the handlers)
     from trtllm_operator import metrics
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(verbose=True, debug=args.verbose, log_format=log_format, log_prefix=True,
+                   log_refkey="k8s")
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
     metrics.serve(args.metrics_port)
     asyncio.run(kopf.operator(
         clusterwide=not args.namespace, namespaces=args.namespace,

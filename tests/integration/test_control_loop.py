@@ -268,3 +268,25 @@ def test_retained_engine_files_get_no_cleanup_job(op_namespace: str, operator: A
     kubectl("delete", "llmdeployment", "keep", "-n", namespace)
     wait_for("the engine to be collected", lambda: not items("llmengines", namespace), timeout=60)
     assert not items("jobs", namespace, "-l", "trtllm-operator.dev/role=cleanup")
+
+
+def test_operator_never_writes_llmdeployment_spec(op_namespace: str, operator: Any) -> None:
+    """Argo CD sees no drift: through create, run-time change and deletion, the operator's writes to
+    llmdeployments (bodies from the API server's audit log) are status patches, plus kopf's finalizer
+    (kopf puts one on objects that have timers, to stop them before deletion): never the spec."""
+    namespace = op_namespace
+    start = time.time() - 1
+    apply(llmdeployment("chat"), namespace)
+    wait_phase(namespace, "chat", "Ready")
+    apply(llmdeployment("chat", serving={"replicas": 2}), namespace)
+    wait_for("2 ready", lambda: get("llmdeployment", namespace, "chat")["status"].get("ready") == "2/2")
+    kubectl("delete", "llmdeployment", "chat", "-n", namespace)
+    time.sleep(2)
+    writes = [w for w in audit_writes(start, namespace) if w["objectRef"].get("resource") == "llmdeployments"]
+    assert any(w["objectRef"].get("subresource") == "status" for w in writes)
+    for write in writes:
+        if write["objectRef"].get("subresource") == "status":
+            continue
+        body = write.get("requestObject")
+        paths = {op["path"] for op in body} if isinstance(body, list) else set(body or {})
+        assert paths <= {"/metadata/resourceVersion", "/metadata/finalizers"}, (write["verb"], body)
