@@ -59,7 +59,7 @@ def build_config(args: argparse.Namespace, requests: list, profile: Profile) -> 
         ours=ours,
         hpa=HpaConfig(min_replicas=1, max_replicas=max_replicas, target=1.0),
         tail_s=15.0 if args.quick else 30.0,
-        warmup_s=10.0 if args.quick else 30.0,
+        warmup_s=10.0 if args.quick else 60.0,
     )
 
 

@@ -6,7 +6,7 @@ inputs always give the same decision (the kopf timer stores the state between ca
 How it treats the 60-100 s a new replica needs before it serves:
 
 * **Look-ahead on the way up.** The signal is projected ``settings.startup_s`` seconds ahead with the
-  slope of a least-squares line through the recent samples (``trend_window_s``, at least half of it
+  slope of a least-squares line through the recent samples (``trend_window_s``, at least 90 % of it
   covered); only a rising trend counts, and the projection is capped at ``lookahead_cap`` times the
   current value, so a noisy or just-started series cannot order a fleet on its own. A replica
   ordered now starts serving about when that projection comes due, so scaling on the projection
@@ -173,7 +173,7 @@ def trend_slope(points: tuple[tuple[float, float], ...], window_s: float) -> flo
     if len(points) < 3:
         return 0.0
     recent = [(t, v) for t, v in points if t >= points[-1][0] - window_s]
-    if len(recent) < 3 or recent[-1][0] - recent[0][0] < window_s / 2:
+    if len(recent) < 3 or recent[-1][0] - recent[0][0] < 0.9 * window_s:
         return 0.0
     mean_t = sum(t for t, _ in recent) / len(recent)
     mean_v = sum(v for _, v in recent) / len(recent)
