@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export KUBECONFIG := $(CURDIR)/.local/kubeconfig
 export PATH := $(CURDIR)/.local/bin:$(PATH)
 
-.PHONY: help venv binaries cluster-up cluster-down crds crds-check dev dev-down test test-unit lint bench-autoscale clean
+.PHONY: help venv prometheus binaries cluster-up cluster-down crds crds-check dev dev-down test test-unit lint bench-autoscale clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -39,7 +39,10 @@ lint: venv ## ruff and the layer contract
 	$(VENV)/bin/ruff check operator tests build_jobs bench hack
 	$(VENV)/bin/lint-imports
 
-test: venv ## Lint, then every test (starts the local control plane if none is live)
+prometheus: ## Install Prometheus (Debian package) for the autoscaling tests and benchmark
+	bash hack/install-prometheus.sh
+
+test: venv prometheus ## Lint, then every test (starts the local control plane if none is live)
 	$(MAKE) lint
 	$(VENV)/bin/pytest
 
