@@ -11,15 +11,19 @@ RUN python -m venv "$VIRTUAL_ENV"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
+COPY build_jobs/ build_jobs/
 RUN "$VIRTUAL_ENV/bin/python" -m pip install pip==25.3 \
- && "$VIRTUAL_ENV/bin/python" -m pip install --only-binary=:all: --no-binary=trtllm-operator .
+ && "$VIRTUAL_ENV/bin/python" -m pip install --only-binary=:all: --no-binary=trtllm-operator . \
+ && mkdir -p "$VIRTUAL_ENV/share/trtllm-operator" \
+ && cp -r build_jobs "$VIRTUAL_ENV/share/trtllm-operator/build_jobs"
 
 FROM python:3.11.14-slim-bookworm
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     HOME=/tmp \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    TRTLLM_BUILD_JOBS_DIR=/opt/venv/share/trtllm-operator/build_jobs
 COPY --from=builder /opt/venv /opt/venv
 USER 65532:65532
 EXPOSE 8080 9090

@@ -207,3 +207,19 @@ def test_installed_entrypoint_answers_help(replayed: tuple[Replay, Stage]) -> No
     assert proc.returncode == 0, proc.stderr
     for option in ("--namespace", "--standalone", "--peering", "--liveness", "--metrics-port"):
         assert option in proc.stdout, f"{option} missing from --help"
+
+
+@pytest.mark.timeout(1200)
+def test_image_carries_the_build_scripts_the_jobs_need(replayed: tuple[Replay, Stage]) -> None:
+    """The operator puts build_jobs/ into every build Job's ConfigMap: the image must carry it where
+    TRTLLM_BUILD_JOBS_DIR says, and the installed operator must load it from there."""
+    replay, final = replayed
+    env = replay.env(final)
+    scripts_dir = replay.host(final.env()["TRTLLM_BUILD_JOBS_DIR"])
+    check = ("import os, sys; from trtllm_operator.handlers.common import build_scripts; "
+             "files = build_scripts(); assert 'run.py' in files and 'triton_repo.py' in files, sorted(files)")
+    script = shutil.which("trtllm-operator", path=env["PATH"])
+    proc = subprocess.run([str(Path(script).parent / "python"), "-c", check],
+                          env={**env, "TRTLLM_BUILD_JOBS_DIR": str(scripts_dir)}, capture_output=True, text=True,
+                          cwd=replay.fs)
+    assert proc.returncode == 0, proc.stderr
