@@ -93,3 +93,18 @@ def test_names_fit_in_63_characters_and_stay_unique() -> None:
     long_a, long_b = "a" * 70, "a" * 69 + "b"
     assert len(names.build_job(long_a)) <= 63 and names.build_job(long_a) != names.build_job(long_b)
     assert names.fetch_job("tinyllama-0123456789") == "tinyllama-0123456789-fetch"
+
+
+def test_serving_pod_mounts_a_pvc_model_source_read_only() -> None:
+    from trtllm_operator.plan.engine import model_dir
+    from trtllm_operator.plan.serving import Served, desired_deployment, desired_serving_config
+
+    spec = parse_deployment_spec({"model": {"source": "pvc://models/llama/7b"}})
+    engine = llmengine_spec(spec, gpu_target("NVIDIA-H100-80GB-HBM3"))
+    served = Served("e", "k" * 64, engine, model_dir(engine, {}))
+    config = desired_serving_config("chat", "ns", spec, served, [])
+    pod = desired_deployment("chat", "ns", spec, served, "cache", config, 1, [])["spec"]["template"]["spec"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == "/sources/models")
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert mount["readOnly"] and volume["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
+    assert served.model_dir == "/sources/models/llama/7b"

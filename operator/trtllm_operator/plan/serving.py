@@ -8,7 +8,8 @@ from typing import Any
 
 from trtllm_operator.plan import names
 from trtllm_operator.plan.adapters import adapter_links
-from trtllm_operator.plan.jobs import CACHE_MOUNT, SCRIPTS_DIR, config_volume, gpu_placement
+from trtllm_operator.plan.engine import source_claims
+from trtllm_operator.plan.jobs import CACHE_MOUNT, SCRIPTS_DIR, SOURCES_MOUNT, config_volume, gpu_placement
 from trtllm_operator.plan.meta import obj
 from trtllm_operator.plan.triton import (
     ServingPaths,
@@ -86,6 +87,10 @@ def _pod(name: str, spec: LLMDeploymentSpec, served: Served, claim: str) -> dict
                {"name": "model-repo", "emptyDir": {}},
                {"name": "config", "configMap": {"name": names.serving_config(name)}},
                {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}]
+    for i, source_claim in enumerate(source_claims(served.spec)):
+        mounts.append({"name": f"source-{i}", "mountPath": f"{SOURCES_MOUNT}/{source_claim}", "readOnly": True})
+        volumes.append({"name": f"source-{i}",
+                        "persistentVolumeClaim": {"claimName": source_claim, "readOnly": True}})
     init: list[dict[str, Any]] = []
     if spec.adapters:
         init.append({"name": "link-adapters", "image": _image(spec, tc), "volumeMounts": mounts[:2],
