@@ -27,7 +27,7 @@ from trtllm_operator.autoscale.policy import KV_CACHE_UTILIZATION, Settings
 # Our policy's settings: KV-cache use of a replica grows with the requests it holds, long before a
 # queue forms; 0.25 of a pool sized for a full batch of long prompts keeps a replica below the load
 # where its batch fills and requests queue (see bench/README.md for the calibration).
-OURS_TARGET = 0.25
+OURS_TARGET = 0.45
 # Autoscaled runs start warm, as if they had been serving before the trace began: enough replicas
 # for the first 5 trace minutes at this fraction of saturated throughput (same start for hpa and ours).
 WARM_UTILIZATION = 0.8
@@ -47,6 +47,7 @@ def build_config(args: argparse.Namespace, requests: list, profile: Profile) -> 
         max_replicas=max_replicas,
         startup_s=sum(startup) / 2,
         trend_window_s=60.0,
+        lookahead_cap=1.2,
         scale_down_window_s=30.0 if args.quick else 90.0,
         stale_after_s=20.0,
     )
