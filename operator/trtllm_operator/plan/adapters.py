@@ -38,7 +38,7 @@ def desired_adapter_jobs(deployment: str, namespace: str, adapters: list[Adapter
     jobs = []
     for adapter in adapters:
         claims = [adapter.source.split("://", 1)[1].split("/", 1)[0]] if adapter.source.startswith("pvc://") else []
-        pod = job_pod(adapter.name, engine.toolchain.image, claim, config, adapter.source, secret, claims)
+        pod = job_pod(adapter.name, engine.toolchain.image, claim, config, secret, claims)
         pod["containers"][0]["resources"] = {"requests": {"cpu": "1", "memory": "8Gi"}}
         name = names.fit(f"{deployment}-{adapter.name}", adapter_key(adapter, engine)[:8])
         labels = {**names.child_labels(deployment, "adapter"), names.ROLE_LABEL: "adapter"}

@@ -94,8 +94,8 @@ def desired_engine_config(ctx: EngineContext, spec: LLMEngineSpec, scripts: dict
 
 def desired_fetch_job(ctx: EngineContext, spec: LLMEngineSpec, config: dict[str, Any]) -> dict[str, Any]:
     """The CPU-only Job that downloads the checkpoint (no GPU held while downloading)."""
-    pod = job_pod("fetch", toolchain(spec.toolchain.name).images.build, ctx.claim, config,
-                  spec.model.source, ctx.secret, source_claims(spec))
+    pod = job_pod("fetch", toolchain(spec.toolchain.name).images.build, ctx.claim, config, ctx.secret,
+                  source_claims(spec))
     pod["containers"][0]["resources"] = FETCH_RESOURCES
     return job(names.fetch_job(ctx.name), ctx.namespace, names.engine_labels(ctx.name, ctx.key, "fetch"),
                [_owner(ctx)], pod, spec.model.source, backoff=3, deadline=FETCH_DEADLINE_SECONDS)
@@ -103,8 +103,7 @@ def desired_fetch_job(ctx: EngineContext, spec: LLMEngineSpec, config: dict[str,
 
 def desired_build_job(ctx: EngineContext, spec: LLMEngineSpec, config: dict[str, Any]) -> dict[str, Any]:
     """The GPU Job that converts and builds the engine on its GPU product."""
-    pod = job_pod("build", spec.toolchain.image, ctx.claim, config, spec.model.source, ctx.secret,
-                  source_claims(spec))
+    pod = job_pod("build", spec.toolchain.image, ctx.claim, config, ctx.secret, source_claims(spec))
     gpu_placement(pod, spec, ctx.build_resources or DEFAULT_BUILD_RESOURCES)
     return job(names.build_job(ctx.name), ctx.namespace, names.engine_labels(ctx.name, ctx.key, "build"),
                [_owner(ctx)], pod, spec.model.source, backoff=2, deadline=BUILD_DEADLINE_SECONDS)

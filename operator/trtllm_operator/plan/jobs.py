@@ -39,8 +39,8 @@ def config_volume(config_name: str, keys: list[str]) -> dict[str, Any]:
     return {"name": "build-jobs", "configMap": {"name": config_name, "items": items}}
 
 
-def job_pod(action: str, image: str, claim: str, config: dict[str, Any], source: str,
-            secret: tuple[str, str] | None, source_claims: list[str]) -> dict[str, Any]:
+def job_pod(action: str, image: str, claim: str, config: dict[str, Any], secret: tuple[str, str] | None,
+            source_claims: list[str]) -> dict[str, Any]:
     """Pod spec shared by every build_jobs Job: the entrypoint, the cache, sources and the scripts."""
     mounts = [{"name": "cache", "mountPath": CACHE_MOUNT},
               {"name": "build-jobs", "mountPath": SCRIPTS_DIR, "readOnly": True}]
