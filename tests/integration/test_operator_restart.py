@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import temp_namespace
 from tests.integration.test_control_loop import items, llmdeployment, phase, wait_phase
-from tests.kube import ROOT, apply, kubectl, wait_for
+from tests.kube import ROOT, apply, wait_for
 from tests.operator_proc import install_crds, start_operator, stop_operator
 
 LOG = ROOT / ".local" / "operator-restart-test.log"
@@ -17,12 +17,8 @@ LOG = ROOT / ".local" / "operator-restart-test.log"
 @pytest.fixture
 def restart_namespace(control_plane: str) -> Iterator[str]:
     """A namespace outside the session operator's t-* pattern, so this test owns its operator."""
-    name = f"r-restart-{uuid.uuid4().hex[:5]}"
-    kubectl("create", "namespace", name)
-    try:
+    with temp_namespace("r", "restart") as name:
         yield name
-    finally:
-        kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def test_killed_operator_never_builds_twice(restart_namespace: str) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import temp_namespace
 from tests.integration.test_control_loop import llmdeployment, wait_phase
 from tests.kube import ROOT, apply, kubectl, kubectl_json, wait_for
 from tests.operator_proc import install_crds, start_operator, stop_operator
@@ -17,15 +17,18 @@ PEERING_FILE = ROOT / "manifests" / "base" / "kopf-peering.yaml"
 @pytest.fixture
 def peering_namespace(control_plane: str) -> Iterator[str]:
     """A namespace (p-*) with a KopfPeering named like the one the manifests use."""
-    name = f"p-peering-{uuid.uuid4().hex[:5]}"
-    kubectl("create", "namespace", name)
+    with temp_namespace("p", "peering") as name:
+        yield from _with_peering(name)
+
+
+def _with_peering(name: str) -> Iterator[str]:
+    # The file holds the CRDs and a ClusterKopfPeering: on a fresh cluster the second apply maps it.
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_FILE), check=False)
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/kopfpeerings.kopf.dev",
+            "crd/clusterkopfpeerings.kopf.dev")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_FILE))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/kopfpeerings.kopf.dev")
     apply({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "trtllm-operator"}}, name)
-    try:
-        yield name
-    finally:
-        kubectl("delete", "namespace", name, "--wait=false", check=False)
+    yield name
 
 
 def acted(log: str, namespace: str) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 
 from trtllm_operator.plan import names
 from trtllm_operator.plan.build_request import adapter_request
-from trtllm_operator.plan.jobs import desired_build_config, job, job_pod
+from trtllm_operator.plan.jobs import desired_build_config, job, job_pod, pvc_claims
 from trtllm_operator.spec.models import AdapterSpec, LLMEngineSpec
 
 ADAPTERS_DIR = "/cache/adapters"
@@ -37,8 +37,7 @@ def desired_adapter_jobs(deployment: str, namespace: str, adapters: list[Adapter
     """One CPU Job per adapter: hf_lora_convert into /cache/adapters/<key>/ (skipped when already there)."""
     jobs = []
     for adapter in adapters:
-        claims = [adapter.source.split("://", 1)[1].split("/", 1)[0]] if adapter.source.startswith("pvc://") else []
-        pod = job_pod(adapter.name, engine.toolchain.image, claim, config, secret, claims)
+        pod = job_pod(adapter.name, engine.toolchain.image, claim, config, secret, pvc_claims(adapter.source))
         pod["containers"][0]["resources"] = {"requests": {"cpu": "1", "memory": "8Gi"}}
         name = names.fit(f"{deployment}-{adapter.name}", adapter_key(adapter, engine)[:8])
         labels = {**names.child_labels(deployment, "adapter"), names.ROLE_LABEL: "adapter"}

@@ -9,7 +9,7 @@ from typing import Any
 from trtllm_operator import GROUP, VERSION
 from trtllm_operator.plan import names
 from trtllm_operator.plan.build_request import engine_request
-from trtllm_operator.plan.jobs import CACHE_MOUNT, desired_build_config, gpu_placement, job, job_pod
+from trtllm_operator.plan.jobs import CACHE_MOUNT, desired_build_config, gpu_placement, job, job_pod, pvc_claims
 from trtllm_operator.plan.meta import owner_ref
 from trtllm_operator.spec.models import LLMEngineSpec
 from trtllm_operator.spec.toolchains import toolchain
@@ -81,8 +81,7 @@ def needs_build_job(spec: LLMEngineSpec) -> bool:
 
 def source_claims(spec: LLMEngineSpec) -> list[str]:
     """PVCs a pvc:// model source needs mounted."""
-    source = spec.model.source
-    return [source.split("://", 1)[1].split("/", 1)[0]] if source.startswith("pvc://") else []
+    return pvc_claims(spec.model.source)
 
 
 def desired_engine_config(ctx: EngineContext, spec: LLMEngineSpec, scripts: dict[str, str]) -> dict[str, Any]:

@@ -18,6 +18,11 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 NO_RETRY_EXIT_CODE = 3
 
 
+def pvc_claims(source: str) -> list[str]:
+    """The PVC a pvc://<claim>/<path> source needs mounted ([] for other schemes)."""
+    return [source.split("://", 1)[1].split("/", 1)[0]] if source.startswith("pvc://") else []
+
+
 def config_key(path: str) -> str:
     """A ConfigMap key for a relative path (keys cannot hold '/')."""
     return path.replace("/", "..")
