@@ -2,9 +2,11 @@
 
     python -m bench.autoscale --trace ../shared/data/azure-llm-inference-2023-conv.csv \
         [--compress 12] [--slo-ttft 2.0] [--policies static,hpa,ours] [--out bench/out] [--quick]
+    python -m bench.autoscale --shape peak    # the project's synthetic load, 12 minutes per policy
 
 Arrival times are divided by ``--compress``; service times and the 60-100 s replica start-up are not
-(see bench/README.md). Ends with one JSON line per policy and writes ``<out>/autoscale.png``.
+(see bench/README.md). Ends with one JSON line per policy, then one per lower bound (``bench.bounds``:
+what no autoscaler can beat on this load, as a ratio to static), and writes ``<out>/autoscale.png``.
 """
 
 from __future__ import annotations
@@ -16,21 +18,31 @@ import signal
 import sys
 from pathlib import Path
 
+from bench.bounds import bound_lines
 from bench.capacity import Profile
 from bench.hpa import HpaConfig
 from bench.plot import plot
 from bench.runner import RunConfig, mean_need, peak_need, run_policy
 from bench.simulator import SimConfig
-from bench.trace import load_csv, synthetic
+from bench.trace import load_csv, shaped, synthetic
 from trtllm_operator.autoscale.policy import KV_CACHE_UTILIZATION, Settings
 
 # Our policy's settings: KV-cache use of a replica grows with the requests it holds, long before a
-# queue forms; 0.25 of a pool sized for a full batch of long prompts keeps a replica below the load
+# queue forms; 0.45 of a pool sized for a full batch of long prompts keeps a replica below the load
 # where its batch fills and requests queue (see bench/README.md for the calibration).
 OURS_TARGET = 0.45
 # Autoscaled runs start warm, as if they had been serving before the trace began: enough replicas
 # for the first 5 trace minutes at this fraction of saturated throughput (same start for hpa and ours).
 WARM_UTILIZATION = 0.8
+# ... and serve this many (run) seconds of the load's opening before the measured run, polling from
+# 20 s in, so their metric history and scale-down window are filled when the measured run begins.
+PRELUDE_S = 90.0
+# Synthetic loads for ``--shape`` (time_s, requests/s), uncompressed. ``peak``: a quiet rate,
+# a two-minute ramp to four times it, one minute at the top, a two-minute ramp down, quiet again: the
+# shape of a daily peak, which the Azure trace's hour (busiest minute 1.2x its mean) does not have.
+SHAPES = {
+    "peak": ((0.0, 12.0), (150.0, 12.0), (270.0, 48.0), (330.0, 48.0), (450.0, 12.0), (720.0, 12.0)),
+}
 
 
 def build_config(args: argparse.Namespace, requests: list, profile: Profile) -> RunConfig:
@@ -59,13 +71,16 @@ def build_config(args: argparse.Namespace, requests: list, profile: Profile) -> 
         max_replicas=max_replicas,
         ours=ours,
         hpa=HpaConfig(min_replicas=1, max_replicas=max_replicas, target=1.0),
-        tail_s=15.0 if args.quick else 30.0,
-        warmup_s=10.0 if args.quick else 60.0,
+        tail_s=15.0 if args.quick else 20.0,
+        warmup_s=10.0 if args.quick else 20.0,
+        prelude_s=20.0 if args.quick else PRELUDE_S,
     )
 
 
 def load_requests(args: argparse.Namespace) -> list:
-    """The trace (compressed), or in ``--quick`` mode without a trace the synthetic generator."""
+    """The trace (compressed), a ``--shape``, or in ``--quick`` mode without either a short burst."""
+    if args.shape:
+        return shaped(SHAPES[args.shape], seed=7)
     if args.trace:
         requests = load_csv(args.trace, args.compress)
         if args.quick:
@@ -78,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen policies and print one JSON line each."""
     parser = argparse.ArgumentParser(description="Autoscaling benchmark")
     parser.add_argument("--trace", help="CSV with TIMESTAMP,ContextTokens,GeneratedTokens")
+    parser.add_argument("--shape", choices=sorted(SHAPES), help="synthetic load instead of a trace")
     parser.add_argument("--compress", type=float, default=12.0)
     parser.add_argument("--slo-ttft", type=float, default=2.0)
     parser.add_argument("--policies", default="static,hpa,ours")
@@ -85,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2-minute runs with short start-ups")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so each run stops its Prometheus
-    if args.quick and not args.trace:
+    if args.shape or (args.quick and not args.trace):
         args.compress = 1.0
     profile = Profile()
     requests = load_requests(args)
@@ -104,7 +120,17 @@ def main(argv: list[str] | None = None) -> int:
     plot(results, args.slo_ttft, config.compress, out / "autoscale.png")
     for result in results.values():
         print(json.dumps(result.summary), flush=True)
+    for line in bound_lines(requests, profile, config.compress, static_gpu_hours(results, config, requests)):
+        print(json.dumps(line), flush=True)
     return 0
+
+
+def static_gpu_hours(results: dict, config: RunConfig, requests: list) -> float:
+    """The static run's GPU-hours, or (when static was not run) what it would have used."""
+    if "static" in results:
+        return results["static"].summary["gpu_hours"]
+    run_s = requests[-1].arrival_s + config.tail_s
+    return config.static_replicas * run_s * config.sim.profile.gpus * config.compress / 3600
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ class RunConfig:
     hpa: HpaConfig = field(default_factory=HpaConfig)
     tail_s: float = 30.0
     warmup_s: float = 30.0
+    prelude_s: float = 0.0
 
 
 @dataclass
@@ -64,18 +65,36 @@ def mean_need(requests: list[Request], profile: Profile, until_s: float) -> floa
     return sum(profile.work_s(r) for r in requests if r.arrival_s < until_s) / until_s
 
 
+def with_prelude(requests: list[Request], prelude_s: float) -> list[Request]:
+    """The first ``prelude_s`` seconds of the load, then the whole load shifted by ``prelude_s``."""
+    if prelude_s <= 0:
+        return requests
+    head = [r for r in requests if r.arrival_s < prelude_s]
+    return head + [replace(r, arrival_s=r.arrival_s + prelude_s) for r in requests]
+
+
 def run_policy(policy: str, requests: list[Request], config: RunConfig, log=print) -> RunResult:
-    """Replay ``requests`` under ``policy`` in real time; returns the summary and the timeline."""
+    """Replay ``requests`` under ``policy`` in real time; returns the summary and the timeline.
+
+    Autoscaled policies first serve a prelude (``config.prelude_s`` of the load's opening), as a
+    deployment serves before any measured hour begins: their metrics history and windows fill, and
+    their replicas settle. The prelude is not scored: neither its requests nor its GPU-seconds.
+    """
+    prelude = 0.0 if policy == "static" else config.prelude_s
     server = prom.start([], name=f"bench-{policy}", scrape_interval="1s")
     initial = config.static_replicas if policy == "static" else config.sim.initial_replicas
-    sim = Simulator(requests, replace(config.sim, initial_replicas=initial), _targets(server, config))
+    run = with_prelude(requests, prelude)
+    sim = Simulator(run, replace(config.sim, initial_replicas=initial), _targets(server, config))
     try:
         sim.start()
-        events = _drive(policy, sim, server.url, requests, config, log)
+        events = _drive(policy, sim, server.url, run, config, log, prelude)
     finally:
         sim.stop()
         prom.stop(server)
-    return RunResult(score(policy, sim, config, events), sim.timeline, sim.outcomes)
+    outcomes = [replace(o, arrival_s=o.arrival_s - prelude) for o in sim.outcomes[len(run) - len(requests) :]]
+    timeline = [replace(s, t=s.t - prelude) for s in sim.timeline if s.t >= prelude]
+    gpu_s = sim.replica_seconds(since_s=prelude) * config.sim.profile.gpus * config.compress
+    return RunResult(score(policy, outcomes, gpu_s, config, events), timeline, outcomes)
 
 
 def _targets(server: prom.PrometheusServer, config: RunConfig):
@@ -90,13 +109,17 @@ def _targets(server: prom.PrometheusServer, config: RunConfig):
     return update
 
 
-def _drive(policy: str, sim: Simulator, url: str, requests: list[Request], config: RunConfig, log) -> int:
+def _drive(
+    policy: str, sim: Simulator, url: str, requests: list[Request], config: RunConfig, log, prelude_s: float
+) -> int:
+    """Tick the policy until the load is over; returns the scale events after the prelude."""
     end = (requests[-1].arrival_s if requests else 0.0) + config.tail_s
     step = {"static": _Static, "hpa": _HpaDriver, "ours": _OursDriver}[policy](sim, url, config, log)
     events, next_tick = 0, config.warmup_s
     while sim.now < end:
         if sim.now >= next_tick:
-            events += step.tick()
+            changed = step.tick()
+            events += changed if sim.now >= prelude_s else 0
             next_tick = sim.now + step.period
         time.sleep(0.2)
     return events
@@ -190,12 +213,10 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def score(policy: str, sim: Simulator, config: RunConfig, events: int) -> dict:
-    """The benchmark's JSON line for one policy; GPU-hours are in trace time (x compress)."""
-    outcomes = sim.outcomes
+def score(policy: str, outcomes: list[Outcome], gpu_s: float, config: RunConfig, events: int) -> dict:
+    """The benchmark's JSON line for one policy; ``gpu_s`` is in trace time (x compress)."""
     ttfts = [o.ttft_s for o in outcomes if o.ttft_s is not None and not o.failed]
     within = sum(1 for t in ttfts if t <= config.slo_ttft_s)
-    gpu_s = sim.replica_seconds() * config.sim.profile.gpus * config.compress
     return {
         "policy": policy,
         "gpu_hours": round(gpu_s / 3600, 3),

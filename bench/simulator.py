@@ -119,10 +119,13 @@ class Simulator:
                 if r.gone_s is None
             ]
 
-    def replica_seconds(self) -> float:
-        """Seconds of GPU-holding replicas so far (from creation until drained)."""
+    def replica_seconds(self, since_s: float = 0.0) -> float:
+        """Seconds of GPU-holding replicas (from creation until drained) after ``since_s``."""
         with self.lock:
-            return sum((r.gone_s if r.gone_s is not None else self.now) - r.created_s for r in self.replicas)
+            return sum(
+                max(0.0, (r.gone_s if r.gone_s is not None else self.now) - max(r.created_s, since_s))
+                for r in self.replicas
+            )
 
     # --- time -----------------------------------------------------------------------------------
     def start(self) -> None:

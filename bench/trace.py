@@ -54,16 +54,31 @@ def synthetic(
 ) -> list[Request]:
     """Poisson arrivals at ``base_rps``, times ``factor`` during each ``(start_s, length_s, factor)`` burst.
 
-    Prompt and output lengths are log-normal around 1000 and 200 tokens (the shape of chat traffic).
+    Prompt and output lengths are log-normal around 1000 and 150 tokens (the shape of chat traffic).
     """
-    rng = random.Random(seed)
     peak = base_rps * max([1.0] + [b[2] for b in bursts])
+    return _arrivals(duration_s, lambda t: rate_at(t, base_rps, bursts), peak, seed)
+
+
+def shaped(points: tuple[tuple[float, float], ...], *, seed: int = 7) -> list[Request]:
+    """Poisson arrivals whose rate follows straight lines between ``(time_s, requests_per_s)`` points.
+
+    The run lasts until the last point; lengths as in :func:`synthetic`. Ramps rather than steps, as
+    daily traffic moves: a reactive autoscaler with a 60-100 s start-up can follow a ramp, not a wall.
+    """
+    peak = max(rps for _, rps in points)
+    return _arrivals(points[-1][0], lambda t: rate_on_lines(t, points), peak, seed)
+
+
+def _arrivals(duration_s: float, rate, peak: float, seed: int) -> list[Request]:
+    """Thinned Poisson arrivals (rate ``rate(t)`` <= ``peak``) with log-normal chat-like lengths."""
+    rng = random.Random(seed)
     requests, t = [], 0.0
     while True:
         t += rng.expovariate(peak)
         if t >= duration_s:
             return requests
-        if rng.random() * peak <= rate_at(t, base_rps, bursts):
+        if rng.random() * peak <= rate(t):
             ctx = min(8000, max(16, int(rng.lognormvariate(math.log(1000), 0.6))))
             gen = min(1000, max(4, int(rng.lognormvariate(math.log(150), 0.8))))
             requests.append(Request(t, ctx, gen))
@@ -73,3 +88,13 @@ def rate_at(t: float, base_rps: float, bursts: tuple[tuple[float, float, float],
     """The generator's arrival rate at time ``t``."""
     factor = max([1.0] + [f for start, length, f in bursts if start <= t < start + length])
     return base_rps * factor
+
+
+def rate_on_lines(t: float, points: tuple[tuple[float, float], ...]) -> float:
+    """The rate at ``t`` on the piecewise-linear profile ``points`` (flat outside it)."""
+    if t <= points[0][0]:
+        return points[0][1]
+    for (t0, r0), (t1, r1) in zip(points, points[1:], strict=False):
+        if t <= t1:
+            return r0 if t1 == t0 else r0 + (r1 - r0) * (t - t0) / (t1 - t0)
+    return points[-1][1]
