@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.golden.serving_samples import SAMPLES, engine_for, load
-from trtllm_operator.plan.consistency import consistency_problems
+from trtllm_operator.plan.consistency import claim_references, consistency_problems, missing_claim_problems
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec, LoraSpec
 
 LORA = {"maxRank": 8, "targetModules": ["attn_q", "attn_k", "attn_v"]}
@@ -108,3 +108,31 @@ def test_pytorch_only_options_on_the_engine_backend() -> None:
     spec = spec_of(serving={"runtime": "trtllm-serve", "extraOptions": {"cuda_graph_config": {}, "moe_config": {}}})
     problems = paths_of(spec, engine_for(spec))
     assert set(problems) == {"spec.serving.extraOptions.cuda_graph_config", "spec.serving.extraOptions.moe_config"}
+
+
+def test_claim_references_name_every_pvc_field() -> None:
+    spec = LLMDeploymentSpec.model_validate({
+        "model": {"source": "pvc://models/llama", "tokenizer": "pvc://tokenizers/llama"},
+        "engine": {"lora": LORA},
+        "adapters": [*ADAPTERS, {"name": "b", "taskId": 2, "source": "hf://org/adapter"}],
+        "storage": {"claimName": "my-cache"},
+    })
+    assert claim_references(spec) == [
+        ("spec.model.source", "models"),
+        ("spec.model.tokenizer", "tokenizers"),
+        ("spec.adapters[0].source", "adapters"),
+        ("spec.storage.claimName", "my-cache"),
+    ]
+
+
+def test_hf_sources_reference_no_claim() -> None:
+    assert claim_references(spec_of()) == []
+
+
+def test_missing_claims_name_the_field_and_the_fix() -> None:
+    spec = spec_of(engine={"lora": LORA}, adapters=ADAPTERS)
+    problems = dict(missing_claim_problems(spec, "team-a", existing={"trtllm-cache"}))
+    assert list(problems) == ["spec.adapters[0].source"]
+    assert "PersistentVolumeClaim 'adapters' does not exist in namespace 'team-a'" in problems["spec.adapters[0].source"]
+    assert "create it" in problems["spec.adapters[0].source"]
+    assert missing_claim_problems(spec, "team-a", existing={"adapters"}) == []

@@ -13,7 +13,7 @@ from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import conditions as reasons
 from trtllm_operator.plan import names
 from trtllm_operator.plan.adapters import desired_adapter_config, desired_adapter_jobs
-from trtllm_operator.plan.consistency import consistency_problems
+from trtllm_operator.plan.consistency import claim_references, consistency_problems, missing_claim_problems
 from trtllm_operator.plan.deployment_status import (
     Observed,
     carry_autoscaler_fields,
@@ -99,6 +99,17 @@ def ensure_engine(body: dict[str, Any], spec: LLMDeploymentSpec, me: dict[str, A
     live = adopt(live, me)
     reused = (live["metadata"].get("annotations") or {}).get(CREATED_BY_ANNOTATION) != meta["uid"]
     return live, {"name": name, "key": key, "gpu": engine.gpu.product, "reused": reused}
+
+
+def check_claims(spec: LLMDeploymentSpec, namespace: str) -> None:
+    """BlockedError(VolumeClaimNotFound) naming each field whose pvc:// claim does not exist (a Job or
+    pod mounting it would wait in Pending without a word); nothing is created or changed meanwhile."""
+    if not claim_references(spec):
+        return
+    existing = {pvc["metadata"]["name"] for pvc in kube.list_objects("v1", "PersistentVolumeClaim", namespace)}
+    problems = missing_claim_problems(spec, namespace, existing)
+    if problems:
+        raise BlockedError(reasons.CLAIM_NOT_FOUND, "; ".join(f"{path}: {msg}" for path, msg in problems))
 
 
 def ensure_cache(spec: LLMDeploymentSpec, namespace: str) -> str:
@@ -193,6 +204,7 @@ def reconcile(body: dict[str, Any]) -> None:
     spec: LLMDeploymentSpec | None = None
     try:
         spec = parse(body)
+        check_claims(spec, ns)
         claim = ensure_cache(spec, ns)
         target, engine_ref = ensure_engine(body, spec, me)
         live_deploy = kube.get("apps/v1", "Deployment", ns, names.serving(meta["name"]))

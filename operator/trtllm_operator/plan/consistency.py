@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from trtllm_operator.plan.jobs import pvc_claims
 from trtllm_operator.plan.trtllm_serve import CLI_OWNED_KEYS
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.spec.toolchains import toolchain
@@ -250,3 +251,30 @@ def _lora_option_problems(lora: Any, engine: LLMEngineSpec, root: str) -> list[P
             )
         )
     return problems
+
+
+def claim_references(spec: LLMDeploymentSpec) -> list[tuple[str, str]]:
+    """Every PersistentVolumeClaim the deployment's pods and Jobs mount by name, as (field path, claim):
+    pvc:// model, tokenizer and adapter sources, and a cache claim the user brings (storage.claimName)."""
+    refs = [("spec.model.source", spec.model.source)]
+    if spec.model.tokenizer:
+        refs.append(("spec.model.tokenizer", spec.model.tokenizer))
+    refs += [(f"spec.adapters[{i}].source", a.source) for i, a in enumerate(spec.adapters)]
+    found = [(path, claim) for path, source in refs for claim in pvc_claims(source)]
+    if spec.storage.claim_name:
+        found.append(("spec.storage.claimName", spec.storage.claim_name))
+    return found
+
+
+def missing_claim_problems(spec: LLMDeploymentSpec, namespace: str, existing: set[str]) -> list[Problem]:
+    """A problem per referenced claim that is not in ``existing`` (the namespace's PVC names): a Job or
+    pod mounting it would stay Pending with no message of ours."""
+    return [
+        (
+            path,
+            f"PersistentVolumeClaim {claim!r} does not exist in namespace {namespace!r}: create it "
+            "or point the field at an existing claim",
+        )
+        for path, claim in claim_references(spec)
+        if claim not in existing
+    ]
