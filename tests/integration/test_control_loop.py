@@ -290,3 +290,23 @@ def test_operator_never_writes_llmdeployment_spec(op_namespace: str, operator: A
         body = write.get("requestObject")
         paths = {op["path"] for op in body} if isinstance(body, list) else set(body or {})
         assert paths <= {"/metadata/resourceVersion", "/metadata/finalizers"}, (write["verb"], body)
+
+
+def test_missing_volume_claim_is_named_then_resolved(op_namespace: str, operator: Any) -> None:
+    namespace = op_namespace
+    apply(llmdeployment("fromclaim", model={"source": "pvc://checkpoints/tinyllama"}), namespace)
+
+    def blocked() -> dict[str, Any] | None:
+        obj = get("llmdeployment", namespace, "fromclaim")
+        conds = (obj.get("status") or {}).get("conditions") or []
+        return obj if any(c["reason"] == "VolumeClaimNotFound" for c in conds) else None
+
+    dep = wait_for("VolumeClaimNotFound", blocked, READY_TIMEOUT)
+    assert dep["status"]["phase"] == "Pending"
+    message = condition(dep, "Degraded")["message"]
+    assert "spec.model.source: PersistentVolumeClaim 'checkpoints' does not exist" in message
+    assert items("llmengines", namespace) == []  # nothing built or mounted meanwhile
+    wait_for("the warning event", lambda: "VolumeClaimNotFound" in events(namespace, "fromclaim"))
+    apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "checkpoints"},
+           "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}}, namespace)
+    wait_phase(namespace, "fromclaim", "Ready")

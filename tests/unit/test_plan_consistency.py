@@ -133,6 +133,7 @@ def test_missing_claims_name_the_field_and_the_fix() -> None:
     spec = spec_of(engine={"lora": LORA}, adapters=ADAPTERS)
     problems = dict(missing_claim_problems(spec, "team-a", existing={"trtllm-cache"}))
     assert list(problems) == ["spec.adapters[0].source"]
-    assert "PersistentVolumeClaim 'adapters' does not exist in namespace 'team-a'" in problems["spec.adapters[0].source"]
-    assert "create it" in problems["spec.adapters[0].source"]
+    message = problems["spec.adapters[0].source"]
+    assert "PersistentVolumeClaim 'adapters' does not exist in namespace 'team-a'" in message
+    assert "create it" in message
     assert missing_claim_problems(spec, "team-a", existing={"adapters"}) == []
