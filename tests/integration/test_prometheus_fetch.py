@@ -30,6 +30,7 @@ def _body() -> bytes:
         f"nv_inference_queue_duration_us{{{m}}} {TEXT['queue']:.0f}\n"
         f"nv_inference_compute_infer_duration_us{{{m}}} {TEXT['compute']:.0f}\n"
         f'nv_trt_llm_request_metrics{{{m},request_type="waiting"}} 3\n'
+        f'nv_trt_llm_request_metrics{{{m},request_type="active"}} 6\n'
         f'nv_trt_llm_kv_cache_block_metrics{{{m},kv_cache_block_type="used"}} 25\n'
         f'nv_trt_llm_kv_cache_block_metrics{{{m},kv_cache_block_type="max"}} 100\n'
     ).encode()
@@ -83,6 +84,13 @@ def test_kv_and_waiting_from_a_real_scrape(scraped: str) -> None:
     assert kv.error is None and kv.points[-1][1] == pytest.approx(0.25)
     waiting = _wait_for(scraped, "waitingRequests")
     assert waiting.points[-1][1] == 3
+
+
+def test_kv_cache_demand_counts_the_queue(scraped: str) -> None:
+    # 25 of 100 blocks used by 6 running requests, 3 waiting: 0.25 x (1 + 3/6)
+    demand = _wait_for(scraped, "kvCacheDemand")
+    assert demand.error is None and demand.points[-1][1] == pytest.approx(0.375)
+    assert fetch_per_pod(scraped, "triton", "kvCacheDemand", {"namespace": "it"}) == {"sim-0": 0.375}
 
 
 def test_queue_compute_ratio(scraped: str) -> None:

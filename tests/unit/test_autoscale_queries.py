@@ -41,6 +41,19 @@ def test_trtllm_serve_metrics():
     )
 
 
+def test_kv_cache_demand_counts_waiting_requests_for_both_runtimes():
+    triton = q.metric_query("triton", "kvCacheDemand", {"namespace": "llm"})
+    assert triton == (
+        '(sum(nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="used",namespace="llm"}) / '
+        'clamp_min(sum(nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max",namespace="llm"}), 1)) * '
+        '(1 + sum(nv_trt_llm_request_metrics{namespace="llm",request_type="waiting"}) / '
+        'clamp_min(sum(nv_trt_llm_request_metrics{namespace="llm",request_type="active"}), 1))'
+    )
+    serve = q.metric_query("trtllm-serve", "kvCacheDemand", {"namespace": "llm"}, by=("pod",))
+    assert serve.startswith('(sum by (pod) (trtllm_kv_cache_used_blocks{namespace="llm"})')
+    assert 'sum by (pod) (trtllm_num_requests_running{namespace="llm"})' in serve
+
+
 def test_unsupported_metric_is_a_clear_error():
     with pytest.raises(q.UnsupportedMetricError, match="trtllm-serve"):
         q.metric_query("trtllm-serve", "queueComputeRatio", {})

@@ -99,6 +99,12 @@ CASES = [
         "spec.autoscaling.target",
     ),
     (
+        "kvCacheDemand target is a fraction",
+        {"autoscaling": {"metric": "kvCacheDemand", "target": 0.3}},
+        {"autoscaling": {"metric": "kvCacheDemand", "target": 30}},
+        "spec.autoscaling.target",
+    ),
+    (
         "model source scheme",
         {"model": {"source": "pvc://models/llama-2-7b"}},
         {"model": {"source": "s3://models/llama-2-7b"}},

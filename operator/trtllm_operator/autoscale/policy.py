@@ -34,7 +34,8 @@ from dataclasses import dataclass, field, replace
 QUEUE_COMPUTE_RATIO = "queueComputeRatio"
 WAITING_REQUESTS = "waitingRequests"
 KV_CACHE_UTILIZATION = "kvCacheUtilization"
-METRICS = (QUEUE_COMPUTE_RATIO, WAITING_REQUESTS, KV_CACHE_UTILIZATION)
+KV_CACHE_DEMAND = "kvCacheDemand"
+METRICS = (QUEUE_COMPUTE_RATIO, WAITING_REQUESTS, KV_CACHE_UTILIZATION, KV_CACHE_DEMAND)
 # Metrics whose query returns a total over replicas; the policy divides by ready replicas.
 TOTAL_METRICS = frozenset({WAITING_REQUESTS})
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from trtllm_operator.autoscale.policy import KV_CACHE_UTILIZATION, QUEUE_COMPUTE_RATIO, WAITING_REQUESTS
+from trtllm_operator.autoscale.policy import (
+    KV_CACHE_DEMAND,
+    KV_CACHE_UTILIZATION,
+    QUEUE_COMPUTE_RATIO,
+    WAITING_REQUESTS,
+)
 
 TRITON = "triton"
 TRTLLM_SERVE = "trtllm-serve"
@@ -51,6 +56,27 @@ def triton_kv_cache_utilization(selector: Mapping[str, str], by: tuple[str, ...]
     return f"{used} / clamp_min({top}, 1)"
 
 
+def triton_kv_cache_demand(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
+    """KV-cache use counting the queue: used/max blocks times (1 + waiting / active requests).
+
+    KV use alone saturates: once the batch is full, more load only lengthens the queue, which KV use
+    does not see. A waiting request is counted as the blocks of an average running one."""
+    blocks, requests = "nv_trt_llm_kv_cache_block_metrics", "nv_trt_llm_request_metrics"
+    used = _sum(blocks + label_matchers(selector, {"kv_cache_block_type": "used"}), by)
+    top = _sum(blocks + label_matchers(selector, {"kv_cache_block_type": "max"}), by)
+    waiting = _sum(requests + label_matchers(selector, {"request_type": "waiting"}), by)
+    active = _sum(requests + label_matchers(selector, {"request_type": "active"}), by)
+    return f"({used} / clamp_min({top}, 1)) * (1 + {waiting} / clamp_min({active}, 1))"
+
+
+def serve_kv_cache_demand(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
+    """trtllm-serve's KV-cache use counting the queue (see :func:`triton_kv_cache_demand`)."""
+    m = label_matchers(selector)
+    used, top = _sum(f"trtllm_kv_cache_used_blocks{m}", by), _sum(f"trtllm_kv_cache_max_blocks{m}", by)
+    waiting, running = _sum(f"trtllm_num_requests_waiting{m}", by), _sum(f"trtllm_num_requests_running{m}", by)
+    return f"({used} / clamp_min({top}, 1)) * (1 + {waiting} / clamp_min({running}, 1))"
+
+
 def serve_waiting_requests(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
     """trtllm-serve's waiting requests, summed over the selected pods."""
     return _sum(f"trtllm_num_requests_waiting{label_matchers(selector)}", by)
@@ -66,8 +92,10 @@ _BUILDERS = {
     (TRITON, QUEUE_COMPUTE_RATIO): triton_queue_compute_ratio,
     (TRITON, WAITING_REQUESTS): triton_waiting_requests,
     (TRITON, KV_CACHE_UTILIZATION): triton_kv_cache_utilization,
+    (TRITON, KV_CACHE_DEMAND): triton_kv_cache_demand,
     (TRTLLM_SERVE, WAITING_REQUESTS): serve_waiting_requests,
     (TRTLLM_SERVE, KV_CACHE_UTILIZATION): serve_kv_cache_utilization,
+    (TRTLLM_SERVE, KV_CACHE_DEMAND): serve_kv_cache_demand,
 }
 
 

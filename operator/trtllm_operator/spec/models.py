@@ -14,7 +14,7 @@ Dtype = Literal["float16", "bfloat16", "float32"]
 WeightQuantization = Literal["none", "int8_wo", "int4_wo", "int4_awq", "w4a8_awq", "int8_sq", "fp8", "nvfp4"]
 KvCacheQuantization = Literal["none", "int8", "fp8"]
 Runtime = Literal["triton", "trtllm-serve"]
-ScalingMetric = Literal["queueComputeRatio", "waitingRequests", "kvCacheUtilization"]
+ScalingMetric = Literal["queueComputeRatio", "waitingRequests", "kvCacheUtilization", "kvCacheDemand"]
 PluginSetting = Literal["auto", "float16", "bfloat16", "float32", "disable"]
 
 # Weight formats the PyTorch backend loads (ModelOpt checkpoints); the rest need the engine workflow.
@@ -265,11 +265,16 @@ class AutoscalingSpec(SpecModel):
     max_replicas: int = Field(4, ge=1, le=1024, description="Most replicas.")
     metric: ScalingMetric = Field(
         "queueComputeRatio",
-        description="queueComputeRatio (Triton queue time / compute time), waitingRequests or "
-        "kvCacheUtilization.",
+        description="queueComputeRatio (Triton queue time / compute time, NVIDIA's recipe), "
+        "waitingRequests (queued requests per replica), kvCacheUtilization (used / total KV-cache blocks) or "
+        "kvCacheDemand (KV-cache use counting the queue: used blocks times (1 + waiting / running requests) "
+        "over total blocks; above 1 while requests wait). kvCacheDemand with a target of about 0.3 follows "
+        "load best: KV use rises before a queue forms, and the queue term keeps a saturated replica from "
+        "looking merely busy.",
     )
     target: float = Field(
-        1.0, gt=0, le=1000000, description="Target value per replica (kvCacheUtilization: <= 1)."
+        1.0, gt=0, le=1000000,
+        description="Target value per replica (kvCacheUtilization and kvCacheDemand: a fraction <= 1).",
     )
     scale_down_stabilization_seconds: int = Field(
         300, ge=0, le=86400, description="How long a lower recommendation must hold before scaling down."

@@ -184,9 +184,9 @@ STATIC_RULES: list[Rule] = [
     ),
     Rule(
         AutoscalingSpec,
-        "self.metric != 'kvCacheUtilization' || self.target <= 1.0",
-        "target for metric kvCacheUtilization is a fraction of the KV cache, in (0, 1]",
-        lambda s: s["metric"] != "kvCacheUtilization" or s["target"] <= 1.0,
+        "!(self.metric in ['kvCacheUtilization', 'kvCacheDemand']) || self.target <= 1.0",
+        "target for metric kvCacheUtilization or kvCacheDemand is a fraction of the KV cache, in (0, 1]",
+        lambda s: s["metric"] not in ("kvCacheUtilization", "kvCacheDemand") or s["target"] <= 1.0,
         field_path=".target",
     ),
 ]
