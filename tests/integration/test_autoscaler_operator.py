@@ -28,8 +28,8 @@ MAX = 4
 
 
 def scaled_spec(url: str) -> dict[str, Any]:
+    # metric and target left to their defaults: kvCacheDemand at 0.3
     return {"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": MAX,
-                            "metric": "kvCacheUtilization", "target": 0.25,
                             "scaleDownStabilizationSeconds": 15, "prometheus": {"url": url}}}
 
 

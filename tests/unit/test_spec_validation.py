@@ -100,7 +100,7 @@ CASES = [
     ),
     (
         "kvCacheDemand target is a fraction",
-        {"autoscaling": {"metric": "kvCacheDemand", "target": 0.3}},
+        {"autoscaling": {"metric": "kvCacheDemand"}},  # unset target: the metric's default
         {"autoscaling": {"metric": "kvCacheDemand", "target": 30}},
         "spec.autoscaling.target",
     ),

@@ -40,7 +40,7 @@ def max_by_gpus(product: str, gpus_per_replica: int) -> int:
 def settings(scaling: AutoscalingSpec, spec: LLMDeploymentSpec, product: str) -> policy.Settings:
     """Policy settings from the spec and the cluster's GPU capacity for this engine."""
     per_replica = spec.engine.parallelism.tensor * spec.engine.parallelism.pipeline
-    return policy.Settings(metric=scaling.metric, target=scaling.target, min_replicas=scaling.min_replicas,
+    return policy.Settings(metric=scaling.metric, target=scaling.effective_target, min_replicas=scaling.min_replicas,
                            max_replicas=scaling.max_replicas, max_by_gpus=max_by_gpus(product, per_replica),
                            scale_down_window_s=float(scaling.scale_down_stabilization_seconds))
 

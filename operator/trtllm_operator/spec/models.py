@@ -15,6 +15,8 @@ WeightQuantization = Literal["none", "int8_wo", "int4_wo", "int4_awq", "w4a8_awq
 KvCacheQuantization = Literal["none", "int8", "fp8"]
 Runtime = Literal["triton", "trtllm-serve"]
 ScalingMetric = Literal["queueComputeRatio", "waitingRequests", "kvCacheUtilization", "kvCacheDemand"]
+# Per-replica targets when spec.autoscaling.target is unset (bench/README.md: how 0.3 was calibrated).
+DEFAULT_TARGETS = {"kvCacheDemand": 0.3, "kvCacheUtilization": 0.3, "queueComputeRatio": 1.0, "waitingRequests": 2.0}
 PluginSetting = Literal["auto", "float16", "bfloat16", "float32", "disable"]
 
 # Weight formats the PyTorch backend loads (ModelOpt checkpoints); the rest need the engine workflow.
@@ -264,7 +266,7 @@ class AutoscalingSpec(SpecModel):
     min_replicas: int = Field(1, ge=1, le=1024, description="Fewest replicas; <= maxReplicas.")
     max_replicas: int = Field(4, ge=1, le=1024, description="Most replicas.")
     metric: ScalingMetric = Field(
-        "queueComputeRatio",
+        "kvCacheDemand",
         description="queueComputeRatio (Triton queue time / compute time, NVIDIA's recipe), "
         "waitingRequests (queued requests per replica), kvCacheUtilization (used / total KV-cache blocks) or "
         "kvCacheDemand (KV-cache use counting the queue: used blocks times (1 + waiting / running requests) "
@@ -272,14 +274,21 @@ class AutoscalingSpec(SpecModel):
         "load best: KV use rises before a queue forms, and the queue term keeps a saturated replica from "
         "looking merely busy.",
     )
-    target: float = Field(
-        1.0, gt=0, le=1000000,
-        description="Target value per replica (kvCacheUtilization and kvCacheDemand: a fraction <= 1).",
+    target: float | None = Field(
+        None, gt=0, le=1000000,
+        description="Target value per replica (kvCacheUtilization and kvCacheDemand: a fraction <= 1). "
+        "Unset: the metric's default, kvCacheDemand 0.3, kvCacheUtilization 0.3, queueComputeRatio 1.0 "
+        "(NVIDIA's recipe), waitingRequests 2.",
     )
     scale_down_stabilization_seconds: int = Field(
         300, ge=0, le=86400, description="How long a lower recommendation must hold before scaling down."
     )
     prometheus: PrometheusSpec | None = Field(None, description="Prometheus to query; required when enabled.")
+
+    @property
+    def effective_target(self) -> float:
+        """``target``, or the metric's default when unset."""
+        return self.target if self.target is not None else DEFAULT_TARGETS[self.metric]
 
 
 class StorageSpec(SpecModel):

@@ -184,9 +184,11 @@ STATIC_RULES: list[Rule] = [
     ),
     Rule(
         AutoscalingSpec,
-        "!(self.metric in ['kvCacheUtilization', 'kvCacheDemand']) || self.target <= 1.0",
+        "!has(self.target) || !(self.metric in ['kvCacheUtilization', 'kvCacheDemand']) || self.target <= 1.0",
         "target for metric kvCacheUtilization or kvCacheDemand is a fraction of the KV cache, in (0, 1]",
-        lambda s: s["metric"] not in ("kvCacheUtilization", "kvCacheDemand") or s["target"] <= 1.0,
+        lambda s: "target" not in s
+        or s.get("metric", "kvCacheDemand") not in ("kvCacheUtilization", "kvCacheDemand")
+        or s["target"] <= 1.0,
         field_path=".target",
     ),
 ]
