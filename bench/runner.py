@@ -66,10 +66,14 @@ def mean_need(requests: list[Request], profile: Profile, until_s: float) -> floa
 
 
 def with_prelude(requests: list[Request], prelude_s: float) -> list[Request]:
-    """The first ``prelude_s`` seconds of the load, then the whole load shifted by ``prelude_s``."""
+    """The load's first ``prelude_s`` seconds played backwards, then the whole load shifted by ``prelude_s``.
+
+    Backwards so that the prelude ends at the rate the load starts with: no jump at the junction for
+    a trend-following policy to mistake for a surge."""
     if prelude_s <= 0:
         return requests
-    head = [r for r in requests if r.arrival_s < prelude_s]
+    head = [replace(r, arrival_s=prelude_s - r.arrival_s) for r in requests if 0 < r.arrival_s < prelude_s]
+    head.sort(key=lambda r: r.arrival_s)
     return head + [replace(r, arrival_s=r.arrival_s + prelude_s) for r in requests]
 
 

@@ -180,3 +180,18 @@ def test_value_is_smoothed_over_recent_samples():
     spike = Samples(p.KV_CACHE_UTILIZATION, flat(0.4).points[:-1] + ((NOW, 1.0),))
     d, _ = run(spike, ready=4)
     assert d.metric_value == pytest.approx((0.4 * 4 + 1.0) / 5)
+
+
+def test_kv_cache_demand_is_a_fleet_total_so_a_step_down_is_not_a_trend():
+    """After one replica goes (10 -> 9) the per-replica KV use steps up, which a per-replica series
+    reads as a rising load and projects over the start-up; the fleet total does not move."""
+    settings = replace(BASE, metric=p.KV_CACHE_DEMAND, target=0.3)
+    total = Samples(p.KV_CACHE_DEMAND, tuple((NOW - 60 + i * 5, 2.7) for i in range(13)))
+    d, _ = run(total, ready=9, settings=settings)
+    assert d.metric_value == pytest.approx(0.3)
+    assert (d.replicas, d.direction) == (9, p.HOLD)
+    per_replica = Samples(
+        p.KV_CACHE_UTILIZATION, tuple((NOW - 60 + i * 5, 2.7 / (10 if i < 7 else 9)) for i in range(13))
+    )
+    d, _ = run(per_replica, ready=9, settings=replace(settings, metric=p.KV_CACHE_UTILIZATION))
+    assert d.direction == p.UP  # what the total avoids

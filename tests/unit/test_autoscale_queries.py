@@ -45,7 +45,7 @@ def test_kv_cache_demand_counts_waiting_requests_for_both_runtimes():
     triton = q.metric_query("triton", "kvCacheDemand", {"namespace": "llm"})
     assert triton == (
         '(sum(nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="used",namespace="llm"}) / '
-        'clamp_min(sum(nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max",namespace="llm"}), 1)) * '
+        'clamp_min(avg(nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max",namespace="llm"}), 1)) * '
         '(1 + sum(nv_trt_llm_request_metrics{namespace="llm",request_type="waiting"}) / '
         'clamp_min(sum(nv_trt_llm_request_metrics{namespace="llm",request_type="active"}), 1))'
     )

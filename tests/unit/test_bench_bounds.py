@@ -1,4 +1,4 @@
-"""The benchmark's lower bounds and its shaped synthetic load."""
+"""The benchmark's lower bounds, its shaped synthetic load and the autoscaled runs' prelude."""
 
 import math
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from bench.bounds import bound_lines, oracle_replica_seconds, work_replica_seconds
 from bench.capacity import Profile
-from bench.runner import peak_need
+from bench.runner import peak_need, with_prelude
 from bench.trace import Request, load_csv, rate_on_lines, shaped
 
 PROFILE = Profile()
@@ -75,3 +75,11 @@ def test_azure_trace_floor_is_above_six_tenths_of_static():
     assert static == 20
     assert 0.68 < work < 0.74
     assert work < oracle < 0.76
+
+
+def test_prelude_mirrors_the_opening_and_shifts_the_load():
+    requests = [Request(float(t), 10, 10) for t in (1, 2, 5, 30)]
+    run = with_prelude(requests, 10.0)
+    assert [r.arrival_s for r in run] == [5.0, 8.0, 9.0, 11.0, 12.0, 15.0, 40.0]
+    assert run[-len(requests):] == [Request(r.arrival_s + 10.0, 10, 10) for r in requests]
+    assert with_prelude(requests, 0.0) == requests

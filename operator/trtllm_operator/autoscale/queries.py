@@ -56,23 +56,29 @@ def triton_kv_cache_utilization(selector: Mapping[str, str], by: tuple[str, ...]
     return f"{used} / clamp_min({top}, 1)"
 
 
+def _avg(expr: str, by: tuple[str, ...]) -> str:
+    return f"avg by ({', '.join(by)}) ({expr})" if by else f"avg({expr})"
+
+
 def triton_kv_cache_demand(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
-    """KV-cache use counting the queue: used/max blocks times (1 + waiting / active requests).
+    """KV-cache demand of the fleet, in replicas' worth of KV cache: used blocks over one replica's
+    pool, times (1 + waiting / active requests). The policy divides it by the ready replicas.
 
     KV use alone saturates: once the batch is full, more load only lengthens the queue, which KV use
-    does not see. A waiting request is counted as the blocks of an average running one."""
+    does not see; a waiting request is counted as the blocks of an average running one. A total (not a
+    per-replica mean) so that its trend is the load's, not the echo of the autoscaler's own changes."""
     blocks, requests = "nv_trt_llm_kv_cache_block_metrics", "nv_trt_llm_request_metrics"
     used = _sum(blocks + label_matchers(selector, {"kv_cache_block_type": "used"}), by)
-    top = _sum(blocks + label_matchers(selector, {"kv_cache_block_type": "max"}), by)
+    top = _avg(blocks + label_matchers(selector, {"kv_cache_block_type": "max"}), by)
     waiting = _sum(requests + label_matchers(selector, {"request_type": "waiting"}), by)
     active = _sum(requests + label_matchers(selector, {"request_type": "active"}), by)
     return f"({used} / clamp_min({top}, 1)) * (1 + {waiting} / clamp_min({active}, 1))"
 
 
 def serve_kv_cache_demand(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
-    """trtllm-serve's KV-cache use counting the queue (see :func:`triton_kv_cache_demand`)."""
+    """trtllm-serve's KV-cache demand of the fleet (see :func:`triton_kv_cache_demand`)."""
     m = label_matchers(selector)
-    used, top = _sum(f"trtllm_kv_cache_used_blocks{m}", by), _sum(f"trtllm_kv_cache_max_blocks{m}", by)
+    used, top = _sum(f"trtllm_kv_cache_used_blocks{m}", by), _avg(f"trtllm_kv_cache_max_blocks{m}", by)
     waiting, running = _sum(f"trtllm_num_requests_waiting{m}", by), _sum(f"trtllm_num_requests_running{m}", by)
     return f"({used} / clamp_min({top}, 1)) * (1 + {waiting} / clamp_min({running}, 1))"
 
