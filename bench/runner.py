@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -85,7 +86,7 @@ def run_policy(policy: str, requests: list[Request], config: RunConfig, log=prin
     their replicas settle. The prelude is not scored: neither its requests nor its GPU-seconds.
     """
     prelude = 0.0 if policy == "static" else config.prelude_s
-    server = prom.start([], name=f"bench-{policy}", scrape_interval="1s")
+    server = prom.start([], name=f"bench-{policy}-{os.getpid()}", scrape_interval="1s")
     initial = config.static_replicas if policy == "static" else config.sim.initial_replicas
     run = with_prelude(requests, prelude)
     sim = Simulator(run, replace(config.sim, initial_replicas=initial), _targets(server, config))
