@@ -144,12 +144,16 @@ class _OursDriver:
     def __init__(self, sim: Simulator, url: str, config: RunConfig, log) -> None:
         self.sim, self.url, self.config, self.log = sim, url, config, log
         self.period, self.state = config.poll_s, State()
+        # The simulated replicas start empty; a deployment serving before the run would have no such
+        # ramp in its history, so samples from before the first poll are not shown to the policy.
+        self.since = time.time() + config.warmup_s
 
     def tick(self) -> int:
         settings = self.config.ours
         samples = fetch_samples(
             self.url, self.config.sim.runtime, settings.metric, SELECTOR, window_s=90, step_s=2
         )
+        samples = replace(samples, points=tuple(p for p in samples.points if p[0] >= self.since))
         ready, starting = self.sim.counts()
         decision, self.state = decide(
             samples, self.state, settings, time.time(), replicas=ReplicaCounts(ready, starting)

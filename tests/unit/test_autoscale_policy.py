@@ -87,13 +87,22 @@ def test_scale_down_waits_for_the_stabilization_window():
     assert (d.replicas, d.reason) == (6, p.STABILIZING)
 
 
-def test_scale_down_one_step_after_sustained_low_demand():
+def test_scale_down_steps_halve_the_excess_after_sustained_low_demand():
+    # 6 replicas at 0.1 against 0.5 recommend 2: excess 4, step 2
     d, state = run(flat(0.1), ready=6, state=quiet_state(1))
-    assert (d.replicas, d.direction, d.reason) == (5, p.DOWN, p.SCALED_DOWN)
-    again, _ = run(flat(0.1, now=NOW + 10), ready=5, state=state, now=NOW + 10)
-    assert (again.replicas, again.reason) == (5, p.STABILIZING)
-    later, _ = run(flat(0.1, now=NOW + 31), ready=5, state=state, now=NOW + 31)
-    assert (later.replicas, later.reason) == (4, p.SCALED_DOWN)
+    assert (d.replicas, d.direction, d.reason) == (4, p.DOWN, p.SCALED_DOWN)
+    again, _ = run(flat(0.1, now=NOW + 10), ready=4, state=state, now=NOW + 10)
+    assert (again.replicas, again.reason) == (4, p.STABILIZING)  # the interval between steps
+    later, state = run(flat(0.1, now=NOW + 31), ready=4, state=state, now=NOW + 31)
+    assert (later.replicas, later.reason) == (3, p.SCALED_DOWN)  # excess over 2 is 2: step 1
+    last, _ = run(flat(0.1, now=NOW + 62), ready=3, state=state, now=NOW + 62)
+    assert last.replicas == 2  # the highest recommendation in the window
+
+
+def test_one_replica_too_many_goes_one_at_a_time():
+    assert p.down_step(6, 5, 1) == 1
+    assert p.down_step(17, 5, 1) == 6
+    assert p.down_step(6, 5, 2) == 2
 
 
 def test_after_a_scale_up_the_whole_window_passes_before_a_step_down():
@@ -111,8 +120,10 @@ def test_scale_down_never_below_the_highest_recent_recommendation():
 
 def test_scale_down_step_never_below_ready_minus_step():
     settings = replace(BASE, scale_down_step=2)
-    d, _ = run(flat(0.01), ready=6, state=quiet_state(1), settings=settings)
-    assert d.replicas == 4
+    d, _ = run(flat(0.01), ready=6, starting=0, state=quiet_state(5), settings=settings)
+    assert d.replicas == 5  # the highest recommendation bounds it, not the minimum step
+    d, _ = run(flat(0.01), ready=3, state=quiet_state(1), settings=settings)
+    assert d.replicas == 1
 
 
 def test_min_and_max_bounds():

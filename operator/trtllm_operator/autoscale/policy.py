@@ -19,8 +19,10 @@ How it treats the 60-100 s a new replica needs before it serves:
   (the metric is normalised over ready replicas only, which are the ones carrying the load).
 * **Slow, stepwise scale-down.** Each call records ``ceil(ready * value / target)``; only when every
   recommendation over ``scale_down_window_s`` is below the current count, no replica is starting and
-  the last change is at least a window old does the policy remove ``scale_down_step`` replicas
-  (never below ``ready - step``, the highest recent recommendation, or min).
+  the last change is at least a window old does the policy step down: half the excess over the highest
+  recent recommendation (at least ``scale_down_step``), then again every ``scale_down_interval_s`` while
+  demand stays low; never below ``ready - step``, the highest recent recommendation, or min. A fleet far
+  too large comes down in a few steps, one slightly too large by one replica at a time.
 * **Smoothed value.** The value compared with the target is the mean over the last ``smoothing_s``
   (instantaneous KV use or queue length of one scrape is noisy; a spike must not order replicas).
 * **Missing or stale metrics hold.** No guessing: the current count is kept and the reason says why.
@@ -261,7 +263,8 @@ def _scale_down_decision(
 ) -> Decision:
     """One step down after a window of sustained low recommendations, with nothing starting."""
     highest = max(rec for _, rec in state.history)
-    floor = max(settings.min_replicas, highest, replicas.ready - settings.scale_down_step)
+    step = down_step(replicas.current, max(settings.min_replicas, highest), settings.scale_down_step)
+    floor = max(settings.min_replicas, highest, replicas.ready - step)
     target_text = f"{settings.metric}={value:.3g}, target {settings.target:g}"
     if highest >= replicas.current or floor >= replicas.current:
         return _hold(replicas, WITHIN_TARGET, f"{target_text}: {replicas.current} replicas fit", value)
@@ -271,9 +274,14 @@ def _scale_down_decision(
     if not _window_elapsed(state, now, settings):
         msg = f"{target_text}: waiting {settings.scale_down_window_s:.0f}s of low demand before scaling down"
         return _hold(replicas, STABILIZING, msg, value)
-    desired = max(floor, replicas.current - settings.scale_down_step)
+    desired = max(floor, replicas.current - step)
     msg = f"{target_text}: low for {settings.scale_down_window_s:.0f}s, stepping down to {desired}"
     return Decision(desired, SCALED_DOWN, value, DOWN, msg)
+
+
+def down_step(current: int, lowest_allowed: int, min_step: int) -> int:
+    """Replicas to remove in one step: half the excess over what the window allows, at least ``min_step``."""
+    return max(min_step, math.ceil((current - lowest_allowed) / 2))
 
 
 def _window_elapsed(state: State, now: float, settings: Settings) -> bool:
