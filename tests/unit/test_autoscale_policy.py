@@ -76,6 +76,16 @@ def test_falling_trend_does_not_project_below_the_current_value():
     assert p.projected_value(falling, BASE, 0.76, 4) == pytest.approx(0.76)
 
 
+def test_noise_around_a_level_is_not_a_trend():
+    zigzag = tuple((NOW - 60 + i * 5, 0.3 + (0.04 if i % 2 else -0.04) + 0.001 * i) for i in range(13))
+    assert p.trend_slope(zigzag, 60) > 0  # a least-squares slope exists...
+    assert p.trend_slope(zigzag, 60, min_fit=0.5) == 0.0  # ...but explains little of the variance
+    d, _ = run(Samples(p.KV_CACHE_UTILIZATION, zigzag), ready=4, settings=replace(BASE, target=0.3))
+    assert d.direction == p.HOLD
+    ramp = tuple((t, v + 0.01 * i) for i, (t, v) in enumerate(zigzag))
+    assert p.trend_slope(ramp, 60, min_fit=0.5) > 0
+
+
 def test_trend_slope_least_squares():
     points = tuple((float(t), 2.0 * t + 1) for t in range(10))
     assert p.trend_slope(points, 9.5) == pytest.approx(2.0)

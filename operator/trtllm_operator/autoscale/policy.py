@@ -8,7 +8,8 @@ How it treats the 60-100 s a new replica needs before it serves:
 * **Look-ahead on the way up.** The signal is projected ``settings.startup_s`` seconds ahead with the
   slope of a least-squares line through the recent samples (``trend_window_s``, at least 90 % of it
   covered); only a rising trend counts, and the projection is capped at ``lookahead_cap`` times the
-  current value, so a noisy or just-started series cannot order a fleet on its own. A replica
+  current value, so a noisy or just-started series cannot order a fleet on its own; a line that explains
+  less than ``trend_min_fit`` of the samples' variance (R^2) is noise around a level, not a trend. A replica
   ordered now starts serving about when that projection comes due, so scaling on the projection
   orders it before the queue exists rather than after. The target itself should sit below
   saturation (e.g. KV-cache use 0.5, not 0.9), which is the headroom that absorbs what the trend misses.
@@ -102,6 +103,7 @@ class Settings:
     scale_down_step: int = 1
     scale_down_interval_s: float = 30.0
     lookahead_cap: float = 1.5
+    trend_min_fit: float = 0.5
     smoothing_s: float = 20.0
     stale_after_s: float = 60.0
 
@@ -172,8 +174,9 @@ def per_replica_value(samples: Samples, settings: Settings, replicas: ReplicaCou
     return value
 
 
-def trend_slope(points: tuple[tuple[float, float], ...], window_s: float) -> float:
-    """Least-squares slope (units per second) of the points within ``window_s`` of the newest one."""
+def trend_slope(points: tuple[tuple[float, float], ...], window_s: float, min_fit: float = 0.0) -> float:
+    """Least-squares slope (units per second) of the points within ``window_s`` of the newest one;
+    0 when the line explains less than ``min_fit`` of the points' variance (R^2): noise is not a trend."""
     if len(points) < 3:
         return 0.0
     recent = [(t, v) for t, v in points if t >= points[-1][0] - window_s]
@@ -182,14 +185,17 @@ def trend_slope(points: tuple[tuple[float, float], ...], window_s: float) -> flo
     mean_t = sum(t for t, _ in recent) / len(recent)
     mean_v = sum(v for _, v in recent) / len(recent)
     spread = sum((t - mean_t) ** 2 for t, _ in recent)
-    if spread <= 0:
+    variance = sum((v - mean_v) ** 2 for _, v in recent)
+    if spread <= 0 or variance <= 0:
         return 0.0
-    return sum((t - mean_t) * (v - mean_v) for t, v in recent) / spread
+    covariance = sum((t - mean_t) * (v - mean_v) for t, v in recent)
+    fit = covariance**2 / (spread * variance)
+    return covariance / spread if fit >= min_fit else 0.0
 
 
 def projected_value(samples: Samples, settings: Settings, value: float, ready: int) -> float:
     """The per-replica value expected when a replica ordered now would serve (rising trends only)."""
-    slope = trend_slope(samples.points, settings.trend_window_s)
+    slope = trend_slope(samples.points, settings.trend_window_s, settings.trend_min_fit)
     if settings.metric in TOTAL_METRICS:
         slope = slope / max(ready, 1)
     return min(value + max(0.0, slope) * settings.startup_s, value * settings.lookahead_cap)
