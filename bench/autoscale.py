@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bench.bounds import bound_lines
+from bench.bounds import bound_lines, gpu_hours
 from bench.capacity import Profile
 from bench.hpa import HpaConfig
 from bench.plot import plot
@@ -128,7 +128,7 @@ def static_gpu_hours(results: dict, config: RunConfig, requests: list) -> float:
     if "static" in results:
         return results["static"].summary["gpu_hours"]
     run_s = requests[-1].arrival_s + config.tail_s
-    return config.static_replicas * run_s * config.sim.profile.gpus * config.compress / 3600
+    return gpu_hours(config.static_replicas * run_s, config.sim.profile, config.compress)
 
 
 if __name__ == "__main__":

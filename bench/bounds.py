@@ -19,6 +19,11 @@ from bench.capacity import Profile
 from bench.trace import Request
 
 
+def gpu_hours(replica_seconds: float, profile: Profile, compress: float) -> float:
+    """Replica-seconds of a (compressed) run as GPU-hours of trace time: x GPUs x compress / 3600."""
+    return replica_seconds * profile.gpus * compress / 3600
+
+
 def work_replica_seconds(requests: list[Request], profile: Profile) -> float:
     """Replica-seconds the requests cost at saturated throughput (the ``work`` floor)."""
     return sum(profile.work_s(r) for r in requests)
@@ -39,16 +44,15 @@ def bound_lines(
     requests: list[Request], profile: Profile, compress: float, static_gpu_hours: float
 ) -> list[dict]:
     """One JSON-ready line per bound: GPU-hours and the ratio to ``static_gpu_hours``."""
-    to_hours = profile.gpus * compress / 3600
     bounds = {
-        "work": work_replica_seconds(requests, profile),
-        "oracle": oracle_replica_seconds(requests, profile, 60.0 / compress),
+        "work": gpu_hours(work_replica_seconds(requests, profile), profile, compress),
+        "oracle": gpu_hours(oracle_replica_seconds(requests, profile, 60.0 / compress), profile, compress),
     }
     return [
         {
             "bound": name,
-            "gpu_hours": round(seconds * to_hours, 3),
-            "vs_static": round(seconds * to_hours / static_gpu_hours, 3) if static_gpu_hours else None,
+            "gpu_hours": round(hours, 3),
+            "vs_static": round(hours / static_gpu_hours, 3) if static_gpu_hours else None,
         }
-        for name, seconds in bounds.items()
+        for name, hours in bounds.items()
     ]

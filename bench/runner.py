@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bench.bounds import gpu_hours
 from bench.capacity import Profile
 from bench.hpa import Hpa, HpaConfig, Pod
 from bench.simulator import METRICS_PATH, Outcome, Sample, SimConfig, Simulator
@@ -98,8 +99,8 @@ def run_policy(policy: str, requests: list[Request], config: RunConfig, log=prin
         prom.stop(server)
     outcomes = [replace(o, arrival_s=o.arrival_s - prelude) for o in sim.outcomes[len(run) - len(requests) :]]
     timeline = [replace(s, t=s.t - prelude) for s in sim.timeline if s.t >= prelude]
-    gpu_s = sim.replica_seconds(since_s=prelude) * config.sim.profile.gpus * config.compress
-    return RunResult(score(policy, outcomes, gpu_s, config, events), timeline, outcomes)
+    hours = gpu_hours(sim.replica_seconds(since_s=prelude), config.sim.profile, config.compress)
+    return RunResult(score(policy, outcomes, hours, config, events), timeline, outcomes)
 
 
 def _targets(server: prom.PrometheusServer, config: RunConfig):
@@ -222,13 +223,13 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def score(policy: str, outcomes: list[Outcome], gpu_s: float, config: RunConfig, events: int) -> dict:
-    """The benchmark's JSON line for one policy; ``gpu_s`` is in trace time (x compress)."""
+def score(policy: str, outcomes: list[Outcome], hours: float, config: RunConfig, events: int) -> dict:
+    """The benchmark's JSON line for one policy; ``hours`` are GPU-hours of trace time."""
     ttfts = [o.ttft_s for o in outcomes if o.ttft_s is not None and not o.failed]
     within = sum(1 for t in ttfts if t <= config.slo_ttft_s)
     return {
         "policy": policy,
-        "gpu_hours": round(gpu_s / 3600, 3),
+        "gpu_hours": round(hours, 3),
         "slo_attainment": round(within / max(len(outcomes), 1), 4),
         "ttft_p95_s": _round(percentile(ttfts, 0.95)),
         "ttft_p99_s": _round(percentile(ttfts, 0.99)),

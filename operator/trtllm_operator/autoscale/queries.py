@@ -35,6 +35,10 @@ def _sum(expr: str, by: tuple[str, ...]) -> str:
     return f"sum by ({', '.join(by)}) ({expr})" if by else f"sum({expr})"
 
 
+def _avg(expr: str, by: tuple[str, ...]) -> str:
+    return f"avg by ({', '.join(by)}) ({expr})" if by else f"avg({expr})"
+
+
 def triton_queue_compute_ratio(selector: Mapping[str, str], by: tuple[str, ...] = (), window: str = "1m") -> str:
     """NVIDIA's recipe: time queued over time computing, summed over the selected pods."""
     m = label_matchers(selector)
@@ -54,10 +58,6 @@ def triton_kv_cache_utilization(selector: Mapping[str, str], by: tuple[str, ...]
     used = _sum(family + label_matchers(selector, {"kv_cache_block_type": "used"}), by)
     top = _sum(family + label_matchers(selector, {"kv_cache_block_type": "max"}), by)
     return f"{used} / clamp_min({top}, 1)"
-
-
-def _avg(expr: str, by: tuple[str, ...]) -> str:
-    return f"avg by ({', '.join(by)}) ({expr})" if by else f"avg({expr})"
 
 
 def triton_kv_cache_demand(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
@@ -90,8 +90,7 @@ def serve_waiting_requests(selector: Mapping[str, str], by: tuple[str, ...] = ()
 
 def serve_kv_cache_utilization(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
     """trtllm-serve's KV-cache utilisation (a 0-1 gauge per pod), averaged over the selected pods."""
-    expr = f"trtllm_kv_cache_utilization{label_matchers(selector)}"
-    return f"avg by ({', '.join(by)}) ({expr})" if by else f"avg({expr})"
+    return _avg(f"trtllm_kv_cache_utilization{label_matchers(selector)}", by)
 
 
 _BUILDERS = {
