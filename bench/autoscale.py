@@ -6,7 +6,9 @@
 
 Arrival times are divided by ``--compress``; service times and the 60-100 s replica start-up are not
 (see bench/README.md). Ends with one JSON line per policy, then one per lower bound (``bench.bounds``:
-what no autoscaler can beat on this load, as a ratio to static), and writes ``<out>/autoscale.png``.
+what no autoscaler can beat on this load, as a ratio to static), then the ``best_fixed`` reference
+(``bench.replay``: the fewest fixed replicas that meet the SLO for 99 % of requests, found with
+hindsight in virtual time), and writes ``<out>/autoscale.png``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bench.bounds import bound_lines, gpu_hours
 from bench.capacity import Profile
 from bench.hpa import HpaConfig
 from bench.plot import plot
+from bench.replay import reference_line
 from bench.runner import RunConfig, mean_need, peak_need, run_policy
 from bench.simulator import SimConfig
 from bench.trace import load_csv, shaped, synthetic
@@ -118,8 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     plot(results, args.slo_ttft, config.compress, out / "autoscale.png")
     for result in results.values():
         print(json.dumps(result.summary), flush=True)
-    for line in bound_lines(requests, profile, config.compress, static_gpu_hours(results, config, requests)):
+    static = static_gpu_hours(results, config, requests)
+    for line in bound_lines(requests, profile, config.compress, static):
         print(json.dumps(line), flush=True)
+    reference = reference_line(requests, config, static)
+    if reference is not None:
+        print(json.dumps(reference), flush=True)
     return 0
 
 

@@ -9,8 +9,10 @@ scale-down stabilisation 300 s, policy 100 % per 15 s. The controller syncs ever
 comes through prometheus-adapter, whose series list is refreshed every 6 s (``relist_s``), so a new
 pod's metric is missing until a relist has seen it.
 
-The real HPA cannot run here: the local API server cannot reach an aggregated custom-metrics API
-served from a pod IP, so prometheus-adapter has no path to the HPA.
+The real HPA cannot be fed here: prometheus-adapter, the recipe's bridge from Prometheus to the
+custom-metrics API, is not served by the Go module proxy this project may use (``go list -m -versions
+sigs.k8s.io/prometheus-adapter`` answers 403 "not available", checked 2026-11-22), and nothing may be
+fetched from elsewhere.
 """
 
 from __future__ import annotations

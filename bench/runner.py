@@ -86,18 +86,28 @@ def run_policy(policy: str, requests: list[Request], config: RunConfig, log=prin
     deployment serves before any measured hour begins: their metrics history and windows fill, and
     their replicas settle. The prelude is not scored: neither its requests nor its GPU-seconds.
     """
-    prelude = 0.0 if policy == "static" else config.prelude_s
+    run, prelude, sim_config = run_plan(policy, requests, config)
     server = prom.start([], name=f"bench-{policy}-{os.getpid()}", scrape_interval="1s")
-    initial = config.static_replicas if policy == "static" else config.sim.initial_replicas
-    run = with_prelude(requests, prelude)
-    sim = Simulator(run, replace(config.sim, initial_replicas=initial), _targets(server, config))
+    sim = Simulator(run, sim_config, _targets(server, config))
     try:
         sim.start()
         events = _drive(policy, sim, server.url, run, config, log, prelude)
     finally:
         sim.stop()
         prom.stop(server)
-    outcomes = [replace(o, arrival_s=o.arrival_s - prelude) for o in sim.outcomes[len(run) - len(requests) :]]
+    return run_result(policy, sim, len(requests), config, events, prelude)
+
+
+def run_plan(policy: str, requests: list[Request], config: RunConfig) -> tuple[list[Request], float, SimConfig]:
+    """What a run of ``policy`` plays: the load (with its prelude), the prelude's length, the simulator."""
+    prelude = 0.0 if policy == "static" else config.prelude_s
+    initial = config.static_replicas if policy == "static" else config.sim.initial_replicas
+    return with_prelude(requests, prelude), prelude, replace(config.sim, initial_replicas=initial)
+
+
+def run_result(policy: str, sim: Simulator, scored: int, config: RunConfig, events: int, prelude: float) -> RunResult:
+    """Score a finished run on its last ``scored`` requests and the GPU-seconds after the prelude."""
+    outcomes = [replace(o, arrival_s=o.arrival_s - prelude) for o in sim.outcomes[len(sim.outcomes) - scored :]]
     timeline = [replace(s, t=s.t - prelude) for s in sim.timeline if s.t >= prelude]
     hours = gpu_hours(sim.replica_seconds(since_s=prelude), config.sim.profile, config.compress)
     return RunResult(score(policy, outcomes, hours, config, events), timeline, outcomes)

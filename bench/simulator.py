@@ -50,6 +50,7 @@ class SimConfig:
     drain_timeout_s: float = 60.0
     dt: float = 0.05
     seed: int = 1
+    serve_metrics: bool = True  # False: no HTTP endpoints (bench.replay reads the replicas directly)
 
 
 class Simulator:
@@ -67,6 +68,7 @@ class Simulator:
         self.rr = 0  # round-robin over ready replicas, as the recipe's ingress balances
         self.now = 0.0
         self.created = 0
+        self._next_arrival, self._next_sample = 0, 1.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         for _ in range(config.initial_replicas):
@@ -136,18 +138,23 @@ class Simulator:
 
     def _loop(self) -> None:
         t0 = time.monotonic()
-        next_arrival, next_sample = 0, 1.0
         while not self._stop.is_set():
             target = time.monotonic() - t0
             while self.now + self.config.dt <= target:
-                with self.lock:
-                    self.now += self.config.dt
-                    next_arrival = self._arrive(next_arrival)
-                    self._step()
-                    if self.now >= next_sample:
-                        self._sample(next_sample)
-                        next_sample += 1.0
+                self.tick()
             time.sleep(self.config.dt / 2)
+
+    def tick(self) -> None:
+        """Advance time by one ``dt``: arrivals, one step of every replica, a timeline sample each second.
+
+        The real-time loop calls it to keep pace with the clock; ``bench.replay`` as fast as it can."""
+        with self.lock:
+            self.now += self.config.dt
+            self._next_arrival = self._arrive(self._next_arrival)
+            self._step()
+            if self.now >= self._next_sample:
+                self._sample(self._next_sample)
+                self._next_sample += 1.0
 
     def _arrive(self, i: int) -> int:
         routable = [r for r in self.replicas if r.routable(self.now)]
@@ -171,7 +178,7 @@ class Simulator:
             for request, t in done:
                 self.outcomes[self.index[id(request)]].done_s = t
             changed |= self._maybe_retire(replica)
-            changed |= replica.name not in self.servers
+            changed |= self.config.serve_metrics and replica.name not in self.servers
         if changed:
             self._refresh_endpoints()
 
@@ -200,6 +207,8 @@ class Simulator:
 
     # --- metrics endpoints ----------------------------------------------------------------------
     def _refresh_endpoints(self) -> None:
+        if not self.config.serve_metrics:
+            return
         with self.lock:
             live = {r.name: r for r in self.replicas if r.serving(self.now)}
             for name in [n for n in self.servers if n not in live]:
