@@ -50,10 +50,10 @@ test-unit: venv ## Only the tests that need no cluster
 	$(VENV)/bin/pytest -m 'not cluster'
 
 TRACE ?= ../shared/data/azure-llm-inference-2023-conv.csv
-bench-autoscale: venv ## Autoscaling benchmark, static vs HPA recipe vs ours (TRACE=<csv> or SHAPE=peak; QUICK=1: a few minutes)
+bench-autoscale: cluster-up ## Autoscaling benchmark, static vs HPA recipe vs ours (TRACE=<csv> or SHAPE=peak; QUICK=1: a few minutes)
 	bash hack/install-prometheus.sh
 	$(PY) -m bench.autoscale $(if $(SHAPE),--shape $(SHAPE),--trace $(TRACE)) $(if $(QUICK),--quick) \
-		--out bench/out$(if $(SHAPE),/$(SHAPE))
+		--cluster --out bench/out$(if $(SHAPE),/$(SHAPE))
 
 clean: cluster-down
 	rm -rf $(VENV) .local

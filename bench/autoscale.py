@@ -75,6 +75,7 @@ def build_config(args: argparse.Namespace, requests: list, profile: Profile) -> 
         tail_s=15.0 if args.quick else 20.0,
         warmup_s=10.0 if args.quick else 20.0,
         prelude_s=20.0 if args.quick else PRELUDE_S,
+        cluster=getattr(args, "cluster", False),
     )
 
 
@@ -100,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policies", default="static,hpa,ours")
     parser.add_argument("--out", default="bench/out")
     parser.add_argument("--quick", action="store_true", help="2-minute runs with short start-ups")
+    parser.add_argument(
+        "--cluster", action="store_true",
+        help="hpa and ours scale a real Deployment on the local control plane (make cluster-up); "
+        "hpa is then kube-controller-manager's HPA, not the reimplementation",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so each run stops its Prometheus
     if args.shape or (args.quick and not args.trace):

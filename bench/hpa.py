@@ -9,10 +9,9 @@ scale-down stabilisation 300 s, policy 100 % per 15 s. The controller syncs ever
 comes through prometheus-adapter, whose series list is refreshed every 6 s (``relist_s``), so a new
 pod's metric is missing until a relist has seen it.
 
-The real HPA cannot be fed here: prometheus-adapter, the recipe's bridge from Prometheus to the
-custom-metrics API, is not served by the Go module proxy this project may use (``go list -m -versions
-sigs.k8s.io/prometheus-adapter`` answers 403 "not available", checked 2026-11-22), and nothing may be
-fetched from elsewhere.
+The benchmark's ``--cluster`` runs (what ``make bench-autoscale`` does) use the real controller of
+kube-controller-manager instead, fed by ``bench.metrics_api``; this reimplementation plays the HPA
+without a cluster (``python -m bench.autoscale`` alone) and in the virtual-time ``bench.replay``.
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.bounds import gpu_hours
 from bench.capacity import Profile
@@ -18,10 +20,11 @@ from trtllm_operator.autoscale.policy import ReplicaCounts, Settings, State, dec
 from trtllm_operator.autoscale.prometheus import fetch_per_pod, fetch_samples
 from trtllm_operator.autoscale.queries import label_matchers
 
+if TYPE_CHECKING:
+    from bench.kube_fleet import KubeFleet
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hack"))
 import prometheus as prom  # noqa: E402  (hack/prometheus.py)
-
-SELECTOR = {"namespace": "bench"}
 
 
 @dataclass
@@ -39,6 +42,7 @@ class RunConfig:
     tail_s: float = 30.0
     warmup_s: float = 30.0
     prelude_s: float = 0.0
+    cluster: bool = False  # hpa and ours scale a real Deployment; the HPA is kube-controller-manager's
 
 
 @dataclass
@@ -86,12 +90,16 @@ def run_policy(policy: str, requests: list[Request], config: RunConfig, log=prin
     deployment serves before any measured hour begins: their metrics history and windows fill, and
     their replicas settle. The prelude is not scored: neither its requests nor its GPU-seconds.
     """
-    run, prelude, sim_config = run_plan(policy, requests, config)
+    if config.cluster and policy != "static":
+        from bench.cluster_run import run_on_cluster  # needs the local control plane
+
+        return run_on_cluster(policy, requests, config, log)
+    played, prelude, sim_config = run_plan(policy, requests, config)
     server = prom.start([], name=f"bench-{policy}-{os.getpid()}", scrape_interval="1s")
-    sim = Simulator(run, sim_config, _targets(server, config))
+    sim = Simulator(played, sim_config, _targets(server, config))
     try:
         sim.start()
-        events = _drive(policy, sim, server.url, run, config, log, prelude)
+        events = drive(policy, Run(sim, server.url, config, log), played, prelude)
     finally:
         sim.stop()
         prom.stop(server)
@@ -113,11 +121,11 @@ def run_result(policy: str, sim: Simulator, scored: int, config: RunConfig, even
     return RunResult(score(policy, outcomes, hours, config, events), timeline, outcomes)
 
 
-def _targets(server: prom.PrometheusServer, config: RunConfig):
+def _targets(server: prom.PrometheusServer, config: RunConfig, namespace: str = "bench"):
     path = METRICS_PATH[config.sim.runtime]
 
     def update(ports: dict[str, int]) -> None:
-        labels = {"namespace": "bench", "__metrics_path__": path}
+        labels = {"namespace": namespace, "__metrics_path__": path}
         prom.set_targets(
             server, [prom.Target(f"127.0.0.1:{p}", {**labels, "pod": n}) for n, p in sorted(ports.items())]
         )
@@ -125,18 +133,42 @@ def _targets(server: prom.PrometheusServer, config: RunConfig):
     return update
 
 
-def _drive(
-    policy: str, sim: Simulator, url: str, requests: list[Request], config: RunConfig, log, prelude_s: float
-) -> int:
+@dataclass
+class Run:
+    """What a policy driver acts on: the simulator, Prometheus, the log, and where replicas are asked
+    for (the simulator itself, or a real Deployment on the local cluster when ``fleet`` is set)."""
+
+    sim: Simulator
+    url: str
+    config: RunConfig
+    log: Callable[[str], None]
+    namespace: str = "bench"
+    fleet: KubeFleet | None = None
+
+    @property
+    def selector(self) -> dict[str, str]:
+        """The label selector of this run's metric series."""
+        return {"namespace": self.namespace}
+
+    def scale(self, replicas: int) -> None:
+        """Ask for ``replicas``."""
+        if self.fleet is not None:
+            self.fleet.scale(replicas)
+        else:
+            self.sim.set_replicas(replicas)
+
+
+def drive(policy: str, run: Run, requests: list[Request], prelude_s: float) -> int:
     """Tick the policy until the load is over; returns the scale events after the prelude."""
-    end = (requests[-1].arrival_s if requests else 0.0) + config.tail_s
-    step = {"static": _Static, "hpa": _HpaDriver, "ours": _OursDriver}[policy](sim, url, config, log)
-    events, next_tick = 0, config.warmup_s
-    while sim.now < end:
-        if sim.now >= next_tick:
+    end = (requests[-1].arrival_s if requests else 0.0) + run.config.tail_s
+    drivers = {"static": _Static, "hpa": _KubeHpaDriver if run.fleet else _HpaDriver, "ours": _OursDriver}
+    step = drivers[policy](run)
+    events, next_tick = 0, run.config.warmup_s
+    while run.sim.now < end:
+        if run.sim.now >= next_tick:
             changed = step.tick()
-            events += changed if sim.now >= prelude_s else 0
-            next_tick = sim.now + step.period
+            events += changed if run.sim.now >= prelude_s else 0
+            next_tick = run.sim.now + step.period
         time.sleep(0.2)
     return events
 
@@ -144,78 +176,92 @@ def _drive(
 class _Static:
     period = 3600.0
 
-    def __init__(self, sim: Simulator, url: str, config: RunConfig, log) -> None:
-        self.sim = sim
+    def __init__(self, run: Run) -> None:
+        self.run = run
 
     def tick(self) -> int:
         return 0
 
 
 class _OursDriver:
-    def __init__(self, sim: Simulator, url: str, config: RunConfig, log) -> None:
-        self.sim, self.url, self.config, self.log = sim, url, config, log
-        self.period, self.state = config.poll_s, State()
+    def __init__(self, run: Run) -> None:
+        self.run, self.period, self.state = run, run.config.poll_s, State()
         # The simulated replicas start empty; a deployment serving before the run would have no such
         # ramp in its history, so samples from before the first poll are not shown to the policy.
-        self.since = time.time() + config.warmup_s
+        self.since = time.time() + run.config.warmup_s
 
     def tick(self) -> int:
-        settings = self.config.ours
-        samples = fetch_samples(
-            self.url, self.config.sim.runtime, settings.metric, SELECTOR, window_s=90, step_s=2
-        )
+        run, settings = self.run, self.run.config.ours
+        samples = fetch_samples(run.url, run.config.sim.runtime, settings.metric, run.selector, window_s=90, step_s=2)
         samples = replace(samples, points=tuple(p for p in samples.points if p[0] >= self.since))
-        ready, starting = self.sim.counts()
+        ready, starting = run.sim.counts()
         decision, self.state = decide(
             samples, self.state, settings, time.time(), replicas=ReplicaCounts(ready, starting)
         )
-        if decision.replicas != ready + starting:
-            self.log(
-                f"  t={self.sim.now:6.1f}s ours {ready}+{starting} -> {decision.replicas}: {decision.message}"
-            )
-            self.sim.set_replicas(decision.replicas)
-            return 1
-        return 0
+        if decision.replicas == ready + starting:
+            return 0
+        run.log(f"  t={run.sim.now:6.1f}s ours {ready}+{starting} -> {decision.replicas}: {decision.message}")
+        run.scale(decision.replicas)
+        return 1
+
+
+class _KubeHpaDriver:
+    """The real HPA (kube-controller-manager) scales the Deployment; this only counts and logs its changes."""
+
+    period = 1.0
+
+    def __init__(self, run: Run) -> None:
+        self.run, self.spec = run, run.config.sim.initial_replicas
+
+    def tick(self) -> int:
+        replicas = self.run.fleet.spec_replicas() if self.run.fleet else self.spec
+        if replicas == self.spec:
+            return 0
+        self.run.log(f"  t={self.run.sim.now:6.1f}s hpa (kube-controller-manager) {self.spec} -> {replicas}")
+        self.spec = replicas
+        return 1
 
 
 class _HpaDriver:
-    def __init__(self, sim: Simulator, url: str, config: RunConfig, log) -> None:
-        self.sim, self.url, self.config, self.log = sim, url, config, log
-        self.hpa = Hpa(config.hpa)
-        self.period = config.hpa.relist_s
+    """The HPA reimplementation (``bench.hpa``) when no cluster is used."""
+
+    def __init__(self, run: Run) -> None:
+        self.run, self.hpa = run, Hpa(run.config.hpa)
+        self.period = run.config.hpa.relist_s
         self.known: set[str] = set()
-        self.spec = config.sim.initial_replicas
+        self.spec = run.config.sim.initial_replicas
         self.next_sync = 0.0
 
     def _relist(self) -> None:
         """prometheus-adapter's periodic series discovery: which pods have the metric's series."""
-        query = f"count by (pod) (nv_inference_queue_duration_us{label_matchers(SELECTOR)})"
+        query = f"count by (pod) (nv_inference_queue_duration_us{label_matchers(self.run.selector)})"
         try:
-            result = prom_client(self.url).custom_query(query)
+            result = prom_client(self.run.url).custom_query(query)
             self.known = {s["metric"]["pod"] for s in result if "pod" in s["metric"]}
         except Exception as exc:  # noqa: BLE001 - the adapter keeps its last list on errors
-            self.log(f"  relist failed: {exc}")
+            self.run.log(f"  relist failed: {exc}")
 
     def tick(self) -> int:
+        run = self.run
         self._relist()
-        if self.sim.now < self.next_sync:
+        if run.sim.now < self.next_sync:
             return 0
-        self.next_sync = self.sim.now + self.config.hpa.sync_s
+        self.next_sync = run.sim.now + run.config.hpa.sync_s
         try:
-            values = fetch_per_pod(self.url, self.config.sim.runtime, "queueComputeRatio", SELECTOR)
+            values = fetch_per_pod(run.url, run.config.sim.runtime, "queueComputeRatio", run.selector)
         except Exception as exc:  # noqa: BLE001 - the HPA keeps the scale when metrics fail
-            self.log(f"  hpa metrics failed: {exc}")
+            run.log(f"  hpa metrics failed: {exc}")
             return 0
         metrics = {p: v for p, v in values.items() if p in self.known}
-        pods = [Pod(name, ready, deleting) for name, ready, deleting in self.sim.pods()]
+        pods = [Pod(name, ready, deleting) for name, ready, deleting in run.sim.pods()]
         desired = self.hpa.reconcile(time.time(), self.spec, pods, metrics)
-        if desired != self.spec:
-            ratio = sum(metrics.values()) / max(len(metrics), 1)
-            self.log(f"  t={self.sim.now:6.1f}s hpa {self.spec} -> {desired} (avg ratio {ratio:.2f})")
-            self.spec = desired
-            self.sim.set_replicas(desired)
-            return 1
-        return 0
+        if desired == self.spec:
+            return 0
+        ratio = sum(metrics.values()) / max(len(metrics), 1)
+        run.log(f"  t={run.sim.now:6.1f}s hpa {self.spec} -> {desired} (avg ratio {ratio:.2f})")
+        self.spec = desired
+        run.sim.set_replicas(desired)
+        return 1
 
 
 def prom_client(url: str):

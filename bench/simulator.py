@@ -4,6 +4,7 @@ with its own HTTP metrics endpoint on 127.0.0.1 for a real Prometheus to scrape.
 from __future__ import annotations
 
 import bisect
+import math
 import random
 import threading
 import time
@@ -104,6 +105,28 @@ class Simulator:
             for _ in range(n - len(alive)):
                 self._add_replica(ready_now=True)
             self.set_replicas(n)
+
+    def sync_pods(self, pods: list[tuple[str, bool, bool]]) -> None:
+        """Follow real pods ``(name, ready, terminating)``: a new pod is a replica that holds its GPU
+        from now, serves from when it is first seen Ready, and drains once terminating or gone."""
+        with self.lock:
+            seen = {name: (ready, terminating) for name, ready, terminating in pods}
+            known = {r.name: r for r in self.replicas}
+            for name, (_, terminating) in seen.items():
+                if name not in known and not terminating:
+                    replica = Replica(name, self.now, math.inf, self.config.profile)
+                    self.replicas.append(replica)
+                    known[name] = replica
+            for replica in self.replicas:
+                if replica.gone_s is not None or replica.draining_since is not None:
+                    continue
+                ready, terminating = seen.get(replica.name, (False, True))
+                if terminating and replica.serving(self.now):
+                    replica.draining_since = self.now
+                elif terminating:
+                    replica.gone_s = self.now  # still loading: nothing to drain, the GPU is free
+                elif ready and replica.ready_s > self.now:
+                    replica.ready_s = self.now
 
     def counts(self) -> tuple[int, int]:
         """(ready, starting) replicas, not counting terminating ones."""
