@@ -39,6 +39,13 @@ def test_within_tolerance_holds():
     assert (d.replicas, d.direction, d.reason) == (4, p.HOLD, p.WITHIN_TARGET)
 
 
+def test_the_dead_band_above_target_is_fifteen_percent():
+    held, _ = run(flat(0.57), ready=5)  # 14 % above 0.5: a brief excursion the fleet absorbs
+    assert (held.replicas, held.direction) == (5, p.HOLD)
+    up, _ = run(flat(0.6), ready=5)  # 20 % above: ceil(5 x 0.6 / 0.5)
+    assert (up.replicas, up.direction) == (6, p.UP)
+
+
 def test_scale_up_is_proportional_and_jumps_several():
     d, state = run(flat(1.0), ready=4)
     assert (d.replicas, d.direction, d.reason) == (8, p.UP, p.SCALED_UP)

@@ -14,7 +14,11 @@ How it treats the 60-100 s a new replica needs before it serves:
   orders it before the queue exists rather than after. The target itself should sit below
   saturation (e.g. KV-cache use 0.5, not 0.9), which is the headroom that absorbs what the trend misses.
 * **Proportional jumps up.** ``need = ceil(ready * projected / target)``; the policy asks for all of it
-  at once (bounded by min/max and by the GPUs the cluster holds).
+  at once (bounded by min/max and by the GPUs the cluster holds), once the projection is more than
+  ``tolerance`` (15 %) above the target. KV-cache demand climbs steeply near the knee where a target
+  sits, so a brief 10 % excursion is noise the serving fleet absorbs; reacting to it orders replicas
+  that arrive after the excursion is over (the benchmark on the Azure trace: 3 replicas for 20 trace
+  minutes, with the SLO met without them).
 * **Starting replicas are coming capacity.** They are added to the current count, so a burst that is
   already being answered does not order the same replicas twice, and they are never counted as idle
   (the metric is normalised over ready replicas only, which are the ones carrying the load).
@@ -96,7 +100,7 @@ class Settings:
     min_replicas: int = 1
     max_replicas: int = 8
     max_by_gpus: int | None = None
-    tolerance: float = 0.1
+    tolerance: float = 0.15
     startup_s: float = 90.0
     trend_window_s: float = 60.0
     scale_down_window_s: float = 180.0
