@@ -101,6 +101,7 @@ class MetricsApi:
     kubectl: list[str]
     runtime: str = "triton"
     host: str = field(default_factory=host_address)
+    available_timeout_s: float = 30.0
     server: ThreadingHTTPServer | None = None
 
     def start(self) -> None:
@@ -110,11 +111,25 @@ class MetricsApi:
         self.server.socket = _tls_context(self.host).wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True, name="metrics-api").start()
         self._kubectl(["apply", "-f", "-"], json.dumps(self._objects()))
+        self._wait_available(self.available_timeout_s)
+
+    def _wait_available(self, timeout_s: float) -> None:
+        """Wait for the API server to call the APIService Available; say what to do when it does not."""
+        wait = ["wait", "--for=condition=Available", f"apiservice/{VERSION}.{GROUP}", f"--timeout={timeout_s:g}s"]
+        try:
+            self._kubectl(wait)
+        except subprocess.CalledProcessError as exc:
+            self.stop()
+            raise RuntimeError(
+                f"the API server cannot reach the custom-metrics API on {self.host}: a control plane started "
+                "before --enable-aggregator-routing was added needs a restart (make cluster-down cluster-up)"
+            ) from exc
 
     def stop(self) -> None:
-        """Unregister (APIService first), then stop serving."""
+        """Unregister (the APIService first, then its Service), then stop serving."""
         self._kubectl(["delete", "apiservice", f"{VERSION}.{GROUP}", "--ignore-not-found"])
-        self._kubectl(["delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false"])
+        # The namespace stays: a next run applying into a terminating namespace would be refused.
+        self._kubectl(["delete", "-n", NAMESPACE, "service,endpoints", "metrics-api", "--ignore-not-found"])
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

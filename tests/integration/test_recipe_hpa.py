@@ -67,3 +67,19 @@ def test_the_real_hpa_scales_up_on_the_recipe_metric(namespace: str) -> None:
         sim.stop()
         api.stop()
         prom.stop(server)
+
+
+def test_an_unreachable_metrics_api_is_named_and_unregistered(control_plane: str, monkeypatch) -> None:
+    api = MetricsApi("http://127.0.0.1:1", kubectl_command(), available_timeout_s=5.0)
+    unreachable = api._objects
+
+    def objects() -> dict:
+        body = unreachable()
+        body["items"][2]["subsets"][0]["ports"][0]["port"] = 1  # nothing listens there
+        return body
+
+    monkeypatch.setattr(api, "_objects", objects)
+    with pytest.raises(RuntimeError, match="cannot reach the custom-metrics API.*make cluster-down cluster-up"):
+        api.start()
+    left = client.ApiregistrationV1Api(KubeFleet("default").api).list_api_service().items
+    assert "v1beta2.custom.metrics.k8s.io" not in {s.metadata.name for s in left}
