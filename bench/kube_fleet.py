@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from kubernetes import client, config
 
-ROOT = Path(__file__).resolve().parent.parent
-KUBECONFIG = ROOT / ".local" / "kubeconfig"
-KUBECTL = ROOT / ".local" / "bin" / "kubectl"
+from bench.replicas import KUBECONFIG, KUBECTL
+
 NAME = "llm"
 ROLE = {"trtllm-operator.dev/role": "bench-replica"}
 

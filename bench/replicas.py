@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Protocol
 
 ROOT = Path(__file__).resolve().parent.parent
+KUBECTL = ROOT / ".local" / "bin" / "kubectl"  # what `make cluster-up` installs
+KUBECONFIG = ROOT / ".local" / "kubeconfig"
 
 
 class ReplicaSource(Protocol):
@@ -31,8 +33,8 @@ class KubectlDeployment:
 
     name: str
     namespace: str = "default"
-    kubectl: Path = ROOT / ".local" / "bin" / "kubectl"
-    kubeconfig: Path = ROOT / ".local" / "kubeconfig"
+    kubectl: Path = KUBECTL
+    kubeconfig: Path = KUBECONFIG
 
     def _run(self, *args: str) -> str:
         cmd = [str(self.kubectl), f"--kubeconfig={self.kubeconfig}", "-n", self.namespace, *args]

@@ -211,10 +211,11 @@ class _KubeHpaDriver:
     period = 1.0
 
     def __init__(self, run: Run) -> None:
-        self.run, self.spec = run, run.config.sim.initial_replicas
+        assert run.fleet is not None, "the real HPA scales a Deployment: run with --cluster"
+        self.run, self.fleet, self.spec = run, run.fleet, run.config.sim.initial_replicas
 
     def tick(self) -> int:
-        replicas = self.run.fleet.spec_replicas() if self.run.fleet else self.spec
+        replicas = self.fleet.spec_replicas()
         if replicas == self.spec:
             return 0
         self.run.log(f"  t={self.run.sim.now:6.1f}s hpa (kube-controller-manager) {self.spec} -> {replicas}")
