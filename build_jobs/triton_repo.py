@@ -7,7 +7,7 @@ Every ${name} in every config.pbtxt must get a value from params.json; a param n
 error; a JSON null keeps the literal ${name} (the C++ backend reads that as "not set"), allowed only inside a
 quoted string_value. Values inside quotes are escaped for protobuf text format; values outside quotes
 (max_batch_size, data_type, decoupled, counts) must be plain tokens. --out is rebuilt from scratch on every
-run (temp dir + rename).
+run (written in full inside --out first, then swapped in), and may be a mount point.
 Standalone on purpose: the serving pod's init container needs only this file.
 """
 
@@ -25,6 +25,7 @@ from typing import Any
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BARE_TOKEN = re.compile(r"^-?[A-Za-z0-9_.]+$")
 CONFIG = "config.pbtxt"
+WORK_PREFIX = ".fill-tmp-"  # inside --out: its parent may be read-only and out a mount point
 
 
 class FillError(ValueError):
@@ -135,7 +136,13 @@ def render(text: str, params: dict[str, Any], file: str) -> str:
 
 
 def fill(skeleton: Path, params: dict[str, Any], out: Path) -> list[str]:
-    """Copy skeleton to out with every config.pbtxt filled, replacing out atomically; returns the files."""
+    """Copy skeleton to out with every config.pbtxt filled, replacing what out held; returns the files.
+
+    out is usually an emptyDir mount point: nothing may be created beside it (its parent is the root
+    filesystem, not writable by a non-root user) and it cannot be renamed onto (EBUSY). So the repository
+    is written in full into a hidden work directory inside out, and only then swapped in entry by entry;
+    a failure before the swap leaves out as it was.
+    """
     if not skeleton.is_dir():
         raise FillError(f"skeleton {skeleton} is not a directory")
     found = find_placeholders(skeleton)
@@ -143,21 +150,32 @@ def fill(skeleton: Path, params: dict[str, Any], out: Path) -> list[str]:
         raise FillError(f"no {CONFIG} under {skeleton}")
     check(found, params)
     out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.tmp-*"):
+    rendered = {file: render((skeleton / file).read_text(), params, file) for file in found}
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(f"{WORK_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
-    work = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    work = out / f"{WORK_PREFIX}{os.getpid()}"
     try:
         shutil.copytree(skeleton, work, symlinks=True)
-        for file in found:
-            target = work / file
-            target.write_text(render((skeleton / file).read_text(), params, file))
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(work, out)
+        for file, text in rendered.items():
+            (work / file).write_text(text)
+        _swap_in(work, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return sorted(found)
+
+
+def _swap_in(work: Path, out: Path) -> None:
+    """Replace every entry of out (but work itself) with the entries of work."""
+    for entry in out.iterdir():
+        if entry == work:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    for entry in work.iterdir():
+        os.rename(entry, out / entry.name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +187,35 @@ def test_placeholder_data_is_consistent(toolchain: str) -> None:
     }
     ours = {name for names in triton_repo.find_placeholders(SKELETON).values() for name in names}
     assert ours <= names  # the test skeleton only uses names the real one has
+
+
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/bin/python3").exists(),
+    reason="mount namespaces and setpriv need root; the filler runs on the system python",
+)
+
+
+@needs_root
+def test_fills_a_mount_point_with_a_read_only_parent_as_non_root() -> None:
+    """As in a serving pod: --out is an emptyDir mount point under a root-owned, read-only directory and
+    the filler (a copy, standalone like the ConfigMap's) runs as uid 65532. Writing beside --out
+    (Permission denied) or renaming onto it (EBUSY) fails there; the filler must fill it in place."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as name:
+        top = Path(name)
+        top.chmod(0o755)
+        skeleton, parent, values = top / "skeleton", top / "root", top / "params.json"
+        shutil.copytree(SKELETON, skeleton)
+        shutil.copy(SCRIPT, top / "filler.py")
+        values.write_text(json.dumps(params()))
+        out = parent / "model-repo"
+        out.mkdir(parents=True)
+        parent.chmod(0o555)
+        run = (
+            "setpriv --reuid 65532 --regid 65532 --clear-groups /usr/bin/python3 "
+            f"{top / 'filler.py'} --skeleton {skeleton} --params {values} --out {out}"
+        )
+        script = f"mount -t tmpfs -o mode=1777 emptydir {out} && {run} && {run} && echo --- && ls -A {out}"
+        done = subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert sorted(done.stdout.split("---")[1].split()) == sorted(p.name for p in SKELETON.iterdir())
