@@ -17,10 +17,11 @@ log() { printf '[build-binaries %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 build_k8s() {
   local out=$CACHE/bin/k8s-v$K8S_VERSION minor=${K8S_VERSION#1.}
   minor=${minor%%.*}
-  if [[ -x $out/kube-apiserver && -x $out/kube-controller-manager && -x $out/kube-scheduler && -x $out/kubectl ]]; then
+  if [[ -x $out/kube-apiserver && -x $out/kube-controller-manager && -x $out/kube-scheduler && -x $out/kubectl &&
+        -x $out/kubelet && -x $out/kube-proxy ]]; then
     log "k8s v$K8S_VERSION cached in $out"; return
   fi
-  log "Building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v$K8S_VERSION (cold: 15-30 min on 2 cores)"
+  log "Building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy v$K8S_VERSION (cold: 15-30 min on 2 cores)"
   local dir=$TOOLS/k8s-v$K8S_VERSION start=$SECONDS
   rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
   go mod init local.test/k8s-bins >/dev/null 2>&1
@@ -37,7 +38,8 @@ build_k8s() {
   mkdir -p "$out.tmp"
   CGO_ENABLED=0 go build -v -trimpath -ldflags "$ld" -o "$out.tmp/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl 2>&1 |
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy 2>&1 |
     awk '{n++} n%200==0 {printf "[build-binaries] k8s: %d packages compiled\n", n > "/dev/stderr"}'
   "$out.tmp/kube-apiserver" --version >&2
   rm -rf "$out" && mv "$out.tmp" "$out"
