@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
+import os
 import random
 import sys
 
@@ -28,13 +30,43 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--log-format", choices=("text", "json"), default="text",
                         help="text: one line per event prefixed with [namespace/name]; json: one JSON object "
                              "per line with the object reference (k8s) as a field.")
+    parser.add_argument("--image-override", action="append", default=[], metavar="FROM=TO",
+                        help="Run TO wherever a toolchain names image FROM (repeatable; FROM may be a prefix "
+                             "ending in / for a registry mirror, or * for every image). Also read from "
+                             "$TRTLLM_IMAGE_OVERRIDES (whitespace- or comma-separated). The engine key keeps "
+                             "the toolchain's own image.")
     parser.add_argument("--version", action="version", version=f"trtllm-operator {__version__}")
     return parser.parse_args(argv)
+
+
+def ensure_user_name() -> None:
+    """Give getpass.getuser() a name when the uid has no passwd entry (distroless images, OpenShift's
+    random uids): kopf builds its peering identity from it and would crash at start otherwise."""
+    try:
+        getpass.getuser()
+    except (KeyError, OSError):
+        os.environ["USER"] = f"uid-{os.getuid()}"
+
+
+def image_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The image overrides from $TRTLLM_IMAGE_OVERRIDES, then --image-override (the flag wins)."""
+    from trtllm_operator.spec.toolchains import parse_image_overrides
+
+    env = os.environ.get("TRTLLM_IMAGE_OVERRIDES", "").replace(",", " ").split()
+    return parse_image_overrides([*env, *args.image_override])
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the operator until interrupted."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    ensure_user_name()
+    from trtllm_operator.spec.toolchains import set_image_overrides
+
+    try:
+        overrides = image_overrides(args)
+    except ValueError as error:
+        raise SystemExit(f"trtllm-operator: {error}") from None
+    set_image_overrides(overrides)
     import kopf
 
     import trtllm_operator.handlers  # noqa: F401  (registers the handlers)
@@ -44,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     kopf.configure(verbose=True, debug=args.verbose, log_format=log_format, log_prefix=True,
                    log_refkey="k8s")
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    for source, target in overrides.items():
+        logging.getLogger("trtllm_operator").info("Image override: %s -> %s", source, target)
     metrics.serve(args.metrics_port)
     asyncio.run(kopf.operator(
         clusterwide=not args.namespace, namespaces=args.namespace,

@@ -12,7 +12,7 @@ from trtllm_operator.plan.build_request import engine_request
 from trtllm_operator.plan.jobs import CACHE_MOUNT, desired_build_config, gpu_placement, job, job_pod, pvc_claims
 from trtllm_operator.plan.meta import owner_ref
 from trtllm_operator.spec.models import LLMEngineSpec
-from trtllm_operator.spec.toolchains import toolchain
+from trtllm_operator.spec.toolchains import pod_image, toolchain
 
 BUILD_RESOURCES_ANNOTATION = f"{GROUP}/build-resources"
 CREATED_BY_ANNOTATION = f"{GROUP}/created-by"
@@ -112,7 +112,7 @@ def desired_cleanup_job(ctx: EngineContext, spec: LLMEngineSpec) -> dict[str, An
     """The Job that deletes the engine's files. It owns nothing and needs no ConfigMap, because it runs
     while the engine (and everything the engine owns) is being deleted."""
     engine_dir = f"{CACHE_MOUNT}/engines/{ctx.key}"
-    container = {"name": "cleanup", "image": spec.toolchain.image,
+    container = {"name": "cleanup", "image": pod_image(spec.toolchain.image),
                  "command": ["rm", "-rf", "--", engine_dir],
                  "volumeMounts": [{"name": "cache", "mountPath": CACHE_MOUNT}],
                  "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}

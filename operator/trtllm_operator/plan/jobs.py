@@ -8,6 +8,7 @@ from typing import Any
 from trtllm_operator.plan import names
 from trtllm_operator.plan.meta import obj
 from trtllm_operator.spec.models import LLMEngineSpec
+from trtllm_operator.spec.toolchains import pod_image
 
 SCRIPTS_DIR = "/opt/trtllm-operator/build_jobs"
 CACHE_MOUNT = "/cache"
@@ -59,7 +60,7 @@ def job_pod(action: str, image: str, claim: str, config: dict[str, Any], secret:
     if secret:
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret[0], "key": secret[1]}}})
     container = {
-        "name": action, "image": image, "env": env, "volumeMounts": mounts,
+        "name": action, "image": pod_image(image), "env": env, "volumeMounts": mounts,
         "command": ["python3", f"{SCRIPTS_DIR}/run.py", "--request", f"{SCRIPTS_DIR}/requests/{action}.json",
                     "--root", CACHE_MOUNT],
         "terminationMessagePolicy": "FallbackToLogsOnError",

@@ -19,7 +19,7 @@ from trtllm_operator.plan.triton import (
 )
 from trtllm_operator.plan.trtllm_serve import render_extra_llm_api_options, trtllm_serve_command
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
-from trtllm_operator.spec.toolchains import toolchain
+from trtllm_operator.spec.toolchains import pod_image, toolchain
 
 CONFIG_DIR = "/etc/trtllm-operator"
 MODEL_REPO = "/model-repo"
@@ -109,7 +109,7 @@ def _pod(name: str, spec: LLMDeploymentSpec, served: Served, claim: str) -> dict
 
 
 def _image(spec: LLMDeploymentSpec, tc: Any) -> str:
-    return tc.images.triton if spec.serving.runtime == "triton" else tc.images.release
+    return pod_image(tc.images.triton if spec.serving.runtime == "triton" else tc.images.release)
 
 
 def _server_container(spec: LLMDeploymentSpec, served: Served, paths: ServingPaths, tc: Any) -> dict[str, Any]:

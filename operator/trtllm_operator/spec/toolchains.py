@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 
@@ -94,3 +95,41 @@ def toolchain_names() -> list[str]:
 def toolchains_with(capability: str) -> list[str]:
     """Sorted names of the toolchains whose capability (snake_case field name) is true."""
     return sorted(name for name, tc in load_toolchains().items() if getattr(tc.capabilities, capability))
+
+
+# Operator-level image overrides (mirrors, digest pins, patched or stand-in images), set once at start-up
+# from --image-override / $TRTLLM_IMAGE_OVERRIDES. They change which image a pod pulls, never the engine
+# key: the key names the toolchain's own image, which a mirror or digest of it stands for.
+_image_overrides: dict[str, str] = {}
+
+
+def parse_image_overrides(entries: Iterable[str]) -> dict[str, str]:
+    """{from: to} from `FROM=TO` entries; ValueError naming a malformed entry.
+
+    FROM is an exact image reference, a prefix ending in "/" (a registry or repository mirror), or "*"
+    (every toolchain image)."""
+    overrides = {}
+    for entry in entries:
+        source, sep, target = entry.strip().partition("=")
+        if not sep or not source or not target:
+            raise ValueError(f"image override {entry!r} is not FROM=TO (e.g. nvcr.io/nvidia/=mirror.local/nvidia/)")
+        overrides[source] = target
+    return overrides
+
+
+def set_image_overrides(overrides: dict[str, str]) -> None:
+    """Install the overrides pod_image() applies (replacing earlier ones)."""
+    _image_overrides.clear()
+    _image_overrides.update(overrides)
+
+
+def pod_image(image: str) -> str:
+    """The image a pod runs for a toolchain image: an exact override, else the longest prefix override,
+    else "*", else the image itself."""
+    if image in _image_overrides:
+        return _image_overrides[image]
+    prefixes = [p for p in _image_overrides if p.endswith("/") and image.startswith(p)]
+    if prefixes:
+        longest = max(prefixes, key=len)
+        return _image_overrides[longest] + image[len(longest):]
+    return _image_overrides.get("*", image)
