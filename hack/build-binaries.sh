@@ -7,6 +7,7 @@ set -euo pipefail
 K8S_VERSION=${K8S_VERSION:-1.34.4}
 ETCD_VERSION=${ETCD_VERSION:-3.6.16}
 KWOK_VERSION=${KWOK_VERSION:-0.8.0}
+COREDNS_VERSION=${COREDNS_VERSION:-1.14.7}
 CACHE=${TRTLLM_OP_CACHE:-$HOME/.cache/trtllm-operator}
 TOOLS=$CACHE/src
 export GOFLAGS=-mod=mod
@@ -79,6 +80,21 @@ build_kwok() {
   log "kwok built in $((SECONDS-start)) s"
 }
 
+build_coredns() {
+  local out=$CACHE/bin/coredns-v$COREDNS_VERSION
+  [[ -x $out/coredns ]] && { log "coredns v$COREDNS_VERSION cached in $out"; return; }
+  log "Building coredns v$COREDNS_VERSION (cluster DNS of the real node)"
+  local dir=$TOOLS/coredns-v$COREDNS_VERSION start=$SECONDS
+  rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+  go mod init local.test/coredns-bin >/dev/null 2>&1
+  go get "github.com/coredns/coredns@v$COREDNS_VERSION" >&2
+  mkdir -p "$out.tmp"
+  CGO_ENABLED=0 go build -trimpath -o "$out.tmp/coredns" github.com/coredns/coredns
+  "$out.tmp/coredns" -version >&2
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  log "coredns built in $((SECONDS-start)) s"
+}
+
 main() {
   local start=$SECONDS
   mkdir -p "$CACHE/bin" "$TOOLS"
@@ -86,7 +102,8 @@ main() {
     etcd) build_etcd ;;
     kwok) build_kwok ;;
     k8s) build_k8s ;;
-    all) build_etcd; build_kwok; build_k8s ;;
+    coredns) build_coredns ;;
+    all) build_etcd; build_kwok; build_k8s; build_coredns ;;
   esac
   log "All binaries ready in $((SECONDS-start)) s"
   echo "$CACHE/bin"
