@@ -190,6 +190,28 @@ def test_device_ids_are_stable_nvidia_style() -> None:
         gpu_plugin.device_ids("x" * 70, 1)
 
 
+def test_waits_for_kubelet_sock_then_registers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="gpu_plugin")
+    server = gpu_plugin.PluginServer(tmp_path, RESOURCE, gpu_plugin.FakeGpus(IDS), poll=0.05)
+    stop = threading.Event()
+    thread = threading.Thread(target=server.run, args=(stop,), daemon=True)
+    thread.start()
+    late = FakeKubelet(tmp_path)
+    try:
+        time.sleep(0.5)
+        assert "Waiting for" in caplog.text and "kubelet.sock" in caplog.text
+        assert "Registered" not in caplog.text
+        late.start()
+        assert late.next_request().resource_name == RESOURCE
+    finally:
+        stop.set()
+        thread.join(timeout=WAIT)
+        late.stop()
+    assert "Registered nvidia.com/gpu (4 devices" in caplog.text
+
+
 def test_registers_again_when_kubelet_sock_is_recreated(
     plugin: gpu_plugin.PluginServer, kubelet: FakeKubelet
 ) -> None:
