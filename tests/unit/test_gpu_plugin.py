@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -32,15 +33,13 @@ class FakeKubelet:
         self.requests: queue.Queue = queue.Queue()
         self._server: grpc.Server | None = None
 
-    def register(self, request, context):  # noqa: ANN001, ANN201  (gRPC handler signature)
+    def register(self, request, context):
         """Record the request and accept it."""
         self.requests.put(request)
         return gpu_plugin.new("Empty")
 
     def start(self) -> None:
         """Listen on kubelet.sock (a new inode each time)."""
-        from concurrent.futures import ThreadPoolExecutor
-
         self._server = grpc.server(ThreadPoolExecutor(max_workers=2))
         self._server.add_generic_rpc_handlers((gpu_plugin.service_handler("Registration", self),))
         self._server.add_insecure_port(f"unix://{self.socket}")
@@ -52,7 +51,7 @@ class FakeKubelet:
             self._server.stop(grace=0).wait()
         self.socket.unlink(missing_ok=True)
 
-    def next_request(self):  # noqa: ANN201
+    def next_request(self):
         """The next RegisterRequest, waiting for it."""
         return self.requests.get(timeout=WAIT)
 
@@ -79,7 +78,7 @@ def plugin(tmp_path: Path, kubelet: FakeKubelet) -> Iterator[gpu_plugin.PluginSe
     assert not thread.is_alive()
 
 
-def call(server: gpu_plugin.PluginServer, method: str, request, **kwargs):  # noqa: ANN001, ANN201
+def call(server: gpu_plugin.PluginServer, method: str, request, **kwargs):
     """Call one DevicePlugin RPC on the plugin's socket."""
     with gpu_plugin.unix_channel(server.socket) as channel:
         result = gpu_plugin.stub(channel, "DevicePlugin", method)(request, **kwargs)
@@ -93,7 +92,7 @@ def watch(channel: grpc.Channel, timeout: float) -> Iterator:
     )
 
 
-def allocate_request(*containers: list[str]):  # noqa: ANN201
+def allocate_request(*containers: list[str]):
     asked = [gpu_plugin.new("ContainerAllocateRequest", devices_ids=ids) for ids in containers]
     return gpu_plugin.new("AllocateRequest", container_requests=asked)
 
