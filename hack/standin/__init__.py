@@ -1,0 +1,6 @@
+"""Stand-ins for tritonserver and trtllm-serve: real protocols and metric names, simulated GPU work.
+
+Run with hack/ and the repository root on PYTHONPATH:
+    python3 -m standin.tritonserver --model-repository=/model-repo ...
+    python3 -m standin.trtllm_serve serve /cache/models/... --port 8000 ...
+"""
