@@ -2,6 +2,8 @@
 # Build: docker build -t <registry>/trtllm-operator:<tag> .
 # tests/unit/test_dockerfile.py parses this file and replays the builder's steps in a fresh venv, so keep
 # every install step a RUN with plain shell commands that refer to the venv as "$VIRTUAL_ENV".
+# Without Docker: `python hack/images.py build` builds this file with buildah on a local Debian base
+# (it points both FROM lines at that base; pip's CA bundle and config are build-time mounts only).
 
 FROM python:3.11.14-slim-bookworm AS builder
 ENV VIRTUAL_ENV=/opt/venv \
@@ -23,8 +25,13 @@ ENV VIRTUAL_ENV=/opt/venv \
     HOME=/tmp \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    TRTLLM_BUILD_JOBS_DIR=/opt/venv/share/trtllm-operator/build_jobs
+    TRTLLM_BUILD_JOBS_DIR=/opt/venv/share/trtllm-operator/build_jobs \
+    USER=trtllm-operator \
+    LOGNAME=trtllm-operator
 COPY --from=builder /opt/venv /opt/venv
+# A passwd entry for the run-time uid: getpass.getuser() (kopf's peering identity) looks it up.
+RUN echo 'trtllm-operator:x:65532:65532:trtllm-operator:/tmp:/usr/sbin/nologin' >> /etc/passwd \
+ && echo 'trtllm-operator:x:65532:' >> /etc/group
 USER 65532:65532
 EXPOSE 8080 9090
 ENTRYPOINT ["trtllm-operator"]
