@@ -49,6 +49,10 @@ test: venv prometheus ## Lint, then every test (starts the local control plane i
 test-unit: venv ## Only the tests that need no cluster
 	$(VENV)/bin/pytest -m 'not cluster'
 
+.PHONY: images
+images: venv ## Container images with buildah, no Docker (cached by content; prints refs as JSON)
+	$(PY) hack/images.py build
+
 TRACE ?= ../shared/data/azure-llm-inference-2023-conv.csv
 bench-autoscale: cluster-up ## Autoscaling benchmark, static vs HPA recipe vs ours (TRACE=<csv> or SHAPE=peak; QUICK=1: a few minutes)
 	bash hack/install-prometheus.sh
