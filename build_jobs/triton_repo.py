@@ -5,8 +5,9 @@
 
 Every ${name} in every config.pbtxt must get a value from params.json; a param no placeholder uses is an
 error; a JSON null keeps the literal ${name} (the C++ backend reads that as "not set"), allowed only inside a
-quoted string_value. Values inside quotes are escaped for protobuf text format; values outside quotes
-(max_batch_size, data_type, decoupled, counts) must be plain tokens. --out is rebuilt from scratch on every
+quoted string_value; a ${name} inside a comment is no use (never filled, needs no param). Values inside
+quotes are escaped for protobuf text format; values outside quotes (max_batch_size, data_type, decoupled,
+counts) must be plain tokens. --out is rebuilt from scratch on every
 run (written in full inside --out first, then swapped in), and may be a mount point.
 Standalone on purpose: the serving pod's init container needs only this file.
 """
@@ -32,8 +33,12 @@ class FillError(ValueError):
     """The params and the skeleton disagree; the message lists every problem."""
 
 
-def _in_quotes(text: str, position: int) -> bool:
-    """True when position sits inside a double-quoted string on its line."""
+QUOTED, BARE, COMMENT = "quoted", "bare", "comment"
+
+
+def use_kind(text: str, position: int) -> str:
+    """How the placeholder at position is used on its line: inside a double-quoted string (QUOTED), as a
+    structural token (BARE), or after a `#` outside quotes (COMMENT: not a value, left as written)."""
     line_start = text.rfind("\n", 0, position) + 1
     quotes, index = 0, line_start
     while index < position:
@@ -44,22 +49,38 @@ def _in_quotes(text: str, position: int) -> bool:
         if char == '"':
             quotes += 1
         elif char == "#" and quotes % 2 == 0:
-            return False
+            return COMMENT
         index += 1
-    return quotes % 2 == 1
+    return QUOTED if quotes % 2 == 1 else BARE
 
 
 def find_placeholders(skeleton: Path) -> dict[str, dict[str, bool]]:
-    """{config path relative to skeleton: {placeholder: True when every use is inside quotes}}."""
+    """{config path relative to skeleton: {live placeholder: True when every live use is inside quotes}}.
+
+    Uses inside comments (e.g. the commented-out enable_trt_overlap of the 1.0/1.1 skeletons) are not
+    values: they need no param, are never filled, and a param for a name used only there is an error."""
     found: dict[str, dict[str, bool]] = {}
     for path in sorted(skeleton.rglob(CONFIG)):
         text = path.read_text()
         names: dict[str, bool] = {}
         for match in PLACEHOLDER.finditer(text):
-            quoted = _in_quotes(text, match.start())
-            names[match.group(1)] = names.get(match.group(1), True) and quoted
+            kind = use_kind(text, match.start())
+            if kind != COMMENT:
+                names[match.group(1)] = names.get(match.group(1), True) and kind == QUOTED
         found[str(path.relative_to(skeleton))] = names
     return found
+
+
+def commented_placeholders(skeleton: Path) -> dict[str, list[str]]:
+    """{config path: sorted placeholder names used only inside comments}; for --list and inventories."""
+    commented: dict[str, list[str]] = {}
+    live = find_placeholders(skeleton)
+    for path in sorted(skeleton.rglob(CONFIG)):
+        file, text = str(path.relative_to(skeleton)), path.read_text()
+        names = {m.group(1) for m in PLACEHOLDER.finditer(text) if use_kind(text, m.start()) == COMMENT}
+        if names - set(live[file]):
+            commented[file] = sorted(names - set(live[file]))
+    return commented
 
 
 def format_value(value: Any) -> str:
@@ -117,11 +138,14 @@ def render(text: str, params: dict[str, Any], file: str) -> str:
     problems: list[str] = []
 
     def substitute(match: re.Match[str]) -> str:
+        kind = use_kind(text, match.start())
+        if kind == COMMENT:
+            return match.group(0)
         name, value = match.group(1), params[match.group(1)]
         if value is None:
             return match.group(0)
         rendered = format_value(value)
-        if _in_quotes(text, match.start()):
+        if kind == QUOTED:
             return escape(rendered)
         if not BARE_TOKEN.match(rendered):
             problems.append(
@@ -188,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.list:
         found = find_placeholders(args.skeleton)
-        print(json.dumps({file: sorted(names) for file, names in found.items()}, indent=2))
+        listing: dict[str, Any] = {file: sorted(names) for file, names in found.items()}
+        listing["commentedOut"] = commented_placeholders(args.skeleton)
+        print(json.dumps(listing, indent=2))
         return 0
     if args.params is None or args.out is None:
         parser.error("--params and --out are required unless --list")

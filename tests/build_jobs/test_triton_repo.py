@@ -18,6 +18,7 @@ from tritonclient.grpc import model_config_pb2
 from build_jobs import triton_repo
 
 SKELETON = Path(__file__).resolve().parent / "skeleton"
+REAL = Path(__file__).resolve().parent / "skeletons"  # NVIDIA's 1.0 / 1.1 templates; sources in README.md
 SCRIPT = Path(triton_repo.__file__)
 PLACEHOLDERS = SCRIPT.parent / "triton_placeholders"
 
@@ -185,8 +186,15 @@ def test_placeholder_data_is_consistent(toolchain: str) -> None:
         f"{m}/config.pbtxt"
         for m in ("ensemble", "preprocessing", "postprocessing", "tensorrt_llm", "tensorrt_llm_bls")
     }
+    real = {name for names in triton_repo.find_placeholders(REAL / toolchain).values() for name in names}
+    assert real == names  # the inventory is the live placeholder set of the release's own skeleton
+    assert data["commentedOut"] == {"tensorrt_llm/config.pbtxt": ["enable_trt_overlap"]}
+
+
+def test_test_skeleton_uses_only_names_of_a_real_one() -> None:
     ours = {name for names in triton_repo.find_placeholders(SKELETON).values() for name in names}
-    assert ours <= names  # the test skeleton only uses names the real one has
+    real = {name for names in triton_repo.find_placeholders(REAL / "trtllm-1.1").values() for name in names}
+    assert ours <= real
 
 
 
@@ -219,3 +227,33 @@ def test_fills_a_mount_point_with_a_read_only_parent_as_non_root() -> None:
         done = subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         assert sorted(done.stdout.split("---")[1].split()) == sorted(p.name for p in SKELETON.iterdir())
+
+
+def real_params(toolchain: str) -> dict[str, Any]:
+    """A value for every live placeholder of the release's skeleton, by the inventory's type hints."""
+    data = json.loads((PLACEHOLDERS / f"{toolchain}.json").read_text())
+    typed = {"int": 4, "bool": True, "TYPE_*": "TYPE_FP16"}
+    values: dict[str, Any] = dict.fromkeys(data["nullable"])
+    values.update({name: typed.get(hint, "tensorrtllm") for name, hint in data["mustHaveValue"].items()})
+    return values
+
+
+@pytest.mark.parametrize("toolchain", ["trtllm-1.0", "trtllm-1.1"])
+def test_fills_nvidias_skeleton_whose_comment_holds_a_placeholder(toolchain: str, tmp_path: Path) -> None:
+    out = tmp_path / "repo"
+    triton_repo.fill(REAL / toolchain, real_params(toolchain), out)
+    text = (out / "tensorrt_llm" / "config.pbtxt").read_text()
+    assert '# enable_trt_overlap is deprecated' in text and '#     string_value: "${enable_trt_overlap}"' in text
+    assert parse(out / "tensorrt_llm" / "config.pbtxt").max_batch_size == 4
+    with pytest.raises(triton_repo.FillError, match="no placeholder in any config.pbtxt: enable_trt_overlap"):
+        triton_repo.fill(REAL / toolchain, real_params(toolchain) | {"enable_trt_overlap": None}, out)
+
+
+def test_a_placeholder_only_in_a_comment_is_listed_apart(tmp_path: Path) -> None:
+    listed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--skeleton", str(REAL / "trtllm-1.0"), "--list"],
+        capture_output=True, text=True, check=True,
+    )
+    data = json.loads(listed.stdout)
+    assert "enable_trt_overlap" not in data["tensorrt_llm/config.pbtxt"]
+    assert data["commentedOut"] == {"tensorrt_llm/config.pbtxt": ["enable_trt_overlap"]}

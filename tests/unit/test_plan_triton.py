@@ -21,8 +21,16 @@ from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec, LoraSp
 
 PLACEHOLDERS = ROOT / "build_jobs" / "triton_placeholders"
 TEST_SKELETON = ROOT / "tests" / "build_jobs" / "skeleton"
+REAL_SKELETONS = ROOT / "tests" / "build_jobs" / "skeletons"
+ENGINE_TOOLCHAINS = ("trtllm-1.0", "trtllm-1.1")
 TRITON_SAMPLES = by_runtime("triton")
 TYPES = {"TYPE_FP16": model_config_pb2.TYPE_FP16, "TYPE_BF16": model_config_pb2.TYPE_BF16}
+
+
+def on_toolchain(spec: LLMDeploymentSpec, name: str) -> tuple[LLMDeploymentSpec, LLMEngineSpec]:
+    """The spec moved to another toolchain, and the engine it then builds."""
+    moved = spec.model_copy(update={"engine": spec.engine.model_copy(update={"toolchain": name})})
+    return moved, engine_for(moved)
 
 
 def placeholder_data(engine: LLMEngineSpec) -> dict[str, Any]:
@@ -105,6 +113,7 @@ def test_real_shaped_test_skeleton_fills_and_parses(
 ) -> None:
     assert TEST_SKELETON.is_dir()
     used = {n for names in triton_repo.find_placeholders(TEST_SKELETON).values() for n in names}
+    spec, engine = on_toolchain(spec, "trtllm-1.1")  # the test skeleton has 1.1's placeholders
     params = triton.triton_params(spec, engine, paths(name, spec))
     assert used <= set(params)
     triton_repo.fill(TEST_SKELETON, {k: v for k, v in params.items() if k in used}, tmp_path / "repo")
@@ -156,9 +165,8 @@ def test_dtype_drives_every_datatype_and_limits_drive_batch_size() -> None:
     spec = spec.model_copy(update={"serving": spec.serving.model_copy(update={"triton_max_batch_size": 8})})
     engine = engine.model_copy(update={"dtype": "bfloat16"})
     params = triton.triton_params(spec, engine, paths("x", spec))
-    assert {
-        params[k] for k in ("logits_datatype", "prompt_embedding_table_data_type", "encoder_input_features_data_type")
-    } == {"TYPE_BF16"}
+    names = ("logits_datatype", "prompt_embedding_table_data_type", "encoder_input_features_data_type")
+    assert {params[k] for k in names if k in params} == {"TYPE_BF16"}  # 1.0 has no prompt-table placeholder
     assert params["triton_max_batch_size"] == 8
     assert params["gpu_device_ids"] == [0, 1, 2, 3]
     assert params["lora_prefetch_dir"] is None and params["lora_cache_max_adapter_size"] is None
@@ -215,3 +223,26 @@ def _tp(tensor: int, pipeline: int) -> tuple[LLMDeploymentSpec, LLMEngineSpec]:
         {"model": {"source": "hf://org/model"}, "engine": {"parallelism": {"tensor": tensor, "pipeline": pipeline}}}
     )
     return spec, engine_for(spec)
+
+
+@pytest.mark.parametrize("toolchain", ENGINE_TOOLCHAINS)
+@pytest.mark.parametrize(("name", "spec", "engine"), TRITON_SAMPLES)
+def test_fills_nvidias_real_skeleton_of_each_release(
+    name: str, spec: LLMDeploymentSpec, engine: LLMEngineSpec, toolchain: str, tmp_path: Path
+) -> None:
+    """NVIDIA's own 1.0 and 1.1 templates (tests/build_jobs/skeletons/README.md), comments included, filled
+    strictly with the operator's params for every Triton sample; every output parses as a ModelConfig."""
+    spec, engine = on_toolchain(spec, toolchain)
+    params = triton.triton_params(spec, engine, paths(name, spec))
+    out = tmp_path / "repo"
+    triton_repo.fill(REAL_SKELETONS / toolchain, params, out)
+    configs = {m: parse(out / m / "config.pbtxt") for m in
+               ("ensemble", "preprocessing", "postprocessing", "tensorrt_llm", "tensorrt_llm_bls")}
+    trt, bls = configs["tensorrt_llm"], configs["tensorrt_llm_bls"]
+    assert trt.backend == "tensorrtllm" and trt.max_batch_size == triton.triton_max_batch_size(spec, engine)
+    assert trt.parameters["gpt_model_path"].string_value == paths(name, spec).engine_dir
+    embedding = {t.name: t.data_type for t in trt.input}["prompt_embedding_table"]
+    assert embedding == (TYPES[params["logits_datatype"]] if toolchain == "trtllm-1.1" else model_config_pb2.TYPE_FP16)
+    assert bls.model_transaction_policy.decoupled is spec.serving.streaming
+    assert '#     string_value: "${enable_trt_overlap}"' in (out / "tensorrt_llm" / "config.pbtxt").read_text()
+    assert "enable_trt_overlap" not in params and "hf_model_path" not in params

@@ -33,7 +33,6 @@ UNSET = (
     "decoding_mode",
     "eagle_choices",
     "enable_context_fmha_fp32_acc",
-    "enable_trt_overlap",
     "encoder_engine_dir",
     "gpu_weights_percent",
     "guided_decoding_backend",
@@ -98,7 +97,7 @@ def triton_params(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: Serving
     placeholder of the toolchain's skeleton (build_jobs/triton_placeholders/<toolchain>.json; a test keeps the
     two equal). Everything comes from the spec and the engine actually served, never from defaults elsewhere.
     """
-    triton_toolchain(engine)
+    tc = triton_toolchain(engine)
     serving, limits = spec.serving, engine.limits
     dtype = TRITON_DTYPES[engine.dtype]
     params: dict[str, Any] = dict.fromkeys(UNSET)
@@ -133,6 +132,8 @@ def triton_params(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: Serving
         }
     )
     params.update(_lora_params(engine, paths))
+    for name in tc.triton_skeleton_lacks:
+        params.pop(name, None)
     return params
 
 

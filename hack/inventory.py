@@ -1,0 +1,169 @@
+"""Regenerate one inventory file from an upstream file, so a new release is a data change.
+
+    python3 hack/inventory.py cli --toolchain trtllm-1.1 --tool quantize --file quantize.py \\
+        --repo NVIDIA/TensorRT-LLM --path examples/quantization/quantize.py --commit <sha> --why "..."
+    python3 hack/inventory.py triton --toolchain trtllm-1.1 --skeleton <dir with the five models> \\
+        --repo NVIDIA/TensorRT-LLM --path triton_backend/all_models/inflight_batcher_llm --commit <sha> --why "..."
+
+`cli` reads the argparse `add_argument(...)` and click `@click.option(...)` calls of a Python script (option
+names, nargs, flags, literal choices) without running it and replaces that tool's entry in
+build_jobs/cli_options/<toolchain>.json, recording repo, path, commit and why that commit stands for the
+release in `_source.files[<tool>]`. Options whose names are not literals are reported, not guessed.
+`triton` lists the live placeholders of a skeleton (uses inside comments are not values) into
+build_jobs/triton_placeholders/<toolchain>.json, keeping the hand-written type hints of the names that remain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from build_jobs import triton_repo  # noqa: E402
+
+CLI_DIR = ROOT / "build_jobs" / "cli_options"
+TRITON_DIR = ROOT / "build_jobs" / "triton_placeholders"
+FLAG_ACTIONS = {"store_true", "store_false", "store_const", "count", "help", "version"}
+
+
+def _literal(node: ast.AST | None) -> Any:
+    """The value of a literal node, else None."""
+    if node is None:
+        return None
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return None
+
+
+def _keyword(call: ast.Call, name: str) -> ast.AST | None:
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def _choices(call: ast.Call) -> list[Any] | None:
+    """Literal choices: argparse choices=[...] or click type=click.Choice([...])."""
+    choices = _literal(_keyword(call, "choices"))
+    kind = _keyword(call, "type")
+    if choices is None and isinstance(kind, ast.Call) and getattr(kind.func, "attr", "") == "Choice" and kind.args:
+        choices = _literal(kind.args[0])
+    return [str(c) for c in choices] if isinstance(choices, (list, tuple)) else None
+
+
+def option_entry(call: ast.Call, click: bool) -> dict[str, Any] | None:
+    """One option's inventory entry: None (takes one value) or {nargs, choices}."""
+    entry: dict[str, Any] = {}
+    action, nargs = _literal(_keyword(call, "action")), _literal(_keyword(call, "nargs"))
+    if action in FLAG_ACTIONS or (click and _literal(_keyword(call, "is_flag"))):
+        entry["nargs"] = 0
+    elif nargs is not None:
+        entry["nargs"] = nargs
+    elif click and _literal(_keyword(call, "multiple")):
+        entry["nargs"] = 1
+    choices = _choices(call)
+    if choices is not None:
+        entry["choices"] = choices
+    return entry or None
+
+
+def _is_option_call(node: ast.AST) -> tuple[bool, bool]:
+    """(is an add_argument/click.option call, is click)."""
+    if not isinstance(node, ast.Call):
+        return False, False
+    name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+    return name in ("add_argument", "option"), name == "option"
+
+
+def read_options(source: str) -> tuple[dict[str, Any], int, list[str]]:
+    """(options by name, positionals, problems) from a script's argparse/click definitions."""
+    options: dict[str, Any] = {}
+    positionals, problems = 0, []
+    for node in ast.walk(ast.parse(source)):
+        is_option, click = _is_option_call(node)
+        if not is_option:
+            continue
+        assert isinstance(node, ast.Call)
+        names = [_literal(arg) for arg in node.args]
+        if not names or not all(isinstance(n, str) for n in names):
+            problems.append(f"line {node.lineno}: option names are not literals")
+            continue
+        flags = [n for n in names if n.startswith("-")]
+        if not flags:
+            positionals += 0 if click else 1
+            continue
+        for flag in flags:
+            options[flag] = option_entry(node, click)
+    return dict(sorted(options.items())), positionals, problems
+
+
+def source_record(args: argparse.Namespace) -> dict[str, str]:
+    """Where an inventory was read from, and why that commit stands for the release."""
+    return {"repo": args.repo, "path": args.path, "commit": args.commit, "why": args.why}
+
+
+def update_cli(args: argparse.Namespace) -> list[str]:
+    """Replace one tool's options in cli_options/<toolchain>.json; returns the problems found."""
+    target = CLI_DIR / f"{args.toolchain}.json"
+    data = json.loads(target.read_text()) if target.is_file() else {"_source": {"files": {}}}
+    options, positionals, problems = read_options(Path(args.file).read_text())
+    data[args.tool] = {"options": options, "positionals": positionals}
+    data["_source"].setdefault("files", {})[args.tool] = [source_record(args)]
+    target.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+    return problems
+
+
+def triton_inventory(skeleton: Path, previous: dict[str, Any]) -> dict[str, Any]:
+    """The placeholder inventory of a skeleton; type hints kept from `previous` for names still live."""
+    found = triton_repo.find_placeholders(skeleton)
+    live = {name for names in found.values() for name in names}
+    structural = {name for names in found.values() for name, quoted in names.items() if not quoted}
+    hints = previous.get("mustHaveValue", {})
+    return {
+        "skeletonPath": previous.get("skeletonPath", "/app/all_models/inflight_batcher_llm"),
+        "models": {file: sorted(names) for file, names in found.items()},
+        "commentedOut": triton_repo.commented_placeholders(skeleton),
+        "mustHaveValue": {name: hints.get(name, "token") for name in sorted(structural | (set(hints) & live))},
+        "recipeSets": [name for name in previous.get("recipeSets", []) if name in live],
+        "nullable": sorted(live - structural - set(hints)),
+        "listValued": {k: v for k, v in previous.get("listValued", {}).items() if k in live},
+    }
+
+
+def update_triton(args: argparse.Namespace) -> list[str]:
+    """Rewrite triton_placeholders/<toolchain>.json from a skeleton directory."""
+    target = TRITON_DIR / f"{args.toolchain}.json"
+    previous = json.loads(target.read_text()) if target.is_file() else {}
+    data = {"_source": {**source_record(args), "toolchain": args.toolchain}}
+    data.update(triton_inventory(Path(args.skeleton), previous))
+    target.write_text(json.dumps(data, indent=1) + "\n")
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: `cli` or `triton` (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=["cli", "triton"])
+    parser.add_argument("--toolchain", required=True)
+    parser.add_argument("--tool", help="cli: the inventory key, e.g. quantize or convert_checkpoint:gpt")
+    parser.add_argument("--file", help="cli: the upstream script, as read at --commit")
+    parser.add_argument("--skeleton", help="triton: the skeleton directory, as read at --commit")
+    for name in ("--repo", "--path", "--commit", "--why"):
+        parser.add_argument(name, required=True)
+    args = parser.parse_args(argv)
+    if args.kind == "cli" and not (args.tool and args.file):
+        parser.error("cli needs --tool and --file")
+    if args.kind == "triton" and not args.skeleton:
+        parser.error("triton needs --skeleton")
+    problems = update_cli(args) if args.kind == "cli" else update_triton(args)
+    for problem in problems:
+        print(f"inventory: {problem}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
