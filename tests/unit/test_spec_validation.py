@@ -57,6 +57,13 @@ CASES = [
         "spec.engine.quantization.weights",
     ),
     (
+        "pytorch backend + quantization needs quantize.py --export_format hf (not in 1.0/1.1)",
+        deep_merge(PYTORCH, {"engine": {"quantization": {"weights": "fp8"}}}),
+        {"engine": {"backend": "pytorch", "toolchain": "trtllm-1.1", "quantization": {"kvCache": "fp8"}},
+         "serving": {"runtime": "trtllm-serve"}},
+        "spec.engine.quantization",
+    ),
+    (
         "pytorch backend KV-cache formats",
         deep_merge(PYTORCH, {"engine": {"quantization": {"kvCache": "fp8"}}}),
         deep_merge(PYTORCH, {"engine": {"quantization": {"kvCache": "int8"}}}),

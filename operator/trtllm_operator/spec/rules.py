@@ -222,6 +222,12 @@ def _capability_rule(
     )
 
 
+def _quantized_pytorch(spec: Any) -> bool:
+    quantization = spec.get("quantization") or {}
+    asked = quantization.get("weights", "none") != "none" or quantization.get("kvCache", "none") != "none"
+    return spec["backend"] == "pytorch" and asked
+
+
 def toolchain_rules() -> list[Rule]:
     """Rules generated from the toolchain profiles: which backend/runtime/LoRA each toolchain can do."""
     return [
@@ -243,6 +249,17 @@ def toolchain_rules() -> list[Rule]:
             "pytorch_backend",
             "backend pytorch needs a toolchain with the PyTorch backend ({names})",
             ".backend",
+        ),
+        _capability_rule(
+            EngineSpec,
+            "self.backend == 'pytorch' && (self.quantization.weights != 'none' || self.quantization.kvCache != 'none')",
+            _quantized_pytorch,
+            "toolchain",
+            "quantize_hf_export",
+            "backend pytorch with quantization needs quantize.py --export_format hf, which only toolchains "
+            "{names} have (the 1.0/1.1 quantize.py has no such option): use backend tensorrt, no quantization, "
+            "or one of those toolchains",
+            ".quantization",
         ),
         _capability_rule(
             LLMDeploymentSpec,

@@ -33,6 +33,9 @@ class ToolchainCapabilities(_Data):
     triton_runtime: bool = Field(description="Has a Triton image with the tensorrtllm backend.")
     trtllm_serve_runtime: bool = Field(description="Has trtllm-serve.")
     lora: bool = Field(description="Supports LoRA adapters.")
+    quantize_hf_export: bool = Field(
+        description="quantize.py has --export_format hf (a quantized Hugging Face checkpoint for backend pytorch)."
+    )
 
 
 class ToolchainScripts(_Data):
@@ -65,6 +68,11 @@ class Toolchain(_Data):
     scripts: ToolchainScripts
     ports: ToolchainPorts
     lora_target_modules: tuple[str, ...] = Field(description="Modules trtllm-build accepts for LoRA.")
+    triton_skeleton_lacks: tuple[str, ...] = Field(
+        (),
+        description="Placeholders the operator knows from newer skeletons that this release's Triton skeleton "
+        "does not have live (absent, or only inside a comment): params.json must not set them.",
+    )
 
     def convert_script(self, family: str) -> str | None:
         """The convert_checkpoint.py path for a model family (llama, gpt, qwen, ...), or None."""
