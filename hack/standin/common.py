@@ -39,28 +39,34 @@ def log(message: str, level: str = "I") -> None:
 
 @dataclass(frozen=True)
 class Knobs:
-    """Environment knobs: STANDIN_LOAD_SECONDS, STANDIN_EXIT_AFTER_SECONDS, STANDIN_PROFILE."""
+    """Environment knobs: STANDIN_LOAD_SECONDS, STANDIN_EXIT_AFTER_SECONDS, STANDIN_DRAIN_SECONDS,
+    STANDIN_PROFILE."""
 
     load_seconds: float = DEFAULT_LOAD_SECONDS
     exit_after_seconds: float | None = None
+    drain_seconds: float | None = None
     profile: Mapping[str, Any] = field(default_factory=dict)
 
 
 def knobs_from_env(env: Mapping[str, str]) -> Knobs:
     """The knobs set in env; ValueError naming the variable when one does not parse."""
-    try:
-        load = float(env.get("STANDIN_LOAD_SECONDS", DEFAULT_LOAD_SECONDS))
-        exit_after = env.get("STANDIN_EXIT_AFTER_SECONDS")
-        crash = float(exit_after) if exit_after not in (None, "") else None
-    except ValueError as error:
-        raise ValueError(f"STANDIN_LOAD_SECONDS / STANDIN_EXIT_AFTER_SECONDS must be numbers: {error}") from None
+    load = _seconds(env, "STANDIN_LOAD_SECONDS")
     try:
         profile = json.loads(env.get("STANDIN_PROFILE") or "{}")
     except json.JSONDecodeError as error:
         raise ValueError(f"STANDIN_PROFILE is not JSON: {error}") from None
     if not isinstance(profile, dict):
         raise ValueError("STANDIN_PROFILE must be a JSON object of bench.capacity.Profile fields")
-    return Knobs(load, crash, profile)
+    crash, drain = _seconds(env, "STANDIN_EXIT_AFTER_SECONDS"), _seconds(env, "STANDIN_DRAIN_SECONDS")
+    return Knobs(DEFAULT_LOAD_SECONDS if load is None else load, crash, drain, profile)
+
+
+def _seconds(env: Mapping[str, str], name: str) -> float | None:
+    value = env.get(name, "")
+    try:
+        return float(value) if value.strip() else None
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {value!r}") from None
 
 
 def profile_for(knobs: Knobs, **server: Any) -> Profile:
@@ -145,6 +151,7 @@ class ReplicaDriver:
         self.last_s = 0.0
         self.live: dict[int, tuple[Request, Generation]] = {}
         self.on_done: list[Callable[[Generation], None]] = []
+        self.on_step: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="replica")
 
@@ -177,6 +184,9 @@ class ReplicaDriver:
                 self._tick()
 
     def _tick(self) -> None:
+        if self.replica.queue or self.replica.active:
+            for callback in self.on_step:
+                callback()
         now = self.now()
         first, done = self.replica.step(now, now - self.last_s)
         self.last_s = now

@@ -261,7 +261,7 @@ def serve(args: argparse.Namespace, models: dict[str, Model], knobs: Knobs) -> i
     driver.start()
     lifecycle.load_then(lambda: log(f"Loaded models (stand-in): {', '.join(sorted(models))}: READY"))
     lifecycle.wait_for_signal()
-    drain(driver, args.exit_timeout_secs)
+    drain(driver, args.exit_timeout_secs if knobs.drain_seconds is None else knobs.drain_seconds)
     grpc_server.stop(grace=1.0).wait()
     for server in (http, metrics):
         server.shutdown()

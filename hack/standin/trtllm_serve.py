@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 import time
 import uuid
 from collections import deque
@@ -19,6 +18,7 @@ from typing import Any
 from bench.capacity import metrics_text
 
 from standin.common import (
+    STEP_SECONDS,
     Generation,
     GenerationError,
     Handler,
@@ -80,6 +80,7 @@ class ServeStandin:
         self.iterations: deque = deque(maxlen=1000)
         self.iteration = 0
         driver.on_done.append(self._observe)
+        driver.on_step.append(self._record_iteration)
 
     def _observe(self, generation: Generation) -> None:
         first = generation.first_token_s if generation.first_token_s is not None else generation.done_s
@@ -89,23 +90,21 @@ class ServeStandin:
         per_token = (generation.done_s - first) / max(1, generation.max_tokens - 1)
         self.histograms["time_per_output_token_seconds"].observe(per_token)
 
-    def record_iteration(self) -> None:
-        """Keep one iteration-stats entry when the replica has work (called by the sampler thread)."""
-        with self.driver.lock:
-            replica = self.driver.replica
-            if not replica.active and not replica.queue:
-                return
-            self.iteration += 1
-            used, top = replica.kv_used_blocks(), replica.kv_max_blocks()
-            self.iterations.append({
-                "iter": self.iteration, "timestamp": time.strftime("%m-%d-%Y %H:%M:%S"), "iterLatencyMS": 10.0,
-                "numActiveRequests": len(replica.active), "numQueuedRequests": len(replica.queue),
-                "maxNumActiveRequests": replica.profile.max_batch_size, "gpuMemUsage": 0, "cpuMemUsage": 0,
-                "kvCacheStats": {"maxNumBlocks": top, "freeNumBlocks": top - used, "usedNumBlocks": used,
-                                 "tokensPerBlock": replica.profile.tokens_per_block},
-                "inflightBatchingStats": {"numScheduledRequests": len(replica.active),
-                                          "numContextRequests": sum(a.prefill_left > 0 for a in replica.active)},
-            })
+    def _record_iteration(self) -> None:
+        """Keep one iteration-stats entry per replica step with work (the driver holds its lock)."""
+        replica = self.driver.replica
+        self.iteration += 1
+        used, top = replica.kv_used_blocks(), replica.kv_max_blocks()
+        self.iterations.append({
+            "iter": self.iteration, "timestamp": time.strftime("%m-%d-%Y %H:%M:%S"),
+            "iterLatencyMS": STEP_SECONDS * 1000, "numActiveRequests": len(replica.active),
+            "numQueuedRequests": len(replica.queue), "maxNumActiveRequests": replica.profile.max_batch_size,
+            "gpuMemUsage": 0, "cpuMemUsage": 0,
+            "kvCacheStats": {"maxNumBlocks": top, "freeNumBlocks": top - used, "usedNumBlocks": used,
+                             "tokensPerBlock": replica.profile.tokens_per_block},
+            "inflightBatchingStats": {"numScheduledRequests": len(replica.active),
+                                      "numContextRequests": sum(a.prefill_left > 0 for a in replica.active)},
+        })
 
     def take_iterations(self) -> list[dict[str, Any]]:
         """Iteration stats since the last call (empty unless enable_iter_perf_stats is set)."""
@@ -271,19 +270,12 @@ def serve(args: Any, options: dict[str, Any], knobs: Any) -> int:
     log(f"Started the OpenAI-compatible server on http://{args.host}:{args.port} (loading)")
     driver.start()
     lifecycle.load_then(lambda: log(f"Loaded {args.model} (stand-in, backend {args.backend}): ready"))
-    threading.Thread(target=_sample, args=(app, lifecycle.draining), daemon=True, name="iterations").start()
     lifecycle.wait_for_signal()
-    drain(driver, EXIT_TIMEOUT_S)
+    drain(driver, EXIT_TIMEOUT_S if knobs.drain_seconds is None else knobs.drain_seconds)
     server.shutdown()
     server.server_close()
     log("Exited after SIGTERM")
     return 0
-
-
-def _sample(app: ServeStandin, stop: threading.Event) -> None:
-    """Record iteration stats every 50 ms until stop is set."""
-    while not stop.wait(0.05):
-        app.record_iteration()
 
 
 def main(argv: list[str] | None = None) -> int:
