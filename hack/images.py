@@ -54,6 +54,7 @@ FAKES = ROOT / "tests" / "build_jobs" / "fakes"
 BENCH_FILES = ("__init__.py", "capacity.py", "trace.py")
 # Sources that may not exist yet (the stand-in servers are being written); the hash sees them land.
 OPTIONAL = {ROOT / "hack" / "standin"}
+KEEP_ARCHIVES = 3  # per image: the current one and the two before it
 PAUSE_COMPILE = ("gcc", "-static", "-Os", "-s", "-o")
 # Build-time mounts: the machine's CA bundle and pip configuration reach pip, never the image.
 BUILD_MOUNTS = ("/etc/ssl/certs", "/etc/pip.conf")
@@ -317,6 +318,25 @@ class Buildah:
         """Drop ref from this storage once archived (the archive is what is kept)."""
         subprocess.run(self.cmd("rmi", ref), capture_output=True)
 
+    def refs(self, repository: str) -> list[str]:
+        """The refs of repository in this storage."""
+        argv = self.cmd("images", "--format", "{{.Name}}:{{.Tag}}", "--filter",
+                        f"reference={repository}")
+        listing = subprocess.run(argv, capture_output=True, text=True)
+        return listing.stdout.split()
+
+
+def prune(recipe: Recipe, buildah: Buildah, cache: Path, ref: str) -> None:
+    """Forget older builds of recipe: all but the newest KEEP_ARCHIVES archives, and other tags of
+    its repository in buildah's storage, so the cache stays bounded while the sources change."""
+    archives = sorted(cache.glob(f"{recipe.name}-*.oci.tar"), key=lambda p: p.stat().st_mtime)
+    for old in archives[:-KEEP_ARCHIVES]:
+        old.unlink()
+        (cache / "logs" / old.name.replace(".oci.tar", ".log")).unlink(missing_ok=True)
+    for other in buildah.refs(recipe.repository):
+        if other != ref:
+            buildah.remove(other)
+
 
 def entry(ref: str, archive: Path, built: bool) -> dict[str, Any]:
     """One image in build_all()'s result."""
@@ -346,6 +366,7 @@ def build_one(recipe: Recipe, buildah: Buildah, cache: Path,
     if recipe.name != "base":
         buildah.remove(ref)
     shutil.rmtree(ctx)
+    prune(recipe, buildah, cache, ref)
     log(f"{recipe.name}: built {ref} in {time.monotonic() - start:.1f}s")
     return entry(ref, archive, built=True)
 

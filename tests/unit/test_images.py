@@ -230,6 +230,7 @@ class RecordingBuildah(images.Buildah):
     def __init__(self) -> None:
         super().__init__(Path("/nonexistent"), "vfs")
         self.built: list[str] = []
+        self.removed: list[str] = []
 
     def has(self, ref: str) -> bool:
         return True
@@ -242,7 +243,10 @@ class RecordingBuildah(images.Buildah):
         archive.write_text(ref)
 
     def remove(self, ref: str) -> None:
-        pass
+        self.removed.append(ref)
+
+    def refs(self, repository: str) -> list[str]:
+        return [ref for ref in self.built if ref.startswith(repository + ":")]
 
 
 def test_build_one_reuses_an_archive_until_an_input_changes(tmp_path: Path) -> None:
@@ -259,3 +263,16 @@ def test_build_one_reuses_an_archive_until_an_input_changes(tmp_path: Path) -> N
     assert buildah.built == [first["ref"], changed["ref"]]
     assert Path(first["archive"]).read_text() == first["ref"]
     assert first["ref"].startswith("localhost/demo:") and len(first["ref"].split(":")[1]) == 12
+
+
+def test_older_archives_are_pruned(tmp_path: Path) -> None:
+    source = write_tree(tmp_path / "src", {"a.txt": "0"})
+    recipe = images.Recipe("demo", "localhost/demo", source / "a.txt",
+                           lambda ctx, base: images.copy_into(source, ctx / "src") or {})
+    buildah, cache, archives = RecordingBuildah(), tmp_path / "cache", []
+    for version in range(images.KEEP_ARCHIVES + 2):
+        (source / "a.txt").write_text(str(version))
+        archives.append(Path(images.build_one(recipe, buildah, cache, None)["archive"]))
+        time.sleep(0.01)
+    assert sorted(cache.glob("demo-*.oci.tar")) == sorted(archives[-images.KEEP_ARCHIVES:])
+    assert set(buildah.built) <= set(buildah.removed), "storage keeps no built image but the base"
