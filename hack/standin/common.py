@@ -1,4 +1,4 @@
-"""What both stand-ins share: the knobs, the replica stepped in real time, the HTTP base, the lifecycle."""
+"""What both stand-ins share: knobs, a replica stepped in real time, the HTTP base, lifecycle."""
 
 from __future__ import annotations
 
@@ -57,7 +57,10 @@ def knobs_from_env(env: Mapping[str, str]) -> Knobs:
         raise ValueError(f"STANDIN_PROFILE is not JSON: {error}") from None
     if not isinstance(profile, dict):
         raise ValueError("STANDIN_PROFILE must be a JSON object of bench.capacity.Profile fields")
-    crash, drain = _seconds(env, "STANDIN_EXIT_AFTER_SECONDS"), _seconds(env, "STANDIN_DRAIN_SECONDS")
+    crash, drain = (
+        _seconds(env, "STANDIN_EXIT_AFTER_SECONDS"),
+        _seconds(env, "STANDIN_DRAIN_SECONDS"),
+    )
     return Knobs(DEFAULT_LOAD_SECONDS if load is None else load, crash, drain, profile)
 
 
@@ -80,7 +83,7 @@ def profile_for(knobs: Knobs, **server: Any) -> Profile:
 
 
 def gpu_problem(needed: int, env: Mapping[str, str]) -> str | None:
-    """Why `needed` ranks cannot run on the GPUs NVIDIA_VISIBLE_DEVICES shows, or None when they can.
+    """Why `needed` ranks cannot run on the GPUs NVIDIA_VISIBLE_DEVICES shows; None when they can.
 
     Unset means nobody (no device plugin) decided: logged, not refused. "all" counts as enough."""
     value = env.get("NVIDIA_VISIBLE_DEVICES")
@@ -92,7 +95,8 @@ def gpu_problem(needed: int, env: Mapping[str, str]) -> str | None:
         return None
     devices = [d for d in value.split(",") if d.strip() and d.strip() not in ("void", "none")]
     if len(devices) < needed:
-        return f"no GPU visible for rank {len(devices)}: world size {needed}, NVIDIA_VISIBLE_DEVICES={value!r}"
+        shown = f"NVIDIA_VISIBLE_DEVICES={value!r}"
+        return f"no GPU visible for rank {len(devices)}: world size {needed}, {shown}"
     return None
 
 
@@ -102,7 +106,7 @@ def token_piece(index: int) -> str:
 
 
 def prompt_tokens(text: str) -> int:
-    """Prompt length in tokens as the stand-in counts them: whitespace-separated words, at least 1."""
+    """Prompt length in tokens as the stand-in counts them: whitespace-separated words, >= 1."""
     return max(1, len(text.split()))
 
 
@@ -112,7 +116,7 @@ class GenerationError(RuntimeError):
 
 @dataclass
 class Generation:
-    """One request in the replica; the stepping thread feeds `events` new token counts, then None."""
+    """One request in the replica; the stepping thread puts token counts in `events`, then None."""
 
     prompt_tokens: int
     max_tokens: int
@@ -124,7 +128,7 @@ class Generation:
     error: str | None = None
 
     def pieces(self, timeout: float = 600.0) -> Iterator[str]:
-        """Yield each output token's text as the replica produces it; GenerationError when failed."""
+        """Each output token's text as the replica produces it; GenerationError when failed."""
         index = 0
         while True:
             event = self.events.get(timeout=timeout)
@@ -211,7 +215,7 @@ class ReplicaDriver:
             generation.emitted = total
 
     def fail_all(self, message: str) -> int:
-        """Fail every queued or running request with `message` (counted as failures); returns how many."""
+        """Fail every queued or running request with `message` (counted); returns how many."""
         with self.lock:
             failed = list(self.live.values())
             self.live.clear()
@@ -268,7 +272,9 @@ class Handler(BaseHTTPRequestHandler):
         """The request body parsed as JSON; ValueError when it is not JSON."""
         return json.loads(self.read_body() or b"{}")
 
-    def send_body(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] = {}) -> None:
+    def send_body(
+        self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] = {}
+    ) -> None:
         """Send a complete response."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -333,12 +339,12 @@ class Lifecycle:
             timer.start()
 
     def _crash(self) -> None:
-        log(f"stand-in: exiting by request (STANDIN_EXIT_AFTER_SECONDS={self.knobs.exit_after_seconds:g})",
-            level="E")
+        seconds = self.knobs.exit_after_seconds
+        log(f"stand-in: exiting by request (STANDIN_EXIT_AFTER_SECONDS={seconds:g})", level="E")
         os._exit(1)
 
     def load_then(self, on_ready: Callable[[], None]) -> None:
-        """After STANDIN_LOAD_SECONDS (the simulated engine load), call on_ready and become ready."""
+        """After STANDIN_LOAD_SECONDS (the simulated engine load): call on_ready, become ready."""
 
         def load() -> None:
             if not self.terminate.wait(self.knobs.load_seconds):

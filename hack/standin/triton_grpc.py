@@ -16,8 +16,17 @@ from standin.triton_app import ServerError, TritonStandin
 from standin.triton_tensors import BadRequestError, TextRequest, grpc_request, grpc_response
 
 SERVER_VERSION = "2.59.0"
-EXTENSIONS = ["classification", "sequence", "model_repository", "model_configuration", "statistics",
-              "parameters", "generate", "binary_tensor_data", "logging"]
+EXTENSIONS = [
+    "classification",
+    "sequence",
+    "model_repository",
+    "model_configuration",
+    "statistics",
+    "parameters",
+    "generate",
+    "binary_tensor_data",
+    "logging",
+]
 DECOUPLED_UNARY = "ModelInfer RPC doesn't support models with decoupled transaction policy"
 FINAL_RESPONSE_ASKED = "triton_enable_empty_final_response"
 
@@ -35,15 +44,20 @@ class TritonService(service_pb2_grpc.GRPCInferenceServiceServicer):
         return service_pb2.ServerReadyResponse(ready=self.app.lifecycle.ready.is_set())
 
     def ModelReady(self, request: Any, context: Any) -> Any:  # noqa: N802
-        return service_pb2.ModelReadyResponse(ready=self.app.is_model_ready(request.name, request.version))
+        return service_pb2.ModelReadyResponse(
+            ready=self.app.is_model_ready(request.name, request.version)
+        )
 
     def ServerMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
-        return service_pb2.ServerMetadataResponse(name="triton", version=SERVER_VERSION, extensions=EXTENSIONS)
+        return service_pb2.ServerMetadataResponse(
+            name="triton", version=SERVER_VERSION, extensions=EXTENSIONS
+        )
 
     def ModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
         data = _call(context, self.app.metadata, request.name, request.version)
-        response = service_pb2.ModelMetadataResponse(name=data["name"], versions=data["versions"],
-                                                     platform=data["platform"])
+        response = service_pb2.ModelMetadataResponse(
+            name=data["name"], versions=data["versions"], platform=data["platform"]
+        )
         for kind in ("inputs", "outputs"):
             for tensor in data[kind]:
                 getattr(response, kind).add(**tensor)
@@ -54,7 +68,9 @@ class TritonService(service_pb2_grpc.GRPCInferenceServiceServicer):
         return service_pb2.ModelConfigResponse(config=model.config)
 
     def RepositoryIndex(self, request: Any, context: Any) -> Any:  # noqa: N802
-        models = [service_pb2.RepositoryIndexResponse.ModelIndex(**m) for m in self.app.repository_index()]
+        models = [
+            service_pb2.RepositoryIndexResponse.ModelIndex(**m) for m in self.app.repository_index()
+        ]
         return service_pb2.RepositoryIndexResponse(models=models)
 
     def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802
@@ -72,7 +88,7 @@ class TritonService(service_pb2_grpc.GRPCInferenceServiceServicer):
         return grpc_response(model.name, texts, request.id, final=True)
 
     def ModelStreamInfer(self, request_iterator: Iterator[Any], context: Any) -> Iterator[Any]:  # noqa: N802
-        """Each request of the stream runs concurrently; its responses are interleaved as produced."""
+        """Each request of the stream runs concurrently; responses are interleaved as produced."""
         out: queue.Queue = queue.Queue()
         running = [1]
         lock = threading.Lock()
@@ -88,7 +104,9 @@ class TritonService(service_pb2_grpc.GRPCInferenceServiceServicer):
                 for request in request_iterator:
                     with lock:
                         running[0] += 1
-                    threading.Thread(target=self._stream_one, args=(request, out, done), daemon=True).start()
+                    threading.Thread(
+                        target=self._stream_one, args=(request, out, done), daemon=True
+                    ).start()
             finally:
                 done()
 
@@ -122,13 +140,15 @@ class TritonService(service_pb2_grpc.GRPCInferenceServiceServicer):
                 last = index == total and not empty_final
                 yield grpc_response(name, [piece], text.request_id, final=last)
         else:
-            yield grpc_response(name, [g.text() for g in generations], text.request_id, final=not empty_final)
+            yield grpc_response(
+                name, [g.text() for g in generations], text.request_id, final=not empty_final
+            )
         if empty_final:
             yield grpc_response(name, [], text.request_id, final=True)
 
 
 def _call(context: Any, function: Any, *args: Any) -> Any:
-    """function(*args), turning a ServerError or BadRequestError into the gRPC status it stands for."""
+    """function(*args); a ServerError or BadRequestError becomes the gRPC status it stands for."""
     try:
         return function(*args)
     except ServerError as error:

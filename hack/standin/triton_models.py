@@ -1,5 +1,5 @@
-"""Loading a Triton model repository as far as we can without a GPU: every config.pbtxt parsed into the
-real ModelConfig schema, and the files the tensorrtllm and python backends would open checked."""
+"""Loading a Triton model repository as far as we can without a GPU: every config.pbtxt parsed into
+the real ModelConfig schema, and the files the tensorrtllm and python backends open checked."""
 
 from __future__ import annotations
 
@@ -48,27 +48,32 @@ class Model:
 
 
 def model_names(repo: Path) -> list[str]:
-    """Every model directory of the repository (hidden directories skipped, as leftovers of a filler)."""
+    """Every model directory of the repository (hidden ones skipped: leftovers of a filler)."""
     if not repo.is_dir():
         raise LoadError("*", f"model repository {repo} is not a directory")
     return sorted(p.name for p in repo.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def parse_config(repo: Path, name: str) -> model_config_pb2.ModelConfig:
-    """<repo>/<name>/config.pbtxt as a ModelConfig; LoadError naming the file, line and placeholder."""
+    """<repo>/<name>/config.pbtxt as a ModelConfig; LoadError naming file, line and placeholder."""
     path = repo / name / CONFIG
     if not path.is_file():
         raise LoadError(name, f"{path} not found (auto-complete is disabled)")
     text = path.read_text()
     left = unquoted_placeholders(text)
     if left:
-        raise LoadError(name, f"{path}: unfilled placeholder(s) outside a string: {', '.join(left)}")
+        raise LoadError(
+            name, f"{path}: unfilled placeholder(s) outside a string: {', '.join(left)}"
+        )
     try:
         config = text_format.Parse(text, model_config_pb2.ModelConfig())
     except text_format.ParseError as error:
         raise LoadError(name, f"{path} does not parse as ModelConfig: {error}") from None
-    strict = [f"{field} = {value!r}" for field, value in config_strings(config)
-              if PLACEHOLDER.search(value) and not _is_parameter(field)]
+    strict = [
+        f"{field} = {value!r}"
+        for field, value in config_strings(config)
+        if PLACEHOLDER.search(value) and not _is_parameter(field)
+    ]
     if strict:
         raise LoadError(name, f"{path}: unfilled placeholder(s) in {'; '.join(strict)}")
     if config.name and config.name != name:
@@ -77,7 +82,7 @@ def parse_config(repo: Path, name: str) -> model_config_pb2.ModelConfig:
 
 
 def unquoted_placeholders(text: str) -> list[str]:
-    """`line N: ${name}` for each placeholder outside quotes and comments (the parser would choke)."""
+    """`line N: ${name}` for each placeholder outside quotes and comments (the parser chokes)."""
     found = []
     for number, line in enumerate(text.splitlines(), 1):
         for start, end in _unquoted_spans(line):
@@ -126,7 +131,7 @@ def _is_parameter(field: str) -> bool:
 
 
 def parameter(config: model_config_pb2.ModelConfig, *keys: str) -> tuple[str, str | None]:
-    """(key, value) of the first of `keys` present; value None when absent, empty or a placeholder."""
+    """(key, value) of the first of `keys` present; value None if absent, empty or a placeholder."""
     for key in keys:
         if key in config.parameters:
             value = config.parameters[key].string_value.strip()
@@ -135,7 +140,7 @@ def parameter(config: model_config_pb2.ModelConfig, *keys: str) -> tuple[str, st
 
 
 def check_trtllm(model: Model) -> None:
-    """What the tensorrtllm backend opens at load: the engine, the tokenizer, the LoRA prefetch dir."""
+    """What the tensorrtllm backend opens at load: engine, tokenizer, LoRA prefetch directory."""
     config, path = model.config, model.path / CONFIG
     key, engine = parameter(config, *ENGINE_KEYS)
     if engine is None:
@@ -143,7 +148,9 @@ def check_trtllm(model: Model) -> None:
     read_engine(model, key, Path(engine))
     _, strategy = parameter(config, "gpt_model_type", "batching_strategy")
     if strategy is not None and strategy not in BATCHING:
-        raise LoadError(model.name, f"{path}: gpt_model_type {strategy!r} is not one of {', '.join(BATCHING)}")
+        raise LoadError(
+            model.name, f"{path}: gpt_model_type {strategy!r} is not one of {', '.join(BATCHING)}"
+        )
     check_dir_parameter(model, "tokenizer_dir", required=False)
     check_lora_prefetch(model)
 
@@ -184,7 +191,7 @@ def check_dir_parameter(model: Model, key: str, required: bool) -> None:
 
 
 def check_lora_prefetch(model: Model) -> None:
-    """lora_prefetch_dir: <dir>/<task id>/model.lora_{config,weights}.npy, as hf_lora_convert writes."""
+    """lora_prefetch_dir: <dir>/<task id>/model.lora_{config,weights}.npy (hf_lora_convert's)."""
     path = model.path / CONFIG
     _, value = parameter(model.config, "lora_prefetch_dir")
     if value is None:
@@ -195,7 +202,9 @@ def check_lora_prefetch(model: Model) -> None:
     for task in sorted(root.iterdir()):
         missing = [f for f in LORA_FILES if not (task / f).is_file()]
         if not task.name.isdigit() or missing:
-            reason = "is not a task id" if not task.name.isdigit() else f"holds no {' / '.join(missing)}"
+            reason = (
+                "is not a task id" if not task.name.isdigit() else f"holds no {' / '.join(missing)}"
+            )
             raise LoadError(model.name, f"{path}: lora_prefetch_dir entry {task} {reason}")
 
 
@@ -204,7 +213,9 @@ def load_model(repo: Path, name: str) -> Model:
     config = parse_config(repo, name)
     model = Model(name, config, repo / name, decoupled=config.model_transaction_policy.decoupled)
     if not any(p.is_dir() and p.name.isdigit() for p in model.path.iterdir()):
-        raise LoadError(name, f"no model version found: {model.path} has no numeric version directory")
+        raise LoadError(
+            name, f"no model version found: {model.path} has no numeric version directory"
+        )
     if config.backend == "tensorrtllm":
         check_trtllm(model)
     elif config.backend == "python":
@@ -213,7 +224,7 @@ def load_model(repo: Path, name: str) -> Model:
 
 
 def wanted(repo: Path, explicit: list[str] | None) -> list[str]:
-    """Models to load: all (model control none/poll), or the --load-model ones and their ensemble steps."""
+    """Models to load: all (model control none/poll), or --load-model ones and their steps."""
     names = model_names(repo)
     if explicit is None:
         return names
@@ -232,19 +243,24 @@ def wanted(repo: Path, explicit: list[str] | None) -> list[str]:
 
 
 def load_repository(repo: Path, explicit: list[str] | None = None) -> dict[str, Model]:
-    """Every wanted model, loaded and checked, ensembles resolved; LoadError on the first failure."""
+    """Every wanted model, loaded and checked, ensembles resolved; LoadError on the first one."""
     models = {name: load_model(repo, name) for name in wanted(repo, explicit)}
     for model in models.values():
         for step in model.config.ensemble_scheduling.step:
             if step.model_name not in models:
-                raise LoadError(model.name, f"{model.path / CONFIG}: ensemble step model "
-                                f"'{step.model_name}' is not in the repository")
+                raise LoadError(
+                    model.name,
+                    f"{model.path / CONFIG}: ensemble step model "
+                    f"'{step.model_name}' is not in the repository",
+                )
     for model in models.values():
         model.decoupled = is_decoupled(model, models)
     return models
 
 
-def is_decoupled(model: Model, models: dict[str, Model], seen: frozenset[str] = frozenset()) -> bool:
+def is_decoupled(
+    model: Model, models: dict[str, Model], seen: frozenset[str] = frozenset()
+) -> bool:
     """A model is decoupled by its own policy; an ensemble when any step model is."""
     if model.decoupled or model.name in seen:
         return model.decoupled

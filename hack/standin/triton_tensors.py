@@ -11,12 +11,33 @@ from typing import Any
 from tritonclient.grpc import service_pb2
 
 DEFAULT_MAX_TOKENS = 16
-FORMATS = {"BOOL": "?", "INT8": "b", "UINT8": "B", "INT16": "h", "UINT16": "H", "INT32": "i",
-           "UINT32": "I", "INT64": "q", "UINT64": "Q", "FP32": "f", "FP64": "d"}
-CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
-            "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
-            "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
-            "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents"}
+FORMATS = {
+    "BOOL": "?",
+    "INT8": "b",
+    "UINT8": "B",
+    "INT16": "h",
+    "UINT16": "H",
+    "INT32": "i",
+    "UINT32": "I",
+    "INT64": "q",
+    "UINT64": "Q",
+    "FP32": "f",
+    "FP64": "d",
+}
+CONTENTS = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
 
 
 class BadRequestError(ValueError):
@@ -40,7 +61,7 @@ def decode_raw(datatype: str, raw: bytes) -> list[Any]:
         items, offset = [], 0
         while offset < len(raw):
             (length,) = struct.unpack_from("<I", raw, offset)
-            items.append(raw[offset + 4: offset + 4 + length])
+            items.append(raw[offset + 4 : offset + 4 + length])
             offset += 4 + length
         return items
     if datatype not in FORMATS:
@@ -55,7 +76,7 @@ def encode_bytes(items: list[bytes]) -> bytes:
 
 
 def text_request(values: dict[str, list[Any]], request_id: str = "") -> TextRequest:
-    """The text request in decoded tensors: text_input (required), max_tokens and stream (optional)."""
+    """The text request in decoded tensors: text_input (required), max_tokens, stream (optional)."""
     if "text_input" not in values:
         raise BadRequestError(f"input 'text_input' is required; got {sorted(values)}")
     texts = [v.decode() if isinstance(v, bytes) else str(v) for v in values["text_input"]]
@@ -79,7 +100,7 @@ def http_request(body: bytes, header_length: str | None) -> tuple[TextRequest, b
     for tensor in header.get("inputs", []):
         size = (tensor.get("parameters") or {}).get("binary_data_size")
         if size is not None:
-            values[tensor["name"]] = decode_raw(tensor["datatype"], body[offset: offset + size])
+            values[tensor["name"]] = decode_raw(tensor["datatype"], body[offset : offset + size])
             offset += size
         else:
             values[tensor["name"]] = _flatten(tensor.get("data", []))
@@ -95,7 +116,9 @@ def _flatten(data: Any) -> list[Any]:
     return [data]
 
 
-def http_response(model: str, texts: list[str], request_id: str, binary: bool) -> tuple[bytes, dict[str, str]]:
+def http_response(
+    model: str, texts: list[str], request_id: str, binary: bool
+) -> tuple[bytes, dict[str, str]]:
     """(body, extra headers) of an infer response holding text_output [rows, 1]."""
     output: dict[str, Any] = {"name": "text_output", "datatype": "BYTES", "shape": [len(texts), 1]}
     raw = b""
@@ -122,7 +145,9 @@ def grpc_request(request: service_pb2.ModelInferRequest) -> TextRequest:
                 raise BadRequestError(f"no raw contents for input '{tensor.name}'")
             values[tensor.name] = decode_raw(tensor.datatype, request.raw_input_contents[index])
         else:
-            values[tensor.name] = list(getattr(tensor.contents, CONTENTS.get(tensor.datatype, "bytes_contents")))
+            values[tensor.name] = list(
+                getattr(tensor.contents, CONTENTS.get(tensor.datatype, "bytes_contents"))
+            )
     text = text_request(values, request.id)
     text.parameters = {k: _parameter(v) for k, v in request.parameters.items()}
     return text
@@ -133,7 +158,9 @@ def _parameter(value: service_pb2.InferParameter) -> Any:
     return getattr(value, kind) if kind else None
 
 
-def grpc_response(model: str, texts: list[str], request_id: str, final: bool) -> service_pb2.ModelInferResponse:
+def grpc_response(
+    model: str, texts: list[str], request_id: str, final: bool
+) -> service_pb2.ModelInferResponse:
     """A ModelInferResponse holding text_output [rows, 1] (raw contents, as Triton replies)."""
     response = service_pb2.ModelInferResponse(model_name=model, model_version="1", id=request_id)
     if texts:

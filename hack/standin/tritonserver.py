@@ -48,8 +48,12 @@ class TritonArgs(argparse.ArgumentParser):
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The parsed command line; exits 1 with tritonserver's kind of message on an unknown option."""
-    parser = TritonArgs(prog="tritonserver", usage=USAGE, allow_abbrev=False,
-                        description="Stand-in tritonserver (trtllm-operator): real protocols, simulated GPU.")
+    parser = TritonArgs(
+        prog="tritonserver",
+        usage=USAGE,
+        allow_abbrev=False,
+        description="Stand-in tritonserver (trtllm-operator): real protocols, simulated GPU.",
+    )
     parser.add_argument("--model-repository", "--model-store", action="append", required=True)
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
@@ -57,7 +61,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for kind in ("http", "grpc", "metrics"):
         parser.add_argument(f"--{kind}-address", default="0.0.0.0")
     parser.add_argument("--backend-config", action="append", default=[])
-    parser.add_argument("--model-control-mode", choices=("none", "poll", "explicit"), default="none")
+    parser.add_argument(
+        "--model-control-mode", choices=("none", "poll", "explicit"), default="none"
+    )
     parser.add_argument("--load-model", action="append", default=[])
     parser.add_argument("--disable-auto-complete-config", action="store_true")
     parser.add_argument("--exit-timeout-secs", type=float, default=30.0)
@@ -66,7 +72,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if unknown:
         parser.error(f"unrecognized option '{unknown[0]}'")
     if args.load_model and args.model_control_mode != "explicit":
-        parser.error("use of '--load-model' requires setting '--model-control-mode=explicit' as well")
+        parser.error(
+            "use of '--load-model' requires setting '--model-control-mode=explicit' as well"
+        )
     args.backend_settings = backend_settings(parser, args.backend_config)
     return args
 
@@ -78,7 +86,9 @@ def backend_settings(parser: TritonArgs, values: list[str]) -> dict[str, dict[st
         backend, _, pair = value.partition(",")
         key, equals, setting = pair.partition("=")
         if not backend or not equals or not key:
-            parser.error(f"--backend-config option format is '<backend name>,<setting>=<value>'. Got {value}")
+            parser.error(
+                f"--backend-config option format is '<backend name>,<setting>=<value>'. Got {value}"
+            )
         settings.setdefault(backend, {})[key] = setting
     return settings
 
@@ -101,8 +111,11 @@ def load_models(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, M
         if model.engine_dir is None:
             continue
         if model.world_size != size:
-            raise LoadError(model.name, f"the engine in {model.engine_dir} was built for {model.world_size} "
-                            f"rank(s) but the MPI world size is {size} (run one tritonserver per rank under mpirun)")
+            raise LoadError(
+                model.name,
+                f"the engine in {model.engine_dir} was built for {model.world_size} "
+                f"rank(s) but the MPI world size is {size} (run one tritonserver per rank, mpirun)",
+            )
         if not (model.engine_dir / f"rank{rank}.engine").is_file():
             raise LoadError(model.name, f"{model.engine_dir} holds no rank{rank}.engine")
         problem = gpu_problem(model.world_size, env)
@@ -190,9 +203,15 @@ class TritonHandler(Handler):
         try:
             self.start_events()
             try:
-                pieces = generations[0].pieces() if self.app.streams_tokens(name, request) else [generations[0].text()]
+                pieces = (
+                    generations[0].pieces()
+                    if self.app.streams_tokens(name, request)
+                    else [generations[0].text()]
+                )
                 for piece in pieces:
-                    self.send_event(json.dumps({"model_name": name, "model_version": "1", "text_output": piece}))
+                    self.send_event(
+                        json.dumps({"model_name": name, "model_version": "1", "text_output": piece})
+                    )
             except GenerationError as error:
                 self.send_event(json.dumps({"error": str(error)}))
             self.end_events()
@@ -200,7 +219,7 @@ class TritonHandler(Handler):
             self.app.finish(name, generations)
 
     def _answer(self, respond: Any) -> None:
-        """Run respond(); a ServerError, bad request or failed generation becomes Triton's error JSON."""
+        """Run respond(); a ServerError, bad request or failed generation becomes an error JSON."""
         try:
             respond()
         except ServerError as error:
@@ -219,7 +238,11 @@ def _generate_request(body: bytes) -> Any:
         raise BadRequestError(f"request body is not JSON: {error}") from None
     if not isinstance(payload, dict):
         raise BadRequestError("the generate request must be a JSON object")
-    values = {key: [value] for key, value in payload.items() if key in ("text_input", "max_tokens", "stream")}
+    values = {
+        key: [value]
+        for key, value in payload.items()
+        if key in ("text_input", "max_tokens", "stream")
+    }
     return text_request(values, str(payload.get("id", "")))
 
 
@@ -238,12 +261,16 @@ def engine_profile(models: dict[str, Model], knobs: Knobs) -> Any:
     server: dict[str, Any] = {}
     if engines:
         batch = engines[0].engine_max_batch_size or engines[0].config.max_batch_size
-        server = {"max_batch_size": batch, "gpus": engines[0].world_size} if batch else {"gpus": engines[0].world_size}
+        server = (
+            {"max_batch_size": batch, "gpus": engines[0].world_size}
+            if batch
+            else {"gpus": engines[0].world_size}
+        )
     return profile_for(knobs, **server)
 
 
 def serve(args: argparse.Namespace, models: dict[str, Model], knobs: Knobs) -> int:
-    """Rank 0: open the three ports, load (STANDIN_LOAD_SECONDS), serve until SIGTERM, drain, exit 0."""
+    """Rank 0: open the ports, load (STANDIN_LOAD_SECONDS), serve until SIGTERM, drain, exit 0."""
     lifecycle = Lifecycle(knobs)
     lifecycle.install()
     driver = ReplicaDriver(engine_profile(models, knobs), name="tritonserver")
@@ -259,7 +286,9 @@ def serve(args: argparse.Namespace, models: dict[str, Model], knobs: Knobs) -> i
     log(f"Started HTTPService at {args.http_address}:{args.http_port}")
     log(f"Started Metrics Service at {args.metrics_address}:{args.metrics_port}")
     driver.start()
-    lifecycle.load_then(lambda: log(f"Loaded models (stand-in): {', '.join(sorted(models))}: READY"))
+    lifecycle.load_then(
+        lambda: log(f"Loaded models (stand-in): {', '.join(sorted(models))}: READY")
+    )
     lifecycle.wait_for_signal()
     drain(driver, args.exit_timeout_secs if knobs.drain_seconds is None else knobs.drain_seconds)
     grpc_server.stop(grace=1.0).wait()
@@ -280,7 +309,7 @@ def wait_as_worker(rank: int, knobs: Knobs) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, load and check the repository (exit 1 as Triton does when a model fails), then serve."""
+    """Parse, load and check the repository (exit 1 as Triton does when a model fails), serve."""
     configure_log("tritonserver")
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:

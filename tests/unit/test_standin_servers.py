@@ -1,5 +1,5 @@
-"""The stand-in tritonserver and trtllm-serve (hack/standin) as processes on 127.0.0.1: started with the
-operator's own commands over a repository filled by the project's filler, talked to by real clients."""
+"""The stand-in tritonserver and trtllm-serve (hack/standin) as processes on 127.0.0.1: started with
+the operator's own commands on a repository filled by the project's filler, real clients."""
 
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ def free_port() -> int:
 
 
 def env(**extra: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("STANDIN_", "NVIDIA_", "OMPI_"))}
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("STANDIN_", "NVIDIA_", "OMPI_"))
+    }
     return {**base, "PYTHONPATH": f"{ROOT / 'hack'}:{ROOT}", "STANDIN_LOAD_SECONDS": "0", **extra}
 
 
@@ -87,7 +89,9 @@ def status(url: str, data: bytes | None = None) -> int:
 
 def post(url: str, payload: Any, headers: dict[str, str] | None = None) -> Any:
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, headers=headers or {"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=data, headers=headers or {"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         body = response.read()
         return body if isinstance(payload, bytes) else json.loads(body)
@@ -127,33 +131,57 @@ def readiness(server: Running, ready_url: str, live_url: str) -> list[int]:
 @functools.cache
 def skeleton_placeholders() -> frozenset[str]:
     """The placeholders of the test skeleton, as the filler lists them."""
-    listed = subprocess.run([sys.executable, str(ROOT / "build_jobs" / "triton_repo.py"), "--skeleton",
-                             str(SKELETON), "--list"], capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "build_jobs" / "triton_repo.py"),
+            "--skeleton",
+            str(SKELETON),
+            "--list",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return frozenset(n for names in json.loads(listed.stdout).values() for n in names)
 
 
 @functools.cache
-def triton_sample() -> tuple[LLMDeploymentSpec, LLMEngineSpec]:
-    """tinyllama-fp16 on the first engine toolchain whose params cover the test skeleton's placeholders."""
+def triton_sample(tensor: int = 1) -> tuple[LLMDeploymentSpec, LLMEngineSpec]:
+    """tinyllama-fp16 (tensor parallel `tensor`) on the first engine toolchain whose params cover
+    the test skeleton."""
     spec, engine = TINYLLAMA
+    parallelism = spec.engine.parallelism.model_copy(update={"tensor": tensor})
     for name in (engine.toolchain.name, "trtllm-1.1"):
-        moved = spec.model_copy(update={"engine": spec.engine.model_copy(update={"toolchain": name})})
+        update = {"toolchain": name, "parallelism": parallelism}
+        moved = spec.model_copy(update={"engine": spec.engine.model_copy(update=update)})
         paths = triton.ServingPaths("/e", "/t", None)
         if skeleton_placeholders() <= set(triton.triton_params(moved, engine_for(moved), paths)):
             return moved, engine_for(moved)
     pytest.fail("no toolchain's params cover tests/build_jobs/skeleton")
 
 
-def fill_repository(tmp: Path, *, engine_files: tuple[str, ...] = ("rank0.engine", "config.json")) -> Any:
-    """A model repository filled by the project's filler (as the init container runs it) + a fake engine."""
-    spec, engine = triton_sample()
-    paths = triton.ServingPaths(engine_dir=str(tmp / "engine"), tokenizer_dir=str(tmp / "tokenizer"),
-                                lora_dir=None, model_repo=str(tmp / "model-repo"))
+def fill_repository(
+    tmp: Path, *, engine_files: tuple[str, ...] | None = None, tensor: int = 1
+) -> Any:
+    """A model repository filled by the project's filler as the init container runs it + engine."""
+    spec, engine = triton_sample(tensor)
+    paths = triton.ServingPaths(
+        engine_dir=str(tmp / "engine"),
+        tokenizer_dir=str(tmp / "tokenizer"),
+        lora_dir=None,
+        model_repo=str(tmp / "model-repo"),
+    )
     (tmp / "engine").mkdir()
     (tmp / "tokenizer").mkdir()
-    for name in engine_files:
-        body = json.dumps({"build_config": {"max_batch_size": engine.limits.max_batch_size}})
-        (tmp / "engine" / name).write_text(body if name == "config.json" else "engine")
+    build = {"max_batch_size": engine.limits.max_batch_size}
+    mapping = {"world_size": tensor, "tp_size": tensor, "pp_size": 1}
+    config = {"build_config": build, "pretrained_config": {"mapping": mapping}}
+    ranks = tuple(f"rank{r}.engine" for r in range(tensor))
+    for name in (*ranks, "config.json") if engine_files is None else engine_files:
+        (tmp / "engine" / name).write_text(
+            json.dumps(config) if name == "config.json" else "engine"
+        )
     used = skeleton_placeholders()
     params = {k: v for k, v in triton.triton_params(spec, engine, paths).items() if k in used}
     (tmp / "params.json").write_text(json.dumps(params))
@@ -165,25 +193,48 @@ def fill_repository(tmp: Path, *, engine_files: tuple[str, ...] = ("rank0.engine
     return paths
 
 
-def triton_argv(paths: Any) -> tuple[list[str], dict[str, int]]:
-    """The operator's serving command with the stand-in for tritonserver and free loopback ports."""
-    spec, engine = triton_sample()
+def rank_argvs(paths: Any, tensor: int = 1) -> tuple[list[list[str]], dict[str, int]]:
+    """The operator's serving command, one argv per MPI rank, with the stand-in for tritonserver and
+    free loopback ports."""
+    spec, engine = triton_sample(tensor)
     command = triton.triton_server_command(spec, engine, paths)
-    assert command[0] == "tritonserver"
+    if tensor > 1:
+        assert command[:2] == ["mpirun", "--allow-run-as-root"]
+        ranks = [r.split() for r in " ".join(command[2:]).split(" : ")]
+        assert all(r[:3] == ["-n", "1", "tritonserver"] for r in ranks)
+        commands = [r[2:] for r in ranks]
+    else:
+        commands = [command]
     ports = {kind: free_port() for kind in ("http", "grpc", "metrics")}
-    argv = [sys.executable, "-m", "standin.tritonserver"]
-    for arg in command[1:]:
-        kind = arg.removeprefix("--").split("-port=")[0]
-        argv.append(f"--{kind}-port={ports[kind]}" if arg.startswith(f"--{kind}-port=") else arg)
-    return argv + [f"--{kind}-address={LOOPBACK}" for kind in ports], ports
+    argvs = []
+    for rank in commands:
+        assert rank[0] == "tritonserver"
+        argv = [sys.executable, "-m", "standin.tritonserver"]
+        for arg in rank[1:]:
+            kind = arg.removeprefix("--").split("-port=")[0]
+            argv.append(
+                f"--{kind}-port={ports[kind]}" if arg.startswith(f"--{kind}-port=") else arg
+            )
+        argvs.append(argv + [f"--{kind}-address={LOOPBACK}" for kind in ports])
+    return argvs, ports
+
+
+def triton_argv(paths: Any) -> tuple[list[str], dict[str, int]]:
+    """The world-size-1 command (tritonserver alone)."""
+    argvs, ports = rank_argvs(paths)
+    return argvs[0], ports
 
 
 @pytest.fixture(scope="module")
 def triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running, list[int]]]:
     tmp = tmp_path_factory.mktemp("triton")
     argv, ports = triton_argv(fill_repository(tmp))
-    with running(argv, ports, tmp / "log", STANDIN_LOAD_SECONDS="1.5", NVIDIA_VISIBLE_DEVICES="GPU-0") as server:
-        seen = readiness(server, server.url("http", "/v2/health/ready"), server.url("http", "/v2/health/live"))
+    with running(
+        argv, ports, tmp / "log", STANDIN_LOAD_SECONDS="1.5", NVIDIA_VISIBLE_DEVICES="GPU-0"
+    ) as server:
+        seen = readiness(
+            server, server.url("http", "/v2/health/ready"), server.url("http", "/v2/health/live")
+        )
         yield server, seen
         assert server.stop() == 0, server.log.read_text()
     assert "Exited after SIGTERM" in (tmp / "log").read_text()
@@ -200,20 +251,40 @@ def test_triton_ready_goes_503_then_200(triton_server: tuple[Running, list[int]]
 
 def test_triton_http_generate_infer_and_metadata(triton_server: tuple[Running, list[int]]) -> None:
     server, _ = triton_server
-    reply = post(server.url("http", "/v2/models/ensemble/generate"), {"text_input": "hi there", "max_tokens": 3})
-    assert reply == {"model_name": "ensemble", "model_version": "1", "text_output": "tok1 tok2 tok3"}
-    stream = events(server.url("http", "/v2/models/tensorrt_llm_bls/generate_stream"),
-                    {"text_input": "hi", "max_tokens": 4, "stream": True})
+    reply = post(
+        server.url("http", "/v2/models/ensemble/generate"),
+        {"text_input": "hi there", "max_tokens": 3},
+    )
+    assert reply == {
+        "model_name": "ensemble",
+        "model_version": "1",
+        "text_output": "tok1 tok2 tok3",
+    }
+    stream = events(
+        server.url("http", "/v2/models/tensorrt_llm_bls/generate_stream"),
+        {"text_input": "hi", "max_tokens": 4, "stream": True},
+    )
     assert [json.loads(e)["text_output"] for e in stream] == ["tok1", " tok2", " tok3", " tok4"]
-    tensors = {"inputs": [{"name": "text_input", "shape": [1, 1], "datatype": "BYTES", "data": ["a b"]},
-                          {"name": "max_tokens", "shape": [1, 1], "datatype": "INT32", "data": [2]}]}
+    tensors = {
+        "inputs": [
+            {"name": "text_input", "shape": [1, 1], "datatype": "BYTES", "data": ["a b"]},
+            {"name": "max_tokens", "shape": [1, 1], "datatype": "INT32", "data": [2]},
+        ]
+    }
     outputs = post(server.url("http", "/v2/models/ensemble/infer"), tensors)["outputs"]
-    assert outputs == [{"name": "text_output", "datatype": "BYTES", "shape": [1, 1], "data": ["tok1 tok2"]}]
+    assert outputs == [
+        {"name": "text_output", "datatype": "BYTES", "shape": [1, 1], "data": ["tok1 tok2"]}
+    ]
     with pytest.raises(urllib.error.HTTPError) as decoupled:
         post(server.url("http", "/v2/models/tensorrt_llm_bls/infer"), tensors)
     assert "decoupled transaction policy" in decoupled.value.read().decode()
-    config = json.loads(urllib.request.urlopen(server.url("http", "/v2/models/tensorrt_llm/config")).read())
-    assert config["max_batch_size"] == triton_sample()[1].limits.max_batch_size and config["backend"] == "tensorrtllm"
+    config = json.loads(
+        urllib.request.urlopen(server.url("http", "/v2/models/tensorrt_llm/config")).read()
+    )
+    assert (
+        config["max_batch_size"] == triton_sample()[1].limits.max_batch_size
+        and config["backend"] == "tensorrtllm"
+    )
     metadata = json.loads(urllib.request.urlopen(server.url("http", "/v2/models/ensemble")).read())
     assert metadata["platform"] == "ensemble" and metadata["inputs"][0]["datatype"] == "BYTES"
     index = post(server.url("http", "/v2/repository/index"), {})
@@ -224,22 +295,40 @@ def test_triton_http_binary_tensor_extension(triton_server: tuple[Running, list[
     """What tritonclient.http sends by default: JSON header + raw BYTES, binary output asked."""
     server, _ = triton_server
     raw = len(b"x y z").to_bytes(4, "little") + b"x y z"
-    header = json.dumps({"inputs": [{"name": "text_input", "shape": [1, 1], "datatype": "BYTES",
-                                     "parameters": {"binary_data_size": len(raw)}}],
-                         "outputs": [{"name": "text_output", "parameters": {"binary_data": True}}]}).encode()
-    request = urllib.request.Request(server.url("http", "/v2/models/ensemble/infer"), data=header + raw,
-                                     headers={"Inference-Header-Content-Length": str(len(header))})
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "text_input",
+                    "shape": [1, 1],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ],
+            "outputs": [{"name": "text_output", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    request = urllib.request.Request(
+        server.url("http", "/v2/models/ensemble/infer"),
+        data=header + raw,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         split = int(response.headers["Inference-Header-Content-Length"])
         body = response.read()
     reply = json.loads(body[:split])
     assert reply["outputs"][0]["parameters"]["binary_data_size"] == len(body) - split
-    text = body[split + 4:].decode()
+    text = body[split + 4 :].decode()
     assert text == " ".join(f"tok{i}" for i in range(1, 17))  # max_tokens absent: 16
 
 
-def grpc_inputs(text: str, max_tokens: int, stream: bool | None = None) -> list[grpcclient.InferInput]:
-    inputs = [grpcclient.InferInput("text_input", [1, 1], "BYTES"), grpcclient.InferInput("max_tokens", [1, 1], "INT32")]
+def grpc_inputs(
+    text: str, max_tokens: int, stream: bool | None = None
+) -> list[grpcclient.InferInput]:
+    inputs = [
+        grpcclient.InferInput("text_input", [1, 1], "BYTES"),
+        grpcclient.InferInput("max_tokens", [1, 1], "INT32"),
+    ]
     inputs[0].set_data_from_numpy(np.array([[text.encode()]], dtype=object))
     inputs[1].set_data_from_numpy(np.array([[max_tokens]], dtype=np.int32))
     if stream is not None:
@@ -251,7 +340,9 @@ def grpc_inputs(text: str, max_tokens: int, stream: bool | None = None) -> list[
 def test_triton_grpc_unary_and_streaming(triton_server: tuple[Running, list[int]]) -> None:
     server, _ = triton_server
     client = grpcclient.InferenceServerClient(f"{LOOPBACK}:{server.ports['grpc']}")
-    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("ensemble")
+    assert (
+        client.is_server_live() and client.is_server_ready() and client.is_model_ready("ensemble")
+    )
     assert client.get_model_config("tensorrt_llm").config.model_transaction_policy.decoupled is True
     assert client.get_model_metadata("ensemble").platform == "ensemble"
     result = client.infer("ensemble", grpc_inputs("one two three", 5))
@@ -260,7 +351,9 @@ def test_triton_grpc_unary_and_streaming(triton_server: tuple[Running, list[int]
         client.infer("tensorrt_llm_bls", grpc_inputs("x", 2))
     responses: queue.Queue = queue.Queue()
     client.start_stream(callback=lambda result, error: responses.put((result, error)))
-    client.async_stream_infer("tensorrt_llm_bls", grpc_inputs("stream me", 6, stream=True), request_id="r1")
+    client.async_stream_infer(
+        "tensorrt_llm_bls", grpc_inputs("stream me", 6, stream=True), request_id="r1"
+    )
     client.async_stream_infer("ensemble", grpc_inputs("not decoupled", 2), request_id="r2")
     pieces: dict[str, list[str]] = {"r1": [], "r2": []}
     while len(pieces["r1"]) < 6 or not pieces["r2"]:
@@ -274,12 +367,14 @@ def test_triton_grpc_unary_and_streaming(triton_server: tuple[Running, list[int]
 
 def metric(text: str, name: str, labels: str) -> float:
     prefix = f"{name}{{{labels}}} "
-    values = [float(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix)]
+    values = [float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)]
     assert len(values) == 1, f"{prefix!r} not in:\n{text}"
     return values[0]
 
 
-def test_triton_metrics_have_the_real_names_and_move(triton_server: tuple[Running, list[int]]) -> None:
+def test_triton_metrics_have_the_real_names_and_move(
+    triton_server: tuple[Running, list[int]],
+) -> None:
     server, _ = triton_server
 
     def scrape() -> str:
@@ -287,40 +382,68 @@ def test_triton_metrics_have_the_real_names_and_move(triton_server: tuple[Runnin
 
     labels = 'model="ensemble",version="1"'
     before = scrape()
-    post(server.url("http", "/v2/models/ensemble/generate"), {"text_input": "count me", "max_tokens": 2})
+    post(
+        server.url("http", "/v2/models/ensemble/generate"),
+        {"text_input": "count me", "max_tokens": 2},
+    )
     after = scrape()
-    assert metric(after, "nv_inference_request_success", labels) == metric(before, "nv_inference_request_success",
-                                                                          labels) + 1
+    assert (
+        metric(after, "nv_inference_request_success", labels)
+        == metric(before, "nv_inference_request_success", labels) + 1
+    )
     engine = 'model="tensorrt_llm",version="1"'
-    assert metric(after, "nv_inference_request_success", engine) > metric(before, "nv_inference_request_success",
-                                                                          engine)
+    assert metric(after, "nv_inference_request_success", engine) > metric(
+        before, "nv_inference_request_success", engine
+    )
     assert metric(after, "nv_inference_compute_infer_duration_us", labels) > 0
     assert metric(after, "nv_trt_llm_request_metrics", f'{engine},request_type="max"') == 16
-    assert metric(after, "nv_trt_llm_kv_cache_block_metrics", f'{engine},kv_cache_block_type="max"') > 0
+    assert (
+        metric(after, "nv_trt_llm_kv_cache_block_metrics", f'{engine},kv_cache_block_type="max"')
+        > 0
+    )
     for name in ("nv_inference_queue_duration_us", "nv_inference_pending_request_count"):
         assert f"# TYPE {name} " in after
 
 
 def break_repository(kind: str, tmp: Path) -> tuple[Any, dict[str, str], list[str]]:
     """A repository with one problem; returns (paths, extra env, words the log must hold)."""
-    files = ("config.json",) if kind == "no_rank0" else ("rank0.engine", "config.json")
-    paths = fill_repository(tmp, engine_files=files)
+    paths = fill_repository(tmp, engine_files=("config.json",) if kind == "no_rank0" else None)
     repo, extra = Path(paths.model_repo), {}
     trt = repo / "tensorrt_llm" / "config.pbtxt"
     if kind == "placeholder":
-        trt.write_text(trt.read_text().replace("max_batch_size: 16", "max_batch_size: ${triton_max_batch_size}"))
-        return paths, extra, ["failed to load 'tensorrt_llm'", str(trt), "line 3: ${triton_max_batch_size}"]
+        trt.write_text(
+            trt.read_text().replace(
+                "max_batch_size: 16", "max_batch_size: ${triton_max_batch_size}"
+            )
+        )
+        return (
+            paths,
+            extra,
+            ["failed to load 'tensorrt_llm'", str(trt), "line 3: ${triton_max_batch_size}"],
+        )
     if kind == "quoted_placeholder":
-        trt.write_text(trt.read_text().replace('backend: "tensorrtllm"', 'backend: "${triton_backend}"'))
+        trt.write_text(
+            trt.read_text().replace('backend: "tensorrtllm"', 'backend: "${triton_backend}"')
+        )
         return paths, extra, ["failed to load 'tensorrt_llm'", "backend = '${triton_backend}'"]
     if kind == "bad_config":
-        (repo / "postprocessing" / "config.pbtxt").write_text('name: "postprocessing"\nmax_batch_size: "lots"\n')
-        return paths, extra, ["failed to load 'postprocessing'", "does not parse as ModelConfig", "2:"]
+        (repo / "postprocessing" / "config.pbtxt").write_text(
+            'name: "postprocessing"\nmax_batch_size: "lots"\n'
+        )
+        return (
+            paths,
+            extra,
+            ["failed to load 'postprocessing'", "does not parse as ModelConfig", "2:"],
+        )
     if kind == "no_engine_dir":
         (tmp / "engine" / "rank0.engine").unlink()
         (tmp / "engine" / "config.json").unlink()
         (tmp / "engine").rmdir()
-        return paths, extra, ["failed to load 'tensorrt_llm'", "gpt_model_path (engine_dir)", "does not exist"]
+        return (
+            paths,
+            extra,
+            ["failed to load 'tensorrt_llm'", "gpt_model_path (engine_dir)", "does not exist"],
+        )
     if kind == "no_rank0":
         return paths, extra, ["parameter gpt_model_path (engine_dir)", "holds no rank0.engine"]
     if kind == "no_tokenizer":
@@ -338,12 +461,25 @@ def break_repository(kind: str, tmp: Path) -> tuple[Any, dict[str, str], list[st
     return paths, {"NVIDIA_VISIBLE_DEVICES": "void"}, ["no GPU visible", "world size 1"]
 
 
-@pytest.mark.parametrize("kind", ["placeholder", "quoted_placeholder", "bad_config", "no_engine_dir", "no_rank0",
-                                  "no_tokenizer", "ensemble_step", "no_gpu"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "placeholder",
+        "quoted_placeholder",
+        "bad_config",
+        "no_engine_dir",
+        "no_rank0",
+        "no_tokenizer",
+        "ensemble_step",
+        "no_gpu",
+    ],
+)
 def test_triton_refuses_a_broken_repository_naming_the_problem(kind: str, tmp_path: Path) -> None:
     paths, extra, words = break_repository(kind, tmp_path)
     argv, _ = triton_argv(paths)
-    done = subprocess.run(argv, capture_output=True, text=True, env=env(**extra), timeout=60, check=False)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, env=env(**extra), timeout=60, check=False
+    )
     assert done.returncode == 1
     for word in words:
         assert word in done.stderr
@@ -357,18 +493,26 @@ def test_triton_placeholder_inside_a_comment_or_parameter_is_legal(tmp_path: Pat
     assert '"${medusa_choices}"' in trt.read_text()
     argv, ports = triton_argv(paths)
     with running(argv, ports, tmp_path / "log") as server:
-        assert readiness(server, server.url("http", "/v2/health/ready"), server.url("http", "/v2/health/live"))
+        assert readiness(
+            server, server.url("http", "/v2/health/ready"), server.url("http", "/v2/health/live")
+        )
         assert server.stop() == 0
 
 
 def test_triton_command_line_errors_exit_1() -> None:
     base = [sys.executable, "-m", "standin.tritonserver", "--model-repository=/nowhere"]
-    for extra, words in ((["--no-such-flag"], "unrecognized option '--no-such-flag'"),
-                         (["--backend-config=tensorrtllm"], "--backend-config option format"),
-                         (["--load-model=tensorrt_llm"], "requires setting '--model-control-mode=explicit'")):
-        done = subprocess.run(base + extra, capture_output=True, text=True, env=env(), timeout=60, check=False)
+    for extra, words in (
+        (["--no-such-flag"], "unrecognized option '--no-such-flag'"),
+        (["--backend-config=tensorrtllm"], "--backend-config option format"),
+        (["--load-model=tensorrt_llm"], "requires setting '--model-control-mode=explicit'"),
+    ):
+        done = subprocess.run(
+            base + extra, capture_output=True, text=True, env=env(), timeout=60, check=False
+        )
         assert done.returncode == 1 and words in done.stderr
-    shown = subprocess.run(base[:3] + ["--help"], capture_output=True, text=True, env=env(), timeout=60)
+    shown = subprocess.run(
+        base[:3] + ["--help"], capture_output=True, text=True, env=env(), timeout=60
+    )
     assert shown.returncode == 0 and "--model-repository" in shown.stdout
 
 
@@ -379,11 +523,55 @@ def test_triton_crash_knob_exits_1(tmp_path: Path) -> None:
     assert "stand-in: exiting by request" in (tmp_path / "log").read_text()
 
 
+def test_triton_world_size_two_runs_rank_1_without_ports_and_checks_mpi_and_gpus(
+    tmp_path: Path,
+) -> None:
+    argvs, ports = rank_argvs(fill_repository(tmp_path, tensor=2), tensor=2)
+    assert "--model-control-mode=explicit" in argvs[1] and "--load-model=tensorrt_llm" in argvs[1]
+    mpi = {"OMPI_COMM_WORLD_SIZE": "2", "NVIDIA_VISIBLE_DEVICES": "GPU-a,GPU-b"}
+    with running(
+        argvs[1], ports, tmp_path / "rank1.log", OMPI_COMM_WORLD_RANK="1", **mpi
+    ) as worker:
+        wait_for(
+            lambda: "Rank 1: loaded" in worker.log.read_text() or worker.process.poll() is not None
+        )
+        assert worker.process.poll() is None and status(worker.url("http", "/v2/health/live")) == 0
+        assert worker.stop() == 0
+    alone = subprocess.run(
+        argvs[0], capture_output=True, text=True, env=env(), timeout=60, check=False
+    )
+    assert (
+        alone.returncode == 1 and "built for 2 rank(s) but the MPI world size is 1" in alone.stderr
+    )
+    one_gpu = env(
+        OMPI_COMM_WORLD_RANK="0", OMPI_COMM_WORLD_SIZE="2", NVIDIA_VISIBLE_DEVICES="GPU-a"
+    )
+    short = subprocess.run(
+        argvs[0], capture_output=True, text=True, env=one_gpu, timeout=60, check=False
+    )
+    assert short.returncode == 1 and "no GPU visible for rank 1: world size 2" in short.stderr
+
+
+def test_triton_with_tritonclient_http(triton_server: tuple[Running, list[int]]) -> None:
+    """tritonclient.http (binary tensors by default); runs where tritonclient[http] is installed."""
+    pytest.importorskip("geventhttpclient")  # tritonclient[http]'s; without it the import raises
+    import tritonclient.http as httpclient
+    server, _ = triton_server
+    client = httpclient.InferenceServerClient(f"{LOOPBACK}:{server.ports['http']}")
+    assert client.is_server_ready() and client.is_model_ready("ensemble")
+    inputs = [httpclient.InferInput("text_input", [1, 1], "BYTES")]
+    inputs[0].set_data_from_numpy(np.array([[b"hello world"]], dtype=object))
+    inputs.append(httpclient.InferInput("max_tokens", [1, 1], "INT32"))
+    inputs[1].set_data_from_numpy(np.array([[3]], dtype=np.int32))
+    result = client.infer("ensemble", inputs)
+    assert result.as_numpy("text_output").tolist() == [[b"tok1 tok2 tok3"]]
+
+
 # --- trtllm-serve ---------------------------------------------------------------------------------
 
 
 def serve_argv(tmp: Path, options: str | None = None) -> tuple[list[str], dict[str, int]]:
-    """The operator's trtllm-serve command over a fake Hugging Face checkpoint, on a free loopback port."""
+    """The operator's trtllm-serve command on a fake Hugging Face checkpoint and a free port."""
     spec, engine = SERVE
     model = tmp / "model"
     model.mkdir(exist_ok=True)
@@ -391,8 +579,12 @@ def serve_argv(tmp: Path, options: str | None = None) -> tuple[list[str], dict[s
     (model / "model.safetensors").write_bytes(b"\0" * 16)
     (tmp / "tokenizer").mkdir(exist_ok=True)
     path = tmp / "extra-llm-api-options.yaml"
-    path.write_text(options if options is not None else trtllm_serve.render_extra_llm_api_options(spec, engine))
-    command = trtllm_serve.trtllm_serve_command(spec, engine, str(model), str(path), str(tmp / "tokenizer"))
+    path.write_text(
+        options if options is not None else trtllm_serve.render_extra_llm_api_options(spec, engine)
+    )
+    command = trtllm_serve.trtllm_serve_command(
+        spec, engine, str(model), str(path), str(tmp / "tokenizer")
+    )
     assert command[:2] == ["trtllm-serve", "serve"]
     ports = {"http": free_port()}
     command[command.index("--port") + 1] = str(ports["http"])
@@ -402,18 +594,29 @@ def serve_argv(tmp: Path, options: str | None = None) -> tuple[list[str], dict[s
 
 def test_trtllm_serve_openai_api_health_and_metrics(tmp_path: Path) -> None:
     argv, ports = serve_argv(tmp_path)
-    with running(argv, ports, tmp_path / "log", STANDIN_LOAD_SECONDS="1.5", NVIDIA_VISIBLE_DEVICES="0") as server:
+    with running(
+        argv, ports, tmp_path / "log", STANDIN_LOAD_SECONDS="1.5", NVIDIA_VISIBLE_DEVICES="0"
+    ) as server:
         health = server.url("http", "/health")
         assert readiness(server, health, server.url("http", "/v1/models")) == [503, 200]
         models = json.loads(urllib.request.urlopen(server.url("http", "/v1/models")).read())
         assert models["data"][0]["id"] == "model"
-        reply = post(server.url("http", "/v1/completions"), {"model": "model", "prompt": "a b c", "max_tokens": 3})
-        assert reply["choices"][0]["text"] == "tok1 tok2 tok3" and reply["usage"]["prompt_tokens"] == 3
-        stream = events(server.url("http", "/v1/completions"), {"prompt": "x", "max_tokens": 3, "stream": True})
+        reply = post(
+            server.url("http", "/v1/completions"),
+            {"model": "model", "prompt": "a b c", "max_tokens": 3},
+        )
+        assert (
+            reply["choices"][0]["text"] == "tok1 tok2 tok3" and reply["usage"]["prompt_tokens"] == 3
+        )
+        stream = events(
+            server.url("http", "/v1/completions"), {"prompt": "x", "max_tokens": 3, "stream": True}
+        )
         assert stream[-1] == "[DONE]"
         assert "".join(json.loads(e)["choices"][0]["text"] for e in stream[:-1]) == "tok1 tok2 tok3"
-        chat = post(server.url("http", "/v1/chat/completions"),
-                    {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 2})
+        chat = post(
+            server.url("http", "/v1/chat/completions"),
+            {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 2},
+        )
         assert chat["choices"][0]["message"] == {"role": "assistant", "content": "tok1 tok2"}
         text = urllib.request.urlopen(server.url("http", "/prometheus/metrics")).read().decode()
         assert metric(text, "trtllm_request_success_total", 'model_name="model"') == 3
@@ -444,38 +647,62 @@ def test_trtllm_serve_queues_when_the_batch_is_full(tmp_path: Path) -> None:
         assert len(took) == 2 and min(took) >= 0.35 and max(took) >= 1.6 * min(took)
 
 
-@pytest.mark.parametrize(("options", "words"), [
-    ("- just\n- a list\n", "must hold a mapping, not list"),
-    ("kv_cache_config: [unclosed\n", "is not YAML"),
-    ("lora_config:\n  lora_dir: [LORA]\n", "is not a Hugging Face adapter directory (no adapter_config.json"),
-])
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ("- just\n- a list\n", "must hold a mapping, not list"),
+        ("kv_cache_config: [unclosed\n", "is not YAML"),
+        (
+            "lora_config:\n  lora_dir: [LORA]\n",
+            "is not a Hugging Face adapter directory (no adapter_config.json",
+        ),
+    ],
+)
 def test_trtllm_serve_refuses_bad_options(options: str, words: str, tmp_path: Path) -> None:
     lora = tmp_path / "lora"
     (lora / "0").mkdir(parents=True)
     argv, _ = serve_argv(tmp_path, options.replace("LORA", str(lora)))
     done = subprocess.run(argv, capture_output=True, text=True, env=env(), timeout=60, check=False)
-    assert done.returncode == 1 and words in done.stderr and "extra-llm-api-options.yaml" in done.stderr
+    assert (
+        done.returncode == 1
+        and words in done.stderr
+        and "extra-llm-api-options.yaml" in done.stderr
+    )
 
 
 def test_trtllm_serve_refuses_a_missing_model_and_unknown_options(tmp_path: Path) -> None:
     argv, _ = serve_argv(tmp_path)
     argv[argv.index("serve") + 1] = str(tmp_path / "missing")
     done = subprocess.run(argv, capture_output=True, text=True, env=env(), timeout=60, check=False)
-    assert done.returncode == 1 and f"model directory {tmp_path / 'missing'} does not exist" in done.stderr
-    done = subprocess.run([*argv, "--bogus", "1"], capture_output=True, text=True, env=env(), timeout=60)
+    assert (
+        done.returncode == 1
+        and f"model directory {tmp_path / 'missing'} does not exist" in done.stderr
+    )
+    done = subprocess.run(
+        [*argv, "--bogus", "1"], capture_output=True, text=True, env=env(), timeout=60
+    )
     assert done.returncode == 2 and "Error: No such option: --bogus" in done.stderr
 
 
 def test_trtllm_serve_sigterm_fails_in_flight_requests_and_exits_0(tmp_path: Path) -> None:
     argv, ports = serve_argv(tmp_path)
-    with running(argv, ports, tmp_path / "log", STANDIN_PROFILE=json.dumps({"per_user_tps": 5.0}),
-                 STANDIN_DRAIN_SECONDS="1") as server:
+    with running(
+        argv,
+        ports,
+        tmp_path / "log",
+        STANDIN_PROFILE=json.dumps({"per_user_tps": 5.0}),
+        STANDIN_DRAIN_SECONDS="1",
+    ) as server:
         readiness(server, server.url("http", "/health"), server.url("http", "/health"))
         outcome: list[Any] = []
 
         def slow() -> None:
-            outcome.append(events(server.url("http", "/v1/completions"),
-                                  {"prompt": "slow", "max_tokens": 1000, "stream": True}))
+            outcome.append(
+                events(
+                    server.url("http", "/v1/completions"),
+                    {"prompt": "slow", "max_tokens": 1000, "stream": True},
+                )
+            )
 
         thread = threading.Thread(target=slow)
         thread.start()
