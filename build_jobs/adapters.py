@@ -1,8 +1,10 @@
-"""The adapter action: a Hugging Face LoRA adapter converted with hf_lora_convert.py into adapters/<key>/."""
+"""The adapter action: a Hugging Face LoRA adapter into adapters/<key>/, converted with hf_lora_convert.py
+(Triton's .npy files) or kept as a Hugging Face adapter directory (trtllm-serve / LLM API lora_dir)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,12 @@ HF_TO_TRTLLM = {
     "c_proj": "mlp_4h_to_h",
 }
 OUTPUT_FILES = ["model.lora_weights.npy", "model.lora_config.npy"]
+HF_WEIGHTS = ["adapter_model.safetensors", "adapter_model.bin"]
 
 
 def convert_adapter(ctx: Context) -> dict[str, Any]:
-    """Convert one adapter unless adapters/<key>/ already holds a valid manifest."""
+    """Prepare one adapter in adapters/<key>/ unless a valid manifest is already there: converted .npy files
+    for Triton (format trtllm), or the Hugging Face adapter itself for the LLM API's lora_dir (format hf)."""
     request = ctx.request
     adapter, toolchain = request.adapter, request.toolchain
     assert adapter is not None and toolchain is not None
@@ -39,36 +43,51 @@ def convert_adapter(ctx: Context) -> dict[str, Any]:
     manifest = published(final)
     if manifest is not None:
         return summary(ctx, final, manifest, True, adapterKey=adapter.key)
-    script = require_script(toolchain.hf_lora_convert, "hf_lora_convert.py", ctx.toolchain_name)
+    script = None
+    if adapter.format == "trtllm":
+        script = require_script(toolchain.hf_lora_convert, "hf_lora_convert.py", ctx.toolchain_name)
     with ctx.stages.run("fetch"):
         fetched = fetch(adapter.source, adapter.revision, None, ctx.root, ctx.pvc_root, "adapter_config.json")
     with ctx.stages.run("inspect"):
         modules = check_adapter(ctx, fetched.path)
     with work_dirs(final, 1) as (work,):
-        argv = commands.lora_convert_args(fetched.path, work, request.dtype)
-        ctx.check_commands([("hf_lora_convert", argv)])
-        with ctx.stages.run("convert"):
-            command = script_command(script, argv)
-            ctx.commands.append(command)
-            run_tool(command, "hf_lora_convert")
-            missing = [name for name in OUTPUT_FILES if not (work / name).is_file()]
-            if missing:
-                raise JobError(f"hf_lora_convert finished but {', '.join(missing)} missing in {work}")
+        if script is None:
+            with ctx.stages.run("copy"):
+                _copy_hf_adapter(fetched.path, work)
+        else:
+            _run_convert(ctx, script, fetched.path, work)
         with ctx.stages.run("publish"):
             manifest = ctx.base_manifest("adapter")
-            manifest.update(
-                {
-                    "adapterKey": adapter.key,
-                    "name": adapter.name,
-                    "source": adapter.source,
-                    "commit": fetched.commit,
-                    "storageType": request.dtype,
-                    "modules": modules,
-                }
-            )
+            manifest.update({"adapterKey": adapter.key, "name": adapter.name, "source": adapter.source,
+                             "commit": fetched.commit, "format": adapter.format, "modules": modules,
+                             "storageType": request.dtype if script else None})
             manifest = layout.publish(work, final, manifest)
     log(f"Published {final}; stages: {ctx.stages.summary()}")
     return summary(ctx, final, manifest, False, adapterKey=adapter.key, commit=fetched.commit)
+
+
+def _run_convert(ctx: Context, script: str, adapter_path: Path, work: Path) -> None:
+    """hf_lora_convert.py into work, with the engine's dtype; fails when its outputs are missing."""
+    argv = commands.lora_convert_args(adapter_path, work, ctx.request.dtype)
+    ctx.check_commands([("hf_lora_convert", argv)])
+    with ctx.stages.run("convert"):
+        command = script_command(script, argv)
+        ctx.commands.append(command)
+        run_tool(command, "hf_lora_convert")
+        missing = [name for name in OUTPUT_FILES if not (work / name).is_file()]
+        if missing:
+            raise JobError(f"hf_lora_convert finished but {', '.join(missing)} missing in {work}")
+
+
+def _copy_hf_adapter(adapter_path: Path, work: Path) -> None:
+    """adapter_config.json and the adapter weights (safetensors, else .bin), as the LLM API's lora_dir
+    expects a Hugging Face (PEFT) adapter directory."""
+    weights = [n for n in HF_WEIGHTS if (adapter_path / n).is_file()][:1]
+    if not weights:
+        raise JobError(f"{adapter_path}: no {' or '.join(HF_WEIGHTS)} beside adapter_config.json")
+    for name in ["adapter_config.json", *weights]:
+        shutil.copy2(adapter_path / name, work / name)
+    log(f"Copied the Hugging Face adapter ({', '.join(['adapter_config.json', *weights])})")
 
 
 def check_adapter(ctx: Context, path: Path) -> list[str]:

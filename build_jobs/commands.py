@@ -76,7 +76,7 @@ def quantize_args(request: Request, model_path: Path, out: Path, export_hf: bool
 
 
 def build_args(request: Request, checkpoint: Path, out: Path) -> list[str]:
-    """trtllm-build arguments: plugins, limits, paged KV cache, LoRA, one worker per GPU."""
+    """trtllm-build arguments: the requested plugins, limits, paged KV cache, LoRA, one worker per GPU."""
     limits = request.limits
     args = [
         "--checkpoint_dir",
@@ -84,9 +84,9 @@ def build_args(request: Request, checkpoint: Path, out: Path) -> list[str]:
         "--output_dir",
         str(out),
         "--gpt_attention_plugin",
-        "auto",
+        request.plugins.gpt_attention,
         "--gemm_plugin",
-        "auto",
+        request.plugins.gemm,
         "--max_batch_size",
         str(limits.max_batch_size),
         "--max_input_len",

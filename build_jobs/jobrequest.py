@@ -10,6 +10,8 @@ BACKENDS = ("tensorrt", "pytorch")
 DTYPES = ("float16", "bfloat16", "float32")
 WEIGHT_FORMATS = ("int8", "int4", "int4_awq", "w4a8_awq", "int8_sq", "fp8", "nvfp4")
 KV_FORMATS = ("int8", "fp8")
+ADAPTER_FORMATS = ("trtllm", "hf")
+PLUGIN_SETTINGS = ("auto", "float16", "bfloat16", "float32", "disable")
 
 
 class RequestError(ValueError):
@@ -59,6 +61,14 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Plugins:
+    """trtllm-build plugin settings (part of the engine key, so they must reach the command)."""
+
+    gpt_attention: str = "auto"
+    gemm: str = "auto"
+
+
+@dataclass(frozen=True)
 class Lora:
     """LoRA build settings."""
 
@@ -96,6 +106,7 @@ class Adapter:
     source: str
     revision: str = "main"
     name: str = ""
+    format: str = "trtllm"  # trtllm: hf_lora_convert .npy files (Triton); hf: the adapter as is (LLM API)
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,7 @@ class Request:
     parallelism: tuple[int, int]
     limits: Limits
     lora: Lora | None
+    plugins: Plugins
     gpu: Gpu | None
     toolchain: Toolchain | None
     adapter: Adapter | None
@@ -183,6 +195,13 @@ def _limits(data: dict[str, Any]) -> Limits:
     return Limits(*values.values())
 
 
+def _plugins(data: dict[str, Any]) -> Plugins:
+    return Plugins(
+        _choice(_get(data, "gptAttention", str, "plugins.", "auto"), PLUGIN_SETTINGS, "plugins.gptAttention"),
+        _choice(_get(data, "gemm", str, "plugins.", "auto"), PLUGIN_SETTINGS, "plugins.gemm"),
+    )
+
+
 def _lora(data: dict[str, Any] | None) -> Lora | None:
     if not data:
         return None
@@ -214,7 +233,11 @@ def _adapter(data: dict[str, Any] | None) -> Adapter | None:
     if not key or not source or not source.startswith(("hf://", "pvc://")):
         raise RequestError("adapter needs key and source (hf://... or pvc://...)")
     return Adapter(
-        key, source, _get(data, "revision", str, "adapter.", "main"), _get(data, "name", str, "adapter.", "")
+        key,
+        source,
+        _get(data, "revision", str, "adapter.", "main"),
+        _get(data, "name", str, "adapter.", ""),
+        _choice(_get(data, "format", str, "adapter.", "trtllm"), ADAPTER_FORMATS, "adapter.format"),
     )
 
 
@@ -249,6 +272,7 @@ def parse_request(data: Any) -> Request:
         ),
         limits=_limits(_get(data, "limits", dict, "", {})),
         lora=_lora(data.get("lora")),
+        plugins=_plugins(_get(data, "plugins", dict, "", {})),
         gpu=_gpu(data.get("gpu")),
         toolchain=_toolchain(data.get("toolchain")),
         adapter=_adapter(data.get("adapter")),

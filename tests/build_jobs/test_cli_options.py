@@ -57,9 +57,29 @@ def test_pytorch_and_adapter_commands_match_upstream_options(sandbox: Sandbox, t
     request["toolchain"]["name"] = toolchain
     adapter = sandbox.request(action="adapter", adapter={"key": "a", "source": "pvc://adapters/osamu"})
     adapter["toolchain"]["name"] = toolchain
-    calls = [*sandbox.run(request).calls, *sandbox.run(adapter).calls]
-    assert [c["tool"] for c in calls] == ["quantize", "hf_lora_convert"]
-    _check(toolchain, calls)
+    quantized, converted = sandbox.run(request), sandbox.run(adapter)
+    if toolchain == "trtllm-1.2":
+        assert [c["tool"] for c in quantized.calls] == ["quantize"]
+    else:  # the 1.0/1.1 quantize.py has no --export_format (admission rejects this spec there too)
+        assert quantized.code == 3 and quantized.calls == []
+        assert "quantize: unknown option --export_format" in quantized.termination["error"]
+    assert [c["tool"] for c in converted.calls] == ["hf_lora_convert"]
+    _check(toolchain, [*quantized.calls, *converted.calls])
+
+
+def test_hf_adapters_need_no_converter(sandbox: Sandbox) -> None:
+    """Backend pytorch (trtllm-serve's lora_dir): the adapter is published as the HF directory it is, so a
+    toolchain without hf_lora_convert.py (1.2) serves adapters too."""
+    adapter = sandbox.request(action="adapter", adapter={"key": "a", "source": "pvc://adapters/osamu", "format": "hf"})
+    adapter["toolchain"]["name"] = "trtllm-1.2"
+    adapter["toolchain"]["paths"]["hfLoraConvert"] = None
+    result = sandbox.run(adapter)
+    assert result.code == 0, result.output
+    assert result.calls == []
+    published = sandbox.root / "adapters" / "a"
+    assert sorted(p.name for p in published.iterdir()) == [
+        "adapter_config.json", "adapter_model.safetensors", "manifest.json"]
+    assert json.loads((published / "manifest.json").read_text())["format"] == "hf"
 
 
 def test_checker_rejects_unknown_options_and_bad_choices() -> None:

@@ -20,6 +20,7 @@ def test_pytorch_backend_quantizes_with_modelopt_only_when_asked(sandbox: Sandbo
     request = sandbox.request(
         backend="pytorch", engineKey="ptq", quantization={"weights": "fp8", "kvCache": "fp8"}
     )
+    request["toolchain"]["name"] = "trtllm-1.2"  # 1.0/1.1's quantize.py has no --export_format
     result = sandbox.run(request)
     assert result.code == 0, result.output
     assert [call["tool"] for call in result.calls] == ["quantize"]

@@ -57,3 +57,16 @@ def test_adapter_requests_convert_with_the_engine_dtype(path: Path) -> None:
         table = optioncheck.load_options(engine.toolchain.name)
         assert optioncheck.check_args(table, "hf_lora_convert", args) == []
         assert args[args.index("--storage-type") + 1] == engine.dtype
+
+
+def test_engine_plugins_reach_trtllm_build() -> None:
+    """plugins are in the engine key, so a change must build a different engine, not the same one again."""
+    spec, _ = sample(SAMPLES[-1])
+    spec = spec.model_copy(update={"engine": spec.engine.model_copy(update={
+        "plugins": spec.engine.plugins.model_copy(update={"gpt_attention": "float16", "gemm": "disable"})})})
+    engine = llmengine_spec(spec, gpu_target("NVIDIA-H100-80GB-HBM3"))
+    request = parse_request(engine_request("build", engine_spec_key(engine), engine, 81559))
+    build = commands.build_args(request, Path("/c"), Path("/e"))
+    assert build[build.index("--gpt_attention_plugin") + 1] == "float16"
+    assert build[build.index("--gemm_plugin") + 1] == "disable"
+    assert optioncheck.check_args(optioncheck.load_options(engine.toolchain.name), "trtllm-build", build) == []

@@ -137,3 +137,13 @@ def test_missing_claims_name_the_field_and_the_fix() -> None:
     assert "PersistentVolumeClaim 'adapters' does not exist in namespace 'team-a'" in message
     assert "create it" in message
     assert missing_claim_problems(spec, "team-a", existing={"adapters"}) == []
+
+
+def test_trtllm_serve_adapters_need_backend_pytorch() -> None:
+    spec = spec_of(engine={"lora": LORA}, serving={"runtime": "trtllm-serve"}, adapters=ADAPTERS)
+    assert "Hugging Face adapter directories" in paths_of(spec, engine_for(spec))["spec.adapters"]
+
+
+def test_enable_attention_dp_is_not_pytorch_only() -> None:
+    spec = spec_of(serving={"runtime": "trtllm-serve", "extraOptions": {"enable_attention_dp": True}})
+    assert paths_of(spec, engine_for(spec)) == {}

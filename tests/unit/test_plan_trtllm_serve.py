@@ -6,10 +6,13 @@ from typing import Any
 
 import pytest
 import yaml
+from build_jobs.jobrequest import parse_request
 from build_jobs.optioncheck import check_args, load_options
 
 from tests.golden.serving_samples import SAMPLES, engine_for, load
 from trtllm_operator.plan import trtllm_serve
+from trtllm_operator.plan.adapters import adapter_format, adapter_key
+from trtllm_operator.plan.build_request import adapter_request
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 
 TOOL = "trtllm-serve serve"
@@ -108,14 +111,22 @@ def test_lora_config_when_adapters_exist() -> None:
             {"name": "b", "taskId": 2, "source": "pvc://ad/b"},
         ],
     )
-    options = trtllm_serve.extra_llm_api_options(spec, engine_for(spec), ["/cache/adapters/a"])
+    engine = engine_for(spec)
+    # what serving.py passes today: Triton's directory of task-id links to .npy files; not a lora_dir
+    options = trtllm_serve.extra_llm_api_options(spec, engine, ["/model-repo/lora"])
+    hf_dirs = [f"/cache/adapters/{adapter_key(a, engine)}" for a in spec.adapters]
     assert options["lora_config"] == {
         "max_lora_rank": 16,
         "lora_target_modules": ["attn_q", "attn_v"],
         "max_loras": 2,
         "max_cpu_loras": 2,
-        "lora_dir": ["/cache/adapters/a"],
+        "lora_dir": hf_dirs,
     }
+    # each is what the adapter Job publishes: the Hugging Face adapter itself (no hf_lora_convert.py)
+    requests = [adapter_request(adapter_key(a, engine), a.source, a.name, engine, adapter_format(engine))
+                for a in spec.adapters]
+    assert [parse_request(r).adapter.format for r in requests] == ["hf", "hf"]
+    assert [r["adapter"]["key"] for r in requests] == [d.rsplit("/", 1)[1] for d in hf_dirs]
 
 
 def test_user_options_win_and_merge_deeply() -> None:

@@ -14,17 +14,32 @@ from trtllm_operator.spec.models import AdapterSpec, LLMEngineSpec
 ADAPTERS_DIR = "/cache/adapters"
 
 
+def adapter_format(engine: LLMEngineSpec) -> str:
+    """How an engine's adapters are laid out: "hf" (the Hugging Face adapter directory the PyTorch backend's
+    lora_config.lora_dir lists, one per adapter) or "trtllm" (hf_lora_convert's .npy files, which Triton's
+    tensorrt_llm model prefetches from <lora_prefetch_dir>/<task id>)."""
+    return "hf" if engine.backend == "pytorch" else "trtllm"
+
+
 def adapter_key(adapter: AdapterSpec, engine: LLMEngineSpec) -> str:
-    """Identity of one converted adapter: its source and the engine's dtype and toolchain."""
+    """Identity of one prepared adapter: its source, the engine's dtype and toolchain, and the layout."""
     data = {"source": adapter.source, "dtype": engine.dtype, "toolchain": engine.toolchain.name}
+    if adapter_format(engine) == "hf":
+        data["format"] = "hf"
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def adapter_dirs(adapters: list[AdapterSpec], engine: LLMEngineSpec) -> list[str]:
+    """The prepared adapter directories on the cache volume (mounted at /cache in serving pods), by task id."""
+    return [f"{ADAPTERS_DIR}/{adapter_key(a, engine)}" for a in sorted(adapters, key=lambda a: a.task_id)]
 
 
 def desired_adapter_config(deployment: str, namespace: str, adapters: list[AdapterSpec],
                            engine: LLMEngineSpec, scripts: dict[str, str],
                            owners: list[dict[str, Any]]) -> dict[str, Any]:
     """ConfigMap with the build scripts and one request per adapter, for the adapter Jobs."""
-    requests = {a.name: adapter_request(adapter_key(a, engine), a.source, a.name, engine) for a in adapters}
+    requests = {a.name: adapter_request(adapter_key(a, engine), a.source, a.name, engine, adapter_format(engine))
+                for a in adapters}
     config = desired_build_config(deployment, "", namespace, requests, scripts, owners)
     config["metadata"]["name"] = names.fit(deployment, "lora")
     config["metadata"]["labels"] = names.child_labels(deployment, "adapter-config")
@@ -34,7 +49,8 @@ def desired_adapter_config(deployment: str, namespace: str, adapters: list[Adapt
 def desired_adapter_jobs(deployment: str, namespace: str, adapters: list[AdapterSpec], engine: LLMEngineSpec,
                          claim: str, config: dict[str, Any], owners: list[dict[str, Any]],
                          secret: tuple[str, str] | None) -> list[dict[str, Any]]:
-    """One CPU Job per adapter: hf_lora_convert into /cache/adapters/<key>/ (skipped when already there)."""
+    """One CPU Job per adapter into /cache/adapters/<key>/ (hf_lora_convert, or the HF adapter copied for
+    backend pytorch); skipped when already there."""
     jobs = []
     for adapter in adapters:
         pod = job_pod(adapter.name, engine.toolchain.image, claim, config, secret, pvc_claims(adapter.source))

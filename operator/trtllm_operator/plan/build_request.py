@@ -27,6 +27,7 @@ def engine_request(action: str, key: str, engine: LLMEngineSpec, memory_mib: int
                          "calibSize": quant.calib_size, "perGroup": quant.per_group},
         "parallelism": {"tensor": engine.parallelism.tensor, "pipeline": engine.parallelism.pipeline},
         "limits": engine.limits.model_dump(by_alias=True, exclude={"enable_chunked_context"}),
+        "plugins": engine.plugins.model_dump(by_alias=True),
         "lora": engine.lora.model_dump(by_alias=True) if engine.lora else None,
         "gpu": {"product": engine.gpu.product, "computeCapability": engine.gpu.compute_capability,
                 "memoryMiB": memory_mib},
@@ -37,12 +38,14 @@ def engine_request(action: str, key: str, engine: LLMEngineSpec, memory_mib: int
     }
 
 
-def adapter_request(adapter_key: str, source: str, name: str, engine: LLMEngineSpec) -> dict[str, Any]:
-    """The request of an adapter Job: convert one LoRA adapter with the engine's dtype."""
+def adapter_request(adapter_key: str, source: str, name: str, engine: LLMEngineSpec,
+                    layout: str = "trtllm") -> dict[str, Any]:
+    """The request of an adapter Job: convert one LoRA adapter with the engine's dtype (layout trtllm), or
+    keep it as a Hugging Face adapter directory (layout hf, for the PyTorch backend's lora_dir)."""
     tc = toolchain(engine.toolchain.name)
     return {
         "action": "adapter", "dtype": engine.dtype,
-        "adapter": {"key": adapter_key, "source": source, "name": name},
+        "adapter": {"key": adapter_key, "source": source, "name": name, "format": layout},
         "toolchain": {"name": tc.name, "trtllmVersion": tc.trtllm_version, "image": tc.images.build,
                       "paths": {"hfLoraConvert": tc.scripts.hf_lora_convert}},
     }

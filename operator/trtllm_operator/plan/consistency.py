@@ -20,12 +20,12 @@ Problem = tuple[str, str]
 
 HF_REPO = re.compile(r"^hf://[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 PVC_PATH = re.compile(r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^\s]*)?$")
-# Fields of the PyTorch backend's LLM arguments; the engine backend's argument model forbids them.
+# Fields of the PyTorch backend's LLM arguments (TorchLlmArgs); the engine backend's argument model forbids
+# them. enable_attention_dp is not one: it is declared on BaseLlmArgs (tensorrt_llm/llmapi/llm_args.py).
 PYTORCH_ONLY_OPTIONS = (
     "attn_backend",
     "cuda_graph_config",
     "disable_overlap_scheduler",
-    "enable_attention_dp",
     "enable_iter_perf_stats",
     "enable_iter_req_stats",
     "moe_config",
@@ -100,6 +100,15 @@ def lora_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Proble
             )
         ]
     problems: list[Problem] = []
+    if spec.serving.runtime == "trtllm-serve" and engine.backend == "tensorrt":
+        problems.append(
+            (
+                "spec.adapters",
+                "trtllm-serve serves adapters from Hugging Face adapter directories (lora_config.lora_dir), "
+                "which the operator prepares for backend pytorch only; with backend tensorrt use runtime "
+                "triton (converted adapters by task id), or backend pytorch",
+            )
+        )
     declared = spec.engine.lora
     if declared is not None:
         missing = sorted(set(declared.target_modules) - set(engine.lora.target_modules))

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from trtllm_operator.plan.adapters import adapter_dirs
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.spec.toolchains import toolchain
 
@@ -91,7 +92,8 @@ def extra_llm_api_options(
 ) -> dict[str, Any]:
     """The extra_llm_api_options mapping: spec.serving.extraOptions deep-merged over what the operator
     derives (KV-cache fraction; metrics for /prometheus/metrics; CUDA graphs up to maxBatchSize and chunked
-    prefill on the PyTorch backend; lora_config when adapters exist, lora_dirs optional preloads).
+    prefill on the PyTorch backend; lora_config with the adapters' Hugging Face directories when adapters
+    exist; lora_dirs is accepted for the caller's sake and ignored, see _lora_config).
 
     The user's value wins on conflict: extraOptions is the documented escape hatch for what the operator
     does not model, and a user who writes a key means it. Keys that would contradict spec fields the
@@ -107,7 +109,9 @@ def derived_options(spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: S
     """What the operator itself puts in extra_llm_api_options, before the user's extraOptions."""
     options: dict[str, Any] = {
         "kv_cache_config": {"free_gpu_memory_fraction": spec.serving.kv_cache_free_gpu_mem_fraction},
-        # per-request latency histograms on /prometheus/metrics
+        # per-request perf metrics; the 1.0-1.2 servers feed /prometheus/metrics' request histograms from
+        # them, newer ones also return them in responses and keep Prometheus settings in
+        # prometheus_metrics_config (not set here: unverified for the pinned versions)
         "return_perf_metrics": True,
     }
     if engine.backend == "pytorch":
@@ -132,8 +136,11 @@ def _lora_config(spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequ
         "max_loras": len(spec.adapters),
         "max_cpu_loras": len(spec.adapters),
     }
-    if lora_dirs:
-        config["lora_dir"] = list(lora_dirs)
+    # The PyTorch backend's lora_dir lists Hugging Face adapter directories (adapter_config.json + weights),
+    # one per adapter, prepared by the adapter Jobs; a directory of task-id links to .npy files (Triton's
+    # layout, what callers pass as lora_dirs) is not one, so it is not used here.
+    del lora_dirs
+    config["lora_dir"] = adapter_dirs(spec.adapters, engine)
     return config
 
 
