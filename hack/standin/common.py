@@ -273,13 +273,13 @@ class Handler(BaseHTTPRequestHandler):
         return json.loads(self.read_body() or b"{}")
 
     def send_body(
-        self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] = {}
+        self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None
     ) -> None:
         """Send a complete response."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
+        for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)

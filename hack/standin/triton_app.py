@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 from bench.capacity import metrics_text
 from google.protobuf import json_format
+from tritonclient.grpc import model_config_pb2
 
 from standin.common import Generation, Lifecycle, ReplicaDriver, prompt_tokens
 from standin.triton_models import Model
@@ -196,7 +197,5 @@ class TritonStandin:
 
 def _datatype(data_type: int) -> str:
     """KServe datatype of a ModelConfig DataType (TYPE_STRING -> BYTES, TYPE_FP16 -> FP16)."""
-    from tritonclient.grpc import model_config_pb2
-
     name = model_config_pb2.DataType.Name(data_type).removeprefix("TYPE_")
     return "BYTES" if name == "STRING" else name

@@ -68,6 +68,7 @@ class TritonService(service_pb2_grpc.GRPCInferenceServiceServicer):
         return service_pb2.ModelConfigResponse(config=model.config)
 
     def RepositoryIndex(self, request: Any, context: Any) -> Any:  # noqa: N802
+        """Every model and its state."""
         models = [
             service_pb2.RepositoryIndexResponse.ModelIndex(**m) for m in self.app.repository_index()
         ]

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from standin.common import (
     GenerationError,
     Handler,
@@ -29,7 +31,7 @@ from standin.common import (
     serve_http,
 )
 from standin.triton_app import ServerError, TritonStandin
-from standin.triton_grpc import serve_grpc
+from standin.triton_grpc import EXTENSIONS, SERVER_VERSION, serve_grpc
 from standin.triton_models import LoadError, Model, load_repository
 from standin.triton_tensors import BadRequestError, http_request, http_response, text_request
 
@@ -141,36 +143,42 @@ class TritonHandler(Handler):
     ]
 
     def live(self) -> None:
+        """GET /v2/health/live: 200 while the process runs."""
         self.send_body(200, b"", "text/plain")
 
     def ready(self) -> None:
+        """GET /v2/health/ready: 200 once every model is loaded, 503 before and while draining."""
         self.send_body(200 if self.app.lifecycle.ready.is_set() else 503, b"", "text/plain")
 
     def server_metadata(self) -> None:
-        from standin.triton_grpc import EXTENSIONS, SERVER_VERSION
-
+        """GET /v2: server name, version, extensions."""
         self.send_json(200, {"name": "triton", "version": SERVER_VERSION, "extensions": EXTENSIONS})
 
     def model_ready(self, name: str, version: str | None) -> None:
+        """GET /v2/models/<m>[/versions/<v>]/ready: 200 or 400."""
         self.send_body(200 if self.app.is_model_ready(name, version) else 400, b"", "text/plain")
 
     def model_metadata(self, name: str, version: str | None) -> None:
+        """GET /v2/models/<m>: KServe model metadata."""
         self._answer(lambda: self.send_json(200, self.app.metadata(name, version)))
 
     def model_config(self, name: str, version: str | None) -> None:
+        """GET /v2/models/<m>/config: the parsed config.pbtxt as JSON."""
         self._answer(lambda: self.send_json(200, self.app.config_json(name, version)))
 
     def repository_index(self) -> None:
+        """POST /v2/repository/index: every model and its state."""
         self.read_body()
         self.send_json(200, self.app.repository_index())
 
     def infer(self, name: str, version: str | None) -> None:
+        """POST /v2/models/<m>/infer: KServe tensors (JSON or binary extension)."""
         body = self.read_body()
         self._answer(lambda: self._infer(name, version, body))
 
     def _infer(self, name: str, version: str | None, body: bytes) -> None:
         if self.app.model(name, version).decoupled:
-            raise ServerError(400, None, DECOUPLED_HTTP)  # type: ignore[arg-type]
+            raise ServerError(400, grpc.StatusCode.UNIMPLEMENTED, DECOUPLED_HTTP)
         request, binary = http_request(body, self.headers.get("Inference-Header-Content-Length"))
         texts = self._texts(name, request)
         reply, headers = http_response(name, texts, request.request_id, binary)
@@ -185,6 +193,7 @@ class TritonHandler(Handler):
             self.app.finish(name, generations)
 
     def generate(self, name: str, version: str | None) -> None:
+        """POST /v2/models/<m>/generate: {"text_input", "max_tokens"} -> {"text_output"}."""
         self._answer(lambda: self._generate(name, version))
 
     def _generate(self, name: str, version: str | None) -> None:
@@ -194,6 +203,7 @@ class TritonHandler(Handler):
         self.send_json(200, {"model_name": name, "model_version": "1", "text_output": texts[0]})
 
     def generate_stream(self, name: str, version: str | None) -> None:
+        """POST /v2/models/<m>/generate_stream: one server-sent event per token (decoupled)."""
         self._answer(lambda: self._generate_stream(name, version))
 
     def _generate_stream(self, name: str, version: str | None) -> None:
@@ -252,6 +262,7 @@ class MetricsHandler(Handler):
     routes = [("GET", r"/metrics", "metrics")]
 
     def metrics(self) -> None:
+        """GET /metrics: Prometheus text."""
         self.send_body(200, self.app.metrics().encode(), "text/plain; charset=utf-8")
 
 

@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +36,7 @@ SKELETON = ROOT / "tests" / "build_jobs" / "skeleton"
 TINYLLAMA = {p.values[0]: p.values[1:] for p in by_runtime("triton")}["tinyllama-fp16"]
 SERVE = by_runtime("trtllm-serve")[0].values[1:]
 LOOPBACK = "127.0.0.1"
+TRT_CONFIG = "model-repo/tensorrt_llm/config.pbtxt"
 
 
 def free_port() -> int:
@@ -405,81 +407,64 @@ def test_triton_metrics_have_the_real_names_and_move(
         assert f"# TYPE {name} " in after
 
 
-def break_repository(kind: str, tmp: Path) -> tuple[Any, dict[str, str], list[str]]:
-    """A repository with one problem; returns (paths, extra env, words the log must hold)."""
-    paths = fill_repository(tmp, engine_files=("config.json",) if kind == "no_rank0" else None)
-    repo, extra = Path(paths.model_repo), {}
-    trt = repo / "tensorrt_llm" / "config.pbtxt"
-    if kind == "placeholder":
-        trt.write_text(
-            trt.read_text().replace(
-                "max_batch_size: 16", "max_batch_size: ${triton_max_batch_size}"
-            )
-        )
-        return (
-            paths,
-            extra,
-            ["failed to load 'tensorrt_llm'", str(trt), "line 3: ${triton_max_batch_size}"],
-        )
-    if kind == "quoted_placeholder":
-        trt.write_text(
-            trt.read_text().replace('backend: "tensorrtllm"', 'backend: "${triton_backend}"')
-        )
-        return paths, extra, ["failed to load 'tensorrt_llm'", "backend = '${triton_backend}'"]
-    if kind == "bad_config":
-        (repo / "postprocessing" / "config.pbtxt").write_text(
-            'name: "postprocessing"\nmax_batch_size: "lots"\n'
-        )
-        return (
-            paths,
-            extra,
-            ["failed to load 'postprocessing'", "does not parse as ModelConfig", "2:"],
-        )
-    if kind == "no_engine_dir":
-        (tmp / "engine" / "rank0.engine").unlink()
-        (tmp / "engine" / "config.json").unlink()
-        (tmp / "engine").rmdir()
-        return (
-            paths,
-            extra,
-            ["failed to load 'tensorrt_llm'", "gpt_model_path (engine_dir)", "does not exist"],
-        )
-    if kind == "no_rank0":
-        return paths, extra, ["parameter gpt_model_path (engine_dir)", "holds no rank0.engine"]
-    if kind == "no_tokenizer":
-        (tmp / "tokenizer").rmdir()
-        return paths, extra, ["parameter tokenizer_dir", str(tmp / "tokenizer"), "does not exist"]
-    if kind == "ensemble_step":
-        for file in (repo / "preprocessing").rglob("*"):
-            if file.is_file():
-                file.unlink()
-        for folder in sorted((repo / "preprocessing").rglob("*"), reverse=True):
-            folder.rmdir()
-        (repo / "preprocessing").rmdir()
-        return paths, extra, ["failed to load 'ensemble'", "ensemble step model 'preprocessing'"]
-    assert kind == "no_gpu"
-    return paths, {"NVIDIA_VISIBLE_DEVICES": "void"}, ["no GPU visible", "world size 1"]
+def replace_in(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "placeholder",
-        "quoted_placeholder",
-        "bad_config",
-        "no_engine_dir",
-        "no_rank0",
-        "no_tokenizer",
-        "ensemble_step",
-        "no_gpu",
-    ],
-)
+def remove(path: Path) -> None:
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+# kind -> (how to break the filled repository under tmp, words the log must hold)
+BROKEN: dict[str, tuple[Any, list[str]]] = {
+    "placeholder": (
+        lambda t: replace_in(
+            t / TRT_CONFIG, "max_batch_size: 16", "max_batch_size: ${triton_max_batch_size}"
+        ),
+        ["failed to load 'tensorrt_llm'", TRT_CONFIG, "line 3: ${triton_max_batch_size}"],
+    ),
+    "quoted_placeholder": (
+        lambda t: replace_in(
+            t / TRT_CONFIG, 'backend: "tensorrtllm"', 'backend: "${triton_backend}"'
+        ),
+        ["failed to load 'tensorrt_llm'", "backend = '${triton_backend}'"],
+    ),
+    "bad_config": (
+        lambda t: (t / "model-repo/postprocessing/config.pbtxt").write_text(
+            'max_batch_size: "x"\n'
+        ),
+        ["failed to load 'postprocessing'", "does not parse as ModelConfig", "1:"],
+    ),
+    "no_engine_dir": (
+        lambda t: remove(t / "engine"),
+        ["failed to load 'tensorrt_llm'", "gpt_model_path (engine_dir)", "engine does not exist"],
+    ),
+    "no_rank0": (
+        lambda t: remove(t / "engine" / "rank0.engine"),
+        ["parameter gpt_model_path (engine_dir)", "holds no rank0.engine"],
+    ),
+    "no_tokenizer": (
+        lambda t: remove(t / "tokenizer"),
+        ["parameter tokenizer_dir", "tokenizer does not exist"],
+    ),
+    "ensemble_step": (
+        lambda t: remove(t / "model-repo" / "preprocessing"),
+        ["failed to load 'ensemble'", "ensemble step model 'preprocessing'"],
+    ),
+    "no_gpu": (lambda t: None, ["no GPU visible", "world size 1", "NVIDIA_VISIBLE_DEVICES='void'"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
 def test_triton_refuses_a_broken_repository_naming_the_problem(kind: str, tmp_path: Path) -> None:
-    paths, extra, words = break_repository(kind, tmp_path)
+    paths = fill_repository(tmp_path)
+    breaks, words = BROKEN[kind]
+    breaks(tmp_path)
     argv, _ = triton_argv(paths)
-    done = subprocess.run(
-        argv, capture_output=True, text=True, env=env(**extra), timeout=60, check=False
-    )
+    extra = {"NVIDIA_VISIBLE_DEVICES": "void" if kind == "no_gpu" else "GPU-0"}
+    done = subprocess.run(argv, capture_output=True, text=True, env=env(**extra), timeout=60)
     assert done.returncode == 1
     for word in words:
         assert word in done.stderr
@@ -556,6 +541,7 @@ def test_triton_with_tritonclient_http(triton_server: tuple[Running, list[int]])
     """tritonclient.http (binary tensors by default); runs where tritonclient[http] is installed."""
     pytest.importorskip("geventhttpclient")  # tritonclient[http]'s; without it the import raises
     import tritonclient.http as httpclient
+
     server, _ = triton_server
     client = httpclient.InferenceServerClient(f"{LOOPBACK}:{server.ports['http']}")
     assert client.is_server_ready() and client.is_model_ready("ensemble")
