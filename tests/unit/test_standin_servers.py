@@ -33,6 +33,7 @@ from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 SKELETON = ROOT / "tests" / "build_jobs" / "skeleton"
+SKELETONS = ROOT / "tests" / "build_jobs" / "skeletons"
 TINYLLAMA = {p.values[0]: p.values[1:] for p in by_runtime("triton")}["tinyllama-fp16"]
 SERVE = by_runtime("trtllm-serve")[0].values[1:]
 LOOPBACK = "127.0.0.1"
@@ -148,57 +149,78 @@ def skeleton_placeholders() -> frozenset[str]:
     return frozenset(n for names in json.loads(listed.stdout).values() for n in names)
 
 
+def on_toolchain(name: str, tensor: int = 1) -> tuple[LLMDeploymentSpec, LLMEngineSpec]:
+    """tinyllama-fp16 built with another toolchain and tensor parallelism."""
+    spec = TINYLLAMA[0]
+    parallelism = spec.engine.parallelism.model_copy(update={"tensor": tensor})
+    update = {"toolchain": name, "parallelism": parallelism}
+    moved = spec.model_copy(update={"engine": spec.engine.model_copy(update=update)})
+    return moved, engine_for(moved)
+
+
 @functools.cache
 def triton_sample(tensor: int = 1) -> tuple[LLMDeploymentSpec, LLMEngineSpec]:
     """tinyllama-fp16 (tensor parallel `tensor`) on the first engine toolchain whose params cover
     the test skeleton."""
-    spec, engine = TINYLLAMA
-    parallelism = spec.engine.parallelism.model_copy(update={"tensor": tensor})
-    for name in (engine.toolchain.name, "trtllm-1.1"):
-        update = {"toolchain": name, "parallelism": parallelism}
-        moved = spec.model_copy(update={"engine": spec.engine.model_copy(update=update)})
-        paths = triton.ServingPaths("/e", "/t", None)
-        if skeleton_placeholders() <= set(triton.triton_params(moved, engine_for(moved), paths)):
-            return moved, engine_for(moved)
+    for name in (TINYLLAMA[1].toolchain.name, "trtllm-1.1"):
+        spec, engine = on_toolchain(name, tensor)
+        params = triton.triton_params(spec, engine, triton.ServingPaths("/e", "/t", None))
+        if skeleton_placeholders() <= set(params):
+            return spec, engine
     pytest.fail("no toolchain's params cover tests/build_jobs/skeleton")
 
 
+def write_engine(directory: Path, engine: LLMEngineSpec, files: tuple[str, ...] | None) -> None:
+    """A built engine as the fake trtllm-build leaves it: rank<N>.engine per rank + config.json."""
+    world = engine.parallelism.tensor * engine.parallelism.pipeline
+    mapping = {"world_size": world, "tp_size": engine.parallelism.tensor, "pp_size": 1}
+    config = {
+        "build_config": {"max_batch_size": engine.limits.max_batch_size},
+        "pretrained_config": {"mapping": mapping},
+    }
+    directory.mkdir()
+    for name in (
+        (*[f"rank{r}.engine" for r in range(world)], "config.json") if files is None else files
+    ):
+        (directory / name).write_text(json.dumps(config) if name == "config.json" else "engine")
+
+
 def fill_repository(
-    tmp: Path, *, engine_files: tuple[str, ...] | None = None, tensor: int = 1
+    tmp: Path,
+    *,
+    engine_files: tuple[str, ...] | None = None,
+    tensor: int = 1,
+    toolchain: str | None = None,
 ) -> Any:
-    """A model repository filled by the project's filler as the init container runs it + engine."""
-    spec, engine = triton_sample(tensor)
+    """A model repository filled by the project's filler as the init container runs it, over the
+    test skeleton (or NVIDIA's skeleton of `toolchain`), with a fake engine and tokenizer."""
+    spec, engine = on_toolchain(toolchain, tensor) if toolchain else triton_sample(tensor)
     paths = triton.ServingPaths(
         engine_dir=str(tmp / "engine"),
         tokenizer_dir=str(tmp / "tokenizer"),
         lora_dir=None,
         model_repo=str(tmp / "model-repo"),
     )
-    (tmp / "engine").mkdir()
+    write_engine(tmp / "engine", engine, engine_files)
     (tmp / "tokenizer").mkdir()
-    build = {"max_batch_size": engine.limits.max_batch_size}
-    mapping = {"world_size": tensor, "tp_size": tensor, "pp_size": 1}
-    config = {"build_config": build, "pretrained_config": {"mapping": mapping}}
-    ranks = tuple(f"rank{r}.engine" for r in range(tensor))
-    for name in (*ranks, "config.json") if engine_files is None else engine_files:
-        (tmp / "engine" / name).write_text(
-            json.dumps(config) if name == "config.json" else "engine"
-        )
-    used = skeleton_placeholders()
-    params = {k: v for k, v in triton.triton_params(spec, engine, paths).items() if k in used}
+    params = triton.triton_params(spec, engine, paths)
+    if toolchain is None:
+        params = {k: v for k, v in params.items() if k in skeleton_placeholders()}
     (tmp / "params.json").write_text(json.dumps(params))
     filler = triton.triton_init_command(engine, paths, str(tmp / "params.json"))
     filler[:2] = [sys.executable, str(ROOT / "build_jobs" / "triton_repo.py")]
-    filler[filler.index("--skeleton") + 1] = str(SKELETON)
+    filler[filler.index("--skeleton") + 1] = str(SKELETONS / toolchain if toolchain else SKELETON)
     done = subprocess.run(filler, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     return paths
 
 
-def rank_argvs(paths: Any, tensor: int = 1) -> tuple[list[list[str]], dict[str, int]]:
+def rank_argvs(
+    paths: Any, tensor: int = 1, toolchain: str | None = None
+) -> tuple[list[list[str]], dict[str, int]]:
     """The operator's serving command, one argv per MPI rank, with the stand-in for tritonserver and
     free loopback ports."""
-    spec, engine = triton_sample(tensor)
+    spec, engine = on_toolchain(toolchain, tensor) if toolchain else triton_sample(tensor)
     command = triton.triton_server_command(spec, engine, paths)
     if tensor > 1:
         assert command[:2] == ["mpirun", "--allow-run-as-root"]
@@ -221,9 +243,9 @@ def rank_argvs(paths: Any, tensor: int = 1) -> tuple[list[list[str]], dict[str, 
     return argvs, ports
 
 
-def triton_argv(paths: Any) -> tuple[list[str], dict[str, int]]:
+def triton_argv(paths: Any, toolchain: str | None = None) -> tuple[list[str], dict[str, int]]:
     """The world-size-1 command (tritonserver alone)."""
-    argvs, ports = rank_argvs(paths)
+    argvs, ports = rank_argvs(paths, toolchain=toolchain)
     return argvs[0], ports
 
 
@@ -535,6 +557,41 @@ def test_triton_world_size_two_runs_rank_1_without_ports_and_checks_mpi_and_gpus
         argvs[0], capture_output=True, text=True, env=one_gpu, timeout=60, check=False
     )
     assert short.returncode == 1 and "no GPU visible for rank 1: world size 2" in short.stderr
+
+
+@pytest.mark.parametrize("toolchain", sorted(p.name for p in SKELETONS.iterdir() if p.is_dir()))
+def test_triton_serves_nvidias_real_skeleton(toolchain: str, tmp_path: Path) -> None:
+    """NVIDIA's skeleton of each release, filled by the filler: the ensemble runs through the
+    decoupled tensorrt_llm, so it streams per token and refuses unary inference, as Triton does."""
+    paths = fill_repository(tmp_path, toolchain=toolchain)
+    argv, ports = triton_argv(paths, toolchain)
+    with running(argv, ports, tmp_path / "log") as server:
+        readiness(
+            server, server.url("http", "/v2/health/ready"), server.url("http", "/v2/health/live")
+        )
+        client = grpcclient.InferenceServerClient(f"{LOOPBACK}:{server.ports['grpc']}")
+        assert {m.name for m in client.get_model_repository_index().models} >= {
+            "ensemble",
+            "tensorrt_llm",
+        }
+        with pytest.raises(InferenceServerException, match="decoupled transaction policy"):
+            client.infer("ensemble", grpc_inputs("x", 2))
+        responses: queue.Queue = queue.Queue()
+        client.start_stream(callback=lambda result, error: responses.put((result, error)))
+        client.async_stream_infer("ensemble", grpc_inputs("a real prompt", 3, stream=True))
+        pieces = []
+        for _ in range(3):
+            result, error = responses.get(timeout=30)
+            assert error is None
+            pieces.append(result.as_numpy("text_output")[0][0].decode())
+        client.stop_stream()
+        assert pieces == ["tok1", " tok2", " tok3"]
+        reply = post(
+            server.url("http", "/v2/models/ensemble/generate"),
+            {"text_input": "hi", "max_tokens": 2},
+        )
+        assert reply["text_output"] == "tok1 tok2"
+        assert server.stop() == 0
 
 
 def test_triton_with_tritonclient_http(triton_server: tuple[Running, list[int]]) -> None:
