@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -47,9 +48,12 @@ BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3", "ca-certificate
                  "tini")
 OPERATOR_CONTEXT = ("pyproject.toml", "README.md", "operator", "build_jobs")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")
-# The Triton skeleton the stand-in carries at the toolchains' tritonSkeleton path; replace with
-# NVIDIA's own 1.0/1.1 skeleton fixtures when they land (or set TRTLLM_STANDIN_SKELETON).
-SKELETON = Path(os.environ.get("TRTLLM_STANDIN_SKELETON", ROOT / "tests/build_jobs/skeleton"))
+# NVIDIA's Triton skeletons per toolchain (test fixtures). nvidia-standin carries the default
+# toolchain's at the tritonSkeleton path (TRTLLM_STANDIN_SKELETON overrides it); every other
+# toolchain with a skeleton gets a variant, nvidia-standin-<toolchain>, that differs only there.
+SKELETONS = ROOT / "tests" / "build_jobs" / "skeletons"
+DEFAULT_TOOLCHAIN = "trtllm-1.0"  # the spec's default (LLMDeployment engine.toolchain)
+SKELETON = Path(os.environ.get("TRTLLM_STANDIN_SKELETON", SKELETONS / DEFAULT_TOOLCHAIN))
 FAKES = ROOT / "tests" / "build_jobs" / "fakes"
 BENCH_FILES = ("__init__.py", "capacity.py", "trace.py")
 # Sources that may not exist yet (the stand-in servers are being written); the hash sees them land.
@@ -128,13 +132,17 @@ def pinned_versions() -> dict[str, str]:
     return {"TRITONCLIENT_VERSION": pins["tritonclient"], "PYYAML_VERSION": pins["pyyaml"]}
 
 
-def toolchain_scripts() -> dict[str, set[str]]:
-    """Every script path the toolchain profiles name, by kind (convertCheckpoint, quantize, ...)."""
+def toolchain_profiles() -> dict[str, Any]:
+    """The operator's toolchain profiles (spec/toolchains.yaml) as plain data."""
     import yaml
 
-    profiles = yaml.safe_load((ROOT / "operator/trtllm_operator/spec/toolchains.yaml").read_text())
+    return yaml.safe_load((ROOT / "operator/trtllm_operator/spec/toolchains.yaml").read_text())
+
+
+def toolchain_scripts() -> dict[str, set[str]]:
+    """Every script path the toolchain profiles name, by kind (convertCheckpoint, quantize, ...)."""
     paths: dict[str, set[str]] = {}
-    for profile in profiles.values():
+    for profile in toolchain_profiles().values():
         for kind, value in profile["scripts"].items():
             values = value.values() if isinstance(value, dict) else [value]
             paths.setdefault(kind, set()).update(v for v in values if v)
@@ -242,25 +250,44 @@ class Recipe:
     containerfile: Path | None  # None: stage() writes ctx/Containerfile itself
     stage: Callable[[Path, str | None], dict[str, str]]
     prepare: Callable[[Path, Path], None] | None = None
-    on_base: bool = False
+    parent: str | None = None  # the recipe this one builds FROM
     network: bool = False
 
 
 RECIPES = (
     Recipe("base", "localhost/trtllm-base", HERE / "base.Containerfile", stage_base, make_rootfs),
     Recipe(
-        "operator", "localhost/trtllm-operator", None, stage_operator, on_base=True, network=True
+        "operator", "localhost/trtllm-operator", None, stage_operator, parent="base", network=True
     ),
     Recipe(
         "nvidia-standin",
         "localhost/nvidia-standin",
         HERE / "standin.Containerfile",
         stage_standin,
-        on_base=True,
+        parent="base",
         network=True,
     ),
     Recipe("pause", "localhost/pause", HERE / "pause.Containerfile", stage_pause, compile_pause),
 )
+
+
+def stage_variant(toolchain: str, ctx: Path, base: str | None) -> dict[str, str]:
+    """Copy toolchain's Triton skeleton for a variant of nvidia-standin; returns its build args."""
+    copy_into(SKELETONS / toolchain, ctx / "skeleton")
+    return {"BASE_IMAGE": str(base)}
+
+
+def variant_recipes() -> list[Recipe]:
+    """One nvidia-standin-<toolchain> per skeleton fixture other than the default toolchain's."""
+    toolchains = sorted(p.name for p in SKELETONS.glob("*/") if p.is_dir())
+    return [Recipe(f"nvidia-standin-{name}", f"localhost/nvidia-standin-{name}",
+                   HERE / "standin-variant.Containerfile", functools.partial(stage_variant, name),
+                   parent="nvidia-standin") for name in toolchains if name != DEFAULT_TOOLCHAIN]
+
+
+def recipes() -> list[Recipe]:
+    """Every image in build order (a parent before the images built FROM it)."""
+    return [*RECIPES[:3], *variant_recipes(), *RECIPES[3:]]
 
 
 def stage(recipe: Recipe, ctx: Path, base: str | None) -> dict[str, str]:
@@ -363,7 +390,7 @@ def build_one(recipe: Recipe, buildah: Buildah, cache: Path,
         recipe.prepare(ctx, log_file)
     buildah.build(ctx, ref, args, recipe.network, log_file)
     buildah.push(ref, archive, log_file)
-    if recipe.name != "base":
+    if recipe.name not in {r.parent for r in recipes()}:
         buildah.remove(ref)
     shutil.rmtree(ctx)
     prune(recipe, buildah, cache, ref)
@@ -387,8 +414,8 @@ def build_all(cache: Path | None = None) -> dict[str, dict[str, Any]]:
     start, result = time.monotonic(), {}
     with locked(cache):
         buildah = Buildah(cache / "storage", driver)
-        for recipe in RECIPES:
-            base = result["base"] if recipe.on_base else None
+        for recipe in recipes():
+            base = result[recipe.parent] if recipe.parent else None
             result[recipe.name] = build_one(recipe, buildah, cache, base)
     log(f"all images ready in {time.monotonic() - start:.1f}s")
     return result
@@ -415,6 +442,18 @@ def import_images(address: str, images: dict[str, dict[str, Any]], namespace: st
             raise ImageError(f"{name}: importing {image['archive']} gave "
                              f"{sorted(after - present)}, not {image['ref']}")
         present = after
+
+
+def standin_overrides(images: dict[str, dict[str, Any]]) -> list[str]:
+    """The operator's image overrides (FROM=TO, for TRTLLM_IMAGE_OVERRIDES) that run every NVIDIA
+    image of a toolchain with a variant on that variant, and any other image on nvidia-standin."""
+    overrides = []
+    for name, profile in sorted(toolchain_profiles().items()):
+        variant = images.get(f"nvidia-standin-{name}")
+        if variant:
+            nvidia = sorted({image for image in profile["images"].values() if image})
+            overrides += [f"{image}={variant['ref']}" for image in nvidia]
+    return [*overrides, f"*={images['nvidia-standin']['ref']}"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -145,6 +145,24 @@ def test_every_standin_source_exists_and_every_fake_tool_has_its_fake() -> None:
                 f"/opt/standin/fakes/{Path(target).parent}" in layout, image_path
 
 
+def test_each_other_skeleton_gets_a_variant_and_its_toolchain_images_run_it() -> None:
+    names = [recipe.name for recipe in images.recipes()]
+    assert names.index("base") < names.index("operator") < names.index("nvidia-standin")
+    for recipe in images.recipes():
+        assert recipe.parent is None or names.index(recipe.parent) < names.index(recipe.name)
+    skeletons = {p.name for p in images.SKELETONS.iterdir() if p.is_dir()}
+    assert images.DEFAULT_TOOLCHAIN in skeletons
+    variants = {n.removeprefix("nvidia-standin-") for n in names if n.startswith("nvidia-standin-")}
+    assert variants == skeletons - {images.DEFAULT_TOOLCHAIN}
+    built = {name: {"ref": f"localhost/{name}:0"} for name in names}
+    overrides = dict(entry.split("=", 1) for entry in images.standin_overrides(built))
+    assert overrides.pop("*") == "localhost/nvidia-standin:0"
+    profiles = yaml.safe_load(TOOLCHAINS.read_text())
+    for toolchain in variants:
+        for image in filter(None, profiles[toolchain]["images"].values()):
+            assert overrides[image] == f"localhost/nvidia-standin-{toolchain}:0"
+
+
 def load_script(path: Path, name: str) -> Any:
     """Import a script that is not on sys.path (an image-side file) as a module."""
     import importlib.util
