@@ -311,10 +311,16 @@ class Handler(BaseHTTPRequestHandler):
         return
 
 
+class Server(ThreadingHTTPServer):
+    """A threading HTTP server with a listen backlog for load tests (the default is 5)."""
+
+    daemon_threads = True
+    request_queue_size = 256
+
+
 def serve_http(host: str, port: int, handler: type[Handler], app: Any) -> ThreadingHTTPServer:
     """Listen on host:port in a daemon thread; each request thread reaches `app` as handler.app."""
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+    server = Server((host, port), handler)
     server.app = app  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True, name=f"http-{port}").start()
     return server

@@ -194,21 +194,23 @@ class TritonHandler(Handler):
 
     def generate(self, name: str, version: str | None) -> None:
         """POST /v2/models/<m>/generate: {"text_input", "max_tokens"} -> {"text_output"}."""
-        self._answer(lambda: self._generate(name, version))
+        body = self.read_body()
+        self._answer(lambda: self._generate(name, version, body))
 
-    def _generate(self, name: str, version: str | None) -> None:
+    def _generate(self, name: str, version: str | None, body: bytes) -> None:
         self.app.model(name, version)
-        request = _generate_request(self.read_body())
+        request = _generate_request(body)
         texts = self._texts(name, request)
         self.send_json(200, {"model_name": name, "model_version": "1", "text_output": texts[0]})
 
     def generate_stream(self, name: str, version: str | None) -> None:
         """POST /v2/models/<m>/generate_stream: one server-sent event per token (decoupled)."""
-        self._answer(lambda: self._generate_stream(name, version))
+        body = self.read_body()
+        self._answer(lambda: self._generate_stream(name, version, body))
 
-    def _generate_stream(self, name: str, version: str | None) -> None:
+    def _generate_stream(self, name: str, version: str | None, body: bytes) -> None:
         self.app.model(name, version)
-        request = _generate_request(self.read_body())
+        request = _generate_request(body)
         generations = self.app.start(name, request)
         try:
             self.start_events()

@@ -3,7 +3,9 @@ the operator's own commands on a repository filled by the project's filler, real
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
+import http.client
 import json
 import os
 import queue
@@ -313,6 +315,25 @@ def test_triton_http_generate_infer_and_metadata(triton_server: tuple[Running, l
     assert metadata["platform"] == "ensemble" and metadata["inputs"][0]["datatype"] == "BYTES"
     index = post(server.url("http", "/v2/repository/index"), {})
     assert {m["name"] for m in index} >= {"ensemble", "tensorrt_llm", "preprocessing"}
+
+
+def test_triton_http_keeps_connections_usable_and_takes_concurrent_load(
+    triton_server: tuple[Running, list[int]],
+) -> None:
+    server, _ = triton_server
+    connection = http.client.HTTPConnection(LOOPBACK, server.ports["http"], timeout=30)
+    connection.request("POST", "/v2/models/nope/generate", body=b'{"text_input": "x"}')
+    refused = connection.getresponse()
+    assert refused.status == 400 and b"unknown model: 'nope'" in refused.read()
+    connection.request("GET", "/v2/health/ready")
+    assert connection.getresponse().status == 200
+    connection.close()
+    url = server.url("http", "/v2/models/ensemble/generate")
+    with concurrent.futures.ThreadPoolExecutor(48) as pool:
+        texts = list(
+            pool.map(lambda i: post(url, {"text_input": f"p{i}", "max_tokens": 8}), range(48))
+        )
+    assert {t["text_output"] for t in texts} == {" ".join(f"tok{i}" for i in range(1, 9))}
 
 
 def test_triton_http_binary_tensor_extension(triton_server: tuple[Running, list[int]]) -> None:
