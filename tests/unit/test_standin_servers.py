@@ -776,3 +776,13 @@ def test_trtllm_serve_sigterm_fails_in_flight_requests_and_exits_0(tmp_path: Pat
         assert time.monotonic() - started < 8
         thread.join(timeout=10)
     assert outcome and outcome[0][-1] == "[DONE]" and "shutting down" in outcome[0][-2]
+
+
+def test_trtllm_serve_crash_knob_exits_1(tmp_path: Path) -> None:
+    argv, ports = serve_argv(tmp_path)
+    with running(argv, ports, tmp_path / "log", STANDIN_EXIT_AFTER_SECONDS="0.5") as server:
+        assert server.process.wait(timeout=30) == 1
+    assert (
+        "stand-in: exiting by request (STANDIN_EXIT_AFTER_SECONDS=0.5)"
+        in (tmp_path / "log").read_text()
+    )
