@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 import fleet
+import node
 import pki
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,7 @@ HACK = Path(__file__).resolve().parent
 K8S_VERSION = os.environ.get("K8S_VERSION", "1.34.4")
 ETCD_VERSION = os.environ.get("ETCD_VERSION", "3.6.16")
 KWOK_VERSION = os.environ.get("KWOK_VERSION", "0.8.0")
+COREDNS_VERSION = os.environ.get("COREDNS_VERSION", "1.14.7")
 
 KWOK_STAGES = [
     "node/fast/node-initialize.yaml",
@@ -64,17 +66,19 @@ def free_port() -> int:
 def build_binaries() -> dict[str, Path]:
     """Build (or find cached) binaries; return the path of each by name."""
     env = {**os.environ, "K8S_VERSION": K8S_VERSION, "ETCD_VERSION": ETCD_VERSION,
-           "KWOK_VERSION": KWOK_VERSION}
+           "KWOK_VERSION": KWOK_VERSION, "COREDNS_VERSION": COREDNS_VERSION}
     out = subprocess.run(["bash", str(HACK / "build-binaries.sh")], env=env, check=True,
                          stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1]
     bin_dir = Path(out)
     k8s = bin_dir / f"k8s-v{K8S_VERSION}"
     return {
+        "coredns": bin_dir / f"coredns-v{COREDNS_VERSION}" / "coredns",
         "etcd": bin_dir / f"etcd-v{ETCD_VERSION}" / "etcd",
         "kwok": bin_dir / f"kwok-v{KWOK_VERSION}" / "kwok",
         "kwok-stages": bin_dir / f"kwok-v{KWOK_VERSION}" / "stages",
         **{name: k8s / name for name in
-           ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")},
+           ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet",
+            "kube-proxy")},
     }
 
 
@@ -164,20 +168,35 @@ def start_etcd(bins: dict[str, Path], state: dict) -> None:
     wait_until("etcd /health", lambda: http_ok(f"http://127.0.0.1:{client}/health"))
 
 
+def network_flags(with_node: bool) -> list[str]:
+    """Where the API server listens and what it advertises: with the real node, on every address
+    (pods reach it at the bridge's 10.88.0.1 through the `kubernetes` Service, whose endpoints it keeps),
+    otherwise on 127.0.0.1 only with no endpoints."""
+    if not with_node:
+        return ["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none"]
+    return ["--bind-address=0.0.0.0", f"--advertise-address={node.NODE_IP}",
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={RUN / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={RUN / 'kubelet-client.key'}"]
+
+
 def start_apiserver(bins: dict[str, Path], state: dict) -> None:
     """Start kube-apiserver (RBAC on, token auth, audit log) and wait for /readyz."""
     port = state["ports"]["api"]
     start("kube-apiserver", [
         str(bins["kube-apiserver"]), f"--etcd-servers=http://127.0.0.1:{state['ports']['etcd']}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
+        *network_flags(state.get("node", False)), f"--secure-port={port}",
         f"--cert-dir={RUN}", f"--tls-cert-file={RUN / 'apiserver.crt'}",
         f"--tls-private-key-file={RUN / 'apiserver.key'}", f"--client-ca-file={RUN / 'ca.crt'}",
         f"--token-auth-file={RUN / 'tokens.csv'}", "--authorization-mode=Node,RBAC",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-account-key-file={RUN / 'sa.key'}",
         f"--service-account-signing-key-file={RUN / 'sa.key'}",
-        "--service-cluster-ip-range=10.96.0.0/16", "--endpoint-reconciler-type=none",
-        "--allow-privileged=true", f"--audit-policy-file={HACK / 'audit-policy.yaml'}",
+        "--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
+        # namespaces annotated for the real node get its node selector and toleration on every pod
+        "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
+        f"--audit-policy-file={HACK / 'audit-policy.yaml'}",
         f"--audit-log-path={RUN / 'audit.log'}", "--audit-log-maxsize=200",
         "--enable-aggregator-routing=true",  # aggregated APIs (the bench's custom metrics) by endpoint
     ], state)
@@ -202,9 +221,35 @@ def start_controllers(bins: dict[str, Path], state: dict) -> None:
     ], state)
     start("kwok", [
         str(bins["kwok"]), kubeconfig, f"--config={kwok_config(bins['kwok-stages'])}",
-        "--manage-all-nodes=true", "--cidr=10.244.0.0/16", "--node-ip=10.0.0.1",
+        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake", "--cidr=10.244.0.0/16", "--node-ip=10.0.0.1",
         "--node-lease-duration-seconds=40", "--server-address=127.0.0.1:0",
     ], state)
+
+
+def real_node_wanted() -> bool:
+    """True when this machine can run the real node; otherwise say why in one line (KWOK only then)."""
+    reason = node.unavailable_reason()
+    if reason:
+        log(f"No real node: {reason}; the cluster has the KWOK fleet only")
+    return reason is None
+
+
+def build_images() -> dict:
+    """The images the real node runs, built or found in the machine's cache (hack/images.py)."""
+    import images
+
+    return images.build_all()
+
+
+def refresh_images() -> dict[str, str]:
+    """Rebuild what changed since the node started (cached by content), import it into the node's
+    containerd and record the refs in the cluster state; returns {name: ref}."""
+    built = build_images()
+    node.import_images(built)
+    state = json.loads(STATE.read_text())
+    state["images"] = {name: image["ref"] for name, image in built.items()}
+    STATE.write_text(json.dumps(state, indent=2))
+    return state["images"]
 
 
 def up() -> None:
@@ -213,15 +258,21 @@ def up() -> None:
         log(f"Reusing the live control plane: {KUBECONFIG}")
         print_usage()
         return
-    if RUN.exists():
+    if RUN.exists() or node.NODE.exists():
         down()
     started = time.monotonic()
     bins = build_binaries()
+    with_node = real_node_wanted()
+    built = build_images() if with_node else {}
     RUN.mkdir(parents=True)
-    token = secrets.token_hex(16)
+    token, node_token = secrets.token_hex(16), secrets.token_hex(16)
     names = ("api", "etcd", "etcd-peer", "kcm", "scheduler")
-    state = {"token": token, "ports": {n: free_port() for n in names}, "pids": {}}
+    state = {"token": token, "ports": {n: free_port() for n in names}, "pids": {}, "node": with_node}
     pki.write_all(RUN, token)
+    if with_node:
+        with open(RUN / "tokens.csv", "a") as tokens:
+            tokens.write(node.node_token_line(node_token))
+        node.bridge_up()
     write_kubeconfig(RUN / "kubeconfig", state["ports"]["api"], token)
     start_etcd(bins, state)
     start_apiserver(bins, state)
@@ -230,7 +281,12 @@ def up() -> None:
     KUBECTL_LINK.parent.mkdir(parents=True, exist_ok=True)
     KUBECTL_LINK.unlink(missing_ok=True)
     KUBECTL_LINK.symlink_to(bins["kubectl"])
-    fleet.create(str(KUBECTL_LINK), str(KUBECONFIG))
+    fleet.create(str(KUBECTL_LINK), str(KUBECONFIG), node.NODE / "volumes")
+    if with_node:
+        ports = {n: free_port() for n in ("kubelet", "kubelet-healthz", "proxy-healthz", "proxy-metrics")}
+        node.up(bins, RUN, state["ports"]["api"], node_token, built, str(KUBECTL_LINK), str(KUBECONFIG), ports)
+        state["images"] = {name: image["ref"] for name, image in built.items()}
+        STATE.write_text(json.dumps(state, indent=2))
     log(f"Control plane ready in {time.monotonic() - started:.0f} s")
     print_usage()
 
@@ -262,7 +318,9 @@ def reap(pid: int) -> None:
 
 
 def down() -> None:
-    """Stop every component (reverse start order) and remove all local state."""
+    """Stop the real node (draining its pods while the API server still answers), then every control
+    plane component (reverse start order), and remove all local state."""
+    node.down(str(KUBECTL_LINK), str(KUBECONFIG))
     if STATE.exists():
         pids = json.loads(STATE.read_text())["pids"]
         for name, pid in reversed(list(pids.items())):
@@ -278,7 +336,7 @@ def print_usage() -> None:
     """Tell the user how to talk to the cluster."""
     print(f"\nLocal control plane is up.\n  export KUBECONFIG={KUBECONFIG}\n"
           f"  export PATH={KUBECTL_LINK.parent}:$PATH\n"
-          "  kubectl get nodes -L nvidia.com/gpu.product\n"
+          "  kubectl get nodes -L nvidia.com/gpu.product -L type\n"
           f"Logs: {RUN / 'logs'}    Stop: make cluster-down\n")
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 # name, product, GPUs, compute major.minor, MiB per GPU, family, tainted
@@ -54,8 +55,9 @@ def node_status(gpus: int, cpu: str = "128") -> dict[str, Any]:
     return {"status": {"capacity": resources, "allocatable": resources}}
 
 
-def storage_objects() -> list[dict[str, Any]]:
-    """A default StorageClass without a provisioner and a pool of PVs the PV controller binds."""
+def storage_objects(volumes: Path) -> list[dict[str, Any]]:
+    """A default StorageClass without a provisioner and a pool of PVs the PV controller binds: host
+    directories under `volumes`, which the real node mounts for real (KWOK pods mount nothing)."""
     objs: list[dict[str, Any]] = [{
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
         "metadata": {"name": STORAGE_CLASS,
@@ -70,9 +72,19 @@ def storage_objects() -> list[dict[str, Any]]:
                   "spec": {"capacity": {"storage": size}, "accessModes": [mode],
                            "storageClassName": STORAGE_CLASS,
                            "persistentVolumeReclaimPolicy": "Retain",
-                           "nfs": {"server": "nfs.local", "path": f"/exports/pv-{tag}-{i:02d}"}}}
+                           "hostPath": {"path": str(volumes / f"pv-{tag}-{i:02d}"),
+                                        "type": "DirectoryOrCreate"}}}
                  for i in range(count)]
     return objs
+
+
+def make_volume_dirs(items: list[dict[str, Any]]) -> None:
+    """Create each PV's host directory writable by any uid (the pods run as non-root users)."""
+    for item in items:
+        path = item.get("spec", {}).get("hostPath", {}).get("path")
+        if path:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            Path(path).chmod(0o1777)
 
 
 def kubectl(kubectl_bin: str, kubeconfig: str, *args: str, stdin: str | None = None) -> str:
@@ -82,10 +94,11 @@ def kubectl(kubectl_bin: str, kubeconfig: str, *args: str, stdin: str | None = N
                           capture_output=True).stdout
 
 
-def create(kubectl_bin: str, kubeconfig: str) -> None:
+def create(kubectl_bin: str, kubeconfig: str, volumes: Path) -> None:
     """Create the fleet, patch node capacity, and wait until every node is Ready and untainted."""
     nodes = [gpu_node(*spec) for spec in GPU_NODES] + [node(n, base_labels(n), []) for n in CPU_NODES]
-    items = nodes + storage_objects()
+    items = nodes + storage_objects(volumes)
+    make_volume_dirs(items)
     kubectl(kubectl_bin, kubeconfig, "apply", "-f", "-",
             stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     gpus = {spec[0]: spec[2] for spec in GPU_NODES}

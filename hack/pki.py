@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 SANS = ["127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-        "kubernetes.default.svc.cluster.local", "10.96.0.1"]
+        "kubernetes.default.svc.cluster.local", "10.96.0.1", "10.88.0.1"]  # the real node's bridge
 
 
 def _key() -> rsa.RSAPrivateKey:
@@ -24,10 +24,12 @@ def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def _builder(subject: str, issuer: str, public_key) -> x509.CertificateBuilder:
+def _builder(subject: str | x509.Name, issuer: str, public_key) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
+    if isinstance(subject, str):
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     return (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .subject_name(subject)
             .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
             .public_key(public_key).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -42,7 +44,8 @@ def _san(name: str) -> x509.GeneralName:
 
 
 def write_all(run: Path, token: str) -> None:
-    """Write ca.crt, apiserver.{crt,key}, sa.key and tokens.csv (one system:masters user) into run."""
+    """Write ca.crt, apiserver.{crt,key}, kubelet-client.{crt,key}, sa.key and tokens.csv (one
+    system:masters user) into run."""
     ca_key = _key()
     ca_cert = (_builder("trtllm-local-ca", "trtllm-local-ca", ca_key.public_key())
                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -56,4 +59,18 @@ def write_all(run: Path, token: str) -> None:
     (run / "apiserver.crt").write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
     (run / "apiserver.key").write_bytes(_pem_key(server_key))
     (run / "sa.key").write_bytes(_pem_key(_key()))
+    write_kubelet_client(run, ca_key)
     (run / "tokens.csv").write_text(f'{token},admin,admin-uid,"system:masters"\n')
+
+
+def write_kubelet_client(run: Path, ca_key: rsa.RSAPrivateKey) -> None:
+    """The API server's client certificate towards kubelets (logs, exec, port-forward): a
+    system:masters identity the real node's kubelet verifies against ca.crt."""
+    key = _key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver-kubelet-client"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters")])
+    cert = (_builder(name, "trtllm-local-ca", key.public_key())
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (run / "kubelet-client.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (run / "kubelet-client.key").write_bytes(_pem_key(key))

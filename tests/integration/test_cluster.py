@@ -33,7 +33,7 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
 
 
 def test_fleet_is_ready_with_gpu_capacity(control_plane: str) -> None:
-    nodes = {n["metadata"]["name"]: n for n in kubectl_json("get", "nodes")["items"]}
+    nodes = {n["metadata"]["name"]: n for n in kubectl_json("get", "nodes", "-l", "type=kwok")["items"]}
     products = sorted(n["metadata"]["labels"].get("nvidia.com/gpu.product", "cpu") for n in nodes.values())
     assert products == ["NVIDIA-A100-SXM4-80GB", H100, H100, L40S, "cpu"]
     for node in nodes.values():

@@ -85,7 +85,7 @@ def test_kustomize_builds_every_piece(overlay: str) -> None:
     kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
     assert kinds >= {
         ("CustomResourceDefinition", f"llmdeployments.{GROUP}"), ("CustomResourceDefinition", f"llmengines.{GROUP}"),
-        ("CustomResourceDefinition", "clusterkopfpeerings.kopf.dev"), ("ClusterKopfPeering", "trtllm-operator"),
+        ("CustomResourceDefinition", "clusterkopfpeerings.kopf.dev"),
         ("Namespace", SYSTEM_NS), ("ServiceAccount", "trtllm-operator"), ("ClusterRole", "trtllm-operator"),
         ("ClusterRoleBinding", "trtllm-operator"), ("Deployment", "trtllm-operator"),
         ("Service", "trtllm-operator-metrics"),
@@ -93,6 +93,8 @@ def test_kustomize_builds_every_piece(overlay: str) -> None:
     for obj in objects:
         if obj["kind"] in {"ServiceAccount", "Deployment", "Service"}:
             assert obj["metadata"]["namespace"] == SYSTEM_NS
+    if overlay == "base":  # the local overlay runs one standalone replica (no peering object)
+        assert ("ClusterKopfPeering", "trtllm-operator") in kinds
 
 
 def test_crds_are_the_generated_ones() -> None:
@@ -178,16 +180,21 @@ def test_local_overlay_runs_a_local_image() -> None:
     objects = build(OVERLAYS["local"])
     deployment = one(objects, "Deployment", "trtllm-operator")
     container = operator_container(objects)
-    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert container["imagePullPolicy"] == "Never" and container["image"] == "trtllm-operator:dev"
     assert "--verbose" in container["args"]
+    assert not [o for o in objects if o["kind"] == "ClusterKopfPeering"], "standalone: no peering object"
+    namespace = one(objects, "Namespace", SYSTEM_NS)["metadata"]["annotations"]
+    assert namespace["scheduler.alpha.kubernetes.io/node-selector"] == "trtllm-operator.dev/real-node=true"
 
 
 def test_container_args_are_accepted_by_the_entrypoint() -> None:
     main = pytest.importorskip("trtllm_operator.__main__", reason="the trtllm-operator entrypoint is not written")
-    for overlay in OVERLAYS.values():
-        args = main.parse_args(operator_container(build(overlay))["args"])
-        assert args.peering == "trtllm-operator" and not args.standalone and args.namespace == []
+    base = main.parse_args(operator_container(build(BASE))["args"])
+    assert base.peering == "trtllm-operator" and not base.standalone and base.namespace == []
+    local = main.parse_args(operator_container(build(OVERLAYS["local"]))["args"])
+    assert local.standalone and local.peering is None
+    assert local.namespace == ["*,!t-*,!o-*,!r-*,!p-*"], "the test suite's own operators keep their namespaces"
 
 
 @pytest.fixture(scope="module")
