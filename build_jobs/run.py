@@ -80,8 +80,14 @@ def _fetch(ctx: Any) -> dict[str, Any]:
         "commit": fetched.commit,
         "reused": fetched.reused,
         "tokenizerPath": str(tokenizer.path) if tokenizer else None,
+        "modelBytes": _tree_bytes(fetched.path),
         "stageSeconds": ctx.stages.durations,
     }
+
+
+def _tree_bytes(path: Path) -> int:
+    """Total size of the files under path (the operator sizes the build's host memory from it)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def _cleanup(ctx: Any) -> dict[str, Any]:

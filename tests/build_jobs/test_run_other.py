@@ -80,6 +80,8 @@ def test_hf_fetch_resolves_commit_and_hides_token(sandbox: Sandbox) -> None:
     assert (model / "config.json").is_file() and not (model / ".cache").exists()
     assert (sandbox.root / "models" / "org" / "tiny-llama" / "refs" / "main").read_text().strip() == commit
     assert result.termination["commit"] == commit
+    sizes = sum(p.stat().st_size for p in model.rglob("*") if p.is_file())
+    assert result.termination["modelBytes"] == sizes > 0
     assert secret not in result.output and secret not in sandbox.termination.read_text()
     again = sandbox.run(request, PYTHONPATH=str(FAKES / "hub"))
     assert [c["tool"] for c in again.calls] == ["huggingface_hub.model_info"]

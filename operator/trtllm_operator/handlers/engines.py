@@ -44,7 +44,7 @@ def reconcile_engine(body: dict[str, Any]) -> str:
         kube.apply(plan.desired_fetch_job(ctx, spec, config))
         kopf.info(body, reason="FetchStarted", message=f"Started Job {fetch.name} to download {spec.model.source}")
     elif step == "create-build":
-        kube.apply(plan.desired_build_job(ctx, spec, config))
+        kube.apply(plan.desired_build_job(ctx, spec, config, fetch.report.get("modelBytes")))
         metrics.BUILDS.labels("started").inc()
         kopf.info(body, reason="BuildStarted", message=f"Started Job {build.name} on {spec.gpu.product}")
     status = progress.engine_status(spec, ctx, fetch, build, len(users(body)), meta.get("generation"),

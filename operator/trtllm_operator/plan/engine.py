@@ -19,7 +19,9 @@ CREATED_BY_ANNOTATION = f"{GROUP}/created-by"
 MEMORY_ANNOTATION = f"{GROUP}/gpu-memory-mib"
 SECRET_ANNOTATION = f"{GROUP}/hf-token-secret"
 FETCH_RESOURCES = {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "16Gi"}}
+# Build resources when neither the user nor the checkpoint's size says otherwise.
 DEFAULT_BUILD_RESOURCES = {"requests": {"cpu": "8", "memory": "64Gi"}, "limits": {"memory": "128Gi"}}
+GIB = 1 << 30
 BUILD_DEADLINE_SECONDS = 4 * 3600
 FETCH_DEADLINE_SECONDS = 2 * 3600
 
@@ -46,7 +48,7 @@ def desired_engine(name: str, namespace: str, key: str, spec: LLMEngineSpec, cla
     annotations = {
         names.CACHE_CLAIM_ANNOTATION: claim, CREATED_BY_ANNOTATION: creator["uid"],
         MEMORY_ANNOTATION: str(memory_mib),
-        BUILD_RESOURCES_ANNOTATION: json.dumps(build_resources or DEFAULT_BUILD_RESOURCES, sort_keys=True),
+        BUILD_RESOURCES_ANNOTATION: json.dumps(build_resources or {}, sort_keys=True),
         names.RETAIN_ANNOTATION: "true" if retain else "false",
     }
     if secret:
@@ -100,10 +102,24 @@ def desired_fetch_job(ctx: EngineContext, spec: LLMEngineSpec, config: dict[str,
                [_owner(ctx)], pod, spec.model.source, backoff=3, deadline=FETCH_DEADLINE_SECONDS)
 
 
-def desired_build_job(ctx: EngineContext, spec: LLMEngineSpec, config: dict[str, Any]) -> dict[str, Any]:
-    """The GPU Job that converts and builds the engine on its GPU product."""
+def build_resources_for(model_bytes: int | None) -> dict[str, Any]:
+    """Host resources of a build sized from the checkpoint the fetch reported: memory 3x its size (the
+    converted weights and the engine are both held in host memory while building; at least 4Gi), limit
+    twice that, one CPU per 8 GiB of checkpoint (1 to 8). Unknown size: DEFAULT_BUILD_RESOURCES."""
+    if not model_bytes:
+        return DEFAULT_BUILD_RESOURCES
+    memory_gib = max(4, -(-3 * model_bytes // GIB))
+    cpus = min(8, max(1, -(-model_bytes // (8 * GIB))))
+    return {"requests": {"cpu": str(cpus), "memory": f"{memory_gib}Gi"},
+            "limits": {"memory": f"{2 * memory_gib}Gi"}}
+
+
+def desired_build_job(ctx: EngineContext, spec: LLMEngineSpec, config: dict[str, Any],
+                      model_bytes: int | None = None) -> dict[str, Any]:
+    """The GPU Job that converts and builds the engine on its GPU product, with the user's
+    engine.buildResources or resources sized from the fetched checkpoint."""
     pod = job_pod("build", spec.toolchain.image, ctx.claim, config, ctx.secret, source_claims(spec))
-    gpu_placement(pod, spec, ctx.build_resources or DEFAULT_BUILD_RESOURCES)
+    gpu_placement(pod, spec, ctx.build_resources or build_resources_for(model_bytes))
     return job(names.build_job(ctx.name), ctx.namespace, names.engine_labels(ctx.name, ctx.key, "build"),
                [_owner(ctx)], pod, spec.model.source, backoff=2, deadline=BUILD_DEADLINE_SECONDS)
 
