@@ -108,8 +108,10 @@ def real_node_images() -> dict[str, str] | None:
 def write_dev_overlay(images: dict[str, str]) -> Path:
     """A kustomization over manifests/overlays/local with this machine's image tags (they are hashes of
     the images' content, so they live in .local, not in Git)."""
+    import images as image_builder
+
     name, tag = images["operator"].rsplit(":", 1)
-    overrides = f"*={images['nvidia-standin']}"
+    overrides = " ".join(image_builder.standin_overrides({n: {"ref": ref} for n, ref in images.items()}))
     DEV_OVERLAY.mkdir(parents=True, exist_ok=True)
     body = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",

@@ -27,6 +27,10 @@ ENGINE_ANNOTATION = "trtllm-operator.dev/engine"
 CONFIG_HASH_ANNOTATION = "trtllm-operator.dev/config-hash"
 TRITON_PORTS = (("http", 8000), ("grpc", 8001), ("metrics", 8002))
 SERVE_PORTS = (("http", 8000),)
+# The init containers only read the image and the cache and write the pod's emptyDir: no root, no
+# capabilities, whatever user the image defaults to (a uid with no account is fine for them).
+INIT_SECURITY = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
+                 "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 @dataclass(frozen=True)
@@ -94,10 +98,11 @@ def _pod(name: str, spec: LLMDeploymentSpec, served: Served, claim: str) -> dict
     init: list[dict[str, Any]] = []
     if spec.adapters:
         init.append({"name": "link-adapters", "image": _image(spec, tc), "volumeMounts": mounts[:2],
+                     "securityContext": INIT_SECURITY,
                      "command": adapter_links(spec.adapters, served.spec, paths.lora_dir or "")})
     if spec.serving.runtime == "triton":
         volumes.append(config_volume(names.build_config(served.name), ["triton_repo.py"]))
-        init.append({"name": "fill-model-repo", "image": _image(spec, tc),
+        init.append({"name": "fill-model-repo", "image": _image(spec, tc), "securityContext": INIT_SECURITY,
                      "command": triton_init_command(served.spec, paths, f"{CONFIG_DIR}/params.json"),
                      "volumeMounts": [*mounts[1:3], {"name": "build-jobs", "mountPath": SCRIPTS_DIR}]})
     container = _server_container(spec, served, paths, tc)
