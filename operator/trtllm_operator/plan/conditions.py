@@ -25,6 +25,24 @@ SERVING_PREVIOUS = "ServingPreviousEngine"
 AS_EXPECTED = "AsExpected"
 CONVERTING_ADAPTERS = "ConvertingAdapters"
 
+# Pod-level causes (plan/pods.py), the reasons of the conditions that report failing pods. The kubelet's
+# ErrImagePull and ImagePullBackOff alternate for one cause, so both are reported as ImagePullBackOff.
+CRASH_LOOP = "CrashLoopBackOff"
+OOM_KILLED = "OOMKilled"
+IMAGE_PULL = "ImagePullBackOff"
+IMAGE_NEVER_PULL = "ErrImageNeverPull"
+INVALID_IMAGE = "InvalidImageName"
+CONTAINER_CONFIG = "CreateContainerConfigError"
+CREATE_CONTAINER = "CreateContainerError"
+RUN_CONTAINER = "RunContainerError"
+UNSCHEDULABLE = "Unschedulable"
+FETCH_UNSCHEDULABLE = "FetchUnschedulable"
+BUILD_UNSCHEDULABLE = "BuildUnschedulable"
+POD_REASONS = frozenset({CRASH_LOOP, OOM_KILLED, IMAGE_PULL, IMAGE_NEVER_PULL, INVALID_IMAGE, CONTAINER_CONFIG,
+                         CREATE_CONTAINER, RUN_CONTAINER, UNSCHEDULABLE, FETCH_UNSCHEDULABLE, BUILD_UNSCHEDULABLE})
+# Reasons announced once as a Warning event when a condition starts carrying them.
+WARNING_REASONS = POD_REASONS | {BUILD_FAILED}
+
 
 def make(kind: str, status: str, reason: str, message: str, generation: int | None) -> dict[str, Any]:
     """One condition in the Kubernetes shape (lastTransitionTime is added by merge)."""
@@ -44,6 +62,22 @@ def merge(old: list[dict[str, Any]], new: list[dict[str, Any]], now: str) -> lis
         stamp = prev.get("lastTransitionTime") if same and prev.get("lastTransitionTime") else now
         merged.append({**cond, "lastTransitionTime": stamp})
     return merged
+
+
+def new_warnings(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(reason, message) of each warning reason the new conditions carry and the old ones did not: one
+    event per new problem, none per resync (a Degraded condition counts only while True)."""
+    before = {reason for reason, _ in _warning_reasons(old)}
+    out: list[tuple[str, str]] = []
+    for reason, message in _warning_reasons(new):
+        if reason not in before and reason not in {r for r, _ in out}:
+            out.append((reason, message))
+    return out
+
+
+def _warning_reasons(conds: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
+    return [(c.get("reason", ""), c.get("message", "")) for c in conds or []
+            if c.get("reason") in WARNING_REASONS and (c.get("type") != "Degraded" or c.get("status") == "True")]
 
 
 def find(conds: list[dict[str, Any]] | None, kind: str) -> dict[str, Any] | None:
