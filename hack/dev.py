@@ -8,7 +8,7 @@ With the real node (hack/node.py), the operator runs as a pod from manifests/ove
 built here, every NVIDIA image pointed at the local stand-in, and the sample's fetch, build and serving pods
 run on that node for real. Without it (no root, no cgroups), the operator runs in the background as a process
 (pid in .local/operator.pid, logs in .local/operator.log) and KWOK plays every pod. Either way it watches
-every namespace except the test namespaces (t-*, o-*, r-*, p-*), which the test suite's own operators handle.
+every namespace except the test namespaces (t-*, o-*, r-*, p-*, h-*), which the test suite's own operators handle.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ENV = {**os.environ, "KUBECONFIG": str(LOCAL / "kubeconfig"), "PYTHONPATH": str(
 PID = LOCAL / "operator.pid"
 LOG = LOCAL / "operator.log"
 SAMPLE = ROOT / "manifests" / "samples" / "tinyllama-fp16.yaml"
-NAMESPACES = "*,!t-*,!o-*,!r-*,!p-*"
+NAMESPACES = "*,!t-*,!o-*,!r-*,!p-*,!h-*"
 CLUSTER_STATE = LOCAL / "cluster" / "state.json"
 OVERLAY = ROOT / "manifests" / "overlays" / "local"
 DEV_OVERLAY = LOCAL / "dev-overlay"
