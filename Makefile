@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export KUBECONFIG := $(CURDIR)/.local/kubeconfig
 export PATH := $(CURDIR)/.local/bin:$(PATH)
 
-.PHONY: help venv prometheus binaries cluster-up cluster-down crds crds-check dev dev-down test test-unit lint bench-autoscale clean
+.PHONY: help venv prometheus node-deps binaries cluster-up cluster-down crds crds-check dev dev-down test test-unit lint bench-autoscale clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -19,10 +19,13 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## Python virtualenv with the pinned runtime and dev dependencies
 
-binaries: ## Build etcd, kube-*, kubectl and kwok from the Go module proxy (cached per machine)
+binaries: ## Build etcd, kube-*, kubelet, kube-proxy, kubectl, kwok and CoreDNS from the Go module proxy (cached per machine)
 	bash hack/build-binaries.sh all
 
-cluster-up: venv ## Start the local control plane with fake GPU nodes (idempotent)
+node-deps: ## Debian packages of the real node and its images (containerd, runc, CNI, buildah, mmdebstrap)
+	bash hack/install-node-deps.sh
+
+cluster-up: venv node-deps ## Start the local control plane: KWOK's fake GPU fleet and one real node (idempotent)
 	$(PY) hack/cluster.py up
 
 cluster-down: ## Stop the local control plane and remove its state
