@@ -44,20 +44,21 @@ class Served:
 
 
 def serving_paths(spec: LLMDeploymentSpec, served: Served) -> ServingPaths:
-    """Paths inside the serving pod (cache PVC read-only at /cache)."""
+    """Paths inside the serving pod (cache PVC read-only at /cache). Only Triton gets a lora_dir: its
+    lora_prefetch_dir needs <dir>/<task id> links; trtllm-serve's lora_config lists the adapters' own
+    directories on the cache volume."""
+    links = spec.adapters and spec.serving.runtime == "triton"
     return ServingPaths(engine_dir=f"{CACHE_MOUNT}/engines/{served.key}", tokenizer_dir=served.model_dir,
-                        lora_dir=f"{MODEL_REPO}/lora" if spec.adapters else None, model_repo=MODEL_REPO)
+                        lora_dir=f"{MODEL_REPO}/lora" if links else None, model_repo=MODEL_REPO)
 
 
 def desired_serving_config(name: str, namespace: str, spec: LLMDeploymentSpec, served: Served,
                            owners: list[dict[str, Any]]) -> dict[str, Any]:
     """Triton's params.json for the strict filler, or trtllm-serve's extra options YAML."""
-    paths = serving_paths(spec, served)
     if spec.serving.runtime == "triton":
-        data = {"params.json": render_triton_params(spec, served.spec, paths)}
+        data = {"params.json": render_triton_params(spec, served.spec, serving_paths(spec, served))}
     else:
-        lora_dirs = [paths.lora_dir] if paths.lora_dir else []
-        data = {"extra-llm-api-options.yaml": render_extra_llm_api_options(spec, served.spec, lora_dirs)}
+        data = {"extra-llm-api-options.yaml": render_extra_llm_api_options(spec, served.spec)}
     return obj("v1", "ConfigMap", names.serving_config(name), namespace,
                names.child_labels(name, "serving-config"), owners, data=data)
 
@@ -96,13 +97,14 @@ def _pod(name: str, spec: LLMDeploymentSpec, served: Served, claim: str) -> dict
         volumes.append({"name": f"source-{i}",
                         "persistentVolumeClaim": {"claimName": source_claim, "readOnly": True}})
     init: list[dict[str, Any]] = []
-    if spec.adapters:
+    if paths.lora_dir:  # Triton only: see serving_paths
         init.append({"name": "link-adapters", "image": _image(spec, tc), "volumeMounts": mounts[:2],
-                     "securityContext": INIT_SECURITY,
-                     "command": adapter_links(spec.adapters, served.spec, paths.lora_dir or "")})
+                     "terminationMessagePolicy": "FallbackToLogsOnError", "securityContext": INIT_SECURITY,
+                     "command": adapter_links(spec.adapters, served.spec, paths.lora_dir)})
     if spec.serving.runtime == "triton":
         volumes.append(config_volume(names.build_config(served.name), ["triton_repo.py"]))
-        init.append({"name": "fill-model-repo", "image": _image(spec, tc), "securityContext": INIT_SECURITY,
+        init.append({"name": "fill-model-repo", "image": _image(spec, tc),
+                     "terminationMessagePolicy": "FallbackToLogsOnError", "securityContext": INIT_SECURITY,
                      "command": triton_init_command(served.spec, paths, f"{CONFIG_DIR}/params.json"),
                      "volumeMounts": [*mounts[1:3], {"name": "build-jobs", "mountPath": SCRIPTS_DIR}]})
     container = _server_container(spec, served, paths, tc)
@@ -130,7 +132,9 @@ def _server_container(spec: LLMDeploymentSpec, served: Served, paths: ServingPat
             "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in ports],
             "startupProbe": _probe(ready, period=10, failures=90),
             "readinessProbe": _probe(ready, period=5, failures=3),
-            "livenessProbe": _probe(live, period=10, failures=6)}
+            "livenessProbe": _probe(live, period=10, failures=6),
+            # A crash's last log lines become lastState.terminated.message, which the status then shows.
+            "terminationMessagePolicy": "FallbackToLogsOnError"}
 
 
 def _serve_model_dir(served: Served, paths: ServingPaths) -> str:
