@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from trtllm_operator.plan import conditions, names
 from trtllm_operator.plan.deployment_status import Observed, deployment_status
 from trtllm_operator.plan.engine_status import FAILED, RUNNING, SUCCEEDED, JobView, job_view, next_step
+from trtllm_operator.plan.pods import PodProblem
 from trtllm_operator.spec.engine_key import gpu_target, llmengine_spec
 from trtllm_operator.spec.validation import parse_deployment_spec
 
@@ -108,3 +110,118 @@ def test_serving_pod_mounts_a_pvc_model_source_read_only() -> None:
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     assert mount["readOnly"] and volume["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
     assert served.model_dir == "/sources/models/llama/7b"
+
+
+ENGINE_REF = {"name": "e1", "key": "k", "gpu": "g", "reused": False}
+CRASH = PodProblem(conditions.CRASH_LOOP, "chat-5f4-x", "Pod chat-5f4-x container server: CrashLoopBackOff after "
+                   "7 restarts; back-off 5m0s restarting failed container=server", "server", 7)
+NO_NODE = PodProblem(conditions.UNSCHEDULABLE, "chat-5f4-y", "Pod chat-5f4-y cannot be scheduled: 0/6 nodes are "
+                     "available: 6 Insufficient nvidia.com/gpu.")
+
+
+def not_ready_deployment(desired: int = 1, available: int = 0) -> dict[str, Any]:
+    live = live_deployment(available, desired)
+    live["status"].update({"replicas": desired, "updatedReplicas": desired})
+    return live
+
+
+def serving(problems: list[PodProblem], available: int = 0, was_serving: bool = False,
+            desired: int = 1) -> dict[str, Any]:
+    return status(Observed(3, None, ENGINE_REF, ready_engine(), "e1", not_ready_deployment(desired, available),
+                           desired, [], problems, was_serving))
+
+
+def test_crash_looping_first_rollout_is_failed_and_never_ready() -> None:
+    out = serving([CRASH])
+    assert out["phase"] == "Failed" and out["readyReplicas"] == 0
+    degraded = conditions.find(out["conditions"], "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "CrashLoopBackOff")
+    assert "chat-5f4-x container server" in degraded["message"] and "7 restarts" in degraded["message"]
+    progressing = conditions.find(out["conditions"], "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("False", "CrashLoopBackOff")
+    ready = conditions.find(out["conditions"], "Ready")
+    assert ready["status"] == "False" and ready["message"] == CRASH.message
+
+
+def test_crash_looping_after_serving_is_degraded_then_recovers() -> None:
+    assert serving([CRASH], was_serving=True)["phase"] == "Degraded"
+    assert serving([CRASH], available=1, desired=2)["phase"] == "Degraded"
+    recovered = status(Observed(3, None, ENGINE_REF, ready_engine(), "e1", live_deployment(1, 1), 1, [], [], True))
+    assert recovered["phase"] == "Ready" and conditions.find(recovered["conditions"], "Degraded")["status"] == "False"
+
+
+def test_ready_is_false_while_a_pod_fails_even_if_the_deployment_lags() -> None:
+    out = status(Observed(3, None, ENGINE_REF, ready_engine(), "e1", live_deployment(1, 1), 1, [], [CRASH]))
+    assert not conditions.is_true(out["conditions"], "Ready") and out["phase"] == "Degraded"
+
+
+def test_unschedulable_first_rollout_is_pending_and_progressing() -> None:
+    out = serving([NO_NODE])
+    assert out["phase"] == "Pending"
+    progressing = conditions.find(out["conditions"], "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("True", "Unschedulable")
+    assert "Insufficient nvidia.com/gpu" in progressing["message"]
+    assert conditions.find(out["conditions"], "Degraded")["status"] == "False"
+    assert "Insufficient" in conditions.find(out["conditions"], "Ready")["message"]
+
+
+def test_unschedulable_replica_next_to_a_serving_one_is_degraded() -> None:
+    out = serving([NO_NODE], available=1, desired=2)
+    degraded = conditions.find(out["conditions"], "Degraded")
+    assert out["phase"] == "Degraded" and (degraded["status"], degraded["reason"]) == ("True", "Unschedulable")
+
+
+def test_engine_pod_problem_reaches_the_deployment() -> None:
+    engine = {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False", "reason": "BuildUnschedulable",
+                                                  "message": "Job e1-build cannot run: Pod e1-build-x cannot be "
+                                                             "scheduled: 0/6 nodes are available: 1 Insufficient "
+                                                             "memory."}]}
+    out = status(Observed(3, None, ENGINE_REF, engine))
+    assert out["phase"] == "Pending"
+    for kind in ("EngineReady", "Progressing"):
+        cond = conditions.find(out["conditions"], kind)
+        assert cond["reason"] == "BuildUnschedulable" and "Insufficient memory" in cond["message"], kind
+
+
+def test_one_warning_per_new_problem() -> None:
+    first = serving([CRASH])["conditions"]
+    assert conditions.new_warnings([], first) == [("CrashLoopBackOff", first[3]["message"])]
+    later = serving([replace(CRASH, restarts=8, message=CRASH.message.replace("7", "8"))])["conditions"]
+    assert conditions.new_warnings(first, later) == []
+    healthy = status(Observed(3, None, ENGINE_REF, ready_engine(), "e1", live_deployment(1, 1), 1))["conditions"]
+    assert conditions.new_warnings(first, healthy) == []
+    assert [r for r, _ in conditions.new_warnings(healthy, first)] == ["CrashLoopBackOff"]
+
+
+def job_pod(phase: str, status: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": "e1-build-r7v6c"}, "status": {"phase": phase, **status}}
+
+
+def engine_with_build_pod(pod: dict[str, Any]) -> dict[str, Any]:
+    from trtllm_operator.plan.engine import EngineContext
+    from trtllm_operator.plan.engine_status import engine_status
+
+    ctx = EngineContext("e1", "ns", "uid", "k" * 64, "cache", 81920)
+    build = job_view("e1-build", {"status": {"active": 1}}, [pod])
+    return engine_status(ENGINE, ctx, JobView("e1-fetch", SUCCEEDED), build, 1, 1, [], NOW)
+
+
+def test_unschedulable_build_pod_is_named_with_the_scheduler_message() -> None:
+    message = "0/6 nodes are available: 1 Insufficient memory, 5 node(s) didn't match Pod's node affinity/selector."
+    out = engine_with_build_pod(job_pod("Pending", {"conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}]}))
+    ready = conditions.find(out["conditions"], "Ready")
+    assert out["phase"] == "Pending" and ready["reason"] == "BuildUnschedulable"
+    assert ready["message"] == f"Job e1-build cannot run: Pod e1-build-r7v6c cannot be scheduled: {message}"
+
+
+def test_build_pod_image_pull_back_off_is_named() -> None:
+    out = engine_with_build_pod(job_pod("Pending", {"containerStatuses": [{
+        "name": "build", "ready": False, "restartCount": 0, "state": {"waiting": {
+            "reason": "ImagePullBackOff", "message": 'Back-off pulling image "nvcr.io/nvidia/tritonserver:x"'}}}]}))
+    ready = conditions.find(out["conditions"], "Ready")
+    assert out["phase"] == "Building" and ready["reason"] == "ImagePullBackOff"
+    assert 'Back-off pulling image "nvcr.io/nvidia/tritonserver:x"' in ready["message"]
+    running = engine_with_build_pod(job_pod("Running", {"containerStatuses": [
+        {"name": "build", "ready": True, "restartCount": 0, "state": {"running": {}}}]}))
+    assert conditions.find(running["conditions"], "Ready")["reason"] == "EngineBuilding"

@@ -76,8 +76,10 @@ def new_warnings(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]) ->
 
 
 def _warning_reasons(conds: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
-    return [(c.get("reason", ""), c.get("message", "")) for c in conds or []
-            if c.get("reason") in WARNING_REASONS and (c.get("type") != "Degraded" or c.get("status") == "True")]
+    order = {"Degraded": 0, "EngineReady": 1, "Ready": 1}  # the plainest message of a reason first
+    found = [c for c in conds or []
+             if c.get("reason") in WARNING_REASONS and (c.get("type") != "Degraded" or c.get("status") == "True")]
+    return [(c["reason"], c.get("message", "")) for c in sorted(found, key=lambda c: order.get(c.get("type"), 2))]
 
 
 def find(conds: list[dict[str, Any]] | None, kind: str) -> dict[str, Any] | None:

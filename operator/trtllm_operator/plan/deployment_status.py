@@ -7,6 +7,7 @@ from typing import Any
 
 from trtllm_operator.plan import conditions as c
 from trtllm_operator.plan import names
+from trtllm_operator.plan.pods import PodProblem, summary
 from trtllm_operator.spec.models import LLMDeploymentSpec
 
 
@@ -22,6 +23,8 @@ class Observed:
     deployment: dict[str, Any] | None = None         # the live Deployment
     desired_replicas: int = 0
     adapters_pending: list[str] = field(default_factory=list)
+    pod_problems: list[PodProblem] = field(default_factory=list)  # the serving pods', most telling first
+    was_serving: bool = False                        # the last status was Ready or Degraded
 
 
 def rollout_done(deployment: dict[str, Any] | None, desired: int) -> bool:
@@ -67,25 +70,40 @@ def endpoints(name: str, namespace: str, spec: LLMDeploymentSpec) -> list[dict[s
 def _conditions(seen: Observed) -> list[dict[str, Any]]:
     gen = seen.generation
     engine_ready = _engine_ready(seen)
-    available = _available(seen)
+    issue = pod_issue(seen)
     serving_target = seen.served_engine is not None and seen.served_engine == seen.engine.get("name")
-    done = serving_target and rollout_done(seen.deployment, seen.desired_replicas)
-    degraded = seen.problem is not None or seen.engine_status.get("phase") == "Failed"
-    progressing = not done and not degraded
+    done = serving_target and rollout_done(seen.deployment, seen.desired_replicas) and issue is None
+    degraded = _degraded(seen)
     ready = done and engine_ready[0] == "True" and not seen.adapters_pending
-    why_not = _why_not_ready(seen, engine_ready, serving_target)
+    why_not = _why_not_ready(seen, engine_ready, serving_target, issue)
     return [
         c.make("EngineReady", *engine_ready, gen),
-        c.make("Available", *available, gen),
-        c.make("Progressing", "True" if progressing else "False",
-               c.ROLLING_OUT if progressing else c.AS_EXPECTED,
-               why_not if progressing else "Nothing in progress.", gen),
-        c.make("Degraded", "True" if degraded else "False",
-               _degraded_reason(seen) if degraded else c.AS_EXPECTED,
-               _degraded_message(seen) if degraded else "No problem found.", gen),
+        c.make("Available", *_available(seen), gen),
+        c.make("Progressing", *_progressing(seen, done, degraded, engine_ready, why_not), gen),
+        c.make("Degraded", "True" if degraded else "False", *(degraded or (c.AS_EXPECTED, "No problem found.")),
+               gen),
         c.make("Ready", "True" if ready else "False", c.READY if ready else c.NOT_READY,
                "The model is served by the current engine on every desired replica." if ready else why_not, gen),
     ]
+
+
+def pod_issue(seen: Observed) -> tuple[str, str] | None:
+    """(reason, message) of the most telling serving pod problem, or None."""
+    return summary(seen.pod_problems) if seen.deployment is not None else None
+
+
+def pods_failing(seen: Observed) -> bool:
+    """Failing serving pods degrade the deployment: a crash, OOM, image or config error always; pods that
+    cannot be scheduled only once a replica serves or served (before that the first rollout waits for
+    capacity, phase Pending)."""
+    issue = pod_issue(seen)
+    if issue is None:
+        return False
+    return issue[0] != c.UNSCHEDULABLE or _available_replicas(seen) > 0 or seen.was_serving
+
+
+def _available_replicas(seen: Observed) -> int:
+    return int(((seen.deployment or {}).get("status") or {}).get("availableReplicas") or 0)
 
 
 def _engine_ready(seen: Observed) -> tuple[str, str, str]:
@@ -102,30 +120,53 @@ def _engine_ready(seen: Observed) -> tuple[str, str, str]:
 def _available(seen: Observed) -> tuple[str, str, str]:
     if seen.desired_replicas == 0 and seen.deployment is not None:
         return "True", c.SCALED_TO_ZERO, "Scaled to zero replicas."
-    live = ((seen.deployment or {}).get("status") or {}).get("availableReplicas", 0)
+    live = _available_replicas(seen)
     if live:
         return "True", c.AVAILABLE, f"{live} replica(s) available."
     return "False", c.UNAVAILABLE, "No serving replica is available yet."
 
 
-def _why_not_ready(seen: Observed, engine_ready: tuple[str, str, str], serving_target: bool) -> str:
+def _progressing(seen: Observed, done: bool, degraded: tuple[str, str] | None,
+                 engine_ready: tuple[str, str, str], why_not: str) -> tuple[str, str, str]:
+    if degraded and degraded[0] in c.POD_REASONS:
+        return "False", degraded[0], f"The rollout is stalled: {degraded[1]}"
+    if done or degraded:
+        return "False", c.AS_EXPECTED, "Nothing in progress."
+    issue = pod_issue(seen)
+    if engine_ready[0] != "True":
+        return "True", engine_ready[1], why_not
+    if seen.adapters_pending:
+        return "True", c.CONVERTING_ADAPTERS, why_not
+    return "True", issue[0] if issue else c.ROLLING_OUT, why_not
+
+
+def _why_not_ready(seen: Observed, engine_ready: tuple[str, str, str], serving_target: bool,
+                   issue: tuple[str, str] | None) -> str:
     if engine_ready[0] != "True":
         keep = f" Engine {seen.served_engine} keeps serving meanwhile." if seen.served_engine else ""
         return engine_ready[2] + keep
     if seen.adapters_pending:
         return f"Converting LoRA adapters: {', '.join(seen.adapters_pending)}."
+    if issue:
+        return issue[1]
     if not serving_target:
         return f"Rolling the Deployment to engine {seen.engine.get('name')}."
     return "Waiting for every replica to be updated and available."
 
 
-def _degraded_reason(seen: Observed) -> str:
-    return seen.problem[0] if seen.problem else c.BUILD_FAILED
-
-
-def _degraded_message(seen: Observed) -> str:
+def _degraded(seen: Observed) -> tuple[str, str] | None:
+    """(reason, message) of what degrades the deployment: a blocking problem, a failed build, failing pods."""
     if seen.problem:
-        return seen.problem[1]
+        return seen.problem
+    if seen.engine_status.get("phase") == "Failed":
+        return c.BUILD_FAILED, _build_failed_message(seen)
+    issue = pod_issue(seen)
+    if issue and pods_failing(seen):
+        return issue
+    return None
+
+
+def _build_failed_message(seen: Observed) -> str:
     engine = seen.engine_status
     msg = f"Engine {seen.engine.get('name')} failed to build: {engine.get('error') or 'see the LLMEngine'}."
     if seen.served_engine:
@@ -140,10 +181,12 @@ def _phase(seen: Observed, conds: list[dict[str, Any]]) -> str:
         return "Ready"
     if seen.engine_status.get("phase") == "Failed":
         return "Degraded" if seen.served_engine else "Failed"
+    if pods_failing(seen):
+        return "Degraded" if _available_replicas(seen) > 0 or seen.was_serving else "Failed"
     if not c.is_true(conds, "EngineReady"):
         phase = seen.engine_status.get("phase", "Pending")
         return phase if phase in ("Fetching", "Building") else "Pending"
-    return "Deploying"
+    return "Pending" if pod_issue(seen) else "Deploying"
 
 
 def carry_autoscaler_fields(status: dict[str, Any], old: dict[str, Any], autoscaling: bool) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from trtllm_operator.plan import conditions
 from trtllm_operator.plan.engine import EngineContext, needs_build_job
+from trtllm_operator.plan.pods import PodProblem, pod_problems
 from trtllm_operator.spec.models import LLMEngineSpec
 
 MISSING, RUNNING, SUCCEEDED, FAILED = "Missing", "Running", "Succeeded", "Failed"
@@ -22,6 +23,7 @@ class JobView:
     report: dict[str, Any] = field(default_factory=dict)
     failed_pods: int = 0
     reason: str = ""
+    problem: PodProblem | None = None   # what keeps its current pod from running (scheduler, kubelet)
 
 
 def job_view(name: str, job: dict[str, Any] | None, pods: list[dict[str, Any]]) -> JobView:
@@ -32,7 +34,9 @@ def job_view(name: str, job: dict[str, Any] | None, pods: list[dict[str, Any]]) 
     done = {c["type"]: c for c in status.get("conditions") or [] if c.get("status") == "True"}
     state = SUCCEEDED if "Complete" in done else FAILED if "Failed" in done else RUNNING
     reason = (done.get("Failed") or {}).get("reason", "")
-    return JobView(name, state, latest_report(pods), int(status.get("failed") or 0), reason)
+    problems = pod_problems(pods) if state == RUNNING else []
+    return JobView(name, state, latest_report(pods), int(status.get("failed") or 0), reason,
+                   problems[0] if problems else None)
 
 
 def latest_report(pods: list[dict[str, Any]]) -> dict[str, Any]:
@@ -77,7 +81,7 @@ def engine_status(spec: LLMEngineSpec, ctx: EngineContext, fetch: JobView, build
     step = next_step(spec, fetch, build)
     report = build.report if build.state != MISSING else fetch.report
     status: dict[str, Any] = {
-        "phase": PHASES[step], "observedGeneration": generation, "users": users,
+        "phase": _phase(step, fetch, build), "observedGeneration": generation, "users": users,
         "path": f"/engines/{ctx.key}" if needs_build_job(spec) else "",
         "toolchain": spec.toolchain.name, "trtllmVersion": spec.toolchain.trtllm_version,
         "gpu": spec.gpu.product, "precision": precision(spec),
@@ -108,6 +112,18 @@ def report_fields(report: dict[str, Any], step: str) -> dict[str, Any]:
     return out
 
 
+def _phase(step: str, fetch: JobView, build: JobView) -> str:
+    stuck = _stuck(step, fetch, build)
+    return "Pending" if stuck and stuck.reason == conditions.UNSCHEDULABLE else PHASES[step]
+
+
+def _stuck(step: str, fetch: JobView, build: JobView) -> PodProblem | None:
+    """The problem of the running Job's pod while fetching or building (None otherwise)."""
+    if step == "wait-fetch":
+        return fetch.problem
+    return build.problem if step == "wait-build" else None
+
+
 def _ready_condition(step: str, fetch: JobView, build: JobView) -> tuple[str, str, str]:
     if step == "ready":
         return "True", conditions.ENGINE_BUILT, "The engine is built and published on the cache volume."
@@ -115,10 +131,25 @@ def _ready_condition(step: str, fetch: JobView, build: JobView) -> tuple[str, st
         failed = build if build.state == FAILED else fetch
         error = failed.report.get("error") or failed.reason or "no report"
         return "False", conditions.BUILD_FAILED, f"Job {failed.name} failed: {error}"
+    stuck = _stuck(step, fetch, build)
+    if stuck:
+        return "False", job_problem_reason(step, stuck), f"Job {_job(step, fetch, build)} cannot run: {stuck.message}"
     if step in ("create-fetch", "wait-fetch"):
         return "False", conditions.FETCHING, f"Job {fetch.name} is downloading the checkpoint."
     retries = f" (failed attempts so far: {build.failed_pods})" if build.failed_pods else ""
     return "False", conditions.BUILDING, f"Job {build.name} is building the engine{retries}."
+
+
+def job_problem_reason(step: str, problem: PodProblem) -> str:
+    """The condition reason for a Job pod's problem: FetchUnschedulable / BuildUnschedulable when no node
+    fits the pod, else the pod's own reason (ImagePullBackOff, CreateContainerConfigError, ...)."""
+    if problem.reason != conditions.UNSCHEDULABLE:
+        return problem.reason
+    return conditions.FETCH_UNSCHEDULABLE if step == "wait-fetch" else conditions.BUILD_UNSCHEDULABLE
+
+
+def _job(step: str, fetch: JobView, build: JobView) -> str:
+    return fetch.name if step == "wait-fetch" else build.name
 
 
 def precision(spec: LLMEngineSpec) -> str:
