@@ -242,6 +242,17 @@ def test_pause_sleeps_until_sigterm_and_exits_zero(tmp_path: Path) -> None:
     assert proc.wait(timeout=10) == 0
 
 
+def test_a_failed_step_is_named_with_its_output(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "demo.log"
+    script = "echo pulling; echo 'no space left on device' >&2; exit 3"
+    with pytest.raises(images.ImageError) as failure:
+        images.run("demo: buildah bud", ["sh", "-c", script], log)
+    message = str(failure.value)
+    assert "step 'demo: buildah bud' failed with exit 3" in message
+    assert "no space left on device" in message and str(log) in message
+    assert "pulling" in log.read_text()
+
+
 class RecordingBuildah(images.Buildah):
     """Writes an archive instead of running buildah, and counts the builds asked for."""
 
