@@ -310,3 +310,60 @@ def test_missing_volume_claim_is_named_then_resolved(op_namespace: str, operator
     apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "checkpoints"},
            "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}}, namespace)
     wait_phase(namespace, "fromclaim", "Ready")
+
+
+TOO_MUCH_MEMORY = {"requests": {"memory": "2Ti"}}  # every KWOK node has 1Ti
+# A changed value, not a removed one: kube.apply skips a Deployment that still contains every desired field.
+FITTING_MEMORY = {"requests": {"memory": "1Gi"}}
+
+
+def condition_with(namespace: str, name: str, kind: str, reason: str) -> Any:
+    """A waiter: the LLMDeployment once its `kind` condition has `reason`, else None."""
+    def check() -> dict[str, Any] | None:
+        obj = get("llmdeployment", namespace, name)
+        conds = (obj.get("status") or {}).get("conditions") or []
+        return obj if any(c["type"] == kind and c["reason"] == reason for c in conds) else None
+    return check
+
+
+def test_unschedulable_build_pod_is_named(op_namespace: str, operator: Any) -> None:
+    namespace = op_namespace
+    apply(llmdeployment("big", engine={"buildResources": TOO_MUCH_MEMORY}), namespace)
+    dep = wait_for("EngineReady BuildUnschedulable",
+                   condition_with(namespace, "big", "EngineReady", "BuildUnschedulable"), READY_TIMEOUT)
+    message = condition(dep, "EngineReady")["message"]
+    assert "cannot be scheduled: 0/" in message and "Insufficient memory" in message
+    assert condition(dep, "Progressing")["reason"] == "BuildUnschedulable"
+    assert "is building the engine" not in condition(dep, "Progressing")["message"]
+    assert dep["status"]["phase"] == "Pending"
+    engine = get("llmengine", namespace, dep["status"]["engine"]["name"])
+    ready = condition(engine, "Ready")
+    assert engine["status"]["phase"] == "Pending" and ready["reason"] == "BuildUnschedulable"
+    wait_for("the warning events", lambda: "BuildUnschedulable" in events(namespace, "big")
+             and "BuildUnschedulable" in events(namespace, engine["metadata"]["name"]))
+    time.sleep(12)  # a resync later: still one event each
+    for obj in ("big", engine["metadata"]["name"]):
+        found = items("events", namespace, f"--field-selector=involvedObject.name={obj},reason=BuildUnschedulable")
+        assert len(found) == 1 and found[0].get("count", 1) == 1, obj
+
+
+def test_unschedulable_serving_pods_are_named_then_resolved(op_namespace: str, operator: Any) -> None:
+    namespace = op_namespace
+    apply(llmdeployment("chat", serving={"resources": TOO_MUCH_MEMORY}), namespace)
+    dep = wait_for("Progressing Unschedulable", condition_with(namespace, "chat", "Progressing", "Unschedulable"),
+                   READY_TIMEOUT)
+    assert dep["status"]["phase"] == "Pending" and condition(dep, "Ready")["status"] == "False"
+    assert "Insufficient memory" in condition(dep, "Progressing")["message"]
+    assert condition(dep, "Degraded")["status"] == "False"
+    wait_for("the warning event", lambda: "Unschedulable" in events(namespace, "chat"))
+    apply(llmdeployment("chat", serving={"resources": FITTING_MEMORY}), namespace)
+    wait_phase(namespace, "chat", "Ready")
+    # a replica serves: a new template that cannot be scheduled degrades the deployment, the old pod serves
+    apply(llmdeployment("chat", serving={"resources": TOO_MUCH_MEMORY}), namespace)
+    dep = wait_phase(namespace, "chat", "Degraded")
+    degraded = condition(dep, "Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "Unschedulable"
+    assert condition(dep, "Available")["status"] == "True"
+    apply(llmdeployment("chat", serving={"resources": FITTING_MEMORY}), namespace)
+    dep = wait_phase(namespace, "chat", "Ready")
+    assert condition(dep, "Degraded")["status"] == "False"

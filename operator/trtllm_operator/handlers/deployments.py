@@ -23,6 +23,7 @@ from trtllm_operator.plan.deployment_status import (
 from trtllm_operator.plan.engine import CREATED_BY_ANNOTATION, desired_engine, model_dir
 from trtllm_operator.plan.meta import owner_ref
 from trtllm_operator.plan.placement import choose_gpu, gpu_nodes
+from trtllm_operator.plan.pods import PodProblem, pod_problems
 from trtllm_operator.plan.serving import (
     Served,
     desired_cache_claim,
@@ -218,7 +219,8 @@ def reconcile(body: dict[str, Any]) -> None:
         if served_name == engine_ref["name"] and rollout_done(deploy, wanted):
             release_unused_engines(ns, me, {engine_ref["name"]})
         seen = Observed(meta.get("generation"), None, engine_ref, target.get("status") or {}, served_name,
-                        deploy, wanted, pending)
+                        deploy, wanted, pending, serving_pod_problems(ns, meta["name"], deploy),
+                        (body.get("status") or {}).get("phase") in ("Ready", "Degraded"))
     except BlockedError as stop:
         kopf.warn(body, reason=stop.reason, message=stop.message) if _new_problem(body, stop) else None
         seen = Observed(meta.get("generation"), (stop.reason, stop.message),
@@ -247,13 +249,15 @@ def publish_status(body: dict[str, Any], spec: LLMDeploymentSpec | None, seen: O
     if engine.get("name") and engine.get("name") != old_engine.get("name"):
         reason = "EngineReused" if engine.get("reused") else "BuildStarted"
         kopf.info(body, reason=reason, message=f"Engine {engine['name']} on {engine.get('gpu')}")
-    if status["phase"] in ("Degraded", "Failed") and old.get("phase") != status["phase"]:
-        kopf.warn(body, reason="BuildFailed" if seen.problem is None else seen.problem[0],
-                  message=_ready_message(status))
+    for reason, message in reasons.new_warnings(old.get("conditions"), status["conditions"]):
+        kopf.warn(body, reason=reason, message=message)
 
 
-def _ready_message(status: dict[str, Any]) -> str:
-    return next((c["message"] for c in status["conditions"] if c["type"] == "Degraded"), "")
+def serving_pod_problems(namespace: str, name: str, deploy: dict | None) -> list[PodProblem]:
+    """What the serving pods' kubelet and scheduler say is wrong, most telling first ([] without pods)."""
+    if deploy is None:
+        return []
+    return pod_problems(kube.list_objects("v1", "Pod", namespace, names.pod_selector(name)))
 
 
 def reconcile_by_name(namespace: str, name: str) -> None:
@@ -286,6 +290,15 @@ def llmdeployment_resync(body: kopf.Body, **_: Any) -> None:
 @kopf.on.event("apps", "v1", "deployments", labels={names.MANAGED_BY: names.OPERATOR})
 def serving_deployment_event(body: kopf.Body, **_: Any) -> None:
     """The serving Deployment changed (pods became ready, a rollout moved): update the owner's status."""
+    owner = (body.get("metadata", {}).get("labels") or {}).get(names.DEPLOYMENT_LABEL)
+    if owner:
+        reconcile_by_name(body["metadata"]["namespace"], owner)
+
+
+@kopf.on.event("", "v1", "pods", labels={names.MANAGED_BY: names.OPERATOR, names.ROLE_LABEL: "server"})
+def serving_pod_event(body: kopf.Body, **_: Any) -> None:
+    """A serving pod changed (readiness, a restart, scheduling): a crash loop often changes no field of
+    the Deployment, so the pod itself wakes its LLMDeployment."""
     owner = (body.get("metadata", {}).get("labels") or {}).get(names.DEPLOYMENT_LABEL)
     if owner:
         reconcile_by_name(body["metadata"]["namespace"], owner)

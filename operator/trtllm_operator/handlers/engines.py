@@ -10,13 +10,14 @@ import kopf
 from trtllm_operator import GROUP, VERSION, metrics
 from trtllm_operator.handlers.common import build_scripts, locked, now, write_status
 from trtllm_operator.kube import client as kube
+from trtllm_operator.plan import conditions, names
 from trtllm_operator.plan import engine as plan
 from trtllm_operator.plan import engine_status as progress
-from trtllm_operator.plan import names
 from trtllm_operator.spec.models import LLMEngineSpec
 
 log = logging.getLogger("trtllm_operator.engines")
 RESYNC_SECONDS = 10
+JOB_POD_ROLES = ("fetch", "build")
 
 
 def observe_job(namespace: str, name: str) -> progress.JobView:
@@ -49,9 +50,13 @@ def reconcile_engine(body: dict[str, Any]) -> str:
         kopf.info(body, reason="BuildStarted", message=f"Started Job {build.name} on {spec.gpu.product}")
     status = progress.engine_status(spec, ctx, fetch, build, len(users(body)), meta.get("generation"),
                                     (body.get("status") or {}).get("conditions") or [], now())
-    old_phase = (body.get("status") or {}).get("phase")
-    if write_status("LLMEngine", body, status) and old_phase != status["phase"]:
-        _announce(body, status)
+    old = body.get("status") or {}
+    if write_status("LLMEngine", body, status):
+        if old.get("phase") != status["phase"]:
+            _announce(body, status)
+        for reason, message in conditions.new_warnings(old.get("conditions"), status["conditions"]):
+            if reason in conditions.POD_REASONS:  # BuildFailed is announced with the phase
+                kopf.warn(body, reason=reason, message=message)
     return status["phase"]
 
 
@@ -118,6 +123,13 @@ def job_event(body: kopf.Body, **_: Any) -> None:
         live = kube.get(f"{GROUP}/{VERSION}", "LLMEngine", namespace, engine)
         if live is not None:
             handle(live)
+
+
+@kopf.on.event("", "v1", "pods", labels={names.MANAGED_BY: names.OPERATOR,
+                                         names.ROLE_LABEL: lambda value, **_: value in JOB_POD_ROLES})
+def job_pod_event(body: kopf.Body, **_: Any) -> None:
+    """A fetch or build pod changed (scheduled or not, pulling its image): reconcile its engine now."""
+    job_event(body)
 
 
 @kopf.on.delete(GROUP, VERSION, "llmengines")
