@@ -40,6 +40,11 @@ EXPECTED = {
     "llmdeployment-no-gpu.json": ("Degraded", "NoFittingGpuNode: No node offers 8 x NVIDIA-B200"),
     "llmdeployment-suspended.json": ("Suspended", "Scaled to zero"),
     "llmdeployment-zero-autoscaled.json": ("Healthy", "served by the current engine"),
+    "llmdeployment-crashloop.json": ("Degraded", "CrashLoopBackOff: Pod tinyllama-5f498946df-w4rhl container server"),
+    "llmdeployment-unschedulable.json": ("Progressing", "Pending: Pod tinyllama-5f498946df-w4rhl cannot be "
+                                                        "scheduled: 0/6 nodes are available: 6 Insufficient"),
+    "llmengine-unschedulable.json": ("Progressing", "Pending: Job tinyllama-1-1b-chat-v1-0-3f2a9c1b7d-build cannot "
+                                                    "run: Pod"),
     "llmengine-building.json": ("Progressing", "Building"),
     "llmengine-ready.json": ("Healthy", "Engine ready /engines/3f2a9c1b7d"),
     "llmengine-failed.json": ("Degraded", "Build failed: trtllm-build exited 1: CUDA out of memory"),
