@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -33,10 +34,17 @@ def test_trtllm_serve_adapters_need_no_link_directory() -> None:
     assert "/model-repo/lora" not in config["data"]["extra-llm-api-options.yaml"]
 
 
-def test_triton_keeps_the_task_id_links() -> None:
+def test_triton_keeps_the_task_id_links_outside_the_model_repository() -> None:
+    """The filler rebuilds /model-repo from scratch after the links are made (found on the real node:
+    lora_prefetch_dir = /model-repo/lora does not exist), and Triton loads every subdirectory there."""
     config, pod = rendered("triton", {})
     assert [c["name"] for c in pod["initContainers"]] == ["link-adapters", "fill-model-repo"]
-    assert "/model-repo/lora" in config["data"]["params.json"]
+    prefetch = json.loads(config["data"]["params.json"])["lora_prefetch_dir"]
+    assert prefetch == "/lora" and not prefetch.startswith("/model-repo")
+    links, fill = pod["initContainers"]
+    assert prefetch in {m["mountPath"] for m in links["volumeMounts"]}
+    assert prefetch not in {m["mountPath"] for m in fill["volumeMounts"]}
+    assert prefetch in {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
 
 
 def test_crash_logs_become_termination_messages() -> None:

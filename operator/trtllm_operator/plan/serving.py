@@ -23,6 +23,10 @@ from trtllm_operator.spec.toolchains import pod_image, toolchain
 
 CONFIG_DIR = "/etc/trtllm-operator"
 MODEL_REPO = "/model-repo"
+# Triton's lora_prefetch_dir: task-id links in an emptyDir of their own. Not inside the model repository,
+# which the filler rebuilds from scratch (it would delete them) and where Triton takes every
+# subdirectory for a model.
+LORA_LINKS = "/lora"
 ENGINE_ANNOTATION = "trtllm-operator.dev/engine"
 CONFIG_HASH_ANNOTATION = "trtllm-operator.dev/config-hash"
 TRITON_PORTS = (("http", 8000), ("grpc", 8001), ("metrics", 8002))
@@ -49,7 +53,7 @@ def serving_paths(spec: LLMDeploymentSpec, served: Served) -> ServingPaths:
     directories on the cache volume."""
     links = spec.adapters and spec.serving.runtime == "triton"
     return ServingPaths(engine_dir=f"{CACHE_MOUNT}/engines/{served.key}", tokenizer_dir=served.model_dir,
-                        lora_dir=f"{MODEL_REPO}/lora" if links else None, model_repo=MODEL_REPO)
+                        lora_dir=LORA_LINKS if links else None, model_repo=MODEL_REPO)
 
 
 def desired_serving_config(name: str, namespace: str, spec: LLMDeploymentSpec, served: Served,
@@ -98,7 +102,10 @@ def _pod(name: str, spec: LLMDeploymentSpec, served: Served, claim: str) -> dict
                         "persistentVolumeClaim": {"claimName": source_claim, "readOnly": True}})
     init: list[dict[str, Any]] = []
     if paths.lora_dir:  # Triton only: see serving_paths
-        init.append({"name": "link-adapters", "image": _image(spec, tc), "volumeMounts": mounts[:2],
+        mounts.append({"name": "lora-links", "mountPath": paths.lora_dir})
+        volumes.append({"name": "lora-links", "emptyDir": {}})
+        init.append({"name": "link-adapters", "image": _image(spec, tc),
+                     "volumeMounts": [mounts[0], mounts[-1]],
                      "terminationMessagePolicy": "FallbackToLogsOnError", "securityContext": INIT_SECURITY,
                      "command": adapter_links(spec.adapters, served.spec, paths.lora_dir)})
     if spec.serving.runtime == "triton":
