@@ -204,6 +204,28 @@ def start_apiserver(bins: dict[str, Path], state: dict) -> None:
                lambda: http_ok(f"https://127.0.0.1:{port}/readyz", state["token"], ssl_context()), 180)
 
 
+def recycler_template(state: dict) -> Path:
+    """The pod the PV controller runs to scrub a released volume (reclaim policy Recycle), so the
+    pool's host directories return to Available instead of piling up Released. It runs our base image
+    on the real node (without one the PVs are kept, Retain, and the template is unused)."""
+    pod: dict = {"apiVersion": "v1", "kind": "Pod",
+                 "metadata": {"generateName": "pv-recycler-", "namespace": "default"},
+                 "spec": {"restartPolicy": "Never",
+                          "volumes": [{"name": "vol", "hostPath": {"path": "/scrub"}}],
+                          "containers": [{
+                              "name": "pv-recycler", "image": state.get("images", {}).get("base", "pause"),
+                              "imagePullPolicy": "Never",
+                              "command": ["/bin/sh", "-c", "find /scrub -mindepth 1 -delete && "
+                                          "test -z \"$(ls -A /scrub)\""],
+                              "volumeMounts": [{"name": "vol", "mountPath": "/scrub"}]}]}}
+    if state.get("node"):
+        pod["spec"]["nodeSelector"] = {node.LABEL: "true"}
+        pod["spec"]["tolerations"] = [node.TOLERATION]
+    path = RUN / "pv-recycler.json"
+    path.write_text(json.dumps(pod, indent=2))
+    return path
+
+
 def start_controllers(bins: dict[str, Path], state: dict) -> None:
     """Start controller-manager, scheduler and KWOK against the admin kubeconfig."""
     kubeconfig = f"--kubeconfig={RUN / 'kubeconfig'}"
@@ -214,6 +236,8 @@ def start_controllers(bins: dict[str, Path], state: dict) -> None:
         "--use-service-account-credentials=true", "--node-monitor-period=5s",
         "--node-monitor-grace-period=40s", "--pvclaimbinder-sync-period=1s",
         "--concurrent-gc-syncs=5",  # the HPA syncs every 15 s, its default (the recipe runs on defaults)
+        f"--pv-recycler-pod-template-filepath-hostpath={recycler_template(state)}",
+        "--pv-recycler-minimum-timeout-hostpath=60",
     ], state)
     start("kube-scheduler", [
         str(bins["kube-scheduler"]), kubeconfig, "--leader-elect=false", "--bind-address=127.0.0.1",
@@ -267,7 +291,8 @@ def up() -> None:
     RUN.mkdir(parents=True)
     token, node_token = secrets.token_hex(16), secrets.token_hex(16)
     names = ("api", "etcd", "etcd-peer", "kcm", "scheduler")
-    state = {"token": token, "ports": {n: free_port() for n in names}, "pids": {}, "node": with_node}
+    state = {"token": token, "ports": {n: free_port() for n in names}, "pids": {}, "node": with_node,
+             "images": {name: image["ref"] for name, image in built.items()}}
     pki.write_all(RUN, token)
     if with_node:
         with open(RUN / "tokens.csv", "a") as tokens:
@@ -281,12 +306,10 @@ def up() -> None:
     KUBECTL_LINK.parent.mkdir(parents=True, exist_ok=True)
     KUBECTL_LINK.unlink(missing_ok=True)
     KUBECTL_LINK.symlink_to(bins["kubectl"])
-    fleet.create(str(KUBECTL_LINK), str(KUBECONFIG), node.NODE / "volumes")
+    fleet.create(str(KUBECTL_LINK), str(KUBECONFIG), node.NODE / "volumes", recycle=with_node)
     if with_node:
         ports = {n: free_port() for n in ("kubelet", "kubelet-healthz", "proxy-healthz", "proxy-metrics")}
         node.up(bins, RUN, state["ports"]["api"], node_token, built, str(KUBECTL_LINK), str(KUBECONFIG), ports)
-        state["images"] = {name: image["ref"] for name, image in built.items()}
-        STATE.write_text(json.dumps(state, indent=2))
     log(f"Control plane ready in {time.monotonic() - started:.0f} s")
     print_usage()
 

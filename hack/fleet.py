@@ -55,9 +55,10 @@ def node_status(gpus: int, cpu: str = "128") -> dict[str, Any]:
     return {"status": {"capacity": resources, "allocatable": resources}}
 
 
-def storage_objects(volumes: Path) -> list[dict[str, Any]]:
+def storage_objects(volumes: Path, recycle: bool) -> list[dict[str, Any]]:
     """A default StorageClass without a provisioner and a pool of PVs the PV controller binds: host
-    directories under `volumes`, which the real node mounts for real (KWOK pods mount nothing)."""
+    directories under `volumes`, which the real node mounts for real (KWOK pods mount nothing). With
+    `recycle` (a real node scrubs them), a released volume is emptied and becomes Available again."""
     objs: list[dict[str, Any]] = [{
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
         "metadata": {"name": STORAGE_CLASS,
@@ -71,7 +72,7 @@ def storage_objects(volumes: Path) -> list[dict[str, Any]]:
                   "metadata": {"name": f"pv-{tag}-{i:02d}", "labels": {"pool": tag}},
                   "spec": {"capacity": {"storage": size}, "accessModes": [mode],
                            "storageClassName": STORAGE_CLASS,
-                           "persistentVolumeReclaimPolicy": "Retain",
+                           "persistentVolumeReclaimPolicy": "Recycle" if recycle else "Retain",
                            "hostPath": {"path": str(volumes / f"pv-{tag}-{i:02d}"),
                                         "type": "DirectoryOrCreate"}}}
                  for i in range(count)]
@@ -94,10 +95,10 @@ def kubectl(kubectl_bin: str, kubeconfig: str, *args: str, stdin: str | None = N
                           capture_output=True).stdout
 
 
-def create(kubectl_bin: str, kubeconfig: str, volumes: Path) -> None:
+def create(kubectl_bin: str, kubeconfig: str, volumes: Path, recycle: bool = False) -> None:
     """Create the fleet, patch node capacity, and wait until every node is Ready and untainted."""
     nodes = [gpu_node(*spec) for spec in GPU_NODES] + [node(n, base_labels(n), []) for n in CPU_NODES]
-    items = nodes + storage_objects(volumes)
+    items = nodes + storage_objects(volumes, recycle)
     make_volume_dirs(items)
     kubectl(kubectl_bin, kubeconfig, "apply", "-f", "-",
             stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
