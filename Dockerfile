@@ -3,9 +3,13 @@
 # tests/unit/test_dockerfile.py parses this file and replays the builder's steps in a fresh venv, so keep
 # every install step a RUN with plain shell commands that refer to the venv as "$VIRTUAL_ENV".
 # Without Docker: `python hack/images.py build` builds this file with buildah on a local Debian base
-# (it points both FROM lines at that base; pip's CA bundle and config are build-time mounts only).
+# (--build-arg BASE_IMAGE; pip's CA bundle and config are build-time mounts only).
 
-FROM python:3.11.14-slim-bookworm AS builder
+# The base is a build argument (default: the public image) so a mirror, a digest or a local base can be
+# given without editing this file: --build-arg BASE_IMAGE=<ref> (hack/images.py passes the local one).
+ARG BASE_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${BASE_IMAGE} AS builder
 ENV VIRTUAL_ENV=/opt/venv \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -19,7 +23,7 @@ RUN "$VIRTUAL_ENV/bin/python" -m pip install pip==25.3 \
  && mkdir -p "$VIRTUAL_ENV/share/trtllm-operator" \
  && cp -r build_jobs "$VIRTUAL_ENV/share/trtllm-operator/build_jobs"
 
-FROM python:3.11.14-slim-bookworm
+FROM ${BASE_IMAGE}
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     HOME=/tmp \

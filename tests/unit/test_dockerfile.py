@@ -50,11 +50,17 @@ class Stage:
 
 
 def stages() -> list[Stage]:
-    """The Dockerfile split into its stages with dockerfile-parse."""
+    """The Dockerfile split into its stages with dockerfile-parse; a FROM naming a global ARG (declared
+    before the first FROM) resolves to that ARG's default, the image a user's plain build gets."""
     result: list[Stage] = []
+    defaults: dict[str, str] = {}
     for instruction in DockerfileParser(path=str(DOCKERFILE)).structure:
-        if instruction["instruction"] == "FROM":
-            words = instruction["value"].split()
+        if instruction["instruction"] == "ARG" and not result:
+            name, _, default = instruction["value"].partition("=")
+            defaults[name.strip()] = default.strip()
+        elif instruction["instruction"] == "FROM":
+            words = re.sub(r"\$\{(\w+)\}", lambda m: defaults.get(m.group(1), m.group(0)),
+                           instruction["value"]).split()
             result.append(Stage(image=words[0], name=words[2] if len(words) == 3 else ""))
         elif instruction["instruction"] != "COMMENT":
             result[-1].instructions.append(instruction)
