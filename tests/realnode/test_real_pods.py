@@ -10,8 +10,10 @@ from typing import Any
 
 import yaml
 from google.protobuf import text_format
+from tests.conftest import temp_namespace
 from tests.kube import ROOT, apply, kubectl, kubectl_json, wait_for
-from tests.realnode.conftest import SYSTEM_NS, dev, node, operator_pod, pods, wait_phase
+from tests.operator_proc import start_operator, stop_operator
+from tests.realnode.conftest import SYSTEM_NS, dev, node, operator_pod, phase, pods, wait_phase
 from tritonclient.grpc import model_config_pb2
 
 SAMPLES = ROOT / "manifests" / "samples"
@@ -147,3 +149,28 @@ def test_operator_pod_replaced_takes_over_without_duplicate_jobs(real_ns: str, i
 def phase_ready(namespace: str) -> bool:
     """The sample's phase is Ready."""
     return kubectl("get", "llmdeployment", NAME, "-n", namespace, "-o", "jsonpath={.status.phase}").stdout == "Ready"
+
+
+def test_an_image_that_does_not_exist_is_named_in_the_conditions(real_node: dict[str, str]) -> None:
+    """An operator (as a process: its image override is the point) told to run an image nobody has; the
+    real kubelet's pull error must reach the engine's and the deployment's conditions."""
+    missing = "localhost/no-such-image:0"
+    log = ROOT / ".local" / "operator-realnode-pull.log"
+    proc = start_operator(["h-*"], log, extra_args=["--image-override", f"*={missing}"])
+    try:
+        with temp_namespace("h", "missing-image") as namespace:
+            pairs = [f"{k}={v}" for k, v in node.namespace_annotations().items()]
+            kubectl("annotate", "--overwrite", "namespace", namespace, *pairs)
+            apply(sample(), namespace)
+
+            def pull_error() -> dict[str, Any] | None:
+                found = condition(namespace, "llmdeployment", NAME, "EngineReady")
+                return found if found and found["reason"] == "ImagePullBackOff" else None
+            found = wait_for("EngineReady=False ImagePullBackOff", pull_error, timeout=180, interval=2)
+            assert missing in found["message"] and found["status"] == "False"
+            engine = kubectl_json("get", "llmengines", "-n", namespace)["items"][0]["status"]
+            assert any(c["reason"] == "ImagePullBackOff" for c in engine["conditions"])
+            assert phase("llmdeployment", NAME, namespace) != "Ready"
+            kubectl("delete", "llmdeployment", NAME, "-n", namespace)
+    finally:
+        stop_operator(proc)
