@@ -1,0 +1,70 @@
+"""The real node's generated configuration (hack/node.py), checked without starting anything."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.kube import ROOT
+
+sys.path.insert(0, str(ROOT / "hack"))
+import node  # noqa: E402
+
+
+def test_containerd_is_private_and_refuses_no_oom_adjustment() -> None:
+    config = tomllib.loads(node.containerd_config("localhost/pause:1"))
+    assert config["root"].startswith(str(node.NODE)) and config["state"].startswith(str(node.NODE))
+    assert config["grpc"]["address"] == str(node.containerd_socket())
+    cri = config["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["restrict_oom_score_adj"] is True, "this VM refuses a negative oom_score_adj"
+    assert cri["sandbox_image"] == "localhost/pause:1"
+    assert cri["cni"]["conf_dir"].startswith(str(node.NODE))
+
+
+def test_pod_network_is_the_bridge_with_the_node_ip_as_gateway() -> None:
+    bridge, portmap = node.cni_config()["plugins"]
+    assert bridge["bridge"] == node.BRIDGE and bridge["isGateway"] and bridge["hairpinMode"]
+    assert "promiscMode" not in bridge, "the bridge plugin refuses hairpin and promiscuous mode together"
+    ranges = bridge["ipam"]["ranges"][0][0]
+    assert ranges["gateway"] == node.NODE_IP and ranges["subnet"] == node.POD_SUBNET
+    assert portmap["type"] == "portmap"
+
+
+def test_kubelet_uses_our_runtime_dns_and_taint() -> None:
+    config = node.kubelet_config({"kubelet": 1, "kubelet-healthz": 2}, Path("/ca.crt"))
+    assert config["cgroupDriver"] == "cgroupfs" and config["failSwapOn"] is False
+    assert config["containerRuntimeEndpoint"] == f"unix://{node.containerd_socket()}"
+    assert config["clusterDNS"] == [node.NODE_IP]
+    assert config["registerWithTaints"] == [{"key": node.LABEL, "value": "true", "effect": "NoSchedule"}]
+    assert config["authorization"]["mode"] == "Webhook" and not config["authentication"]["anonymous"]["enabled"]
+
+
+def test_namespace_annotations_match_the_taint_and_label() -> None:
+    notes = node.namespace_annotations()
+    assert notes["scheduler.alpha.kubernetes.io/node-selector"] == f"{node.LABEL}=true"
+    assert json.loads(notes["scheduler.alpha.kubernetes.io/defaultTolerations"]) == [node.TOLERATION]
+
+
+def test_node_identity_is_in_the_node_group() -> None:
+    line = node.node_token_line("tok")
+    assert line.startswith("tok,system:node:real-0,") and line.strip().endswith('"system:nodes"')
+
+
+def test_a_machine_without_the_real_node_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRTLLM_NO_REAL_NODE", "1")
+    assert node.unavailable_reason() == "TRTLLM_NO_REAL_NODE is set"
+    monkeypatch.delenv("TRTLLM_NO_REAL_NODE")
+    monkeypatch.setattr(node.shutil, "which", lambda name: None if name == "containerd" else "/bin/x")
+    if node.os.geteuid() == 0:
+        assert "containerd" in node.unavailable_reason()
+
+
+def test_gpu_labels_are_those_of_a_real_product() -> None:
+    assert node.GPU_LABELS["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+    assert node.GPU_LABELS["nvidia.com/gpu.count"] == str(node.GPUS)
+    assert (node.GPU_LABELS["nvidia.com/gpu.compute.major"], node.GPU_LABELS["nvidia.com/gpu.compute.minor"]) \
+        == ("9", "0")
