@@ -190,7 +190,8 @@ def test_world_size_one_runs_tritonserver_in_the_foreground() -> None:
     spec, engine = _tp(1, 1)
     command = triton.triton_server_command(spec, engine, paths("x", spec))
     assert command[0] == "tritonserver" and "mpirun" not in command
-    assert "--backend-config=tensorrtllm,default-max-batch-size=16" in command
+    assert not any("default-max-batch-size" in arg for arg in command)  # no effect without auto-complete
+    assert "--disable-auto-complete-config" in command
     assert {"--model-repository=/model-repo", "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002"} <= set(
         command
     )
@@ -206,7 +207,7 @@ def test_world_size_four_runs_one_rank_per_gpu_under_mpirun() -> None:
         args = text.split()
         assert args[:3] == ["-n", "1", "tritonserver"]
         assert f"--backend-config=python,shm-region-prefix-name=prefix{rank}_" in args
-        assert "--backend-config=tensorrtllm,default-max-batch-size=16" in args
+        assert not any("default-max-batch-size" in arg for arg in args)
         assert ("--load-model=tensorrt_llm" in args) is (rank > 0)
         assert ("--model-control-mode=explicit" in args) is (rank > 0)
 

@@ -272,7 +272,7 @@ def test_triton_ready_goes_503_then_200(triton_server: tuple[Running, list[int]]
     assert status(server.url("http", "/v2/models/ensemble/ready")) == 200
     assert status(server.url("http", "/v2/models/nope/ready")) == 400
     log = server.log.read_text()
-    assert "NVIDIA_VISIBLE_DEVICES='GPU-0'" in log and "default-max-batch-size" in log
+    assert "NVIDIA_VISIBLE_DEVICES='GPU-0'" in log and "shm-region-prefix-name" in log
 
 
 def test_triton_http_generate_infer_and_metadata(triton_server: tuple[Running, list[int]]) -> None:

@@ -187,12 +187,18 @@ def triton_server_command(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths:
     return command
 
 
+# No --backend-config=tensorrtllm,default-max-batch-size=N: Triton applies a default max batch size only
+# when it auto-completes a model's config, and --disable-auto-complete-config (below) turns that off; the
+# tensorrtllm backend itself never reads the setting (NVIDIA/TensorRT-LLM triton_backend/inflight_batcher_llm/
+# src/libtensorrtllm.cc @ c8c6df08: TRITONBACKEND_Initialize only logs the backend config; src/model_state.cc
+# @ 5cdd6921 reads only config.pbtxt). max_batch_size comes from config.pbtxt (triton_max_batch_size).
+
+
 def _rank_args(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths, rank: int) -> list[str]:
     tc = triton_toolchain(engine)
     args = [
         TRITONSERVER,
         f"--model-repository={paths.model_repo}",
-        f"--backend-config={TRITON_BACKEND},default-max-batch-size={engine.limits.max_batch_size}",
         f"--http-port={tc.ports.http}",
         f"--grpc-port={tc.ports.grpc}",
         f"--metrics-port={tc.ports.metrics}",
