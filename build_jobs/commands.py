@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from .jobrequest import Request
@@ -21,31 +22,78 @@ def needs_modelopt_for_pytorch(request: Request) -> bool:
     return request.quantization.weights is not None or request.quantization.kv_cache is not None
 
 
-def convert_args(request: Request, model_path: Path, out: Path) -> list[str]:
-    """convert_checkpoint.py arguments: dtype, parallelism, weight-only and KV-cache quantization."""
+class UnsupportedConversionError(ValueError):
+    """The family's convert_checkpoint.py has no option for what the request asks (a spec change helps)."""
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """What one family's convert_checkpoint.py accepts (build_jobs/cli_options/<toolchain>.json)."""
+
+    extra: tuple[str, ...] = ()  # always passed (gemma: the checkpoint type)
+    world_size_flag: bool = False  # gemma: --world-size (tensor parallelism only) instead of --tp_size/--pp_size
+    pipeline: bool = True  # pipeline parallelism (gemma and phi: none)
+    per_group: bool = False  # --per_group --group_size
+    int8_kv: bool = True  # --int8_kv_cache
+    int8_kv_calib_size: bool = False  # --calib_size next to --int8_kv_cache (llama only)
+    fp8_kv: bool = False  # --fp8_kv_cache
+
+
+# Per family, read from its own script's argparse (sources in cli_options/*.json `_source`).
+CONVERTERS = {
+    "llama": ConvertOptions(per_group=True, int8_kv_calib_size=True, fp8_kv=True),
+    "gpt": ConvertOptions(),
+    "qwen": ConvertOptions(per_group=True),
+    "gemma": ConvertOptions(extra=("--ckpt-type", "hf"), world_size_flag=True, pipeline=False, fp8_kv=True),
+    "phi": ConvertOptions(pipeline=False, int8_kv=False),
+}
+
+
+def _unsupported(family: str, what: str) -> UnsupportedConversionError:
+    return UnsupportedConversionError(
+        f"the {family} convert_checkpoint.py has no {what}: change the spec (or quantize with a quantize.py "
+        "format: int4_awq, w4a8_awq, int8_sq, fp8, nvfp4)"
+    )
+
+
+def _parallel_args(family: str, conv: ConvertOptions, tensor: int, pipeline: int) -> list[str]:
+    if pipeline > 1 and not conv.pipeline:
+        raise _unsupported(family, "pipeline parallelism (set engine.parallelism.pipeline 1)")
+    if conv.world_size_flag:
+        return ["--world-size", str(tensor)]
+    return ["--tp_size", str(tensor), "--pp_size", str(pipeline)]
+
+
+def _kv_args(family: str, conv: ConvertOptions, request: Request) -> list[str]:
+    quant = request.quantization
+    if quant.kv_cache == "int8":
+        if not conv.int8_kv:
+            raise _unsupported(family, "int8 KV cache option")
+        return ["--int8_kv_cache"] + (["--calib_size", str(quant.calib_size)] if conv.int8_kv_calib_size else [])
+    if quant.kv_cache == "fp8":
+        if not conv.fp8_kv:
+            raise _unsupported(family, "fp8 KV cache option (--fp8_kv_cache)")
+        return ["--fp8_kv_cache"]
+    return []
+
+
+def convert_args(request: Request, model_path: Path, out: Path, family: str = "llama") -> list[str]:
+    """convert_checkpoint.py arguments for a model family: dtype, parallelism, weight-only and KV-cache
+    quantization, in the option names of that family's script; UnsupportedConversionError when it has none."""
+    conv = CONVERTERS.get(family)
+    if conv is None:
+        raise UnsupportedConversionError(f"no known convert_checkpoint.py options for model family {family}")
     quant = request.quantization
     tensor, pipeline = request.parallelism
-    args = [
-        "--model_dir",
-        str(model_path),
-        "--output_dir",
-        str(out),
-        "--dtype",
-        request.dtype,
-        "--tp_size",
-        str(tensor),
-        "--pp_size",
-        str(pipeline),
-    ]
+    args = [*conv.extra, "--model_dir", str(model_path), "--output_dir", str(out), "--dtype", request.dtype]
+    args += _parallel_args(family, conv, tensor, pipeline)
     if quant.weights in ("int8", "int4"):
         args += ["--use_weight_only", "--weight_only_precision", quant.weights]
         if quant.per_group:
+            if not conv.per_group:
+                raise _unsupported(family, "per-group weight-only option (set quantization.perGroup false)")
             args += ["--per_group", "--group_size", str(quant.group_size)]
-    if quant.kv_cache == "int8":
-        args += ["--int8_kv_cache", "--calib_size", str(quant.calib_size)]
-    elif quant.kv_cache == "fp8":
-        args += ["--fp8_kv_cache"]
-    return args
+    return args + _kv_args(family, conv, request)
 
 
 def quantize_args(request: Request, model_path: Path, out: Path, export_hf: bool = False) -> list[str]:

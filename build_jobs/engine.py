@@ -93,9 +93,11 @@ def _convert_command(ctx: Context, model: Fetched, family: str, checkpoint: Path
             f"(it has: {', '.join(sorted(toolchain.convert)) or 'none'})"
         )
     require_script(script, f"convert_checkpoint.py for {family}", ctx.toolchain_name)
-    return f"convert_checkpoint:{family}", script_command(
-        script, commands.convert_args(request, model.path, checkpoint)
-    )
+    try:
+        args = commands.convert_args(request, model.path, checkpoint, family)
+    except commands.UnsupportedConversionError as error:
+        raise JobError(f"toolchain {ctx.toolchain_name}: {error}") from None
+    return f"convert_checkpoint:{family}", script_command(script, args)
 
 
 def _build_tensorrt(ctx: Context, model: Fetched, estimate: sizing.Estimate, final: Path) -> dict[str, Any]:

@@ -5,6 +5,10 @@
     python3 hack/inventory.py triton --toolchain trtllm-1.1 --skeleton <dir with the five models> \\
         --repo NVIDIA/TensorRT-LLM --path triton_backend/all_models/inflight_batcher_llm --commit <sha> --why "..."
 
+`--file`/`--commit` may be given several times (versions of the same script, pairwise): the inventory is
+then what every version accepts (options in all of them; choices in all of them), so a release between two
+read versions is not credited with an option only one has.
+
 `cli` reads the argparse `add_argument(...)` and click `@click.option(...)` calls of a Python script (option
 names, nargs, flags, literal choices) without running it and replaces that tool's entry in
 build_jobs/cli_options/<toolchain>.json, recording repo, path, commit and why that commit stands for the
@@ -101,18 +105,38 @@ def read_options(source: str) -> tuple[dict[str, Any], int, list[str]]:
     return dict(sorted(options.items())), positionals, problems
 
 
-def source_record(args: argparse.Namespace) -> dict[str, str]:
+def source_record(args: argparse.Namespace, commit: str) -> dict[str, str]:
     """Where an inventory was read from, and why that commit stands for the release."""
-    return {"repo": args.repo, "path": args.path, "commit": args.commit, "why": args.why}
+    return {"repo": args.repo, "path": args.path, "commit": commit, "why": args.why}
+
+
+def _common_entry(entries: list[Any]) -> Any:
+    """One option's entry accepted by every version: the first's, with only the choices all share."""
+    first = entries[0]
+    if not isinstance(first, dict) or "choices" not in first:
+        return first
+    shared = [c for c in first["choices"] if all(c in (e or {}).get("choices", [c]) for e in entries[1:])]
+    return {**first, "choices": shared}
+
+
+def common_options(versions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The options (and choices) every version of a script accepts."""
+    names = set(versions[0]).intersection(*versions[1:])
+    return {name: _common_entry([v[name] for v in versions]) for name in sorted(names)}
 
 
 def update_cli(args: argparse.Namespace) -> list[str]:
     """Replace one tool's options in cli_options/<toolchain>.json; returns the problems found."""
     target = CLI_DIR / f"{args.toolchain}.json"
     data = json.loads(target.read_text()) if target.is_file() else {"_source": {"files": {}}}
-    options, positionals, problems = read_options(Path(args.file).read_text())
-    data[args.tool] = {"options": options, "positionals": positionals}
-    data["_source"].setdefault("files", {})[args.tool] = [source_record(args)]
+    read = [read_options(Path(file).read_text()) for file in args.file]
+    problems = [problem for _, _, found in read for problem in found]
+    versions = [options for options, _, _ in read]
+    for commit, options in zip(args.commit, versions, strict=True):
+        problems += [f"{commit}: {name} is not in every version; left out" for name in sorted(
+            set(options) - set(common_options(versions)))]
+    data[args.tool] = {"options": common_options(versions), "positionals": min(p for _, p, _ in read)}
+    data["_source"].setdefault("files", {})[args.tool] = [source_record(args, c) for c in args.commit]
     target.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
     return problems
 
@@ -138,7 +162,7 @@ def update_triton(args: argparse.Namespace) -> list[str]:
     """Rewrite triton_placeholders/<toolchain>.json from a skeleton directory."""
     target = TRITON_DIR / f"{args.toolchain}.json"
     previous = json.loads(target.read_text()) if target.is_file() else {}
-    data = {"_source": {**source_record(args), "toolchain": args.toolchain}}
+    data = {"_source": {**source_record(args, args.commit[0]), "toolchain": args.toolchain}}
     data.update(triton_inventory(Path(args.skeleton), previous))
     target.write_text(json.dumps(data, indent=1) + "\n")
     return []
@@ -150,13 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("kind", choices=["cli", "triton"])
     parser.add_argument("--toolchain", required=True)
     parser.add_argument("--tool", help="cli: the inventory key, e.g. quantize or convert_checkpoint:gpt")
-    parser.add_argument("--file", help="cli: the upstream script, as read at --commit")
+    parser.add_argument("--file", action="append", help="cli: the upstream script, as read at --commit")
     parser.add_argument("--skeleton", help="triton: the skeleton directory, as read at --commit")
-    for name in ("--repo", "--path", "--commit", "--why"):
+    parser.add_argument("--commit", action="append", required=True, help="one per --file, in order")
+    for name in ("--repo", "--path", "--why"):
         parser.add_argument(name, required=True)
     args = parser.parse_args(argv)
     if args.kind == "cli" and not (args.tool and args.file):
         parser.error("cli needs --tool and --file")
+    if args.kind == "cli" and len(args.file) != len(args.commit):
+        parser.error("cli needs one --commit per --file")
     if args.kind == "triton" and not args.skeleton:
         parser.error("triton needs --skeleton")
     problems = update_cli(args) if args.kind == "cli" else update_triton(args)

@@ -116,6 +116,20 @@ def test_engine_toolchains_name_every_script() -> None:
     assert toolchain("trtllm-1.2").convert_script("llama") is None
 
 
+def test_every_listed_converter_has_the_familys_own_option_inventory() -> None:
+    """A family is listed only where its script's options were read (build_jobs composes its command)."""
+    from build_jobs import commands, optioncheck, sizing
+
+    for name in toolchains_with("engine_build"):
+        tc, table = toolchain(name), optioncheck.load_options(name)
+        assert table is not None
+        assert {"gpt", "qwen", "gemma", "phi"} <= set(tc.scripts.convert_checkpoint)
+        for family, path in tc.scripts.convert_checkpoint.items():
+            key = sizing.FAMILIES.get(family, family)  # mistral/mixtral -> llama
+            assert path == f"/app/examples/models/core/{key}/convert_checkpoint.py"
+            assert f"convert_checkpoint:{key}" in table and key in commands.CONVERTERS
+
+
 def test_unknown_toolchain_error_lists_known_ones() -> None:
     with pytest.raises(KeyError, match="trtllm-1.0"):
         toolchain("nope")
