@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 import fleet
 import node
 import pki
+import procs
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / ".local"
@@ -119,14 +119,7 @@ def wait_until(what: str, check, timeout: float = 120) -> None:
 
 def start(name: str, argv: list[str], state: dict) -> None:
     """Start one component in its own session, logging to .local/cluster/logs/<name>.log."""
-    logs = RUN / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / f"{name}.log", "ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=RUN)
-    state["pids"][name] = proc.pid
-    STATE.write_text(json.dumps(state, indent=2))
-    log(f"Started {name} (pid {proc.pid})")
+    procs.start(name, argv, state, STATE, RUN, "cluster")
 
 
 def write_kubeconfig(path: Path, port: int, token: str) -> None:
@@ -314,32 +307,6 @@ def up() -> None:
     print_usage()
 
 
-def stop_pid(name: str, pid: int) -> None:
-    """SIGTERM a component's process group, then SIGKILL it if it lingers."""
-    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            reap(pid)
-            time.sleep(0.1)
-    log(f"{name} (pid {pid}) did not exit")
-
-
-def reap(pid: int) -> None:
-    """Collect a child's exit status if this process started it (tests start the cluster in-process)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
 def down() -> None:
     """Stop the real node (draining its pods while the API server still answers), then every control
     plane component (reverse start order), and remove all local state."""
@@ -347,7 +314,7 @@ def down() -> None:
     if STATE.exists():
         pids = json.loads(STATE.read_text())["pids"]
         for name, pid in reversed(list(pids.items())):
-            stop_pid(name, pid)
+            procs.stop(name, pid, "cluster")
             log(f"Stopped {name}")
     shutil.rmtree(RUN, ignore_errors=True)
     KUBECONFIG.unlink(missing_ok=True)

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import procs
+
 HACK = Path(__file__).resolve().parent
 ROOT = HACK.parent
 NODE = ROOT / ".local" / "node"
@@ -215,14 +217,7 @@ def corefile(kubeconfig: Path) -> str:
 # --- processes -----------------------------------------------------------------------------------------
 def start(name: str, argv: list[str], state: dict) -> None:
     """Start one node component in its own session, logging to .local/node/logs/<name>.log."""
-    logs = NODE / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / f"{name}.log", "ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=NODE)
-    state["pids"][name] = proc.pid
-    STATE.write_text(json.dumps(state, indent=2))
-    log(f"Started {name} (pid {proc.pid})")
+    procs.start(name, argv, state, STATE, NODE, "node")
 
 
 def wait_for(what: str, check, timeout: float = 120) -> None:
@@ -366,27 +361,6 @@ def kill_tasks() -> None:
         run("ctr", "--address", sock, "-n", "k8s.io", "tasks", "delete", "-f", task, check=False)
 
 
-def stop_pid(name: str, pid: int) -> None:
-    """SIGTERM a component's process group, then SIGKILL it if it lingers."""
-    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
-    log(f"{name} (pid {pid}) did not exit")
-
-
 def kill_strays() -> None:
     """Kill leftover containerd shims (and so their containers) started for our containerd."""
     sock = str(containerd_socket())
@@ -487,10 +461,10 @@ def down(kubectl: str | None = None, kubeconfig: str | None = None) -> None:
     pids = state["pids"]
     for name in ("gpu-plugin", "kubelet", "kube-proxy", "coredns"):
         if name in pids:
-            stop_pid(name, pids[name])
+            procs.stop(name, pids[name], "node")
     if "containerd" in pids:
         kill_tasks()
-        stop_pid("containerd", pids["containerd"])
+        procs.stop("containerd", pids["containerd"], "node")
     kill_strays()
     unmount_all()
     remove_network()
