@@ -116,6 +116,14 @@ def test_engine_toolchains_name_every_script() -> None:
     assert toolchain("trtllm-1.2").convert_script("llama") is None
 
 
+def test_toolchains_say_what_the_release_ships_apart_from_what_the_operator_offers() -> None:
+    """1.2.x still ships trtllm-build (deprecated; removed after 1.2) and its Triton images both models."""
+    assert toolchains_with("ships_engine_tools") == ["trtllm-1.0", "trtllm-1.1", "trtllm-1.2"]
+    assert not toolchain("trtllm-1.2").capabilities.engine_build
+    for name in ("trtllm-1.0", "trtllm-1.1", "trtllm-1.2"):
+        assert toolchain(name).triton_models == ("inflight_batcher_llm", "llmapi")
+
+
 def test_every_listed_converter_has_the_familys_own_option_inventory() -> None:
     """A family is listed only where its script's options were read (build_jobs composes its command)."""
     from build_jobs import commands, optioncheck, sizing

@@ -230,6 +230,18 @@ def test_every_rule_is_exercised_by_a_reject_case() -> None:
     assert untested == []
 
 
+def test_triton_and_engine_refusals_say_why() -> None:
+    """runtime triton on 1.2: its image has inflight_batcher_llm but no engine we build, and only llmapi is
+    left upstream; backend tensorrt on 1.2: the release still ships trtllm-build (deprecated)."""
+    on_1_2 = {"engine": {"backend": "pytorch", "toolchain": "trtllm-1.2"}, "serving": {"runtime": "triton"}}
+    triton = problems_of(on_1_2)
+    message = dict(triton)["spec.serving.runtime"]
+    assert "inflight_batcher_llm (trtllm-1.0, trtllm-1.1)" in message and "PR #15907" in message
+    assert "llmapi" in message and "runtime trtllm-serve" in message
+    engine = problems_of(deep_merge(PYTORCH, {"engine": {"backend": "tensorrt"}}))
+    assert "deprecated trtllm-build in 1.2" in dict(engine)["spec.engine.backend"]
+
+
 def test_messages_name_the_field_and_say_what_is_valid() -> None:
     for rule in all_rules():
         assert any(word in rule.message for word in ("must", "needs", "supports", "is a fraction")), (

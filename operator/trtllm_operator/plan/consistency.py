@@ -150,8 +150,9 @@ def runtime_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Pro
             return [
                 (
                     path,
-                    f"toolchain {tc.name} has no Triton image or engine build: use runtime "
-                    "trtllm-serve, or a toolchain that builds engines (e.g. trtllm-1.0)",
+                    f"toolchain {tc.name} has no Triton model the operator renders (the engine-based "
+                    "inflight_batcher_llm needs an engine build here; the LLM-API llmapi model is not "
+                    "rendered): use runtime trtllm-serve, or a toolchain that builds engines (e.g. trtllm-1.0)",
                 )
             ]
         if engine.backend != "tensorrt":

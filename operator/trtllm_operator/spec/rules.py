@@ -237,8 +237,9 @@ def toolchain_rules() -> list[Rule]:
             lambda s: s["backend"] == "tensorrt",
             "toolchain",
             "engine_build",
-            "backend tensorrt needs a toolchain that builds engines ({names}); "
-            "newer toolchains serve with backend pytorch only",
+            "backend tensorrt needs a toolchain the operator builds engines with ({names}); later ones: "
+            "use backend pytorch (TensorRT-LLM deprecated trtllm-build in 1.2, unsupported here, and removed "
+            "it after 1.2)",
             ".backend",
         ),
         _capability_rule(
@@ -267,7 +268,10 @@ def toolchain_rules() -> list[Rule]:
             lambda s: s["serving"]["runtime"] == "triton",
             "engine.toolchain",
             "triton_runtime",
-            "serving.runtime triton needs a toolchain with a Triton image ({names})",
+            "serving.runtime triton needs a toolchain whose Triton image has a model the operator renders, "
+            "the engine-based inflight_batcher_llm ({names}); upstream removed that model and the C++ backend "
+            "(TensorRT-LLM PR #15907) and the LLM-API model llmapi left is not rendered by the operator, so "
+            "other toolchains serve with runtime trtllm-serve",
             ".serving.runtime",
         ),
         _capability_rule(

@@ -28,7 +28,14 @@ class ToolchainImages(_Data):
 class ToolchainCapabilities(_Data):
     """What a toolchain can do."""
 
-    engine_build: bool = Field(description="Has convert_checkpoint.py and trtllm-build (TensorRT engines).")
+    engine_build: bool = Field(
+        description="The operator builds TensorRT engines with it (convert_checkpoint.py and trtllm-build, "
+        "with option inventories in build_jobs/cli_options)."
+    )
+    ships_engine_tools: bool = Field(
+        description="The release itself still ships trtllm-build and convert_checkpoint.py (an upstream fact, "
+        "true where engine_build is false only because the operator has not inventoried them)."
+    )
     pytorch_backend: bool = Field(description="Serves Hugging Face checkpoints with the PyTorch backend.")
     triton_runtime: bool = Field(description="Has a Triton image with the tensorrtllm backend.")
     trtllm_serve_runtime: bool = Field(description="Has trtllm-serve.")
@@ -68,6 +75,11 @@ class Toolchain(_Data):
     scripts: ToolchainScripts
     ports: ToolchainPorts
     lora_target_modules: tuple[str, ...] = Field(description="Modules trtllm-build accepts for LoRA.")
+    triton_models: tuple[str, ...] = Field(
+        (),
+        description="Triton model repositories the release's Triton image line carries under /app/all_models "
+        "(inflight_batcher_llm: C++ tensorrtllm backend over engines; llmapi: Python LLM-API model).",
+    )
     triton_skeleton_lacks: tuple[str, ...] = Field(
         (),
         description="Placeholders the operator knows from newer skeletons that this release's Triton skeleton "
