@@ -337,11 +337,13 @@ def drain_pods(kubectl: str, kubeconfig: str, timeout: float = 60) -> None:
     wait_for_quiet(timeout)
 
 
-def running_tasks() -> list[str]:
-    """IDs of containerd tasks (containers and sandboxes) still present in the k8s.io namespace."""
-    done = run("ctr", "--address", str(containerd_socket()), "-n", "k8s.io", "tasks", "ls", "-q",
+def running_tasks(every: bool = False) -> list[str]:
+    """IDs of containerd tasks (containers and sandboxes) still running in the k8s.io namespace (with
+    every, also the stopped ones that were never deleted)."""
+    done = run("ctr", "--address", str(containerd_socket()), "-n", "k8s.io", "tasks", "ls",
                check=False, quiet=True)
-    return done.stdout.split() if done.returncode == 0 else []
+    rows = [line.split() for line in done.stdout.splitlines()[1:]] if done.returncode == 0 else []
+    return [row[0] for row in rows if row and (every or row[-1] == "RUNNING")]
 
 
 def wait_for_quiet(timeout: float) -> None:
@@ -357,7 +359,7 @@ def kill_tasks() -> None:
     for task in running_tasks():
         run("ctr", "--address", sock, "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", task, check=False)
     wait_for_quiet(10)
-    for task in running_tasks():
+    for task in running_tasks(every=True):
         run("ctr", "--address", sock, "-n", "k8s.io", "tasks", "delete", "-f", task, check=False)
 
 
