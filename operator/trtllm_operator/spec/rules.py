@@ -230,6 +230,11 @@ def _quantized_pytorch(spec: Any) -> bool:
 
 def toolchain_rules() -> list[Rule]:
     """Rules generated from the toolchain profiles: which backend/runtime/LoRA each toolchain can do."""
+    return engine_toolchain_rules() + deployment_toolchain_rules()
+
+
+def engine_toolchain_rules() -> list[Rule]:
+    """What the engine's toolchain must offer for its backend and quantization."""
     return [
         _capability_rule(
             EngineSpec,
@@ -262,6 +267,12 @@ def toolchain_rules() -> list[Rule]:
             "or one of those toolchains",
             ".quantization",
         ),
+    ]
+
+
+def deployment_toolchain_rules() -> list[Rule]:
+    """What the engine's toolchain must offer for the deployment's runtime and LoRA."""
+    return [
         _capability_rule(
             LLMDeploymentSpec,
             "self.serving.runtime == 'triton'",
