@@ -109,25 +109,7 @@ def lora_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Proble
                 "triton (converted adapters by task id), or backend pytorch",
             )
         )
-    declared = spec.engine.lora
-    if declared is not None:
-        missing = sorted(set(declared.target_modules) - set(engine.lora.target_modules))
-        if missing:
-            problems.append(
-                (
-                    "spec.engine.lora.targetModules",
-                    f"the engine was built without LoRA modules "
-                    f"{', '.join(missing)}: rebuild with them (map::at at start otherwise)",
-                )
-            )
-        if declared.max_rank > engine.lora.max_rank:
-            problems.append(
-                (
-                    "spec.engine.lora.maxRank",
-                    f"the engine accepts rank <= {engine.lora.max_rank}, "
-                    f"the spec declares {declared.max_rank}: rebuild with the larger maxRank",
-                )
-            )
+    problems += _declared_lora_problems(spec, engine)
     tc = toolchain(engine.toolchain.name)
     if not tc.capabilities.lora:
         problems.append(
@@ -135,6 +117,32 @@ def lora_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Proble
                 "spec.adapters",
                 f"toolchain {tc.name} does not support LoRA adapters: choose "
                 f"another engine.toolchain or remove the adapters",
+            )
+        )
+    return problems
+
+
+def _declared_lora_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
+    """The spec's own engine.lora against what the served engine was built with (modules, rank)."""
+    declared, built = spec.engine.lora, engine.lora
+    if declared is None or built is None:
+        return []
+    problems: list[Problem] = []
+    missing = sorted(set(declared.target_modules) - set(built.target_modules))
+    if missing:
+        problems.append(
+            (
+                "spec.engine.lora.targetModules",
+                f"the engine was built without LoRA modules "
+                f"{', '.join(missing)}: rebuild with them (map::at at start otherwise)",
+            )
+        )
+    if declared.max_rank > built.max_rank:
+        problems.append(
+            (
+                "spec.engine.lora.maxRank",
+                f"the engine accepts rank <= {built.max_rank}, "
+                f"the spec declares {declared.max_rank}: rebuild with the larger maxRank",
             )
         )
     return problems
