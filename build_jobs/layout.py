@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -13,6 +14,15 @@ MANIFEST = "manifest.json"
 MODEL_MANIFEST = ".trtllm-operator-manifest.json"
 MANIFEST_VERSION = 1
 TMP_PREFIX = ".tmp-"
+# What keys really look like: an engine key is the sha256 hex of its spec (the operator's label keeps 63 of
+# its 64 characters, and that is the directory name); an adapter key is 32 hex characters of a sha256.
+ENGINE_KEY = re.compile(r"[0-9a-f]{63,64}")
+ADAPTER_KEY = re.compile(r"[0-9a-f]{32}")
+KINDS = {"engines": ENGINE_KEY, "adapters": ADAPTER_KEY}
+
+
+class UnsafeRemovalError(ValueError):
+    """A removal that could touch anything but one engines/<key>/ or adapters/<key>/ directory."""
 
 
 def model_dir(root: Path, org_name: str, commit: str) -> Path:
@@ -110,8 +120,24 @@ def publish(work: Path, final: Path, manifest: dict[str, Any], name: str = MANIF
     return manifest
 
 
+def removable_dir(root: Path, kind: str, key: str) -> Path:
+    """<root>/<kind>/<key>, checked to be one directory strictly inside <root>/<kind>: kind is engines or
+    adapters, key looks like a real key of that kind, and the entry is no symlink. Raises UnsafeRemovalError."""
+    pattern = KINDS.get(kind)
+    if pattern is None or not isinstance(key, str) or not pattern.fullmatch(key):
+        raise UnsafeRemovalError(f"refusing to remove {kind}/{key!r}: not a valid {kind[:-1]} key")
+    base = (root / kind).resolve()
+    final = root / kind / key
+    if final.is_symlink() or (final.exists() and final.resolve().parent != base):
+        raise UnsafeRemovalError(f"refusing to remove {kind}/{key}: a symlink or outside {base}")
+    return final
+
+
 def remove(final: Path) -> bool:
-    """Delete a published directory (cleanup action); True when something was there."""
+    """Delete a published directory (cleanup action); True when something was there. `final` must come
+    from removable_dir, which is checked again here (a symlink or a path outside engines/ or adapters/
+    raises UnsafeRemovalError and nothing is removed)."""
+    final = removable_dir(final.parent.parent, final.parent.name, final.name)
     existed = final.exists()
     clean_stale(final)
     if final.exists():

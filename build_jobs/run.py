@@ -91,14 +91,17 @@ def _tree_bytes(path: Path) -> int:
 
 
 def _cleanup(ctx: Any) -> dict[str, Any]:
+    """Remove engines/<engineKey>/ and adapters/<adapter.key>/; every key is checked before anything is
+    removed (an invalid key or a symlink is a permanent error and removes nothing)."""
     from build_jobs import layout
 
+    keys = [("engines", ctx.request.engine_key), ("adapters", ctx.request.adapter and ctx.request.adapter.key)]
+    targets = [layout.removable_dir(ctx.root, kind, key) for kind, key in keys if key is not None]
     removed = []
     with ctx.stages.run("cleanup"):
-        if ctx.request.engine_key and layout.remove(layout.engine_dir(ctx.root, ctx.request.engine_key)):
-            removed.append(f"engines/{ctx.request.engine_key}")
-        if ctx.request.adapter and layout.remove(layout.adapter_dir(ctx.root, ctx.request.adapter.key)):
-            removed.append(f"adapters/{ctx.request.adapter.key}")
+        for final in targets:
+            if layout.remove(final):
+                removed.append(f"{final.parent.name}/{final.name}")
     return {"ok": True, "action": "cleanup", "removed": removed}
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.build_jobs.conftest import ALL_MODULES, FAKES, Sandbox
 
 
@@ -108,8 +110,44 @@ def test_hf_without_huggingface_hub_is_a_clear_error(sandbox: Sandbox) -> None:
     assert result.code == 3 and "huggingface_hub is not importable" in result.termination["error"]
 
 
-def test_cleanup_removes_engine(sandbox: Sandbox) -> None:
-    assert sandbox.run(sandbox.request()).code == 0
-    result = sandbox.run({"action": "cleanup", "engineKey": "k7b"})
-    assert result.code == 0 and result.termination["removed"] == ["engines/k7b"]
-    assert not (sandbox.root / "engines" / "k7b").exists()
+KEY = "3f2a9c" + "0" * 57  # what the operator's engine-key label holds: 63 of the sha256's 64 hex digits
+
+
+def test_cleanup_removes_only_its_own_engine(sandbox: Sandbox) -> None:
+    assert sandbox.run(sandbox.request(engineKey=KEY)).code == 0
+    siblings = [sandbox.root / "engines" / "k7b", sandbox.root / "engines" / ("a" * 63), sandbox.root / "models"]
+    for sibling in siblings:
+        (sibling / "keep").mkdir(parents=True, exist_ok=True)
+    result = sandbox.run({"action": "cleanup", "engineKey": KEY})
+    assert result.code == 0 and result.termination["removed"] == [f"engines/{KEY}"]
+    assert not (sandbox.root / "engines" / KEY).exists()
+    assert all((sibling / "keep").is_dir() for sibling in siblings)
+
+
+@pytest.mark.parametrize("key", ["", "../", "..", ".", "x", "k7b", KEY.upper(), KEY + "00", f"{KEY[:-1]}/"])
+def test_cleanup_with_an_invalid_key_removes_nothing(sandbox: Sandbox, key: str) -> None:
+    engines = sandbox.root / "engines"
+    for name in ("x", "k7b", KEY):
+        (engines / name / "keep").mkdir(parents=True)
+    result = sandbox.run({"action": "cleanup", "engineKey": key})
+    assert result.code == 3, result.output
+    assert result.termination["ok"] is False and result.termination["error"]
+    assert all((engines / name / "keep").is_dir() for name in ("x", "k7b", KEY))
+    assert (sandbox.pvc / "models" / "llama-7b" / "config.json").is_file()
+
+
+def test_cleanup_never_follows_a_symlink(sandbox: Sandbox) -> None:
+    outside = sandbox.tmp / "elsewhere"
+    (outside / "keep").mkdir(parents=True)
+    (sandbox.root / "engines").mkdir()
+    (sandbox.root / "engines" / KEY).symlink_to(outside, target_is_directory=True)
+    result = sandbox.run({"action": "cleanup", "engineKey": KEY})
+    assert result.code == 3 and "symlink" in result.termination["error"]
+    assert (outside / "keep").is_dir() and (sandbox.root / "engines" / KEY).is_symlink()
+
+
+def test_cleanup_checks_every_key_before_removing_any(sandbox: Sandbox) -> None:
+    (sandbox.root / "engines" / KEY / "keep").mkdir(parents=True)
+    adapter = {"key": "ab", "source": "pvc://adapters/osamu"}  # passes parsing, not a real key
+    result = sandbox.run({"action": "cleanup", "engineKey": KEY, "adapter": adapter})
+    assert result.code == 3 and (sandbox.root / "engines" / KEY / "keep").is_dir()
