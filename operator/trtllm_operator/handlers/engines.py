@@ -134,11 +134,29 @@ def job_pod_event(body: kopf.Body, **_: Any) -> None:
 
 @kopf.on.delete(GROUP, VERSION, "llmengines")
 def llmengine_deleted(body: kopf.Body, **_: Any) -> None:
-    """Start the Job that removes the engine's files, unless the deployment asked to retain them."""
-    ctx = plan.engine_context(dict(body))
+    """Start the Job that removes the engine's files, unless the deployment asked to retain them, the
+    engine's key cannot be trusted (files kept, said in an event), or pods still serve them (then wait)."""
+    data = dict(body)
+    ctx = plan.engine_context(data)
     if ctx.retain:
         kopf.info(body, reason="FilesRetained", message=f"Kept /engines/{ctx.key} on PVC {ctx.claim}")
         return
-    spec = LLMEngineSpec.model_validate(dict(body["spec"]))
+    refusal = plan.cleanup_refusal(data)
+    if refusal:
+        kopf.warn(body, reason="CleanupRefused", message=f"Kept the engine's files on PVC {ctx.claim}: {refusal}")
+        log.warning("Not cleaning up engine %s/%s: %s", ctx.namespace, ctx.name, refusal)
+        return
+    blockers = plan.serving_blockers(data, serving_objects(ctx.namespace),
+                                     kube.list_objects(f"{GROUP}/{VERSION}", "LLMEngine", ctx.namespace))
+    if blockers:
+        raise kopf.TemporaryError(f"/engines/{ctx.key} is still served by {', '.join(blockers)}", delay=30)
+    spec = LLMEngineSpec.model_validate(data["spec"])
     kube.apply(plan.desired_cleanup_job(ctx, spec))
     log.info("Started cleanup of engine %s/%s", ctx.namespace, ctx.name)
+
+
+def serving_objects(namespace: str) -> dict[str, list[dict[str, Any]]]:
+    """The operator's serving Deployments and pods in a namespace, by kind."""
+    labels = {names.MANAGED_BY: names.OPERATOR, names.ROLE_LABEL: "server"}
+    return {kind: kube.list_objects(api, kind, namespace, labels)
+            for api, kind in (("apps/v1", "Deployment"), ("v1", "Pod"))}

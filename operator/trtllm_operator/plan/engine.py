@@ -11,6 +11,7 @@ from trtllm_operator.plan import names
 from trtllm_operator.plan.build_request import engine_request
 from trtllm_operator.plan.jobs import CACHE_MOUNT, desired_build_config, gpu_placement, job, job_pod, pvc_claims
 from trtllm_operator.plan.meta import owner_ref
+from trtllm_operator.spec.engine_key import engine_spec_key
 from trtllm_operator.spec.models import LLMEngineSpec
 from trtllm_operator.spec.toolchains import pod_image, toolchain
 
@@ -53,7 +54,7 @@ def desired_engine(name: str, namespace: str, key: str, spec: LLMEngineSpec, cla
     }
     if secret:
         annotations[SECRET_ANNOTATION] = f"{secret[0]}/{secret[1]}"
-    labels = {names.MANAGED_BY: names.OPERATOR, names.ENGINE_KEY_LABEL: key[:63]}
+    labels = {names.MANAGED_BY: names.OPERATOR, names.ENGINE_KEY_LABEL: names.engine_key_label(key)}
     owner = owner_ref("LLMDeployment", creator["name"], creator["uid"], controller=False)
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LLMEngine",
             "metadata": {"name": name, "namespace": namespace, "labels": labels,
@@ -124,9 +125,50 @@ def desired_build_job(ctx: EngineContext, spec: LLMEngineSpec, config: dict[str,
                [_owner(ctx)], pod, spec.model.source, backoff=2, deadline=BUILD_DEADLINE_SECONDS)
 
 
+def cleanup_refusal(body: dict[str, Any]) -> str | None:
+    """Why a deleted LLMEngine's files must never be removed, or None when they may be: the engine-key
+    label written at creation must be there, look like a key, and equal the hash of the engine's own spec
+    (a hand-made LLMEngine has none or a wrong one, and removing engines/<whatever>/ could hit others)."""
+    key = (body["metadata"].get("labels") or {}).get(names.ENGINE_KEY_LABEL)
+    if not key:
+        return f"it has no {names.ENGINE_KEY_LABEL} label (it was not created by the operator)"
+    if not names.is_engine_key_label(key):
+        return f"its {names.ENGINE_KEY_LABEL} label {key!r} is not an engine key (63 lowercase hex digits)"
+    try:
+        spec = LLMEngineSpec.model_validate(body.get("spec") or {})
+    except ValueError as error:
+        return f"its spec is not a valid LLMEngine spec ({str(error).splitlines()[0]})"
+    expected = names.engine_key_label(engine_spec_key(spec))
+    if key != expected:
+        return f"its {names.ENGINE_KEY_LABEL} label {key} is not the hash of its spec ({expected})"
+    return None
+
+
+def serving_blockers(body: dict[str, Any], servers: dict[str, list[dict[str, Any]]],
+                     engines: list[dict[str, Any]]) -> list[str]:
+    """`Kind/name` of the objects in `servers` (kind -> Deployments or Pods of the namespace) that still
+    serve a deleted engine's files: their labels, or their pod template's, name this engine or another
+    LLMEngine of `engines` with the same key. Its cleanup must wait until there are none."""
+    meta = body["metadata"]
+    key = (meta.get("labels") or {}).get(names.ENGINE_KEY_LABEL)
+    same = {meta["name"]} | {e["metadata"]["name"] for e in engines
+                             if key and (e["metadata"].get("labels") or {}).get(names.ENGINE_KEY_LABEL) == key}
+    return sorted(f"{kind}/{obj['metadata']['name']}" for kind, objs in servers.items() for obj in objs
+                  if _served_engines(obj) & same)
+
+
+def _served_engines(obj: dict[str, Any]) -> set[str]:
+    template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    found = {(part.get("labels") or {}).get(names.ENGINE_LABEL) for part in (obj["metadata"], template)}
+    return {name for name in found if name}
+
+
 def desired_cleanup_job(ctx: EngineContext, spec: LLMEngineSpec) -> dict[str, Any]:
     """The Job that deletes the engine's files. It owns nothing and needs no ConfigMap, because it runs
-    while the engine (and everything the engine owns) is being deleted."""
+    while the engine (and everything the engine owns) is being deleted. Refuses (ValueError) a key that is
+    not an engine key, so it can never remove engines/ itself or anything outside it."""
+    if not names.is_engine_key_label(ctx.key):
+        raise ValueError(f"refusing a cleanup Job for engine key {ctx.key!r}: not an engine key")
     engine_dir = f"{CACHE_MOUNT}/engines/{ctx.key}"
     container = {"name": "cleanup", "image": pod_image(spec.toolchain.image),
                  "command": ["rm", "-rf", "--", engine_dir],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 from trtllm_operator import GROUP
 
@@ -17,6 +18,9 @@ CACHE_CLAIM_ANNOTATION = f"{GROUP}/cache-claim"
 RETAIN_ANNOTATION = f"{GROUP}/retain-files"
 DEFAULT_CACHE_CLAIM = "trtllm-cache"
 MAX_NAME = 63
+# An engine key label holds the first 63 of the 64 hex digits of the engine's spec hash (a label value has at
+# most 63 characters); that is also the name of the engine's directory, engines/<label>/.
+ENGINE_KEY_LABEL_PATTERN = re.compile(r"[0-9a-f]{63}")
 
 
 def fit(base: str, suffix: str) -> str:
@@ -74,9 +78,19 @@ def child_labels(deployment: str, role: str) -> dict[str, str]:
     return {MANAGED_BY: OPERATOR, DEPLOYMENT_LABEL: deployment, ROLE_LABEL: role}
 
 
+def engine_key_label(key: str) -> str:
+    """The engine-key label value (and engines/ directory name) of an engine key."""
+    return key[:MAX_NAME]
+
+
+def is_engine_key_label(value: object) -> bool:
+    """True when value looks like an engine-key label the operator wrote: 63 lowercase hex digits."""
+    return isinstance(value, str) and ENGINE_KEY_LABEL_PATTERN.fullmatch(value) is not None
+
+
 def engine_labels(engine: str, key: str, role: str) -> dict[str, str]:
     """Labels on every child of an LLMEngine (its Jobs and ConfigMap)."""
-    return {MANAGED_BY: OPERATOR, ENGINE_LABEL: engine, ENGINE_KEY_LABEL: key[:63], ROLE_LABEL: role}
+    return {MANAGED_BY: OPERATOR, ENGINE_LABEL: engine, ENGINE_KEY_LABEL: engine_key_label(key), ROLE_LABEL: role}
 
 
 def pod_selector(deployment: str) -> dict[str, str]:
