@@ -64,6 +64,8 @@ def unavailable_reason() -> str | None:
         return "not root (containerd, the CNI bridge and the kubelet need root)"
     if not Path("/sys/fs/cgroup/memory").is_dir() and not Path("/sys/fs/cgroup/cgroup.controllers").exists():
         return "no memory cgroup under /sys/fs/cgroup"
+    if not NODE.exists() and Path(f"/sys/class/net/{BRIDGE}").exists():
+        return f"another checkout's real node is running on this machine (bridge {BRIDGE} exists)"
     missing = [p for p in PROGRAMS if shutil.which(p) is None]
     missing += [f"{CNI_BIN}/{p}" for p in ("bridge", "host-local", "loopback", "portmap")
                 if not (CNI_BIN / p).exists()]
