@@ -275,7 +275,7 @@ def up() -> None:
         log(f"Reusing the live control plane: {KUBECONFIG}")
         print_usage()
         return
-    if RUN.exists() or node.NODE.exists():
+    if RUN.exists() or node.STATE.exists():
         down()
     started = time.monotonic()
     bins = build_binaries()
@@ -290,6 +290,7 @@ def up() -> None:
     if with_node:
         with open(RUN / "tokens.csv", "a") as tokens:
             tokens.write(node.node_token_line(node_token))
+        node.claim()
         node.bridge_up()
     write_kubeconfig(RUN / "kubeconfig", state["ports"]["api"], token)
     start_etcd(bins, state)

@@ -64,7 +64,7 @@ def unavailable_reason() -> str | None:
         return "not root (containerd, the CNI bridge and the kubelet need root)"
     if not Path("/sys/fs/cgroup/memory").is_dir() and not Path("/sys/fs/cgroup/cgroup.controllers").exists():
         return "no memory cgroup under /sys/fs/cgroup"
-    if not NODE.exists() and Path(f"/sys/class/net/{BRIDGE}").exists():
+    if not STATE.exists() and Path(f"/sys/class/net/{BRIDGE}").exists():
         return f"another checkout's real node is running on this machine (bridge {BRIDGE} exists)"
     missing = [p for p in PROGRAMS if shutil.which(p) is None]
     missing += [f"{CNI_BIN}/{p}" for p in ("bridge", "host-local", "loopback", "portmap")
@@ -93,6 +93,14 @@ def run(*argv: str, check: bool = True, quiet: bool = False) -> subprocess.Compl
 
 
 # --- network -------------------------------------------------------------------------------------------
+def claim() -> None:
+    """Mark the real node as this checkout's (its state file) before anything of it exists, so down()
+    tears down only what this checkout started."""
+    NODE.mkdir(parents=True, exist_ok=True)
+    if not STATE.exists():
+        STATE.write_text(json.dumps({"pids": {}}))
+
+
 def bridge_up() -> None:
     """Create the bridge with the node IP (idempotent), and turn on forwarding and bridge netfilter."""
     if run("ip", "link", "show", BRIDGE, check=False, quiet=True).returncode != 0:
@@ -317,7 +325,7 @@ def up(bins: dict[str, Path], cluster_run: Path, api_port: int, token: str, imag
     """Bring the real node up and wait until it is Ready with its GPUs."""
     started = time.monotonic()
     state = {"pids": {}, "ports": ports}
-    NODE.mkdir(parents=True, exist_ok=True)
+    claim()
     STATE.write_text(json.dumps(state))
     bridge_up()
     write_files(cluster_run, ports, api_port, token, images["pause"]["ref"])
@@ -457,7 +465,7 @@ def leftovers() -> list[str]:
 def down(kubectl: str | None = None, kubeconfig: str | None = None) -> None:
     """Stop the node and remove everything it left on the machine; pods are drained first when the API
     server still answers."""
-    if not NODE.exists():  # not this checkout's node (another checkout's may be running: leave it be)
+    if not STATE.exists():  # not this checkout's node (another checkout's may be running: leave it be)
         return
     state = json.loads(STATE.read_text()) if STATE.exists() else {"pids": {}}
     if kubectl and kubeconfig and "kubelet" in state["pids"]:
