@@ -54,13 +54,24 @@ def test_node_identity_is_in_the_node_group() -> None:
     assert line.startswith("tok,system:node:real-0,") and line.strip().endswith('"system:nodes"')
 
 
-def test_a_machine_without_the_real_node_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_machine_without_the_real_node_says_why(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text("{}")
+    monkeypatch.setattr(node, "STATE", tmp_path / "state.json")  # this checkout's node: no other one
     monkeypatch.setenv("TRTLLM_NO_REAL_NODE", "1")
     assert node.unavailable_reason() == "TRTLLM_NO_REAL_NODE is set"
     monkeypatch.delenv("TRTLLM_NO_REAL_NODE")
     monkeypatch.setattr(node.shutil, "which", lambda name: None if name == "containerd" else "/bin/x")
     if node.os.geteuid() == 0:
         assert "containerd" in node.unavailable_reason()
+
+
+def test_a_second_checkout_leaves_the_running_node_alone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(node, "STATE", tmp_path / "absent.json")
+    monkeypatch.setattr(node, "BRIDGE", "lo")  # a device that exists: another checkout's bridge
+    if node.os.geteuid() == 0:
+        assert "another checkout" in node.unavailable_reason()
+    node.down()  # nothing of this checkout's: must return without touching the machine
+    assert Path("/sys/class/net/lo").exists()
 
 
 def test_gpu_labels_are_those_of_a_real_product() -> None:
