@@ -11,9 +11,12 @@ from typing import Any
 
 import yaml
 
+from tests.golden.serving_samples import load
 from tests.kube import ROOT, apply, kubectl, kubectl_json, wait_for
+from trtllm_operator.spec.engine_key import engine_data
 
-SAMPLE = yaml.safe_load((ROOT / "manifests" / "samples" / "tinyllama-fp16.yaml").read_text())
+SAMPLE_PATH = ROOT / "manifests" / "samples" / "tinyllama-fp16.yaml"
+SAMPLE = yaml.safe_load(SAMPLE_PATH.read_text())
 READY_TIMEOUT = 90
 
 
@@ -268,6 +271,23 @@ def test_retained_engine_files_get_no_cleanup_job(op_namespace: str, operator: A
     kubectl("delete", "llmdeployment", "keep", "-n", namespace)
     wait_for("the engine to be collected", lambda: not items("llmengines", namespace), timeout=60)
     assert not items("jobs", namespace, "-l", "trtllm-operator.dev/role=cleanup")
+
+
+def test_hand_made_engines_get_no_cleanup_job(op_namespace: str, operator: Any) -> None:
+    """An LLMEngine without the operator's engine-key label (or with one that is not its spec's hash)
+    keeps its files on deletion: removing engines/<label>/ could be engines/ itself (issue #15)."""
+    namespace = op_namespace
+    spec = engine_data(load(SAMPLE_PATH)[1])
+    labels = {"": {}, "forged": {"trtllm-operator.dev/engine-key": "0" * 63}}
+    apply([{"apiVersion": "trtllm-operator.dev/v1alpha1", "kind": "LLMEngine", "spec": spec,
+            "metadata": {"name": f"handmade{suffix and '-' + suffix}", "labels": label}}
+           for suffix, label in labels.items()], namespace)
+    wait_for("the finalizers", lambda: all(e["metadata"].get("finalizers") for e in items("llmengines", namespace)))
+    kubectl("delete", "llmengines", "--all", "-n", namespace, "--wait=false")
+    wait_for("the engines to go", lambda: not items("llmengines", namespace), timeout=60)
+    assert not items("jobs", namespace, "-l", "trtllm-operator.dev/role=cleanup")
+    for name in ("handmade", "handmade-forged"):
+        wait_for(f"CleanupRefused on {name}", lambda name=name: "CleanupRefused" in events(namespace, name))
 
 
 def test_operator_never_writes_llmdeployment_spec(op_namespace: str, operator: Any) -> None:
