@@ -167,7 +167,7 @@ def desired_cleanup_job(ctx: EngineContext, spec: LLMEngineSpec) -> dict[str, An
     """The Job that deletes the engine's files. It owns nothing and needs no ConfigMap, because it runs
     while the engine (and everything the engine owns) is being deleted. Refuses (ValueError) a key that is
     not an engine key, so it can never remove engines/ itself or anything outside it."""
-    if not names.is_engine_key_label(ctx.key):
+    if not names.is_engine_key(ctx.key):
         raise ValueError(f"refusing a cleanup Job for engine key {ctx.key!r}: not an engine key")
     engine_dir = f"{CACHE_MOUNT}/engines/{ctx.key}"
     container = {"name": "cleanup", "image": pod_image(spec.toolchain.image),

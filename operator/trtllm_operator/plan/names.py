@@ -21,6 +21,7 @@ MAX_NAME = 63
 # An engine key label holds the first 63 of the 64 hex digits of the engine's spec hash (a label value has at
 # most 63 characters); that is also the name of the engine's directory, engines/<label>/.
 ENGINE_KEY_LABEL_PATTERN = re.compile(r"[0-9a-f]{63}")
+ENGINE_KEY_PATTERN = re.compile(r"[0-9a-f]{63,64}")  # the full sha256 or its label (what build_jobs accepts)
 
 
 def fit(base: str, suffix: str) -> str:
@@ -81,6 +82,12 @@ def child_labels(deployment: str, role: str) -> dict[str, str]:
 def engine_key_label(key: str) -> str:
     """The engine-key label value (and engines/ directory name) of an engine key."""
     return key[:MAX_NAME]
+
+
+def is_engine_key(value: object) -> bool:
+    """True when value is an engine key in full (64 hex digits) or as its label (63): what a cleanup
+    may remove engines/<value>/ for."""
+    return isinstance(value, str) and ENGINE_KEY_PATTERN.fullmatch(value) is not None
 
 
 def is_engine_key_label(value: object) -> bool:
