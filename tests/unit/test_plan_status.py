@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from trtllm_operator.plan import conditions, names
-from trtllm_operator.plan.deployment_status import Observed, deployment_status
+from trtllm_operator.plan.deployment_status import StatusFacts, deployment_status
 from trtllm_operator.plan.engine_status import FAILED, RUNNING, SUCCEEDED, JobView, job_view, next_step
 from trtllm_operator.plan.pods import PodProblem
 from trtllm_operator.spec.engine_key import gpu_target, llmengine_spec
@@ -48,7 +48,7 @@ def live_deployment(ready: int, desired: int, generation: int = 2) -> dict[str, 
                        "availableReplicas": ready, "readyReplicas": ready}}
 
 
-def status(seen: Observed) -> dict[str, Any]:
+def status(seen: StatusFacts) -> dict[str, Any]:
     return deployment_status("chat", "ns", SPEC, seen, [], NOW)
 
 
@@ -58,11 +58,11 @@ def ready_engine() -> dict[str, Any]:
 
 def test_ready_only_when_serving_the_target_on_every_replica() -> None:
     engine = {"name": "e1", "key": "k", "gpu": "g", "reused": False}
-    seen = Observed(3, None, engine, ready_engine(), "e1", live_deployment(2, 2), 2)
+    seen = StatusFacts(3, None, engine, ready_engine(), "e1", live_deployment(2, 2), 2)
     out = status(seen)
     assert out["phase"] == "Ready" and out["ready"] == "2/2"
     assert conditions.is_true(out["conditions"], "Ready")
-    rolling = status(Observed(3, None, engine, ready_engine(), "e0", live_deployment(2, 2), 2))
+    rolling = status(StatusFacts(3, None, engine, ready_engine(), "e0", live_deployment(2, 2), 2))
     assert rolling["phase"] == "Deploying" and "Rolling" in conditions.find(rolling["conditions"], "Ready")["message"]
 
 
@@ -70,18 +70,18 @@ def test_failed_build_is_degraded_while_the_old_engine_serves() -> None:
     engine = {"name": "e2", "key": "k", "gpu": "g"}
     failed = {"phase": "Failed", "error": "oom", "conditions": [{"type": "Ready", "status": "False",
                                                                    "reason": "BuildFailed", "message": "x"}]}
-    out = status(Observed(3, None, engine, failed, "e1", live_deployment(1, 1), 1))
+    out = status(StatusFacts(3, None, engine, failed, "e1", live_deployment(1, 1), 1))
     assert out["phase"] == "Degraded"
     degraded = conditions.find(out["conditions"], "Degraded")
     assert degraded["status"] == "True" and "oom" in degraded["message"] and "e1" in degraded["message"]
-    assert status(Observed(3, None, engine, failed, None, None, 1))["phase"] == "Failed"
+    assert status(StatusFacts(3, None, engine, failed, None, None, 1))["phase"] == "Failed"
 
 
 def test_problems_block_with_their_reason() -> None:
-    out = status(Observed(1, (conditions.NO_FITTING_GPU, "no node")))
+    out = status(StatusFacts(1, (conditions.NO_FITTING_GPU, "no node")))
     assert out["phase"] == "Pending"
     assert conditions.find(out["conditions"], "Ready")["message"] == "no node"
-    assert status(Observed(1, (conditions.INVALID_SPEC, "bad")))["phase"] == "Failed"
+    assert status(StatusFacts(1, (conditions.INVALID_SPEC, "bad")))["phase"] == "Failed"
 
 
 def test_condition_transition_time_is_kept_while_status_is_unchanged() -> None:
@@ -127,7 +127,7 @@ def not_ready_deployment(desired: int = 1, available: int = 0) -> dict[str, Any]
 
 def serving(problems: list[PodProblem], available: int = 0, was_serving: bool = False,
             desired: int = 1) -> dict[str, Any]:
-    return status(Observed(3, None, ENGINE_REF, ready_engine(), "e1", not_ready_deployment(desired, available),
+    return status(StatusFacts(3, None, ENGINE_REF, ready_engine(), "e1", not_ready_deployment(desired, available),
                            desired, [], problems, was_serving))
 
 
@@ -146,12 +146,12 @@ def test_crash_looping_first_rollout_is_failed_and_never_ready() -> None:
 def test_crash_looping_after_serving_is_degraded_then_recovers() -> None:
     assert serving([CRASH], was_serving=True)["phase"] == "Degraded"
     assert serving([CRASH], available=1, desired=2)["phase"] == "Degraded"
-    recovered = status(Observed(3, None, ENGINE_REF, ready_engine(), "e1", live_deployment(1, 1), 1, [], [], True))
+    recovered = status(StatusFacts(3, None, ENGINE_REF, ready_engine(), "e1", live_deployment(1, 1), 1, [], [], True))
     assert recovered["phase"] == "Ready" and conditions.find(recovered["conditions"], "Degraded")["status"] == "False"
 
 
 def test_ready_is_false_while_a_pod_fails_even_if_the_deployment_lags() -> None:
-    out = status(Observed(3, None, ENGINE_REF, ready_engine(), "e1", live_deployment(1, 1), 1, [], [CRASH]))
+    out = status(StatusFacts(3, None, ENGINE_REF, ready_engine(), "e1", live_deployment(1, 1), 1, [], [CRASH]))
     assert not conditions.is_true(out["conditions"], "Ready") and out["phase"] == "Degraded"
 
 
@@ -176,7 +176,7 @@ def test_engine_pod_problem_reaches_the_deployment() -> None:
                                                   "message": "Job e1-build cannot run: Pod e1-build-x cannot be "
                                                              "scheduled: 0/6 nodes are available: 1 Insufficient "
                                                              "memory."}]}
-    out = status(Observed(3, None, ENGINE_REF, engine))
+    out = status(StatusFacts(3, None, ENGINE_REF, engine))
     assert out["phase"] == "Pending"
     for kind in ("EngineReady", "Progressing"):
         cond = conditions.find(out["conditions"], kind)
@@ -188,7 +188,7 @@ def test_one_warning_per_new_problem() -> None:
     assert conditions.new_warnings([], first) == [("CrashLoopBackOff", first[3]["message"])]
     later = serving([replace(CRASH, restarts=8, message=CRASH.message.replace("7", "8"))])["conditions"]
     assert conditions.new_warnings(first, later) == []
-    healthy = status(Observed(3, None, ENGINE_REF, ready_engine(), "e1", live_deployment(1, 1), 1))["conditions"]
+    healthy = status(StatusFacts(3, None, ENGINE_REF, ready_engine(), "e1", live_deployment(1, 1), 1))["conditions"]
     assert conditions.new_warnings(first, healthy) == []
     assert [r for r, _ in conditions.new_warnings(healthy, first)] == ["CrashLoopBackOff"]
 

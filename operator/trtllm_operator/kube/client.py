@@ -10,6 +10,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from trtllm_operator.plan.actions import contains
 from trtllm_operator.plan.names import FIELD_MANAGER
 
 log = logging.getLogger("trtllm_operator.kube")
@@ -84,16 +85,6 @@ def list_objects(api_version: str, kind: str, namespace: str | None = None,
         if error.status == 404:
             return []
         raise
-
-
-def contains(live: Any, desired: Any) -> bool:
-    """True when every field of `desired` is present with the same value in `live` (extra fields allowed)."""
-    if isinstance(desired, dict):
-        return isinstance(live, dict) and all(k in live and contains(live[k], v) for k, v in desired.items())
-    if isinstance(desired, list):
-        return (isinstance(live, list) and len(live) == len(desired)
-                and all(contains(a, b) for a, b in zip(live, desired, strict=True)))
-    return live == desired or (isinstance(live, (int, str)) and str(live) == str(desired))
 
 
 def apply(obj: dict[str, Any], live: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:

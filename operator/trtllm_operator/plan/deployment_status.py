@@ -12,8 +12,8 @@ from trtllm_operator.spec.models import LLMDeploymentSpec
 
 
 @dataclass(frozen=True)
-class Observed:
-    """Everything the status depends on, gathered by the handler."""
+class StatusFacts:
+    """Everything the status depends on, as decided by plan.desired from what was observed."""
 
     generation: int | None
     problem: tuple[str, str] | None = None          # (reason, message) that stops progress
@@ -37,7 +37,7 @@ def rollout_done(deployment: dict[str, Any] | None, desired: int) -> bool:
     return current and counts == (desired, desired, desired)
 
 
-def deployment_status(name: str, namespace: str, spec: LLMDeploymentSpec | None, seen: Observed,
+def deployment_status(name: str, namespace: str, spec: LLMDeploymentSpec | None, seen: StatusFacts,
                       old_conditions: list[dict[str, Any]], now: str) -> dict[str, Any]:
     """The whole status subresource; equal input gives equal output, so an idle reconcile writes nothing."""
     conds = _conditions(seen)
@@ -67,7 +67,7 @@ def endpoints(name: str, namespace: str, spec: LLMDeploymentSpec) -> list[dict[s
     return [{"name": "http", "host": host, "port": 8000, "protocol": "openai"}]
 
 
-def _conditions(seen: Observed) -> list[dict[str, Any]]:
+def _conditions(seen: StatusFacts) -> list[dict[str, Any]]:
     gen = seen.generation
     engine_ready = _engine_ready(seen)
     issue = pod_issue(seen)
@@ -87,12 +87,12 @@ def _conditions(seen: Observed) -> list[dict[str, Any]]:
     ]
 
 
-def pod_issue(seen: Observed) -> tuple[str, str] | None:
+def pod_issue(seen: StatusFacts) -> tuple[str, str] | None:
     """(reason, message) of the most telling serving pod problem, or None."""
     return summary(seen.pod_problems) if seen.deployment is not None else None
 
 
-def pods_failing(seen: Observed) -> bool:
+def pods_failing(seen: StatusFacts) -> bool:
     """Failing serving pods degrade the deployment: a crash, OOM, image or config error always; pods that
     cannot be scheduled only once a replica serves or served (before that the first rollout waits for
     capacity, phase Pending)."""
@@ -102,11 +102,11 @@ def pods_failing(seen: Observed) -> bool:
     return issue[0] != c.UNSCHEDULABLE or _available_replicas(seen) > 0 or seen.was_serving
 
 
-def _available_replicas(seen: Observed) -> int:
+def _available_replicas(seen: StatusFacts) -> int:
     return int(((seen.deployment or {}).get("status") or {}).get("availableReplicas") or 0)
 
 
-def _engine_ready(seen: Observed) -> tuple[str, str, str]:
+def _engine_ready(seen: StatusFacts) -> tuple[str, str, str]:
     if seen.problem:
         return "False", seen.problem[0], seen.problem[1]
     cond = c.find(seen.engine_status.get("conditions"), "Ready") or {}
@@ -117,7 +117,7 @@ def _engine_ready(seen: Observed) -> tuple[str, str, str]:
     return "False", cond.get("reason") or c.BUILDING, cond.get("message") or f"Engine {name} is being prepared."
 
 
-def _available(seen: Observed) -> tuple[str, str, str]:
+def _available(seen: StatusFacts) -> tuple[str, str, str]:
     if seen.desired_replicas == 0 and seen.deployment is not None:
         return "True", c.SCALED_TO_ZERO, "Scaled to zero replicas."
     live = _available_replicas(seen)
@@ -126,7 +126,7 @@ def _available(seen: Observed) -> tuple[str, str, str]:
     return "False", c.UNAVAILABLE, "No serving replica is available yet."
 
 
-def _progressing(seen: Observed, done: bool, degraded: tuple[str, str] | None,
+def _progressing(seen: StatusFacts, done: bool, degraded: tuple[str, str] | None,
                  engine_ready: tuple[str, str, str], why_not: str) -> tuple[str, str, str]:
     if degraded and degraded[0] in c.POD_REASONS:
         return "False", degraded[0], f"The rollout is stalled: {degraded[1]}"
@@ -140,7 +140,7 @@ def _progressing(seen: Observed, done: bool, degraded: tuple[str, str] | None,
     return "True", issue[0] if issue else c.ROLLING_OUT, why_not
 
 
-def _why_not_ready(seen: Observed, engine_ready: tuple[str, str, str], serving_target: bool,
+def _why_not_ready(seen: StatusFacts, engine_ready: tuple[str, str, str], serving_target: bool,
                    issue: tuple[str, str] | None) -> str:
     if engine_ready[0] != "True":
         keep = f" Engine {seen.served_engine} keeps serving meanwhile." if seen.served_engine else ""
@@ -154,7 +154,7 @@ def _why_not_ready(seen: Observed, engine_ready: tuple[str, str, str], serving_t
     return "Waiting for every replica to be updated and available."
 
 
-def _degraded(seen: Observed) -> tuple[str, str] | None:
+def _degraded(seen: StatusFacts) -> tuple[str, str] | None:
     """(reason, message) of what degrades the deployment: a blocking problem, a failed build, failing pods."""
     if seen.problem:
         return seen.problem
@@ -166,7 +166,7 @@ def _degraded(seen: Observed) -> tuple[str, str] | None:
     return None
 
 
-def _build_failed_message(seen: Observed) -> str:
+def _build_failed_message(seen: StatusFacts) -> str:
     engine = seen.engine_status
     msg = f"Engine {seen.engine.get('name')} failed to build: {engine.get('error') or 'see the LLMEngine'}."
     if seen.served_engine:
@@ -174,7 +174,7 @@ def _build_failed_message(seen: Observed) -> str:
     return msg + " Fix the spec (or the cause in the build log) and apply again."
 
 
-def _phase(seen: Observed, conds: list[dict[str, Any]]) -> str:
+def _phase(seen: StatusFacts, conds: list[dict[str, Any]]) -> str:
     if seen.problem:
         return "Failed" if seen.problem[0] == c.INVALID_SPEC else "Pending"
     if c.is_true(conds, "Ready"):

@@ -1,0 +1,69 @@
+"""What plan.desired and the engine plan decide for each sample at three moments, without a cluster:
+`first` (a new LLMDeployment on one 8-GPU H100 node), `engine` (the new LLMEngine's children) and
+`serving` (the engine Ready, adapters converted). Used by the golden files and the server dry run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.factories import claim, complete, observed, ready, sample_body, user_claims
+from trtllm_operator.handlers.common import build_scripts
+from trtllm_operator.plan import engine as plan_engine
+from trtllm_operator.plan.actions import Action
+from trtllm_operator.plan.desired import Desired, desired
+from trtllm_operator.spec.models import LLMEngineSpec
+
+SCRIPTS = {path: f"<build_jobs/{path}>" for path in build_scripts()}
+
+
+def action(a: Action) -> dict[str, Any]:
+    """One write as data, with the event it announces when it changes something."""
+    out: dict[str, Any] = {"verb": a.verb, "object": a.obj}
+    if a.owners:
+        out["owners"] = a.owners
+    if a.event:
+        out["event"] = f"{a.event.type} {a.event.reason}: {a.event.message}"
+    return out
+
+
+def decision(plan: Desired) -> dict[str, Any]:
+    """A decision as data: the writes in order, the status, the events."""
+    return {"actions": [action(a) for a in plan.actions],
+            "status": plan.status,
+            "events": [f"{e.type} {e.reason}: {e.message}" for e in plan.events]}
+
+
+def engine_children(engine: dict[str, Any]) -> dict[str, Any]:
+    """What the engine handler creates for a new LLMEngine (its uid given by the API server)."""
+    live = {**engine, "metadata": {**engine["metadata"], "uid": "engine-uid"}}
+    ctx, spec = plan_engine.engine_context(live), LLMEngineSpec.model_validate(live["spec"])
+    config = plan_engine.desired_engine_config(ctx, spec, SCRIPTS)
+    objs = [config, plan_engine.desired_fetch_job(ctx, spec, config)]
+    if plan_engine.needs_build_job(spec):
+        objs.append(plan_engine.desired_build_job(ctx, spec, config))
+    return {"objects": [*objs, plan_engine.desired_cleanup_job(ctx, spec)]}
+
+
+def moments(path: Path, namespace: str = "demo") -> dict[str, dict[str, Any]]:
+    """{moment: decision} for one sample, deployed as `sample` in `namespace`."""
+    body = sample_body(path, namespace=namespace)
+    first = desired(observed(body, scripts=SCRIPTS))
+    engine = next(a.obj for a in first.actions if a.obj["kind"] == "LLMEngine")
+    body = {**body, "status": first.status}  # the next reconcile sees what the first one wrote
+    built, claims = ready(engine), [*user_claims(body), claim("trtllm-cache", namespace)]
+    jobs = desired(observed(body, claims=claims, engines=[built], scripts=SCRIPTS)).actions
+    done = [complete(a.obj) for a in jobs if a.obj["kind"] == "Job"]
+    serving = desired(observed(body, claims=claims, engines=[built], adapter_jobs=done,
+                               pod_monitors=True, scripts=SCRIPTS))
+    return {"first": decision(first), "engine": engine_children(engine), "serving": decision(serving)}
+
+
+
+
+def planned_objects(path: Path, namespace: str = "demo") -> list[dict[str, Any]]:
+    """Every object written at any of the moments, in order."""
+    out = []
+    for data in moments(path, namespace).values():
+        out += [a["object"] for a in data.get("actions", [])] + data.get("objects", [])
+    return out
