@@ -10,7 +10,6 @@ placeholder naming the file, so the goldens change when the objects change, not 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from tests.factories import SAMPLES
+from tests.golden.compare import check_golden
 from tests.golden.planned import moments
 
 GOLDEN = Path(__file__).resolve().parent / "objects"
@@ -46,13 +46,7 @@ def rendered(path: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("path", SAMPLES, ids=[p.stem for p in SAMPLES])
 def test_planned_objects_match_golden(path: Path) -> None:
-    for name, text in rendered(path).items():
-        golden = GOLDEN / name
-        if os.environ.get("UPDATE_GOLDEN") == "1":
-            golden.parent.mkdir(exist_ok=True)
-            golden.write_text(text)
-        assert golden.is_file(), f"{golden} missing: run with UPDATE_GOLDEN=1 and review the diff"
-        assert text == golden.read_text(), f"{name} changed: run with UPDATE_GOLDEN=1 and review the diff"
+    check_golden(GOLDEN, rendered(path))
 
 
 def test_no_stale_golden_objects() -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from tests.golden.compare import check_golden
 from tests.golden.serving_samples import SAMPLES, load, paths
 from trtllm_operator.plan.triton import render_triton_params, triton_init_command, triton_server_command
 from trtllm_operator.plan.trtllm_serve import render_extra_llm_api_options, trtllm_serve_command
@@ -36,13 +36,7 @@ def rendered(path: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("path", SAMPLES, ids=[p.stem for p in SAMPLES])
 def test_rendered_serving_artifacts_match_golden(path: Path) -> None:
-    for name, text in rendered(path).items():
-        golden = GOLDEN / name
-        if os.environ.get("UPDATE_GOLDEN") == "1":
-            golden.parent.mkdir(exist_ok=True)
-            golden.write_text(text)
-        assert golden.is_file(), f"{golden} missing: run with UPDATE_GOLDEN=1 and review the diff"
-        assert text == golden.read_text(), f"{name} changed: run with UPDATE_GOLDEN=1 and review the diff"
+    check_golden(GOLDEN, rendered(path))
 
 
 def test_no_stale_golden_files() -> None:
