@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trtllm_operator.plan.jobs import pvc_claims
-from trtllm_operator.plan.trtllm_serve import CLI_OWNED_KEYS
+from trtllm_operator.plan.runtimes.trtllm_serve import CLI_OWNED_KEYS
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.spec.toolchains import toolchain
 

@@ -11,13 +11,13 @@ from trtllm_operator.plan.adapters import adapter_links
 from trtllm_operator.plan.engine import source_claims
 from trtllm_operator.plan.jobs import CACHE_MOUNT, SCRIPTS_DIR, SOURCES_MOUNT, config_volume, gpu_placement
 from trtllm_operator.plan.meta import obj
-from trtllm_operator.plan.triton import (
+from trtllm_operator.plan.runtimes.triton import (
     ServingPaths,
     render_triton_params,
     triton_init_command,
     triton_server_command,
 )
-from trtllm_operator.plan.trtllm_serve import render_extra_llm_api_options, trtllm_serve_command
+from trtllm_operator.plan.runtimes.trtllm_serve import render_extra_llm_api_options, trtllm_serve_command
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.spec.toolchains import pod_image, toolchain
 
