@@ -1,12 +1,31 @@
-"""Triton serving: the params.json poured into the image's skeleton, and the init and server commands."""
+"""Triton serving: the params.json poured into the image's skeleton, the init and server commands, its
+PromQL and checks, and the Triton runtime that puts them in the serving pod."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from trtllm_operator.plan.jobs import SCRIPTS_DIR
+from trtllm_operator.plan import names
+from trtllm_operator.plan.adapters import adapter_links
+from trtllm_operator.plan.jobs import SCRIPTS_DIR, config_volume
+from trtllm_operator.plan.runtimes.base import (
+    CONFIG_DIR,
+    INIT_SECURITY,
+    ClientEndpoint,
+    MetricsEndpoint,
+    PodParts,
+    Port,
+    Probes,
+    Problem,
+    ServerPod,
+    ServingPaths,
+    cache_mount,
+    config_mount,
+    model_repo_mount,
+)
+from trtllm_operator.plan.runtimes.promql import avg_by, label_matchers, sum_by
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.spec.toolchains import Toolchain, toolchain
 
@@ -17,6 +36,7 @@ TRTLLM_MODEL = "tensorrt_llm"
 BATCHING_STRATEGY = "inflight_fused_batching"
 TRITONSERVER = "tritonserver"
 FILLER = f"{SCRIPTS_DIR}/triton_repo.py"
+PARAMS_FILE = "params.json"
 # The tensorrtllm backend's default lora_cache_max_adapter_size (largest adapter rank one cache page holds).
 DEFAULT_MAX_ADAPTER_SIZE = 64
 
@@ -64,16 +84,6 @@ UNSET = (
 )
 
 
-@dataclass(frozen=True)
-class ServingPaths:
-    """Where a serving pod finds its inputs (cache PVC mounted read-only) and writes the model repository."""
-
-    engine_dir: str
-    tokenizer_dir: str
-    lora_dir: str | None
-    model_repo: str = "/model-repo"
-
-
 def world_size(engine: LLMEngineSpec) -> int:
     """GPUs (MPI ranks) one replica of this engine needs: tensor x pipeline."""
     return engine.parallelism.tensor * engine.parallelism.pipeline
@@ -88,7 +98,8 @@ def triton_toolchain(engine: LLMEngineSpec) -> Toolchain:
     """The engine's toolchain, which must have a Triton image and skeleton; ValueError naming it otherwise."""
     tc = toolchain(engine.toolchain.name)
     if not tc.capabilities.triton_runtime or not tc.scripts.triton_skeleton:
-        raise ValueError(f"toolchain {tc.name} has no Triton image or skeleton: serve with trtllm-serve")
+        raise ValueError(
+            f"toolchain {tc.name} has no Triton image or skeleton: serve with trtllm-serve")
     return tc
 
 
@@ -207,3 +218,169 @@ def _rank_args(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPat
         args += ["--model-control-mode=explicit", f"--load-model={TRTLLM_MODEL}"]
     args += ["--disable-auto-complete-config", f"--backend-config=python,shm-region-prefix-name=prefix{rank}_"]
     return args
+
+
+def triton_image(tc: Toolchain) -> str:
+    """The toolchain's Triton image; ValueError naming the toolchain when it has none."""
+    if tc.images.triton is None:
+        raise ValueError(
+            f"toolchain {tc.name} has no Triton image or skeleton: serve with trtllm-serve")
+    return tc.images.triton
+
+
+def triton_pod_parts(pod: ServerPod) -> PodParts:
+    """The init containers that fill the model repository from the image's skeleton (and, with
+    adapters, link them by task id first), with the volumes and server mounts they need."""
+    links = _link_parts(pod) if pod.paths.lora_dir else PodParts()
+    scripts = {"name": "build-jobs", "mountPath": SCRIPTS_DIR}
+    fill = {"name": "fill-model-repo", "image": pod.image,
+            "terminationMessagePolicy": "FallbackToLogsOnError", "securityContext": INIT_SECURITY,
+            "command": triton_init_command(pod.engine, pod.paths, f"{CONFIG_DIR}/{PARAMS_FILE}"),
+            "volumeMounts": [model_repo_mount(), config_mount(), scripts]}
+    filler = config_volume(names.build_config(pod.engine_name), ["triton_repo.py"])
+    return PodParts(init_containers=(*links.init_containers, fill),
+                    volumes=(*links.volumes, filler), mounts=links.mounts)
+
+
+def _link_parts(pod: ServerPod) -> PodParts:
+    """The task-id links of lora_prefetch_dir: an emptyDir the link-adapters container fills."""
+    assert pod.paths.lora_dir is not None
+    mount = {"name": "lora-links", "mountPath": pod.paths.lora_dir}
+    link = {"name": "link-adapters", "image": pod.image, "volumeMounts": [cache_mount(), mount],
+            "terminationMessagePolicy": "FallbackToLogsOnError", "securityContext": INIT_SECURITY,
+            "command": adapter_links(pod.spec.adapters, pod.engine, pod.paths.lora_dir)}
+    return PodParts(init_containers=(link,), volumes=({"name": "lora-links", "emptyDir": {}},),
+                    mounts=(mount,))
+
+
+def triton_queue_compute_ratio(selector: Mapping[str, str], by: tuple[str, ...] = (),
+                               window: str = "1m") -> str:
+    """NVIDIA's recipe: time queued over time computing, summed over the selected pods."""
+    m = label_matchers(selector)
+    queue = sum_by(f"rate(nv_inference_queue_duration_us{m}[{window}])", by)
+    compute = sum_by(f"rate(nv_inference_compute_infer_duration_us{m}[{window}])", by)
+    return f"{queue} / clamp_min({compute}, 1)"
+
+
+def triton_waiting_requests(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
+    """Requests waiting in the in-flight batcher, summed over the selected pods."""
+    waiting = label_matchers(selector, {"request_type": "waiting"})
+    return sum_by(f"nv_trt_llm_request_metrics{waiting}", by)
+
+
+def triton_kv_cache_utilization(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
+    """Used over max KV-cache blocks (older builds lack the ``fraction`` gauge, so compute it)."""
+    family = "nv_trt_llm_kv_cache_block_metrics"
+    used = sum_by(family + label_matchers(selector, {"kv_cache_block_type": "used"}), by)
+    top = sum_by(family + label_matchers(selector, {"kv_cache_block_type": "max"}), by)
+    return f"{used} / clamp_min({top}, 1)"
+
+
+def triton_kv_cache_demand(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
+    """KV-cache demand of the fleet, in replicas' worth of KV cache: used blocks over one replica's
+    pool, times (1 + waiting / active requests). The policy divides it by the ready replicas.
+
+    KV use alone saturates: once the batch is full, more load only lengthens the queue, which KV use
+    does not see; a waiting request is counted as the blocks of an average running one. A total (not a
+    per-replica mean) so that its trend is the load's, not the echo of the autoscaler's own changes."""
+    blocks, requests = "nv_trt_llm_kv_cache_block_metrics", "nv_trt_llm_request_metrics"
+    used = sum_by(blocks + label_matchers(selector, {"kv_cache_block_type": "used"}), by)
+    top = avg_by(blocks + label_matchers(selector, {"kv_cache_block_type": "max"}), by)
+    waiting = sum_by(requests + label_matchers(selector, {"request_type": "waiting"}), by)
+    active = sum_by(requests + label_matchers(selector, {"request_type": "active"}), by)
+    return f"({used} / clamp_min({top}, 1)) * (1 + {waiting} / clamp_min({active}, 1))"
+
+
+def triton_toolchain_problems(engine: LLMEngineSpec, tc: Toolchain) -> list[Problem]:
+    """Triton serves TensorRT engines from a toolchain with a Triton image and an engine build."""
+    path = "spec.serving.runtime"
+    if not (tc.capabilities.triton_runtime and tc.capabilities.engine_build):
+        return [
+            (
+                path,
+                f"toolchain {tc.name} has no Triton model the operator renders (the engine-based "
+                "inflight_batcher_llm needs an engine build here; the LLM-API llmapi model is not "
+                "rendered): use runtime trtllm-serve, or a toolchain that builds engines (e.g. trtllm-1.0)",
+            )
+        ]
+    if engine.backend != "tensorrt":
+        return [
+            (
+                path,
+                "runtime triton serves TensorRT engines: set engine.backend tensorrt, or use "
+                "runtime trtllm-serve for backend pytorch",
+            )
+        ]
+    return []
+
+
+def triton_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
+    """Triton-only: max_batch_size not above the engine's (the tensorrt_llm model refuses to load)."""
+    problems: list[Problem] = []
+    asked, built = spec.serving.triton_max_batch_size, engine.limits.max_batch_size
+    if asked is not None and asked > built:
+        problems.append(
+            (
+                "spec.serving.tritonMaxBatchSize",
+                f"{asked} is above the engine's maxBatchSize "
+                f"{built}: lower it, or raise engine.limits.maxBatchSize (a rebuild)",
+            )
+        )
+    return problems
+
+
+class TritonRuntime:
+    """Triton with the tensorrtllm backend: KServe v2 over HTTP and gRPC, metrics apart."""
+
+    name = "triton"
+    adapter_links = True
+    probes = Probes(port="http", ready="/v2/health/ready", live="/v2/health/live")
+    metrics = MetricsEndpoint(port="metrics", path="/metrics")
+    client_endpoints = (
+        ClientEndpoint("http", "triton-http"),
+        ClientEndpoint("grpc", "triton-grpc"),
+        ClientEndpoint("metrics", "prometheus"),
+    )
+    queries = {
+        "queueComputeRatio": triton_queue_compute_ratio,
+        "waitingRequests": triton_waiting_requests,
+        "kvCacheUtilization": triton_kv_cache_utilization,
+        "kvCacheDemand": triton_kv_cache_demand,
+    }
+
+    def image(self, tc: Toolchain) -> str:
+        """The Triton image of the toolchain."""
+        return triton_image(tc)
+
+    def ports(self, tc: Toolchain) -> tuple[Port, ...]:
+        """HTTP, gRPC and metrics, where the toolchain's Triton listens (its command's ports)."""
+        return (Port("http", tc.ports.http), Port("grpc", tc.ports.grpc),
+                Port("metrics", tc.ports.metrics))
+
+    def config_files(self, spec: LLMDeploymentSpec, engine: LLMEngineSpec,
+                     paths: ServingPaths) -> dict[str, str]:
+        """params.json for the strict filler."""
+        return {PARAMS_FILE: render_triton_params(spec, engine, paths)}
+
+    def server_command(self, pod: ServerPod) -> list[str]:
+        """tritonserver (under mpirun beyond one GPU)."""
+        return triton_server_command(pod.spec, pod.engine, pod.paths)
+
+    def pod_parts(self, pod: ServerPod) -> PodParts:
+        """See triton_pod_parts."""
+        return triton_pod_parts(pod)
+
+    def adapter_problems(self, spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
+        """None beyond the shared LoRA checks: Triton serves the converted adapters by task id."""
+        return []
+
+    def toolchain_problems(self, engine: LLMEngineSpec, tc: Toolchain) -> list[Problem]:
+        """See triton_toolchain_problems."""
+        return triton_toolchain_problems(engine, tc)
+
+    def settings_problems(self, spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
+        """See triton_problems."""
+        return triton_problems(spec, engine)
+
+
+TRITON = TritonRuntime()
