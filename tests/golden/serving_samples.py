@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from trtllm_operator.plan.triton import ServingPaths
+from trtllm_operator.plan.runtimes.triton import ServingPaths
 from trtllm_operator.spec.engine_key import gpu_target, llmengine_spec
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.spec.validation import parse_deployment_spec

@@ -30,7 +30,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from tests.golden.serving_samples import by_runtime, engine_for
-from trtllm_operator.plan import triton, trtllm_serve
+from trtllm_operator.plan.runtimes import triton, trtllm_serve
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 
 ROOT = Path(__file__).resolve().parents[2]

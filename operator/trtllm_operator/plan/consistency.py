@@ -8,35 +8,16 @@ business, not this module's.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from trtllm_operator.plan.jobs import pvc_claims
-from trtllm_operator.plan.trtllm_serve import CLI_OWNED_KEYS
+from trtllm_operator.plan.runtimes import runtime_for
+from trtllm_operator.plan.runtimes.base import Problem
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.spec.toolchains import toolchain
 
-Problem = tuple[str, str]
-
 HF_REPO = re.compile(r"^hf://[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 PVC_PATH = re.compile(r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^\s]*)?$")
-# Fields of the PyTorch backend's LLM arguments (TorchLlmArgs); the engine backend's argument model forbids
-# them. enable_attention_dp is not one: it is declared on BaseLlmArgs (tensorrt_llm/llmapi/llm_args.py).
-PYTORCH_ONLY_OPTIONS = (
-    "attn_backend",
-    "cuda_graph_config",
-    "disable_overlap_scheduler",
-    "enable_iter_perf_stats",
-    "enable_iter_req_stats",
-    "moe_config",
-    "torch_compile_config",
-)
-# extra_llm_api_options names of the engine dtype.
-DTYPE_ALIASES = {
-    "float16": ("float16", "fp16", "half"),
-    "bfloat16": ("bfloat16", "bf16"),
-    "float32": ("float32", "fp32", "float"),
-}
 
 
 def consistency_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
@@ -44,19 +25,16 @@ def consistency_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list
 
     Checks: the engine was built with the spec's dtype, backend, parallelism and LoRA settings (dtype
     disagreement across build, LoRA conversion and logits is std::bad_cast; missing LoRA modules are
-    map::at); adapters need a LoRA engine; Triton's max batch size fits the engine; the tokenizer has a
-    usable source; the runtime suits the toolchain and backend; extraOptions do not contradict the spec.
+    map::at); adapters need a LoRA engine; the tokenizer has a usable source; and the runtime's own
+    checks (plan/runtimes): it suits the toolchain, backend and adapters, and its settings fit the
+    engine (Triton's max batch size; trtllm-serve's extraOptions do not contradict the spec).
     Empty when the pods can start.
     """
     problems = build_agreement_problems(spec, engine)
     problems += lora_problems(spec, engine)
     problems += runtime_problems(spec, engine)
     problems += tokenizer_problems(spec)
-    if spec.serving.runtime == "triton":
-        problems += triton_problems(spec, engine)
-    else:
-        problems += extra_options_problems(spec, engine)
-    return problems
+    return problems + runtime_for(spec.serving.runtime).settings_problems(spec, engine)
 
 
 def build_agreement_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
@@ -99,16 +77,7 @@ def lora_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Proble
                 "engine.lora (maxRank, targetModules) so the engine is built with the LoRA plugin",
             )
         ]
-    problems: list[Problem] = []
-    if spec.serving.runtime == "trtllm-serve" and engine.backend == "tensorrt":
-        problems.append(
-            (
-                "spec.adapters",
-                "trtllm-serve serves adapters from Hugging Face adapter directories (lora_config.lora_dir), "
-                "which the operator prepares for backend pytorch only; with backend tensorrt use runtime "
-                "triton (converted adapters by task id), or backend pytorch",
-            )
-        )
+    problems = runtime_for(spec.serving.runtime).adapter_problems(spec, engine)
     problems += _declared_lora_problems(spec, engine)
     tc = toolchain(engine.toolchain.name)
     if not tc.capabilities.lora:
@@ -149,39 +118,10 @@ def _declared_lora_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> l
 
 
 def runtime_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
-    """Runtime versus toolchain and backend: Triton serves TensorRT engines from a toolchain with a Triton
-    image; trtllm-serve needs a toolchain that has it, and backend pytorch where engines are gone (>= 1.2)."""
-    tc = toolchain(engine.toolchain.name)
-    path = "spec.serving.runtime"
-    if spec.serving.runtime == "triton":
-        if not (tc.capabilities.triton_runtime and tc.capabilities.engine_build):
-            return [
-                (
-                    path,
-                    f"toolchain {tc.name} has no Triton model the operator renders (the engine-based "
-                    "inflight_batcher_llm needs an engine build here; the LLM-API llmapi model is not "
-                    "rendered): use runtime trtllm-serve, or a toolchain that builds engines (e.g. trtllm-1.0)",
-                )
-            ]
-        if engine.backend != "tensorrt":
-            return [
-                (
-                    path,
-                    "runtime triton serves TensorRT engines: set engine.backend tensorrt, or use "
-                    "runtime trtllm-serve for backend pytorch",
-                )
-            ]
-        return []
-    if not tc.capabilities.trtllm_serve_runtime:
-        return [(path, f"toolchain {tc.name} has no trtllm-serve: choose another engine.toolchain")]
-    if engine.backend == "tensorrt" and not tc.capabilities.engine_build:
-        return [
-            (
-                "spec.engine.backend",
-                f"trtllm-serve of toolchain {tc.name} has no TensorRT engine backend: set engine.backend pytorch",
-            )
-        ]
-    return []
+    """Runtime versus toolchain and backend, as the runtime judges them (e.g. Triton serves TensorRT
+    engines from a toolchain with a Triton image; trtllm-serve needs a toolchain that has it)."""
+    runtime = runtime_for(spec.serving.runtime)
+    return runtime.toolchain_problems(engine, toolchain(engine.toolchain.name))
 
 
 def tokenizer_problems(spec: LLMDeploymentSpec) -> list[Problem]:
@@ -201,74 +141,6 @@ def tokenizer_problems(spec: LLMDeploymentSpec) -> list[Problem]:
             "set model.tokenizer to one of those",
         )
     ]
-
-
-def triton_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
-    """Triton-only: max_batch_size not above the engine's (the tensorrt_llm model refuses to load)."""
-    problems: list[Problem] = []
-    asked, built = spec.serving.triton_max_batch_size, engine.limits.max_batch_size
-    if asked is not None and asked > built:
-        problems.append(
-            (
-                "spec.serving.tritonMaxBatchSize",
-                f"{asked} is above the engine's maxBatchSize "
-                f"{built}: lower it, or raise engine.limits.maxBatchSize (a rebuild)",
-            )
-        )
-    return problems
-
-
-def extra_options_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
-    """extraOptions that contradict the spec or the backend: keys the command line sets from spec fields,
-    a dtype other than the engine's, PyTorch-only keys on the engine backend, LoRA beyond the engine's."""
-    options, root = spec.serving.extra_options, "spec.serving.extraOptions"
-    problems = [
-        (f"{root}.{key}", f"set by the operator from {field}: set it there and remove it here")
-        for key, field in CLI_OWNED_KEYS.items()
-        if key in options
-    ]
-    dtype = options.get("dtype")
-    if dtype not in (None, "auto") and dtype not in DTYPE_ALIASES[engine.dtype]:
-        problems.append(
-            (
-                f"{root}.dtype",
-                f"{dtype} differs from the engine's {engine.dtype}: remove it "
-                "(the engine dtype is used) or change engine.dtype",
-            )
-        )
-    if engine.backend == "tensorrt":
-        problems += [
-            (f"{root}.{key}", "only the PyTorch backend accepts this key: remove it or use backend pytorch")
-            for key in PYTORCH_ONLY_OPTIONS
-            if key in options
-        ]
-    return problems + _lora_option_problems(options.get("lora_config"), engine, root)
-
-
-def _lora_option_problems(lora: Any, engine: LLMEngineSpec, root: str) -> list[Problem]:
-    if not isinstance(lora, Mapping):
-        return []
-    if engine.lora is None:
-        return [(f"{root}.lora_config", "the engine has no LoRA: set engine.lora instead of lora_config")]
-    problems: list[Problem] = []
-    modules = lora.get("lora_target_modules") or []
-    extra = sorted(set(modules) - set(engine.lora.target_modules))
-    if extra:
-        problems.append(
-            (
-                f"{root}.lora_config.lora_target_modules",
-                f"{', '.join(extra)} not in engine.lora.targetModules: add them there (a rebuild) or remove them here",
-            )
-        )
-    rank = lora.get("max_lora_rank")
-    if isinstance(rank, int) and rank > engine.lora.max_rank:
-        problems.append(
-            (
-                f"{root}.lora_config.max_lora_rank",
-                f"{rank} is above engine.lora.maxRank {engine.lora.max_rank}: raise maxRank there or remove it here",
-            )
-        )
-    return problems
 
 
 def claim_references(spec: LLMDeploymentSpec) -> list[tuple[str, str]]:

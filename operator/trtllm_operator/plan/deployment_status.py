@@ -8,6 +8,7 @@ from typing import Any
 from trtllm_operator.plan import conditions as c
 from trtllm_operator.plan import names
 from trtllm_operator.plan.pods import PodProblem, summary
+from trtllm_operator.plan.runtimes import deployment_ports, runtime_for
 from trtllm_operator.spec.models import LLMDeploymentSpec
 
 
@@ -58,13 +59,12 @@ def deployment_status(name: str, namespace: str, spec: LLMDeploymentSpec | None,
 
 
 def endpoints(name: str, namespace: str, spec: LLMDeploymentSpec) -> list[dict[str, Any]]:
-    """Service DNS names and ports a client uses."""
+    """Service DNS names and ports a client uses: the runtime's client endpoints, on the Service's
+    ports."""
     host = f"{names.serving(name)}.{namespace}.svc"
-    if spec.serving.runtime == "triton":
-        return [{"name": "http", "host": host, "port": 8000, "protocol": "triton-http"},
-                {"name": "grpc", "host": host, "port": 8001, "protocol": "triton-grpc"},
-                {"name": "metrics", "host": host, "port": 8002, "protocol": "prometheus"}]
-    return [{"name": "http", "host": host, "port": 8000, "protocol": "openai"}]
+    numbers = dict(deployment_ports(spec))
+    return [{"name": e.port, "host": host, "port": numbers[e.port], "protocol": e.protocol}
+            for e in runtime_for(spec.serving.runtime).client_endpoints]
 
 
 def _conditions(seen: StatusFacts) -> list[dict[str, Any]]:

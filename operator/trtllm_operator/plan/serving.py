@@ -7,34 +7,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from trtllm_operator.plan import names
-from trtllm_operator.plan.adapters import adapter_links
 from trtllm_operator.plan.engine import source_claims
-from trtllm_operator.plan.jobs import CACHE_MOUNT, SCRIPTS_DIR, SOURCES_MOUNT, config_volume, gpu_placement
+from trtllm_operator.plan.jobs import CACHE_MOUNT, SOURCES_MOUNT, gpu_placement
 from trtllm_operator.plan.meta import obj
-from trtllm_operator.plan.triton import (
+from trtllm_operator.plan.runtimes import Runtime, deployment_ports, runtime_for
+from trtllm_operator.plan.runtimes.base import (
+    LORA_LINKS,
+    MODEL_REPO,
+    ServerPod,
     ServingPaths,
-    render_triton_params,
-    triton_init_command,
-    triton_server_command,
+    cache_mount,
+    config_mount,
+    model_repo_mount,
 )
-from trtllm_operator.plan.trtllm_serve import render_extra_llm_api_options, trtllm_serve_command
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
-from trtllm_operator.spec.toolchains import pod_image, toolchain
+from trtllm_operator.spec.toolchains import Toolchain, pod_image, toolchain
 
-CONFIG_DIR = "/etc/trtllm-operator"
-MODEL_REPO = "/model-repo"
-# Triton's lora_prefetch_dir: task-id links in an emptyDir of their own. Not inside the model repository,
-# which the filler rebuilds from scratch (it would delete them) and where Triton takes every
-# subdirectory for a model.
-LORA_LINKS = "/lora"
 ENGINE_ANNOTATION = "trtllm-operator.dev/engine"
 CONFIG_HASH_ANNOTATION = "trtllm-operator.dev/config-hash"
-TRITON_PORTS = (("http", 8000), ("grpc", 8001), ("metrics", 8002))
-SERVE_PORTS = (("http", 8000),)
-# The init containers only read the image and the cache and write the pod's emptyDir: no root, no
-# capabilities, whatever user the image defaults to (a uid with no account is fine for them).
-INIT_SECURITY = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
-                 "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 @dataclass(frozen=True)
@@ -48,21 +38,21 @@ class Served:
 
 
 def serving_paths(spec: LLMDeploymentSpec, served: Served) -> ServingPaths:
-    """Paths inside the serving pod (cache PVC read-only at /cache). Only Triton gets a lora_dir: its
-    lora_prefetch_dir needs <dir>/<task id> links; trtllm-serve's lora_config lists the adapters' own
-    directories on the cache volume."""
-    links = spec.adapters and spec.serving.runtime == "triton"
-    return ServingPaths(engine_dir=f"{CACHE_MOUNT}/engines/{served.key}", tokenizer_dir=served.model_dir,
+    """Paths inside the serving pod (cache PVC read-only at /cache). A lora_dir only for a runtime
+    whose adapters are task-id links (Triton's lora_prefetch_dir); trtllm-serve's lora_config lists
+    the adapters' own directories on the cache volume."""
+    links = bool(spec.adapters) and runtime_for(spec.serving.runtime).adapter_links
+    return ServingPaths(engine_dir=f"{CACHE_MOUNT}/engines/{served.key}",
+                        tokenizer_dir=served.model_dir,
                         lora_dir=LORA_LINKS if links else None, model_repo=MODEL_REPO)
 
 
 def desired_serving_config(name: str, namespace: str, spec: LLMDeploymentSpec, served: Served,
                            owners: list[dict[str, Any]]) -> dict[str, Any]:
-    """Triton's params.json for the strict filler, or trtllm-serve's extra options YAML."""
-    if spec.serving.runtime == "triton":
-        data = {"params.json": render_triton_params(spec, served.spec, serving_paths(spec, served))}
-    else:
-        data = {"extra-llm-api-options.yaml": render_extra_llm_api_options(spec, served.spec)}
+    """The runtime's files: Triton's params.json for the strict filler, or trtllm-serve's extra
+    options YAML."""
+    runtime = runtime_for(spec.serving.runtime)
+    data = runtime.config_files(spec, served.spec, serving_paths(spec, served))
     return obj("v1", "ConfigMap", names.serving_config(name), namespace,
                names.child_labels(name, "serving-config"), owners, data=data)
 
@@ -86,78 +76,63 @@ def desired_deployment(name: str, namespace: str, spec: LLMDeploymentSpec, serve
 
 
 def _pod(name: str, spec: LLMDeploymentSpec, served: Served, claim: str) -> dict[str, Any]:
-    paths = serving_paths(spec, served)
+    runtime = runtime_for(spec.serving.runtime)
     tc = toolchain(served.spec.toolchain.name)
-    mounts = [{"name": "cache", "mountPath": CACHE_MOUNT, "readOnly": True},
-              {"name": "model-repo", "mountPath": MODEL_REPO},
-              {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-              {"name": "shm", "mountPath": "/dev/shm"}]
-    volumes = [{"name": "cache", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}},
+    server = ServerPod(spec=spec, engine_name=served.name, engine=served.spec,
+                       model_dir=served.model_dir, paths=serving_paths(spec, served),
+                       image=pod_image(runtime.image(tc)))
+    parts = runtime.pod_parts(server)
+    mounts, volumes = _storage(name, served, claim)
+    container = _server_container(runtime, server, tc)
+    container["volumeMounts"] = [*mounts, *parts.mounts]
+    pod: dict[str, Any] = {"containers": [container], "volumes": [*volumes, *parts.volumes]}
+    if parts.init_containers:
+        pod["initContainers"] = list(parts.init_containers)
+    return gpu_placement(pod, served.spec, spec.serving.resources)
+
+
+def _storage(name: str, served: Served, claim: str) -> tuple[list[Any], list[Any]]:
+    """The server's mounts and the pod's volumes every runtime gets: cache, model repository,
+    serving config, shared memory and the engine's pvc:// sources."""
+    shm = {"name": "shm", "mountPath": "/dev/shm"}
+    mounts = [cache_mount(), model_repo_mount(), config_mount(), shm]
+    volumes = [{"name": "cache",
+                "persistentVolumeClaim": {"claimName": claim, "readOnly": True}},
                {"name": "model-repo", "emptyDir": {}},
                {"name": "config", "configMap": {"name": names.serving_config(name)}},
                {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}]
     for i, source_claim in enumerate(source_claims(served.spec)):
-        mounts.append({"name": f"source-{i}", "mountPath": f"{SOURCES_MOUNT}/{source_claim}", "readOnly": True})
+        mounts.append({"name": f"source-{i}", "mountPath": f"{SOURCES_MOUNT}/{source_claim}",
+                       "readOnly": True})
         volumes.append({"name": f"source-{i}",
                         "persistentVolumeClaim": {"claimName": source_claim, "readOnly": True}})
-    init: list[dict[str, Any]] = []
-    if paths.lora_dir:  # Triton only: see serving_paths
-        mounts.append({"name": "lora-links", "mountPath": paths.lora_dir})
-        volumes.append({"name": "lora-links", "emptyDir": {}})
-        init.append({"name": "link-adapters", "image": _image(spec, tc),
-                     "volumeMounts": [mounts[0], mounts[-1]],
-                     "terminationMessagePolicy": "FallbackToLogsOnError", "securityContext": INIT_SECURITY,
-                     "command": adapter_links(spec.adapters, served.spec, paths.lora_dir)})
-    if spec.serving.runtime == "triton":
-        volumes.append(config_volume(names.build_config(served.name), ["triton_repo.py"]))
-        init.append({"name": "fill-model-repo", "image": _image(spec, tc),
-                     "terminationMessagePolicy": "FallbackToLogsOnError", "securityContext": INIT_SECURITY,
-                     "command": triton_init_command(served.spec, paths, f"{CONFIG_DIR}/params.json"),
-                     "volumeMounts": [*mounts[1:3], {"name": "build-jobs", "mountPath": SCRIPTS_DIR}]})
-    container = _server_container(spec, served, paths, tc)
-    container["volumeMounts"] = mounts
-    pod: dict[str, Any] = {"containers": [container], "volumes": volumes}
-    if init:
-        pod["initContainers"] = init
-    return gpu_placement(pod, served.spec, spec.serving.resources)
+    return mounts, volumes
 
 
-def _image(spec: LLMDeploymentSpec, tc: Any) -> str:
-    return pod_image(tc.images.triton if spec.serving.runtime == "triton" else tc.images.release)
-
-
-def _server_container(spec: LLMDeploymentSpec, served: Served, paths: ServingPaths, tc: Any) -> dict[str, Any]:
-    if spec.serving.runtime == "triton":
-        command = triton_server_command(spec, served.spec, paths)
-        ports, ready, live = TRITON_PORTS, "/v2/health/ready", "/v2/health/live"
-    else:
-        options = f"{CONFIG_DIR}/extra-llm-api-options.yaml"
-        command = trtllm_serve_command(spec, served.spec, _serve_model_dir(served, paths), options,
-                                       tokenizer_dir=served.model_dir)
-        ports, ready, live = SERVE_PORTS, "/health", "/health"
-    return {"name": "server", "image": _image(spec, tc), "command": command,
-            "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in ports],
-            "startupProbe": _probe(ready, period=10, failures=90),
-            "readinessProbe": _probe(ready, period=5, failures=3),
-            "livenessProbe": _probe(live, period=10, failures=6),
-            # A crash's last log lines become lastState.terminated.message, which the status then shows.
+def _server_container(runtime: Runtime, server: ServerPod, tc: Toolchain) -> dict[str, Any]:
+    probes = runtime.probes
+    ports = [{"name": p.name, "containerPort": p.number, "protocol": "TCP"}
+             for p in runtime.ports(tc)]
+    return {"name": "server", "image": server.image, "command": runtime.server_command(server),
+            "ports": ports,
+            "startupProbe": _probe(probes.port, probes.ready, period=10, failures=90),
+            "readinessProbe": _probe(probes.port, probes.ready, period=5, failures=3),
+            "livenessProbe": _probe(probes.port, probes.live, period=10, failures=6),
+            # A crash's last log lines become lastState.terminated.message, which the status shows.
             "terminationMessagePolicy": "FallbackToLogsOnError"}
 
 
-def _serve_model_dir(served: Served, paths: ServingPaths) -> str:
-    return paths.engine_dir if served.spec.backend == "tensorrt" else served.model_dir
-
-
-def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
-    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": failures}
+def _probe(port: str, path: str, period: int, failures: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": port}, "periodSeconds": period,
+            "failureThreshold": failures}
 
 
 def desired_service(name: str, namespace: str, spec: LLMDeploymentSpec,
                     owners: list[dict[str, Any]]) -> dict[str, Any]:
-    """ClusterIP Service with named ports: Triton 8000/8001/8002, trtllm-serve 8000."""
-    ports = TRITON_PORTS if spec.serving.runtime == "triton" else SERVE_PORTS
+    """ClusterIP Service with the runtime's named ports (Triton 8000-8002, trtllm-serve 8000)."""
     body = {"selector": names.pod_selector(name),
-            "ports": [{"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in ports]}
+            "ports": [{"name": p.name, "port": p.number, "targetPort": p.name, "protocol": "TCP"}
+                      for p in deployment_ports(spec)]}
     return obj("v1", "Service", names.serving(name), namespace, names.child_labels(name, "server"), owners,
                spec=body)
 
@@ -172,12 +147,12 @@ def desired_pdb(name: str, namespace: str, owners: list[dict[str, Any]]) -> dict
 def desired_pod_monitor(name: str, namespace: str, spec: LLMDeploymentSpec,
                         owners: list[dict[str, Any]]) -> dict[str, Any]:
     """A prometheus-operator PodMonitor scraping the servers' metrics endpoint."""
-    endpoint = ({"port": "metrics", "path": "/metrics"} if spec.serving.runtime == "triton"
-                else {"port": "http", "path": "/prometheus/metrics"})
+    metrics = runtime_for(spec.serving.runtime).metrics
+    endpoint = {"port": metrics.port, "path": metrics.path, "interval": "15s"}
     return obj("monitoring.coreos.com/v1", "PodMonitor", names.serving(name), namespace,
                names.child_labels(name, "server"), owners,
                spec={"selector": {"matchLabels": names.pod_selector(name)},
-                     "podMetricsEndpoints": [{**endpoint, "interval": "15s"}]})
+                     "podMetricsEndpoints": [endpoint]})
 
 
 def desired_cache_claim(claim: str, namespace: str, size: str, storage_class: str | None,

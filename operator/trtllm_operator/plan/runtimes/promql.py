@@ -1,0 +1,27 @@
+"""PromQL building blocks for the runtimes' autoscaling queries: pure string builders, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+REGEX_PREFIX = "=~"
+
+
+def label_matchers(selector: Mapping[str, str], extra: Mapping[str, str] | None = None) -> str:
+    """``{a="x",b=~"y.*"}`` from label -> value; a value starting with ``=~`` is a regex match."""
+    parts = []
+    for label, value in sorted({**selector, **(extra or {})}.items()):
+        op, text = ("=~", value[len(REGEX_PREFIX) :]) if value.startswith(REGEX_PREFIX) else ("=", value)
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        parts.append(f'{label}{op}"{escaped}"')
+    return "{" + ",".join(parts) + "}"
+
+
+def sum_by(expr: str, by: tuple[str, ...]) -> str:
+    """``sum by (labels) (expr)``, or ``sum(expr)`` without labels."""
+    return f"sum by ({', '.join(by)}) ({expr})" if by else f"sum({expr})"
+
+
+def avg_by(expr: str, by: tuple[str, ...]) -> str:
+    """``avg by (labels) (expr)``, or ``avg(expr)`` without labels."""
+    return f"avg by ({', '.join(by)}) ({expr})" if by else f"avg({expr})"
