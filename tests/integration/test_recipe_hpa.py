@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from bench.cluster_run import _follow
+from bench.cluster_run import follow_pods as _follow
 from bench.kube_fleet import KubeFleet, kubectl_command, recipe_hpa
 from bench.metrics_api import MetricsApi
 from bench.simulator import METRICS_PATH, SimConfig, Simulator
