@@ -2,7 +2,7 @@
 # Build: docker build -t <registry>/trtllm-operator:<tag> .
 # tests/unit/test_dockerfile.py parses this file and replays the builder's steps in a fresh venv, so keep
 # every install step a RUN with plain shell commands that refer to the venv as "$VIRTUAL_ENV".
-# Without Docker: `python hack/images.py build` builds this file with buildah on a local Debian base
+# Without Docker: `python -m hack.images build` builds this file with buildah on a local Debian base
 # (--build-arg BASE_IMAGE; pip's CA bundle and config are build-time mounts only).
 
 # The base is a build argument (default: the public image) so a mirror, a digest or a local base can be

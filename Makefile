@@ -26,19 +26,19 @@ node-deps: ## Debian packages of the real node and its images (containerd, runc,
 	bash hack/install-node-deps.sh
 
 cluster-up: venv node-deps ## Start the local control plane: KWOK's fake GPU fleet and one real node (idempotent)
-	$(PY) hack/cluster.py up
+	$(PY) -m hack.cluster up
 
 cluster-down: ## Stop the local control plane and remove its state
-	@test -x $(PY) && $(PY) hack/cluster.py down || true
+	@test -x $(PY) && $(PY) -m hack.cluster down || true
 
 dev: cluster-up ## The main job: cluster, CRDs, operator, a sample
-	$(PY) hack/dev.py up
+	$(PY) -m hack.dev up
 
 dev-down: ## Stop the operator started by `make dev` and the cluster
-	-$(PY) hack/dev.py down
+	-$(PY) -m hack.dev down
 	$(MAKE) cluster-down
 
-lint: venv ## ruff and the layer contract
+lint: venv ## ruff and the import contracts (pyproject [tool.importlinter])
 	$(VENV)/bin/ruff check operator tests build_jobs bench hack
 	$(VENV)/bin/lint-imports
 
@@ -54,7 +54,7 @@ test-unit: venv ## Only the tests that need no cluster
 
 .PHONY: images
 images: venv ## Container images with buildah, no Docker (cached by content; prints refs as JSON)
-	$(PY) hack/images.py build
+	$(PY) -m hack.images build
 
 TRACE ?= ../shared/data/azure-llm-inference-2023-conv.csv
 bench-autoscale: cluster-up ## Autoscaling benchmark, static vs HPA recipe vs ours (TRACE=<csv> or SHAPE=peak; QUICK=1: a few minutes)

@@ -14,9 +14,12 @@ import os
 import threading
 from dataclasses import replace
 
+from hack import prometheus as prom
+
+from bench.core import RunConfig, RunResult, run_plan, run_result
 from bench.kube_fleet import KubeFleet, kubectl_command, recipe_hpa
 from bench.metrics_api import MetricsApi
-from bench.runner import Run, RunConfig, RunResult, _targets, drive, prom, run_plan, run_result
+from bench.runner import Run, drive, scrape_targets
 from bench.simulator import Simulator
 from bench.trace import Request
 
@@ -30,12 +33,14 @@ def run_on_cluster(policy: str, requests: list[Request], config: RunConfig, log)
     server = prom.start([], name=f"bench-{policy}-{os.getpid()}", scrape_interval="1s")
     api = MetricsApi(server.url, kubectl_command(), runtime=config.sim.runtime) if policy == "hpa" else None
     stop = threading.Event()
-    sim = Simulator(played, replace(sim_config, initial_replicas=0), _targets(server, config, fleet.namespace))
+    targets = scrape_targets(server, config, fleet.namespace)
+    sim = Simulator(played, replace(sim_config, initial_replicas=0), targets)
     try:
         _warm_start(fleet, sim, sim_config.initial_replicas, config, log)
         if api is not None:
             api.start()
-        threading.Thread(target=_follow, args=(sim, fleet, stop), daemon=True, name="follow-pods").start()
+        threading.Thread(target=follow_pods, args=(sim, fleet, stop), daemon=True,
+                         name="follow-pods").start()
         sim.start()
         if policy == "hpa":
             hpa = config.hpa
@@ -59,7 +64,7 @@ def _warm_start(fleet: KubeFleet, sim: Simulator, replicas: int, config: RunConf
     sim.sync_pods(fleet.pods())
 
 
-def _follow(sim: Simulator, fleet: KubeFleet, stop: threading.Event) -> None:
+def follow_pods(sim: Simulator, fleet: KubeFleet, stop: threading.Event) -> None:
     """Keep the simulator's replicas on the Deployment's pods until ``stop``."""
     while not stop.wait(SYNC_S):
         try:

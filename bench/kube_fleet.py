@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from hack import kube
+from hack.paths import KUBECONFIG
 from kubernetes import client, config
-
-from bench.replicas import KUBECONFIG, KUBECTL
 
 NAME = "llm"
 ROLE = {"trtllm-operator.dev/role": "bench-replica"}
@@ -22,7 +22,7 @@ ROLE = {"trtllm-operator.dev/role": "bench-replica"}
 
 def kubectl_command() -> list[str]:
     """The project's kubectl with the local kubeconfig."""
-    return [str(KUBECTL), f"--kubeconfig={KUBECONFIG}"]
+    return kube.command()
 
 
 def deployment(namespace: str, replicas: int, startup_s: tuple[float, float]) -> dict:

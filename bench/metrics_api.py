@@ -33,6 +33,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hack import kube
 
 from trtllm_operator.autoscale.policy import QUEUE_COMPUTE_RATIO
 from trtllm_operator.autoscale.prometheus import fetch_per_pod
@@ -135,7 +136,7 @@ class MetricsApi:
             self.server.server_close()
 
     def _kubectl(self, args: list[str], stdin: str | None = None) -> None:
-        subprocess.run([*self.kubectl, *args], input=stdin, check=True, capture_output=True, text=True, timeout=60)
+        kube.kubectl(*args, stdin=stdin, timeout=60, cmd=self.kubectl)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         api = self

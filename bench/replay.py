@@ -21,8 +21,17 @@ import sys
 from dataclasses import dataclass, field, replace
 
 from bench.bounds import work_replica_seconds
+from bench.capacity import Profile
+from bench.core import (
+    RunConfig,
+    RunResult,
+    build_config,
+    load_requests,
+    run_plan,
+    run_result,
+    static_gpu_hours,
+)
 from bench.hpa import Hpa, Pod
-from bench.runner import RunConfig, RunResult, run_plan, run_result
 from bench.simulator import Simulator
 from bench.trace import Request
 from trtllm_operator.autoscale.policy import ReplicaCounts, Samples, State, decide
@@ -179,9 +188,6 @@ def reference_line(requests: list[Request], config: RunConfig, static_gpu_hours:
 
 def main(argv: list[str] | None = None) -> int:
     """Replay the chosen policies (and fixed counts) in virtual time; one JSON line each."""
-    from bench.autoscale import build_config, load_requests, static_gpu_hours  # the benchmark's settings
-    from bench.capacity import Profile
-
     parser = argparse.ArgumentParser(description="Autoscaling benchmark in virtual time (no Prometheus)")
     parser.add_argument("--trace")
     parser.add_argument("--shape", choices=("peak",))

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-ROOT = Path(__file__).resolve().parent.parent
-KUBECTL = ROOT / ".local" / "bin" / "kubectl"  # what `make cluster-up` installs
-KUBECONFIG = ROOT / ".local" / "kubeconfig"
+from hack import kube
+from hack.paths import KUBECONFIG, KUBECTL
 
 
 class ReplicaSource(Protocol):
@@ -37,8 +35,8 @@ class KubectlDeployment:
     kubeconfig: Path = KUBECONFIG
 
     def _run(self, *args: str) -> str:
-        cmd = [str(self.kubectl), f"--kubeconfig={self.kubeconfig}", "-n", self.namespace, *args]
-        return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=30).stdout
+        cmd = kube.command(self.kubectl, self.kubeconfig)
+        return kube.kubectl("-n", self.namespace, *args, timeout=30, cmd=cmd).stdout
 
     def read(self) -> tuple[int, int]:
         """(spec.replicas, status.readyReplicas) of the Deployment."""

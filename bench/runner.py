@@ -1,86 +1,29 @@
-"""Run one policy (static, hpa, ours) against the simulator with a real Prometheus, and score it."""
+"""Run one policy (static, hpa, ours) against the simulator with a real Prometheus, and score it.
+
+The simulator's own replicas serve here; ``bench.cluster_run`` runs the same drivers on a real
+Deployment of the local cluster.
+"""
 
 from __future__ import annotations
 
-import math
 import os
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from bench.bounds import gpu_hours
-from bench.capacity import Profile
-from bench.hpa import Hpa, HpaConfig, Pod
-from bench.simulator import METRICS_PATH, Outcome, Sample, SimConfig, Simulator
+from hack import prometheus as prom
+
+from bench.core import RunConfig, RunResult, run_plan, run_result
+from bench.hpa import Hpa, Pod
+from bench.simulator import METRICS_PATH, Simulator
 from bench.trace import Request
-from trtllm_operator.autoscale.policy import ReplicaCounts, Settings, State, decide
+from trtllm_operator.autoscale.policy import ReplicaCounts, State, decide
 from trtllm_operator.autoscale.prometheus import fetch_per_pod, fetch_samples
 from trtllm_operator.autoscale.queries import label_matchers
 
 if TYPE_CHECKING:
     from bench.kube_fleet import KubeFleet
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hack"))
-import prometheus as prom  # noqa: E402  (hack/prometheus.py)
-
-
-@dataclass
-class RunConfig:
-    """What every policy shares in one benchmark."""
-
-    compress: float = 12.0
-    slo_ttft_s: float = 2.0
-    sim: SimConfig = field(default_factory=SimConfig)
-    static_replicas: int = 1
-    max_replicas: int = 8
-    poll_s: float = 5.0
-    ours: Settings = field(default_factory=Settings)
-    hpa: HpaConfig = field(default_factory=HpaConfig)
-    tail_s: float = 30.0
-    warmup_s: float = 30.0
-    prelude_s: float = 0.0
-    cluster: bool = False  # hpa and ours scale a real Deployment; the HPA is kube-controller-manager's
-
-
-@dataclass
-class RunResult:
-    """The JSON-line summary plus what the plot needs."""
-
-    summary: dict
-    timeline: list[Sample]
-    outcomes: list[Outcome]
-
-
-def peak_need(requests: list[Request], profile: Profile, window_s: float) -> float:
-    """Most replicas a saturated-capacity model needs over any ``window_s`` of (run) time."""
-    best, total, j = 0.0, 0.0, 0
-    for request in requests:
-        total += profile.work_s(request)
-        while requests[j].arrival_s < request.arrival_s - window_s:
-            total -= profile.work_s(requests[j])
-            j += 1
-        best = max(best, total / window_s)
-    return best
-
-
-def mean_need(requests: list[Request], profile: Profile, until_s: float) -> float:
-    """Average replicas needed over the first ``until_s`` seconds."""
-    return sum(profile.work_s(r) for r in requests if r.arrival_s < until_s) / until_s
-
-
-def with_prelude(requests: list[Request], prelude_s: float) -> list[Request]:
-    """The load's first ``prelude_s`` seconds played backwards, then the whole load shifted by ``prelude_s``.
-
-    Backwards so that the prelude ends at the rate the load starts with: no jump at the junction for
-    a trend-following policy to mistake for a surge."""
-    if prelude_s <= 0:
-        return requests
-    head = [replace(r, arrival_s=prelude_s - r.arrival_s) for r in requests if 0 < r.arrival_s < prelude_s]
-    head.sort(key=lambda r: r.arrival_s)
-    return head + [replace(r, arrival_s=r.arrival_s + prelude_s) for r in requests]
 
 
 def run_policy(policy: str, requests: list[Request], config: RunConfig, log=print) -> RunResult:
@@ -89,14 +32,12 @@ def run_policy(policy: str, requests: list[Request], config: RunConfig, log=prin
     Autoscaled policies first serve a prelude (``config.prelude_s`` of the load's opening), as a
     deployment serves before any measured hour begins: their metrics history and windows fill, and
     their replicas settle. The prelude is not scored: neither its requests nor its GPU-seconds.
+    The simulator's replicas serve, whatever ``config.cluster`` says (``bench.autoscale`` sends
+    cluster runs to ``bench.cluster_run``).
     """
-    if config.cluster and policy != "static":
-        from bench.cluster_run import run_on_cluster  # needs the local control plane
-
-        return run_on_cluster(policy, requests, config, log)
     played, prelude, sim_config = run_plan(policy, requests, config)
     server = prom.start([], name=f"bench-{policy}-{os.getpid()}", scrape_interval="1s")
-    sim = Simulator(played, sim_config, _targets(server, config))
+    sim = Simulator(played, sim_config, scrape_targets(server, config))
     try:
         sim.start()
         events = drive(policy, Run(sim, server.url, config, log), played, prelude)
@@ -106,22 +47,8 @@ def run_policy(policy: str, requests: list[Request], config: RunConfig, log=prin
     return run_result(policy, sim, len(requests), config, events, prelude)
 
 
-def run_plan(policy: str, requests: list[Request], config: RunConfig) -> tuple[list[Request], float, SimConfig]:
-    """What a run of ``policy`` plays: the load (with its prelude), the prelude's length, the simulator."""
-    prelude = 0.0 if policy == "static" else config.prelude_s
-    initial = config.static_replicas if policy == "static" else config.sim.initial_replicas
-    return with_prelude(requests, prelude), prelude, replace(config.sim, initial_replicas=initial)
-
-
-def run_result(policy: str, sim: Simulator, scored: int, config: RunConfig, events: int, prelude: float) -> RunResult:
-    """Score a finished run on its last ``scored`` requests and the GPU-seconds after the prelude."""
-    outcomes = [replace(o, arrival_s=o.arrival_s - prelude) for o in sim.outcomes[len(sim.outcomes) - scored :]]
-    timeline = [replace(s, t=s.t - prelude) for s in sim.timeline if s.t >= prelude]
-    hours = gpu_hours(sim.replica_seconds(since_s=prelude), config.sim.profile, config.compress)
-    return RunResult(score(policy, outcomes, hours, config, events), timeline, outcomes)
-
-
-def _targets(server: prom.PrometheusServer, config: RunConfig, namespace: str = "bench"):
+def scrape_targets(server: prom.PrometheusServer, config: RunConfig, namespace: str = "bench"):
+    """The simulator's callback that points Prometheus at its replicas ({pod name: port})."""
     path = METRICS_PATH[config.sim.runtime]
 
     def update(ports: dict[str, int]) -> None:
@@ -270,30 +197,3 @@ def prom_client(url: str):
     from prometheus_api_client import PrometheusConnect
 
     return PrometheusConnect(url=url, disable_ssl=True)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile, None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
-def score(policy: str, outcomes: list[Outcome], hours: float, config: RunConfig, events: int) -> dict:
-    """The benchmark's JSON line for one policy; ``hours`` are GPU-hours of trace time."""
-    ttfts = [o.ttft_s for o in outcomes if o.ttft_s is not None and not o.failed]
-    within = sum(1 for t in ttfts if t <= config.slo_ttft_s)
-    return {
-        "policy": policy,
-        "gpu_hours": round(hours, 3),
-        "slo_attainment": round(within / max(len(outcomes), 1), 4),
-        "ttft_p95_s": _round(percentile(ttfts, 0.95)),
-        "ttft_p99_s": _round(percentile(ttfts, 0.99)),
-        "failed": sum(1 for o in outcomes if o.failed),
-        "scale_events": events,
-    }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)

@@ -1,12 +1,11 @@
-#!/usr/bin/env python3
 """The local control plane: etcd, kube-apiserver, controller-manager, scheduler and KWOK on 127.0.0.1.
 
-Usage: cluster.py up | down | status
+Usage: python -m hack.cluster up | down | status
 
 `up` is idempotent: a live cluster is reused. It builds the binaries once per machine
 (hack/build-binaries.sh), writes PKI and config under .local/cluster/, starts every process in its
 own session with its log in .local/cluster/logs/, writes .local/kubeconfig and links the matching
-kubectl into .local/bin/, then creates the fake GPU fleet (hack/fleet.py). `down` stops every process
+kubectl into .local/bin/, then creates the fake GPU fleet (hack.fleet). `down` stops every process
 and removes .local/cluster/, the kubeconfig and the kubectl link.
 """
 
@@ -16,7 +15,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -24,18 +22,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-import fleet
-import node
-import pki
-import procs
+from hack import fleet, images, node, paths, pki, procs
+from hack.net import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
-LOCAL = ROOT / ".local"
-RUN = LOCAL / "cluster"
-KUBECONFIG = LOCAL / "kubeconfig"
-KUBECTL_LINK = LOCAL / "bin" / "kubectl"
+RUN = paths.CLUSTER
+KUBECONFIG = paths.KUBECONFIG
+KUBECTL_LINK = paths.KUBECTL
 STATE = RUN / "state.json"
-HACK = Path(__file__).resolve().parent
+HACK = paths.HACK
 
 K8S_VERSION = os.environ.get("K8S_VERSION", "1.34.4")
 ETCD_VERSION = os.environ.get("ETCD_VERSION", "3.6.16")
@@ -54,13 +48,6 @@ KWOK_STAGES = [
 def log(message: str) -> None:
     """Print a progress line to stderr."""
     print(f"[cluster {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def build_binaries() -> dict[str, Path]:
@@ -252,9 +239,7 @@ def real_node_wanted() -> bool:
 
 
 def build_images() -> dict:
-    """The images the real node runs, built or found in the machine's cache (hack/images.py)."""
-    import images
-
+    """The images the real node runs, built or found in the machine's cache (hack.images)."""
     return images.build_all()
 
 
@@ -300,7 +285,7 @@ def up() -> None:
     KUBECTL_LINK.parent.mkdir(parents=True, exist_ok=True)
     KUBECTL_LINK.unlink(missing_ok=True)
     KUBECTL_LINK.symlink_to(bins["kubectl"])
-    fleet.create(str(KUBECTL_LINK), str(KUBECONFIG), node.NODE / "volumes", recycle=with_node)
+    fleet.create(node.NODE / "volumes", recycle=with_node)
     if with_node:
         ports = {n: free_port() for n in ("kubelet", "kubelet-healthz", "proxy-healthz", "proxy-metrics")}
         node.up(bins, RUN, state["ports"]["api"], node_token, built, str(KUBECTL_LINK), str(KUBECONFIG), ports)
@@ -334,7 +319,9 @@ def print_usage() -> None:
 def main() -> None:
     """Entry point: up | down | status."""
     command = sys.argv[1] if len(sys.argv) > 1 else "status"
-    if command == "up":
+    if command in ("-h", "--help"):
+        print(__doc__)
+    elif command == "up":
         up()
     elif command == "down":
         down()

@@ -1,14 +1,14 @@
-#!/usr/bin/env python3
 """`make dev`: on the live local cluster, install the CRDs, run the operator, apply the sample, wait for Ready,
 then ask the model one question through its Service.
 
-Usage: dev.py up | down
+Usage: python -m hack.dev up | down
 
-With the real node (hack/node.py), the operator runs as a pod from manifests/overlays/local with the image
-built here, every NVIDIA image pointed at the local stand-in, and the sample's fetch, build and serving pods
-run on that node for real. Without it (no root, no cgroups), the operator runs in the background as a process
-(pid in .local/operator.pid, logs in .local/operator.log) and KWOK plays every pod. Either way it watches
-every namespace except the test namespaces (t-*, o-*, r-*, p-*, h-*), which the test suite's own operators handle.
+With the real node (hack.node), the operator runs as a pod from manifests/overlays/local with the
+image built here, every NVIDIA image pointed at the local stand-in, and the sample's fetch, build
+and serving pods run on that node for real. Without it (no root, no cgroups), the operator runs in
+the background as a process (pid in .local/operator.pid, logs in .local/operator.log) and KWOK plays
+every pod. Either way it watches every namespace except the test namespaces (t-*, o-*, r-*, p-*,
+h-*), which the test suite's own operators handle.
 """
 
 from __future__ import annotations
@@ -21,17 +21,16 @@ import sys
 import time
 from pathlib import Path
 
-import node
+from hack import cluster, kube, node
+from hack import images as image_builder
+from hack.paths import BIN, KUBECONFIG, LOCAL, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-LOCAL = ROOT / ".local"
-KUBECTL = str(LOCAL / "bin" / "kubectl")
-ENV = {**os.environ, "KUBECONFIG": str(LOCAL / "kubeconfig"), "PYTHONPATH": str(ROOT / "operator")}
+ENV = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "PYTHONPATH": str(ROOT / "operator")}
 PID = LOCAL / "operator.pid"
 LOG = LOCAL / "operator.log"
 SAMPLE = ROOT / "manifests" / "samples" / "tinyllama-fp16.yaml"
 NAMESPACES = "*,!t-*,!o-*,!r-*,!p-*,!h-*"
-CLUSTER_STATE = LOCAL / "cluster" / "state.json"
+CLUSTER_STATE = cluster.STATE
 OVERLAY = ROOT / "manifests" / "overlays" / "local"
 DEV_OVERLAY = LOCAL / "dev-overlay"
 SYSTEM_NS = "trtllm-operator-system"
@@ -39,9 +38,8 @@ QUESTION = "What is the capital of France?"
 
 
 def kubectl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run kubectl against the local cluster, echoing the command."""
-    print("$ kubectl " + " ".join(args), flush=True)
-    return subprocess.run([KUBECTL, *args], env=ENV, check=check, text=True)
+    """Run kubectl against the local cluster, echoing the command; output goes to the terminal."""
+    return kube.kubectl(*args, check=check, capture=False, echo=True)
 
 
 def install_crds() -> None:
@@ -79,10 +77,10 @@ def wait_ready(name: str, timeout: float) -> None:
     """Wait until the sample's phase is Ready, printing the phase and its pods as they change."""
     deadline, last, started = time.monotonic() + timeout, None, time.monotonic()
     while time.monotonic() < deadline:
-        phase = subprocess.run([KUBECTL, "get", "llmdeployment", name, "-o", "jsonpath={.status.phase}"],
-                               env=ENV, text=True, capture_output=True).stdout
-        pods = subprocess.run([KUBECTL, "get", "pods", "-o", "custom-columns=:metadata.name,:status.phase",
-                               "--no-headers"], env=ENV, text=True, capture_output=True).stdout.split()
+        phase = kube.kubectl("get", "llmdeployment", name, "-o", "jsonpath={.status.phase}",
+                             check=False).stdout
+        pods = kube.kubectl("get", "pods", "-o", "custom-columns=:metadata.name,:status.phase",
+                            "--no-headers", check=False).stdout.split()
         seen = (phase, tuple(pods))
         if seen != last:
             shown = ", ".join(f"{pods[i]} {pods[i + 1]}" for i in range(0, len(pods) - 1, 2)) or "no pods yet"
@@ -100,16 +98,12 @@ def real_node_images() -> dict[str, str] | None:
     None when the cluster has no real node."""
     if not CLUSTER_STATE.exists() or not json.loads(CLUSTER_STATE.read_text()).get("node"):
         return None
-    import cluster
-
     return cluster.refresh_images()
 
 
 def write_dev_overlay(images: dict[str, str]) -> Path:
     """A kustomization over manifests/overlays/local with this machine's image tags (they are hashes of
     the images' content, so they live in .local, not in Git)."""
-    import images as image_builder
-
     name, tag = images["operator"].rsplit(":", 1)
     overrides = " ".join(image_builder.standin_overrides({n: {"ref": ref} for n, ref in images.items()}))
     DEV_OVERLAY.mkdir(parents=True, exist_ok=True)
@@ -140,8 +134,7 @@ def send_to_real_node(namespace: str) -> None:
 def ask(name: str, namespace: str = "default") -> str:
     """One question to the served model through its Service: Triton's ensemble over gRPC with tritonclient,
     or trtllm-serve's OpenAI completions endpoint; returns the answer text."""
-    service = json.loads(subprocess.run([KUBECTL, "get", "service", name, "-n", namespace, "-o", "json"],
-                                        env=ENV, check=True, capture_output=True, text=True).stdout)
+    service = json.loads(kube.kubectl("get", "service", name, "-n", namespace, "-o", "json").stdout)
     ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
     address = service["spec"]["clusterIP"]
     if "grpc" in ports:
@@ -210,7 +203,7 @@ def up() -> None:
         kubectl("get", "pods", "-n", SYSTEM_NS, "-o", "wide")
         print(f"\nAsked tinyllama {QUESTION!r} through its Service; it answered: {ask('tinyllama')!r}")
     print(f"\nmake dev took {time.monotonic() - started:.0f} s\n"
-          f"export KUBECONFIG={LOCAL / 'kubeconfig'} PATH={LOCAL / 'bin'}:$PATH\n"
+          f"export KUBECONFIG={KUBECONFIG} PATH={BIN}:$PATH\n"
           "kubectl describe llmdeployment tinyllama    # conditions and events\n"
           "make dev-down                                # stop the operator and the cluster")
 
@@ -223,5 +216,14 @@ def down() -> None:
     PID.unlink(missing_ok=True)
 
 
+def main() -> None:
+    """Entry point: up (the default) | down."""
+    command = sys.argv[1] if len(sys.argv) > 1 else "up"
+    if command in ("-h", "--help"):
+        print(__doc__)
+        return
+    {"up": up, "down": down}[command]()
+
+
 if __name__ == "__main__":
-    {"up": up, "down": down}[sys.argv[1] if len(sys.argv) > 1 else "up"]()
+    main()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+from hack import kube, paths
 
 # name, product, GPUs, compute major.minor, MiB per GPU, family, tainted
 GPU_NODES = [
@@ -88,40 +88,34 @@ def make_volume_dirs(items: list[dict[str, Any]]) -> None:
             Path(path).chmod(0o1777)
 
 
-def kubectl(kubectl_bin: str, kubeconfig: str, *args: str, stdin: str | None = None) -> str:
-    """Run kubectl against the local cluster and return stdout."""
-    env = {**os.environ, "KUBECONFIG": kubeconfig}
-    return subprocess.run([kubectl_bin, *args], input=stdin, env=env, text=True, check=True,
-                          capture_output=True).stdout
-
-
-def create(kubectl_bin: str, kubeconfig: str, volumes: Path, recycle: bool = False) -> None:
+def create(volumes: Path, recycle: bool = False) -> None:
     """Create the fleet, patch node capacity, and wait until every node is Ready and untainted."""
     nodes = [gpu_node(*spec) for spec in GPU_NODES] + [node(n, base_labels(n), []) for n in CPU_NODES]
     items = nodes + storage_objects(volumes, recycle)
     make_volume_dirs(items)
-    kubectl(kubectl_bin, kubeconfig, "apply", "-f", "-",
-            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    kube.kubectl("apply", "-f", "-",
+                 stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     gpus = {spec[0]: spec[2] for spec in GPU_NODES}
     for obj in nodes:
         name = obj["metadata"]["name"]
-        kubectl(kubectl_bin, kubeconfig, "patch", "node", name, "--subresource=status", "--type=merge",
-                "-p", json.dumps(node_status(gpus.get(name, 0), "128" if name in gpus else "16")))
-    wait_ready(kubectl_bin, kubeconfig, len(nodes))
+        status = node_status(gpus.get(name, 0), "128" if name in gpus else "16")
+        kube.kubectl("patch", "node", name, "--subresource=status", "--type=merge",
+                     "-p", json.dumps(status))
+    wait_ready(len(nodes))
 
 
-def wait_ready(kubectl_bin: str, kubeconfig: str, expected: int, timeout: float = 120) -> None:
+def wait_ready(expected: int, timeout: float = 120) -> None:
     """Wait until the nodes are Ready, carry no not-ready taint and the default ServiceAccount exists."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        nodes = json.loads(kubectl(kubectl_bin, kubeconfig, "get", "nodes", "-o", "json"))["items"]
+        nodes = json.loads(kube.kubectl("get", "nodes", "-o", "json").stdout)["items"]
         ready = [n for n in nodes if is_ready(n)]
-        sa = subprocess.run([kubectl_bin, "get", "serviceaccount", "default", "-n", "default"],
-                            env={**os.environ, "KUBECONFIG": kubeconfig}, capture_output=True)
+        sa = kube.kubectl("get", "serviceaccount", "default", "-n", "default", check=False)
         if len(ready) == expected and sa.returncode == 0:
             return
         time.sleep(1)
-    raise SystemExit(f"Nodes not Ready after {timeout:.0f}s; see .local/cluster/logs/kwok.log")
+    log = paths.CLUSTER / "logs" / "kwok.log"
+    raise SystemExit(f"Nodes not Ready after {timeout:.0f}s; see {log}")
 
 
 def is_ready(node_obj: dict[str, Any]) -> bool:

@@ -10,7 +10,7 @@ module `k8s.io/kubelet@v0.34.4` (Kubernetes v1.34.4, the kubelet the local clust
 b780bfeac99c93c2...), checked field by field against kubernetes/kubernetes
 `staging/src/k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1/api.proto` at commit 0619cbbff1ff.
 
-    python3 hack/gpu_plugin.py --kubelet-dir <kubelet-root>/device-plugins \
+    python -m hack.gpu_plugin --kubelet-dir <kubelet-root>/device-plugins \
         --resource nvidia.com/gpu --count 8 [--uuid-prefix GPU-real-0]
 """
 

@@ -1,8 +1,8 @@
-#!/usr/bin/env python3
 """The project's container images, built without Docker or a registry and cached by content.
 
-Usage: images.py build
-       images.py import --address <containerd.sock> [--namespace k8s.io] [--snapshotter NAME]
+Usage: python -m hack.images build
+       python -m hack.images import --address <containerd.sock> [--namespace k8s.io] \\
+           [--snapshotter NAME]
 
 `build` makes (or reuses) four images with buildah in a storage of its own and prints one JSON
 object {name: {"ref", "archive", "size", "built"}}: `base` (Debian bookworm minbase from
@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-HERE = ROOT / "hack" / "images"
+from hack.paths import HACK, ROOT, cache_dir
+
+HERE = HACK / "images"
 STANDIN = HERE / "standin"
 FORMAT = "1"  # bump when this file changes what an image holds without changing its inputs
 PUBLIC_BASE = "python:3.11.14-slim-bookworm"
@@ -57,7 +58,7 @@ SKELETON = Path(os.environ.get("TRTLLM_STANDIN_SKELETON", SKELETONS / DEFAULT_TO
 FAKES = ROOT / "tests" / "build_jobs" / "fakes"
 BENCH_FILES = ("__init__.py", "capacity.py", "trace.py")
 # Sources that may not exist yet (the stand-in servers are being written); the hash sees them land.
-OPTIONAL = {ROOT / "hack" / "standin"}
+OPTIONAL = {HACK / "standin"}
 KEEP_ARCHIVES = 3  # per image: the current one and the two before it
 PAUSE_COMPILE = ("gcc", "-static", "-Os", "-s", "-o")
 # Build-time mounts: the machine's CA bundle and pip configuration reach pip, never the image.
@@ -77,8 +78,7 @@ def log(message: str) -> None:
 
 def images_dir() -> Path:
     """Where archives, build contexts, logs and buildah's storage live (per machine, not in Git)."""
-    cache = os.environ.get("TRTLLM_OP_CACHE") or Path.home() / ".cache" / "trtllm-operator"
-    return Path(cache) / "images"
+    return cache_dir() / "images"
 
 
 def run(step: str, argv: list[str], log_file: Path | None = None, quiet: bool = False) -> str:
@@ -169,7 +169,7 @@ def standin_layout() -> dict[str, Path]:
         "/opt/standin/fakes/bin/trtllm-build": FAKES / "bin" / "trtllm-build",
         "/opt/standin/fakes/scripts": FAKES / "scripts",
         "/opt/standin/huggingface_hub": STANDIN / "huggingface_hub",
-        "/opt/standin/standin": ROOT / "hack" / "standin",
+        "/opt/standin/standin": HACK / "standin",
         PTH_FILE: STANDIN / "trtllm-standin.pth",
     })
     layout.update({f"/opt/standin/bench/{name}": ROOT / "bench" / name for name in BENCH_FILES})

@@ -1,8 +1,8 @@
 """Regenerate one inventory file from an upstream file, so a new release is a data change.
 
-    python3 hack/inventory.py cli --toolchain trtllm-1.1 --tool quantize --file quantize.py \\
+    python -m hack.inventory cli --toolchain trtllm-1.1 --tool quantize --file quantize.py \\
         --repo NVIDIA/TensorRT-LLM --path examples/quantization/quantize.py --commit <sha> --why "..."
-    python3 hack/inventory.py triton --toolchain trtllm-1.1 --skeleton <dir with the five models> \\
+    python -m hack.inventory triton --toolchain trtllm-1.1 --skeleton <dir with the five models> \\
         --repo NVIDIA/TensorRT-LLM --path triton_backend/all_models/inflight_batcher_llm --commit <sha> --why "..."
 
 `--file`/`--commit` may be given several times (versions of the same script, pairwise): the inventory is
@@ -26,10 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from build_jobs import triton_repo  # noqa: E402
+from build_jobs import triton_repo
+from hack.paths import ROOT
 
 CLI_DIR = ROOT / "build_jobs" / "cli_options"
 TRITON_DIR = ROOT / "build_jobs" / "triton_placeholders"

@@ -25,11 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-import procs
+from hack import images as image_builder
+from hack import kube, paths, procs
 
-HACK = Path(__file__).resolve().parent
-ROOT = HACK.parent
-NODE = ROOT / ".local" / "node"
+NODE = paths.NODE
 STATE = NODE / "state.json"
 NAME = "real-0"
 BRIDGE = "trtllm0"
@@ -225,9 +224,16 @@ def corefile(kubeconfig: Path) -> str:
 
 
 # --- processes -----------------------------------------------------------------------------------------
-def start(name: str, argv: list[str], state: dict) -> None:
+def start(name: str, argv: list[str], state: dict, env: dict[str, str] | None = None) -> None:
     """Start one node component in its own session, logging to .local/node/logs/<name>.log."""
-    procs.start(name, argv, state, STATE, NODE, "node")
+    procs.start(name, argv, state, STATE, NODE, "node", env)
+
+
+def module_env() -> dict[str, str]:
+    """The environment for `python -m hack.<tool>` run from the node's folder: the checkout on
+    PYTHONPATH (the processes start in .local/node/)."""
+    inherited = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(paths.ROOT), inherited]))}
 
 
 def wait_for(what: str, check, timeout: float = 120) -> None:
@@ -281,10 +287,7 @@ def start_containerd(state: dict) -> None:
 
 
 def import_images(images: dict) -> None:
-    """Put the locally built images into containerd's k8s.io namespace (hack/images.py)."""
-    sys.path.insert(0, str(HACK))
-    import images as image_builder  # noqa: PLC0415 - hack/images.py, a sibling script
-
+    """Put the locally built images into containerd's k8s.io namespace (hack.images)."""
     image_builder.import_images(str(containerd_socket()), images)
 
 
@@ -304,15 +307,16 @@ def start_addons(bins: dict[str, Path], state: dict) -> None:
     start("kube-proxy", [str(bins["kube-proxy"]), f"--config={NODE / 'kube-proxy.json'}", "--v=1"], state)
     start("coredns", [str(bins["coredns"]), "-conf", str(NODE / "Corefile")], state)
     wait_for("the kubelet's device-plugin socket", (DEVICE_PLUGINS / "kubelet.sock").exists, 120)
-    start("gpu-plugin", [sys.executable, str(HACK / "gpu_plugin.py"), "--kubelet-dir", str(DEVICE_PLUGINS),
-                         "--resource", "nvidia.com/gpu", "--count", str(GPUS),
-                         "--uuid-prefix", f"GPU-{NAME}"], state)
+    start("gpu-plugin", [sys.executable, "-m", "hack.gpu_plugin",
+                         "--kubelet-dir", str(DEVICE_PLUGINS), "--resource", "nvidia.com/gpu",
+                         "--count", str(GPUS), "--uuid-prefix", f"GPU-{NAME}"],
+          state, env=module_env())
 
 
 def node_ready(kubectl: str, kubeconfig: str) -> bool:
     """True when real-0 is Ready and advertises its fake GPUs."""
-    done = subprocess.run([kubectl, "get", "node", NAME, "-o", "json"], capture_output=True, text=True,
-                          env={**os.environ, "KUBECONFIG": kubeconfig})
+    done = kube.kubectl("get", "node", NAME, "-o", "json", check=False,
+                        cmd=kube.command(kubectl, kubeconfig))
     if done.returncode != 0:
         return False
     node = json.loads(done.stdout)
@@ -341,9 +345,9 @@ def up(bins: dict[str, Path], cluster_run: Path, api_port: int, token: str, imag
 def drain_pods(kubectl: str, kubeconfig: str, timeout: float = 60) -> None:
     """Delete every pod bound to the node while its kubelet still runs, so each sandbox is torn down the
     normal way (CNI DEL releases addresses, veths and iptables rules); wait until containerd runs none."""
-    env = {**os.environ, "KUBECONFIG": kubeconfig}
-    subprocess.run([kubectl, "delete", "pods", "--all-namespaces", f"--field-selector=spec.nodeName={NAME}",
-                    "--grace-period=1", "--wait=false"], env=env, capture_output=True, timeout=30)
+    kube.kubectl("delete", "pods", "--all-namespaces", f"--field-selector=spec.nodeName={NAME}",
+                 "--grace-period=1", "--wait=false", check=False, timeout=30,
+                 cmd=kube.command(kubectl, kubeconfig))
     wait_for_quiet(timeout)
 
 

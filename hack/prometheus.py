@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run a real Prometheus on 127.0.0.1 for tests and benchmarks: start, retarget, stop.
 
 Function API (tests, bench)::
@@ -9,8 +8,8 @@ Function API (tests, bench)::
 
 CLI::
 
-    python hack/prometheus.py up --target 127.0.0.1:9400 [--name NAME] [--scrape-interval 1s]
-    python hack/prometheus.py down [--name NAME]
+    python -m hack.prometheus up --target 127.0.0.1:9400 [--name NAME] [--scrape-interval 1s]
+    python -m hack.prometheus down [--name NAME]
 
 The binary comes from Debian's ``prometheus`` package (``hack/install-prometheus.sh``); set
 ``PROMETHEUS_BIN`` to use another. Everything lives under ``.local/prometheus/<name>/``.
@@ -23,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,8 +30,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-HOME = ROOT / ".local" / "prometheus"
+from hack.net import free_port
+from hack.paths import PROMETHEUS
+
+HOME = PROMETHEUS
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,6 @@ def binary() -> str:
     if not found:
         raise FileNotFoundError("prometheus binary not found: run hack/install-prometheus.sh")
     return found
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def render_config(sd_file: Path, scrape_interval: str) -> str:

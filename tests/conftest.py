@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from hack import cluster  # the control plane's manager
 
 from tests.kube import KUBECONFIG, ROOT, kubectl
-
-sys.path.insert(0, str(ROOT / "hack"))
-import cluster  # noqa: E402  (hack/cluster.py: the control plane's manager)
 
 
 @pytest.fixture(scope="session")
@@ -23,11 +21,11 @@ def control_plane() -> Iterator[str]:
     if cluster.is_live():
         yield str(KUBECONFIG)
         return
-    subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "up"], check=True)
+    subprocess.run([sys.executable, "-m", "hack.cluster", "up"], check=True, cwd=ROOT)
     try:
         yield str(KUBECONFIG)
     finally:
-        subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), "down"], check=False)
+        subprocess.run([sys.executable, "-m", "hack.cluster", "down"], check=False, cwd=ROOT)
 
 
 @contextmanager

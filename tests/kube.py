@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-KUBECONFIG = ROOT / ".local" / "kubeconfig"
-KUBECTL = ROOT / ".local" / "bin" / "kubectl"
+from hack import kube
+from hack.paths import KUBECONFIG, KUBECTL, ROOT
+
+__all__ = ["KUBECONFIG", "KUBECTL", "ROOT", "apply", "kubectl", "kubectl_json", "wait_for"]
 
 
 def kubectl(*args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
             ) -> subprocess.CompletedProcess[str]:
     """Run the cluster's own kubectl against the local control plane; raise with stderr on failure."""
-    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
-    proc = subprocess.run([str(KUBECTL), *args], input=stdin, capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    proc = kube.kubectl(*args, stdin=stdin, check=False, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc

@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.kube import KUBECONFIG, ROOT, kubectl, wait_for
+from hack.paths import KUBECONFIG, ROOT
+
+from tests.kube import kubectl, wait_for
 
 CRD_FILES = sorted((ROOT / "crds").glob("llm*.yaml"))
 

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from collections.abc import Iterator
 
 import pytest
+from hack.net import free_port
+from hack.paths import LOCAL
 
 from tests.conftest import temp_namespace
-from tests.kube import ROOT
 from tests.operator_proc import install_crds, start_operator, stop_operator
 
-OPERATOR_LOG = ROOT / ".local" / "operator-tests.log"
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+OPERATOR_LOG = LOCAL / "operator-tests.log"
 
 
 @pytest.fixture(scope="session")

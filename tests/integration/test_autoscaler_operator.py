@@ -6,22 +6,18 @@ Prometheus stopped -> replicas held and a condition says why."""
 from __future__ import annotations
 
 import shutil
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 from bench.replicas import KubectlDeployment, follow
 from bench.simulator import METRICS_PATH, SimConfig, Simulator
 from bench.trace import synthetic
+from hack import prometheus as prom
 
 from tests.integration.test_control_loop import get, llmdeployment, wait_phase
 from tests.kube import apply, kubectl_json, wait_for
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
-import prometheus as prom  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="run `make prometheus`")
 MAX = 4

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from bench.simulator import METRICS_PATH, SimConfig, Simulator
 from bench.trace import synthetic
+from hack import prometheus as prom
 
 from trtllm_operator.autoscale import policy as p
 from trtllm_operator.autoscale.prometheus import fetch_samples
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
-import prometheus as prom  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="run hack/install-prometheus.sh")
 

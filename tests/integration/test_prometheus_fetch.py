@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
+from hack import prometheus as prom
 
 from trtllm_operator.autoscale.prometheus import fetch_per_pod, fetch_samples
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
-import prometheus as prom  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="run hack/install-prometheus.sh")
 

@@ -5,21 +5,17 @@ scaling a Deployment whose KWOK pods the simulator follows."""
 from __future__ import annotations
 
 import shutil
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
-from bench.cluster_run import _follow
+from bench.cluster_run import follow_pods as _follow
 from bench.kube_fleet import KubeFleet, kubectl_command, recipe_hpa
 from bench.metrics_api import MetricsApi
 from bench.simulator import METRICS_PATH, SimConfig, Simulator
 from bench.trace import synthetic
+from hack import prometheus as prom
 from kubernetes import client
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
-import prometheus as prom  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="run hack/install-prometheus.sh")
 

@@ -9,19 +9,14 @@ with the reason (the rest of the suite runs on KWOK alone).
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hack import cluster, dev, node
 from tests.conftest import temp_namespace
-from tests.kube import ROOT, kubectl, kubectl_json, wait_for
+from tests.kube import kubectl, kubectl_json, wait_for
 from tests.operator_proc import install_crds
-
-sys.path.insert(0, str(ROOT / "hack"))
-import cluster  # noqa: E402
-import dev  # noqa: E402
-import node  # noqa: E402
 
 SYSTEM_NS = dev.SYSTEM_NS
 

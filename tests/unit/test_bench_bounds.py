@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from bench.bounds import bound_lines, oracle_replica_seconds, work_replica_seconds
 from bench.capacity import Profile
-from bench.runner import peak_need, with_prelude
+from bench.core import peak_need, with_prelude
 from bench.trace import Request, load_csv, rate_on_lines, shaped
 
 PROFILE = Profile()

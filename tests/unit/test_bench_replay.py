@@ -4,9 +4,9 @@ from dataclasses import replace
 
 import pytest
 from bench.capacity import Profile
+from bench.core import RunConfig
 from bench.hpa import HpaConfig
 from bench.replay import best_fixed, fixed, kv_cache_demand, reference_line, replay
-from bench.runner import RunConfig
 from bench.simulator import SimConfig, Simulator
 from bench.trace import Request, shaped, synthetic
 

@@ -14,11 +14,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from hack import gpu_plugin
 
 from tests.kube import ROOT
-
-sys.path.insert(0, str(ROOT / "hack"))
-import gpu_plugin  # noqa: E402  (hack/gpu_plugin.py)
 
 RESOURCE = "nvidia.com/gpu"
 IDS = ["GPU-real-0-0", "GPU-real-0-1", "GPU-real-0-2", "GPU-real-0-3"]

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
-
-from tests.kube import ROOT
-
-sys.path.insert(0, str(ROOT / "hack"))
-import node  # noqa: E402
+from hack import node
 
 
 def test_containerd_is_private_and_refuses_no_oom_adjustment() -> None:

@@ -11,7 +11,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from hack.net import free_port
 from tritonclient.utils import InferenceServerException
 
 from tests.golden.serving_samples import by_runtime, engine_for
@@ -40,12 +40,6 @@ TINYLLAMA = {p.values[0]: p.values[1:] for p in by_runtime("triton")}["tinyllama
 SERVE = by_runtime("trtllm-serve")[0].values[1:]
 LOOPBACK = "127.0.0.1"
 TRT_CONFIG = "model-repo/tensorrt_llm/config.pbtxt"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 def env(**extra: str) -> dict[str, str]:
