@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 
 from trtllm_operator import GROUP, VERSION, metrics
-from trtllm_operator.handlers.common import API_VERSION, build_scripts, locked, now, write_status
+from trtllm_operator.handlers.common import build_scripts, locked, now, write_status
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import conditions as reasons
 from trtllm_operator.plan import names
@@ -20,8 +20,9 @@ from trtllm_operator.plan.deployment_status import (
     deployment_status,
     rollout_done,
 )
-from trtllm_operator.plan.engine import CREATED_BY_ANNOTATION, desired_engine, model_dir
+from trtllm_operator.plan.engine import desired_engine, model_dir
 from trtllm_operator.plan.meta import owner_ref
+from trtllm_operator.plan.names import API_VERSION, CREATED_BY_ANNOTATION
 from trtllm_operator.plan.placement import choose_gpu, gpu_nodes
 from trtllm_operator.plan.pods import PodProblem, pod_problems
 from trtllm_operator.plan.serving import (

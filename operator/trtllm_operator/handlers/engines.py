@@ -23,7 +23,7 @@ JOB_POD_ROLES = ("fetch", "build")
 def observe_job(namespace: str, name: str) -> progress.JobView:
     """A Job and its pods, summarised."""
     job = kube.get("batch/v1", "Job", namespace, name)
-    pods = kube.list_objects("v1", "Pod", namespace, {"job-name": name}) if job else []
+    pods = kube.list_objects("v1", "Pod", namespace, {names.JOB_NAME_LABEL: name}) if job else []
     return progress.job_view(name, job, pods)
 
 
@@ -87,7 +87,7 @@ def handle(body: dict[str, Any]) -> None:
         return
     before = (body.get("status") or {}).get("phase")
     with locked("LLMEngine", meta["namespace"], meta["name"]):
-        fresh = kube.get(f"{GROUP}/{VERSION}", "LLMEngine", meta["namespace"], meta["name"])
+        fresh = kube.get(names.API_VERSION, "LLMEngine", meta["namespace"], meta["name"])
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return
         with metrics.RECONCILE_SECONDS.labels("LLMEngine").time():
@@ -120,7 +120,7 @@ def job_event(body: kopf.Body, **_: Any) -> None:
     engine = (body.get("metadata", {}).get("labels") or {}).get(names.ENGINE_LABEL)
     namespace = body.get("metadata", {}).get("namespace")
     if engine and namespace:
-        live = kube.get(f"{GROUP}/{VERSION}", "LLMEngine", namespace, engine)
+        live = kube.get(names.API_VERSION, "LLMEngine", namespace, engine)
         if live is not None:
             handle(live)
 
@@ -146,8 +146,8 @@ def llmengine_deleted(body: kopf.Body, **_: Any) -> None:
         kopf.warn(body, reason="CleanupRefused", message=f"Kept the engine's files on PVC {ctx.claim}: {refusal}")
         log.warning("Not cleaning up engine %s/%s: %s", ctx.namespace, ctx.name, refusal)
         return
-    blockers = plan.serving_blockers(data, serving_objects(ctx.namespace),
-                                     kube.list_objects(f"{GROUP}/{VERSION}", "LLMEngine", ctx.namespace))
+    engines = kube.list_objects(names.API_VERSION, "LLMEngine", ctx.namespace)
+    blockers = plan.serving_blockers(data, serving_objects(ctx.namespace), engines)
     if blockers:
         raise kopf.TemporaryError(f"/engines/{ctx.key} is still served by {', '.join(blockers)}", delay=30)
     spec = LLMEngineSpec.model_validate(data["spec"])

@@ -41,7 +41,7 @@ def desired_adapter_config(deployment: str, namespace: str, adapters: list[Adapt
     requests = {a.name: adapter_request(adapter_key(a, engine), a.source, a.name, engine, adapter_format(engine))
                 for a in adapters}
     config = desired_build_config(deployment, "", namespace, requests, scripts, owners)
-    config["metadata"]["name"] = names.fit(deployment, "lora")
+    config["metadata"]["name"] = names.adapter_config(deployment)
     config["metadata"]["labels"] = names.child_labels(deployment, "adapter-config")
     return config
 
@@ -55,7 +55,7 @@ def desired_adapter_jobs(deployment: str, namespace: str, adapters: list[Adapter
     for adapter in adapters:
         pod = job_pod(adapter.name, engine.toolchain.image, claim, config, secret, pvc_claims(adapter.source))
         pod["containers"][0]["resources"] = {"requests": {"cpu": "1", "memory": "8Gi"}}
-        name = names.fit(f"{deployment}-{adapter.name}", adapter_key(adapter, engine)[:8])
+        name = names.adapter_job(deployment, adapter.name, adapter_key(adapter, engine))
         labels = {**names.child_labels(deployment, "adapter"), names.ROLE_LABEL: "adapter"}
         jobs.append(job(name, namespace, labels, owners, pod, adapter.source, backoff=2, deadline=3600))
     return jobs

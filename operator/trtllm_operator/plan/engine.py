@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from trtllm_operator import GROUP, VERSION
 from trtllm_operator.plan import names
 from trtllm_operator.plan.build_request import engine_request
 from trtllm_operator.plan.jobs import CACHE_MOUNT, desired_build_config, gpu_placement, job, job_pod, pvc_claims
@@ -15,10 +14,6 @@ from trtllm_operator.spec.engine_key import engine_spec_key
 from trtllm_operator.spec.models import LLMEngineSpec
 from trtllm_operator.spec.toolchains import pod_image, toolchain
 
-BUILD_RESOURCES_ANNOTATION = f"{GROUP}/build-resources"
-CREATED_BY_ANNOTATION = f"{GROUP}/created-by"
-MEMORY_ANNOTATION = f"{GROUP}/gpu-memory-mib"
-SECRET_ANNOTATION = f"{GROUP}/hf-token-secret"
 FETCH_RESOURCES = {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "16Gi"}}
 # Build resources when neither the user nor the checkpoint's size says otherwise.
 DEFAULT_BUILD_RESOURCES = {"requests": {"cpu": "8", "memory": "64Gi"}, "limits": {"memory": "128Gi"}}
@@ -47,16 +42,16 @@ def desired_engine(name: str, namespace: str, key: str, spec: LLMEngineSpec, cla
                    secret: tuple[str, str] | None, retain: bool) -> dict[str, Any]:
     """The LLMEngine a deployment needs; created once, then only its ownerReferences change."""
     annotations = {
-        names.CACHE_CLAIM_ANNOTATION: claim, CREATED_BY_ANNOTATION: creator["uid"],
-        MEMORY_ANNOTATION: str(memory_mib),
-        BUILD_RESOURCES_ANNOTATION: json.dumps(build_resources or {}, sort_keys=True),
+        names.CACHE_CLAIM_ANNOTATION: claim, names.CREATED_BY_ANNOTATION: creator["uid"],
+        names.MEMORY_ANNOTATION: str(memory_mib),
+        names.BUILD_RESOURCES_ANNOTATION: json.dumps(build_resources or {}, sort_keys=True),
         names.RETAIN_ANNOTATION: "true" if retain else "false",
     }
     if secret:
-        annotations[SECRET_ANNOTATION] = f"{secret[0]}/{secret[1]}"
+        annotations[names.SECRET_ANNOTATION] = f"{secret[0]}/{secret[1]}"
     labels = {names.MANAGED_BY: names.OPERATOR, names.ENGINE_KEY_LABEL: names.engine_key_label(key)}
     owner = owner_ref("LLMDeployment", creator["name"], creator["uid"], controller=False)
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LLMEngine",
+    return {"apiVersion": names.API_VERSION, "kind": "LLMEngine",
             "metadata": {"name": name, "namespace": namespace, "labels": labels,
                          "annotations": annotations, "ownerReferences": [owner]},
             "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True)}
@@ -66,13 +61,13 @@ def engine_context(body: dict[str, Any]) -> EngineContext:
     """Read an LLMEngine object's non-build facts from its metadata."""
     meta = body["metadata"]
     notes = meta.get("annotations") or {}
-    secret = notes.get(SECRET_ANNOTATION)
+    secret = notes.get(names.SECRET_ANNOTATION)
     return EngineContext(
         name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
         key=(meta.get("labels") or {}).get(names.ENGINE_KEY_LABEL, ""),
         claim=notes.get(names.CACHE_CLAIM_ANNOTATION, names.DEFAULT_CACHE_CLAIM),
-        memory_mib=int(notes.get(MEMORY_ANNOTATION, "0") or 0),
-        build_resources=json.loads(notes.get(BUILD_RESOURCES_ANNOTATION, "{}")),
+        memory_mib=int(notes.get(names.MEMORY_ANNOTATION, "0") or 0),
+        build_resources=json.loads(notes.get(names.BUILD_RESOURCES_ANNOTATION, "{}")),
         secret=tuple(secret.split("/", 1)) if secret else None,  # type: ignore[arg-type]
         retain=notes.get(names.RETAIN_ANNOTATION) == "true")
 

@@ -13,7 +13,6 @@ from trtllm_operator.spec.toolchains import pod_image
 SCRIPTS_DIR = "/opt/trtllm-operator/build_jobs"
 CACHE_MOUNT = "/cache"
 SOURCES_MOUNT = "/sources"
-MODEL_ANNOTATION = "trtllm-operator.dev/model"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 # Exit code 3 from build_jobs/run.py means "only a spec change helps": fail the Job without retrying.
 NO_RETRY_EXIT_CODE = 3
@@ -71,7 +70,8 @@ def job_pod(action: str, image: str, claim: str, config: dict[str, Any], secret:
 def job(name: str, namespace: str, labels: dict[str, str], owners: list[dict[str, Any]],
         pod: dict[str, Any], source: str, backoff: int, deadline: int) -> dict[str, Any]:
     """A Job around `pod` that stops retrying on the no-retry exit code."""
-    template = {"metadata": {"labels": labels, "annotations": {MODEL_ANNOTATION: source}}, "spec": pod}
+    annotations = {names.MODEL_ANNOTATION: source}
+    template = {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod}
     spec = {"backoffLimit": backoff, "activeDeadlineSeconds": deadline, "template": template,
             "podFailurePolicy": {"rules": [
                 {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [NO_RETRY_EXIT_CODE]}},

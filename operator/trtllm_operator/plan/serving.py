@@ -11,6 +11,7 @@ from trtllm_operator.plan.adapters import adapter_links
 from trtllm_operator.plan.engine import source_claims
 from trtllm_operator.plan.jobs import CACHE_MOUNT, SCRIPTS_DIR, SOURCES_MOUNT, config_volume, gpu_placement
 from trtllm_operator.plan.meta import obj
+from trtllm_operator.plan.names import CONFIG_HASH_ANNOTATION
 from trtllm_operator.plan.triton import (
     ServingPaths,
     render_triton_params,
@@ -28,7 +29,6 @@ MODEL_REPO = "/model-repo"
 # subdirectory for a model.
 LORA_LINKS = "/lora"
 ENGINE_ANNOTATION = "trtllm-operator.dev/engine"
-CONFIG_HASH_ANNOTATION = "trtllm-operator.dev/config-hash"
 TRITON_PORTS = (("http", 8000), ("grpc", 8001), ("metrics", 8002))
 SERVE_PORTS = (("http", 8000),)
 # The init containers only read the image and the cache and write the pod's emptyDir: no root, no
