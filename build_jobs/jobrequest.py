@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .sources import is_source
+
 ACTIONS = ("fetch", "build", "adapter", "cleanup")
 BACKENDS = ("tensorrt", "pytorch")
 DTYPES = ("float16", "bfloat16", "float32")
@@ -26,16 +28,6 @@ class ModelRef:
     revision: str = "main"
     commit: str | None = None
     tokenizer: str | None = None
-
-    @property
-    def scheme(self) -> str:
-        """'hf' or 'pvc'."""
-        return self.source.split("://", 1)[0]
-
-    @property
-    def location(self) -> str:
-        """The part after the scheme: 'org/name' or 'claim/path'."""
-        return self.source.split("://", 1)[1].strip("/")
 
 
 @dataclass(frozen=True)
@@ -157,7 +149,7 @@ def _model(data: dict[str, Any] | None) -> ModelRef | None:
     if data is None:
         return None
     source = _get(data, "source", str, "model.")
-    if not source or not source.startswith(("hf://", "pvc://")) or not source.split("://", 1)[1].strip("/"):
+    if not source or not is_source(source):
         raise RequestError(f"model.source must be hf://<org>/<name> or pvc://<claim>/<path>; got {source!r}")
     return ModelRef(
         source,
@@ -230,7 +222,7 @@ def _adapter(data: dict[str, Any] | None) -> Adapter | None:
     if data is None:
         return None
     key, source = _get(data, "key", str, "adapter."), _get(data, "source", str, "adapter.")
-    if not key or not source or not source.startswith(("hf://", "pvc://")):
+    if not key or not source or not is_source(source):
         raise RequestError("adapter needs key and source (hf://... or pvc://...)")
     return Adapter(
         key,

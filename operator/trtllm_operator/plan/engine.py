@@ -12,6 +12,7 @@ from trtllm_operator.plan.jobs import CACHE_MOUNT, desired_build_config, gpu_pla
 from trtllm_operator.plan.meta import owner_ref
 from trtllm_operator.spec.engine_key import engine_spec_key
 from trtllm_operator.spec.models import LLMEngineSpec
+from trtllm_operator.spec.sources import PvcSource, parse_source
 from trtllm_operator.spec.toolchains import pod_image, toolchain
 
 FETCH_RESOURCES = {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "16Gi"}}
@@ -183,9 +184,8 @@ def _owner(ctx: EngineContext) -> dict[str, Any]:
 
 def model_dir(spec: LLMEngineSpec, status: dict[str, Any]) -> str:
     """Where the fetched checkpoint (and tokenizer) sits inside pods that mount the cache at /cache."""
-    source = spec.model.source
-    if source.startswith("pvc://"):
-        claim_and_path = source.split("://", 1)[1]
-        return f"/sources/{claim_and_path}".rstrip("/")
+    source = parse_source(spec.model.source)
+    if isinstance(source, PvcSource):
+        return f"/sources/{source.claim}/{source.path}".rstrip("/")
     revision = status.get("resolvedRevision") or spec.model.revision
-    return f"{CACHE_MOUNT}/models/{source.split('://', 1)[1].strip('/')}/{revision}"
+    return f"{CACHE_MOUNT}/models/{source.repo}/{revision}"

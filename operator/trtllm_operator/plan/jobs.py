@@ -8,6 +8,7 @@ from typing import Any
 from trtllm_operator.plan import names
 from trtllm_operator.plan.meta import obj
 from trtllm_operator.spec.models import LLMEngineSpec
+from trtllm_operator.spec.sources import pvc_claim
 from trtllm_operator.spec.toolchains import pod_image
 
 SCRIPTS_DIR = "/opt/trtllm-operator/build_jobs"
@@ -19,8 +20,9 @@ NO_RETRY_EXIT_CODE = 3
 
 
 def pvc_claims(source: str) -> list[str]:
-    """The PVC a pvc://<claim>/<path> source needs mounted ([] for other schemes)."""
-    return [source.split("://", 1)[1].split("/", 1)[0]] if source.startswith("pvc://") else []
+    """The PVC a pvc://<claim>/<path> source needs mounted ([] for hf://)."""
+    claim = pvc_claim(source)
+    return [claim] if claim else []
 
 
 def config_key(path: str) -> str:
