@@ -10,7 +10,7 @@ import kopf
 from trtllm_operator import GROUP, VERSION, metrics
 from trtllm_operator.handlers.common import build_scripts, locked, now, write_status
 from trtllm_operator.kube import client as kube
-from trtllm_operator.plan import conditions, names
+from trtllm_operator.plan import conditions, layout, names
 from trtllm_operator.plan import engine as plan
 from trtllm_operator.plan import engine_status as progress
 from trtllm_operator.spec.models import LLMEngineSpec
@@ -139,7 +139,8 @@ def llmengine_deleted(body: kopf.Body, **_: Any) -> None:
     data = dict(body)
     ctx = plan.engine_context(data)
     if ctx.retain:
-        kopf.info(body, reason="FilesRetained", message=f"Kept /engines/{ctx.key} on PVC {ctx.claim}")
+        kept = f"Kept {layout.engine_path(ctx.key)} on PVC {ctx.claim}"
+        kopf.info(body, reason="FilesRetained", message=kept)
         return
     refusal = plan.cleanup_refusal(data)
     if refusal:
@@ -149,7 +150,8 @@ def llmengine_deleted(body: kopf.Body, **_: Any) -> None:
     engines = kube.list_objects(names.API_VERSION, "LLMEngine", ctx.namespace)
     blockers = plan.serving_blockers(data, serving_objects(ctx.namespace), engines)
     if blockers:
-        raise kopf.TemporaryError(f"/engines/{ctx.key} is still served by {', '.join(blockers)}", delay=30)
+        served = f"{layout.engine_path(ctx.key)} is still served by {', '.join(blockers)}"
+        raise kopf.TemporaryError(served, delay=30)
     spec = LLMEngineSpec.model_validate(data["spec"])
     kube.apply(plan.desired_cleanup_job(ctx, spec))
     log.info("Started cleanup of engine %s/%s", ctx.namespace, ctx.name)

@@ -6,12 +6,10 @@ import hashlib
 import json
 from typing import Any
 
-from trtllm_operator.plan import names
+from trtllm_operator.plan import layout, names
 from trtllm_operator.plan.build_request import adapter_request
 from trtllm_operator.plan.jobs import desired_build_config, job, job_pod, pvc_claims
 from trtllm_operator.spec.models import AdapterSpec, LLMEngineSpec
-
-ADAPTERS_DIR = "/cache/adapters"
 
 
 def adapter_format(engine: LLMEngineSpec) -> str:
@@ -31,7 +29,8 @@ def adapter_key(adapter: AdapterSpec, engine: LLMEngineSpec) -> str:
 
 def adapter_dirs(adapters: list[AdapterSpec], engine: LLMEngineSpec) -> list[str]:
     """The prepared adapter directories on the cache volume (mounted at /cache in serving pods), by task id."""
-    return [f"{ADAPTERS_DIR}/{adapter_key(a, engine)}" for a in sorted(adapters, key=lambda a: a.task_id)]
+    by_task = sorted(adapters, key=lambda a: a.task_id)
+    return [layout.adapter_dir(adapter_key(a, engine)) for a in by_task]
 
 
 def desired_adapter_config(deployment: str, namespace: str, adapters: list[AdapterSpec],
@@ -65,6 +64,6 @@ def adapter_links(adapters: list[AdapterSpec], engine: LLMEngineSpec, lora_dir: 
     """Shell-free command that lays out <lora_dir>/<taskId> -> the converted adapter, as Triton expects."""
     script = [f"import os; os.makedirs({lora_dir!r}, exist_ok=True)"]
     for a in sorted(adapters, key=lambda a: a.task_id):
-        target, link = f"{ADAPTERS_DIR}/{adapter_key(a, engine)}", f"{lora_dir}/{a.task_id}"
+        target, link = layout.adapter_dir(adapter_key(a, engine)), f"{lora_dir}/{a.task_id}"
         script.append(f"os.path.lexists({link!r}) or os.symlink({target!r}, {link!r})")
     return ["python3", "-c", "; ".join(script)]

@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from trtllm_operator.plan import names
+from trtllm_operator.plan import layout, names
 from trtllm_operator.plan.build_request import engine_request
-from trtllm_operator.plan.jobs import CACHE_MOUNT, desired_build_config, gpu_placement, job, job_pod, pvc_claims
+from trtllm_operator.plan.jobs import desired_build_config, gpu_placement, job, job_pod, pvc_claims
 from trtllm_operator.plan.meta import owner_ref
 from trtllm_operator.spec.engine_key import engine_spec_key
 from trtllm_operator.spec.models import LLMEngineSpec
@@ -165,10 +165,9 @@ def desired_cleanup_job(ctx: EngineContext, spec: LLMEngineSpec) -> dict[str, An
     not an engine key, so it can never remove engines/ itself or anything outside it."""
     if not names.is_engine_key(ctx.key):
         raise ValueError(f"refusing a cleanup Job for engine key {ctx.key!r}: not an engine key")
-    engine_dir = f"{CACHE_MOUNT}/engines/{ctx.key}"
     container = {"name": "cleanup", "image": pod_image(spec.toolchain.image),
-                 "command": ["rm", "-rf", "--", engine_dir],
-                 "volumeMounts": [{"name": "cache", "mountPath": CACHE_MOUNT}],
+                 "command": ["rm", "-rf", "--", layout.engine_dir(ctx.key)],
+                 "volumeMounts": [{"name": "cache", "mountPath": layout.CACHE_MOUNT}],
                  "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}
     pod = {"restartPolicy": "Never", "containers": [container],
            "volumes": [{"name": "cache", "persistentVolumeClaim": {"claimName": ctx.claim}}]}
@@ -183,9 +182,9 @@ def _owner(ctx: EngineContext) -> dict[str, Any]:
 
 
 def model_dir(spec: LLMEngineSpec, status: dict[str, Any]) -> str:
-    """Where the fetched checkpoint (and tokenizer) sits inside pods that mount the cache at /cache."""
+    """Where the fetched checkpoint (and tokenizer) sits inside the pods: the pvc:// source's
+    directory, or the Hugging Face snapshot of the revision the fetch resolved."""
     source = parse_source(spec.model.source)
     if isinstance(source, PvcSource):
-        return f"/sources/{source.claim}/{source.path}".rstrip("/")
-    revision = status.get("resolvedRevision") or spec.model.revision
-    return f"{CACHE_MOUNT}/models/{source.repo}/{revision}"
+        return layout.source_dir(source)
+    return layout.hf_model_dir(source.repo, status.get("resolvedRevision") or spec.model.revision)

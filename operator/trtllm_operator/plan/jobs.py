@@ -6,14 +6,13 @@ import json
 from typing import Any
 
 from trtllm_operator.plan import names
+from trtllm_operator.plan.layout import CACHE_MOUNT, SOURCES_MOUNT, claim_mount
 from trtllm_operator.plan.meta import obj
 from trtllm_operator.spec.models import LLMEngineSpec
 from trtllm_operator.spec.sources import pvc_claim
 from trtllm_operator.spec.toolchains import pod_image
 
 SCRIPTS_DIR = "/opt/trtllm-operator/build_jobs"
-CACHE_MOUNT = "/cache"
-SOURCES_MOUNT = "/sources"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 # Exit code 3 from build_jobs/run.py means "only a spec change helps": fail the Job without retrying.
 NO_RETRY_EXIT_CODE = 3
@@ -54,7 +53,8 @@ def job_pod(action: str, image: str, claim: str, config: dict[str, Any], secret:
     volumes = [{"name": "cache", "persistentVolumeClaim": {"claimName": claim}},
                config_volume(config["metadata"]["name"], list(config["data"]))]
     for i, src_claim in enumerate(sorted(set(source_claims))):
-        mounts.append({"name": f"source-{i}", "mountPath": f"{SOURCES_MOUNT}/{src_claim}", "readOnly": True})
+        mount = {"name": f"source-{i}", "mountPath": claim_mount(src_claim), "readOnly": True}
+        mounts.append(mount)
         volumes.append({"name": f"source-{i}",
                         "persistentVolumeClaim": {"claimName": src_claim, "readOnly": True}})
     env = [{"name": "PVC_ROOT", "value": SOURCES_MOUNT}, {"name": "PYTHONUNBUFFERED", "value": "1"}]

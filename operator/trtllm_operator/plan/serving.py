@@ -9,7 +9,8 @@ from typing import Any
 from trtllm_operator.plan import names
 from trtllm_operator.plan.adapters import adapter_links
 from trtllm_operator.plan.engine import source_claims
-from trtllm_operator.plan.jobs import CACHE_MOUNT, SCRIPTS_DIR, SOURCES_MOUNT, config_volume, gpu_placement
+from trtllm_operator.plan.jobs import SCRIPTS_DIR, config_volume, gpu_placement
+from trtllm_operator.plan.layout import CACHE_MOUNT, SOURCES_MOUNT
 from trtllm_operator.plan.meta import obj
 from trtllm_operator.plan.names import CONFIG_HASH_ANNOTATION
 from trtllm_operator.plan.triton import (
