@@ -15,8 +15,7 @@ from trtllm_operator.plan.jobs import pvc_claims
 from trtllm_operator.plan.trtllm_serve import CLI_OWNED_KEYS
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.spec.toolchains import toolchain
-
-Problem = tuple[str, str]
+from trtllm_operator.spec.validation import Problem
 
 HF_REPO = re.compile(r"^hf://[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 PVC_PATH = re.compile(r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^\s]*)?$")
