@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from trtllm_operator.plan import names
+from trtllm_operator.plan.build_request import JobRequest, request_json
 from trtllm_operator.plan.layout import CACHE_MOUNT, SOURCES_MOUNT, claim_mount
 from trtllm_operator.plan.meta import obj
 from trtllm_operator.spec.models import LLMEngineSpec
@@ -29,12 +29,13 @@ def config_key(path: str) -> str:
     return path.replace("/", "..")
 
 
-def desired_build_config(engine_name: str, key: str, namespace: str, requests: dict[str, dict[str, Any]],
-                         scripts: dict[str, str], owners: list[dict[str, Any]]) -> dict[str, Any]:
+def desired_build_config(engine_name: str, key: str, namespace: str,
+                         requests: dict[str, JobRequest], scripts: dict[str, str],
+                         owners: list[dict[str, Any]]) -> dict[str, Any]:
     """ConfigMap with the build scripts (relative path -> text) and one request JSON per action."""
     data = {config_key(path): text for path, text in sorted(scripts.items())}
     for action, request in sorted(requests.items()):
-        data[config_key(f"requests/{action}.json")] = json.dumps(request, indent=2, sort_keys=True)
+        data[config_key(f"requests/{action}.json")] = request_json(request)
     return obj("v1", "ConfigMap", names.build_config(engine_name), namespace,
                names.engine_labels(engine_name, key, "build-config"), owners, data=data)
 
