@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from trtllm_operator.plan import layout, names
-from trtllm_operator.plan.build_request import adapter_request
+from trtllm_operator.plan.build_request import adapter_request, request_files
 from trtllm_operator.plan.jobs import desired_build_config, job, job_pod, pvc_claims
 from trtllm_operator.spec.models import AdapterSpec, LLMEngineSpec
 
@@ -37,8 +37,10 @@ def desired_adapter_config(deployment: str, namespace: str, adapters: list[Adapt
                            engine: LLMEngineSpec, scripts: dict[str, str],
                            owners: list[dict[str, Any]]) -> dict[str, Any]:
     """ConfigMap with the build scripts and one request per adapter, for the adapter Jobs."""
-    requests = {a.name: adapter_request(adapter_key(a, engine), a.source, a.name, engine, adapter_format(engine))
-                for a in adapters}
+    form = adapter_format(engine)
+    by_name = {a.name: adapter_request(adapter_key(a, engine), a.source, a.name, engine, form)
+               for a in adapters}
+    requests = request_files(by_name)
     config = desired_build_config(deployment, "", namespace, requests, scripts, owners)
     config["metadata"]["name"] = names.adapter_config(deployment)
     config["metadata"]["labels"] = names.child_labels(deployment, "adapter-config")

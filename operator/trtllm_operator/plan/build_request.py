@@ -1,8 +1,8 @@
 """The one request a fetch, build, adapter or cleanup Job reads (format: build_jobs/README.md).
 
 It is built from an LLMEngine spec the spec models have validated, so nothing is checked again on
-the way: request_json() serialises it, once, into the build ConfigMap, and build_jobs/jobrequest.py
-only reads its structure.
+the way: request_files() serialises it, once, into the file the build ConfigMap holds, and
+build_jobs/jobrequest.py only reads its structure.
 """
 
 from __future__ import annotations
@@ -79,9 +79,16 @@ def adapter_request(adapter_key: str, source: str, name: str, engine: LLMEngineS
     }
 
 
-def request_json(request: JobRequest) -> str:
-    """The request as the build ConfigMap holds it: the one place a request is serialised."""
-    return json.dumps(request, indent=2, sort_keys=True)
+def request_file(action: str) -> str:
+    """Where a Job reads its request, relative to the build scripts: requests/<action>.json."""
+    return f"requests/{action}.json"
+
+
+def request_files(requests: dict[str, JobRequest]) -> dict[str, str]:
+    """Requests by action, as the build ConfigMap's files (path -> JSON, in the actions' order): the
+    one place a request is serialised."""
+    return {request_file(action): json.dumps(request, indent=2, sort_keys=True)
+            for action, request in sorted(requests.items())}
 
 
 def _toolchain(engine: LLMEngineSpec, paths: dict[str, Any]) -> dict[str, Any]:

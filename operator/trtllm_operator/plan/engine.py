@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trtllm_operator.plan import layout, names
-from trtllm_operator.plan.build_request import engine_request
+from trtllm_operator.plan.build_request import engine_request, request_files
 from trtllm_operator.plan.jobs import desired_build_config, gpu_placement, job, job_pod, pvc_claims
 from trtllm_operator.plan.meta import owner_ref
-from trtllm_operator.spec.engine_key import engine_spec_key
+from trtllm_operator.spec.engine_key import engine_data, engine_spec_key
 from trtllm_operator.spec.models import LLMEngineSpec
 from trtllm_operator.spec.sources import PvcSource, parse_source
 from trtllm_operator.spec.toolchains import pod_image, toolchain
@@ -55,7 +55,7 @@ def desired_engine(name: str, namespace: str, key: str, spec: LLMEngineSpec, cla
     return {"apiVersion": names.API_VERSION, "kind": "LLMEngine",
             "metadata": {"name": name, "namespace": namespace, "labels": labels,
                          "annotations": annotations, "ownerReferences": [owner]},
-            "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True)}
+            "spec": engine_data(spec)}
 
 
 def engine_context(body: dict[str, Any]) -> EngineContext:
@@ -85,8 +85,8 @@ def source_claims(spec: LLMEngineSpec) -> list[str]:
 
 def desired_engine_config(ctx: EngineContext, spec: LLMEngineSpec, scripts: dict[str, str]) -> dict[str, Any]:
     """The ConfigMap with the scripts and the fetch/build/cleanup requests of this engine."""
-    requests = {action: engine_request(action, ctx.key, spec, ctx.memory_mib)
-                for action in ("fetch", "build", "cleanup")}
+    requests = request_files({action: engine_request(action, ctx.key, spec, ctx.memory_mib)
+                              for action in ("fetch", "build", "cleanup")})
     return desired_build_config(ctx.name, ctx.key, ctx.namespace, requests, scripts, [_owner(ctx)])
 
 

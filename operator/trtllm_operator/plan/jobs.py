@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from trtllm_operator.plan import names
-from trtllm_operator.plan.build_request import JobRequest, request_json
+from trtllm_operator.plan.build_request import request_file
 from trtllm_operator.plan.layout import CACHE_MOUNT, SOURCES_MOUNT, claim_mount
 from trtllm_operator.plan.meta import obj
 from trtllm_operator.spec.models import LLMEngineSpec
@@ -29,13 +29,11 @@ def config_key(path: str) -> str:
     return path.replace("/", "..")
 
 
-def desired_build_config(engine_name: str, key: str, namespace: str,
-                         requests: dict[str, JobRequest], scripts: dict[str, str],
-                         owners: list[dict[str, Any]]) -> dict[str, Any]:
-    """ConfigMap with the build scripts (relative path -> text) and one request JSON per action."""
+def desired_build_config(engine_name: str, key: str, namespace: str, requests: dict[str, str],
+                         scripts: dict[str, str], owners: list[dict[str, Any]]) -> dict[str, Any]:
+    """ConfigMap with the build scripts and the Jobs' request files (relative path -> text each)."""
     data = {config_key(path): text for path, text in sorted(scripts.items())}
-    for action, request in sorted(requests.items()):
-        data[config_key(f"requests/{action}.json")] = request_json(request)
+    data.update({config_key(path): text for path, text in requests.items()})
     return obj("v1", "ConfigMap", names.build_config(engine_name), namespace,
                names.engine_labels(engine_name, key, "build-config"), owners, data=data)
 
@@ -63,7 +61,8 @@ def job_pod(action: str, image: str, claim: str, config: dict[str, Any], secret:
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret[0], "key": secret[1]}}})
     container = {
         "name": action, "image": pod_image(image), "env": env, "volumeMounts": mounts,
-        "command": ["python3", f"{SCRIPTS_DIR}/run.py", "--request", f"{SCRIPTS_DIR}/requests/{action}.json",
+        "command": ["python3", f"{SCRIPTS_DIR}/run.py",
+                    "--request", f"{SCRIPTS_DIR}/{request_file(action)}",
                     "--root", CACHE_MOUNT],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
