@@ -50,12 +50,23 @@ def serialised_request(engine, action: str) -> dict:
     return json.loads(config["data"][config_key(f"requests/{action}.json")])
 
 
-@pytest.mark.parametrize("path", SAMPLES, ids=[p.stem for p in SAMPLES])
-@pytest.mark.parametrize(("weights", "kv_cache"), MODES, ids=[f"{w}-{kv}" for w, kv in MODES])
+def admitted_cases() -> list:
+    """(sample, weights, kvCache) for every quantization mode the rules admit for each sample."""
+    return [pytest.param(path, weights, kv_cache, id=f"{path.stem}-{weights}-{kv_cache}")
+            for path in SAMPLES for weights, kv_cache in MODES if admitted(path, weights, kv_cache)]
+
+
+CASES = admitted_cases()
+
+
+def test_every_mode_is_admitted_for_some_sample() -> None:
+    assert {case.values[1] for case in CASES} == set(get_args(WeightQuantization))
+    assert {case.values[2] for case in CASES} == set(get_args(KvCacheQuantization))
+
+
+@pytest.mark.parametrize(("path", "weights", "kv_cache"), CASES)
 def test_every_mode_parses_in_build_jobs(path: Path, weights: str, kv_cache: str) -> None:
     engine = admitted(path, weights, kv_cache)
-    if engine is None:
-        pytest.skip("the spec's rules refuse this mode for this sample")
     for action in ("fetch", "build", "cleanup"):
         assert parse_request(serialised_request(engine, action)).action == action
     quant = parse_request(serialised_request(engine, "build")).quantization
@@ -64,19 +75,23 @@ def test_every_mode_parses_in_build_jobs(path: Path, weights: str, kv_cache: str
     assert (quant.calib_size, quant.per_group) == (64, True)
 
 
-@pytest.mark.parametrize(("weights", "kv_cache"), MODES, ids=[f"{w}-{kv}" for w, kv in MODES])
-def test_each_mode_reaches_its_tool(weights: str, kv_cache: str) -> None:
-    engine = admitted(SAMPLES[-1], weights, kv_cache)
-    if engine is None or engine.backend != "tensorrt":
-        pytest.skip("not a TensorRT engine this sample's rules admit")
+@pytest.mark.parametrize(("path", "weights", "kv_cache"), CASES)
+def test_each_mode_reaches_its_tool(path: Path, weights: str, kv_cache: str) -> None:
+    engine = admitted(path, weights, kv_cache)
     request = parse_request(serialised_request(engine, "build"))
     model, out = Path("/cache/model"), Path("/cache/ckpt")
-    if commands.needs_quantize_script(request):
+    if engine.backend == "pytorch":
+        quantized = (weights, kv_cache) != ("none", "none")
+        assert commands.needs_modelopt_for_pytorch(request) == quantized
+        args = commands.quantize_args(request, model, out, export_hf=True)
+        assert args[args.index("--qformat") + 1] == (WEIGHTS.get(weights, weights) or "full_prec")
+    elif commands.needs_quantize_script(request):
         args = commands.quantize_args(request, model, out)
         assert args[args.index("--qformat") + 1] == weights
-        assert ("--kv_cache_dtype" in args) == (kv_cache != "none")
+    else:
+        args = commands.convert_args(request, model, out)
+        assert ("--weight_only_precision" in args) == (weights != "none")
+        kv_flags = {"int8": "--int8_kv_cache", "fp8": "--fp8_kv_cache"}
+        assert all((flag in args) == (kv == kv_cache) for kv, flag in kv_flags.items())
         return
-    args = commands.convert_args(request, model, out)
-    assert ("--weight_only_precision" in args) == (weights != "none")
-    kv_flags = {"int8": "--int8_kv_cache", "fp8": "--fp8_kv_cache"}
-    assert all((flag in args) == (kv == kv_cache) for kv, flag in kv_flags.items())
+    assert ("--kv_cache_dtype" in args) == (kv_cache != "none")
