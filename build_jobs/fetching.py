@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import layout
+from .sources import parse_source
 from .stages import JobError, log
 
 
@@ -21,26 +22,23 @@ class Fetched:
     reused: bool
 
 
-def pvc_path(source: str, pvc_root: Path) -> Path:
-    """pvc://<claim>/<path> -> <pvc_root>/<claim>/<path> (the operator mounts each claim there)."""
-    return pvc_root / source.split("://", 1)[1].strip("/")
-
-
 def fetch(
     source: str, revision: str, commit: str | None, root: Path, pvc_root: Path, marker: str = "config.json"
 ) -> Fetched:
     """Make the source available locally; `marker` proves the directory is the right kind."""
-    if source.startswith("pvc://"):
-        path = pvc_path(source, pvc_root)
+    parsed = parse_source(source)
+    if parsed.scheme == "pvc":
+        path = layout.source_dir(pvc_root, parsed.claim, parsed.path)
         if not (path / marker).is_file():
             raise JobError(f"{source}: {marker} not found at {path} (is the claim mounted at {pvc_root}?)")
         log(f"Used {source} in place at {path}")
         return Fetched(path, None, source, True)
-    return _fetch_hf(source, revision, commit, root, marker)
+    return _fetch_hf(source, parsed.repo, revision, commit, root, marker)
 
 
-def _fetch_hf(source: str, revision: str, commit: str | None, root: Path, marker: str) -> Fetched:
-    repo_id = source.split("://", 1)[1].strip("/")
+def _fetch_hf(
+    source: str, repo_id: str, revision: str, commit: str | None, root: Path, marker: str
+) -> Fetched:
     hub = _hub()
     token = os.environ.get("HF_TOKEN") or None
     if commit is None:

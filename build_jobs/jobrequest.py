@@ -1,15 +1,19 @@
-"""The request a fetch/build/adapter/cleanup Job receives, parsed and checked before any work."""
+"""The request a fetch/build/adapter/cleanup Job receives, parsed and checked before any work.
+
+The operator writes it from a spec its models have validated (plan/build_request.py), so the
+quantization is read for its structure only: its values are the operator's to check, once.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from .sources import is_source
+
 ACTIONS = ("fetch", "build", "adapter", "cleanup")
 BACKENDS = ("tensorrt", "pytorch")
 DTYPES = ("float16", "bfloat16", "float32")
-WEIGHT_FORMATS = ("int8", "int4", "int4_awq", "w4a8_awq", "int8_sq", "fp8", "nvfp4")
-KV_FORMATS = ("int8", "fp8")
 ADAPTER_FORMATS = ("trtllm", "hf")
 PLUGIN_SETTINGS = ("auto", "float16", "bfloat16", "float32", "disable")
 
@@ -26,16 +30,6 @@ class ModelRef:
     revision: str = "main"
     commit: str | None = None
     tokenizer: str | None = None
-
-    @property
-    def scheme(self) -> str:
-        """'hf' or 'pvc'."""
-        return self.source.split("://", 1)[0]
-
-    @property
-    def location(self) -> str:
-        """The part after the scheme: 'org/name' or 'claim/path'."""
-        return self.source.split("://", 1)[1].strip("/")
 
 
 @dataclass(frozen=True)
@@ -157,7 +151,7 @@ def _model(data: dict[str, Any] | None) -> ModelRef | None:
     if data is None:
         return None
     source = _get(data, "source", str, "model.")
-    if not source or not source.startswith(("hf://", "pvc://")) or not source.split("://", 1)[1].strip("/"):
+    if not source or not is_source(source):
         raise RequestError(f"model.source must be hf://<org>/<name> or pvc://<claim>/<path>; got {source!r}")
     return ModelRef(
         source,
@@ -168,11 +162,9 @@ def _model(data: dict[str, Any] | None) -> ModelRef | None:
 
 
 def _quantization(data: dict[str, Any]) -> Quantization:
-    weights = _choice(data.get("weights"), WEIGHT_FORMATS, "quantization.weights")
-    kv_cache = _choice(data.get("kvCache"), KV_FORMATS, "quantization.kvCache")
     return Quantization(
-        weights,
-        kv_cache,
+        _get(data, "weights", str, "quantization."),
+        _get(data, "kvCache", str, "quantization."),
         _get(data, "calibSize", int, "quantization.", 512),
         _get(data, "perGroup", bool, "quantization.", False),
         _get(data, "groupSize", int, "quantization.", 128),
@@ -230,7 +222,7 @@ def _adapter(data: dict[str, Any] | None) -> Adapter | None:
     if data is None:
         return None
     key, source = _get(data, "key", str, "adapter."), _get(data, "source", str, "adapter.")
-    if not key or not source or not source.startswith(("hf://", "pvc://")):
+    if not key or not source or not is_source(source):
         raise RequestError("adapter needs key and source (hf://... or pvc://...)")
     return Adapter(
         key,

@@ -14,6 +14,7 @@ MANIFEST = "manifest.json"
 MODEL_MANIFEST = ".trtllm-operator-manifest.json"
 MANIFEST_VERSION = 1
 TMP_PREFIX = ".tmp-"
+DEFAULT_PVC_ROOT = "/sources"  # where the operator mounts each pvc:// claim, as <root>/<claim>
 # What keys really look like: an engine key is the sha256 hex of its spec (the operator's label keeps 63 of
 # its 64 characters, and that is the directory name); an adapter key is 32 hex characters of a sha256.
 ENGINE_KEY = re.compile(r"[0-9a-f]{63,64}")
@@ -33,6 +34,11 @@ def model_dir(root: Path, org_name: str, commit: str) -> Path:
 def model_ref_file(root: Path, org_name: str, revision: str) -> Path:
     """models/<org>/<name>/refs/<revision>: the commit that revision resolved to."""
     return root / "models" / org_name / "refs" / revision.replace("/", "--")
+
+
+def source_dir(pvc_root: Path, claim: str, path: str) -> Path:
+    """<pvc_root>/<claim>/<path>: a pvc:// source, read in place (each claim is mounted there)."""
+    return pvc_root / f"{claim}/{path}".strip("/")
 
 
 def engine_dir(root: Path, key: str) -> Path:

@@ -66,12 +66,13 @@ def write_termination(payload: dict[str, Any]) -> None:
 
 def _fetch(ctx: Any) -> dict[str, Any]:
     from build_jobs.fetching import fetch
+    from build_jobs.sources import is_source
 
     model = ctx.request.model
     with ctx.stages.run("fetch"):
         fetched = fetch(model.source, model.revision, model.commit, ctx.root, ctx.pvc_root)
         tokenizer = None
-        if model.tokenizer and model.tokenizer.startswith(("hf://", "pvc://")):
+        if model.tokenizer and is_source(model.tokenizer):
             tokenizer = fetch(model.tokenizer, "main", None, ctx.root, ctx.pvc_root, "tokenizer_config.json")
     return {
         "ok": True,
@@ -147,13 +148,15 @@ def run(request_path: Path, root: Path, pvc_root: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the request."""
+    from build_jobs.layout import DEFAULT_PVC_ROOT
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--request", required=True, type=Path, help="request JSON (see build_jobs/README.md)")
     parser.add_argument("--root", required=True, type=Path, help="the cache volume's mount point")
     parser.add_argument(
         "--pvc-root",
         type=Path,
-        default=Path(os.environ.get("PVC_ROOT", "/sources")),
+        default=Path(os.environ.get("PVC_ROOT", DEFAULT_PVC_ROOT)),
         help="where pvc://<claim>/... sources are mounted, one directory per claim",
     )
     args = parser.parse_args(argv)

@@ -12,7 +12,6 @@ BUILD_SECONDS = Histogram("trtllm_operator_build_seconds", "Reported engine buil
                           buckets=(30, 60, 120, 300, 600, 1200, 1800, 2700, 3600, 7200))
 ENGINE_CACHE = Counter("trtllm_operator_engine_cache_total", "Engine lookups by result (hit, miss)", ["result"])
 SCALE_DECISIONS = Counter("trtllm_operator_scale_decisions_total", "Autoscaler decisions", ["direction"])
-ERRORS = Counter("trtllm_operator_errors_total", "Handler errors by kind", ["kind"])
 
 
 def serve(port: int) -> None:

@@ -23,7 +23,6 @@ from trtllm_operator.plan.runtimes.base import (
     PodParts,
     Port,
     Probes,
-    Problem,
     ServerPod,
     ServingPaths,
 )
@@ -38,7 +37,7 @@ from trtllm_operator.plan.serving import (
 from trtllm_operator.spec import models
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.spec.toolchains import Toolchain, load_toolchains
-from trtllm_operator.spec.validation import SpecError, parse_deployment_spec
+from trtllm_operator.spec.validation import Problem, SpecError, parse_deployment_spec
 
 TOOLCHAINS = sorted(load_toolchains().values(), key=lambda tc: tc.name)
 METHODS = ("image", "ports", "config_files", "server_command", "pod_parts", "adapter_problems",

@@ -12,7 +12,7 @@ from trtllm_operator import GROUP, VERSION, metrics
 from trtllm_operator.autoscale import policy
 from trtllm_operator.autoscale.prometheus import fetch_samples
 from trtllm_operator.autoscale.queries import REGEX_PREFIX
-from trtllm_operator.handlers.common import API_VERSION, locked, now
+from trtllm_operator.handlers.common import locked, now
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import conditions, names
 from trtllm_operator.plan.placement import gpu_nodes
@@ -20,7 +20,6 @@ from trtllm_operator.spec.models import AutoscalingSpec, LLMDeploymentSpec
 from trtllm_operator.spec.validation import SpecError, parse_deployment_spec
 
 INTERVAL_SECONDS = 5.0
-AUTOSCALER_MANAGER = "trtllm-operator-autoscaler"
 STATUS_REFRESH_SECONDS = 60.0
 
 
@@ -54,7 +53,7 @@ def scale(namespace: str, name: str, replicas: int) -> None:
     """Set the serving Deployment's replicas under the autoscaler's own field manager."""
     url = kube.path("apps/v1", "Deployment", namespace, names.serving(name))
     kube.call("PATCH", url, body={"spec": {"replicas": replicas}}, content_type="application/merge-patch+json",
-              query=[("fieldManager", AUTOSCALER_MANAGER)])
+              query=[("fieldManager", names.AUTOSCALER_MANAGER)])
 
 
 def autoscaling_status(decision: policy.Decision, old: dict[str, Any], scaled: bool) -> dict[str, Any]:
@@ -84,7 +83,7 @@ def write_scaling_status(body: dict[str, Any], auto: dict[str, Any], cond: dict[
     others = [c for c in old.get("conditions") or [] if c.get("type") != "Autoscaling"]
     merged = conditions.merge(old.get("conditions") or [], [cond], now())
     meta = body["metadata"]
-    kube.patch_status(API_VERSION, "LLMDeployment", meta["namespace"], meta["name"],
+    kube.patch_status(names.API_VERSION, "LLMDeployment", meta["namespace"], meta["name"],
                       {"autoscaling": {k: v for k, v in auto.items() if v is not None},
                        "conditions": others + merged})
 
@@ -125,7 +124,7 @@ def autoscaler_tick(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Scale the serving Deployment from Prometheus every few seconds."""
     meta = body["metadata"]
     with locked("LLMDeployment", meta["namespace"], meta["name"]):
-        fresh = kube.get(API_VERSION, "LLMDeployment", meta["namespace"], meta["name"])
+        fresh = kube.get(names.API_VERSION, "LLMDeployment", meta["namespace"], meta["name"])
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return
         try:

@@ -11,10 +11,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from trtllm_operator import GROUP, VERSION
 from trtllm_operator.kube import client as kube
+from trtllm_operator.plan import names
 
-API_VERSION = f"{GROUP}/{VERSION}"
 _locks: dict[tuple[str, str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -61,5 +60,5 @@ def write_status(kind: str, body: dict[str, Any], status: dict[str, Any]) -> boo
     if new == old:
         return False
     patch = {**{k: None for k in old if k not in new}, **new}
-    kube.patch_status(API_VERSION, kind, meta["namespace"], meta["name"], patch)
+    kube.patch_status(names.API_VERSION, kind, meta["namespace"], meta["name"], patch)
     return True

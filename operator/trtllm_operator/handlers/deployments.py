@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 
 from trtllm_operator import GROUP, VERSION, metrics
-from trtllm_operator.handlers.common import API_VERSION, build_scripts, locked, now, write_status
+from trtllm_operator.handlers.common import build_scripts, locked, now, write_status
 from trtllm_operator.kube import actions as writes
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import names
@@ -28,7 +28,7 @@ def observe(body: dict[str, Any]) -> Observed:
     return Observed(
         body=body, now=now(), nodes=kube.list_objects("v1", "Node"),
         claims=kube.list_objects("v1", "PersistentVolumeClaim", ns),
-        engines=kube.list_objects(API_VERSION, "LLMEngine", ns), deployment=deploy, pods=pods,
+        engines=kube.list_objects(names.API_VERSION, "LLMEngine", ns), deployment=deploy, pods=pods,
         adapter_jobs=kube.list_objects("batch/v1", "Job", ns, names.child_labels(name, "adapter")),
         pod_monitors=kube.crd_exists("podmonitors.monitoring.coreos.com"), scripts=build_scripts())
 
@@ -64,7 +64,7 @@ def _count(action: Action) -> None:
 def reconcile_by_name(namespace: str, name: str) -> None:
     """Re-read and reconcile one LLMDeployment (called when its engine or Deployment changed)."""
     with locked("LLMDeployment", namespace, name):
-        body = kube.get(API_VERSION, "LLMDeployment", namespace, name)
+        body = kube.get(names.API_VERSION, "LLMDeployment", namespace, name)
         if body is not None and not body["metadata"].get("deletionTimestamp"):
             with metrics.RECONCILE_SECONDS.labels("LLMDeployment").time():
                 try:

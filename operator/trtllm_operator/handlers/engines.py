@@ -10,7 +10,7 @@ import kopf
 from trtllm_operator import GROUP, VERSION, metrics
 from trtllm_operator.handlers.common import build_scripts, locked, now, write_status
 from trtllm_operator.kube import client as kube
-from trtllm_operator.plan import conditions, names
+from trtllm_operator.plan import conditions, layout, names
 from trtllm_operator.plan import engine as plan
 from trtllm_operator.plan import engine_status as progress
 from trtllm_operator.spec.models import LLMEngineSpec
@@ -23,7 +23,7 @@ JOB_POD_ROLES = ("fetch", "build")
 def observe_job(namespace: str, name: str) -> progress.JobView:
     """A Job and its pods, summarised."""
     job = kube.get("batch/v1", "Job", namespace, name)
-    pods = kube.list_objects("v1", "Pod", namespace, {"job-name": name}) if job else []
+    pods = kube.list_objects("v1", "Pod", namespace, {names.JOB_NAME_LABEL: name}) if job else []
     return progress.job_view(name, job, pods)
 
 
@@ -87,7 +87,7 @@ def handle(body: dict[str, Any]) -> None:
         return
     before = (body.get("status") or {}).get("phase")
     with locked("LLMEngine", meta["namespace"], meta["name"]):
-        fresh = kube.get(f"{GROUP}/{VERSION}", "LLMEngine", meta["namespace"], meta["name"])
+        fresh = kube.get(names.API_VERSION, "LLMEngine", meta["namespace"], meta["name"])
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return
         with metrics.RECONCILE_SECONDS.labels("LLMEngine").time():
@@ -120,7 +120,7 @@ def job_event(body: kopf.Body, **_: Any) -> None:
     engine = (body.get("metadata", {}).get("labels") or {}).get(names.ENGINE_LABEL)
     namespace = body.get("metadata", {}).get("namespace")
     if engine and namespace:
-        live = kube.get(f"{GROUP}/{VERSION}", "LLMEngine", namespace, engine)
+        live = kube.get(names.API_VERSION, "LLMEngine", namespace, engine)
         if live is not None:
             handle(live)
 
@@ -139,17 +139,19 @@ def llmengine_deleted(body: kopf.Body, **_: Any) -> None:
     data = dict(body)
     ctx = plan.engine_context(data)
     if ctx.retain:
-        kopf.info(body, reason="FilesRetained", message=f"Kept /engines/{ctx.key} on PVC {ctx.claim}")
+        kept = f"Kept {layout.engine_path(ctx.key)} on PVC {ctx.claim}"
+        kopf.info(body, reason="FilesRetained", message=kept)
         return
     refusal = plan.cleanup_refusal(data)
     if refusal:
         kopf.warn(body, reason="CleanupRefused", message=f"Kept the engine's files on PVC {ctx.claim}: {refusal}")
         log.warning("Not cleaning up engine %s/%s: %s", ctx.namespace, ctx.name, refusal)
         return
-    blockers = plan.serving_blockers(data, serving_objects(ctx.namespace),
-                                     kube.list_objects(f"{GROUP}/{VERSION}", "LLMEngine", ctx.namespace))
+    engines = kube.list_objects(names.API_VERSION, "LLMEngine", ctx.namespace)
+    blockers = plan.serving_blockers(data, serving_objects(ctx.namespace), engines)
     if blockers:
-        raise kopf.TemporaryError(f"/engines/{ctx.key} is still served by {', '.join(blockers)}", delay=30)
+        served = f"{layout.engine_path(ctx.key)} is still served by {', '.join(blockers)}"
+        raise kopf.TemporaryError(served, delay=30)
     spec = LLMEngineSpec.model_validate(data["spec"])
     kube.apply(plan.desired_cleanup_job(ctx, spec))
     log.info("Started cleanup of engine %s/%s", ctx.namespace, ctx.name)

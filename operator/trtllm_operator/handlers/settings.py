@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 
 from trtllm_operator import GROUP
+from trtllm_operator.plan import names
 
 
 @kopf.on.startup()
@@ -16,7 +17,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration")
-    settings.persistence.finalizer = f"{GROUP}/cleanup"
+    settings.persistence.finalizer = names.FINALIZER
     settings.posting.level = 20  # INFO and above become Kubernetes events
     settings.execution.max_workers = int(os.environ.get("TRTLLM_OPERATOR_WORKERS", "16"))
     settings.watching.server_timeout = 300

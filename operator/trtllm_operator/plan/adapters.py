@@ -6,12 +6,10 @@ import hashlib
 import json
 from typing import Any
 
-from trtllm_operator.plan import names
-from trtllm_operator.plan.build_request import adapter_request
+from trtllm_operator.plan import layout, names
+from trtllm_operator.plan.build_request import adapter_request, request_files
 from trtllm_operator.plan.jobs import desired_build_config, job, job_pod, pvc_claims
 from trtllm_operator.spec.models import AdapterSpec, LLMEngineSpec
-
-ADAPTERS_DIR = "/cache/adapters"
 
 
 def adapter_format(engine: LLMEngineSpec) -> str:
@@ -31,17 +29,20 @@ def adapter_key(adapter: AdapterSpec, engine: LLMEngineSpec) -> str:
 
 def adapter_dirs(adapters: list[AdapterSpec], engine: LLMEngineSpec) -> list[str]:
     """The prepared adapter directories on the cache volume (mounted at /cache in serving pods), by task id."""
-    return [f"{ADAPTERS_DIR}/{adapter_key(a, engine)}" for a in sorted(adapters, key=lambda a: a.task_id)]
+    by_task = sorted(adapters, key=lambda a: a.task_id)
+    return [layout.adapter_dir(adapter_key(a, engine)) for a in by_task]
 
 
 def desired_adapter_config(deployment: str, namespace: str, adapters: list[AdapterSpec],
                            engine: LLMEngineSpec, scripts: dict[str, str],
                            owners: list[dict[str, Any]]) -> dict[str, Any]:
     """ConfigMap with the build scripts and one request per adapter, for the adapter Jobs."""
-    requests = {a.name: adapter_request(adapter_key(a, engine), a.source, a.name, engine, adapter_format(engine))
-                for a in adapters}
+    form = adapter_format(engine)
+    by_name = {a.name: adapter_request(adapter_key(a, engine), a.source, a.name, engine, form)
+               for a in adapters}
+    requests = request_files(by_name)
     config = desired_build_config(deployment, "", namespace, requests, scripts, owners)
-    config["metadata"]["name"] = names.fit(deployment, "lora")
+    config["metadata"]["name"] = names.adapter_config(deployment)
     config["metadata"]["labels"] = names.child_labels(deployment, "adapter-config")
     return config
 
@@ -55,7 +56,7 @@ def desired_adapter_jobs(deployment: str, namespace: str, adapters: list[Adapter
     for adapter in adapters:
         pod = job_pod(adapter.name, engine.toolchain.image, claim, config, secret, pvc_claims(adapter.source))
         pod["containers"][0]["resources"] = {"requests": {"cpu": "1", "memory": "8Gi"}}
-        name = names.fit(f"{deployment}-{adapter.name}", adapter_key(adapter, engine)[:8])
+        name = names.adapter_job(deployment, adapter.name, adapter_key(adapter, engine))
         labels = {**names.child_labels(deployment, "adapter"), names.ROLE_LABEL: "adapter"}
         jobs.append(job(name, namespace, labels, owners, pod, adapter.source, backoff=2, deadline=3600))
     return jobs
@@ -65,6 +66,6 @@ def adapter_links(adapters: list[AdapterSpec], engine: LLMEngineSpec, lora_dir: 
     """Shell-free command that lays out <lora_dir>/<taskId> -> the converted adapter, as Triton expects."""
     script = [f"import os; os.makedirs({lora_dir!r}, exist_ok=True)"]
     for a in sorted(adapters, key=lambda a: a.task_id):
-        target, link = f"{ADAPTERS_DIR}/{adapter_key(a, engine)}", f"{lora_dir}/{a.task_id}"
+        target, link = layout.adapter_dir(adapter_key(a, engine)), f"{lora_dir}/{a.task_id}"
         script.append(f"os.path.lexists({link!r}) or os.symlink({target!r}, {link!r})")
     return ["python3", "-c", "; ".join(script)]

@@ -7,17 +7,14 @@ business, not this module's.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from trtllm_operator.plan.jobs import pvc_claims
 from trtllm_operator.plan.runtimes import runtime_for
-from trtllm_operator.plan.runtimes.base import Problem
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.spec.sources import is_source
 from trtllm_operator.spec.toolchains import toolchain
-
-HF_REPO = re.compile(r"^hf://[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
-PVC_PATH = re.compile(r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^\s]*)?$")
+from trtllm_operator.spec.validation import Problem
 
 
 def consistency_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
@@ -132,7 +129,7 @@ def tokenizer_problems(spec: LLMDeploymentSpec) -> list[Problem]:
         if spec.model.tokenizer
         else ("spec.model.source", spec.model.source)
     )
-    if HF_REPO.match(source) or PVC_PATH.match(source):
+    if is_source(source):
         return []
     return [
         (

@@ -35,7 +35,7 @@ from trtllm_operator.plan.deployment_status import (
     deployment_status,
     rollout_done,
 )
-from trtllm_operator.plan.engine import CREATED_BY_ANNOTATION, desired_engine, model_dir
+from trtllm_operator.plan.engine import desired_engine, model_dir
 from trtllm_operator.plan.meta import owner_ref
 from trtllm_operator.plan.placement import choose_gpu, gpu_nodes
 from trtllm_operator.plan.pods import pod_problems
@@ -185,7 +185,7 @@ def target_engine(seen: Observed, spec: LLMDeploymentSpec, me: dict[str, Any],
     elif not _owned_by(live, me):
         owners = [*(live["metadata"].get("ownerReferences") or []), shared]
         actions.append(Action("set_owners", live, owners=owners, cache_result="hit"))
-    reused = (live["metadata"].get("annotations") or {}).get(CREATED_BY_ANNOTATION) != meta["uid"]
+    reused = (live["metadata"].get("annotations") or {}).get(names.CREATED_BY_ANNOTATION) != meta["uid"]
     return live, {"name": name, "key": key, "gpu": engine.gpu.product, "reused": reused}
 
 

@@ -6,19 +6,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from trtllm_operator import GROUP, VERSION
-from trtllm_operator.plan import names
-from trtllm_operator.plan.build_request import engine_request
-from trtllm_operator.plan.jobs import CACHE_MOUNT, desired_build_config, gpu_placement, job, job_pod, pvc_claims
+from trtllm_operator.plan import layout, names
+from trtllm_operator.plan.build_request import engine_request, request_files
+from trtllm_operator.plan.jobs import desired_build_config, gpu_placement, job, job_pod, pvc_claims
 from trtllm_operator.plan.meta import owner_ref
-from trtllm_operator.spec.engine_key import engine_spec_key
+from trtllm_operator.spec.engine_key import engine_data, engine_spec_key
 from trtllm_operator.spec.models import LLMEngineSpec
+from trtllm_operator.spec.sources import PvcSource, parse_source
 from trtllm_operator.spec.toolchains import pod_image, toolchain
 
-BUILD_RESOURCES_ANNOTATION = f"{GROUP}/build-resources"
-CREATED_BY_ANNOTATION = f"{GROUP}/created-by"
-MEMORY_ANNOTATION = f"{GROUP}/gpu-memory-mib"
-SECRET_ANNOTATION = f"{GROUP}/hf-token-secret"
 FETCH_RESOURCES = {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "16Gi"}}
 # Build resources when neither the user nor the checkpoint's size says otherwise.
 DEFAULT_BUILD_RESOURCES = {"requests": {"cpu": "8", "memory": "64Gi"}, "limits": {"memory": "128Gi"}}
@@ -47,32 +43,32 @@ def desired_engine(name: str, namespace: str, key: str, spec: LLMEngineSpec, cla
                    secret: tuple[str, str] | None, retain: bool) -> dict[str, Any]:
     """The LLMEngine a deployment needs; created once, then only its ownerReferences change."""
     annotations = {
-        names.CACHE_CLAIM_ANNOTATION: claim, CREATED_BY_ANNOTATION: creator["uid"],
-        MEMORY_ANNOTATION: str(memory_mib),
-        BUILD_RESOURCES_ANNOTATION: json.dumps(build_resources or {}, sort_keys=True),
+        names.CACHE_CLAIM_ANNOTATION: claim, names.CREATED_BY_ANNOTATION: creator["uid"],
+        names.MEMORY_ANNOTATION: str(memory_mib),
+        names.BUILD_RESOURCES_ANNOTATION: json.dumps(build_resources or {}, sort_keys=True),
         names.RETAIN_ANNOTATION: "true" if retain else "false",
     }
     if secret:
-        annotations[SECRET_ANNOTATION] = f"{secret[0]}/{secret[1]}"
+        annotations[names.SECRET_ANNOTATION] = f"{secret[0]}/{secret[1]}"
     labels = {names.MANAGED_BY: names.OPERATOR, names.ENGINE_KEY_LABEL: names.engine_key_label(key)}
     owner = owner_ref("LLMDeployment", creator["name"], creator["uid"], controller=False)
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LLMEngine",
+    return {"apiVersion": names.API_VERSION, "kind": "LLMEngine",
             "metadata": {"name": name, "namespace": namespace, "labels": labels,
                          "annotations": annotations, "ownerReferences": [owner]},
-            "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True)}
+            "spec": engine_data(spec)}
 
 
 def engine_context(body: dict[str, Any]) -> EngineContext:
     """Read an LLMEngine object's non-build facts from its metadata."""
     meta = body["metadata"]
     notes = meta.get("annotations") or {}
-    secret = notes.get(SECRET_ANNOTATION)
+    secret = notes.get(names.SECRET_ANNOTATION)
     return EngineContext(
         name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
         key=(meta.get("labels") or {}).get(names.ENGINE_KEY_LABEL, ""),
         claim=notes.get(names.CACHE_CLAIM_ANNOTATION, names.DEFAULT_CACHE_CLAIM),
-        memory_mib=int(notes.get(MEMORY_ANNOTATION, "0") or 0),
-        build_resources=json.loads(notes.get(BUILD_RESOURCES_ANNOTATION, "{}")),
+        memory_mib=int(notes.get(names.MEMORY_ANNOTATION, "0") or 0),
+        build_resources=json.loads(notes.get(names.BUILD_RESOURCES_ANNOTATION, "{}")),
         secret=tuple(secret.split("/", 1)) if secret else None,  # type: ignore[arg-type]
         retain=notes.get(names.RETAIN_ANNOTATION) == "true")
 
@@ -89,8 +85,8 @@ def source_claims(spec: LLMEngineSpec) -> list[str]:
 
 def desired_engine_config(ctx: EngineContext, spec: LLMEngineSpec, scripts: dict[str, str]) -> dict[str, Any]:
     """The ConfigMap with the scripts and the fetch/build/cleanup requests of this engine."""
-    requests = {action: engine_request(action, ctx.key, spec, ctx.memory_mib)
-                for action in ("fetch", "build", "cleanup")}
+    requests = request_files({action: engine_request(action, ctx.key, spec, ctx.memory_mib)
+                              for action in ("fetch", "build", "cleanup")})
     return desired_build_config(ctx.name, ctx.key, ctx.namespace, requests, scripts, [_owner(ctx)])
 
 
@@ -169,10 +165,9 @@ def desired_cleanup_job(ctx: EngineContext, spec: LLMEngineSpec) -> dict[str, An
     not an engine key, so it can never remove engines/ itself or anything outside it."""
     if not names.is_engine_key(ctx.key):
         raise ValueError(f"refusing a cleanup Job for engine key {ctx.key!r}: not an engine key")
-    engine_dir = f"{CACHE_MOUNT}/engines/{ctx.key}"
     container = {"name": "cleanup", "image": pod_image(spec.toolchain.image),
-                 "command": ["rm", "-rf", "--", engine_dir],
-                 "volumeMounts": [{"name": "cache", "mountPath": CACHE_MOUNT}],
+                 "command": ["rm", "-rf", "--", layout.engine_dir(ctx.key)],
+                 "volumeMounts": [{"name": "cache", "mountPath": layout.CACHE_MOUNT}],
                  "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}
     pod = {"restartPolicy": "Never", "containers": [container],
            "volumes": [{"name": "cache", "persistentVolumeClaim": {"claimName": ctx.claim}}]}
@@ -187,10 +182,9 @@ def _owner(ctx: EngineContext) -> dict[str, Any]:
 
 
 def model_dir(spec: LLMEngineSpec, status: dict[str, Any]) -> str:
-    """Where the fetched checkpoint (and tokenizer) sits inside pods that mount the cache at /cache."""
-    source = spec.model.source
-    if source.startswith("pvc://"):
-        claim_and_path = source.split("://", 1)[1]
-        return f"/sources/{claim_and_path}".rstrip("/")
-    revision = status.get("resolvedRevision") or spec.model.revision
-    return f"{CACHE_MOUNT}/models/{source.split('://', 1)[1].strip('/')}/{revision}"
+    """Where the fetched checkpoint (and tokenizer) sits inside the pods: the pvc:// source's
+    directory, or the Hugging Face snapshot of the revision the fetch resolved."""
+    source = parse_source(spec.model.source)
+    if isinstance(source, PvcSource):
+        return layout.source_dir(source)
+    return layout.hf_model_dir(source.repo, status.get("resolvedRevision") or spec.model.revision)

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from trtllm_operator.plan import conditions
+from trtllm_operator.plan import conditions, layout
 from trtllm_operator.plan.engine import EngineContext, needs_build_job
 from trtllm_operator.plan.pods import PodProblem, pod_problems
 from trtllm_operator.spec.models import LLMEngineSpec
@@ -82,7 +82,7 @@ def engine_status(spec: LLMEngineSpec, ctx: EngineContext, fetch: JobView, build
     report = build.report if build.state != MISSING else fetch.report
     status: dict[str, Any] = {
         "phase": _phase(step, fetch, build), "observedGeneration": generation, "users": users,
-        "path": f"/engines/{ctx.key}" if needs_build_job(spec) else "",
+        "path": layout.engine_path(ctx.key) if needs_build_job(spec) else "",
         "toolchain": spec.toolchain.name, "trtllmVersion": spec.toolchain.trtllm_version,
         "gpu": spec.gpu.product, "precision": precision(spec),
         "parallelism": f"{spec.parallelism.tensor}x{spec.parallelism.pipeline}",

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from trtllm_operator.plan import names
+from trtllm_operator.plan.build_request import request_file
+from trtllm_operator.plan.layout import CACHE_MOUNT, SOURCES_MOUNT, claim_mount
 from trtllm_operator.plan.meta import obj
 from trtllm_operator.spec.models import LLMEngineSpec
+from trtllm_operator.spec.sources import pvc_claim
 from trtllm_operator.spec.toolchains import pod_image
 
 SCRIPTS_DIR = "/opt/trtllm-operator/build_jobs"
-CACHE_MOUNT = "/cache"
-SOURCES_MOUNT = "/sources"
-MODEL_ANNOTATION = "trtllm-operator.dev/model"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 # Exit code 3 from build_jobs/run.py means "only a spec change helps": fail the Job without retrying.
 NO_RETRY_EXIT_CODE = 3
 
 
 def pvc_claims(source: str) -> list[str]:
-    """The PVC a pvc://<claim>/<path> source needs mounted ([] for other schemes)."""
-    return [source.split("://", 1)[1].split("/", 1)[0]] if source.startswith("pvc://") else []
+    """The PVC a pvc://<claim>/<path> source needs mounted ([] for hf://)."""
+    claim = pvc_claim(source)
+    return [claim] if claim else []
 
 
 def config_key(path: str) -> str:
@@ -29,12 +29,11 @@ def config_key(path: str) -> str:
     return path.replace("/", "..")
 
 
-def desired_build_config(engine_name: str, key: str, namespace: str, requests: dict[str, dict[str, Any]],
+def desired_build_config(engine_name: str, key: str, namespace: str, requests: dict[str, str],
                          scripts: dict[str, str], owners: list[dict[str, Any]]) -> dict[str, Any]:
-    """ConfigMap with the build scripts (relative path -> text) and one request JSON per action."""
+    """ConfigMap with the build scripts and the Jobs' request files (relative path -> text each)."""
     data = {config_key(path): text for path, text in sorted(scripts.items())}
-    for action, request in sorted(requests.items()):
-        data[config_key(f"requests/{action}.json")] = json.dumps(request, indent=2, sort_keys=True)
+    data.update({config_key(path): text for path, text in requests.items()})
     return obj("v1", "ConfigMap", names.build_config(engine_name), namespace,
                names.engine_labels(engine_name, key, "build-config"), owners, data=data)
 
@@ -53,7 +52,8 @@ def job_pod(action: str, image: str, claim: str, config: dict[str, Any], secret:
     volumes = [{"name": "cache", "persistentVolumeClaim": {"claimName": claim}},
                config_volume(config["metadata"]["name"], list(config["data"]))]
     for i, src_claim in enumerate(sorted(set(source_claims))):
-        mounts.append({"name": f"source-{i}", "mountPath": f"{SOURCES_MOUNT}/{src_claim}", "readOnly": True})
+        mount = {"name": f"source-{i}", "mountPath": claim_mount(src_claim), "readOnly": True}
+        mounts.append(mount)
         volumes.append({"name": f"source-{i}",
                         "persistentVolumeClaim": {"claimName": src_claim, "readOnly": True}})
     env = [{"name": "PVC_ROOT", "value": SOURCES_MOUNT}, {"name": "PYTHONUNBUFFERED", "value": "1"}]
@@ -61,7 +61,8 @@ def job_pod(action: str, image: str, claim: str, config: dict[str, Any], secret:
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret[0], "key": secret[1]}}})
     container = {
         "name": action, "image": pod_image(image), "env": env, "volumeMounts": mounts,
-        "command": ["python3", f"{SCRIPTS_DIR}/run.py", "--request", f"{SCRIPTS_DIR}/requests/{action}.json",
+        "command": ["python3", f"{SCRIPTS_DIR}/run.py",
+                    "--request", f"{SCRIPTS_DIR}/{request_file(action)}",
                     "--root", CACHE_MOUNT],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
@@ -71,7 +72,8 @@ def job_pod(action: str, image: str, claim: str, config: dict[str, Any], secret:
 def job(name: str, namespace: str, labels: dict[str, str], owners: list[dict[str, Any]],
         pod: dict[str, Any], source: str, backoff: int, deadline: int) -> dict[str, Any]:
     """A Job around `pod` that stops retrying on the no-retry exit code."""
-    template = {"metadata": {"labels": labels, "annotations": {MODEL_ANNOTATION: source}}, "spec": pod}
+    annotations = {names.MODEL_ANNOTATION: source}
+    template = {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod}
     spec = {"backoffLimit": backoff, "activeDeadlineSeconds": deadline, "template": template,
             "podFailurePolicy": {"rules": [
                 {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [NO_RETRY_EXIT_CODE]}},

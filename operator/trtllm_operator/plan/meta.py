@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from trtllm_operator import GROUP, VERSION
+from trtllm_operator.plan.names import API_VERSION
 
 
 def owner_ref(kind: str, name: str, uid: str, controller: bool = True) -> dict[str, Any]:
     """An ownerReference to one of our custom resources (blockOwnerDeletion so GC waits for children)."""
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "name": name, "uid": uid,
+    return {"apiVersion": API_VERSION, "kind": kind, "name": name, "uid": uid,
             "controller": controller, "blockOwnerDeletion": True}
 
 

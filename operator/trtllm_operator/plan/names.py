@@ -1,21 +1,35 @@
-"""Every name and label the operator gives its children, in one place. Deterministic, DNS-1123 safe."""
+"""Every name, label and annotation the operator gives its objects, in one place.
+
+Names are deterministic and DNS-1123 safe."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 
-from trtllm_operator import GROUP
+from trtllm_operator import GROUP, VERSION
 
+API_VERSION = f"{GROUP}/{VERSION}"
+FINALIZER = f"{GROUP}/cleanup"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 OPERATOR = "trtllm-operator"
 FIELD_MANAGER = "trtllm-operator"
+AUTOSCALER_MANAGER = "trtllm-operator-autoscaler"  # the autoscaler's replica patches
+JOB_NAME_LABEL = "job-name"  # set by the Job controller on a Job's pods
 DEPLOYMENT_LABEL = f"{GROUP}/deployment"
 ENGINE_LABEL = f"{GROUP}/engine"
 ENGINE_KEY_LABEL = f"{GROUP}/engine-key"
 ROLE_LABEL = f"{GROUP}/role"
+# On LLMEngines: the facts about an engine that are not build inputs (plan.engine.EngineContext).
 CACHE_CLAIM_ANNOTATION = f"{GROUP}/cache-claim"
 RETAIN_ANNOTATION = f"{GROUP}/retain-files"
+BUILD_RESOURCES_ANNOTATION = f"{GROUP}/build-resources"
+CREATED_BY_ANNOTATION = f"{GROUP}/created-by"
+MEMORY_ANNOTATION = f"{GROUP}/gpu-memory-mib"
+SECRET_ANNOTATION = f"{GROUP}/hf-token-secret"
+# On pod templates: the model source of a Job's pods, the serving ConfigMap's hash (rolls the pods).
+MODEL_ANNOTATION = f"{GROUP}/model"
+CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 DEFAULT_CACHE_CLAIM = "trtllm-cache"
 MAX_NAME = 63
 # An engine key label holds the first 63 of the 64 hex digits of the engine's spec hash (a label value has at
@@ -49,9 +63,14 @@ def cleanup_job(engine: str) -> str:
     return fit(engine, "cleanup")
 
 
-def adapter_job(deployment: str, adapter: str) -> str:
-    """The Job that converts one LoRA adapter of a deployment."""
-    return fit(f"{deployment}-{adapter}", "lora")
+def adapter_job(deployment: str, adapter: str, adapter_key: str) -> str:
+    """The Job that prepares one LoRA adapter of a deployment (one per adapter key)."""
+    return fit(f"{deployment}-{adapter}", adapter_key[:8])
+
+
+def adapter_config(deployment: str) -> str:
+    """ConfigMap holding a deployment's adapter requests and the build scripts."""
+    return fit(deployment, "lora")
 
 
 def build_config(engine: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from trtllm_operator.plan import conditions
 from trtllm_operator.spec.engine_key import gpu_target
 from trtllm_operator.spec.gpus import gpu_info
 from trtllm_operator.spec.models import EngineGpu, LLMDeploymentSpec
@@ -99,7 +100,7 @@ def _candidates(spec: LLMDeploymentSpec, nodes: list[GpuNode], need: int) -> dic
 
 def _no_fit(message: str, nodes: list[GpuNode], need: int) -> Placement:
     seen = sorted({f"{n.product} x{n.gpus}" for n in nodes}) or ["none"]
-    return Placement(None, reason="NoFittingGpuNode",
+    return Placement(None, reason=conditions.NO_FITTING_GPU,
                      message=f"{message} (tensor x pipeline = {need}); GPU nodes seen: {', '.join(seen)}. "
                              "Lower engine.parallelism, change engine.gpu.product or add GPU nodes.")
 

@@ -6,10 +6,11 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from trtllm_operator.plan import names
+from trtllm_operator.plan import layout, names
 from trtllm_operator.plan.engine import source_claims
-from trtllm_operator.plan.jobs import CACHE_MOUNT, SOURCES_MOUNT, gpu_placement
+from trtllm_operator.plan.jobs import gpu_placement
 from trtllm_operator.plan.meta import obj
+from trtllm_operator.plan.names import CONFIG_HASH_ANNOTATION
 from trtllm_operator.plan.runtimes import Runtime, deployment_ports, runtime_for
 from trtllm_operator.plan.runtimes.base import (
     LORA_LINKS,
@@ -22,9 +23,6 @@ from trtllm_operator.plan.runtimes.base import (
 )
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.spec.toolchains import Toolchain, pod_image, toolchain
-
-ENGINE_ANNOTATION = "trtllm-operator.dev/engine"
-CONFIG_HASH_ANNOTATION = "trtllm-operator.dev/config-hash"
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,7 @@ def serving_paths(spec: LLMDeploymentSpec, served: Served) -> ServingPaths:
     whose adapters are task-id links (Triton's lora_prefetch_dir); trtllm-serve's lora_config lists
     the adapters' own directories on the cache volume."""
     links = bool(spec.adapters) and runtime_for(spec.serving.runtime).adapter_links
-    return ServingPaths(engine_dir=f"{CACHE_MOUNT}/engines/{served.key}",
+    return ServingPaths(engine_dir=layout.engine_dir(served.key),
                         tokenizer_dir=served.model_dir,
                         lora_dir=LORA_LINKS if links else None, model_repo=MODEL_REPO)
 
@@ -102,7 +100,7 @@ def _storage(name: str, served: Served, claim: str) -> tuple[list[Any], list[Any
                {"name": "config", "configMap": {"name": names.serving_config(name)}},
                {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}]
     for i, source_claim in enumerate(source_claims(served.spec)):
-        mounts.append({"name": f"source-{i}", "mountPath": f"{SOURCES_MOUNT}/{source_claim}",
+        mounts.append({"name": f"source-{i}", "mountPath": layout.claim_mount(source_claim),
                        "readOnly": True})
         volumes.append({"name": f"source-{i}",
                         "persistentVolumeClaim": {"claimName": source_claim, "readOnly": True}})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +18,9 @@ from trtllm_operator.spec.models import (
     ParallelismSpec,
     SpecModel,
 )
+from trtllm_operator.spec.sources import HF_SOURCE, PVC_SOURCE, SOURCE_MESSAGE, is_source
 from trtllm_operator.spec.toolchains import toolchains_with
 
-HF_SOURCE = r"^hf://[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
-PVC_SOURCE = r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/.*)?$"
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 
 
@@ -54,19 +52,9 @@ def _cel_list(items: list[str] | tuple[Any, ...]) -> str:
     return "[" + ", ".join(repr(i) if isinstance(i, str) else str(i) for i in items) + "]"
 
 
-def _is_source(value: str) -> bool:
-    return bool(re.match(HF_SOURCE, value) or re.match(PVC_SOURCE, value))
-
-
 def _unique(items: list[dict[str, Any]], key: str) -> bool:
     values = [item[key] for item in items]
     return len(values) == len(set(values))
-
-
-SOURCE_MESSAGE = (
-    "must be hf://<org>/<repo> (a Hugging Face repository) or pvc://<claim>/<path> (a PVC in this "
-    "namespace); no other scheme is supported"
-)
 
 
 def source_rule(scope: type[SpecModel], field: str) -> Rule:
@@ -75,7 +63,7 @@ def source_rule(scope: type[SpecModel], field: str) -> Rule:
         scope,
         f"self.matches('{HF_SOURCE}') || self.matches('{PVC_SOURCE}')",
         SOURCE_MESSAGE,
-        _is_source,
+        is_source,
         field=field,
     )
 

@@ -57,13 +57,7 @@ def validate_deployment(spec: LLMDeploymentSpec, gpu: EngineGpu | None = None) -
 
 def validate_engine(spec: LLMEngineSpec) -> list[Problem]:
     """Every problem with a parsed LLMEngine spec (its CEL rules plus its GPU's precision support)."""
-    problems = rule_problems(spec, "spec", all_rules())
-    checks = [
-        ("dtype", spec.dtype),
-        ("quantization.weights", spec.quantization.weights),
-        ("quantization.kvCache", spec.quantization.kv_cache),
-    ]
-    return problems + _precision_problems(checks, spec.gpu, "spec")
+    return rule_problems(spec, "spec", all_rules()) + _precision_problems(spec, spec.gpu, "spec")
 
 
 def rule_problems(spec: BaseModel, root: str, rules: list[Rule]) -> list[Problem]:
@@ -103,15 +97,14 @@ def toolchain_problems(spec: LLMDeploymentSpec) -> list[Problem]:
 
 def gpu_problems(engine: EngineSpec, gpu: EngineGpu) -> list[Problem]:
     """Precisions of `engine` that `gpu` cannot run (bfloat16 < 8.0, fp8 / w4a8_awq < 8.9, nvfp4 < 10.0)."""
-    checks = [
-        ("dtype", engine.dtype),
-        ("quantization.weights", engine.quantization.weights),
-        ("quantization.kvCache", engine.quantization.kv_cache),
-    ]
-    return _precision_problems(checks, gpu, "spec.engine")
+    return _precision_problems(engine, gpu, "spec.engine")
 
 
-def _precision_problems(checks: list[tuple[str, str]], gpu: EngineGpu, root: str) -> list[Problem]:
+def _precision_problems(engine: EngineSpec | LLMEngineSpec, gpu: EngineGpu,
+                        root: str) -> list[Problem]:
+    quant = engine.quantization
+    checks = [("dtype", engine.dtype), ("quantization.weights", quant.weights),
+              ("quantization.kvCache", quant.kv_cache)]
     problems = []
     for field, value in checks:
         minimum = MIN_COMPUTE.get(value)

@@ -13,7 +13,6 @@ from trtllm_operator.plan.runtimes.base import (
     PodParts,
     Port,
     Probes,
-    Problem,
     QueryBuilder,
     ServerPod,
     ServingPaths,
@@ -22,6 +21,7 @@ from trtllm_operator.plan.runtimes.triton import TRITON
 from trtllm_operator.plan.runtimes.trtllm_serve import TRTLLM_SERVE
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.spec.toolchains import Toolchain, toolchain
+from trtllm_operator.spec.validation import Problem
 
 
 @runtime_checkable

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from trtllm_operator.plan.jobs import CACHE_MOUNT
+from trtllm_operator.plan.layout import CACHE_MOUNT
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 
 # The serving ConfigMap's mount, the model repository (an emptyDir) and Triton's lora_prefetch_dir
@@ -21,7 +21,6 @@ LORA_LINKS = "/lora"
 INIT_SECURITY = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
                  "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
-Problem = tuple[str, str]
 # PromQL for one autoscaling metric: (label selector, group-by labels) -> query.
 QueryBuilder = Callable[[Mapping[str, str], tuple[str, ...]], str]
 

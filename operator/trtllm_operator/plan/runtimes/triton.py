@@ -18,7 +18,6 @@ from trtllm_operator.plan.runtimes.base import (
     PodParts,
     Port,
     Probes,
-    Problem,
     ServerPod,
     ServingPaths,
     cache_mount,
@@ -28,6 +27,7 @@ from trtllm_operator.plan.runtimes.base import (
 from trtllm_operator.plan.runtimes.promql import avg_by, label_matchers, sum_by
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.spec.toolchains import Toolchain, toolchain
+from trtllm_operator.spec.validation import Problem
 
 # Triton's name for each engine dtype (data_type of logits, prompt tables and encoder features).
 TRITON_DTYPES = {"float16": "TYPE_FP16", "bfloat16": "TYPE_BF16", "float32": "TYPE_FP32"}

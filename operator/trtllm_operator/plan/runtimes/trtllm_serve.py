@@ -17,13 +17,13 @@ from trtllm_operator.plan.runtimes.base import (
     PodParts,
     Port,
     Probes,
-    Problem,
     ServerPod,
     ServingPaths,
 )
 from trtllm_operator.plan.runtimes.promql import avg_by, label_matchers, sum_by
 from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.spec.toolchains import Toolchain, toolchain
+from trtllm_operator.spec.validation import Problem
 
 HOST = "0.0.0.0"
 OPTIONS_FILE = "extra-llm-api-options.yaml"
