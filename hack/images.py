@@ -126,17 +126,19 @@ def copy_into(source: Path, dest: Path) -> None:
 
 
 def pinned_versions() -> dict[str, str]:
-    """Exact versions of the stand-in's pip packages, read from pyproject.toml's dependencies."""
-    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    """Exact versions of the stand-in's pip packages, read from pyproject.toml's dependencies and
+    dev extras (tritonclient is a dev dependency: the operator never imports it)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    dependencies = project["dependencies"] + project["optional-dependencies"]["dev"]
     pins = dict(re.match(r"^([\w\-]+)(?:\[[\w,]+\])?==(\S+)$", d).groups() for d in dependencies)
     return {"TRITONCLIENT_VERSION": pins["tritonclient"], "PYYAML_VERSION": pins["pyyaml"]}
 
 
 def toolchain_profiles() -> dict[str, Any]:
-    """The operator's toolchain profiles (spec/toolchains.yaml) as plain data."""
+    """The operator's toolchain profiles (api/toolchains.yaml) as plain data."""
     import yaml
 
-    return yaml.safe_load((ROOT / "operator/trtllm_operator/spec/toolchains.yaml").read_text())
+    return yaml.safe_load((ROOT / "operator/trtllm_operator/api/toolchains.yaml").read_text())
 
 
 def toolchain_scripts() -> dict[str, set[str]]:

@@ -11,11 +11,11 @@ from typing import Any
 
 import yaml
 
+from trtllm_operator.api.models import LLMDeploymentSpec
+from trtllm_operator.api.validation import parse_deployment_spec
 from trtllm_operator.plan import names
 from trtllm_operator.plan.consistency import claim_references
 from trtllm_operator.plan.desired import Observed
-from trtllm_operator.spec.models import LLMDeploymentSpec
-from trtllm_operator.spec.validation import parse_deployment_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "manifests" / "samples").glob("*.yaml"))

@@ -50,7 +50,7 @@ def ensure_user_name() -> None:
 
 def image_overrides(args: argparse.Namespace) -> dict[str, str]:
     """The image overrides from $TRTLLM_IMAGE_OVERRIDES, then --image-override (the flag wins)."""
-    from trtllm_operator.spec.toolchains import parse_image_overrides
+    from trtllm_operator.api.toolchains import parse_image_overrides
 
     env = os.environ.get("TRTLLM_IMAGE_OVERRIDES", "").replace(",", " ").split()
     return parse_image_overrides([*env, *args.image_override])
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the operator until interrupted."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     ensure_user_name()
-    from trtllm_operator.spec.toolchains import set_image_overrides
+    from trtllm_operator.api.toolchains import set_image_overrides
 
     try:
         overrides = image_overrides(args)

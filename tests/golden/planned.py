@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.factories import claim, complete, observed, ready, sample_body, user_claims
+from trtllm_operator.api.models import LLMEngineSpec
 from trtllm_operator.handlers.common import build_scripts
 from trtllm_operator.plan import engine as plan_engine
 from trtllm_operator.plan.actions import Action
 from trtllm_operator.plan.desired import Desired, desired
-from trtllm_operator.spec.models import LLMEngineSpec
 
 SCRIPTS = {path: f"<build_jobs/{path}>" for path in build_scripts()}
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
+from trtllm_operator.api.engine_key import gpu_target, llmengine_spec
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.api.validation import parse_deployment_spec
 from trtllm_operator.plan.runtimes.triton import ServingPaths
-from trtllm_operator.spec.engine_key import gpu_target, llmengine_spec
-from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
-from trtllm_operator.spec.validation import parse_deployment_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "manifests" / "samples").glob("*.yaml"))

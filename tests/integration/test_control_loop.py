@@ -13,7 +13,7 @@ import yaml
 
 from tests.golden.serving_samples import load
 from tests.kube import ROOT, apply, kubectl, kubectl_json, wait_for
-from trtllm_operator.spec.engine_key import engine_data
+from trtllm_operator.api.engine_key import engine_data
 
 SAMPLE_PATH = ROOT / "manifests" / "samples" / "tinyllama-fp16.yaml"
 SAMPLE = yaml.safe_load(SAMPLE_PATH.read_text())

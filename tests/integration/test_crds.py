@@ -15,8 +15,8 @@ import yaml
 
 from tests.kube import ROOT, apply, kubectl, kubectl_json, wait_for
 from trtllm_operator import GROUP, VERSION
-from trtllm_operator.spec.engine_key import engine_key, engine_name, gpu_target, llmengine_spec_dict
-from trtllm_operator.spec.models import LLMDeploymentSpec
+from trtllm_operator.api.engine_key import engine_key, engine_name, gpu_target, llmengine_spec_dict
+from trtllm_operator.api.models import LLMDeploymentSpec
 
 SAMPLES = ROOT / "manifests" / "samples"
 INVALID = sorted((SAMPLES / "invalid").glob("*.yaml"))

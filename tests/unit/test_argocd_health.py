@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.kube import ROOT
-from trtllm_operator.spec.status import LLMDeploymentStatus, LLMEngineStatus
+from trtllm_operator.api.status import LLMDeploymentStatus, LLMEngineStatus
 
 PROGRAM = ROOT / "hack" / "argocd-lua"
 CONFIG_MAP = ROOT / "manifests" / "argocd" / "argocd-cm.yaml"

@@ -16,13 +16,13 @@ from build_jobs.jobrequest import parse_request
 
 from build_jobs import commands
 from tests.golden.serving_samples import SAMPLES, load
+from trtllm_operator.api.engine_key import engine_spec_key, gpu_target, llmengine_spec
+from trtllm_operator.api.models import KvCacheQuantization, QuantizationSpec, WeightQuantization
+from trtllm_operator.api.rules import all_rules
+from trtllm_operator.api.validation import rule_problems
 from trtllm_operator.plan import engine as plan
 from trtllm_operator.plan.build_request import WEIGHTS
 from trtllm_operator.plan.jobs import config_key
-from trtllm_operator.spec.engine_key import engine_spec_key, gpu_target, llmengine_spec
-from trtllm_operator.spec.models import KvCacheQuantization, QuantizationSpec, WeightQuantization
-from trtllm_operator.spec.rules import all_rules
-from trtllm_operator.spec.validation import rule_problems
 
 MODES = list(itertools.product(get_args(WeightQuantization), get_args(KvCacheQuantization)))
 # What build_jobs' commands know how to produce; anything else would silently build unquantized.

@@ -8,9 +8,9 @@ import pytest
 
 from tests.golden.serving_samples import SAMPLES, load
 from trtllm_operator.__main__ import image_overrides, parse_args
+from trtllm_operator.api.engine_key import engine_spec_key
+from trtllm_operator.api.toolchains import parse_image_overrides, pod_image, set_image_overrides
 from trtllm_operator.plan.jobs import job_pod
-from trtllm_operator.spec.engine_key import engine_spec_key
-from trtllm_operator.spec.toolchains import parse_image_overrides, pod_image, set_image_overrides
 
 TRITON = "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3"
 

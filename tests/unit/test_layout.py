@@ -13,12 +13,12 @@ import pytest
 from build_jobs import layout as job_layout
 from build_jobs import sources as job_sources
 from tests.golden.serving_samples import SAMPLES, load
+from trtllm_operator.api.engine_key import engine_spec_key
+from trtllm_operator.api.models import EngineModel
 from trtllm_operator.plan import engine as plan
 from trtllm_operator.plan import layout, names
 from trtllm_operator.plan.adapters import adapter_dirs, adapter_key
 from trtllm_operator.plan.jobs import job_pod
-from trtllm_operator.spec.engine_key import engine_spec_key
-from trtllm_operator.spec.models import EngineModel
 
 CACHE = Path(layout.CACHE_MOUNT)
 KEY = hashlib.sha256(b"an engine").hexdigest()

@@ -10,11 +10,11 @@ import yaml
 from build_jobs.jobrequest import parse_request
 
 from build_jobs import commands, optioncheck
+from trtllm_operator.api.engine_key import engine_spec_key, gpu_target, llmengine_spec
+from trtllm_operator.api.validation import parse_deployment_spec
 from trtllm_operator.plan.adapters import adapter_key
 from trtllm_operator.plan.build_request import adapter_request, engine_request
 from trtllm_operator.plan.engine import needs_build_job
-from trtllm_operator.spec.engine_key import engine_spec_key, gpu_target, llmengine_spec
-from trtllm_operator.spec.validation import parse_deployment_spec
 
 SAMPLES = sorted((Path(__file__).resolve().parents[2] / "manifests" / "samples").glob("*.yaml"))
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from tests.golden.serving_samples import SAMPLES, engine_for, load
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec, LoraSpec
 from trtllm_operator.plan.consistency import claim_references, consistency_problems, missing_claim_problems
-from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec, LoraSpec
 
 LORA = {"maxRank": 8, "targetModules": ["attn_q", "attn_k", "attn_v"]}
 ADAPTERS = [{"name": "a", "taskId": 1, "source": "pvc://adapters/a"}]

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from tests.golden.serving_samples import SAMPLES, load
+from trtllm_operator.api.engine_key import engine_spec_key
 from trtllm_operator.plan import engine as plan
 from trtllm_operator.plan import names
-from trtllm_operator.spec.engine_key import engine_spec_key
 
 
 def made_by_operator(name: str = "tinyllama-3f2a9c0000") -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from trtllm_operator.api.validation import parse_deployment_spec
 from trtllm_operator.plan.placement import choose_gpu, gpu_nodes
-from trtllm_operator.spec.validation import parse_deployment_spec
 
 H100, A100, L40S = "NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB", "NVIDIA-L40S"
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import yaml
 
+from trtllm_operator.api.engine_key import gpu_target, llmengine_spec
+from trtllm_operator.api.validation import parse_deployment_spec
 from trtllm_operator.plan.engine import model_dir
 from trtllm_operator.plan.serving import Served, desired_deployment, desired_serving_config
-from trtllm_operator.spec.engine_key import gpu_target, llmengine_spec
-from trtllm_operator.spec.validation import parse_deployment_spec
 
 ADAPTERS = [{"name": "a", "taskId": 1, "source": "pvc://ad/a"}]
 LORA = {"maxRank": 8, "targetModules": ["attn_q", "attn_v"]}

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from trtllm_operator.api.engine_key import gpu_target, llmengine_spec
+from trtllm_operator.api.validation import parse_deployment_spec
 from trtllm_operator.plan import conditions, names
 from trtllm_operator.plan.deployment_status import StatusFacts, deployment_status
 from trtllm_operator.plan.engine_status import FAILED, RUNNING, SUCCEEDED, JobView, job_view, next_step
 from trtllm_operator.plan.pods import PodProblem
-from trtllm_operator.spec.engine_key import gpu_target, llmengine_spec
-from trtllm_operator.spec.validation import parse_deployment_spec
 
 SPEC = parse_deployment_spec({"model": {"source": "hf://org/model"}})
 ENGINE = llmengine_spec(SPEC, gpu_target("NVIDIA-H100-80GB-HBM3"))

@@ -15,9 +15,9 @@ from tritonclient.grpc import model_config_pb2
 
 from build_jobs import triton_repo
 from tests.golden.serving_samples import ROOT, by_runtime, engine_for, paths
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec, LoraSpec
 from trtllm_operator.plan.jobs import SCRIPTS_DIR
 from trtllm_operator.plan.runtimes import triton
-from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec, LoraSpec
 
 PLACEHOLDERS = ROOT / "build_jobs" / "triton_placeholders"
 TEST_SKELETON = ROOT / "tests" / "build_jobs" / "skeleton"

@@ -10,10 +10,10 @@ from build_jobs.jobrequest import parse_request
 from build_jobs.optioncheck import check_args, load_options
 
 from tests.golden.serving_samples import SAMPLES, engine_for, load
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.plan.adapters import adapter_format, adapter_key
 from trtllm_operator.plan.build_request import adapter_request
 from trtllm_operator.plan.runtimes import trtllm_serve
-from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 
 TOOL = "trtllm-serve serve"
 

@@ -12,6 +12,10 @@ import pytest
 import yaml
 
 from tests.golden.serving_samples import SAMPLES, load
+from trtllm_operator.api import models
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.api.toolchains import Toolchain, load_toolchains
+from trtllm_operator.api.validation import Problem, SpecError, parse_deployment_spec
 from trtllm_operator.autoscale.queries import UnsupportedMetricError, metric_query
 from trtllm_operator.plan.consistency import consistency_problems
 from trtllm_operator.plan.deployment_status import endpoints
@@ -34,10 +38,6 @@ from trtllm_operator.plan.serving import (
     desired_service,
     desired_serving_config,
 )
-from trtllm_operator.spec import models
-from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
-from trtllm_operator.spec.toolchains import Toolchain, load_toolchains
-from trtllm_operator.spec.validation import Problem, SpecError, parse_deployment_spec
 
 TOOLCHAINS = sorted(load_toolchains().values(), key=lambda tc: tc.name)
 METHODS = ("image", "ports", "config_files", "server_command", "pod_parts", "adapter_problems",

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from build_jobs import sources as job_sources
-from trtllm_operator.spec import sources
-from trtllm_operator.spec.rules import all_rules
+from trtllm_operator.api import sources
+from trtllm_operator.api.rules import all_rules
 
 ACCEPTED = [
     "hf://gpt2",

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from trtllm_operator import GROUP, VERSION
-from trtllm_operator.spec import crdgen
-from trtllm_operator.spec.rules import all_rules
+from trtllm_operator.api import crdgen
+from trtllm_operator.api.rules import all_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = {"llmdeployments": crdgen.llmdeployment_crd(), "llmengines": crdgen.llmengine_crd()}
@@ -33,7 +33,7 @@ def root_schema(crd: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_committed_crds_match_the_models() -> None:
-    assert crdgen.drifted(ROOT / "crds") == [], "run: .venv/bin/python -m trtllm_operator.spec.crdgen"
+    assert crdgen.drifted(ROOT / "crds") == [], "run: .venv/bin/python -m trtllm_operator.api.crdgen"
     assert crdgen.main(["--check", "--out", str(ROOT / "crds")]) == 0
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.unit.test_spec_models import deep_merge
-from trtllm_operator.spec.engine_key import (
+from trtllm_operator.api.engine_key import (
     engine_key,
     engine_name,
     gpu_target,
@@ -17,8 +17,8 @@ from trtllm_operator.spec.engine_key import (
     llmengine_spec_dict,
     model_slug,
 )
-from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
-from trtllm_operator.spec.validation import validate_engine
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.api.validation import validate_engine
 
 H100 = gpu_target("NVIDIA-H100-80GB-HBM3")
 BASE: dict[str, Any] = {

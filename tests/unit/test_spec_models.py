@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from trtllm_operator.spec import models, status
-from trtllm_operator.spec.gpus import compute_at_least, gpu_info
-from trtllm_operator.spec.models import LLMDeploymentSpec
-from trtllm_operator.spec.toolchains import load_toolchains, toolchain, toolchains_with
+from trtllm_operator.api import models, status
+from trtllm_operator.api.gpus import compute_at_least, gpu_info
+from trtllm_operator.api.models import LLMDeploymentSpec
+from trtllm_operator.api.toolchains import load_toolchains, toolchain, toolchains_with
 
 SOURCE = "hf://meta-llama/Llama-2-7b-chat-hf"
 

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from tests.unit.test_spec_models import deep_merge
-from trtllm_operator.spec.engine_key import gpu_target
-from trtllm_operator.spec.models import LLMDeploymentSpec
-from trtllm_operator.spec.rules import all_rules
-from trtllm_operator.spec.validation import (
+from trtllm_operator.api.engine_key import gpu_target
+from trtllm_operator.api.models import LLMDeploymentSpec
+from trtllm_operator.api.rules import all_rules
+from trtllm_operator.api.validation import (
     SpecError,
     parse_deployment_spec,
     parse_spec,

@@ -30,8 +30,8 @@ from hack.net import free_port
 from tritonclient.utils import InferenceServerException
 
 from tests.golden.serving_samples import by_runtime, engine_for
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.plan.runtimes import triton, trtllm_serve
-from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 SKELETON = ROOT / "tests" / "build_jobs" / "skeleton"

@@ -9,6 +9,8 @@ from typing import Any
 import kopf
 
 from trtllm_operator import GROUP, VERSION, metrics
+from trtllm_operator.api.models import AutoscalingSpec, LLMDeploymentSpec
+from trtllm_operator.api.validation import SpecError, parse_deployment_spec
 from trtllm_operator.autoscale import policy
 from trtllm_operator.autoscale.prometheus import fetch_samples
 from trtllm_operator.autoscale.queries import REGEX_PREFIX
@@ -16,8 +18,6 @@ from trtllm_operator.handlers.common import locked, now
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import conditions, names
 from trtllm_operator.plan.placement import gpu_nodes
-from trtllm_operator.spec.models import AutoscalingSpec, LLMDeploymentSpec
-from trtllm_operator.spec.validation import SpecError, parse_deployment_spec
 
 INTERVAL_SECONDS = 5.0
 STATUS_REFRESH_SECONDS = 60.0

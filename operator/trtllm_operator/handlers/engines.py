@@ -8,12 +8,12 @@ from typing import Any
 import kopf
 
 from trtllm_operator import GROUP, VERSION, metrics
+from trtllm_operator.api.models import LLMEngineSpec
 from trtllm_operator.handlers.common import build_scripts, locked, now, write_status
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import conditions, layout, names
 from trtllm_operator.plan import engine as plan
 from trtllm_operator.plan import engine_status as progress
-from trtllm_operator.spec.models import LLMEngineSpec
 
 log = logging.getLogger("trtllm_operator.engines")
 RESYNC_SECONDS = 10

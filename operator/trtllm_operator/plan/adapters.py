@@ -6,10 +6,10 @@ import hashlib
 import json
 from typing import Any
 
+from trtllm_operator.api.models import AdapterSpec, LLMEngineSpec
 from trtllm_operator.plan import layout, names
 from trtllm_operator.plan.build_request import adapter_request, request_files
 from trtllm_operator.plan.jobs import desired_build_config, job, job_pod, pvc_claims
-from trtllm_operator.spec.models import AdapterSpec, LLMEngineSpec
 
 
 def adapter_format(engine: LLMEngineSpec) -> str:

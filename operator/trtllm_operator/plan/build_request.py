@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any, TypedDict
 
-from trtllm_operator.spec.models import LLMEngineSpec, QuantizationSpec
-from trtllm_operator.spec.toolchains import toolchain
+from trtllm_operator.api.models import LLMEngineSpec, QuantizationSpec
+from trtllm_operator.api.toolchains import toolchain
 
 # The spec names weight-only formats after trtllm-build's `--weight_only_precision` plus a suffix;
 # the request carries the tools' names, and null for none.

@@ -1,6 +1,6 @@
 """Consistency of a deployment with the engine it serves: everything that would crash the server at start.
 
-Each problem is (field path, message naming the fix), the shape of spec.validation.Problem, so the
+Each problem is (field path, message naming the fix), the shape of api.validation.Problem, so the
 handler can put it in a condition before any GPU is used. GPUs per node versus parallelism is placement's
 business, not this module's.
 """
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.api.sources import is_source
+from trtllm_operator.api.toolchains import toolchain
+from trtllm_operator.api.validation import Problem
 from trtllm_operator.plan.jobs import pvc_claims
 from trtllm_operator.plan.runtimes import runtime_for
-from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
-from trtllm_operator.spec.sources import is_source
-from trtllm_operator.spec.toolchains import toolchain
-from trtllm_operator.spec.validation import Problem
 
 
 def consistency_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from trtllm_operator.api.models import LLMDeploymentSpec
 from trtllm_operator.plan import conditions as c
 from trtllm_operator.plan import names
 from trtllm_operator.plan.pods import PodProblem, summary
 from trtllm_operator.plan.runtimes import deployment_ports, runtime_for
-from trtllm_operator.spec.models import LLMDeploymentSpec
 
 
 @dataclass(frozen=True)

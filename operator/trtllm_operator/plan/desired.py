@@ -7,7 +7,7 @@ answer "what does the operator create for this spec, and why":
    VolumeClaimNotFound, nothing created).
 2. The namespace's cache PVC exists (created unless the user brings `storage.claimName`).
 3. The engine: placement picks a GPU product from the nodes (`plan.placement`), the engine spec and its
-   key follow (`spec.engine_key`); the LLMEngine of that key is created, or adopted when another
+   key follow (`api.engine_key`); the LLMEngine of that key is created, or adopted when another
    deployment made it (engines are shared by key).
 4. "Build, then roll": the Deployment serves the target engine once it is Ready, and until then the
    engine it already serves. Adapters are converted for the served engine first (their Jobs); a new
@@ -24,6 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from trtllm_operator.api.engine_key import engine_name, engine_spec_key, llmengine_spec
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.api.validation import SpecError, parse_deployment_spec, validate_deployment
 from trtllm_operator.plan import conditions as reasons
 from trtllm_operator.plan import names
 from trtllm_operator.plan.actions import Action, Event, contains
@@ -48,9 +51,6 @@ from trtllm_operator.plan.serving import (
     desired_service,
     desired_serving_config,
 )
-from trtllm_operator.spec.engine_key import engine_name, engine_spec_key, llmengine_spec
-from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
-from trtllm_operator.spec.validation import SpecError, parse_deployment_spec, validate_deployment
 
 
 @dataclass(frozen=True)

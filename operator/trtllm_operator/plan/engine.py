@@ -6,14 +6,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from trtllm_operator.api.engine_key import engine_data, engine_spec_key
+from trtllm_operator.api.models import LLMEngineSpec
+from trtllm_operator.api.sources import PvcSource, parse_source
+from trtllm_operator.api.toolchains import pod_image, toolchain
 from trtllm_operator.plan import layout, names
 from trtllm_operator.plan.build_request import engine_request, request_files
 from trtllm_operator.plan.jobs import desired_build_config, gpu_placement, job, job_pod, pvc_claims
 from trtllm_operator.plan.meta import owner_ref
-from trtllm_operator.spec.engine_key import engine_data, engine_spec_key
-from trtllm_operator.spec.models import LLMEngineSpec
-from trtllm_operator.spec.sources import PvcSource, parse_source
-from trtllm_operator.spec.toolchains import pod_image, toolchain
 
 FETCH_RESOURCES = {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "16Gi"}}
 # Build resources when neither the user nor the checkpoint's size says otherwise.

@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from trtllm_operator.api.models import LLMEngineSpec
 from trtllm_operator.plan import conditions, layout
 from trtllm_operator.plan.engine import EngineContext, needs_build_job
 from trtllm_operator.plan.pods import PodProblem, pod_problems
-from trtllm_operator.spec.models import LLMEngineSpec
 
 MISSING, RUNNING, SUCCEEDED, FAILED = "Missing", "Running", "Succeeded", "Failed"
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from trtllm_operator.api.models import LLMEngineSpec
+from trtllm_operator.api.sources import pvc_claim
+from trtllm_operator.api.toolchains import pod_image
 from trtllm_operator.plan import names
 from trtllm_operator.plan.build_request import request_file
 from trtllm_operator.plan.layout import CACHE_MOUNT, SOURCES_MOUNT, claim_mount
 from trtllm_operator.plan.meta import obj
-from trtllm_operator.spec.models import LLMEngineSpec
-from trtllm_operator.spec.sources import pvc_claim
-from trtllm_operator.spec.toolchains import pod_image
 
 SCRIPTS_DIR = "/opt/trtllm-operator/build_jobs"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}

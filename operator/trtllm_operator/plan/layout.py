@@ -6,7 +6,7 @@ tests/unit/test_layout.py checks that the two agree.
 
 from __future__ import annotations
 
-from trtllm_operator.spec.sources import PvcSource
+from trtllm_operator.api.sources import PvcSource
 
 CACHE_MOUNT = "/cache"  # the cache PVC, in every Job and serving pod
 SOURCES_MOUNT = "/sources"  # the claims of pvc:// sources, one directory per claim

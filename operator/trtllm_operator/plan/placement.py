@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from trtllm_operator.api.engine_key import gpu_target
+from trtllm_operator.api.gpus import gpu_info
+from trtllm_operator.api.models import EngineGpu, LLMDeploymentSpec
+from trtllm_operator.api.validation import gpu_problems
 from trtllm_operator.plan import conditions
-from trtllm_operator.spec.engine_key import gpu_target
-from trtllm_operator.spec.gpus import gpu_info
-from trtllm_operator.spec.models import EngineGpu, LLMDeploymentSpec
-from trtllm_operator.spec.validation import gpu_problems
 
 PRODUCT = "nvidia.com/gpu.product"
 

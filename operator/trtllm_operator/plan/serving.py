@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.api.toolchains import Toolchain, pod_image, toolchain
 from trtllm_operator.plan import layout, names
 from trtllm_operator.plan.engine import source_claims
 from trtllm_operator.plan.jobs import gpu_placement
@@ -21,8 +23,6 @@ from trtllm_operator.plan.runtimes.base import (
     config_mount,
     model_repo_mount,
 )
-from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
-from trtllm_operator.spec.toolchains import Toolchain, pod_image, toolchain
 
 
 @dataclass(frozen=True)

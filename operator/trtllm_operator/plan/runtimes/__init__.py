@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.api.toolchains import Toolchain, toolchain
+from trtllm_operator.api.validation import Problem
 from trtllm_operator.plan.runtimes.base import (
     ClientEndpoint,
     MetricsEndpoint,
@@ -19,9 +22,6 @@ from trtllm_operator.plan.runtimes.base import (
 )
 from trtllm_operator.plan.runtimes.triton import TRITON
 from trtllm_operator.plan.runtimes.trtllm_serve import TRTLLM_SERVE
-from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
-from trtllm_operator.spec.toolchains import Toolchain, toolchain
-from trtllm_operator.spec.validation import Problem
 
 
 @runtime_checkable

@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.plan.layout import CACHE_MOUNT
-from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
 
 # The serving ConfigMap's mount, the model repository (an emptyDir) and Triton's lora_prefetch_dir
 # task-id links in an emptyDir of their own. Not inside the model repository, which the filler

@@ -7,6 +7,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.api.toolchains import Toolchain, toolchain
+from trtllm_operator.api.validation import Problem
 from trtllm_operator.plan import names
 from trtllm_operator.plan.adapters import adapter_links
 from trtllm_operator.plan.jobs import SCRIPTS_DIR, config_volume
@@ -25,9 +28,6 @@ from trtllm_operator.plan.runtimes.base import (
     model_repo_mount,
 )
 from trtllm_operator.plan.runtimes.promql import avg_by, label_matchers, sum_by
-from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
-from trtllm_operator.spec.toolchains import Toolchain, toolchain
-from trtllm_operator.spec.validation import Problem
 
 # Triton's name for each engine dtype (data_type of logits, prompt tables and encoder features).
 TRITON_DTYPES = {"float16": "TYPE_FP16", "bfloat16": "TYPE_BF16", "float32": "TYPE_FP32"}

@@ -9,6 +9,9 @@ from typing import Any
 
 import yaml
 
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.api.toolchains import Toolchain, toolchain
+from trtllm_operator.api.validation import Problem
 from trtllm_operator.plan.adapters import adapter_dirs
 from trtllm_operator.plan.runtimes.base import (
     CONFIG_DIR,
@@ -21,9 +24,6 @@ from trtllm_operator.plan.runtimes.base import (
     ServingPaths,
 )
 from trtllm_operator.plan.runtimes.promql import avg_by, label_matchers, sum_by
-from trtllm_operator.spec.models import LLMDeploymentSpec, LLMEngineSpec
-from trtllm_operator.spec.toolchains import Toolchain, toolchain
-from trtllm_operator.spec.validation import Problem
 
 HOST = "0.0.0.0"
 OPTIONS_FILE = "extra-llm-api-options.yaml"

@@ -7,10 +7,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from trtllm_operator.spec.gpus import compute_at_least
-from trtllm_operator.spec.models import EngineGpu, EngineSpec, LLMDeploymentSpec, LLMEngineSpec
-from trtllm_operator.spec.rules import Rule, all_rules
-from trtllm_operator.spec.toolchains import toolchain
+from trtllm_operator.api.gpus import compute_at_least
+from trtllm_operator.api.models import EngineGpu, EngineSpec, LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.api.rules import Rule, all_rules
+from trtllm_operator.api.toolchains import toolchain
 
 Problem = tuple[str, str]
 M = TypeVar("M", bound=BaseModel)

@@ -7,15 +7,15 @@ import json
 import re
 from typing import Any
 
-from trtllm_operator.spec.gpus import gpu_info
-from trtllm_operator.spec.models import (
+from trtllm_operator.api.gpus import gpu_info
+from trtllm_operator.api.models import (
     EngineGpu,
     EngineModel,
     EngineToolchain,
     LLMDeploymentSpec,
     LLMEngineSpec,
 )
-from trtllm_operator.spec.toolchains import toolchain
+from trtllm_operator.api.toolchains import toolchain
 
 KEY_PREFIX_LEN = 10
 MAX_NAME_LEN = 63

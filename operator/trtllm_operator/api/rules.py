@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from trtllm_operator.spec.models import (
+from trtllm_operator.api.models import (
     PYTORCH_WEIGHT_QUANTIZATIONS,
     AdapterSpec,
     AutoscalingSpec,
@@ -18,8 +18,8 @@ from trtllm_operator.spec.models import (
     ParallelismSpec,
     SpecModel,
 )
-from trtllm_operator.spec.sources import HF_SOURCE, PVC_SOURCE, SOURCE_MESSAGE, is_source
-from trtllm_operator.spec.toolchains import toolchains_with
+from trtllm_operator.api.sources import HF_SOURCE, PVC_SOURCE, SOURCE_MESSAGE, is_source
+from trtllm_operator.api.toolchains import toolchains_with
 
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 

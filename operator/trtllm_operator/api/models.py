@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from trtllm_operator.spec.toolchains import load_toolchains, toolchain_names
+from trtllm_operator.api.toolchains import load_toolchains, toolchain_names
 
 Backend = Literal["tensorrt", "pytorch"]
 Dtype = Literal["float16", "bfloat16", "float32"]

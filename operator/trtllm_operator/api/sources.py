@@ -1,7 +1,7 @@
 """Model, tokenizer and adapter sources, parsed in one place: hf://<org>/<repo> or
 pvc://<claim>/<path>.
 
-The two patterns are also the CRD's CEL rules (spec/rules.py), so the API server and the operator
+The two patterns are also the CRD's CEL rules (api/rules.py), so the API server and the operator
 accept the same sources. build_jobs/sources.py is the Jobs' standalone copy, and
 tests/unit/test_sources.py checks that both accept and reject the same URIs.
 """

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 
-from trtllm_operator.spec.rules import Rule
+from trtllm_operator.api.rules import Rule
 
 DROPPED_KEYS = {"title", "examples", "$defs", "$schema"}
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from trtllm_operator.spec.models import SpecModel
+from trtllm_operator.api.models import SpecModel
 
 DeploymentPhase = Literal["Pending", "Fetching", "Building", "Deploying", "Ready", "Degraded", "Failed"]
 EnginePhase = Literal["Pending", "Fetching", "Building", "Ready", "Failed"]
