@@ -14,6 +14,14 @@ ENGINE_CACHE = Counter("trtllm_operator_engine_cache_total", "Engine lookups by 
 SCALE_DECISIONS = Counter("trtllm_operator_scale_decisions_total", "Autoscaler decisions", ["direction"])
 
 
+COUNTERS = {"engine_cache": ENGINE_CACHE, "builds": BUILDS}
+
+
+def count(counter: str, label: str) -> None:
+    """Count one event a plan named: (counter, label), e.g. ("engine_cache", "hit")."""
+    COUNTERS[counter].labels(label).inc()
+
+
 def serve(port: int) -> None:
     """Expose /metrics on the port (0 disables)."""
     if port:

@@ -7,12 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.factories import claim, complete, observed, ready, sample_body, user_claims
+from tests.factories import NOW, claim, complete, observed, ready, sample_body, user_claims
 from trtllm_operator.api.models import LLMEngineSpec
 from trtllm_operator.handlers.common import build_scripts
 from trtllm_operator.plan import engine as plan_engine
+from trtllm_operator.plan import names
 from trtllm_operator.plan.actions import Action
 from trtllm_operator.plan.desired import Desired, desired
+from trtllm_operator.plan.engine_desired import EngineObserved, desired_for_engine
+from trtllm_operator.plan.engine_status import SUCCEEDED, JobView
 
 SCRIPTS = {path: f"<build_jobs/{path}>" for path in build_scripts()}
 
@@ -35,14 +38,18 @@ def decision(plan: Desired) -> dict[str, Any]:
 
 
 def engine_children(engine: dict[str, Any]) -> dict[str, Any]:
-    """What the engine handler creates for a new LLMEngine (its uid given by the API server)."""
+    """What the engine plan decides for a new LLMEngine (its uid given by the API server): while
+    fetching, then once the fetch succeeded; and the cleanup Job its deletion starts."""
     live = {**engine, "metadata": {**engine["metadata"], "uid": "engine-uid"}}
+    name = live["metadata"]["name"]
+    fetch, build = JobView(names.fetch_job(name)), JobView(names.build_job(name))
+    fetching = desired_for_engine(EngineObserved(live, NOW, fetch, build, SCRIPTS))
+    fetched = JobView(fetch.name, state=SUCCEEDED)
+    building = desired_for_engine(EngineObserved({**live, "status": fetching.status}, NOW, fetched,
+                                                 build, SCRIPTS))
     ctx, spec = plan_engine.engine_context(live), LLMEngineSpec.model_validate(live["spec"])
-    config = plan_engine.desired_engine_config(ctx, spec, SCRIPTS)
-    objs = [config, plan_engine.desired_fetch_job(ctx, spec, config)]
-    if plan_engine.needs_build_job(spec):
-        objs.append(plan_engine.desired_build_job(ctx, spec, config))
-    return {"objects": [*objs, plan_engine.desired_cleanup_job(ctx, spec)]}
+    return {"fetching": decision(fetching), "fetched": decision(building),
+            "cleanup": plan_engine.desired_cleanup_job(ctx, spec)}
 
 
 def moments(path: Path, namespace: str = "demo") -> dict[str, dict[str, Any]]:
@@ -63,7 +70,7 @@ def moments(path: Path, namespace: str = "demo") -> dict[str, dict[str, Any]]:
 
 def planned_objects(path: Path, namespace: str = "demo") -> list[dict[str, Any]]:
     """Every object written at any of the moments, in order."""
-    out = []
-    for data in moments(path, namespace).values():
-        out += [a["object"] for a in data.get("actions", [])] + data.get("objects", [])
-    return out
+    found = moments(path, namespace)
+    engine = found.pop("engine")
+    decisions = [*found.values(), engine["fetching"], engine["fetched"]]
+    return [a["object"] for d in decisions for a in d["actions"]] + [engine["cleanup"]]

@@ -52,7 +52,7 @@ def test_first_reconcile_creates_the_cache_claim_then_the_engine_and_nothing_els
     assert [(a.verb, a.obj["kind"]) for a in plan.actions] == [
         ("create", "PersistentVolumeClaim"), ("create", "LLMEngine")]
     engine = plan.actions[1]
-    assert engine.cache_result == "miss" and engine.adopt and engine.adopt["controller"] is False
+    assert engine.metric == ("engine_cache", "miss") and engine.adopt and engine.adopt["controller"] is False
     assert plan.status["phase"] == "Pending"
     assert [e.reason for e in plan.events] == ["BuildStarted"]
 
@@ -70,7 +70,7 @@ def test_an_engine_another_deployment_made_is_adopted_and_reported_as_reused() -
     theirs["metadata"]["annotations"]["trtllm-operator.dev/created-by"] = "other-uid"
     plan = desired(observed(body, claims=[claim("trtllm-cache")], engines=[theirs]))
     adopt = one(plan, "LLMEngine")
-    assert adopt.verb == "set_owners" and adopt.cache_result == "hit"
+    assert adopt.verb == "set_owners" and adopt.metric == ("engine_cache", "hit")
     assert [o["uid"] for o in adopt.owners or []] == ["other-uid", body["metadata"]["uid"]]
     assert plan.status["engine"]["reused"] is True
     assert "EngineReused" in [e.reason for e in plan.events]

@@ -11,8 +11,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import kopf
+
+from trtllm_operator import metrics
+from trtllm_operator.kube import actions as writes
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import names
+from trtllm_operator.plan.actions import Desired, Event
 
 _locks: dict[tuple[str, str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -62,3 +67,26 @@ def write_status(kind: str, body: dict[str, Any], status: dict[str, Any]) -> boo
     patch = {**{k: None for k in old if k not in new}, **new}
     kube.patch_status(names.API_VERSION, kind, meta["namespace"], meta["name"], patch)
     return True
+
+
+def carry_out(kind: str, body: dict[str, Any], plan: Desired) -> bool:
+    """Do a plan's writes in order (announcing each one's event and counting its metric when it
+    changed something), then write the status; its events are announced once it is written. True
+    when the status was written."""
+    for action in plan.actions:
+        if writes.run(action):
+            if action.metric:
+                metrics.count(*action.metric)
+            if action.event:
+                announce(body, action.event)
+    if not write_status(kind, body, plan.status):
+        return False
+    for event in plan.events:
+        announce(body, event)
+    return True
+
+
+def announce(body: dict[str, Any], event: Event) -> None:
+    """Post a Kubernetes Event on the reconciled object."""
+    post = kopf.warn if event.type == "Warning" else kopf.info
+    post(body, reason=event.reason, message=event.message)

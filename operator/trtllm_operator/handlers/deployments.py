@@ -8,11 +8,9 @@ from typing import Any
 import kopf
 
 from trtllm_operator import GROUP, VERSION, metrics
-from trtllm_operator.handlers.common import build_scripts, locked, now, write_status
-from trtllm_operator.kube import actions as writes
+from trtllm_operator.handlers.common import build_scripts, carry_out, locked, now
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import names
-from trtllm_operator.plan.actions import Action, Event
 from trtllm_operator.plan.desired import Observed, desired
 
 log = logging.getLogger("trtllm_operator.deployments")
@@ -35,30 +33,11 @@ def observe(body: dict[str, Any]) -> Observed:
 
 def reconcile(body: dict[str, Any]) -> None:
     """Observe, decide, apply every write in order, then write the status and announce it."""
-    plan = desired(observe(body))
-    for action in plan.actions:
-        if writes.run(action):
-            _count(action)
-            if action.event:
-                announce(body, action.event)
     old_phase = (body.get("status") or {}).get("phase")
-    if write_status("LLMDeployment", body, plan.status):
-        if plan.status["phase"] != old_phase:
-            meta = body["metadata"]
-            log.info("LLMDeployment %s/%s is %s", meta["namespace"], meta["name"], plan.status["phase"])
-        for event in plan.events:
-            announce(body, event)
-
-
-def announce(body: dict[str, Any], event: Event) -> None:
-    """Post a Kubernetes Event on the LLMDeployment."""
-    post = kopf.warn if event.type == "Warning" else kopf.info
-    post(body, reason=event.reason, message=event.message)
-
-
-def _count(action: Action) -> None:
-    if action.cache_result:
-        metrics.ENGINE_CACHE.labels(action.cache_result).inc()
+    plan = desired(observe(body))
+    if carry_out("LLMDeployment", body, plan) and plan.status["phase"] != old_phase:
+        meta = body["metadata"]
+        log.info("LLMDeployment %s/%s is %s", meta["namespace"], meta["name"], plan.status["phase"])
 
 
 def reconcile_by_name(namespace: str, name: str) -> None:

@@ -9,11 +9,12 @@ import kopf
 
 from trtllm_operator import GROUP, VERSION, metrics
 from trtllm_operator.api.models import LLMEngineSpec
-from trtllm_operator.handlers.common import build_scripts, locked, now, write_status
+from trtllm_operator.handlers.common import build_scripts, carry_out, locked, now
 from trtllm_operator.kube import client as kube
-from trtllm_operator.plan import conditions, layout, names
 from trtllm_operator.plan import engine as plan
 from trtllm_operator.plan import engine_status as progress
+from trtllm_operator.plan import layout, names
+from trtllm_operator.plan.engine_desired import EngineObserved, desired_for_engine, users
 
 log = logging.getLogger("trtllm_operator.engines")
 RESYNC_SECONDS = 10
@@ -27,49 +28,30 @@ def observe_job(namespace: str, name: str) -> progress.JobView:
     return progress.job_view(name, job, pods)
 
 
-def users(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The LLMDeployments that own (use) this engine."""
-    return [o for o in body["metadata"].get("ownerReferences") or [] if o.get("kind") == "LLMDeployment"]
+def observe_engine(body: dict[str, Any]) -> EngineObserved:
+    """Every read one engine reconcile needs: its fetch and build Jobs with their pods."""
+    meta = body["metadata"]
+    return EngineObserved(body=body, now=now(),
+                          fetch=observe_job(meta["namespace"], names.fetch_job(meta["name"])),
+                          build=observe_job(meta["namespace"], names.build_job(meta["name"])),
+                          scripts=build_scripts())
 
 
 def reconcile_engine(body: dict[str, Any]) -> str:
-    """Create the next Job the engine needs and write its status; return the phase."""
-    meta = body["metadata"]
-    spec = LLMEngineSpec.model_validate(body["spec"])
-    ctx = plan.engine_context(body)
-    config, _ = kube.apply(plan.desired_engine_config(ctx, spec, build_scripts()))
-    fetch = observe_job(ctx.namespace, names.fetch_job(ctx.name))
-    build = observe_job(ctx.namespace, names.build_job(ctx.name))
-    step = progress.next_step(spec, fetch, build)
-    if step == "create-fetch":
-        kube.apply(plan.desired_fetch_job(ctx, spec, config))
-        kopf.info(body, reason="FetchStarted", message=f"Started Job {fetch.name} to download {spec.model.source}")
-    elif step == "create-build":
-        kube.apply(plan.desired_build_job(ctx, spec, config, fetch.report.get("modelBytes")))
-        metrics.BUILDS.labels("started").inc()
-        kopf.info(body, reason="BuildStarted", message=f"Started Job {build.name} on {spec.gpu.product}")
-    status = progress.engine_status(spec, ctx, fetch, build, len(users(body)), meta.get("generation"),
-                                    (body.get("status") or {}).get("conditions") or [], now())
-    old = body.get("status") or {}
-    if write_status("LLMEngine", body, status):
-        if old.get("phase") != status["phase"]:
-            _announce(body, status)
-        for reason, message in conditions.new_warnings(old.get("conditions"), status["conditions"]):
-            if reason in conditions.POD_REASONS:  # BuildFailed is announced with the phase
-                kopf.warn(body, reason=reason, message=message)
-    return status["phase"]
+    """Observe, decide (plan.engine_desired), apply, write the status; return the phase."""
+    old_phase = (body.get("status") or {}).get("phase")
+    plan = desired_for_engine(observe_engine(body))
+    if carry_out("LLMEngine", body, plan) and plan.status["phase"] != old_phase:
+        count_outcome(plan.status)
+    return str(plan.status["phase"])
 
 
-def _announce(body: dict[str, Any], status: dict[str, Any]) -> None:
-    phase = status["phase"]
-    if phase in ("Ready", "Failed"):
-        metrics.BUILDS.labels("succeeded" if phase == "Ready" else "failed").inc()
+def count_outcome(status: dict[str, Any]) -> None:
+    """Count a finished build (and its reported duration) in the operator's metrics."""
+    if status["phase"] in ("Ready", "Failed"):
+        metrics.BUILDS.labels("succeeded" if status["phase"] == "Ready" else "failed").inc()
         if status.get("buildSeconds") is not None:
             metrics.BUILD_SECONDS.observe(status["buildSeconds"])
-    if phase == "Ready":
-        kopf.info(body, reason="EngineReady", message=f"Engine published at {status.get('path') or 'cache'}")
-    elif phase == "Failed":
-        kopf.warn(body, reason="BuildFailed", message=status.get("error", "build failed"))
 
 
 def notify_users(body: dict[str, Any]) -> None:

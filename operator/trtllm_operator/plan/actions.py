@@ -38,13 +38,24 @@ class Action:
     owners: list[dict[str, Any]] | None = None
     adopt: dict[str, Any] | None = None
     event: Event | None = None
-    cache_result: Literal["hit", "miss"] | None = None  # counted in the engine-cache metric
+    metric: tuple[str, str] | None = None  # (counter, label) counted when it changes something
 
     @property
     def target(self) -> str:
         """`Kind namespace/name` of the object, for logs and tests."""
         meta = self.obj["metadata"]
         return f"{self.obj['kind']} {meta.get('namespace')}/{meta['name']}"
+
+
+@dataclass(frozen=True)
+class Desired:
+    """A reconcile's decision: writes in order, then the status, then the events announced once the
+    status is written (`spec` is the parsed spec, None when it did not parse)."""
+
+    actions: list[Action]
+    status: dict[str, Any]
+    events: list[Event]
+    spec: Any = None
 
 
 def contains(live: Any, desired: Any) -> bool:

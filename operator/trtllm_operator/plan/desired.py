@@ -29,7 +29,7 @@ from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.api.validation import SpecError, parse_deployment_spec, validate_deployment
 from trtllm_operator.plan import conditions as reasons
 from trtllm_operator.plan import names
-from trtllm_operator.plan.actions import Action, Event, contains
+from trtllm_operator.plan.actions import Action, Desired, Event, contains
 from trtllm_operator.plan.adapters import desired_adapter_config, desired_adapter_jobs
 from trtllm_operator.plan.consistency import consistency_problems, missing_claim_problems
 from trtllm_operator.plan.deployment_status import (
@@ -67,16 +67,6 @@ class Observed:
     adapter_jobs: list[dict[str, Any]] = field(default_factory=list)
     pod_monitors: bool = False                                    # the PodMonitor CRD is installed
     scripts: dict[str, str] = field(default_factory=dict)         # build_jobs files, by path
-
-
-@dataclass(frozen=True)
-class Desired:
-    """The decision: writes in order, then the status, then the events announced once it is written."""
-
-    actions: list[Action]
-    status: dict[str, Any]
-    events: list[Event]
-    spec: LLMDeploymentSpec | None = None
 
 
 class BlockedError(Exception):
@@ -179,12 +169,12 @@ def target_engine(seen: Observed, spec: LLMDeploymentSpec, me: dict[str, Any],
         live = desired_engine(name, meta["namespace"], key, engine, names.cache_claim(spec.storage.claim_name),
                               memory, {"name": meta["name"], "uid": meta["uid"]},
                               spec.engine.build_resources, secret, spec.storage.retain_engines)
-        actions.append(Action("create", live, adopt=shared, cache_result="miss",
+        actions.append(Action("create", live, adopt=shared, metric=("engine_cache", "miss"),
                               event=Event("Normal", "EngineCreated",
                                           f"Created LLMEngine {name} (key {key[:12]})")))
     elif not _owned_by(live, me):
         owners = [*(live["metadata"].get("ownerReferences") or []), shared]
-        actions.append(Action("set_owners", live, owners=owners, cache_result="hit"))
+        actions.append(Action("set_owners", live, owners=owners, metric=("engine_cache", "hit")))
     reused = (live["metadata"].get("annotations") or {}).get(names.CREATED_BY_ANNOTATION) != meta["uid"]
     return live, {"name": name, "key": key, "gpu": engine.gpu.product, "reused": reused}
 

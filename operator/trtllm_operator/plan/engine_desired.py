@@ -1,0 +1,78 @@
+"""What the operator wants for one LLMEngine, decided from what it observed: the next Job, the status,
+the events.
+
+An engine moves fetch -> build -> Ready (or Failed): the fetch Job downloads the checkpoint on a CPU
+node, the build Job converts and builds on the engine's GPU product (skipped for a PyTorch checkpoint
+served as it is), each created once and never while another runs. The build ConfigMap (scripts and
+requests) is applied every time, so a new operator version's scripts reach the next Job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from trtllm_operator.api.models import LLMEngineSpec
+from trtllm_operator.plan import conditions
+from trtllm_operator.plan.actions import Action, Desired, Event
+from trtllm_operator.plan.engine import (
+    desired_build_job,
+    desired_engine_config,
+    desired_fetch_job,
+    engine_context,
+)
+from trtllm_operator.plan.engine_status import JobView, engine_status, next_step
+
+
+@dataclass(frozen=True)
+class EngineObserved:
+    """Everything one reconcile of an LLMEngine reads: the engine, its two Jobs, the build scripts."""
+
+    body: dict[str, Any]
+    now: str
+    fetch: JobView
+    build: JobView
+    scripts: dict[str, str]
+
+
+def users(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The LLMDeployments that own (use) this engine."""
+    owners = body["metadata"].get("ownerReferences") or []
+    return [o for o in owners if o.get("kind") == "LLMDeployment"]
+
+
+def desired_for_engine(seen: EngineObserved) -> Desired:
+    """The build ConfigMap, the Job the engine needs next (if any), its status and events."""
+    body, fetch, build = seen.body, seen.fetch, seen.build
+    spec, ctx = LLMEngineSpec.model_validate(body["spec"]), engine_context(body)
+    config = desired_engine_config(ctx, spec, seen.scripts)
+    actions = [Action("apply", config)]
+    step = next_step(spec, fetch, build)
+    if step == "create-fetch":
+        started = Event("Normal", "FetchStarted",
+                        f"Started Job {fetch.name} to download {spec.model.source}")
+        actions.append(Action("apply", desired_fetch_job(ctx, spec, config), event=started))
+    elif step == "create-build":
+        job = desired_build_job(ctx, spec, config, fetch.report.get("modelBytes"))
+        started = Event("Normal", "BuildStarted", f"Started Job {build.name} on {spec.gpu.product}")
+        actions.append(Action("apply", job, event=started, metric=("builds", "started")))
+    old = body.get("status") or {}
+    status = engine_status(spec, ctx, fetch, build, len(users(body)), body["metadata"].get("generation"),
+                           old.get("conditions") or [], seen.now)
+    return Desired(actions, status, engine_events(old, status), spec)
+
+
+def engine_events(old: dict[str, Any], status: dict[str, Any]) -> list[Event]:
+    """The transitions a new engine status announces: Ready or Failed, and pod problems (scheduling,
+    image pulls) of its Jobs; BuildFailed is announced with the phase, not again as a warning."""
+    events = []
+    if old.get("phase") != status["phase"]:
+        if status["phase"] == "Ready":
+            published = f"Engine published at {status.get('path') or 'cache'}"
+            events.append(Event("Normal", "EngineReady", published))
+        elif status["phase"] == "Failed":
+            events.append(Event("Warning", "BuildFailed", status.get("error", "build failed")))
+    for reason, message in conditions.new_warnings(old.get("conditions"), status["conditions"]):
+        if reason in conditions.POD_REASONS:
+            events.append(Event("Warning", reason, message))
+    return events

@@ -1,0 +1,75 @@
+"""plan.engine_desired: an LLMEngine's next Job, status and events, from observations built by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.factories import NOW, SAMPLES, observed, sample_body
+from trtllm_operator.plan import names
+from trtllm_operator.plan.desired import desired
+from trtllm_operator.plan.engine_desired import EngineObserved, desired_for_engine
+from trtllm_operator.plan.engine_status import FAILED, RUNNING, SUCCEEDED, JobView
+
+TINY = next(p for p in SAMPLES if p.stem == "tinyllama-fp16")
+PYTORCH = next(p for p in SAMPLES if "trtllm-serve" in p.stem)
+
+
+def new_engine(sample: Any = TINY) -> dict[str, Any]:
+    """The LLMEngine a sample's first reconcile creates, as the API server returns it."""
+    plan = desired(observed(sample_body(sample)))
+    engine = next(a.obj for a in plan.actions if a.obj["kind"] == "LLMEngine")
+    return {**engine, "metadata": {**engine["metadata"], "uid": "engine-uid", "generation": 1}}
+
+
+def seen(engine: dict[str, Any], fetch: str = "Missing", build: str = "Missing",
+         report: dict[str, Any] | None = None) -> EngineObserved:
+    name = engine["metadata"]["name"]
+    return EngineObserved(engine, NOW, JobView(names.fetch_job(name), fetch, report or {}),
+                          JobView(names.build_job(name), build), {"run.py": "# run"})
+
+
+def jobs(plan: Any) -> list[str]:
+    return [a.obj["metadata"]["labels"][names.ROLE_LABEL] for a in plan.actions if a.obj["kind"] == "Job"]
+
+
+def test_a_new_engine_gets_its_config_and_the_fetch_job_first() -> None:
+    plan = desired_for_engine(seen(new_engine()))
+    assert [a.obj["kind"] for a in plan.actions] == ["ConfigMap", "Job"]
+    assert jobs(plan) == ["fetch"]
+    assert plan.actions[1].event and plan.actions[1].event.reason == "FetchStarted"
+    assert plan.status["phase"] == "Fetching"
+
+
+def test_no_build_job_while_the_fetch_runs() -> None:
+    plan = desired_for_engine(seen(new_engine(), fetch=RUNNING))
+    assert jobs(plan) == [] and plan.status["phase"] == "Fetching"
+
+
+def test_after_the_fetch_the_build_job_is_sized_from_the_checkpoint_and_counted() -> None:
+    plan = desired_for_engine(seen(new_engine(), fetch=SUCCEEDED, report={"modelBytes": 10 << 30}))
+    build = plan.actions[1]
+    assert jobs(plan) == ["build"] and build.metric == ("builds", "started")
+    resources = build.obj["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["requests"]["memory"] == "30Gi"
+    assert plan.status["phase"] == "Building"
+
+
+def test_a_pytorch_checkpoint_without_quantization_is_ready_once_fetched() -> None:
+    engine = new_engine(PYTORCH)
+    plan = desired_for_engine(seen(engine, fetch=SUCCEEDED))
+    assert jobs(plan) == [] and plan.status["phase"] == "Ready"
+    assert [e.reason for e in plan.events] == ["EngineReady"]
+
+
+def test_a_failed_build_is_announced_once_with_the_phase() -> None:
+    engine = new_engine()
+    failed = desired_for_engine(seen(engine, fetch=SUCCEEDED, build=FAILED))
+    assert failed.status["phase"] == "Failed"
+    assert [(e.type, e.reason) for e in failed.events] == [("Warning", "BuildFailed")]
+    again = desired_for_engine(seen({**engine, "status": failed.status}, fetch=SUCCEEDED, build=FAILED))
+    assert again.events == [] and again.status == failed.status
+
+
+def test_a_built_engine_starts_nothing() -> None:
+    plan = desired_for_engine(seen(new_engine(), fetch=SUCCEEDED, build=SUCCEEDED))
+    assert jobs(plan) == [] and plan.status["phase"] == "Ready"
