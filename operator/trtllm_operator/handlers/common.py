@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import os
+import random
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from trtllm_operator import metrics
 from trtllm_operator.kube import actions as writes
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import names
-from trtllm_operator.plan.actions import Desired, Event
+from trtllm_operator.plan.actions import Action, ApplyError, Desired, Event
 
+log = logging.getLogger("trtllm_operator.handlers")
 _locks: dict[tuple[str, str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -30,6 +35,21 @@ def locked(kind: str, namespace: str, name: str) -> Iterator[None]:
         lock = _locks.setdefault((kind, namespace, name), threading.Lock())
     with lock:
         yield
+
+
+def retry_conflicts(reconcile: Callable[[], None], attempts: int = 5) -> None:
+    """Run a reconcile again at once (it re-reads what it needs) when a write lost a race: a 409
+    Conflict on a shared object (an engine's ownerReferences, guarded by resourceVersion) is normal
+    when many deployments share one engine, and waiting for the next resync would only slow them."""
+    for attempt in range(attempts):
+        try:
+            reconcile()
+            return
+        except ApiException as error:
+            if error.status != 409 or attempt == attempts - 1:
+                raise
+            log.info("Conflict (%s), reconciling again: attempt %d", error.reason, attempt + 2)
+            time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
 
 
 def now() -> str:
@@ -69,21 +89,45 @@ def write_status(kind: str, body: dict[str, Any], status: dict[str, Any]) -> boo
     return True
 
 
-def carry_out(kind: str, body: dict[str, Any], plan: Desired) -> bool:
+def carry_out(kind: str, body: dict[str, Any], plan: Desired,
+              replan: Callable[[ApplyError], Desired] | None = None) -> Desired | None:
     """Do a plan's writes in order (announcing each one's event and counting its metric when it
-    changed something), then write the status; its events are announced once it is written. True
-    when the status was written."""
-    for action in plan.actions:
-        if writes.run(action):
-            if action.metric:
-                metrics.count(*action.metric)
-            if action.event:
-                announce(body, action.event)
+    changed something), then write the status; its events are announced once it is written. When the
+    API server refuses a write for good, the rest are skipped and `replan(error)` gives the status
+    that says so. Returns the plan whose status was written, None when the status did not change."""
+    try:
+        refused = run_all(body, plan.actions)
+    except ApiException as error:
+        if writes.namespace_terminating(error):
+            log.info("%s: its namespace is being deleted; nothing more to write", body["metadata"]["name"])
+            return None
+        raise
+    if refused is not None and replan is not None:
+        plan = replan(refused)
     if not write_status(kind, body, plan.status):
-        return False
+        return None
     for event in plan.events:
         announce(body, event)
-    return True
+    return plan
+
+
+def run_all(body: dict[str, Any], actions: list[Action]) -> ApplyError | None:
+    """Run the writes in order; stop at the first one the API server refuses for good and return why
+    (other API errors propagate: they are worth a retry)."""
+    for action in actions:
+        try:
+            changed = writes.run(action)
+        except ApiException as error:
+            refused = None if writes.namespace_terminating(error) else writes.refusal(action, error)
+            if refused is None:
+                raise
+            log.warning("%s: %s", body["metadata"]["name"], refused.describe())
+            return refused
+        if changed and action.metric:
+            metrics.count(*action.metric)
+        if changed and action.event:
+            announce(body, action.event)
+    return None
 
 
 def announce(body: dict[str, Any], event: Event) -> None:

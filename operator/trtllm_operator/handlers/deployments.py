@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import kopf
 
 from trtllm_operator import GROUP, VERSION, metrics
-from trtllm_operator.handlers.common import build_scripts, carry_out, locked, now
+from trtllm_operator.handlers.common import build_scripts, carry_out, locked, now, retry_conflicts
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import names
 from trtllm_operator.plan.desired import Observed, desired
@@ -34,24 +35,30 @@ def observe(body: dict[str, Any]) -> Observed:
 def reconcile(body: dict[str, Any]) -> None:
     """Observe, decide, apply every write in order, then write the status and announce it."""
     old_phase = (body.get("status") or {}).get("phase")
-    plan = desired(observe(body))
-    if carry_out("LLMDeployment", body, plan) and plan.status["phase"] != old_phase:
+    seen = observe(body)
+    plan = desired(seen)
+    written = carry_out("LLMDeployment", body, plan, lambda error: desired(replace(seen, apply_error=error)))
+    if written and written.status["phase"] != old_phase:
         meta = body["metadata"]
-        log.info("LLMDeployment %s/%s is %s", meta["namespace"], meta["name"], plan.status["phase"])
+        log.info("LLMDeployment %s/%s is %s", meta["namespace"], meta["name"], written.status["phase"])
 
 
 def reconcile_by_name(namespace: str, name: str) -> None:
     """Re-read and reconcile one LLMDeployment (called when its engine or Deployment changed)."""
     with locked("LLMDeployment", namespace, name):
-        body = kube.get(names.API_VERSION, "LLMDeployment", namespace, name)
-        if body is not None and not body["metadata"].get("deletionTimestamp"):
-            with metrics.RECONCILE_SECONDS.labels("LLMDeployment").time():
-                try:
-                    reconcile(body)
-                except Exception:
-                    metrics.RECONCILES.labels("LLMDeployment", "error").inc()
-                    raise
-            metrics.RECONCILES.labels("LLMDeployment", "ok").inc()
+        with metrics.RECONCILE_SECONDS.labels("LLMDeployment").time():
+            try:
+                retry_conflicts(lambda: _reconcile_fresh(namespace, name))
+            except Exception:
+                metrics.RECONCILES.labels("LLMDeployment", "error").inc()
+                raise
+        metrics.RECONCILES.labels("LLMDeployment", "ok").inc()
+
+
+def _reconcile_fresh(namespace: str, name: str) -> None:
+    body = kube.get(names.API_VERSION, "LLMDeployment", namespace, name)
+    if body is not None and not body["metadata"].get("deletionTimestamp"):
+        reconcile(body)
 
 
 @kopf.on.event(GROUP, VERSION, "llmdeployments")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import kopf
@@ -40,10 +41,14 @@ def observe_engine(body: dict[str, Any]) -> EngineObserved:
 def reconcile_engine(body: dict[str, Any]) -> str:
     """Observe, decide (plan.engine_desired), apply, write the status; return the phase."""
     old_phase = (body.get("status") or {}).get("phase")
-    plan = desired_for_engine(observe_engine(body))
-    if carry_out("LLMEngine", body, plan) and plan.status["phase"] != old_phase:
-        count_outcome(plan.status)
-    return str(plan.status["phase"])
+    seen = observe_engine(body)
+    written = carry_out("LLMEngine", body, desired_for_engine(seen),
+                        lambda error: desired_for_engine(replace(seen, apply_error=error)))
+    if written is None:
+        return str(old_phase)
+    if written.status["phase"] != old_phase:
+        count_outcome(written.status)
+    return str(written.status["phase"])
 
 
 def count_outcome(status: dict[str, Any]) -> None:

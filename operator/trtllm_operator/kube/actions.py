@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
+from kubernetes.client.exceptions import ApiException
+
 from trtllm_operator.kube import client as kube
-from trtllm_operator.plan.actions import Action
+from trtllm_operator.plan.actions import Action, ApplyError
+
+# Answers that retrying the same write cannot change: the object or the request must change first.
+USER_ERRORS = frozenset({400, 403, 404, 413, 422})
 
 log = logging.getLogger("trtllm_operator.kube")
 
@@ -36,3 +42,34 @@ def _create(action: Action) -> bool:
     if live is not None and not any(o.get("uid") == action.adopt["uid"] for o in owners):
         kube.set_owners(live, [*owners, action.adopt])
     return False
+
+
+# A server-side apply whose object cannot be converted (an invalid quantity such as memory: lots) is
+# answered 500 "failed to convert new object ... to proper version" by a real API server, not 422.
+UNCONVERTIBLE = ("failed to convert new object", "unable to convert unstructured object")
+
+
+def refusal(action: Action, error: ApiException) -> ApplyError | None:
+    """The ApplyError of a write the API server refused for good (400, 403, 404, 413, 422, or a 500
+    that says the object cannot be converted), with its message; None for answers worth retrying
+    (conflicts, throttling, other server errors)."""
+    message = server_message(error)
+    unconvertible = error.status == 500 and any(words in message for words in UNCONVERTIBLE)
+    if error.status not in USER_ERRORS and not unconvertible:
+        return None
+    return ApplyError(action.target, int(error.status), message)
+
+
+def namespace_terminating(error: ApiException) -> bool:
+    """True when a write failed because its namespace is being deleted (nothing to report: the
+    namespace, the object and its status are going away)."""
+    return error.status == 403 and "NamespaceTerminating" in (error.body or "")
+
+
+def server_message(error: ApiException) -> str:
+    """The `message` of a Kubernetes Status body, else the body or the reason, cut to 1,000 characters."""
+    try:
+        message = json.loads(error.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or error.body or error.reason or "no message")[:1000]

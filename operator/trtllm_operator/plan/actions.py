@@ -48,6 +48,20 @@ class Action:
 
 
 @dataclass(frozen=True)
+class ApplyError:
+    """The API server refused a write for a reason the user must fix (an invalid object, a quota, a
+    forbidden namespace): which object, the HTTP code and the server's own message."""
+
+    target: str
+    code: int
+    message: str
+
+    def describe(self) -> str:
+        """One sentence for the status: what was refused and why, in the API server's words."""
+        return f"The API server rejected {self.target} ({self.code}): {self.message}"
+
+
+@dataclass(frozen=True)
 class Desired:
     """A reconcile's decision: writes in order, then the status, then the events announced once the
     status is written (`spec` is the parsed spec, None when it did not parse)."""

@@ -22,6 +22,7 @@ READY = "Ready"
 NOT_READY = "NotReady"
 AS_EXPECTED = "AsExpected"
 CONVERTING_ADAPTERS = "ConvertingAdapters"
+APPLY_FAILED = "ApplyFailed"  # the API server refused a child object (names the object and why)
 
 # Pod-level causes (plan/pods.py), the reasons of the conditions that report failing pods. The kubelet's
 # ErrImagePull and ImagePullBackOff alternate for one cause, so both are reported as ImagePullBackOff.
@@ -39,7 +40,7 @@ BUILD_UNSCHEDULABLE = "BuildUnschedulable"
 POD_REASONS = frozenset({CRASH_LOOP, OOM_KILLED, IMAGE_PULL, IMAGE_NEVER_PULL, INVALID_IMAGE, CONTAINER_CONFIG,
                          CREATE_CONTAINER, RUN_CONTAINER, UNSCHEDULABLE, FETCH_UNSCHEDULABLE, BUILD_UNSCHEDULABLE})
 # Reasons announced once as a Warning event when a condition starts carrying them.
-WARNING_REASONS = POD_REASONS | {BUILD_FAILED}
+WARNING_REASONS = POD_REASONS | {BUILD_FAILED, APPLY_FAILED}
 
 
 def make(kind: str, status: str, reason: str, message: str, generation: int | None) -> dict[str, Any]:

@@ -26,6 +26,7 @@ class StatusFacts:
     adapters_pending: list[str] = field(default_factory=list)
     pod_problems: list[PodProblem] = field(default_factory=list)  # the serving pods', most telling first
     was_serving: bool = False                        # the last status was Ready or Degraded
+    apply_error: tuple[str, str] | None = None       # (ApplyFailed, message): a child was refused
 
 
 def rollout_done(deployment: dict[str, Any] | None, desired: int) -> bool:
@@ -74,7 +75,7 @@ def _conditions(seen: StatusFacts) -> list[dict[str, Any]]:
     serving_target = seen.served_engine is not None and seen.served_engine == seen.engine.get("name")
     done = serving_target and rollout_done(seen.deployment, seen.desired_replicas) and issue is None
     degraded = _degraded(seen)
-    ready = done and engine_ready[0] == "True" and not seen.adapters_pending
+    ready = done and engine_ready[0] == "True" and not seen.adapters_pending and not seen.apply_error
     why_not = _why_not_ready(seen, engine_ready, serving_target, issue)
     return [
         c.make("EngineReady", *engine_ready, gen),
@@ -128,7 +129,7 @@ def _available(seen: StatusFacts) -> tuple[str, str, str]:
 
 def _progressing(seen: StatusFacts, done: bool, degraded: tuple[str, str] | None,
                  engine_ready: tuple[str, str, str], why_not: str) -> tuple[str, str, str]:
-    if degraded and degraded[0] in c.POD_REASONS:
+    if degraded and (degraded[0] in c.POD_REASONS or degraded[0] == c.APPLY_FAILED):
         return "False", degraded[0], f"The rollout is stalled: {degraded[1]}"
     if done or degraded:
         return "False", c.AS_EXPECTED, "Nothing in progress."
@@ -142,6 +143,8 @@ def _progressing(seen: StatusFacts, done: bool, degraded: tuple[str, str] | None
 
 def _why_not_ready(seen: StatusFacts, engine_ready: tuple[str, str, str], serving_target: bool,
                    issue: tuple[str, str] | None) -> str:
+    if seen.apply_error:
+        return seen.apply_error[1]
     if engine_ready[0] != "True":
         keep = f" Engine {seen.served_engine} keeps serving meanwhile." if seen.served_engine else ""
         return engine_ready[2] + keep
@@ -158,6 +161,8 @@ def _degraded(seen: StatusFacts) -> tuple[str, str] | None:
     """(reason, message) of what degrades the deployment: a blocking problem, a failed build, failing pods."""
     if seen.problem:
         return seen.problem
+    if seen.apply_error:
+        return seen.apply_error
     if seen.engine_status.get("phase") == "Failed":
         return c.BUILD_FAILED, _build_failed_message(seen)
     issue = pod_issue(seen)
@@ -177,6 +182,8 @@ def _build_failed_message(seen: StatusFacts) -> str:
 def _phase(seen: StatusFacts, conds: list[dict[str, Any]]) -> str:
     if seen.problem:
         return "Failed" if seen.problem[0] == c.INVALID_SPEC else "Pending"
+    if seen.apply_error:
+        return "Degraded" if _available_replicas(seen) > 0 or seen.was_serving else "Failed"
     if c.is_true(conds, "Ready"):
         return "Ready"
     if seen.engine_status.get("phase") == "Failed":

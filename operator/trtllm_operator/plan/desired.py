@@ -21,7 +21,7 @@ answer "what does the operator create for this spec, and why":
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from trtllm_operator.api.engine_key import engine_name, engine_spec_key, llmengine_spec
@@ -29,7 +29,7 @@ from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.api.validation import SpecError, parse_deployment_spec, validate_deployment
 from trtllm_operator.plan import conditions as reasons
 from trtllm_operator.plan import names
-from trtllm_operator.plan.actions import Action, Desired, Event, contains
+from trtllm_operator.plan.actions import Action, ApplyError, Desired, Event, contains
 from trtllm_operator.plan.adapters import desired_adapter_config, desired_adapter_jobs
 from trtllm_operator.plan.consistency import consistency_problems, missing_claim_problems
 from trtllm_operator.plan.deployment_status import (
@@ -67,6 +67,7 @@ class Observed:
     adapter_jobs: list[dict[str, Any]] = field(default_factory=list)
     pod_monitors: bool = False                                    # the PodMonitor CRD is installed
     scripts: dict[str, str] = field(default_factory=dict)         # build_jobs files, by path
+    apply_error: ApplyError | None = None  # the API server refused a write of this decision
 
 
 class BlockedError(Exception):
@@ -85,12 +86,24 @@ def desired(seen: Observed) -> Desired:
     try:
         spec = parse(seen.body)
         facts = _progress(seen, spec, actions)
+        if seen.apply_error:
+            actions, facts = [], refused(seen, facts, seen.apply_error)
     except BlockedError as stop:
         first = [Event("Warning", stop.reason, stop.message)] if _new_problem(seen.body, stop) else []
         facts = StatusFacts(seen.body["metadata"].get("generation"), (stop.reason, stop.message),
                             _old_status(seen.body).get("engine") or {})
     status = _status(seen, spec, facts)
     return Desired(actions, status, first + status_events(_old_status(seen.body), status), spec)
+
+
+def refused(seen: Observed, facts: StatusFacts, error: ApplyError) -> StatusFacts:
+    """The status facts once the API server refused one of the decision's writes: the live Deployment
+    as it still is (nothing after the refused write was done), and the refusal in the API server's
+    words, which degrades the deployment until the spec changes."""
+    live = seen.deployment
+    return replace(facts, deployment=live, served_engine=engine_label(live),
+                   pod_problems=pod_problems(seen.pods) if live else [],
+                   apply_error=(reasons.APPLY_FAILED, error.describe()))
 
 
 def parse(body: dict[str, Any]) -> LLMDeploymentSpec:

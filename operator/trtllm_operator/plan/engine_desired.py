@@ -14,7 +14,7 @@ from typing import Any
 
 from trtllm_operator.api.models import LLMEngineSpec
 from trtllm_operator.plan import conditions
-from trtllm_operator.plan.actions import Action, Desired, Event
+from trtllm_operator.plan.actions import Action, ApplyError, Desired, Event
 from trtllm_operator.plan.engine import (
     desired_build_job,
     desired_engine_config,
@@ -33,6 +33,7 @@ class EngineObserved:
     fetch: JobView
     build: JobView
     scripts: dict[str, str]
+    apply_error: ApplyError | None = None  # the API server refused a write of this decision
 
 
 def users(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -59,7 +60,19 @@ def desired_for_engine(seen: EngineObserved) -> Desired:
     old = body.get("status") or {}
     status = engine_status(spec, ctx, fetch, build, len(users(body)), body["metadata"].get("generation"),
                            old.get("conditions") or [], seen.now)
+    if seen.apply_error:
+        actions, status = [], refused_status(status, seen.apply_error, old, seen.now)
     return Desired(actions, status, engine_events(old, status), spec)
+
+
+def refused_status(status: dict[str, Any], error: ApplyError, old: dict[str, Any],
+                   now: str) -> dict[str, Any]:
+    """The engine's status once the API server refused one of its Jobs or its ConfigMap: Failed, with
+    the server's words as the error (its deployments then report BuildFailed with them)."""
+    generation = status.get("observedGeneration")
+    ready = conditions.make("Ready", "False", conditions.APPLY_FAILED, error.describe(), generation)
+    return {**status, "phase": "Failed", "error": error.describe(),
+            "conditions": conditions.merge(old.get("conditions") or [], [ready], now)}
 
 
 def engine_events(old: dict[str, Any], status: dict[str, Any]) -> list[Event]:
