@@ -20,8 +20,8 @@ from trtllm_operator.plan.jobs import SCRIPTS_DIR
 from trtllm_operator.plan.runtimes import triton
 
 PLACEHOLDERS = ROOT / "build_jobs" / "triton_placeholders"
-TEST_SKELETON = ROOT / "tests" / "build_jobs" / "skeleton"
-REAL_SKELETONS = ROOT / "tests" / "build_jobs" / "skeletons"
+TEST_SKELETON = ROOT / "tests" / "process" / "build_jobs" / "skeleton"
+REAL_SKELETONS = ROOT / "tests" / "process" / "build_jobs" / "skeletons"
 ENGINE_TOOLCHAINS = ("trtllm-1.0", "trtllm-1.1")
 TRITON_SAMPLES = by_runtime("triton")
 TYPES = {"TYPE_FP16": model_config_pb2.TYPE_FP16, "TYPE_BF16": model_config_pb2.TYPE_BF16}
@@ -231,7 +231,7 @@ def _tp(tensor: int, pipeline: int) -> tuple[LLMDeploymentSpec, LLMEngineSpec]:
 def test_fills_nvidias_real_skeleton_of_each_release(
     name: str, spec: LLMDeploymentSpec, engine: LLMEngineSpec, toolchain: str, tmp_path: Path
 ) -> None:
-    """NVIDIA's own 1.0 and 1.1 templates (tests/build_jobs/skeletons/README.md), comments included, filled
+    """NVIDIA's own 1.0 and 1.1 templates (tests/process/build_jobs/skeletons/README.md), comments included, filled
     strictly with the operator's params for every Triton sample; every output parses as a ModelConfig."""
     spec, engine = on_toolchain(spec, toolchain)
     params = triton.triton_params(spec, engine, paths(name, spec))

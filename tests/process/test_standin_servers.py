@@ -34,8 +34,8 @@ from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.plan.runtimes import triton, trtllm_serve
 
 ROOT = Path(__file__).resolve().parents[2]
-SKELETON = ROOT / "tests" / "build_jobs" / "skeleton"
-SKELETONS = ROOT / "tests" / "build_jobs" / "skeletons"
+SKELETON = ROOT / "tests" / "process" / "build_jobs" / "skeleton"
+SKELETONS = ROOT / "tests" / "process" / "build_jobs" / "skeletons"
 TINYLLAMA = {p.values[0]: p.values[1:] for p in by_runtime("triton")}["tinyllama-fp16"]
 SERVE = by_runtime("trtllm-serve")[0].values[1:]
 LOOPBACK = "127.0.0.1"
@@ -163,7 +163,7 @@ def triton_sample(tensor: int = 1) -> tuple[LLMDeploymentSpec, LLMEngineSpec]:
         params = triton.triton_params(spec, engine, triton.ServingPaths("/e", "/t", None))
         if skeleton_placeholders() <= set(params):
             return spec, engine
-    pytest.fail("no toolchain's params cover tests/build_jobs/skeleton")
+    pytest.fail("no toolchain's params cover tests/process/build_jobs/skeleton")
 
 
 def write_engine(directory: Path, engine: LLMEngineSpec, files: tuple[str, ...] | None) -> None:

@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.integration.test_control_loop import get, items, llmdeployment, wait_phase
+from tests.cluster.test_control_loop import get, items, llmdeployment, wait_phase
 from tests.kube import apply, wait_for
-from tests.unit.test_argocd_health import CONFIG_MAP, evaluator  # noqa: F401  (the fixture)
+from tests.process.test_argocd_health import CONFIG_MAP, evaluator  # noqa: F401  (the fixture)
 
 
 def verdict(binary: Path, obj: dict[str, Any], tmp_path: Path) -> dict[str, str]:

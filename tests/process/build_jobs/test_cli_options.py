@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from build_jobs import optioncheck
-from tests.build_jobs.conftest import ALL_MODULES, Sandbox
+from tests.process.build_jobs.conftest import ALL_MODULES, Sandbox
 
 TOOL_KEYS = {
     "convert_checkpoint": "convert_checkpoint:llama",

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
+REPO = HERE.parents[2]
 RUN_PY = REPO / "build_jobs" / "run.py"
 FAKES = HERE / "fakes"
 

@@ -10,7 +10,7 @@ import pytest
 from build_jobs.jobrequest import parse_request
 
 from build_jobs import commands, optioncheck
-from tests.build_jobs.conftest import FAKES, LLAMA_7B, Sandbox
+from tests.process.build_jobs.conftest import FAKES, LLAMA_7B, Sandbox
 
 FAMILIES = {
     "gpt": {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]},

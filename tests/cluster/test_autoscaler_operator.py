@@ -16,7 +16,7 @@ from bench.simulator import METRICS_PATH, SimConfig, Simulator
 from bench.trace import synthetic
 from hack import prometheus as prom
 
-from tests.integration.test_control_loop import get, llmdeployment, wait_phase
+from tests.cluster.test_control_loop import get, llmdeployment, wait_phase
 from tests.kube import apply, kubectl_json, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="run `make prometheus`")

@@ -2,7 +2,7 @@
 
 hack/argocd-lua is a small Go program on Argo CD's `util/lua` package (the code Argo CD's controller runs
 for resource health): it loads the health scripts from our argocd-cm snippet as resource overrides and
-evaluates status objects shaped exactly like spec/status.py (tests/argocd/*.json).
+evaluates status objects shaped exactly like spec/status.py (tests/process/argocd/*.json).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from trtllm_operator.api.status import LLMDeploymentStatus, LLMEngineStatus
 PROGRAM = ROOT / "hack" / "argocd-lua"
 CONFIG_MAP = ROOT / "manifests" / "argocd" / "argocd-cm.yaml"
 APPLICATION = ROOT / "manifests" / "argocd" / "application.yaml"
-FIXTURES = ROOT / "tests" / "argocd"
+FIXTURES = ROOT / "tests" / "process" / "argocd"
 CACHE = Path.home() / ".cache" / "trtllm-operator" / "bin"
 HEALTH_KEY = "resource.customizations.health.trtllm-operator.dev_{kind}"
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.build_jobs.conftest import ALL_MODULES, FAKES, Sandbox
+from tests.process.build_jobs.conftest import ALL_MODULES, FAKES, Sandbox
 
 
 def test_pytorch_backend_fetch_only(sandbox: Sandbox) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "hack" / "inventory.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "hack" / "inventory.py"
 
 
 def _inventory():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.build_jobs.conftest import ALL_MODULES, Sandbox
+from tests.process.build_jobs.conftest import ALL_MODULES, Sandbox
 
 
 def _tools(result) -> list[str]:
@@ -98,7 +98,7 @@ def test_half_written_final_dir_is_not_trusted(sandbox: Sandbox) -> None:
 
 
 def test_model_too_big_for_the_gpu_fails_early_with_sizes(sandbox: Sandbox) -> None:
-    from tests.build_jobs.conftest import LLAMA_70B
+    from tests.process.build_jobs.conftest import LLAMA_70B
 
     source = sandbox.write_model("models/llama-70b", LLAMA_70B)
     request = sandbox.request(
