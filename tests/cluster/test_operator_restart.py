@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import temp_namespace
 from tests.cluster.test_control_loop import items, llmdeployment, phase, wait_phase
+from tests.conftest import temp_namespace
 from tests.kube import ROOT, apply, wait_for
 from tests.operator_proc import install_crds, start_operator, stop_operator
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
+from build_jobs import commands
 from build_jobs.jobrequest import parse_request
 
-from build_jobs import commands
 from tests.golden.serving_samples import SAMPLES, load
 from trtllm_operator.api.engine_key import engine_spec_key, gpu_target, llmengine_spec
 from trtllm_operator.api.models import KvCacheQuantization, QuantizationSpec, WeightQuantization

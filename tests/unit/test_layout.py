@@ -9,9 +9,9 @@ import hashlib
 from pathlib import Path, PurePosixPath
 
 import pytest
-
 from build_jobs import layout as job_layout
 from build_jobs import sources as job_sources
+
 from tests.golden.serving_samples import SAMPLES, load
 from trtllm_operator.api.engine_key import engine_spec_key
 from trtllm_operator.api.models import EngineModel

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from build_jobs import commands, optioncheck
 from build_jobs.jobrequest import parse_request
 
-from build_jobs import commands, optioncheck
 from trtllm_operator.api.engine_key import engine_spec_key, gpu_target, llmengine_spec
 from trtllm_operator.api.validation import parse_deployment_spec
 from trtllm_operator.plan.adapters import adapter_key

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from build_jobs import triton_repo
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from build_jobs import triton_repo
 from tests.golden.serving_samples import ROOT, by_runtime, engine_for, paths
 from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec, LoraSpec
 from trtllm_operator.plan.runtimes import triton

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from build_jobs import optioncheck
+
 from tests.process.build_jobs.conftest import ALL_MODULES, Sandbox
 
 TOOL_KEYS = {

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from build_jobs import commands, optioncheck
 from build_jobs.jobrequest import parse_request
 
-from build_jobs import commands, optioncheck
 from tests.process.build_jobs.conftest import FAKES, LLAMA_7B, Sandbox
 
 FAMILIES = {

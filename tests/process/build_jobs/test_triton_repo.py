@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from build_jobs import triton_repo
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
-
-from build_jobs import triton_repo
 
 SKELETON = Path(__file__).resolve().parent / "skeleton"
 REAL = Path(__file__).resolve().parent / "skeletons"  # NVIDIA's 1.0 / 1.1 templates; sources in README.md
