@@ -21,13 +21,6 @@ from tests.operator_proc import install_crds
 SYSTEM_NS = dev.SYSTEM_NS
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test in this folder is a real-node test (`-m realnode` selects them)."""
-    for item in items:
-        if "/realnode/" in str(item.fspath):
-            item.add_marker(pytest.mark.realnode)
-
-
 @pytest.fixture(scope="session")
 def real_node(control_plane: str) -> dict[str, str]:
     """The images the real node runs ({name: ref}); skip where this machine cannot run a real node."""
