@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tests.factories import H100
 from tests.kube import apply, kubectl, kubectl_json, wait_for
 
-H100 = "NVIDIA-H100-80GB-HBM3"
 L40S = "NVIDIA-L40S"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from tests.factories import H100
 from tests.golden.serving_samples import load
 from tests.kube import ROOT, apply, kubectl, kubectl_json, wait_for
 from trtllm_operator.api.engine_key import engine_data
@@ -70,19 +71,19 @@ def test_sample_reaches_ready_with_columns(op_namespace: str, operator: Any) -> 
     apply(llmdeployment("chat"), namespace)
     dep = wait_phase(namespace, "chat", "Ready")
     engine = dep["status"]["engine"]
-    assert engine["gpu"] == "NVIDIA-H100-80GB-HBM3" and not engine["reused"]
+    assert engine["gpu"] == H100 and not engine["reused"]
     assert dep["status"]["observedGeneration"] == dep["metadata"]["generation"]
     for kind in ("EngineReady", "Available", "Ready"):
         assert condition(dep, kind)["status"] == "True", kind
     assert condition(dep, "Degraded")["status"] == "False"
     row = kubectl("get", "llmdeployments", "-n", namespace).stdout.splitlines()[1].split()
-    assert row[:6] == ["chat", "triton", SAMPLE["spec"]["model"]["source"], "NVIDIA-H100-80GB-HBM3",
+    assert row[:6] == ["chat", "triton", SAMPLE["spec"]["model"]["source"], H100,
                        engine["name"], "Ready"] and row[6] == "1/1"
     eng = get("llmengine", namespace, engine["name"])
     assert eng["status"]["phase"] == "Ready" and eng["status"]["size"] == "2.1Gi"
     pods = items("pods", namespace, "-l", "trtllm-operator.dev/role=server")
     node = get("node", "default", pods[0]["spec"]["nodeName"])
-    assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+    assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == H100
     fetch = get("job", namespace, f"{engine['name']}-fetch")
     assert "nvidia.com/gpu" not in json.dumps(fetch["spec"]["template"]["spec"]["containers"][0]["resources"])
     build = get("job", namespace, f"{engine['name']}-build")["spec"]["template"]["spec"]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.factories import H100
 from tests.kube import ROOT, apply, kubectl, kubectl_json, wait_for
 from trtllm_operator import GROUP, VERSION
 from trtllm_operator.api.engine_key import engine_key, engine_name, gpu_target, llmengine_spec_dict
@@ -20,7 +21,6 @@ from trtllm_operator.api.models import LLMDeploymentSpec
 
 SAMPLES = ROOT / "manifests" / "samples"
 INVALID = sorted((SAMPLES / "invalid").glob("*.yaml"))
-H100 = "NVIDIA-H100-80GB-HBM3"
 
 
 def established(name: str) -> bool:

@@ -7,14 +7,12 @@ from typing import Any
 
 import pytest
 
-from tests.factories import UID
+from tests.factories import SAMPLES, UID
 from tests.golden import planned
-from tests.kube import ROOT, apply
+from tests.kube import apply
 from tests.operator_proc import install_crds
 from trtllm_operator.plan import serving
 from trtllm_operator.plan.meta import owner_ref
-
-SAMPLES = sorted((ROOT / "manifests" / "samples").glob("*.yaml"))
 
 
 def planned_objects(sample: Path, namespace: str) -> list[dict[str, Any]]:

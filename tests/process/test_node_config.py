@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from hack import node
 
+from tests.factories import H100
+
 
 def test_containerd_is_private_and_refuses_no_oom_adjustment() -> None:
     config = tomllib.loads(node.containerd_config("localhost/pause:1"))
@@ -73,7 +75,7 @@ def test_a_second_checkout_leaves_the_running_node_alone(monkeypatch: pytest.Mon
 
 
 def test_gpu_labels_are_those_of_a_real_product() -> None:
-    assert node.GPU_LABELS["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+    assert node.GPU_LABELS["nvidia.com/gpu.product"] == H100
     assert node.GPU_LABELS["nvidia.com/gpu.count"] == str(node.GPUS)
     assert (node.GPU_LABELS["nvidia.com/gpu.compute.major"], node.GPU_LABELS["nvidia.com/gpu.compute.minor"]) \
         == ("9", "0")

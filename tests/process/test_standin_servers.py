@@ -29,11 +29,11 @@ import tritonclient.grpc as grpcclient
 from hack.net import free_port
 from tritonclient.utils import InferenceServerException
 
+from tests.factories import ROOT
 from tests.golden.serving_samples import by_runtime, engine_for
 from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.plan.runtimes import triton, trtllm_serve
 
-ROOT = Path(__file__).resolve().parents[2]
 SKELETON = ROOT / "tests" / "process" / "build_jobs" / "skeleton"
 SKELETONS = ROOT / "tests" / "process" / "build_jobs" / "skeletons"
 TINYLLAMA = {p.values[0]: p.values[1:] for p in by_runtime("triton")}["tinyllama-fp16"]

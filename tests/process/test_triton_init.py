@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.golden.serving_samples import ROOT, paths
+from tests.factories import ROOT
+from tests.golden.serving_samples import paths
 from tests.unit.test_plan_triton import TRITON_SAMPLES, generated_skeleton, parse, placeholder_data
 from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.plan.jobs import SCRIPTS_DIR

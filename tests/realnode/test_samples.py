@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.kube import ROOT, apply, kubectl, kubectl_json, wait_for
+from tests.factories import SAMPLES
+from tests.kube import apply, kubectl, kubectl_json, wait_for
 from tests.realnode.conftest import dev, node, pods, wait_phase
 
-SAMPLES = sorted((ROOT / "manifests" / "samples").glob("*.yaml"))
 ADAPTER = {"r": 8, "lora_alpha": 16, "peft_type": "LORA",
            "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 

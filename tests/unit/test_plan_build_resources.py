@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.factories import H100_MIB
 from tests.golden.serving_samples import SAMPLES, load
 from trtllm_operator.plan import engine as plan
 
@@ -9,7 +10,7 @@ GIB = 1 << 30
 
 
 def ctx(build_resources: dict | None = None) -> plan.EngineContext:
-    return plan.EngineContext(name="e", namespace="ns", uid="u", key="k" * 64, claim="cache", memory_mib=81559,
+    return plan.EngineContext(name="e", namespace="ns", uid="u", key="k" * 64, claim="cache", memory_mib=H100_MIB,
                               build_resources=build_resources or {})
 
 
@@ -39,7 +40,7 @@ def test_unknown_size_keeps_the_generous_default_and_the_user_always_wins() -> N
 
 def test_the_engine_records_only_what_the_user_asked() -> None:
     spec, engine = load(SAMPLES[0])
-    body = plan.desired_engine("e", "ns", "k" * 64, engine, "cache", 81559, {"name": "d", "uid": "u"}, {},
+    body = plan.desired_engine("e", "ns", "k" * 64, engine, "cache", H100_MIB, {"name": "d", "uid": "u"}, {},
                                None, False)
     body["metadata"]["uid"] = "e-uid"
     assert plan.engine_context(body).build_resources == {}

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.factories import H100_MIB
 from tests.golden.serving_samples import SAMPLES, load
 from trtllm_operator.api.engine_key import engine_spec_key
 from trtllm_operator.plan import engine as plan
@@ -16,7 +17,7 @@ from trtllm_operator.plan import names
 def made_by_operator(name: str = "tinyllama-3f2a9c0000") -> dict[str, Any]:
     """An LLMEngine as the operator creates it (key = hash of its spec), as the API server returns it."""
     engine = load(SAMPLES[0])[1]
-    body = plan.desired_engine(name, "ns", engine_spec_key(engine), engine, "cache", 81559,
+    body = plan.desired_engine(name, "ns", engine_spec_key(engine), engine, "cache", H100_MIB,
                                {"name": "d", "uid": "u"}, {}, None, False)
     body["metadata"]["uid"] = "engine-uid"
     return body

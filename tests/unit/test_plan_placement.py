@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.factories import H100, H100_MIB
 from trtllm_operator.api.validation import parse_deployment_spec
 from trtllm_operator.plan.placement import choose_gpu, gpu_nodes
 
-H100, A100, L40S = "NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB", "NVIDIA-L40S"
+A100, L40S = "NVIDIA-A100-SXM4-80GB", "NVIDIA-L40S"
 
 
-def node(name: str, product: str | None, gpus: int, compute: str = "9.0", mib: int = 81559,
+def node(name: str, product: str | None, gpus: int, compute: str = "9.0", mib: int = H100_MIB,
          unschedulable: bool = False) -> dict[str, Any]:
     labels = {"kubernetes.io/hostname": name}
     if product:

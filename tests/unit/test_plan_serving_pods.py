@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from tests.factories import H100
 from trtllm_operator.api.engine_key import gpu_target, llmengine_spec
 from trtllm_operator.api.validation import parse_deployment_spec
 from trtllm_operator.plan.engine import model_dir
@@ -19,7 +20,7 @@ LORA = {"maxRank": 8, "targetModules": ["attn_q", "attn_v"]}
 def rendered(runtime: str, engine: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     spec = parse_deployment_spec({"model": {"source": "hf://org/model"}, "engine": {**engine, "lora": LORA},
                                   "serving": {"runtime": runtime}, "adapters": ADAPTERS})
-    built = llmengine_spec(spec, gpu_target("NVIDIA-H100-80GB-HBM3"))
+    built = llmengine_spec(spec, gpu_target(H100))
     served = Served("e", "k" * 64, built, model_dir(built, {}))
     config = desired_serving_config("chat", "ns", spec, served, [])
     pod = desired_deployment("chat", "ns", spec, served, "cache", config, 1, [])["spec"]["template"]["spec"]

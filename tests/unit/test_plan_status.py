@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from tests.factories import H100, NOW
 from trtllm_operator.api.engine_key import gpu_target, llmengine_spec
 from trtllm_operator.api.validation import parse_deployment_spec
 from trtllm_operator.plan import conditions, names
@@ -13,8 +14,7 @@ from trtllm_operator.plan.engine_status import FAILED, RUNNING, SUCCEEDED, JobVi
 from trtllm_operator.plan.pods import PodProblem
 
 SPEC = parse_deployment_spec({"model": {"source": "hf://org/model"}})
-ENGINE = llmengine_spec(SPEC, gpu_target("NVIDIA-H100-80GB-HBM3"))
-NOW = "2026-01-01T00:00:00Z"
+ENGINE = llmengine_spec(SPEC, gpu_target(H100))
 
 
 def test_engine_steps_follow_the_jobs() -> None:
@@ -102,7 +102,7 @@ def test_serving_pod_mounts_a_pvc_model_source_read_only() -> None:
     from trtllm_operator.plan.serving import Served, desired_deployment, desired_serving_config
 
     spec = parse_deployment_spec({"model": {"source": "pvc://models/llama/7b"}})
-    engine = llmengine_spec(spec, gpu_target("NVIDIA-H100-80GB-HBM3"))
+    engine = llmengine_spec(spec, gpu_target(H100))
     served = Served("e", "k" * 64, engine, model_dir(engine, {}))
     config = desired_serving_config("chat", "ns", spec, served, [])
     pod = desired_deployment("chat", "ns", spec, served, "cache", config, 1, [])["spec"]["template"]["spec"]

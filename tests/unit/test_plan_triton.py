@@ -11,7 +11,8 @@ from build_jobs import triton_repo
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from tests.golden.serving_samples import ROOT, by_runtime, engine_for, paths
+from tests.factories import ROOT
+from tests.golden.serving_samples import by_runtime, engine_for, paths
 from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec, LoraSpec
 from trtllm_operator.plan.runtimes import triton
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from tests.factories import ROOT
 from trtllm_operator import GROUP, VERSION
 from trtllm_operator.api import crdgen
 from trtllm_operator.api.rules import all_rules
 
-ROOT = Path(__file__).resolve().parents[2]
 CRDS = {"llmdeployments": crdgen.llmdeployment_crd(), "llmengines": crdgen.llmengine_crd()}
 FORBIDDEN = {"$ref", "$defs", "anyOf", "oneOf", "allOf", "title", "const", "examples", "$schema"}
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from tests.factories import H100, H100_MIB
 from trtllm_operator.api import models, status
 from trtllm_operator.api.gpus import compute_at_least, gpu_info
 from trtllm_operator.api.models import LLMDeploymentSpec
@@ -146,7 +147,7 @@ def test_unknown_toolchain_error_lists_known_ones() -> None:
 @pytest.mark.parametrize(
     ("product", "compute", "memory"),
     [
-        ("NVIDIA-H100-80GB-HBM3", "9.0", 81559),
+        (H100, "9.0", H100_MIB),
         ("NVIDIA-A100-SXM4-80GB", "8.0", 81920),
         ("NVIDIA-L40S", "8.9", 46068),
     ],

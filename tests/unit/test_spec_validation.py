@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.factories import H100, ROOT
 from tests.unit.test_spec_models import deep_merge
 from trtllm_operator.api.engine_key import gpu_target
 from trtllm_operator.api.models import LLMDeploymentSpec
@@ -19,7 +20,6 @@ from trtllm_operator.api.validation import (
     validate_deployment,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "manifests" / "samples"
 BASE: dict[str, Any] = {"model": {"source": "hf://meta-llama/Llama-2-7b-chat-hf"}}
 PROM = {"url": "http://prometheus.monitoring:9090"}
@@ -274,7 +274,7 @@ def test_parse_deployment_spec_collects_every_problem() -> None:
         ),
         (
             {"engine": {"quantization": {"weights": "nvfp4"}}},
-            "NVIDIA-H100-80GB-HBM3",
+            H100,
             "spec.engine.quantization.weights",
         ),
     ],
@@ -295,7 +295,7 @@ def test_gpu_that_supports_the_precision_passes() -> None:
         deep_merge(BASE, {"engine": {"quantization": {"weights": "fp8", "kvCache": "fp8"}}}),
     )
     assert validate_deployment(spec, gpu_target("NVIDIA-L40S")) == []
-    assert validate_deployment(spec, gpu_target("NVIDIA-H100-80GB-HBM3")) == []
+    assert validate_deployment(spec, gpu_target(H100)) == []
     bf16 = parse_spec(LLMDeploymentSpec, deep_merge(BASE, {"engine": {"dtype": "bfloat16"}}))
     assert validate_deployment(bf16, gpu_target("Tesla-T4", "7.5"))[0][0] == "spec.engine.dtype"
 
@@ -307,7 +307,7 @@ def load(path: Path) -> dict[str, Any]:
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_valid_samples_pass(path: Path) -> None:
     spec = parse_deployment_spec(load(path)["spec"])
-    gpu = spec.engine.gpu.product or "NVIDIA-H100-80GB-HBM3"
+    gpu = spec.engine.gpu.product or H100
     assert validate_deployment(spec, gpu_target(gpu)) == []
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.factories import H100, H100_MIB
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 RUN_PY = REPO / "build_jobs" / "run.py"
@@ -96,7 +98,7 @@ class Sandbox:
                 "maxNumTokens": 8192,
                 "maxBeamWidth": 1,
             },
-            "gpu": {"product": "NVIDIA-H100-80GB-HBM3", "computeCapability": "9.0", "memoryMiB": 81559},
+            "gpu": {"product": H100, "computeCapability": "9.0", "memoryMiB": H100_MIB},
             "toolchain": {
                 "name": "trtllm-1.0",
                 "trtllmVersion": "1.0.0",

@@ -10,6 +10,7 @@ import pytest
 from build_jobs import commands, optioncheck
 from build_jobs.jobrequest import parse_request
 
+from tests.factories import H100, H100_MIB
 from tests.process.build_jobs.conftest import FAKES, LLAMA_7B, Sandbox
 
 FAMILIES = {
@@ -39,7 +40,7 @@ def _request(family: str, **overrides: object) -> dict:
         "action": "build", "engineKey": "k", "model": {"source": "pvc://m/x"}, "backend": "tensorrt",
         "dtype": "float16", "quantization": {}, "parallelism": {"tensor": 1, "pipeline": 1},
         "toolchain": {"name": "trtllm-1.0", "paths": {"convert": {family: "/x"}}},
-        "gpu": {"product": "NVIDIA-H100-80GB-HBM3", "computeCapability": "9.0", "memoryMiB": 81559},
+        "gpu": {"product": H100, "computeCapability": "9.0", "memoryMiB": H100_MIB},
     }
     return {**sandbox_request, **overrides}
 
