@@ -64,7 +64,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = path.relative_to(TESTS).parts if path.is_relative_to(TESTS) else ()
         folder = parts[0] if len(parts) > 1 else None
         if folder not in FOLDERS:
-            raise pytest.UsageError(f"{item.nodeid}: a test lives in one of tests/{{{','.join(FOLDERS)}}}/")
+            raise pytest.UsageError(
+                f"{item.nodeid}: a test lives in one of tests/{{{','.join(FOLDERS)}}}/"
+            )
         markers = {folder}
         if folder in NEEDS_CONTROL_PLANE or "control_plane" in getattr(item, "fixturenames", ()):
             markers.add("cluster")

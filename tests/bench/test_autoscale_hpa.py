@@ -22,7 +22,9 @@ def test_missing_pods_count_zero_going_up_and_target_going_down():
 
 
 def test_deleting_pods_are_skipped_and_no_metrics_is_an_error():
-    assert plain_metric_replicas(1, 1.0, 0.1, [Pod("a", True, True), Pod("b", True)], {"b": 3.0}) == 3
+    assert (
+        plain_metric_replicas(1, 1.0, 0.1, [Pod("a", True, True), Pod("b", True)], {"b": 3.0}) == 3
+    )
     assert plain_metric_replicas(1, 1.0, 0.1, pods(1), {}) is None
 
 

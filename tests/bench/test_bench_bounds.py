@@ -24,13 +24,17 @@ def test_work_bound_sums_prompt_and_output_at_saturation():
 
 def test_oracle_rounds_each_window_up_to_whole_replicas():
     # Window 0 holds 1.5 replica-seconds of work over 10 s -> 1 replica; window 1 holds 25 -> 3 replicas.
-    requests = [_request(1.0), _request(2.0, generated=578)] + [_request(10.0 + i * 0.1) for i in range(25)]
+    requests = [_request(1.0), _request(2.0, generated=578)] + [
+        _request(10.0 + i * 0.1) for i in range(25)
+    ]
     assert oracle_replica_seconds(requests, PROFILE, 10.0) == pytest.approx((1 + 3) * 10.0)
 
 
 def test_oracle_is_never_below_the_work_bound():
     requests = shaped(((0.0, 5.0), (60.0, 20.0), (120.0, 5.0)), seed=1)
-    assert oracle_replica_seconds(requests, PROFILE, 10.0) >= work_replica_seconds(requests, PROFILE)
+    assert oracle_replica_seconds(requests, PROFILE, 10.0) >= work_replica_seconds(
+        requests, PROFILE
+    )
 
 
 def test_bound_lines_are_gpu_hours_in_trace_time_and_a_ratio_to_static():
@@ -61,7 +65,9 @@ def test_shaped_load_has_the_profile_rates():
     assert shaped(points, seed=3) == requests
 
 
-AZURE_TRACE = Path(__file__).resolve().parents[3] / "shared" / "data" / "azure-llm-inference-2023-conv.csv"
+AZURE_TRACE = (
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "azure-llm-inference-2023-conv.csv"
+)
 
 
 @pytest.mark.skipif(not AZURE_TRACE.exists(), reason="../shared/data is not beside the checkout")
@@ -81,5 +87,5 @@ def test_prelude_mirrors_the_opening_and_shifts_the_load():
     requests = [Request(float(t), 10, 10) for t in (1, 2, 5, 30)]
     run = with_prelude(requests, 10.0)
     assert [r.arrival_s for r in run] == [5.0, 8.0, 9.0, 11.0, 12.0, 15.0, 40.0]
-    assert run[-len(requests):] == [Request(r.arrival_s + 10.0, 10, 10) for r in requests]
+    assert run[-len(requests) :] == [Request(r.arrival_s + 10.0, 10, 10) for r in requests]
     assert with_prelude(requests, 0.0) == requests

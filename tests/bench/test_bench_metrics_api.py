@@ -17,14 +17,21 @@ def test_discovery_lists_the_recipe_metric_on_pods():
 
 
 def test_other_paths_are_not_found_without_asking_prometheus():
-    for path in ("/apis", "/openapi/v2", "/apis/custom.metrics.k8s.io/v1beta2/namespaces/x/pods/p/other"):
+    for path in (
+        "/apis",
+        "/openapi/v2",
+        "/apis/custom.metrics.k8s.io/v1beta2/namespaces/x/pods/p/other",
+    ):
         assert answer(path, "http://127.0.0.1:1", "triton") is None
 
 
 def test_values_are_quantities_in_thousandths_per_pod():
     body = metric_list("ns", {"b": 1.5, "a": 0.0204}, NOW)
     assert body["kind"] == "MetricValueList"
-    assert [(i["describedObject"]["name"], i["value"]) for i in body["items"]] == [("a", "20m"), ("b", "1500m")]
+    assert [(i["describedObject"]["name"], i["value"]) for i in body["items"]] == [
+        ("a", "20m"),
+        ("b", "1500m"),
+    ]
     assert {i["describedObject"]["namespace"] for i in body["items"]} == {"ns"}
     assert body["items"][0]["timestamp"] == "2026-11-22T05:00:00Z"
 
@@ -41,7 +48,9 @@ def test_simulator_follows_pods_ready_then_deleted():
     sim.sync_pods([("a", True, False), ("b", False, False)])
     assert sim.counts() == (1, 1)
     sim.now = 9.0
-    sim.sync_pods([("a", True, True)])  # a terminating (drains), b gone while loading (frees its GPU now)
+    sim.sync_pods(
+        [("a", True, True)]
+    )  # a terminating (drains), b gone while loading (frees its GPU now)
     assert sim.counts() == (0, 0)
     a, b = sim.replicas
     assert a.draining_since == 9.0 and a.gone_s is None

@@ -17,10 +17,23 @@ PROFILE = Profile()
 
 def _config(**changes) -> RunConfig:
     sim = SimConfig(profile=PROFILE, startup_s=(5.0, 10.0), initial_replicas=2, serve_metrics=False)
-    ours = Settings(metric=KV_CACHE_DEMAND, target=0.3, max_replicas=12, scale_down_window_s=20.0, startup_s=10.0)
+    ours = Settings(
+        metric=KV_CACHE_DEMAND,
+        target=0.3,
+        max_replicas=12,
+        scale_down_window_s=20.0,
+        startup_s=10.0,
+    )
     config = RunConfig(
-        compress=1.0, sim=sim, static_replicas=8, max_replicas=12, ours=ours,
-        hpa=HpaConfig(max_replicas=12, down_window_s=30.0), tail_s=10.0, warmup_s=5.0, prelude_s=0.0,
+        compress=1.0,
+        sim=sim,
+        static_replicas=8,
+        max_replicas=12,
+        ours=ours,
+        hpa=HpaConfig(max_replicas=12, down_window_s=30.0),
+        tail_s=10.0,
+        warmup_s=5.0,
+        prelude_s=0.0,
     )
     return replace(config, **changes)
 
@@ -58,7 +71,9 @@ def test_static_replay_is_deterministic_and_counts_its_replicas():
 
 @pytest.mark.parametrize("policy", ["ours", "hpa"])
 def test_autoscaled_replays_follow_a_ramp_up_and_back_down(policy):
-    requests = shaped(((0.0, 5.0), (30.0, 5.0), (60.0, 25.0), (120.0, 25.0), (130.0, 2.0), (400.0, 2.0)), seed=2)
+    requests = shaped(
+        ((0.0, 5.0), (30.0, 5.0), (60.0, 25.0), (120.0, 25.0), (130.0, 2.0), (400.0, 2.0)), seed=2
+    )
     result = replay(policy, requests, _config())
     asked = [s.asked for s in result.timeline]
     assert max(asked) > 2, f"{policy} never scaled up: {asked}"

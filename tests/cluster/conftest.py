@@ -29,7 +29,9 @@ def operator(control_plane: str) -> Iterator[subprocess.Popen[bytes]]:
 
 
 @pytest.fixture
-def op_namespace(operator: subprocess.Popen[bytes], request: pytest.FixtureRequest) -> Iterator[str]:
+def op_namespace(
+    operator: subprocess.Popen[bytes], request: pytest.FixtureRequest
+) -> Iterator[str]:
     """A namespace of this test's own that the session's operator watches (o-*)."""
     with temp_namespace("o", request.node.name) as name:
         yield name

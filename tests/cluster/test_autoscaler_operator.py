@@ -25,8 +25,15 @@ MAX = 4
 
 def scaled_spec(url: str) -> dict[str, Any]:
     # metric and target left to their defaults: kvCacheDemand at 0.3
-    return {"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": MAX,
-                            "scaleDownStabilizationSeconds": 15, "prometheus": {"url": url}}}
+    return {
+        "autoscaling": {
+            "enabled": True,
+            "minReplicas": 1,
+            "maxReplicas": MAX,
+            "scaleDownStabilizationSeconds": 15,
+            "prometheus": {"url": url},
+        }
+    }
 
 
 def deployment_replicas(namespace: str) -> int:
@@ -46,15 +53,25 @@ def test_operator_scales_from_prometheus(op_namespace: str, operator: Any) -> No
 
     def targets(ports: dict[str, int]) -> None:
         try:
-            prom.set_targets(servers[-1], [prom.Target(f"127.0.0.1:{port}", {**labels, "pod": f"chat-{pod}"})
-                                           for pod, port in ports.items()])
+            prom.set_targets(
+                servers[-1],
+                [
+                    prom.Target(f"127.0.0.1:{port}", {**labels, "pod": f"chat-{pod}"})
+                    for pod, port in ports.items()
+                ],
+            )
         except FileNotFoundError:
             pass  # Prometheus is stopped on purpose; the restarted one gets the targets again
 
     sim = Simulator(synthetic(45.0, 12.0, seed=3), SimConfig(startup_s=(0.0, 0.0)), targets)
     stop = threading.Event()
-    syncer = threading.Thread(target=lambda: [follow(sim, KubectlDeployment("chat", ns)) or stop.wait(1)
-                                              for _ in iter(stop.is_set, True)], daemon=True)
+    syncer = threading.Thread(
+        target=lambda: [
+            follow(sim, KubectlDeployment("chat", ns)) or stop.wait(1)
+            for _ in iter(stop.is_set, True)
+        ],
+        daemon=True,
+    )
     try:
         url = servers[0].url
         apply(llmdeployment("chat", **scaled_spec(url)), ns)
@@ -65,16 +82,23 @@ def test_operator_scales_from_prometheus(op_namespace: str, operator: Any) -> No
         auto = get("llmdeployment", ns, "chat")["status"]["autoscaling"]
         assert auto["lastMetric"] is not None and auto["reason"]
         prom.stop(servers[0])
-        wait_for("the Autoscaling condition to say Prometheus is unreachable", lambda: autoscaling_condition(
-            ns).get("reason") == "MetricsUnavailable", timeout=60)
+        wait_for(
+            "the Autoscaling condition to say Prometheus is unreachable",
+            lambda: autoscaling_condition(ns).get("reason") == "MetricsUnavailable",
+            timeout=60,
+        )
         held = deployment_replicas(ns)
         assert autoscaling_condition(ns)["status"] == "False" and 1 < held <= MAX
         time.sleep(12)
         assert deployment_replicas(ns) == held
         servers.append(prom.start([], name=name, port=servers[0].port, scrape_interval="1s"))
         targets({pod: srv.server_address[1] for pod, srv in sim.servers.items()})
-        wait_for("back to min replicas", lambda: deployment_replicas(ns) == 1, timeout=240, interval=2)
-        assert get("llmdeployment", ns, "chat")["spec"]["serving"]["replicas"] == 1  # spec untouched
+        wait_for(
+            "back to min replicas", lambda: deployment_replicas(ns) == 1, timeout=240, interval=2
+        )
+        assert (
+            get("llmdeployment", ns, "chat")["spec"]["serving"]["replicas"] == 1
+        )  # spec untouched
         assert autoscaling_condition(ns)["status"] == "True"
     finally:
         stop.set()

@@ -48,7 +48,9 @@ def phase(namespace: str, name: str) -> str:
     return (get("llmdeployment", namespace, name).get("status") or {}).get("phase", "")
 
 
-def wait_phase(namespace: str, name: str, wanted: str, timeout: float = READY_TIMEOUT) -> dict[str, Any]:
+def wait_phase(
+    namespace: str, name: str, wanted: str, timeout: float = READY_TIMEOUT
+) -> dict[str, Any]:
     wait_for(f"{name} phase {wanted}", lambda: phase(namespace, name) == wanted, timeout)
     return get("llmdeployment", namespace, name)
 
@@ -77,15 +79,20 @@ def test_sample_reaches_ready_with_columns(op_namespace: str, operator: Any) -> 
         assert condition(dep, kind)["status"] == "True", kind
     assert condition(dep, "Degraded")["status"] == "False"
     row = kubectl("get", "llmdeployments", "-n", namespace).stdout.splitlines()[1].split()
-    assert row[:6] == ["chat", "triton", SAMPLE["spec"]["model"]["source"], H100,
-                       engine["name"], "Ready"] and row[6] == "1/1"
+    assert (
+        row[:6]
+        == ["chat", "triton", SAMPLE["spec"]["model"]["source"], H100, engine["name"], "Ready"]
+        and row[6] == "1/1"
+    )
     eng = get("llmengine", namespace, engine["name"])
     assert eng["status"]["phase"] == "Ready" and eng["status"]["size"] == "2.1Gi"
     pods = items("pods", namespace, "-l", "trtllm-operator.dev/role=server")
     node = get("node", "default", pods[0]["spec"]["nodeName"])
     assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == H100
     fetch = get("job", namespace, f"{engine['name']}-fetch")
-    assert "nvidia.com/gpu" not in json.dumps(fetch["spec"]["template"]["spec"]["containers"][0]["resources"])
+    assert "nvidia.com/gpu" not in json.dumps(
+        fetch["spec"]["template"]["spec"]["containers"][0]["resources"]
+    )
     build = get("job", namespace, f"{engine['name']}-build")["spec"]["template"]["spec"]
     assert build["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert {"EngineCreated", "BuildStarted", "Ready"} <= set(events(namespace, "chat"))
@@ -99,7 +106,9 @@ def test_same_build_inputs_share_one_engine(op_namespace: str, operator: Any) ->
     second = wait_phase(namespace, "second", "Ready")
     engines = items("llmengines", namespace)
     assert len(engines) == 1 and second["status"]["engine"]["reused"] is True
-    assert len(engines[0]["metadata"]["ownerReferences"]) == 2 and engines[0]["status"]["users"] == 2
+    assert (
+        len(engines[0]["metadata"]["ownerReferences"]) == 2 and engines[0]["status"]["users"] == 2
+    )
     assert len(items("jobs", namespace, "-l", "trtllm-operator.dev/role=build")) == 1
     assert "EngineReused" in events(namespace, "second")
 
@@ -110,12 +119,27 @@ def test_runtime_change_rolls_only_the_deployment(op_namespace: str, operator: A
     wait_phase(namespace, "chat", "Ready")
     before = get("deployment", namespace, "chat")
     jobs_before = {j["metadata"]["name"] for j in items("jobs", namespace)}
-    apply(llmdeployment("chat", serving={"replicas": 2, "kvCacheFreeGpuMemFraction": 0.8,
-                                         "maxQueueDelayMicroseconds": 100}), namespace)
-    wait_for("2 ready replicas", lambda: get("llmdeployment", namespace, "chat")["status"].get("ready") == "2/2")
+    apply(
+        llmdeployment(
+            "chat",
+            serving={
+                "replicas": 2,
+                "kvCacheFreeGpuMemFraction": 0.8,
+                "maxQueueDelayMicroseconds": 100,
+            },
+        ),
+        namespace,
+    )
+    wait_for(
+        "2 ready replicas",
+        lambda: get("llmdeployment", namespace, "chat")["status"].get("ready") == "2/2",
+    )
     after = get("deployment", namespace, "chat")
     assert after["metadata"]["generation"] > before["metadata"]["generation"]
-    assert serving_engine(namespace, "chat") == before["metadata"]["labels"]["trtllm-operator.dev/engine"]
+    assert (
+        serving_engine(namespace, "chat")
+        == before["metadata"]["labels"]["trtllm-operator.dev/engine"]
+    )
     assert len(items("llmengines", namespace)) == 1
     assert {j["metadata"]["name"] for j in items("jobs", namespace)} == jobs_before
     params = json.loads(get("configmap", namespace, "chat-serving")["data"]["params.json"])
@@ -138,9 +162,15 @@ def test_build_input_change_builds_then_rolls(op_namespace: str, operator: Any) 
     assert serving_engine(namespace, "chat") == old
     wait_phase(namespace, "chat", "Ready", timeout=120)
     assert serving_engine(namespace, "chat") == new
-    wait_for("the old engine to be collected", lambda: [e["metadata"]["name"]
-             for e in items("llmengines", namespace)] == [new], timeout=60)
-    wait_for("the cleanup Job", lambda: items("jobs", namespace, "-l", "trtllm-operator.dev/role=cleanup"))
+    wait_for(
+        "the old engine to be collected",
+        lambda: [e["metadata"]["name"] for e in items("llmengines", namespace)] == [new],
+        timeout=60,
+    )
+    wait_for(
+        "the cleanup Job",
+        lambda: items("jobs", namespace, "-l", "trtllm-operator.dev/role=cleanup"),
+    )
 
 
 def test_failed_build_keeps_the_old_engine_serving(op_namespace: str, operator: Any) -> None:
@@ -155,8 +185,12 @@ def test_failed_build_keeps_the_old_engine_serving(op_namespace: str, operator: 
     engine = get("llmengine", namespace, dep["status"]["engine"]["name"])
     assert engine["status"]["phase"] == "Failed" and "simulated" in engine["status"]["error"]
     assert "TensorRT-LLM" in engine["status"]["logTail"]
-    job = items("jobs", namespace, "-l", "trtllm-operator.dev/role=build,"
-                f"trtllm-operator.dev/engine={engine['metadata']['name']}")[0]
+    job = items(
+        "jobs",
+        namespace,
+        "-l",
+        f"trtllm-operator.dev/role=build,trtllm-operator.dev/engine={engine['metadata']['name']}",
+    )[0]
     assert job["status"]["failed"] == job["spec"]["backoffLimit"] + 1
     assert serving_engine(namespace, "chat") == old
     assert get("deployment", namespace, "chat")["status"]["availableReplicas"] == 1
@@ -178,19 +212,32 @@ def test_delete_collects_children_but_keeps_shared_engine(op_namespace: str, ope
     wait_phase(namespace, "first", "Ready")
     wait_phase(namespace, "second", "Ready")
     kubectl("delete", "llmdeployment", "first", "-n", namespace)
-    wait_for("first's children to go", lambda: not items(
-        "deploy,svc,cm", namespace, "-l", "trtllm-operator.dev/deployment=first"), timeout=60)
+    wait_for(
+        "first's children to go",
+        lambda: not items("deploy,svc,cm", namespace, "-l", "trtllm-operator.dev/deployment=first"),
+        timeout=60,
+    )
     engine = items("llmengines", namespace)
-    assert len(engine) == 1 and [o["name"] for o in engine[0]["metadata"]["ownerReferences"]] == ["second"]
+    assert len(engine) == 1 and [o["name"] for o in engine[0]["metadata"]["ownerReferences"]] == [
+        "second"
+    ]
     kubectl("delete", "llmdeployment", "second", "-n", namespace)
-    wait_for("the unused engine to be collected", lambda: not items("llmengines", namespace), timeout=60)
+    wait_for(
+        "the unused engine to be collected", lambda: not items("llmengines", namespace), timeout=60
+    )
 
 
 def test_unfittable_parallelism_is_reported(op_namespace: str, operator: Any) -> None:
     namespace = op_namespace
     apply(llmdeployment("huge", engine={"parallelism": {"tensor": 16}}), namespace)
-    dep = wait_for("a NoFittingGpuNode condition", lambda: (get("llmdeployment", namespace, "huge").get(
-        "status") or {}).get("conditions") and get("llmdeployment", namespace, "huge"), timeout=30)
+    dep = wait_for(
+        "a NoFittingGpuNode condition",
+        lambda: (
+            (get("llmdeployment", namespace, "huge").get("status") or {}).get("conditions")
+            and get("llmdeployment", namespace, "huge")
+        ),
+        timeout=30,
+    )
     ready = condition(dep, "Ready")
     assert ready["status"] == "False" and "16" in ready["message"]
     assert condition(dep, "Degraded")["reason"] == "NoFittingGpuNode"
@@ -203,11 +250,17 @@ def audit_writes(since: float, namespace: str) -> list[dict[str, Any]]:
     found = []
     for line in log.read_text().splitlines():
         entry = json.loads(line)
-        stamp = time.mktime(time.strptime(entry["requestReceivedTimestamp"][:19], "%Y-%m-%dT%H:%M:%S"))
+        stamp = time.mktime(
+            time.strptime(entry["requestReceivedTimestamp"][:19], "%Y-%m-%dT%H:%M:%S")
+        )
         agent = entry.get("userAgent", "")
-        if (stamp - time.timezone >= since and entry["user"]["username"] == "admin"
-                and not agent.startswith("kubectl") and entry.get("objectRef", {}).get("namespace") == namespace
-                and entry["verb"] in ("create", "update", "patch", "delete")):
+        if (
+            stamp - time.timezone >= since
+            and entry["user"]["username"] == "admin"
+            and not agent.startswith("kubectl")
+            and entry.get("objectRef", {}).get("namespace") == namespace
+            and entry["verb"] in ("create", "update", "patch", "delete")
+        ):
             found.append(entry)
     return found
 
@@ -233,8 +286,11 @@ def test_operator_metrics(op_namespace: str, operator: Any) -> None:
     wait_phase(namespace, "second", "Ready")
     url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
     text = urllib.request.urlopen(url, timeout=5).read().decode()
-    samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
-               if line and not line.startswith("#")}
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
     assert samples['trtllm_operator_engine_cache_total{result="hit"}'] >= 1
     assert samples['trtllm_operator_engine_cache_total{result="miss"}'] >= 1
     assert samples['trtllm_operator_builds_total{event="started"}'] >= 1
@@ -244,19 +300,41 @@ def test_operator_metrics(op_namespace: str, operator: Any) -> None:
 
 
 POD_MONITOR_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
     "metadata": {"name": "podmonitors.monitoring.coreos.com"},
-    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
-             "names": {"plural": "podmonitors", "singular": "podmonitor", "kind": "PodMonitor"},
-             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
-                 "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "scope": "Namespaced",
+        "names": {"plural": "podmonitors", "singular": "podmonitor", "kind": "PodMonitor"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
+            }
+        ],
+    },
 }
 
 
-def test_pod_monitor_when_prometheus_operator_is_installed(op_namespace: str, operator: Any) -> None:
+def test_pod_monitor_when_prometheus_operator_is_installed(
+    op_namespace: str, operator: Any
+) -> None:
     namespace = op_namespace
     apply(POD_MONITOR_CRD)
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/podmonitors.monitoring.coreos.com")
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/podmonitors.monitoring.coreos.com",
+    )
     apply(llmdeployment("chat"), namespace)
     wait_phase(namespace, "chat", "Ready")
     monitor = wait_for("the PodMonitor", lambda: items("podmonitors", namespace))[0]
@@ -280,15 +358,30 @@ def test_hand_made_engines_get_no_cleanup_job(op_namespace: str, operator: Any) 
     namespace = op_namespace
     spec = engine_data(load(SAMPLE_PATH)[1])
     labels = {"": {}, "forged": {"trtllm-operator.dev/engine-key": "0" * 63}}
-    apply([{"apiVersion": "trtllm-operator.dev/v1alpha1", "kind": "LLMEngine", "spec": spec,
-            "metadata": {"name": f"handmade{suffix and '-' + suffix}", "labels": label}}
-           for suffix, label in labels.items()], namespace)
-    wait_for("the finalizers", lambda: all(e["metadata"].get("finalizers") for e in items("llmengines", namespace)))
+    apply(
+        [
+            {
+                "apiVersion": "trtllm-operator.dev/v1alpha1",
+                "kind": "LLMEngine",
+                "spec": spec,
+                "metadata": {"name": f"handmade{suffix and '-' + suffix}", "labels": label},
+            }
+            for suffix, label in labels.items()
+        ],
+        namespace,
+    )
+    wait_for(
+        "the finalizers",
+        lambda: all(e["metadata"].get("finalizers") for e in items("llmengines", namespace)),
+    )
     kubectl("delete", "llmengines", "--all", "-n", namespace, "--wait=false")
     wait_for("the engines to go", lambda: not items("llmengines", namespace), timeout=60)
     assert not items("jobs", namespace, "-l", "trtllm-operator.dev/role=cleanup")
     for name in ("handmade", "handmade-forged"):
-        wait_for(f"CleanupRefused on {name}", lambda name=name: "CleanupRefused" in events(namespace, name))
+        wait_for(
+            f"CleanupRefused on {name}",
+            lambda name=name: "CleanupRefused" in events(namespace, name),
+        )
 
 
 def test_operator_never_writes_llmdeployment_spec(op_namespace: str, operator: Any) -> None:
@@ -300,10 +393,16 @@ def test_operator_never_writes_llmdeployment_spec(op_namespace: str, operator: A
     apply(llmdeployment("chat"), namespace)
     wait_phase(namespace, "chat", "Ready")
     apply(llmdeployment("chat", serving={"replicas": 2}), namespace)
-    wait_for("2 ready", lambda: get("llmdeployment", namespace, "chat")["status"].get("ready") == "2/2")
+    wait_for(
+        "2 ready", lambda: get("llmdeployment", namespace, "chat")["status"].get("ready") == "2/2"
+    )
     kubectl("delete", "llmdeployment", "chat", "-n", namespace)
     time.sleep(2)
-    writes = [w for w in audit_writes(start, namespace) if w["objectRef"].get("resource") == "llmdeployments"]
+    writes = [
+        w
+        for w in audit_writes(start, namespace)
+        if w["objectRef"].get("resource") == "llmdeployments"
+    ]
     assert any(w["objectRef"].get("subresource") == "status" for w in writes)
     for write in writes:
         if write["objectRef"].get("subresource") == "status":
@@ -328,8 +427,18 @@ def test_missing_volume_claim_is_named_then_resolved(op_namespace: str, operator
     assert "spec.model.source: PersistentVolumeClaim 'checkpoints' does not exist" in message
     assert items("llmengines", namespace) == []  # nothing built or mounted meanwhile
     wait_for("the warning event", lambda: "VolumeClaimNotFound" in events(namespace, "fromclaim"))
-    apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "checkpoints"},
-           "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}}, namespace)
+    apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "checkpoints"},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+        namespace,
+    )
     wait_phase(namespace, "fromclaim", "Ready")
 
 
@@ -340,18 +449,23 @@ FITTING_MEMORY = {"requests": {"memory": "1Gi"}}
 
 def condition_with(namespace: str, name: str, kind: str, reason: str) -> Any:
     """A waiter: the LLMDeployment once its `kind` condition has `reason`, else None."""
+
     def check() -> dict[str, Any] | None:
         obj = get("llmdeployment", namespace, name)
         conds = (obj.get("status") or {}).get("conditions") or []
         return obj if any(c["type"] == kind and c["reason"] == reason for c in conds) else None
+
     return check
 
 
 def test_unschedulable_build_pod_is_named(op_namespace: str, operator: Any) -> None:
     namespace = op_namespace
     apply(llmdeployment("big", engine={"buildResources": TOO_MUCH_MEMORY}), namespace)
-    dep = wait_for("EngineReady BuildUnschedulable",
-                   condition_with(namespace, "big", "EngineReady", "BuildUnschedulable"), READY_TIMEOUT)
+    dep = wait_for(
+        "EngineReady BuildUnschedulable",
+        condition_with(namespace, "big", "EngineReady", "BuildUnschedulable"),
+        READY_TIMEOUT,
+    )
     message = condition(dep, "EngineReady")["message"]
     assert "cannot be scheduled: 0/" in message and "Insufficient memory" in message
     assert condition(dep, "Progressing")["reason"] == "BuildUnschedulable"
@@ -360,19 +474,33 @@ def test_unschedulable_build_pod_is_named(op_namespace: str, operator: Any) -> N
     engine = get("llmengine", namespace, dep["status"]["engine"]["name"])
     ready = condition(engine, "Ready")
     assert engine["status"]["phase"] == "Pending" and ready["reason"] == "BuildUnschedulable"
-    wait_for("the warning events", lambda: "BuildUnschedulable" in events(namespace, "big")
-             and "BuildUnschedulable" in events(namespace, engine["metadata"]["name"]))
+    wait_for(
+        "the warning events",
+        lambda: (
+            "BuildUnschedulable" in events(namespace, "big")
+            and "BuildUnschedulable" in events(namespace, engine["metadata"]["name"])
+        ),
+    )
     time.sleep(12)  # a resync later: still one event each
     for obj in ("big", engine["metadata"]["name"]):
-        found = items("events", namespace, f"--field-selector=involvedObject.name={obj},reason=BuildUnschedulable")
+        found = items(
+            "events",
+            namespace,
+            f"--field-selector=involvedObject.name={obj},reason=BuildUnschedulable",
+        )
         assert len(found) == 1 and found[0].get("count", 1) == 1, obj
 
 
-def test_unschedulable_serving_pods_are_named_then_resolved(op_namespace: str, operator: Any) -> None:
+def test_unschedulable_serving_pods_are_named_then_resolved(
+    op_namespace: str, operator: Any
+) -> None:
     namespace = op_namespace
     apply(llmdeployment("chat", serving={"resources": TOO_MUCH_MEMORY}), namespace)
-    dep = wait_for("Progressing Unschedulable", condition_with(namespace, "chat", "Progressing", "Unschedulable"),
-                   READY_TIMEOUT)
+    dep = wait_for(
+        "Progressing Unschedulable",
+        condition_with(namespace, "chat", "Progressing", "Unschedulable"),
+        READY_TIMEOUT,
+    )
     assert dep["status"]["phase"] == "Pending" and condition(dep, "Ready")["status"] == "False"
     assert "Insufficient memory" in condition(dep, "Progressing")["message"]
     assert condition(dep, "Degraded")["status"] == "False"

@@ -26,7 +26,8 @@ INVALID = sorted((SAMPLES / "invalid").glob("*.yaml"))
 def established(name: str) -> bool:
     crd = kubectl_json("get", "crd", name)
     return any(
-        c["type"] == "Established" and c["status"] == "True" for c in crd["status"].get("conditions", [])
+        c["type"] == "Established" and c["status"] == "True"
+        for c in crd["status"].get("conditions", [])
     )
 
 
@@ -38,7 +39,9 @@ def crds(control_plane: str) -> list[str]:
     names = [f"llmdeployments.{GROUP}", f"llmengines.{GROUP}"]
     for name in names:
         wait_for(f"CRD {name} Established", lambda n=name: established(n))
-    wait_for("llmdeployments served", lambda: kubectl("get", "llmdep", "-A", check=False).returncode == 0)
+    wait_for(
+        "llmdeployments served", lambda: kubectl("get", "llmdep", "-A", check=False).returncode == 0
+    )
     return names
 
 
@@ -48,7 +51,9 @@ def sample(name: str) -> dict[str, Any]:
 
 def expectations(path: Path) -> dict[str, str]:
     lines = [
-        line[len("# expect-") :] for line in path.read_text().splitlines() if line.startswith("# expect-")
+        line[len("# expect-") :]
+        for line in path.read_text().splitlines()
+        if line.startswith("# expect-")
     ]
     return dict(line.split(": ", 1) for line in lines)
 
@@ -66,7 +71,9 @@ def test_samples_pass_server_dry_run(crds: list[str], namespace: str, path: Path
 
 
 @pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)
-def test_invalid_samples_are_rejected_naming_the_field(crds: list[str], namespace: str, path: Path) -> None:
+def test_invalid_samples_are_rejected_naming_the_field(
+    crds: list[str], namespace: str, path: Path
+) -> None:
     expect = expectations(path)
     proc = kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(path), check=False)
     assert proc.returncode != 0, f"{path.name} was accepted"
@@ -86,7 +93,10 @@ def test_api_server_fills_in_defaults(crds: list[str], namespace: str) -> None:
         "maxBeamWidth": 1,
         "enableChunkedContext": False,
     }
-    assert spec["serving"]["runtime"] == "triton" and spec["serving"]["kvCacheFreeGpuMemFraction"] == 0.9
+    assert (
+        spec["serving"]["runtime"] == "triton"
+        and spec["serving"]["kvCacheFreeGpuMemFraction"] == 0.9
+    )
     assert spec["adapters"] == [] and "lora" not in spec["engine"]
     assert LLMDeploymentSpec.model_validate(spec) == LLMDeploymentSpec.model_validate(
         sample("tinyllama-fp16.yaml")["spec"]
@@ -127,7 +137,16 @@ def test_get_llmdeployments_shows_the_columns(crds: list[str], namespace: str) -
         json.dumps({"status": status}),
     )
     lines = kubectl("get", "llmdeployments", "-n", namespace).stdout.splitlines()
-    assert lines[0].split() == ["NAME", "RUNTIME", "MODEL", "GPU", "ENGINE", "PHASE", "READY", "AGE"]
+    assert lines[0].split() == [
+        "NAME",
+        "RUNTIME",
+        "MODEL",
+        "GPU",
+        "ENGINE",
+        "PHASE",
+        "READY",
+        "AGE",
+    ]
     row = lines[1].split()
     assert row[:7] == [
         "tinyllama",
@@ -155,8 +174,13 @@ def test_scale_subresource(crds: list[str], namespace: str) -> None:
         json.dumps({"status": {"replicas": 1, "selector": "app.kubernetes.io/instance=tinyllama"}}),
     )
     kubectl("scale", "llmdeployment/tinyllama", "-n", namespace, "--replicas=3")
-    assert kubectl_json("get", "llmdep", "tinyllama", "-n", namespace)["spec"]["serving"]["replicas"] == 3
-    scale = kubectl_json("get", "llmdeployment", "tinyllama", "-n", namespace, "--subresource=scale")
+    assert (
+        kubectl_json("get", "llmdep", "tinyllama", "-n", namespace)["spec"]["serving"]["replicas"]
+        == 3
+    )
+    scale = kubectl_json(
+        "get", "llmdeployment", "tinyllama", "-n", namespace, "--subresource=scale"
+    )
     assert (
         scale["spec"]["replicas"] == 3
         and scale["status"]["selector"] == "app.kubernetes.io/instance=tinyllama"
@@ -214,7 +238,11 @@ def test_get_llmengines_shows_the_columns(crds: list[str], namespace: str) -> No
         "USERS",
         "AGE",
     ]
-    assert lines[1].split()[:3] == [name, "hf://elyza/ELYZA-japanese-Llama-2-7b-instruct", "tensorrt"]
+    assert lines[1].split()[:3] == [
+        name,
+        "hf://elyza/ELYZA-japanese-Llama-2-7b-instruct",
+        "tensorrt",
+    ]
     assert "fp16 w:int4_awq kv:int8" in lines[1] and " 1x1 " in lines[1] and "3.9Gi" in lines[1]
     assert lines[1].split()[-2] == "2"
 

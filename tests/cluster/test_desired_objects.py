@@ -19,7 +19,10 @@ def planned_objects(sample: Path, namespace: str) -> list[dict[str, Any]]:
     """What the operator would create for a sample on an H100 (plan.desired at each moment, the
     engine's children included), plus the PDB it adds above one replica."""
     me = owner_ref("LLMDeployment", "sample", UID)
-    return [*planned.planned_objects(sample, namespace), serving.desired_pdb("sample", namespace, [me])]
+    return [
+        *planned.planned_objects(sample, namespace),
+        serving.desired_pdb("sample", namespace, [me]),
+    ]
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[p.stem for p in SAMPLES])

@@ -27,7 +27,11 @@ def test_killed_operator_never_builds_twice(restart_namespace: str) -> None:
     first = start_operator([ns], LOG)
     try:
         apply(llmdeployment("chat", model={"source": "hf://kwok-test/slow-build"}), ns)
-        wait_for("the build Job", lambda: items("jobs", ns, "-l", "trtllm-operator.dev/role=build"), timeout=60)
+        wait_for(
+            "the build Job",
+            lambda: items("jobs", ns, "-l", "trtllm-operator.dev/role=build"),
+            timeout=60,
+        )
         assert phase(ns, "chat") == "Building"
     finally:
         stop_operator(first, kill=True)

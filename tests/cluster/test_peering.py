@@ -24,10 +24,22 @@ def peering_namespace(control_plane: str) -> Iterator[str]:
 def _with_peering(name: str) -> Iterator[str]:
     # The file holds the CRDs and a ClusterKopfPeering: on a fresh cluster the second apply maps it.
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_FILE), check=False)
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/kopfpeerings.kopf.dev",
-            "crd/clusterkopfpeerings.kopf.dev")
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/kopfpeerings.kopf.dev",
+        "crd/clusterkopfpeerings.kopf.dev",
+    )
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_FILE))
-    apply({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "trtllm-operator"}}, name)
+    apply(
+        {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "KopfPeering",
+            "metadata": {"name": "trtllm-operator"},
+        },
+        name,
+    )
     yield name
 
 
@@ -40,11 +52,24 @@ def test_only_the_leader_acts_and_the_follower_takes_over(peering_namespace: str
     ns = peering_namespace
     install_crds()
     logs = [tmp_path / "high.log", tmp_path / "low.log"]
-    high = start_operator([ns], logs[0], extra_args=["--peering", "trtllm-operator", "--priority", "200"])
-    low = start_operator([ns], logs[1], extra_args=["--peering", "trtllm-operator", "--priority", "100"])
+    high = start_operator(
+        [ns], logs[0], extra_args=["--peering", "trtllm-operator", "--priority", "200"]
+    )
+    low = start_operator(
+        [ns], logs[1], extra_args=["--peering", "trtllm-operator", "--priority", "100"]
+    )
     try:
-        wait_for("both replicas in the peering", lambda: len(kubectl_json(
-            "get", "kopfpeering", "trtllm-operator", "-n", ns).get("status") or {}) == 2, timeout=60)
+        wait_for(
+            "both replicas in the peering",
+            lambda: (
+                len(
+                    kubectl_json("get", "kopfpeering", "trtllm-operator", "-n", ns).get("status")
+                    or {}
+                )
+                == 2
+            ),
+            timeout=60,
+        )
         apply(llmdeployment("chat"), ns)
         wait_phase(ns, "chat", "Ready")
         assert acted(logs[0].read_text(), ns) and not acted(logs[1].read_text(), ns)

@@ -17,7 +17,9 @@ from bench.trace import synthetic
 from hack import prometheus as prom
 from kubernetes import client
 
-pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="run hack/install-prometheus.sh")
+pytestmark = pytest.mark.skipif(
+    shutil.which("prometheus") is None, reason="run hack/install-prometheus.sh"
+)
 
 
 def _wait(what: str, check, timeout: float) -> None:
@@ -37,7 +39,9 @@ def test_the_real_hpa_scales_up_on_the_recipe_metric(namespace: str) -> None:
     labels = {"namespace": namespace, "__metrics_path__": METRICS_PATH["triton"]}
 
     def targets(ports: dict[str, int]) -> None:
-        prom.set_targets(server, [prom.Target(f"127.0.0.1:{p}", {**labels, "pod": n}) for n, p in ports.items()])
+        prom.set_targets(
+            server, [prom.Target(f"127.0.0.1:{p}", {**labels, "pod": n}) for n, p in ports.items()]
+        )
 
     # 25 requests/s is ~3x what one replica serves: a queue builds at once, the ratio climbs past 1.
     sim = Simulator(synthetic(150.0, 25.0, seed=5), SimConfig(initial_replicas=0), targets)
@@ -51,7 +55,11 @@ def test_the_real_hpa_scales_up_on_the_recipe_metric(namespace: str) -> None:
         sim.start()
         fleet.create_hpa(recipe_hpa(namespace, 1, 4, 1.0))
         _wait("the HPA to scale the Deployment up", lambda: fleet.spec_replicas() > 1, 120)
-        status = client.AutoscalingV2Api(fleet.api).read_namespaced_horizontal_pod_autoscaler("llm", namespace).status
+        status = (
+            client.AutoscalingV2Api(fleet.api)
+            .read_namespaced_horizontal_pod_autoscaler("llm", namespace)
+            .status
+        )
         active = next(c for c in status.conditions if c.type == "ScalingActive")
         assert (active.status, active.reason) == ("True", "ValidMetricFound"), active.message
         metric = status.current_metrics[0].pods
@@ -65,7 +73,9 @@ def test_the_real_hpa_scales_up_on_the_recipe_metric(namespace: str) -> None:
         prom.stop(server)
 
 
-def test_an_unreachable_metrics_api_is_named_and_unregistered(control_plane: str, monkeypatch) -> None:
+def test_an_unreachable_metrics_api_is_named_and_unregistered(
+    control_plane: str, monkeypatch
+) -> None:
     api = MetricsApi("http://127.0.0.1:1", kubectl_command(), available_timeout_s=5.0)
     unreachable = api._objects
 
@@ -75,7 +85,9 @@ def test_an_unreachable_metrics_api_is_named_and_unregistered(control_plane: str
         return body
 
     monkeypatch.setattr(api, "_objects", objects)
-    with pytest.raises(RuntimeError, match="cannot reach the custom-metrics API.*make cluster-down cluster-up"):
+    with pytest.raises(
+        RuntimeError, match="cannot reach the custom-metrics API.*make cluster-down cluster-up"
+    ):
         api.start()
     left = client.ApiregistrationV1Api(KubeFleet("default").api).list_api_service().items
     assert "v1beta2.custom.metrics.k8s.io" not in {s.metadata.name for s in left}

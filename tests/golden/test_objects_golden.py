@@ -40,8 +40,10 @@ _Dumper.add_representer(str, _text)
 
 def rendered(path: Path) -> dict[str, str]:
     """{golden file name: YAML text} for one sample."""
-    return {f"{path.stem}.{moment}.yaml": yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=100)
-            for moment, data in moments(path).items()}
+    return {
+        f"{path.stem}.{moment}.yaml": yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=100)
+        for moment, data in moments(path).items()
+    }
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=[p.stem for p in SAMPLES])

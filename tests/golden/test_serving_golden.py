@@ -9,8 +9,15 @@ import pytest
 
 from tests.golden.compare import check_golden
 from tests.golden.serving_samples import SAMPLES, load, paths
-from trtllm_operator.plan.runtimes.triton import render_triton_params, triton_init_command, triton_server_command
-from trtllm_operator.plan.runtimes.trtllm_serve import render_extra_llm_api_options, trtllm_serve_command
+from trtllm_operator.plan.runtimes.triton import (
+    render_triton_params,
+    triton_init_command,
+    triton_server_command,
+)
+from trtllm_operator.plan.runtimes.trtllm_serve import (
+    render_extra_llm_api_options,
+    trtllm_serve_command,
+)
 
 GOLDEN = Path(__file__).resolve().parent / "serving"
 PARAMS_PATH = "/etc/trtllm/params.json"

@@ -33,21 +33,38 @@ EXPECTED = {
     "llmdeployment-new.json": ("Progressing", "Waiting for the operator"),
     "llmdeployment-building.json": ("Progressing", "Building: Building engine"),
     "llmdeployment-rolling.json": ("Progressing", "Deploying: Waiting for every replica"),
-    "llmdeployment-stale.json": ("Progressing", "observe generation 3 (status is for generation 2)"),
+    "llmdeployment-stale.json": (
+        "Progressing",
+        "observe generation 3 (status is for generation 2)",
+    ),
     "llmdeployment-healthy.json": ("Healthy", "served by the current engine"),
-    "llmdeployment-build-failed.json": ("Degraded", "BuildFailed: Engine tinyllama-1-1b-chat-v1-0-3f2a9c1b7d "
-                                                    "failed to build: trtllm-build exited 1: CUDA out of memory"),
+    "llmdeployment-build-failed.json": (
+        "Degraded",
+        "BuildFailed: Engine tinyllama-1-1b-chat-v1-0-3f2a9c1b7d "
+        "failed to build: trtllm-build exited 1: CUDA out of memory",
+    ),
     "llmdeployment-no-gpu.json": ("Degraded", "NoFittingGpuNode: No node offers 8 x NVIDIA-B200"),
     "llmdeployment-suspended.json": ("Suspended", "Scaled to zero"),
     "llmdeployment-zero-autoscaled.json": ("Healthy", "served by the current engine"),
-    "llmdeployment-crashloop.json": ("Degraded", "CrashLoopBackOff: Pod tinyllama-5f498946df-w4rhl container server"),
-    "llmdeployment-unschedulable.json": ("Progressing", "Pending: Pod tinyllama-5f498946df-w4rhl cannot be "
-                                                        "scheduled: 0/6 nodes are available: 6 Insufficient"),
-    "llmengine-unschedulable.json": ("Progressing", "Pending: Job tinyllama-1-1b-chat-v1-0-3f2a9c1b7d-build cannot "
-                                                    "run: Pod"),
+    "llmdeployment-crashloop.json": (
+        "Degraded",
+        "CrashLoopBackOff: Pod tinyllama-5f498946df-w4rhl container server",
+    ),
+    "llmdeployment-unschedulable.json": (
+        "Progressing",
+        "Pending: Pod tinyllama-5f498946df-w4rhl cannot be "
+        "scheduled: 0/6 nodes are available: 6 Insufficient",
+    ),
+    "llmengine-unschedulable.json": (
+        "Progressing",
+        "Pending: Job tinyllama-1-1b-chat-v1-0-3f2a9c1b7d-build cannot run: Pod",
+    ),
     "llmengine-building.json": ("Progressing", "Building"),
     "llmengine-ready.json": ("Healthy", "Engine ready /engines/3f2a9c1b7d"),
-    "llmengine-failed.json": ("Degraded", "Build failed: trtllm-build exited 1: CUDA out of memory"),
+    "llmengine-failed.json": (
+        "Degraded",
+        "Build failed: trtllm-build exited 1: CUDA out of memory",
+    ),
 }
 
 
@@ -69,8 +86,14 @@ def evaluator() -> Path:
         pytest.skip("Go is not installed: cannot build Argo CD's Lua evaluator (hack/argocd-lua)")
     binary.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CGO_ENABLED": "0"}
-    proc = subprocess.run(["go", "build", "-trimpath", "-o", str(binary), "."], cwd=PROGRAM, env=env,
-                          capture_output=True, text=True, timeout=1700)
+    proc = subprocess.run(
+        ["go", "build", "-trimpath", "-o", str(binary), "."],
+        cwd=PROGRAM,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1700,
+    )
     assert proc.returncode == 0, f"building hack/argocd-lua failed:\n{proc.stderr[-4000:]}"
     return binary
 
@@ -79,8 +102,12 @@ def evaluator() -> Path:
 def health(evaluator: Path) -> dict[str, dict[str, str]]:
     """Argo CD's verdict on every fixture, by file name, from one run of the evaluator."""
     files = sorted(FIXTURES.glob("*.json"))
-    proc = subprocess.run([str(evaluator), "-cm", str(CONFIG_MAP), *map(str, files)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(evaluator), "-cm", str(CONFIG_MAP), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     results = [json.loads(line) for line in proc.stdout.splitlines()]
     return {Path(r["file"]).name: r for r in results}
@@ -121,7 +148,9 @@ def test_fixtures_cover_each_health_state_for_deployments() -> None:
 def test_config_map_holds_one_check_per_kind() -> None:
     data = yaml.safe_load(CONFIG_MAP.read_text())["data"]
     assert set(data) == {HEALTH_KEY.format(kind=kind) for kind in ("LLMDeployment", "LLMEngine")}
-    crds = [yaml.safe_load(p.read_text()) for p in (ROOT / "crds").glob("*.trtllm-operator.dev.yaml")]
+    crds = [
+        yaml.safe_load(p.read_text()) for p in (ROOT / "crds").glob("*.trtllm-operator.dev.yaml")
+    ]
     assert {crd["spec"]["group"] for crd in crds} == {"trtllm-operator.dev"}
 
 

@@ -59,8 +59,9 @@ def stages() -> list[Stage]:
             name, _, default = instruction["value"].partition("=")
             defaults[name.strip()] = default.strip()
         elif instruction["instruction"] == "FROM":
-            words = re.sub(r"\$\{(\w+)\}", lambda m: defaults.get(m.group(1), m.group(0)),
-                           instruction["value"]).split()
+            words = re.sub(
+                r"\$\{(\w+)\}", lambda m: defaults.get(m.group(1), m.group(0)), instruction["value"]
+            ).split()
             result.append(Stage(image=words[0], name=words[2] if len(words) == 3 else ""))
         elif instruction["instruction"] != "COMMENT":
             result[-1].instructions.append(instruction)
@@ -80,7 +81,9 @@ def test_final_stage_runs_as_non_root() -> None:
     users = stages()[-1].values("USER")
     assert users, "the final stage must set USER"
     uid = users[-1].split(":")[0]
-    assert uid.isdigit() and int(uid) != 0, "numeric non-root uid (runAsNonRoot can only check numbers)"
+    assert uid.isdigit() and int(uid) != 0, (
+        "numeric non-root uid (runAsNonRoot can only check numbers)"
+    )
     assert uid == "65532"
 
 
@@ -100,8 +103,11 @@ def test_entrypoint_is_the_console_script() -> None:
 
 
 def test_dockerignore_keeps_what_the_copies_need() -> None:
-    allowed = {line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.startswith("!")}
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
     for stage in stages():
         for copy in stage.values("COPY"):
             if copy.startswith("--from="):
@@ -129,7 +135,11 @@ class Replay:
 
     def env(self, stage: Stage) -> dict[str, str]:
         """The process environment for one stage: the host's, plus the stage's ENV with paths mapped."""
-        env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH"}}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH"}
+        }
         for key, value in stage.env().items():
             if key not in REPLAY_DROPS_ENV:
                 env[key] = ":".join(self.host(part) for part in value.split(":"))
@@ -143,8 +153,12 @@ class Replay:
         for source in sources:
             src = ROOT / source
             if src.is_dir():
-                shutil.copytree(src, target, dirs_exist_ok=True,
-                                ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+                shutil.copytree(
+                    src,
+                    target,
+                    dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+                )
             else:
                 target.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, target / src.name)
@@ -160,9 +174,17 @@ class Replay:
             elif kind == "COPY":
                 self.copy(value, workdir)
             elif kind == "RUN":
-                proc = subprocess.run(["bash", "-ec", value], cwd=workdir, env=env, capture_output=True,
-                                      text=True, timeout=900)
-                assert proc.returncode == 0, f"RUN {value}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+                proc = subprocess.run(
+                    ["bash", "-ec", value],
+                    cwd=workdir,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=900,
+                )
+                assert proc.returncode == 0, (
+                    f"RUN {value}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+                )
 
 
 def base_python() -> str:
@@ -173,7 +195,9 @@ def base_python() -> str:
 def container_roots(all_stages: list[Stage]) -> set[str]:
     """Directories the Dockerfile itself creates (its venv and working directories)."""
     roots = {value for stage in all_stages for value in stage.values("WORKDIR")}
-    roots |= {value for stage in all_stages for key, value in stage.env().items() if key == "VIRTUAL_ENV"}
+    roots |= {
+        value for stage in all_stages for key, value in stage.env().items() if key == "VIRTUAL_ENV"
+    }
     return roots
 
 
@@ -186,7 +210,9 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Replay, Stage]:
     final = all_stages[-1]
     for copy in final.values("COPY"):
         source, dest = list(WordSplitter(copy).split())[1:]
-        assert source == dest, "the final stage copies the venv to the same path, so the replay needs no copy"
+        assert source == dest, (
+            "the final stage copies the venv to the same path, so the replay needs no copy"
+        )
     return replay, final
 
 
@@ -195,21 +221,36 @@ def test_dockerfile_steps_install_the_operator(replayed: tuple[Replay, Stage]) -
     replay, final = replayed
     env = replay.env(final)
     script = shutil.which("trtllm-operator", path=env["PATH"])
-    assert script and script.startswith(str(replay.fs)), "console script installed into the image's venv"
-    proc = subprocess.run([str(Path(script).parent / "python"), "-c", "import trtllm_operator, kopf"],
-                          env=env, capture_output=True, text=True, cwd=replay.fs)
+    assert script and script.startswith(str(replay.fs)), (
+        "console script installed into the image's venv"
+    )
+    proc = subprocess.run(
+        [str(Path(script).parent / "python"), "-c", "import trtllm_operator, kopf"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=replay.fs,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.timeout(1200)
 def test_installed_entrypoint_answers_help(replayed: tuple[Replay, Stage]) -> None:
     if not MAIN_MODULE.exists():
-        pytest.skip("operator/trtllm_operator/__main__.py (the `trtllm-operator` entrypoint) is not written yet")
+        pytest.skip(
+            "operator/trtllm_operator/__main__.py (the `trtllm-operator` entrypoint) is not written yet"
+        )
     replay, final = replayed
     env = replay.env(final)
     entrypoint = final.values("ENTRYPOINT")[-1].strip('[]" ')
-    proc = subprocess.run([shutil.which(entrypoint, path=env["PATH"]) or entrypoint, "--help"], env=env,
-                          capture_output=True, text=True, timeout=120, cwd=replay.fs)
+    proc = subprocess.run(
+        [shutil.which(entrypoint, path=env["PATH"]) or entrypoint, "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=replay.fs,
+    )
     assert proc.returncode == 0, proc.stderr
     for option in ("--namespace", "--standalone", "--peering", "--liveness", "--metrics-port"):
         assert option in proc.stdout, f"{option} missing from --help"
@@ -222,10 +263,16 @@ def test_image_carries_the_build_scripts_the_jobs_need(replayed: tuple[Replay, S
     replay, final = replayed
     env = replay.env(final)
     scripts_dir = replay.host(final.env()["TRTLLM_BUILD_JOBS_DIR"])
-    check = ("import os, sys; from trtllm_operator.handlers.common import build_scripts; "
-             "files = build_scripts(); assert 'run.py' in files and 'triton_repo.py' in files, sorted(files)")
+    check = (
+        "import os, sys; from trtllm_operator.handlers.common import build_scripts; "
+        "files = build_scripts(); assert 'run.py' in files and 'triton_repo.py' in files, sorted(files)"
+    )
     script = shutil.which("trtllm-operator", path=env["PATH"])
-    proc = subprocess.run([str(Path(script).parent / "python"), "-c", check],
-                          env={**env, "TRTLLM_BUILD_JOBS_DIR": str(scripts_dir)}, capture_output=True, text=True,
-                          cwd=replay.fs)
+    proc = subprocess.run(
+        [str(Path(script).parent / "python"), "-c", check],
+        env={**env, "TRTLLM_BUILD_JOBS_DIR": str(scripts_dir)},
+        capture_output=True,
+        text=True,
+        cwd=replay.fs,
+    )
     assert proc.returncode == 0, proc.stderr

@@ -232,8 +232,16 @@ def test_cli_registers_then_sigterm_removes_the_socket(
     tmp_path: Path, kubelet: FakeKubelet
 ) -> None:
     command = [
-        sys.executable, str(ROOT / "hack" / "gpu_plugin.py"), "--kubelet-dir", str(tmp_path),
-        "--resource", RESOURCE, "--count", "8", "--uuid-prefix", "GPU-real-0",
+        sys.executable,
+        str(ROOT / "hack" / "gpu_plugin.py"),
+        "--kubelet-dir",
+        str(tmp_path),
+        "--resource",
+        RESOURCE,
+        "--count",
+        "8",
+        "--uuid-prefix",
+        "GPU-real-0",
     ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -288,19 +296,27 @@ def test_field_numbers_on_the_wire_match_api_proto() -> None:
         "DevicePluginOptions", pre_start_required=True, get_preferred_allocation_available=True
     )
     request = gpu_plugin.new(
-        "RegisterRequest", version="v1beta1", endpoint="e.sock", resource_name="r/x",
+        "RegisterRequest",
+        version="v1beta1",
+        endpoint="e.sock",
+        resource_name="r/x",
         options=options,
     )
     fields = wire_fields(request.SerializeToString())
     assert fields == {
-        1: [b"v1beta1"], 2: [b"e.sock"], 3: [b"r/x"], 4: [options.SerializeToString()],
+        1: [b"v1beta1"],
+        2: [b"e.sock"],
+        3: [b"r/x"],
+        4: [options.SerializeToString()],
     }
     assert wire_fields(fields[4][0]) == {1: [1], 2: [1]}
 
     numa = gpu_plugin.new("TopologyInfo", nodes=[gpu_plugin.new("NUMANode", ID=3)])
     device = gpu_plugin.new("Device", ID="GPU-a", health="Healthy", topology=numa)
     assert wire_fields(device.SerializeToString()) == {
-        1: [b"GPU-a"], 2: [b"Healthy"], 3: [numa.SerializeToString()],
+        1: [b"GPU-a"],
+        2: [b"Healthy"],
+        3: [numa.SerializeToString()],
     }
     assert wire_fields(wire_fields(numa.SerializeToString())[1][0]) == {1: [3]}
 
@@ -324,7 +340,9 @@ def test_field_numbers_on_the_wire_match_api_proto() -> None:
 
     asked = gpu_plugin.new(
         "ContainerPreferredAllocationRequest",
-        available_deviceIDs=["a"], must_include_deviceIDs=["b"], allocation_size=2,
+        available_deviceIDs=["a"],
+        must_include_deviceIDs=["b"],
+        allocation_size=2,
     )
     assert wire_fields(asked.SerializeToString()) == {1: [b"a"], 2: [b"b"], 3: [2]}
 

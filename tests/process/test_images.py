@@ -62,11 +62,16 @@ def test_digest_changes_with_every_input(tmp_path: Path, change: str) -> None:
 
 
 def test_operator_context_is_what_dockerignore_lets_in_without_caches(tmp_path: Path) -> None:
-    allowed = {line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.startswith("!")}
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
     assert set(images.OPERATOR_CONTEXT) == allowed
-    source = write_tree(tmp_path / "src", {"m.py": "", "__pycache__/m.cpython-311.pyc": "",
-                                           "pkg.egg-info/PKG-INFO": ""})
+    source = write_tree(
+        tmp_path / "src",
+        {"m.py": "", "__pycache__/m.cpython-311.pyc": "", "pkg.egg-info/PKG-INFO": ""},
+    )
     images.copy_into(source, tmp_path / "dest")
     assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == ["m.py"]
 
@@ -111,7 +116,7 @@ def toolchain_paths() -> dict[str, set[str]]:
     for profile in yaml.safe_load(TOOLCHAINS.read_text()).values():
         assert any(profile["images"].values())
         for kind, value in profile["scripts"].items():
-            for path in (value.values() if isinstance(value, dict) else [value]):
+            for path in value.values() if isinstance(value, dict) else [value]:
                 if path:
                     paths.setdefault(kind, set()).add(path)
     return paths
@@ -137,8 +142,10 @@ def test_every_standin_source_exists_and_every_fake_tool_has_its_fake() -> None:
     for image_path, source in layout.items():
         if source == images.STANDIN / "fake_tool.py":
             target = tools[Path(image_path).name]
-            assert f"/opt/standin/fakes/{target}" in layout or \
-                f"/opt/standin/fakes/{Path(target).parent}" in layout, image_path
+            assert (
+                f"/opt/standin/fakes/{target}" in layout
+                or f"/opt/standin/fakes/{Path(target).parent}" in layout
+            ), image_path
 
 
 def test_each_other_skeleton_gets_a_variant_and_its_toolchain_images_run_it() -> None:
@@ -184,29 +191,58 @@ def test_staged_fake_tools_run_without_fake_record(tmp_path: Path) -> None:
     fakes = tmp_path / "rootfs" / "opt" / "standin" / "fakes"
     out = tmp_path / "ckpt"
     env = {"PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, str(fakes / "scripts" / "convert_checkpoint.py"),
-                           "--output_dir", str(out), "--dtype", "float16", "--tp_size", "2"],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(fakes / "scripts" / "convert_checkpoint.py"),
+            "--output_dir",
+            str(out),
+            "--dtype",
+            "float16",
+            "--tp_size",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "rank0.safetensors",
-                                                     "rank1.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "rank0.safetensors",
+        "rank1.safetensors",
+    ]
     record = tmp_path / "calls.jsonl"
-    subprocess.run([sys.executable, str(fakes / "bin" / "trtllm-build"), "--output_dir",
-                    str(tmp_path / "engine"), "--max_batch_size", "8"], check=True,
-                   capture_output=True, env={**env, "FAKE_RECORD": str(record)})
+    subprocess.run(
+        [
+            sys.executable,
+            str(fakes / "bin" / "trtllm-build"),
+            "--output_dir",
+            str(tmp_path / "engine"),
+            "--max_batch_size",
+            "8",
+        ],
+        check=True,
+        capture_output=True,
+        env={**env, "FAKE_RECORD": str(record)},
+    )
     assert json.loads(record.read_text())["tool"] == "trtllm-build"
     assert (tmp_path / "engine" / "rank0.engine").is_file()
 
 
 def test_hub_standin_resolves_deterministically_and_writes_a_readable_snapshot(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     hub = load_script(images.STANDIN / "huggingface_hub" / "__init__.py", "hub_standin")
     sha = hub.HfApi().model_info("org/model", revision="main").sha
     assert sha == hub.HfApi().model_info("org/model", revision="main").sha
     assert len(sha) == 40 and sha != hub.HfApi().model_info("org/model", revision="v2").sha
     assert hub.HfApi().model_info("org/model", revision=sha).sha == sha
-    snapshot = Path(hub.snapshot_download(repo_id="org/model", revision=sha,
-                                          local_dir=str(tmp_path / "m"), token=None))
+    snapshot = Path(
+        hub.snapshot_download(
+            repo_id="org/model", revision=sha, local_dir=str(tmp_path / "m"), token=None
+        )
+    )
     from build_jobs.sizing import read_config
 
     assert read_config(snapshot)["model_type"] == "llama"
@@ -214,15 +250,33 @@ def test_hub_standin_resolves_deterministically_and_writes_a_readable_snapshot(
         json.loads((snapshot / name).read_text())
     weights = (snapshot / "model.safetensors").read_bytes()
     (length,) = struct.unpack("<Q", weights[:8])
-    header = json.loads(weights[8:8 + length])
+    header = json.loads(weights[8 : 8 + length])
     start, end = header["model.embed_tokens.weight"]["data_offsets"]
     assert len(weights) == 8 + length + end and end - start == 8 * 4 * 2
 
 
 def test_mpirun_standin_runs_the_first_rank_only() -> None:
-    proc = subprocess.run([sys.executable, str(images.STANDIN / "mpirun"), "--allow-run-as-root",
-                           "-n", "1", "-x", "A", "echo", "rank0", ":", "-n", "1", "echo", "rank1"],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(images.STANDIN / "mpirun"),
+            "--allow-run-as-root",
+            "-n",
+            "1",
+            "-x",
+            "A",
+            "echo",
+            "rank0",
+            ":",
+            "-n",
+            "1",
+            "echo",
+            "rank1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "rank0\n"
     assert "rank 0 of 2" in proc.stderr
@@ -261,8 +315,9 @@ class RecordingBuildah(images.Buildah):
     def has(self, ref: str) -> bool:
         return True
 
-    def build(self, ctx: Path, ref: str, args: dict[str, str], network: bool,
-              log_file: Path) -> None:
+    def build(
+        self, ctx: Path, ref: str, args: dict[str, str], network: bool, log_file: Path
+    ) -> None:
         self.built.append(ref)
 
     def push(self, ref: str, archive: Path, log_file: Path) -> None:
@@ -277,8 +332,12 @@ class RecordingBuildah(images.Buildah):
 
 def test_build_one_reuses_an_archive_until_an_input_changes(tmp_path: Path) -> None:
     source = write_tree(tmp_path / "src", {"a.txt": "one"})
-    recipe = images.Recipe("demo", "localhost/demo", source / "a.txt",
-                           lambda ctx, base: images.copy_into(source, ctx / "src") or {})
+    recipe = images.Recipe(
+        "demo",
+        "localhost/demo",
+        source / "a.txt",
+        lambda ctx, base: images.copy_into(source, ctx / "src") or {},
+    )
     buildah, cache = RecordingBuildah(), tmp_path / "cache"
     first = images.build_one(recipe, buildah, cache, None)
     again = images.build_one(recipe, buildah, cache, None)
@@ -293,12 +352,16 @@ def test_build_one_reuses_an_archive_until_an_input_changes(tmp_path: Path) -> N
 
 def test_older_archives_are_pruned(tmp_path: Path) -> None:
     source = write_tree(tmp_path / "src", {"a.txt": "0"})
-    recipe = images.Recipe("demo", "localhost/demo", source / "a.txt",
-                           lambda ctx, base: images.copy_into(source, ctx / "src") or {})
+    recipe = images.Recipe(
+        "demo",
+        "localhost/demo",
+        source / "a.txt",
+        lambda ctx, base: images.copy_into(source, ctx / "src") or {},
+    )
     buildah, cache, archives = RecordingBuildah(), tmp_path / "cache", []
     for version in range(images.KEEP_ARCHIVES + 2):
         (source / "a.txt").write_text(str(version))
         archives.append(Path(images.build_one(recipe, buildah, cache, None)["archive"]))
         time.sleep(0.01)
-    assert sorted(cache.glob("demo-*.oci.tar")) == sorted(archives[-images.KEEP_ARCHIVES:])
+    assert sorted(cache.glob("demo-*.oci.tar")) == sorted(archives[-images.KEEP_ARCHIVES :])
     assert set(buildah.built) <= set(buildah.removed), "storage keeps no built image but the base"

@@ -25,7 +25,9 @@ DANGEROUS_VERBS = {"*", "escalate", "bind", "impersonate"}
 def build(path: Path) -> list[dict[str, Any]]:
     """`kubectl kustomize` of a base or overlay, as objects."""
     if not KUBECTL.exists():
-        pytest.skip(f"{KUBECTL} is missing: run `make cluster-up` (it installs the cluster's kubectl)")
+        pytest.skip(
+            f"{KUBECTL} is missing: run `make cluster-up` (it installs the cluster's kubectl)"
+        )
     return [doc for doc in yaml.safe_load_all(kubectl("kustomize", str(path)).stdout) if doc]
 
 
@@ -38,7 +40,9 @@ def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> di
 
 def operator_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
     """The operator's container in the built Deployment."""
-    return one(objects, "Deployment", "trtllm-operator")["spec"]["template"]["spec"]["containers"][0]
+    return one(objects, "Deployment", "trtllm-operator")["spec"]["template"]["spec"]["containers"][
+        0
+    ]
 
 
 def option(args: list[str], name: str) -> str:
@@ -53,10 +57,14 @@ def test_kustomize_builds_every_piece(overlay: str) -> None:
     objects = build(OVERLAYS[overlay])
     kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
     assert kinds >= {
-        ("CustomResourceDefinition", f"llmdeployments.{GROUP}"), ("CustomResourceDefinition", f"llmengines.{GROUP}"),
+        ("CustomResourceDefinition", f"llmdeployments.{GROUP}"),
+        ("CustomResourceDefinition", f"llmengines.{GROUP}"),
         ("CustomResourceDefinition", "clusterkopfpeerings.kopf.dev"),
-        ("Namespace", SYSTEM_NS), ("ServiceAccount", "trtllm-operator"), ("ClusterRole", "trtllm-operator"),
-        ("ClusterRoleBinding", "trtllm-operator"), ("Deployment", "trtllm-operator"),
+        ("Namespace", SYSTEM_NS),
+        ("ServiceAccount", "trtllm-operator"),
+        ("ClusterRole", "trtllm-operator"),
+        ("ClusterRoleBinding", "trtllm-operator"),
+        ("Deployment", "trtllm-operator"),
         ("Service", "trtllm-operator-metrics"),
     }
     for obj in objects:
@@ -67,7 +75,9 @@ def test_kustomize_builds_every_piece(overlay: str) -> None:
 
 
 def test_crds_are_the_generated_ones() -> None:
-    built = {o["metadata"]["name"]: o for o in build(BASE) if o["kind"] == "CustomResourceDefinition"}
+    built = {
+        o["metadata"]["name"]: o for o in build(BASE) if o["kind"] == "CustomResourceDefinition"
+    }
     for path in (ROOT / "crds").glob("*.yaml"):
         generated = yaml.safe_load(path.read_text())
         if generated.get("kind") == "CustomResourceDefinition":
@@ -81,19 +91,38 @@ def test_cluster_role_is_least_privilege() -> None:
         for key in ("apiGroups", "resources", "verbs"):
             assert not any("*" in item for item in rule[key]), f"wildcard in {rule}"
         assert not DANGEROUS_VERBS & set(rule["verbs"]), rule
-        assert not any(r.split("/")[0] in {"secrets", "serviceaccounts", "roles", "rolebindings",
-                                           "clusterroles", "clusterrolebindings"} for r in rule["resources"]), rule
-    granted = {(group, resource) for rule in role["rules"] for group in rule["apiGroups"]
-               for resource in rule["resources"]}
+        assert not any(
+            r.split("/")[0]
+            in {
+                "secrets",
+                "serviceaccounts",
+                "roles",
+                "rolebindings",
+                "clusterroles",
+                "clusterrolebindings",
+            }
+            for r in rule["resources"]
+        ), rule
+    granted = {
+        (group, resource)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
     assert ("", "secrets") not in granted
 
 
 def test_binding_names_the_operators_service_account() -> None:
     objects = build(BASE)
     binding = one(objects, "ClusterRoleBinding", "trtllm-operator")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": "trtllm-operator"}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "trtllm-operator", "namespace": SYSTEM_NS}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "trtllm-operator",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "trtllm-operator", "namespace": SYSTEM_NS}
+    ]
     pod = one(objects, "Deployment", "trtllm-operator")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "trtllm-operator"
 
@@ -107,7 +136,9 @@ def test_operator_pod_is_hardened() -> None:
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert {"cpu", "memory"} <= set(container["resources"]["requests"]) & set(container["resources"]["limits"])
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"]) & set(
+        container["resources"]["limits"]
+    )
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
     assert [v["name"] for v in pod["volumes"] if "emptyDir" in v] == ["tmp"]
 
@@ -141,26 +172,38 @@ def test_two_replicas_with_mandatory_peering() -> None:
     assert not any(a.startswith("--priority") for a in operator_container(objects)["args"])
     peering = option(operator_container(objects)["args"], "peering")
     one(objects, "ClusterKopfPeering", peering)
-    assert not any(a.startswith("--namespace") for a in operator_container(objects)["args"]), \
+    assert not any(a.startswith("--namespace") for a in operator_container(objects)["args"]), (
         "cluster-wide operator: its peering is the ClusterKopfPeering"
+    )
 
 
 def test_local_overlay_runs_a_local_image() -> None:
     objects = build(OVERLAYS["local"])
     deployment = one(objects, "Deployment", "trtllm-operator")
     container = operator_container(objects)
-    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {
+        "type": "Recreate"
+    }
     assert container["imagePullPolicy"] == "Never" and container["image"] == "trtllm-operator:dev"
     assert "--verbose" in container["args"]
-    assert not [o for o in objects if o["kind"] == "ClusterKopfPeering"], "standalone: no peering object"
+    assert not [o for o in objects if o["kind"] == "ClusterKopfPeering"], (
+        "standalone: no peering object"
+    )
     namespace = one(objects, "Namespace", SYSTEM_NS)["metadata"]["annotations"]
-    assert namespace["scheduler.alpha.kubernetes.io/node-selector"] == "trtllm-operator.dev/real-node=true"
+    assert (
+        namespace["scheduler.alpha.kubernetes.io/node-selector"]
+        == "trtllm-operator.dev/real-node=true"
+    )
 
 
 def test_container_args_are_accepted_by_the_entrypoint() -> None:
-    main = pytest.importorskip("trtllm_operator.__main__", reason="the trtllm-operator entrypoint is not written")
+    main = pytest.importorskip(
+        "trtllm_operator.__main__", reason="the trtllm-operator entrypoint is not written"
+    )
     base = main.parse_args(operator_container(build(BASE))["args"])
     assert base.peering == "trtllm-operator" and not base.standalone and base.namespace == []
     local = main.parse_args(operator_container(build(OVERLAYS["local"]))["args"])
     assert local.standalone and local.peering is None
-    assert local.namespace == ["*,!t-*,!o-*,!r-*,!p-*,!h-*"], "the test suite's own operators keep their namespaces"
+    assert local.namespace == ["*,!t-*,!o-*,!r-*,!p-*,!h-*"], (
+        "the test suite's own operators keep their namespaces"
+    )

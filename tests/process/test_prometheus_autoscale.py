@@ -13,7 +13,9 @@ from hack import prometheus as prom
 from trtllm_operator.autoscale import policy as p
 from trtllm_operator.autoscale.prometheus import fetch_samples
 
-pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="run hack/install-prometheus.sh")
+pytestmark = pytest.mark.skipif(
+    shutil.which("prometheus") is None, reason="run hack/install-prometheus.sh"
+)
 
 SETTINGS = p.Settings(
     metric=p.KV_CACHE_UTILIZATION,
@@ -68,7 +70,11 @@ def test_load_up_then_back_to_min_then_hold_without_prometheus() -> None:
         prom.stop(server)
         sim.set_replicas(3)
         decision, _ = _step(sim, server.url, state)
-        assert (decision.direction, decision.reason, decision.replicas) == (p.HOLD, p.METRICS_UNAVAILABLE, 3)
+        assert (decision.direction, decision.reason, decision.replicas) == (
+            p.HOLD,
+            p.METRICS_UNAVAILABLE,
+            3,
+        )
     finally:
         sim.stop()
         prom.stop(server)

@@ -15,7 +15,9 @@ from hack import prometheus as prom
 
 from trtllm_operator.autoscale.prometheus import fetch_per_pod, fetch_samples
 
-pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="run hack/install-prometheus.sh")
+pytestmark = pytest.mark.skipif(
+    shutil.which("prometheus") is None, reason="run hack/install-prometheus.sh"
+)
 
 TEXT = {"queue": 0.0, "compute": 0.0}
 
@@ -56,7 +58,9 @@ def scraped() -> Iterator[str]:
             TEXT["compute"] += 100_000
 
     threading.Thread(target=grow, daemon=True).start()
-    target = prom.Target(f"127.0.0.1:{server.server_address[1]}", {"namespace": "it", "pod": "sim-0"})
+    target = prom.Target(
+        f"127.0.0.1:{server.server_address[1]}", {"namespace": "it", "pod": "sim-0"}
+    )
     p = prom.start([target], name="it-fetch", scrape_interval="1s")
     try:
         yield p.url
@@ -86,7 +90,9 @@ def test_kv_cache_demand_counts_the_queue(scraped: str) -> None:
     # 25 of 100 blocks used by 6 running requests, 3 waiting: 0.25 x (1 + 3/6)
     demand = _wait_for(scraped, "kvCacheDemand")
     assert demand.error is None and demand.points[-1][1] == pytest.approx(0.375)
-    assert fetch_per_pod(scraped, "triton", "kvCacheDemand", {"namespace": "it"}) == {"sim-0": 0.375}
+    assert fetch_per_pod(scraped, "triton", "kvCacheDemand", {"namespace": "it"}) == {
+        "sim-0": 0.375
+    }
 
 
 def test_queue_compute_ratio(scraped: str) -> None:

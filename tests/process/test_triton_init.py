@@ -50,4 +50,6 @@ def test_init_command_runs_the_filler_as_the_pod_would(
     for _ in range(2):  # a restart refills cleanly
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr
-    assert parse(repo / "tensorrt_llm" / "config.pbtxt").max_batch_size == engine.limits.max_batch_size
+    assert (
+        parse(repo / "tensorrt_llm" / "config.pbtxt").max_batch_size == engine.limits.max_batch_size
+    )

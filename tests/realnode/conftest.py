@@ -29,7 +29,9 @@ def real_node(control_plane: str) -> dict[str, str]:
         pytest.skip(f"no real node on this machine: {reason}")
     state = json.loads(cluster.STATE.read_text())
     if not state.get("node"):
-        pytest.fail("the live cluster was started without its real node; run `make cluster-down cluster-up`")
+        pytest.fail(
+            "the live cluster was started without its real node; run `make cluster-down cluster-up`"
+        )
     return cluster.refresh_images()
 
 
@@ -43,12 +45,18 @@ def incluster_operator(real_node: dict[str, str]) -> str:
 
 def operator_pod() -> str:
     """Name of the Running, Ready operator pod."""
+
     def ready() -> str | None:
         for pod in kubectl_json("get", "pods", "-n", SYSTEM_NS)["items"]:
             statuses = pod["status"].get("containerStatuses") or []
-            if pod["metadata"].get("deletionTimestamp") is None and statuses and statuses[0].get("ready"):
+            if (
+                pod["metadata"].get("deletionTimestamp") is None
+                and statuses
+                and statuses[0].get("ready")
+            ):
                 return pod["metadata"]["name"]
         return None
+
     return wait_for("the operator pod Ready", ready, timeout=180)
 
 
@@ -61,13 +69,17 @@ def real_ns(incluster_operator: str, request: pytest.FixtureRequest) -> Iterator
         kubectl("annotate", "--overwrite", "namespace", name, *pairs)
         yield name
         kubectl("delete", "llmdeployments", "--all", "-n", name, "--wait=false", check=False)
-        wait_for("the namespace's pods gone", lambda: not pods(name, running_only=True), timeout=120)
+        wait_for(
+            "the namespace's pods gone", lambda: not pods(name, running_only=True), timeout=120
+        )
 
 
 def pods(namespace: str, running_only: bool = False, **labels: str) -> list[dict[str, Any]]:
     """Pods of a namespace (optionally only those not finished), filtered by labels."""
     selector = ",".join(f"{k}={v}" for k, v in labels.items())
-    found = kubectl_json("get", "pods", "-n", namespace, *(["-l", selector] if selector else []))["items"]
+    found = kubectl_json("get", "pods", "-n", namespace, *(["-l", selector] if selector else []))[
+        "items"
+    ]
     if running_only:
         found = [p for p in found if p["status"].get("phase") not in ("Succeeded", "Failed")]
     return found
@@ -75,14 +87,20 @@ def pods(namespace: str, running_only: bool = False, **labels: str) -> list[dict
 
 def phase(kind: str, name: str, namespace: str) -> str:
     """status.phase of one of our objects ('' before the operator wrote any)."""
-    done = kubectl("get", kind, name, "-n", namespace, "-o", "jsonpath={.status.phase}", check=False)
+    done = kubectl(
+        "get", kind, name, "-n", namespace, "-o", "jsonpath={.status.phase}", check=False
+    )
     return done.stdout if done.returncode == 0 else ""
 
 
 def wait_phase(kind: str, name: str, namespace: str, wanted: str, timeout: float = 300) -> None:
     """Wait for a phase, failing with the object's conditions when it does not come."""
     try:
-        wait_for(f"{kind} {name} {wanted}", lambda: phase(kind, name, namespace) == wanted, timeout, 1)
+        wait_for(
+            f"{kind} {name} {wanted}", lambda: phase(kind, name, namespace) == wanted, timeout, 1
+        )
     except AssertionError as error:
-        status = kubectl("get", kind, name, "-n", namespace, "-o", "jsonpath={.status}", check=False).stdout
+        status = kubectl(
+            "get", kind, name, "-n", namespace, "-o", "jsonpath={.status}", check=False
+        ).stdout
         raise AssertionError(f"{error}\nstatus: {status}") from None

@@ -29,7 +29,11 @@ def test_triton_waiting_and_kv():
         'sum(nv_trt_llm_request_metrics{namespace="llm",request_type="waiting"})'
     )
     kv = q.metric_query("triton", "kvCacheUtilization", {"namespace": "llm"})
-    assert 'kv_cache_block_type="used"' in kv and 'kv_cache_block_type="max"' in kv and "clamp_min" in kv
+    assert (
+        'kv_cache_block_type="used"' in kv
+        and 'kv_cache_block_type="max"' in kv
+        and "clamp_min" in kv
+    )
 
 
 def test_trtllm_serve_metrics():

@@ -41,7 +41,9 @@ REPO_PACKAGES = {"hack", "bench", "build_jobs", "tests"}
 
 def python_files(folder: Path) -> list[Path]:
     """The Python files of a folder of tests, data folders (fake tools, skeletons) left out."""
-    return sorted(p for p in folder.rglob("*.py") if not {"fakes", "skeleton", "skeletons"} & set(p.parts))
+    return sorted(
+        p for p in folder.rglob("*.py") if not {"fakes", "skeleton", "skeletons"} & set(p.parts)
+    )
 
 
 def parse(path: Path) -> ast.Module:
@@ -61,8 +63,12 @@ def parametrized(function: ast.FunctionDef) -> set[str]:
     """Argument names given by @pytest.mark.parametrize: values, not fixtures."""
     names: set[str] = set()
     for decorator in function.decorator_list:
-        if isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute) \
-                and decorator.func.attr == "parametrize" and decorator.args:
+        if (
+            isinstance(decorator, ast.Call)
+            and isinstance(decorator.func, ast.Attribute)
+            and decorator.func.attr == "parametrize"
+            and decorator.args
+        ):
             first = decorator.args[0]
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
                 names |= {n.strip() for n in first.value.split(",")}
@@ -88,9 +94,16 @@ def named_fixtures(tree: ast.Module) -> set[str]:
     """Fixture names given as strings to usefixtures(...) or request.getfixturevalue(...)."""
     names: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                and node.func.attr in {"usefixtures", "getfixturevalue"}:
-            names |= {a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in {"usefixtures", "getfixturevalue"}
+        ):
+            names |= {
+                a.value
+                for a in node.args
+                if isinstance(a, ast.Constant) and isinstance(a.value, str)
+            }
     return names
 
 
@@ -107,7 +120,9 @@ def test_only_cluster_and_realnode_tests_use_the_control_plane() -> None:
                     misplaced.append(f"{relative}::{function.name} asks for {name}")
         for name in sorted(named_fixtures(tree) & CONTROL_PLANE_FIXTURES):
             misplaced.append(f"{relative} names the fixture {name}")
-    assert not misplaced, "move these to tests/cluster (or tests/realnode):\n" + "\n".join(misplaced)
+    assert not misplaced, "move these to tests/cluster (or tests/realnode):\n" + "\n".join(
+        misplaced
+    )
 
 
 def fixture_graph(paths: list[Path]) -> dict[str, set[str]]:
@@ -143,7 +158,9 @@ def test_every_cluster_test_needs_the_control_plane() -> None:
                 asked = requested(function) | named_fixtures(tree)
                 if not any(reaches(name, graph, set()) for name in asked):
                     without.append(f"{path.relative_to(TESTS)}::{function.name}")
-    assert not without, "these need no cluster: move them to tests/process (or tests/unit):\n" + "\n".join(without)
+    assert not without, (
+        "these need no cluster: move them to tests/process (or tests/unit):\n" + "\n".join(without)
+    )
 
 
 def imported(tree: ast.Module) -> set[str]:
@@ -185,7 +202,9 @@ def test_unit_and_golden_tests_start_no_process_thread_or_socket() -> None:
                 source = repo_source(name)
                 if source and source != path:
                     for used in sorted(starts_processes(imported(parse(source)))):
-                        impure.append(f"{path.relative_to(TESTS)} imports {name}, which imports {used}")
+                        impure.append(
+                            f"{path.relative_to(TESTS)} imports {name}, which imports {used}"
+                        )
     assert not impure, "move these to tests/process:\n" + "\n".join(impure)
 
 
@@ -204,7 +223,9 @@ def test_the_rules_see_what_they_look_for() -> None:
     graph = {f.name: requested(f) for f in functions(test) if is_fixture(f)}
     assert reaches("ns", graph, set()) and not reaches("tmp_path", graph, set())
     assert named_fixtures(ast.parse("pytest.mark.usefixtures('namespace')")) == {"namespace"}
-    names = imported(ast.parse("import threading\nfrom hack import node\nfrom http.server import X\n"))
+    names = imported(
+        ast.parse("import threading\nfrom hack import node\nfrom http.server import X\n")
+    )
     assert starts_processes(names) == {"threading", "http.server", "http.server.X"}
     assert repo_source("hack.node") == ROOT / "hack" / "node.py"
     assert "subprocess" in starts_processes(imported(parse(ROOT.joinpath("hack", "node.py"))))

@@ -68,8 +68,16 @@ def test_hf_model_directories_agree(source: str) -> None:
     assert plan.model_dir(engine, {"resolvedRevision": commit}) == published
 
 
-@pytest.mark.parametrize("source", ["pvc://models", "pvc://models/", "pvc://models/llama/7b",
-                                    "pvc://models/llama/7b/", "pvc://models//llama"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "pvc://models",
+        "pvc://models/",
+        "pvc://models/llama/7b",
+        "pvc://models/llama/7b/",
+        "pvc://models//llama",
+    ],
+)
 def test_pvc_model_directories_agree(source: str) -> None:
     engine = load(SAMPLES[0])[1]
     engine = engine.model_copy(update={"model": EngineModel(source=source, revision="main")})

@@ -18,17 +18,27 @@ LORA = {"maxRank": 8, "targetModules": ["attn_q", "attn_v"]}
 
 
 def rendered(runtime: str, engine: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    spec = parse_deployment_spec({"model": {"source": "hf://org/model"}, "engine": {**engine, "lora": LORA},
-                                  "serving": {"runtime": runtime}, "adapters": ADAPTERS})
+    spec = parse_deployment_spec(
+        {
+            "model": {"source": "hf://org/model"},
+            "engine": {**engine, "lora": LORA},
+            "serving": {"runtime": runtime},
+            "adapters": ADAPTERS,
+        }
+    )
     built = llmengine_spec(spec, gpu_target(H100))
     served = Served("e", "k" * 64, built, model_dir(built, {}))
     config = desired_serving_config("chat", "ns", spec, served, [])
-    pod = desired_deployment("chat", "ns", spec, served, "cache", config, 1, [])["spec"]["template"]["spec"]
+    pod = desired_deployment("chat", "ns", spec, served, "cache", config, 1, [])["spec"][
+        "template"
+    ]["spec"]
     return config, pod
 
 
 def test_trtllm_serve_adapters_need_no_link_directory() -> None:
-    config, pod = rendered("trtllm-serve", {"backend": "pytorch", "toolchain": "trtllm-1.2", "dtype": "bfloat16"})
+    config, pod = rendered(
+        "trtllm-serve", {"backend": "pytorch", "toolchain": "trtllm-1.2", "dtype": "bfloat16"}
+    )
     assert "initContainers" not in pod
     options = yaml.safe_load(config["data"]["extra-llm-api-options.yaml"])
     assert all(d.startswith("/cache/adapters/") for d in options["lora_config"]["lora_dir"])

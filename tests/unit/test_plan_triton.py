@@ -45,7 +45,9 @@ def generated_skeleton(root: Path, data: dict[str, Any]) -> Path:
     for file, names in data["models"].items():
         model = file.split("/")[0]
         lines = [f'name: "{model}"']
-        lines.append('backend: "${triton_backend}"' if "triton_backend" in names else 'backend: "python"')
+        lines.append(
+            'backend: "${triton_backend}"' if "triton_backend" in names else 'backend: "python"'
+        )
         tensors, params = [], []
         for name in names:
             kind = typed.get(name, "")
@@ -63,7 +65,9 @@ def generated_skeleton(root: Path, data: dict[str, Any]) -> Path:
             elif kind.startswith("TYPE_"):
                 tensors.append(f'{{ name: "t_{name}" data_type: ${{{name}}} dims: [ -1 ] }}')
             elif name not in ("triton_backend", "max_queue_size"):
-                params.append(f'parameters {{ key: "{name}" value: {{ string_value: "${{{name}}}" }} }}')
+                params.append(
+                    f'parameters {{ key: "{name}" value: {{ string_value: "${{{name}}}" }} }}'
+                )
         if tensors:
             lines.append(f"output [ {', '.join(tensors)} ]")
         (root / model / "1").mkdir(parents=True)
@@ -101,7 +105,10 @@ def test_generated_full_skeleton_fills_and_parses(
     assert trt.parameters["engine_dir"].string_value == paths(name, spec).engine_dir
     assert trt.parameters["batching_strategy"].string_value == "inflight_fused_batching"
     assert trt.parameters["medusa_choices"].string_value == "${medusa_choices}"
-    assert configs["preprocessing"].instance_group[0].count == spec.serving.instance_counts.preprocessing
+    assert (
+        configs["preprocessing"].instance_group[0].count
+        == spec.serving.instance_counts.preprocessing
+    )
 
 
 @pytest.mark.parametrize(("name", "spec", "engine"), TRITON_SAMPLES)
@@ -113,7 +120,9 @@ def test_real_shaped_test_skeleton_fills_and_parses(
     spec, engine = on_toolchain(spec, "trtllm-1.1")  # the test skeleton has 1.1's placeholders
     params = triton.triton_params(spec, engine, paths(name, spec))
     assert used <= set(params)
-    triton_repo.fill(TEST_SKELETON, {k: v for k, v in params.items() if k in used}, tmp_path / "repo")
+    triton_repo.fill(
+        TEST_SKELETON, {k: v for k, v in params.items() if k in used}, tmp_path / "repo"
+    )
     trt = parse(tmp_path / "repo" / "tensorrt_llm" / "config.pbtxt")
     assert list(trt.dynamic_batching.preferred_batch_size) == [engine.limits.max_batch_size]
     assert trt.parameters["gpt_model_type"].string_value == "inflight_fused_batching"
@@ -124,11 +133,19 @@ def test_real_shaped_test_skeleton_fills_and_parses(
 
 def test_dtype_drives_every_datatype_and_limits_drive_batch_size() -> None:
     spec, engine = _tp(2, 2)
-    spec = spec.model_copy(update={"serving": spec.serving.model_copy(update={"triton_max_batch_size": 8})})
+    spec = spec.model_copy(
+        update={"serving": spec.serving.model_copy(update={"triton_max_batch_size": 8})}
+    )
     engine = engine.model_copy(update={"dtype": "bfloat16"})
     params = triton.triton_params(spec, engine, paths("x", spec))
-    names = ("logits_datatype", "prompt_embedding_table_data_type", "encoder_input_features_data_type")
-    assert {params[k] for k in names if k in params} == {"TYPE_BF16"}  # 1.0 has no prompt-table placeholder
+    names = (
+        "logits_datatype",
+        "prompt_embedding_table_data_type",
+        "encoder_input_features_data_type",
+    )
+    assert {params[k] for k in names if k in params} == {
+        "TYPE_BF16"
+    }  # 1.0 has no prompt-table placeholder
     assert params["triton_max_batch_size"] == 8
     assert params["gpu_device_ids"] == [0, 1, 2, 3]
     assert params["lora_prefetch_dir"] is None and params["lora_cache_max_adapter_size"] is None
@@ -138,7 +155,10 @@ def test_large_lora_rank_raises_the_cache_page_size() -> None:
     spec, engine = _tp(1, 1)
     lora = LoraSpec(max_rank=128, target_modules=["attn_q"])
     params = triton.triton_params(spec, engine.model_copy(update={"lora": lora}), paths("x", spec))
-    assert params["lora_cache_max_adapter_size"] == 128 and params["lora_cache_optimal_adapter_size"] is None
+    assert (
+        params["lora_cache_max_adapter_size"] == 128
+        and params["lora_cache_optimal_adapter_size"] is None
+    )
 
 
 def test_params_json_is_sorted_and_stable() -> None:
@@ -152,11 +172,16 @@ def test_world_size_one_runs_tritonserver_in_the_foreground() -> None:
     spec, engine = _tp(1, 1)
     command = triton.triton_server_command(spec, engine, paths("x", spec))
     assert command[0] == "tritonserver" and "mpirun" not in command
-    assert not any("default-max-batch-size" in arg for arg in command)  # no effect without auto-complete
+    assert not any(
+        "default-max-batch-size" in arg for arg in command
+    )  # no effect without auto-complete
     assert "--disable-auto-complete-config" in command
-    assert {"--model-repository=/model-repo", "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002"} <= set(
-        command
-    )
+    assert {
+        "--model-repository=/model-repo",
+        "--http-port=8000",
+        "--grpc-port=8001",
+        "--metrics-port=8002",
+    } <= set(command)
 
 
 def test_world_size_four_runs_one_rank_per_gpu_under_mpirun() -> None:
@@ -176,14 +201,19 @@ def test_world_size_four_runs_one_rank_per_gpu_under_mpirun() -> None:
 
 def test_toolchain_without_triton_is_refused() -> None:
     spec, engine = _tp(1, 1)
-    engine = engine.model_copy(update={"toolchain": engine.toolchain.model_copy(update={"name": "trtllm-1.2"})})
+    engine = engine.model_copy(
+        update={"toolchain": engine.toolchain.model_copy(update={"name": "trtllm-1.2"})}
+    )
     with pytest.raises(ValueError, match="trtllm-1.2 has no Triton"):
         triton.triton_params(spec, engine, paths("x", spec))
 
 
 def _tp(tensor: int, pipeline: int) -> tuple[LLMDeploymentSpec, LLMEngineSpec]:
     spec = LLMDeploymentSpec.model_validate(
-        {"model": {"source": "hf://org/model"}, "engine": {"parallelism": {"tensor": tensor, "pipeline": pipeline}}}
+        {
+            "model": {"source": "hf://org/model"},
+            "engine": {"parallelism": {"tensor": tensor, "pipeline": pipeline}},
+        }
     )
     return spec, engine_for(spec)
 
@@ -199,13 +229,24 @@ def test_fills_nvidias_real_skeleton_of_each_release(
     params = triton.triton_params(spec, engine, paths(name, spec))
     out = tmp_path / "repo"
     triton_repo.fill(REAL_SKELETONS / toolchain, params, out)
-    configs = {m: parse(out / m / "config.pbtxt") for m in
-               ("ensemble", "preprocessing", "postprocessing", "tensorrt_llm", "tensorrt_llm_bls")}
+    configs = {
+        m: parse(out / m / "config.pbtxt")
+        for m in ("ensemble", "preprocessing", "postprocessing", "tensorrt_llm", "tensorrt_llm_bls")
+    }
     trt, bls = configs["tensorrt_llm"], configs["tensorrt_llm_bls"]
-    assert trt.backend == "tensorrtllm" and trt.max_batch_size == triton.triton_max_batch_size(spec, engine)
+    assert trt.backend == "tensorrtllm" and trt.max_batch_size == triton.triton_max_batch_size(
+        spec, engine
+    )
     assert trt.parameters["gpt_model_path"].string_value == paths(name, spec).engine_dir
     embedding = {t.name: t.data_type for t in trt.input}["prompt_embedding_table"]
-    assert embedding == (TYPES[params["logits_datatype"]] if toolchain == "trtllm-1.1" else model_config_pb2.TYPE_FP16)
+    assert embedding == (
+        TYPES[params["logits_datatype"]]
+        if toolchain == "trtllm-1.1"
+        else model_config_pb2.TYPE_FP16
+    )
     assert bls.model_transaction_policy.decoupled is spec.serving.streaming
-    assert '#     string_value: "${enable_trt_overlap}"' in (out / "tensorrt_llm" / "config.pbtxt").read_text()
+    assert (
+        '#     string_value: "${enable_trt_overlap}"'
+        in (out / "tensorrt_llm" / "config.pbtxt").read_text()
+    )
     assert "enable_trt_overlap" not in params and "hf_model_path" not in params

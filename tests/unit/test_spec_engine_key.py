@@ -47,7 +47,9 @@ RUN_TIME_CHANGES = {
     "instance counts": {"serving": {"instanceCounts": {"preprocessing": 4}}},
     "extra options": {"serving": {"extraOptions": {"print_iter_log": True}}},
     "serving resources": {"serving": {"resources": {"limits": {"memory": "64Gi"}}}},
-    "adapters": {"adapters": [{"name": "kansai", "taskId": 7, "source": "hf://someone/kansai-lora"}]},
+    "adapters": {
+        "adapters": [{"name": "kansai", "taskId": 7, "source": "hf://someone/kansai-lora"}]
+    },
     "build resources": {"engine": {"buildResources": {"requests": {"memory": "256Gi"}}}},
     "storage": {"storage": {"size": "2Ti", "claimName": "cache"}},
     "tokenizer": {"model": {"tokenizer": "hf://elyza/other-tokenizer"}},
@@ -75,7 +77,9 @@ BUILD_CHANGES = {
     "gpt attention plugin": {"engine": {"plugins": {"gptAttention": "float16"}}},
     "gemm plugin": {"engine": {"plugins": {"gemm": "disable"}}},
     "lora rank": {"engine": {"lora": {"maxRank": 16}}},
-    "lora modules": {"engine": {"lora": {"targetModules": ["attn_q", "attn_k", "attn_v", "mlp_gate"]}}},
+    "lora modules": {
+        "engine": {"lora": {"targetModules": ["attn_q", "attn_k", "attn_v", "mlp_gate"]}}
+    },
 }
 
 

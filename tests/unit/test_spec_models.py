@@ -40,11 +40,21 @@ def test_defaults_fit_a_7b_model_on_one_h100() -> None:
     )
     limits = spec.engine.limits
     assert (limits.max_batch_size, limits.max_input_len, limits.max_seq_len) == (16, 2048, 4096)
-    assert (limits.max_num_tokens, limits.max_beam_width, limits.enable_chunked_context) == (8192, 1, False)
+    assert (limits.max_num_tokens, limits.max_beam_width, limits.enable_chunked_context) == (
+        8192,
+        1,
+        False,
+    )
     assert (spec.engine.parallelism.tensor, spec.engine.parallelism.pipeline) == (1, 1)
-    assert spec.engine.quantization.weights == "none" and spec.engine.quantization.kv_cache == "none"
+    assert (
+        spec.engine.quantization.weights == "none" and spec.engine.quantization.kv_cache == "none"
+    )
     assert spec.engine.lora is None and spec.adapters == []
-    assert (spec.serving.runtime, spec.serving.replicas, spec.serving.streaming) == ("triton", 1, True)
+    assert (spec.serving.runtime, spec.serving.replicas, spec.serving.streaming) == (
+        "triton",
+        1,
+        True,
+    )
     assert spec.serving.kv_cache_free_gpu_mem_fraction == 0.9
     assert spec.serving.triton_max_batch_size is None
     assert spec.autoscaling.enabled is False and spec.autoscaling.metric == "kvCacheDemand"
@@ -60,7 +70,10 @@ def test_wire_format_is_camel_case_and_python_is_snake_case() -> None:
     )
     assert spec.serving.kv_cache_free_gpu_mem_fraction == 0.5
     wire = spec.model_dump(by_alias=True, exclude_none=True)
-    assert wire["serving"]["tritonMaxBatchSize"] == 8 and wire["model"]["secretRef"]["key"] == "HF_TOKEN"
+    assert (
+        wire["serving"]["tritonMaxBatchSize"] == 8
+        and wire["model"]["secretRef"]["key"] == "HF_TOKEN"
+    )
     assert LLMDeploymentSpec.model_validate(wire) == spec
 
 
@@ -86,7 +99,9 @@ def test_every_field_has_a_description(model: type[BaseModel]) -> None:
 
 def test_unknown_toolchain_and_lora_module_are_rejected() -> None:
     with pytest.raises(ValidationError, match="unknown toolchain"):
-        LLMDeploymentSpec.model_validate({"model": {"source": SOURCE}, "engine": {"toolchain": "trtllm-0.9"}})
+        LLMDeploymentSpec.model_validate(
+            {"model": {"source": SOURCE}, "engine": {"toolchain": "trtllm-0.9"}}
+        )
     with pytest.raises(ValidationError, match="unknown LoRA target module"):
         LLMDeploymentSpec.model_validate(
             {"model": {"source": SOURCE}, "engine": {"lora": {"targetModules": ["q_proj"]}}}
@@ -96,9 +111,17 @@ def test_unknown_toolchain_and_lora_module_are_rejected() -> None:
 def test_toolchain_profiles() -> None:
     profiles = load_toolchains()
     assert sorted(profiles) == ["trtllm-1.0", "trtllm-1.1", "trtllm-1.2"]
-    assert toolchain("trtllm-1.0").images.triton == "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3"
-    assert toolchain("trtllm-1.1").images.triton == "nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3"
-    assert toolchain("trtllm-1.2").images.release.startswith("nvcr.io/nvidia/tensorrt-llm/release:1.2.")
+    assert (
+        toolchain("trtllm-1.0").images.triton
+        == "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3"
+    )
+    assert (
+        toolchain("trtllm-1.1").images.triton
+        == "nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3"
+    )
+    assert toolchain("trtllm-1.2").images.release.startswith(
+        "nvcr.io/nvidia/tensorrt-llm/release:1.2."
+    )
     assert [toolchain(n).trtllm_version for n in sorted(profiles)] == ["1.0.0", "1.1.0", "1.2.1"]
     assert toolchains_with("engine_build") == ["trtllm-1.0", "trtllm-1.1"]
     assert toolchains_with("triton_runtime") == ["trtllm-1.0", "trtllm-1.1"]
@@ -113,7 +136,9 @@ def test_engine_toolchains_name_every_script() -> None:
         assert tc.convert_script("mixtral") == tc.convert_script("llama")
         assert tc.scripts.triton_skeleton == "/app/all_models/inflight_batcher_llm"
         assert tc.scripts.hf_lora_convert and tc.scripts.quantize and tc.scripts.launcher
-        assert {"attn_q", "attn_k", "attn_v", "attn_dense", "mlp_gate"} <= set(tc.lora_target_modules)
+        assert {"attn_q", "attn_k", "attn_v", "attn_dense", "mlp_gate"} <= set(
+            tc.lora_target_modules
+        )
     assert toolchain("trtllm-1.2").convert_script("llama") is None
 
 
@@ -159,7 +184,9 @@ def test_known_gpus(product: str, compute: str, memory: int) -> None:
 
 def test_compute_capability_comparison() -> None:
     assert (
-        compute_at_least("9.0", "8.9") and compute_at_least("8.9", "8.9") and compute_at_least("10.0", "9.0")
+        compute_at_least("9.0", "8.9")
+        and compute_at_least("8.9", "8.9")
+        and compute_at_least("10.0", "9.0")
     )
     assert not compute_at_least("8.0", "8.9") and not compute_at_least("8.6", "8.9")
     assert gpu_info("NVIDIA-Unknown") is None

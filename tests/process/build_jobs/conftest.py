@@ -38,7 +38,11 @@ LLAMA_70B = {
     "num_key_value_heads": 8,
     "intermediate_size": 28672,
 }
-ADAPTER_CONFIG = {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+ADAPTER_CONFIG = {
+    "r": 8,
+    "lora_alpha": 16,
+    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+}
 ALL_MODULES = ["attn_q", "attn_k", "attn_v", "attn_dense", "mlp_h_to_4h", "mlp_4h_to_h", "mlp_gate"]
 
 
@@ -138,7 +142,9 @@ class Sandbox:
             timeout=120,
         )
         termination = json.loads(self.termination.read_text()) if self.termination.exists() else {}
-        return Result(proc.returncode, proc.stdout + proc.stderr, termination, self.calls()[len(before) :])
+        return Result(
+            proc.returncode, proc.stdout + proc.stderr, termination, self.calls()[len(before) :]
+        )
 
     def calls(self) -> list[dict[str, Any]]:
         """Every tool invocation recorded so far."""

@@ -27,7 +27,10 @@ ENGINE_CASES = {
         "parallelism": {"tensor": 2, "pipeline": 1},
         "dtype": "bfloat16",
     },
-    "w4a8_awq pp2": {"quantization": {"weights": "w4a8_awq"}, "parallelism": {"tensor": 1, "pipeline": 2}},
+    "w4a8_awq pp2": {
+        "quantization": {"weights": "w4a8_awq"},
+        "parallelism": {"tensor": 1, "pipeline": 2},
+    },
     "fp8 + int8_sq-free": {"quantization": {"weights": "fp8", "kvCache": "fp8"}},
 }
 
@@ -42,7 +45,9 @@ def _check(toolchain: str, calls: list[dict]) -> None:
 
 @pytest.mark.parametrize("toolchain", ["trtllm-1.0", "trtllm-1.1"])
 @pytest.mark.parametrize("case", sorted(ENGINE_CASES))
-def test_engine_commands_match_upstream_options(sandbox: Sandbox, toolchain: str, case: str) -> None:
+def test_engine_commands_match_upstream_options(
+    sandbox: Sandbox, toolchain: str, case: str
+) -> None:
     request = sandbox.request(**ENGINE_CASES[case])
     request["toolchain"]["name"] = toolchain
     result = sandbox.run(request)
@@ -52,10 +57,16 @@ def test_engine_commands_match_upstream_options(sandbox: Sandbox, toolchain: str
 
 
 @pytest.mark.parametrize("toolchain", ["trtllm-1.0", "trtllm-1.1", "trtllm-1.2"])
-def test_pytorch_and_adapter_commands_match_upstream_options(sandbox: Sandbox, toolchain: str) -> None:
-    request = sandbox.request(backend="pytorch", quantization={"weights": "int4_awq", "kvCache": "fp8"})
+def test_pytorch_and_adapter_commands_match_upstream_options(
+    sandbox: Sandbox, toolchain: str
+) -> None:
+    request = sandbox.request(
+        backend="pytorch", quantization={"weights": "int4_awq", "kvCache": "fp8"}
+    )
     request["toolchain"]["name"] = toolchain
-    adapter = sandbox.request(action="adapter", adapter={"key": "a", "source": "pvc://adapters/osamu"})
+    adapter = sandbox.request(
+        action="adapter", adapter={"key": "a", "source": "pvc://adapters/osamu"}
+    )
     adapter["toolchain"]["name"] = toolchain
     quantized, converted = sandbox.run(request), sandbox.run(adapter)
     if toolchain == "trtllm-1.2":
@@ -70,7 +81,9 @@ def test_pytorch_and_adapter_commands_match_upstream_options(sandbox: Sandbox, t
 def test_hf_adapters_need_no_converter(sandbox: Sandbox) -> None:
     """Backend pytorch (trtllm-serve's lora_dir): the adapter is published as the HF directory it is, so a
     toolchain without hf_lora_convert.py (1.2) serves adapters too."""
-    adapter = sandbox.request(action="adapter", adapter={"key": "a", "source": "pvc://adapters/osamu", "format": "hf"})
+    adapter = sandbox.request(
+        action="adapter", adapter={"key": "a", "source": "pvc://adapters/osamu", "format": "hf"}
+    )
     adapter["toolchain"]["name"] = "trtllm-1.2"
     adapter["toolchain"]["paths"]["hfLoraConvert"] = None
     result = sandbox.run(adapter)
@@ -78,7 +91,10 @@ def test_hf_adapters_need_no_converter(sandbox: Sandbox) -> None:
     assert result.calls == []
     published = sandbox.root / "adapters" / "a"
     assert sorted(p.name for p in published.iterdir()) == [
-        "adapter_config.json", "adapter_model.safetensors", "manifest.json"]
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "manifest.json",
+    ]
     assert json.loads((published / "manifest.json").read_text())["format"] == "hf"
 
 
@@ -106,12 +122,18 @@ def test_checker_rejects_unknown_options_and_bad_choices() -> None:
     assert any("--lora_target_modules does not accept q_proj" in p for p in problems)
     assert any("1 positional" in p for p in problems)  # the unknown option's value
     assert len(problems) == 4
-    assert optioncheck.check_args(table, "hf_lora_convert", ["-i", "a", "-o", "b", "--storage-type", "fp16"])
+    assert optioncheck.check_args(
+        table, "hf_lora_convert", ["-i", "a", "-o", "b", "--storage-type", "fp16"]
+    )
 
 
 def test_toolchain_1_2_has_no_engine_tools() -> None:
     table = optioncheck.load_options("trtllm-1.2")
-    assert table is not None and "trtllm-build" not in table and "convert_checkpoint:llama" not in table
+    assert (
+        table is not None
+        and "trtllm-build" not in table
+        and "convert_checkpoint:llama" not in table
+    )
     assert "tensorrt" in table["_source"]["files"]["trtllm-serve serve"][0]["note"]
 
 

@@ -22,23 +22,40 @@ FAMILIES = {
 CASES = {
     "fp16": {},
     "int8 weight-only": {"quantization": {"weights": "int8"}},
-    "int4 weight-only tp2": {"quantization": {"weights": "int4"}, "parallelism": {"tensor": 2, "pipeline": 1}},
+    "int4 weight-only tp2": {
+        "quantization": {"weights": "int4"},
+        "parallelism": {"tensor": 2, "pipeline": 1},
+    },
     "bf16": {"dtype": "bfloat16"},
 }
 # what each family's script has no option for (read from the scripts; see cli_options _source)
 REFUSED = {
-    "gpt": [({"kvCache": "fp8"}, "fp8 KV cache"), ({"weights": "int4", "perGroup": True}, "per-group")],
+    "gpt": [
+        ({"kvCache": "fp8"}, "fp8 KV cache"),
+        ({"weights": "int4", "perGroup": True}, "per-group"),
+    ],
     "qwen": [({"kvCache": "fp8"}, "fp8 KV cache")],
     "gemma": [({"weights": "int4", "perGroup": True}, "per-group")],
     "phi": [({"kvCache": "int8"}, "int8 KV cache"), ({"kvCache": "fp8"}, "fp8 KV cache")],
 }
-ACCEPTED_KV = {"gpt": ["int8"], "qwen": ["int8"], "gemma": ["int8", "fp8"], "phi": [], "llama": ["int8", "fp8"]}
+ACCEPTED_KV = {
+    "gpt": ["int8"],
+    "qwen": ["int8"],
+    "gemma": ["int8", "fp8"],
+    "phi": [],
+    "llama": ["int8", "fp8"],
+}
 
 
 def _request(family: str, **overrides: object) -> dict:
     sandbox_request = {
-        "action": "build", "engineKey": "k", "model": {"source": "pvc://m/x"}, "backend": "tensorrt",
-        "dtype": "float16", "quantization": {}, "parallelism": {"tensor": 1, "pipeline": 1},
+        "action": "build",
+        "engineKey": "k",
+        "model": {"source": "pvc://m/x"},
+        "backend": "tensorrt",
+        "dtype": "float16",
+        "quantization": {},
+        "parallelism": {"tensor": 1, "pipeline": 1},
         "toolchain": {"name": "trtllm-1.0", "paths": {"convert": {family: "/x"}}},
         "gpu": {"product": H100, "computeCapability": "9.0", "memoryMiB": H100_MIB},
     }
@@ -48,7 +65,9 @@ def _request(family: str, **overrides: object) -> dict:
 @pytest.mark.parametrize("toolchain", ["trtllm-1.0", "trtllm-1.1"])
 @pytest.mark.parametrize("family", sorted([*FAMILIES, "llama"]))
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_convert_args_use_only_the_familys_own_options(toolchain: str, family: str, case: str) -> None:
+def test_convert_args_use_only_the_familys_own_options(
+    toolchain: str, family: str, case: str
+) -> None:
     table = optioncheck.load_options(toolchain)
     assert table is not None
     overrides = dict(CASES[case])
@@ -57,8 +76,12 @@ def test_convert_args_use_only_the_familys_own_options(toolchain: str, family: s
     assert optioncheck.check_args(table, f"convert_checkpoint:{family}", args) == [], args
     for kv in ACCEPTED_KV[family]:
         quant = {**overrides.get("quantization", {}), "kvCache": kv}
-        args = commands.convert_args(parse_request(_request(family, **{**overrides, "quantization": quant})),
-                                     Path("/m"), Path("/o"), family)
+        args = commands.convert_args(
+            parse_request(_request(family, **{**overrides, "quantization": quant})),
+            Path("/m"),
+            Path("/o"),
+            family,
+        )
         assert optioncheck.check_args(table, f"convert_checkpoint:{family}", args) == [], args
 
 
@@ -72,7 +95,9 @@ def test_gemma_names_its_checkpoint_type_and_world_size() -> None:
 @pytest.mark.parametrize("family", ["gemma", "phi"])
 def test_families_without_pipeline_parallelism_are_refused(family: str) -> None:
     request = parse_request(_request(family, parallelism={"tensor": 1, "pipeline": 2}))
-    with pytest.raises(commands.UnsupportedConversionError, match=f"{family} convert_checkpoint.py has no pipeline"):
+    with pytest.raises(
+        commands.UnsupportedConversionError, match=f"{family} convert_checkpoint.py has no pipeline"
+    ):
         commands.convert_args(request, Path("/m"), Path("/o"), family)
 
 
@@ -87,7 +112,9 @@ def test_options_a_familys_script_lacks_are_refused(family: str) -> None:
 def _with_family(sandbox: Sandbox, family: str) -> dict:
     source = sandbox.write_model(f"models/{family}", {**LLAMA_7B, **FAMILIES[family]})
     request = sandbox.request(model={"source": source, "revision": "main"})
-    request["toolchain"]["paths"]["convert"][family] = str(FAKES / "scripts" / "convert_checkpoint.py")
+    request["toolchain"]["paths"]["convert"][family] = str(
+        FAKES / "scripts" / "convert_checkpoint.py"
+    )
     return request
 
 

@@ -19,14 +19,37 @@ def _inventory():
     return module
 
 
-def test_two_versions_give_the_options_and_choices_both_accept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_versions_give_the_options_and_choices_both_accept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     inventory = _inventory()
     monkeypatch.setattr(inventory, "CLI_DIR", tmp_path)
     old, new = tmp_path / "old.py", tmp_path / "new.py"
-    old.write_text("p.add_argument('--a', choices=['x', 'y'])\np.add_argument('--gone', action='store_true')\n")
+    old.write_text(
+        "p.add_argument('--a', choices=['x', 'y'])\np.add_argument('--gone', action='store_true')\n"
+    )
     new.write_text("p.add_argument('--a', choices=['x', 'y', 'z'])\np.add_argument('--b')\n")
-    argv = ["cli", "--toolchain", "t", "--tool", "convert_checkpoint:f", "--repo", "r", "--path", "p",
-            "--why", "w", "--file", str(old), "--commit", "c1", "--file", str(new), "--commit", "c2"]
+    argv = [
+        "cli",
+        "--toolchain",
+        "t",
+        "--tool",
+        "convert_checkpoint:f",
+        "--repo",
+        "r",
+        "--path",
+        "p",
+        "--why",
+        "w",
+        "--file",
+        str(old),
+        "--commit",
+        "c1",
+        "--file",
+        str(new),
+        "--commit",
+        "c2",
+    ]
     assert inventory.main(argv) == 0
     data = json.loads((tmp_path / "t.json").read_text())
     assert data["convert_checkpoint:f"]["options"] == {"--a": {"choices": ["x", "y"]}}

@@ -30,17 +30,25 @@ def test_int4_awq_int8_kv_lora_builds_and_publishes(sandbox: Sandbox) -> None:
     modules = build[build.index("--lora_target_modules") + 1 : build.index("--max_lora_rank")]
     assert modules == ALL_MODULES
     assert _arg(build, "--kv_cache_type") == "paged" and _arg(build, "--workers") == "1"
-    assert _arg(build, "--gpt_attention_plugin") == "auto" and _arg(build, "--max_batch_size") == "16"
+    assert (
+        _arg(build, "--gpt_attention_plugin") == "auto" and _arg(build, "--max_batch_size") == "16"
+    )
     engine = sandbox.root / "engines" / "k7b"
     manifest = json.loads((engine / "manifest.json").read_text())
     assert {f["path"] for f in manifest["files"]} == {"config.json", "rank0.engine"}
-    assert manifest["toolchain"]["trtllmVersion"] == "1.0.0" and manifest["gpu"]["computeCapability"] == "9.0"
+    assert (
+        manifest["toolchain"]["trtllmVersion"] == "1.0.0"
+        and manifest["gpu"]["computeCapability"] == "9.0"
+    )
     assert set(manifest["stageSeconds"]) >= {"fetch", "inspect", "quantize", "build"}
     assert manifest["inputs"]["quantization"]["weights"] == "int4_awq"
     assert result.termination["ok"] is True and result.termination["path"] == "engines/k7b"
     assert not any(p.name.startswith(".tmp-") for p in (sandbox.root / "engines").iterdir())
     for stage in ("fetch", "inspect", "quantize", "build", "publish"):
-        assert f"Stage {stage}: started" in result.output and f"Stage {stage}: finished in" in result.output
+        assert (
+            f"Stage {stage}: started" in result.output
+            and f"Stage {stage}: finished in" in result.output
+        )
 
 
 def test_fp16_uses_convert_checkpoint_without_quantization_flags(sandbox: Sandbox) -> None:
@@ -53,7 +61,9 @@ def test_fp16_uses_convert_checkpoint_without_quantization_flags(sandbox: Sandbo
 
 
 def test_int8_weight_only_and_tensor_parallel(sandbox: Sandbox) -> None:
-    request = sandbox.request(quantization={"weights": "int8", "kvCache": "int8"}, parallelism={"tensor": 2})
+    request = sandbox.request(
+        quantization={"weights": "int8", "kvCache": "int8"}, parallelism={"tensor": 2}
+    )
     result = sandbox.run(request)
     assert result.code == 0, result.output
     convert, build = result.calls[0]["argv"], result.calls[1]["argv"]
@@ -79,7 +89,9 @@ def test_crash_mid_build_leaves_nothing_and_rerun_completes(sandbox: Sandbox) ->
     assert [p.name for p in engines.iterdir()] == []
     assert failed.termination["ok"] is False and failed.termination["stage"] == "build"
     assert "trtllm-build exited with code 3" in failed.termination["error"]
-    assert any("out of memory while building layer 17" in line for line in failed.termination["logTail"])
+    assert any(
+        "out of memory while building layer 17" in line for line in failed.termination["logTail"]
+    )
     assert len(sandbox.termination.read_bytes()) < 4096
     (engines / ".tmp-k7b-999-1").mkdir()  # what a SIGKILLed run would leave
     (engines / ".tmp-k7b-999-1" / "rank0.engine").write_bytes(b"partial")
@@ -110,7 +122,9 @@ def test_model_too_big_for_the_gpu_fails_early_with_sizes(sandbox: Sandbox) -> N
     assert result.calls == []
     error = result.termination["error"]
     assert "does not fit" in error and "NVIDIA-L40S" in error and "46068 MiB" in error
-    assert "GiB" in error and "69.0B parameters" in error and result.termination["stage"] == "inspect"
+    assert (
+        "GiB" in error and "69.0B parameters" in error and result.termination["stage"] == "inspect"
+    )
 
 
 def test_missing_script_names_path_and_toolchain(sandbox: Sandbox) -> None:
@@ -121,7 +135,9 @@ def test_missing_script_names_path_and_toolchain(sandbox: Sandbox) -> None:
     result = sandbox.run(request)
     assert result.code == 3 and result.calls == []
     error = result.termination["error"]
-    assert "/app/examples/models/core/llama/convert_checkpoint.py" in error and "trtllm-1.0" in error
+    assert (
+        "/app/examples/models/core/llama/convert_checkpoint.py" in error and "trtllm-1.0" in error
+    )
 
 
 def test_missing_trtllm_build_fails_before_any_work(sandbox: Sandbox) -> None:

@@ -50,7 +50,9 @@ def test_adapter_converted_with_engine_dtype(sandbox: Sandbox) -> None:
     argv = result.calls[0]["argv"]
     assert argv[argv.index("--storage-type") + 1] == "bfloat16"
     adapter = sandbox.root / "adapters" / "a1"
-    assert (adapter / "model.lora_weights.npy").is_file() and (adapter / "model.lora_config.npy").is_file()
+    assert (adapter / "model.lora_weights.npy").is_file() and (
+        adapter / "model.lora_config.npy"
+    ).is_file()
     manifest = json.loads((adapter / "manifest.json").read_text())
     assert manifest["modules"] == ["attn_dense", "attn_k", "attn_q", "attn_v"]
     assert sandbox.run(request).calls == []
@@ -77,10 +79,16 @@ def test_hf_fetch_resolves_commit_and_hides_token(sandbox: Sandbox) -> None:
         "huggingface_hub.model_info",
         "huggingface_hub.snapshot_download",
     ]
-    assert result.calls[1]["kwargs"] == {"repo_id": "org/tiny-llama", "revision": commit, "token_set": True}
+    assert result.calls[1]["kwargs"] == {
+        "repo_id": "org/tiny-llama",
+        "revision": commit,
+        "token_set": True,
+    }
     model = sandbox.root / "models" / "org" / "tiny-llama" / commit
     assert (model / "config.json").is_file() and not (model / ".cache").exists()
-    assert (sandbox.root / "models" / "org" / "tiny-llama" / "refs" / "main").read_text().strip() == commit
+    assert (
+        sandbox.root / "models" / "org" / "tiny-llama" / "refs" / "main"
+    ).read_text().strip() == commit
     assert result.termination["commit"] == commit
     sizes = sum(p.stat().st_size for p in model.rglob("*") if p.is_file())
     assert result.termination["modelBytes"] == sizes > 0
@@ -110,12 +118,18 @@ def test_hf_without_huggingface_hub_is_a_clear_error(sandbox: Sandbox) -> None:
     assert result.code == 3 and "huggingface_hub is not importable" in result.termination["error"]
 
 
-KEY = "3f2a9c" + "0" * 57  # what the operator's engine-key label holds: 63 of the sha256's 64 hex digits
+KEY = (
+    "3f2a9c" + "0" * 57
+)  # what the operator's engine-key label holds: 63 of the sha256's 64 hex digits
 
 
 def test_cleanup_removes_only_its_own_engine(sandbox: Sandbox) -> None:
     assert sandbox.run(sandbox.request(engineKey=KEY)).code == 0
-    siblings = [sandbox.root / "engines" / "k7b", sandbox.root / "engines" / ("a" * 63), sandbox.root / "models"]
+    siblings = [
+        sandbox.root / "engines" / "k7b",
+        sandbox.root / "engines" / ("a" * 63),
+        sandbox.root / "models",
+    ]
     for sibling in siblings:
         (sibling / "keep").mkdir(parents=True, exist_ok=True)
     result = sandbox.run({"action": "cleanup", "engineKey": KEY})
@@ -124,7 +138,9 @@ def test_cleanup_removes_only_its_own_engine(sandbox: Sandbox) -> None:
     assert all((sibling / "keep").is_dir() for sibling in siblings)
 
 
-@pytest.mark.parametrize("key", ["", "../", "..", ".", "x", "k7b", KEY.upper(), KEY + "00", f"{KEY[:-1]}/"])
+@pytest.mark.parametrize(
+    "key", ["", "../", "..", ".", "x", "k7b", KEY.upper(), KEY + "00", f"{KEY[:-1]}/"]
+)
 def test_cleanup_with_an_invalid_key_removes_nothing(sandbox: Sandbox, key: str) -> None:
     engines = sandbox.root / "engines"
     for name in ("x", "k7b", KEY):

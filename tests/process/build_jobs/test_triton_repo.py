@@ -17,7 +17,9 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 SKELETON = Path(__file__).resolve().parent / "skeleton"
-REAL = Path(__file__).resolve().parent / "skeletons"  # NVIDIA's 1.0 / 1.1 templates; sources in README.md
+REAL = (
+    Path(__file__).resolve().parent / "skeletons"
+)  # NVIDIA's 1.0 / 1.1 templates; sources in README.md
 SCRIPT = Path(triton_repo.__file__)
 PLACEHOLDERS = SCRIPT.parent / "triton_placeholders"
 
@@ -70,7 +72,13 @@ def test_fills_every_config_and_each_parses(tmp_path: Path) -> None:
     assert len(written) == 5
     configs = {
         name: parse(out / name / "config.pbtxt")
-        for name in ("ensemble", "preprocessing", "postprocessing", "tensorrt_llm", "tensorrt_llm_bls")
+        for name in (
+            "ensemble",
+            "preprocessing",
+            "postprocessing",
+            "tensorrt_llm",
+            "tensorrt_llm_bls",
+        )
     }
     trt = configs["tensorrt_llm"]
     assert trt.max_batch_size == 16 and trt.backend == "tensorrtllm"
@@ -98,12 +106,16 @@ def test_missing_values_are_all_listed_with_their_files(tmp_path: Path) -> None:
     message = str(error.value)
     assert "tensorrt_llm/config.pbtxt: no value for engine_dir, logits_datatype" in message
     assert "preprocessing/config.pbtxt: no value for engine_dir" in message
-    assert "tensorrt_llm_bls/config.pbtxt: no value for bls_instance_count, logits_datatype" in message
+    assert (
+        "tensorrt_llm_bls/config.pbtxt: no value for bls_instance_count, logits_datatype" in message
+    )
     assert not (tmp_path / "repo").exists()
 
 
 def test_unknown_params_are_an_error(tmp_path: Path) -> None:
-    with pytest.raises(triton_repo.FillError, match="no placeholder in any config.pbtxt: engine_dri, extra"):
+    with pytest.raises(
+        triton_repo.FillError, match="no placeholder in any config.pbtxt: engine_dri, extra"
+    ):
         triton_repo.fill(SKELETON, params(engine_dri="/x", extra=1), tmp_path / "repo")
 
 
@@ -121,7 +133,9 @@ def test_quote_and_newline_are_escaped_and_parse(tmp_path: Path) -> None:
 
 def test_structural_values_must_be_plain_tokens(tmp_path: Path) -> None:
     with pytest.raises(triton_repo.FillError, match="logits_datatype"):
-        triton_repo.fill(SKELETON, params(logits_datatype='TYPE_FP16 } name: "x'), tmp_path / "repo")
+        triton_repo.fill(
+            SKELETON, params(logits_datatype='TYPE_FP16 } name: "x'), tmp_path / "repo"
+        )
 
 
 def test_refill_replaces_the_previous_output(tmp_path: Path) -> None:
@@ -170,7 +184,9 @@ def test_command_line(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2 and "nope" in bad.stderr
     listed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--skeleton", str(SKELETON), "--list"], capture_output=True, text=True
+        [sys.executable, str(SCRIPT), "--skeleton", str(SKELETON), "--list"],
+        capture_output=True,
+        text=True,
     )
     assert "bls_instance_count" in json.loads(listed.stdout)["tensorrt_llm_bls/config.pbtxt"]
 
@@ -185,16 +201,21 @@ def test_placeholder_data_is_consistent(toolchain: str) -> None:
         f"{m}/config.pbtxt"
         for m in ("ensemble", "preprocessing", "postprocessing", "tensorrt_llm", "tensorrt_llm_bls")
     }
-    real = {name for names in triton_repo.find_placeholders(REAL / toolchain).values() for name in names}
+    real = {
+        name for names in triton_repo.find_placeholders(REAL / toolchain).values() for name in names
+    }
     assert real == names  # the inventory is the live placeholder set of the release's own skeleton
     assert data["commentedOut"] == {"tensorrt_llm/config.pbtxt": ["enable_trt_overlap"]}
 
 
 def test_test_skeleton_uses_only_names_of_a_real_one() -> None:
     ours = {name for names in triton_repo.find_placeholders(SKELETON).values() for name in names}
-    real = {name for names in triton_repo.find_placeholders(REAL / "trtllm-1.1").values() for name in names}
+    real = {
+        name
+        for names in triton_repo.find_placeholders(REAL / "trtllm-1.1").values()
+        for name in names
+    }
     assert ours <= real
-
 
 
 needs_root = pytest.mark.skipif(
@@ -223,9 +244,13 @@ def test_fills_a_mount_point_with_a_read_only_parent_as_non_root() -> None:
             f"{top / 'filler.py'} --skeleton {skeleton} --params {values} --out {out}"
         )
         script = f"mount -t tmpfs -o mode=1777 emptydir {out} && {run} && {run} && echo --- && ls -A {out}"
-        done = subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True)
+        done = subprocess.run(
+            ["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stderr
-        assert sorted(done.stdout.split("---")[1].split()) == sorted(p.name for p in SKELETON.iterdir())
+        assert sorted(done.stdout.split("---")[1].split()) == sorted(
+            p.name for p in SKELETON.iterdir()
+        )
 
 
 def real_params(toolchain: str) -> dict[str, Any]:
@@ -233,25 +258,38 @@ def real_params(toolchain: str) -> dict[str, Any]:
     data = json.loads((PLACEHOLDERS / f"{toolchain}.json").read_text())
     typed = {"int": 4, "bool": True, "TYPE_*": "TYPE_FP16"}
     values: dict[str, Any] = dict.fromkeys(data["nullable"])
-    values.update({name: typed.get(hint, "tensorrtllm") for name, hint in data["mustHaveValue"].items()})
+    values.update(
+        {name: typed.get(hint, "tensorrtllm") for name, hint in data["mustHaveValue"].items()}
+    )
     return values
 
 
 @pytest.mark.parametrize("toolchain", ["trtllm-1.0", "trtllm-1.1"])
-def test_fills_nvidias_skeleton_whose_comment_holds_a_placeholder(toolchain: str, tmp_path: Path) -> None:
+def test_fills_nvidias_skeleton_whose_comment_holds_a_placeholder(
+    toolchain: str, tmp_path: Path
+) -> None:
     out = tmp_path / "repo"
     triton_repo.fill(REAL / toolchain, real_params(toolchain), out)
     text = (out / "tensorrt_llm" / "config.pbtxt").read_text()
-    assert '# enable_trt_overlap is deprecated' in text and '#     string_value: "${enable_trt_overlap}"' in text
+    assert (
+        "# enable_trt_overlap is deprecated" in text
+        and '#     string_value: "${enable_trt_overlap}"' in text
+    )
     assert parse(out / "tensorrt_llm" / "config.pbtxt").max_batch_size == 4
-    with pytest.raises(triton_repo.FillError, match="no placeholder in any config.pbtxt: enable_trt_overlap"):
-        triton_repo.fill(REAL / toolchain, real_params(toolchain) | {"enable_trt_overlap": None}, out)
+    with pytest.raises(
+        triton_repo.FillError, match="no placeholder in any config.pbtxt: enable_trt_overlap"
+    ):
+        triton_repo.fill(
+            REAL / toolchain, real_params(toolchain) | {"enable_trt_overlap": None}, out
+        )
 
 
 def test_a_placeholder_only_in_a_comment_is_listed_apart(tmp_path: Path) -> None:
     listed = subprocess.run(
         [sys.executable, str(SCRIPT), "--skeleton", str(REAL / "trtllm-1.0"), "--list"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     data = json.loads(listed.stdout)
     assert "enable_trt_overlap" not in data["tensorrt_llm/config.pbtxt"]

@@ -11,7 +11,10 @@ argv = record("quantize")
 out = value(argv, "--output_dir")
 os.makedirs(out, exist_ok=True)
 with open(os.path.join(out, "config.json"), "w") as handle:
-    json.dump({"quantization": value(argv, "--qformat"), "kv_cache": value(argv, "--kv_cache_dtype")}, handle)
+    json.dump(
+        {"quantization": value(argv, "--qformat"), "kv_cache": value(argv, "--kv_cache_dtype")},
+        handle,
+    )
 if value(argv, "--export_format") == "hf":
     names = ["model.safetensors"]
 else:
