@@ -51,14 +51,16 @@ def namespace(control_plane: str, request: pytest.FixtureRequest) -> Iterator[st
         yield name
 
 
-# The folder a test lives in is its marker: what the test needs to run (pyproject's markers say each).
+# The folder a test lives in is its marker: what the test needs to run
+# (pyproject's markers say each).
 FOLDERS = ("unit", "golden", "bench", "process", "cluster", "realnode")
 NEEDS_CONTROL_PLANE = ("cluster", "realnode")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give each test the marker of its top folder under tests/; `cluster` also to the real-node tests
-    (and to any test using the control plane), so `-m 'not cluster'` runs exactly those needing none."""
+    """Give each test the marker of its top folder under tests/; `cluster` also to the
+    real-node tests (and to any test using the control plane), so `-m 'not cluster'` runs
+    exactly those needing none."""
     for item in items:
         path = item.path.resolve()
         parts = path.relative_to(TESTS).parts if path.is_relative_to(TESTS) else ()

@@ -49,7 +49,8 @@ def gpu_node(
 def sample_body(
     path: Path, name: str = "sample", namespace: str = "demo", uid: str = UID
 ) -> dict[str, Any]:
-    """An LLMDeployment object of a sample file, as the API server would return it (generation 1)."""
+    """An LLMDeployment object of a sample file, as the API server
+    would return it (generation 1)."""
     body = yaml.safe_load(path.read_text())
     body["metadata"] = {"name": name, "namespace": namespace, "uid": uid, "generation": 1}
     return body
@@ -58,7 +59,8 @@ def sample_body(
 def make_spec(
     path: Path = ROOT / "manifests" / "samples" / "tinyllama-fp16.yaml", **overrides: Any
 ) -> LLMDeploymentSpec:
-    """A sample's parsed spec with top-level sections overridden (dicts are merged one level deep)."""
+    """A sample's parsed spec with top-level sections overridden (dicts
+    are merged one level deep)."""
     data = copy.deepcopy(yaml.safe_load(path.read_text())["spec"])
     for key, value in overrides.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
@@ -78,8 +80,8 @@ def user_claims(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def observed(body: dict[str, Any], **facts: Any) -> Observed:
-    """An observation of `body` on one 8-GPU H100 node, with the claims its user made and nothing the
-    operator creates, unless `facts` say otherwise."""
+    """An observation of `body` on one 8-GPU H100 node, with the claims its user made and nothing
+    the operator creates, unless `facts` say otherwise."""
     facts.setdefault("nodes", [gpu_node()])
     if "claims" not in facts:
         facts["claims"] = user_claims(body)
@@ -89,7 +91,8 @@ def observed(body: dict[str, Any], **facts: Any) -> Observed:
 def ready(
     engine: dict[str, Any], resolved: str = "0123456789abcdef0123456789abcdef01234567"
 ) -> dict[str, Any]:
-    """An LLMEngine object as the engine handler leaves it once built, with a uid and resourceVersion."""
+    """An LLMEngine object as the engine handler leaves it once built,
+    with a uid and resourceVersion."""
     out = copy.deepcopy(engine)
     out["metadata"] |= {"uid": "engine-uid", "resourceVersion": "7"}
     out["status"] = {

@@ -17,7 +17,8 @@ __all__ = ["KUBECONFIG", "KUBECTL", "ROOT", "apply", "kubectl", "kubectl_json", 
 def kubectl(
     *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """Run the cluster's own kubectl against the local control plane; raise with stderr on failure."""
+    """Run the cluster's own kubectl against the local control plane;
+    raise with stderr on failure."""
     proc = kube.kubectl(*args, stdin=stdin, check=False, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")

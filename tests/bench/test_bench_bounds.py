@@ -13,7 +13,8 @@ PROFILE = Profile()
 
 
 def _request(at: float, generated: int = 1157, context: int = 0) -> Request:
-    # 1157 output tokens at 1157 tok/s: exactly one replica-second of work (plus the prompt's share).
+    # 1157 output tokens at 1157 tok/s: exactly one replica-second of
+    # work (plus the prompt's share).
     return Request(at, context, generated)
 
 
@@ -23,7 +24,8 @@ def test_work_bound_sums_prompt_and_output_at_saturation():
 
 
 def test_oracle_rounds_each_window_up_to_whole_replicas():
-    # Window 0 holds 1.5 replica-seconds of work over 10 s -> 1 replica; window 1 holds 25 -> 3 replicas.
+    # Window 0 holds 1.5 replica-seconds of work over 10 s -> 1 replica;
+    # window 1 holds 25 -> 3 replicas.
     requests = [_request(1.0), _request(2.0, generated=578)] + [
         _request(10.0 + i * 0.1) for i in range(25)
     ]

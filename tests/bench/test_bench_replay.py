@@ -1,4 +1,5 @@
-"""The virtual-time replay: its demand figure, the best fixed fleet, and policies that act on the load."""
+"""The virtual-time replay: its demand figure, the best fixed fleet, and
+policies that act on the load."""
 
 from dataclasses import replace
 

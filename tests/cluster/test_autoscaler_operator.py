@@ -1,7 +1,7 @@
-"""The operator's autoscaler end to end: real Prometheus scraping the simulator, whose serving replicas
-follow the serving Deployment's ready pods on the local cluster; the operator's timer scales that
-Deployment. Load rises -> replicas rise within bounds; load stops -> back to min after the window;
-Prometheus stopped -> replicas held and a condition says why."""
+"""The operator's autoscaler end to end: real Prometheus scraping the simulator, whose serving
+replicas follow the serving Deployment's ready pods on the local cluster; the operator's timer
+scales that Deployment. Load rises -> replicas rise within bounds; load stops -> back to min after
+the window; Prometheus stopped -> replicas held and a condition says why."""
 
 from __future__ import annotations
 

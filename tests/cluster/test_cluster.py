@@ -1,4 +1,5 @@
-"""The local control plane is real: scheduling, GPU capacity, taints, controllers, GC, PV binding, CEL."""
+"""The local control plane is real: scheduling, GPU capacity, taints,
+controllers, GC, PV binding, CEL."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The control loop on the local control plane: apply -> engine -> Jobs -> Deployment -> Ready, and the
-behaviours a user relies on (sharing, run-time changes, build-then-roll, failures, GC, restarts, idleness)."""
+"""The control loop on the local control plane: apply -> engine -> Jobs -> Deployment ->
+Ready, and the behaviours a user relies on (sharing, run-time changes, build-then-roll,
+failures, GC, restarts, idleness)."""
 
 from __future__ import annotations
 
@@ -245,7 +246,8 @@ def test_unfittable_parallelism_is_reported(op_namespace: str, operator: Any) ->
 
 
 def audit_writes(since: float, namespace: str) -> list[dict[str, Any]]:
-    """Write requests the operator (python client or kopf, not kubectl) made in `namespace` after `since`."""
+    """Write requests the operator (python client or kopf, not kubectl) made
+    in `namespace` after `since`."""
     log = Path(ROOT / ".local" / "cluster" / "audit.log")
     found = []
     for line in log.read_text().splitlines():
@@ -353,8 +355,9 @@ def test_retained_engine_files_get_no_cleanup_job(op_namespace: str, operator: A
 
 
 def test_hand_made_engines_get_no_cleanup_job(op_namespace: str, operator: Any) -> None:
-    """An LLMEngine without the operator's engine-key label (or with one that is not its spec's hash)
-    keeps its files on deletion: removing engines/<label>/ could be engines/ itself (issue #15)."""
+    """An LLMEngine without the operator's engine-key label (or with one that is not its
+    spec's hash) keeps its files on deletion: removing engines/<label>/ could be
+    engines/ itself (issue #15)."""
     namespace = op_namespace
     spec = engine_data(load(SAMPLE_PATH)[1])
     labels = {"": {}, "forged": {"trtllm-operator.dev/engine-key": "0" * 63}}
@@ -386,8 +389,9 @@ def test_hand_made_engines_get_no_cleanup_job(op_namespace: str, operator: Any) 
 
 def test_operator_never_writes_llmdeployment_spec(op_namespace: str, operator: Any) -> None:
     """Argo CD sees no drift: through create, run-time change and deletion, the operator's writes to
-    llmdeployments (bodies from the API server's audit log) are status patches, plus kopf's finalizer
-    (kopf puts one on objects that have timers, to stop them before deletion): never the spec."""
+    llmdeployments (bodies from the API server's audit log) are status patches,
+    plus kopf's finalizer (kopf puts one on objects that have timers, to stop them
+    before deletion): never the spec."""
     namespace = op_namespace
     start = time.time() - 1
     apply(llmdeployment("chat"), namespace)
@@ -443,7 +447,8 @@ def test_missing_volume_claim_is_named_then_resolved(op_namespace: str, operator
 
 
 TOO_MUCH_MEMORY = {"requests": {"memory": "2Ti"}}  # every KWOK node has 1Ti
-# A changed value, not a removed one: kube.apply skips a Deployment that still contains every desired field.
+# A changed value, not a removed one: kube.apply skips a Deployment that still
+# contains every desired field.
 FITTING_MEMORY = {"requests": {"memory": "1Gi"}}
 
 
@@ -507,7 +512,8 @@ def test_unschedulable_serving_pods_are_named_then_resolved(
     wait_for("the warning event", lambda: "Unschedulable" in events(namespace, "chat"))
     apply(llmdeployment("chat", serving={"resources": FITTING_MEMORY}), namespace)
     wait_phase(namespace, "chat", "Ready")
-    # a replica serves: a new template that cannot be scheduled degrades the deployment, the old pod serves
+    # a replica serves: a new template that cannot be scheduled degrades the
+    # deployment, the old pod serves
     apply(llmdeployment("chat", serving={"resources": TOO_MUCH_MEMORY}), namespace)
     dep = wait_phase(namespace, "chat", "Degraded")
     degraded = condition(dep, "Degraded")

@@ -1,7 +1,9 @@
-"""The generated CRDs on the real API server: install, defaults, CEL rejections, explain, columns, /scale.
+"""The generated CRDs on the real API server: install, defaults, CEL
+rejections, explain, columns, /scale.
 
-Rules that need facts the API server lacks (the GPU's compute capability for fp8 / nvfp4 / bfloat16, the
-toolchain's own LoRA module list) are operator-side only and tested in tests/unit/test_spec_validation.py.
+Rules that need facts the API server lacks (the GPU's compute capability for fp8 / nvfp4 / bfloat16,
+the toolchain's own LoRA module list) are operator-side only and tested in
+tests/unit/test_spec_validation.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Every object the planner builds for every sample is accepted by the real API server (server dry-run)."""
+"""Every object the planner builds for every sample is accepted by the real
+API server (server dry-run)."""
 
 from __future__ import annotations
 

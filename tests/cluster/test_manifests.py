@@ -1,8 +1,8 @@
-"""The kustomize base and local overlay on the API server: it accepts them, and RBAC is least privilege
-(tests/process/test_manifests_build.py checks what they build, with no cluster).
+"""The kustomize base and local overlay on the API server: it accepts them, and RBAC is least
+privilege (tests/process/test_manifests_build.py checks what they build, with no cluster).
 
-The RBAC objects are applied for real (cluster-scoped, idempotent) and the operator's ServiceAccount is
-impersonated to show what it may and may not do; everything else is a server-side dry run.
+The RBAC objects are applied for real (cluster-scoped, idempotent) and the operator's ServiceAccount
+is impersonated to show what it may and may not do; everything else is a server-side dry run.
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ def test_service_account_may_not(
 
 
 def access_review(verb: str, group: str, resource: str, namespace: str) -> bool:
-    """A SubjectAccessReview for the ServiceAccount: works for resources the server does not serve yet."""
+    """A SubjectAccessReview for the ServiceAccount: works for resources
+    the server does not serve yet."""
     review = {
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SubjectAccessReview",
@@ -232,7 +233,8 @@ def test_service_account_can_hand_a_secret_to_a_job(
 
 
 def service_account_kubeconfig(path: Path) -> Path:
-    """A kubeconfig for the local cluster that authenticates with a token of the operator's ServiceAccount."""
+    """A kubeconfig for the local cluster that authenticates with a token of
+    the operator's ServiceAccount."""
     token = kubectl(
         "create", "token", "trtllm-operator", "-n", SYSTEM_NS, "--duration=1h"
     ).stdout.strip()
@@ -247,7 +249,8 @@ def service_account_kubeconfig(path: Path) -> Path:
 def operator_as_service_account(
     rbac_installed: list[dict[str, Any]], namespace: str, tmp_path: Path
 ) -> Iterator[Path]:
-    """The operator running as a process with only its ServiceAccount's rights; yields its log file."""
+    """The operator running as a process with only its ServiceAccount's
+    rights; yields its log file."""
     env = {
         **os.environ,
         "KUBECONFIG": str(service_account_kubeconfig(tmp_path / "kubeconfig")),
@@ -273,7 +276,8 @@ def operator_as_service_account(
 
 
 def forbidden_writes(offset: int) -> list[str]:
-    """The ServiceAccount's writes the API server refused (403) in the audit log after a byte offset."""
+    """The ServiceAccount's writes the API server refused (403) in the
+    audit log after a byte offset."""
     with AUDIT_LOG.open("rb") as log:
         log.seek(offset)
         events = [json.loads(line) for line in log if line.strip()]

@@ -1,4 +1,5 @@
-"""Killing the operator in the middle of a build: no second build Job, status converges after restart."""
+"""Killing the operator in the middle of a build: no second build Job,
+status converges after restart."""
 
 from __future__ import annotations
 

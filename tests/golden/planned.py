@@ -1,6 +1,7 @@
 """What plan.desired and the engine plan decide for each sample at three moments, without a cluster:
 `first` (a new LLMDeployment on one 8-GPU H100 node), `engine` (the new LLMEngine's children) and
-`serving` (the engine Ready, adapters converted). Used by the golden files and the server dry run."""
+`serving` (the engine Ready, adapters converted). Used by the golden
+files and the server dry run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The sample LLMDeployments, parsed and paired with the engine they build on an H100, for serving tests."""
+"""The sample LLMDeployments, parsed and paired with the engine they build on
+an H100, for serving tests."""
 
 from __future__ import annotations
 

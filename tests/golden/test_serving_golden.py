@@ -1,4 +1,5 @@
-"""Golden files of what the serving ConfigMap and pods get for each sample; UPDATE_GOLDEN=1 rewrites them."""
+"""Golden files of what the serving ConfigMap and pods get for each sample;
+UPDATE_GOLDEN=1 rewrites them."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ OPTIONS_PATH = "/etc/trtllm/extra_llm_api_options.yaml"
 
 
 def rendered(path: Path) -> dict[str, str]:
-    """{golden file name: text} for one sample: Triton params + commands, or trtllm-serve options + command."""
+    """{golden file name: text} for one sample: Triton params + commands, or
+    trtllm-serve options + command."""
     spec, engine = load(path)
     where = paths(path.stem, spec)
     if spec.serving.runtime == "triton":

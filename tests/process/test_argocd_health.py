@@ -1,8 +1,9 @@
 """The Argo CD health checks in manifests/argocd, evaluated by Argo CD's own Lua VM.
 
-hack/argocd-lua is a small Go program on Argo CD's `util/lua` package (the code Argo CD's controller runs
-for resource health): it loads the health scripts from our argocd-cm snippet as resource overrides and
-evaluates status objects shaped exactly like spec/status.py (tests/process/argocd/*.json).
+hack/argocd-lua is a small Go program on Argo CD's `util/lua` package (the code Argo CD's controller
+runs for resource health): it loads the health scripts from our argocd-cm snippet as resource
+overrides and evaluates status objects shaped exactly like spec/status.py
+(tests/process/argocd/*.json).
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ EXPECTED = {
 
 
 def program_digest() -> str:
-    """Hash of the Go program's sources, so a changed program is rebuilt and an unchanged one reused."""
+    """Hash of the Go program's sources, so a changed program is rebuilt
+    and an unchanged one reused."""
     digest = hashlib.sha256()
     for name in ("go.mod", "go.sum", "main.go"):
         digest.update((PROGRAM / name).read_bytes())

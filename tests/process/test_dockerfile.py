@@ -1,8 +1,8 @@
 """The operator's Dockerfile: parsed with a real Dockerfile parser, and its install steps replayed.
 
-No image can be built on these machines, so the replay runs the builder stage's own RUN commands (the
-same shell text) against the same COPYed files in a temporary directory that stands in for the image's
-file system, then starts the final stage's ENTRYPOINT with --help.
+No image can be built on these machines, so the replay runs the builder stage's own RUN commands
+(the same shell text) against the same COPYed files in a temporary directory that stands in for the
+image's file system, then starts the final stage's ENTRYPOINT with --help.
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ class Stage:
 
 
 def stages() -> list[Stage]:
-    """The Dockerfile split into its stages with dockerfile-parse; a FROM naming a global ARG (declared
-    before the first FROM) resolves to that ARG's default, the image a user's plain build gets."""
+    """The Dockerfile split into its stages with dockerfile-parse; a FROM naming a
+    global ARG (declared before the first FROM) resolves to that ARG's default, the
+    image a user's plain build gets."""
     result: list[Stage] = []
     defaults: dict[str, str] = {}
     for instruction in DockerfileParser(path=str(DOCKERFILE)).structure:
@@ -117,7 +118,8 @@ def test_dockerignore_keeps_what_the_copies_need() -> None:
 
 
 class Replay:
-    """Stands in for the image's file system under a temporary directory, mapping container paths."""
+    """Stands in for the image's file system under a temporary
+    directory, mapping container paths."""
 
     def __init__(self, tmp: Path, roots: set[str]) -> None:
         self.fs = tmp / "fs"
@@ -128,13 +130,15 @@ class Replay:
         (self.shims / "python").symlink_to(base_python())
 
     def host(self, path: str) -> str:
-        """The host path for a container path the image creates; other paths are the base image's."""
+        """The host path for a container path the image creates; other
+        paths are the base image's."""
         if any(path == root or path.startswith(root + "/") for root in self.roots):
             return str(self.fs / path.lstrip("/"))
         return path
 
     def env(self, stage: Stage) -> dict[str, str]:
-        """The process environment for one stage: the host's, plus the stage's ENV with paths mapped."""
+        """The process environment for one stage: the host's, plus the
+        stage's ENV with paths mapped."""
         env = {
             k: v
             for k, v in os.environ.items()
@@ -238,7 +242,8 @@ def test_dockerfile_steps_install_the_operator(replayed: tuple[Replay, Stage]) -
 def test_installed_entrypoint_answers_help(replayed: tuple[Replay, Stage]) -> None:
     if not MAIN_MODULE.exists():
         pytest.skip(
-            "operator/trtllm_operator/__main__.py (the `trtllm-operator` entrypoint) is not written yet"
+            "operator/trtllm_operator/__main__.py (the `trtllm-operator` entrypoint) "
+            "is not written yet"
         )
     replay, final = replayed
     env = replay.env(final)
@@ -265,7 +270,8 @@ def test_image_carries_the_build_scripts_the_jobs_need(replayed: tuple[Replay, S
     scripts_dir = replay.host(final.env()["TRTLLM_BUILD_JOBS_DIR"])
     check = (
         "import os, sys; from trtllm_operator.handlers.common import build_scripts; "
-        "files = build_scripts(); assert 'run.py' in files and 'triton_repo.py' in files, sorted(files)"
+        "files = build_scripts(); "
+        "assert 'run.py' in files and 'triton_repo.py' in files, sorted(files)"
     )
     script = shutil.which("trtllm-operator", path=env["PATH"])
     proc = subprocess.run(

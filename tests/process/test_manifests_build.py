@@ -1,7 +1,9 @@
-"""The kustomize base and local overlay as `kubectl kustomize` builds them, with no cluster: every piece is
-there, RBAC is least privilege, the operator's pod is hardened and its args are ones the entrypoint accepts.
+"""The kustomize base and local overlay as `kubectl kustomize` builds them, with no cluster:
+every piece is there, RBAC is least privilege, the operator's pod is hardened and its args
+are ones the entrypoint accepts.
 
-tests/cluster/test_manifests.py applies the same builds to the API server and impersonates the operator.
+tests/cluster/test_manifests.py applies the same builds to the API server
+and impersonates the operator.
 """
 
 from __future__ import annotations
@@ -165,7 +167,8 @@ def test_probes_and_ports_match_the_operators_options() -> None:
 
 
 def test_two_replicas_with_mandatory_peering() -> None:
-    """Two replicas, peering on, and no fixed --priority (each process picks its own, so they never tie)."""
+    """Two replicas, peering on, and no fixed --priority (each process picks
+    its own, so they never tie)."""
     objects = build(BASE)
     deployment = one(objects, "Deployment", "trtllm-operator")
     assert deployment["spec"]["replicas"] == 2

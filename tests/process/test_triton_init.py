@@ -1,5 +1,6 @@
-"""The Triton init container's command, run as the pod would run it: build_jobs/triton_repo.py as a process
-filling a skeleton with the operator's params (tests/unit/test_plan_triton.py checks the params themselves)."""
+"""The Triton init container's command, run as the pod would run it: build_jobs/triton_repo.py
+as a process filling a skeleton with the operator's params (tests/unit/test_plan_triton.py
+checks the params themselves)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Fixtures for the tests on the real node `real-0` (hack/node.py): pods that actually run.
 
-The operator runs as a pod from manifests/overlays/local (what `make dev` deploys), with the images built
-on this machine; each test gets a namespace `n-*` whose pods the admission plugins send to the real node.
-The real node needs root, cgroups and containerd: where the machine cannot run it, these tests are skipped
-with the reason (the rest of the suite runs on KWOK alone).
+The operator runs as a pod from manifests/overlays/local (what `make dev` deploys), with the images
+built on this machine; each test gets a namespace `n-*` whose pods the admission plugins send to the
+real node. The real node needs root, cgroups and containerd: where the machine cannot run it, these
+tests are skipped with the reason (the rest of the suite runs on KWOK alone).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ SYSTEM_NS = dev.SYSTEM_NS
 
 @pytest.fixture(scope="session")
 def real_node(control_plane: str) -> dict[str, str]:
-    """The images the real node runs ({name: ref}); skip where this machine cannot run a real node."""
+    """The images the real node runs ({name: ref}); skip where this
+    machine cannot run a real node."""
     reason = node.unavailable_reason()
     if reason:
         pytest.skip(f"no real node on this machine: {reason}")

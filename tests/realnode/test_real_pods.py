@@ -1,5 +1,6 @@
-"""What only a real kubelet shows: the operator's image, users, mounts, init containers, commands as written,
-probes, restarts and termination messages, on the real node `real-0` with the images built here."""
+"""What only a real kubelet shows: the operator's image, users, mounts, init containers,
+commands as written, probes, restarts and termination messages, on the real node `real-0`
+with the images built here."""
 
 from __future__ import annotations
 
@@ -209,8 +210,8 @@ def phase_ready(namespace: str) -> bool:
 
 
 def test_an_image_that_does_not_exist_is_named_in_the_conditions(real_node: dict[str, str]) -> None:
-    """An operator (as a process: its image override is the point) told to run an image nobody has; the
-    real kubelet's pull error must reach the engine's and the deployment's conditions."""
+    """An operator (as a process: its image override is the point) told to run an image nobody has;
+    the real kubelet's pull error must reach the engine's and the deployment's conditions."""
     missing = "localhost/no-such-image:0"
     log = ROOT / ".local" / "operator-realnode-pull.log"
     proc = start_operator(["h-*"], log, extra_args=["--image-override", f"*={missing}"])

@@ -1,9 +1,10 @@
-"""Every sample LLMDeployment, as shipped, through real fetch, build, adapter and serving pods on real-0.
+"""Every sample LLMDeployment, as shipped, through real fetch, build,
+adapter and serving pods on real-0.
 
 Two adaptations to this machine, both outside what the samples choose: the real node has 2 CPUs and
-24 GiB, so a sample's own `engine.buildResources` (sized for a real 7B build) is dropped and the operator
-sizes the build from the checkpoint; and the `adapters` claim a sample reads is created here with a small
-Hugging Face adapter in it, as a user would have it.
+24 GiB, so a sample's own `engine.buildResources` (sized for a real 7B build) is dropped and the
+operator sizes the build from the checkpoint; and the `adapters` claim a sample reads is created
+here with a small Hugging Face adapter in it, as a user would have it.
 """
 
 from __future__ import annotations

@@ -2,15 +2,16 @@
 
 Checked statically, by reading the test files' source (nothing is imported or run), with two rules:
 
-1. The control plane is for tests/cluster and tests/realnode only. Outside them no test and no fixture
-   asks for `control_plane` or `namespace` (tests/conftest.py's fixtures: as a parameter, in
-   `usefixtures` or in `getfixturevalue`), so `-m 'not cluster'` never starts a cluster. And every test in
-   tests/cluster reaches `control_plane` through its fixtures, so the folder's `cluster` marker
-   deselects no test that could run without one.
+1. The control plane is for tests/cluster and tests/realnode only. Outside them no test and no
+   fixture asks for `control_plane` or `namespace` (tests/conftest.py's fixtures: as a parameter, in
+   `usefixtures` or in `getfixturevalue`), so `-m 'not cluster'` never starts a cluster. And every
+   test in tests/cluster reaches `control_plane` through its fixtures, so the folder's `cluster`
+   marker deselects no test that could run without one.
 2. tests/unit and tests/golden are pure: their modules import none of PROCESS_MODULES (processes,
-   threads, sockets, servers), nor a module of this repository (hack, bench, build_jobs, tests) whose own
-   source imports one of them, such as hack.cluster or hack.node. One level deep only: what those
-   modules import in turn is theirs to answer for. A test that needs any of these goes to tests/process.
+   threads, sockets, servers), nor a module of this repository (hack, bench, build_jobs,
+   tests) whose own source imports one of them, such as hack.cluster or hack.node. One level
+   deep only: what those modules import in turn is theirs to answer for. A test that needs any
+   of these goes to tests/process.
 """
 
 from __future__ import annotations
@@ -209,7 +210,8 @@ def test_unit_and_golden_tests_start_no_process_thread_or_socket() -> None:
 
 
 def test_the_rules_see_what_they_look_for() -> None:
-    """The checks above on small sources, so an empty finding means a clean tree, not a blind check."""
+    """The checks above on small sources, so an empty finding means a
+    clean tree, not a blind check."""
     test = ast.parse(
         "import pytest\n"
         "@pytest.fixture\n"

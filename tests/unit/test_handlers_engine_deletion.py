@@ -1,4 +1,5 @@
-"""The LLMEngine deletion handler: no cleanup Job for an untrusted key, and none under serving pods."""
+"""The LLMEngine deletion handler: no cleanup Job for an untrusted key,
+and none under serving pods."""
 
 from __future__ import annotations
 

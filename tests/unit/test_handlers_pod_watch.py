@@ -1,4 +1,5 @@
-"""Serving and Job pods wake their owners: a crash loop often changes no field of the Deployment or Job."""
+"""Serving and Job pods wake their owners: a crash loop often changes no
+field of the Deployment or Job."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The requests the operator puts in each sample's Job ConfigMap are what build_jobs accepts, and the
-commands build_jobs derives from them use only options the pinned toolchain's tools accept."""
+"""The requests the operator puts in each sample's Job ConfigMap are what build_jobs accepts, and
+the commands build_jobs derives from them use only options the pinned toolchain's tools accept."""
 
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ def test_adapter_requests_convert_with_the_engine_dtype(path: Path) -> None:
 
 
 def test_engine_plugins_reach_trtllm_build() -> None:
-    """plugins are in the engine key, so a change must build a different engine, not the same one again."""
+    """plugins are in the engine key, so a change must build a different
+    engine, not the same one again."""
     spec, _ = load(SAMPLES[-1])
     spec = spec.model_copy(
         update={

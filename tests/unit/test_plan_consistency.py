@@ -1,4 +1,5 @@
-"""Consistency of a deployment with its engine: each crash-at-start class detected with a fix named."""
+"""Consistency of a deployment with its engine: each crash-at-start
+class detected with a fix named."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Deleting an LLMEngine removes its files only when its key is trustworthy and no pod still serves them."""
+"""Deleting an LLMEngine removes its files only when its key is trustworthy
+and no pod still serves them."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from trtllm_operator.plan import names
 
 
 def made_by_operator(name: str = "tinyllama-3f2a9c0000") -> dict[str, Any]:
-    """An LLMEngine as the operator creates it (key = hash of its spec), as the API server returns it."""
+    """An LLMEngine as the operator creates it (key = hash of its spec),
+    as the API server returns it."""
     engine = load(SAMPLES[0])[1]
     body = plan.desired_engine(
         name,

@@ -46,8 +46,9 @@ def test_trtllm_serve_adapters_need_no_link_directory() -> None:
 
 
 def test_triton_keeps_the_task_id_links_outside_the_model_repository() -> None:
-    """The filler rebuilds /model-repo from scratch after the links are made (found on the real node:
-    lora_prefetch_dir = /model-repo/lora does not exist), and Triton loads every subdirectory there."""
+    """The filler rebuilds /model-repo from scratch after the links are made (found on
+    the real node: lora_prefetch_dir = /model-repo/lora does not exist), and Triton
+    loads every subdirectory there."""
     config, pod = rendered("triton", {})
     assert [c["name"] for c in pod["initContainers"]] == ["link-adapters", "fill-model-repo"]
     prefetch = json.loads(config["data"]["params.json"])["lora_prefetch_dir"]

@@ -324,7 +324,10 @@ def engine_with_build_pod(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_unschedulable_build_pod_is_named_with_the_scheduler_message() -> None:
-    message = "0/6 nodes are available: 1 Insufficient memory, 5 node(s) didn't match Pod's node affinity/selector."
+    message = (
+        "0/6 nodes are available: 1 Insufficient memory, "
+        "5 node(s) didn't match Pod's node affinity/selector."
+    )
     out = engine_with_build_pod(
         job_pod(
             "Pending",

@@ -1,4 +1,5 @@
-"""Triton params, init and server commands: every placeholder decided, outputs parse as ModelConfig."""
+"""Triton params, init and server commands: every placeholder decided,
+outputs parse as ModelConfig."""
 
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ def parse(path: Path) -> model_config_pb2.ModelConfig:
 
 
 def generated_skeleton(root: Path, data: dict[str, Any]) -> Path:
-    """A skeleton with every placeholder of the real one, each used the way the real skeleton uses it:
-    typed ones (mustHaveValue) outside quotes in their structural place, the rest as string parameters."""
+    """A skeleton with every placeholder of the real one, each used the way the real
+    skeleton uses it: typed ones (mustHaveValue) outside quotes in their structural place,
+    the rest as string parameters."""
     typed = data["mustHaveValue"]
     for file, names in data["models"].items():
         model = file.split("/")[0]
@@ -57,7 +59,8 @@ def generated_skeleton(root: Path, data: dict[str, Any]) -> Path:
                 lines.append("model_transaction_policy { decoupled: ${decoupled_mode} }")
             elif name == "max_queue_delay_microseconds":
                 lines.append(
-                    "dynamic_batching { max_queue_delay_microseconds: ${max_queue_delay_microseconds}"
+                    "dynamic_batching { "
+                    "max_queue_delay_microseconds: ${max_queue_delay_microseconds}"
                     " default_queue_policy: { max_queue_size: ${max_queue_size} } }"
                 )
             elif name.endswith("_instance_count"):
@@ -223,8 +226,9 @@ def _tp(tensor: int, pipeline: int) -> tuple[LLMDeploymentSpec, LLMEngineSpec]:
 def test_fills_nvidias_real_skeleton_of_each_release(
     name: str, spec: LLMDeploymentSpec, engine: LLMEngineSpec, toolchain: str, tmp_path: Path
 ) -> None:
-    """NVIDIA's own 1.0 and 1.1 templates (tests/process/build_jobs/skeletons/README.md), comments included, filled
-    strictly with the operator's params for every Triton sample; every output parses as a ModelConfig."""
+    """NVIDIA's own 1.0 and 1.1 templates (tests/process/build_jobs/skeletons/README.md),
+    comments included, filled strictly with the operator's params for every Triton sample; every
+    output parses as a ModelConfig."""
     spec, engine = on_toolchain(spec, toolchain)
     params = triton.triton_params(spec, engine, paths(name, spec))
     out = tmp_path / "repo"

@@ -1,4 +1,5 @@
-"""trtllm-serve command and extra_llm_api_options: accepted options only, limits covered, one source."""
+"""trtllm-serve command and extra_llm_api_options: accepted options only,
+limits covered, one source."""
 
 from __future__ import annotations
 
@@ -118,7 +119,8 @@ def test_lora_config_when_adapters_exist() -> None:
         ],
     )
     engine = engine_for(spec)
-    # what serving.py passes today: Triton's directory of task-id links to .npy files; not a lora_dir
+    # what serving.py passes today: Triton's directory of task-id links
+    # to .npy files; not a lora_dir
     options = trtllm_serve.extra_llm_api_options(spec, engine, ["/model-repo/lora"])
     hf_dirs = [f"/cache/adapters/{adapter_key(a, engine)}" for a in spec.adapters]
     assert options["lora_config"] == {
@@ -128,7 +130,8 @@ def test_lora_config_when_adapters_exist() -> None:
         "max_cpu_loras": 2,
         "lora_dir": hf_dirs,
     }
-    # each is what the adapter Job publishes: the Hugging Face adapter itself (no hf_lora_convert.py)
+    # each is what the adapter Job publishes: the Hugging Face adapter
+    # itself (no hf_lora_convert.py)
     requests = [
         adapter_request(adapter_key(a, engine), a.source, a.name, engine, adapter_format(engine))
         for a in spec.adapters

@@ -1,4 +1,5 @@
-"""The generated CRDs: committed copies match the models, schemas are structural, names and columns fit."""
+"""The generated CRDs: committed copies match the models, schemas are
+structural, names and columns fit."""
 
 from __future__ import annotations
 

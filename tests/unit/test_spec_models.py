@@ -143,7 +143,8 @@ def test_engine_toolchains_name_every_script() -> None:
 
 
 def test_toolchains_say_what_the_release_ships_apart_from_what_the_operator_offers() -> None:
-    """1.2.x still ships trtllm-build (deprecated; removed after 1.2) and its Triton images both models."""
+    """1.2.x still ships trtllm-build (deprecated; removed after 1.2) and
+    its Triton images both models."""
     assert toolchains_with("ships_engine_tools") == ["trtllm-1.0", "trtllm-1.1", "trtllm-1.2"]
     assert not toolchain("trtllm-1.2").capabilities.engine_build
     for name in ("trtllm-1.0", "trtllm-1.1", "trtllm-1.2"):
@@ -151,7 +152,8 @@ def test_toolchains_say_what_the_release_ships_apart_from_what_the_operator_offe
 
 
 def test_every_listed_converter_has_the_familys_own_option_inventory() -> None:
-    """A family is listed only where its script's options were read (build_jobs composes its command)."""
+    """A family is listed only where its script's options were read
+    (build_jobs composes its command)."""
     from build_jobs import commands, optioncheck, sizing
 
     for name in toolchains_with("engine_build"):

@@ -236,7 +236,8 @@ def test_bounds_and_enums_are_parse_errors(
 
 
 def test_every_rule_is_exercised_by_a_reject_case() -> None:
-    # Rules generated from capabilities every toolchain has today cannot fail yet; they are left out.
+    # Rules generated from capabilities every toolchain has today cannot
+    # fail yet; they are left out.
     messages = {message for *_, bad, _ in CASES for _, message in problems_of(bad)}
     untested = [
         rule.message
@@ -250,8 +251,9 @@ def test_every_rule_is_exercised_by_a_reject_case() -> None:
 
 
 def test_triton_and_engine_refusals_say_why() -> None:
-    """runtime triton on 1.2: its image has inflight_batcher_llm but no engine we build, and only llmapi is
-    left upstream; backend tensorrt on 1.2: the release still ships trtllm-build (deprecated)."""
+    """runtime triton on 1.2: its image has inflight_batcher_llm but no engine we
+    build, and only llmapi is left upstream; backend tensorrt on 1.2: the release still
+    ships trtllm-build (deprecated)."""
     on_1_2 = {
         "engine": {"backend": "pytorch", "toolchain": "trtllm-1.2"},
         "serving": {"runtime": "triton"},

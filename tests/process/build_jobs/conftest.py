@@ -1,4 +1,5 @@
-"""Fixtures for running build_jobs/run.py as a process with fake NVIDIA tools in place of the real ones."""
+"""Fixtures for running build_jobs/run.py as a process with fake NVIDIA
+tools in place of the real ones."""
 
 from __future__ import annotations
 
@@ -85,7 +86,8 @@ class Sandbox:
         return f"pvc://{path}"
 
     def request(self, **overrides: Any) -> dict[str, Any]:
-        """A build request for the 7B model on one H100 with toolchain trtllm-1.0; overrides replace keys."""
+        """A build request for the 7B model on one H100 with toolchain
+        trtllm-1.0; overrides replace keys."""
         scripts = FAKES / "scripts"
         base = {
             "action": "build",

@@ -1,4 +1,5 @@
-"""Every command run.py generates uses only options (and choice values) the pinned toolchain accepts."""
+"""Every command run.py generates uses only options (and choice values)
+the pinned toolchain accepts."""
 
 from __future__ import annotations
 
@@ -79,8 +80,8 @@ def test_pytorch_and_adapter_commands_match_upstream_options(
 
 
 def test_hf_adapters_need_no_converter(sandbox: Sandbox) -> None:
-    """Backend pytorch (trtllm-serve's lora_dir): the adapter is published as the HF directory it is, so a
-    toolchain without hf_lora_convert.py (1.2) serves adapters too."""
+    """Backend pytorch (trtllm-serve's lora_dir): the adapter is published as the HF directory it
+    is, so a toolchain without hf_lora_convert.py (1.2) serves adapters too."""
     adapter = sandbox.request(
         action="adapter", adapter={"key": "a", "source": "pvc://adapters/osamu", "format": "hf"}
     )

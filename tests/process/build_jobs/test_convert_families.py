@@ -1,6 +1,6 @@
-"""Each model family's convert_checkpoint.py gets only the options its own script has (issue #13, point 7):
-the commands are checked against that family's inventory, and what a family's script cannot do fails
-before any tool runs (exit 3) naming the family and the missing option."""
+"""Each model family's convert_checkpoint.py gets only the options its own script has (issue #13,
+point 7): the commands are checked against that family's inventory, and what a family's script
+cannot do fails before any tool runs (exit 3) naming the family and the missing option."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""hack/inventory.py cli with several versions of one script keeps only what every version accepts."""
+"""hack/inventory.py cli with several versions of one script keeps only
+what every version accepts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""run.py as a process: PyTorch backend, adapters, hf:// fetch through a fake huggingface_hub, cleanup."""
+"""run.py as a process: PyTorch backend, adapters, hf:// fetch through a
+fake huggingface_hub, cleanup."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The strict Triton filler, on a skeleton of our own; every output parsed as a Triton ModelConfig."""
+"""The strict Triton filler, on a skeleton of our own; every output
+parsed as a Triton ModelConfig."""
 
 from __future__ import annotations
 
@@ -226,9 +227,10 @@ needs_root = pytest.mark.skipif(
 
 @needs_root
 def test_fills_a_mount_point_with_a_read_only_parent_as_non_root() -> None:
-    """As in a serving pod: --out is an emptyDir mount point under a root-owned, read-only directory and
-    the filler (a copy, standalone like the ConfigMap's) runs as uid 65532. Writing beside --out
-    (Permission denied) or renaming onto it (EBUSY) fails there; the filler must fill it in place."""
+    """As in a serving pod: --out is an emptyDir mount point under a root-owned, read-only
+    directory and the filler (a copy, standalone like the ConfigMap's) runs as uid 65532.
+    Writing beside --out (Permission denied) or renaming onto it (EBUSY) fails there; the
+    filler must fill it in place."""
     with tempfile.TemporaryDirectory(dir="/tmp") as name:
         top = Path(name)
         top.chmod(0o755)
@@ -243,7 +245,10 @@ def test_fills_a_mount_point_with_a_read_only_parent_as_non_root() -> None:
             "setpriv --reuid 65532 --regid 65532 --clear-groups /usr/bin/python3 "
             f"{top / 'filler.py'} --skeleton {skeleton} --params {values} --out {out}"
         )
-        script = f"mount -t tmpfs -o mode=1777 emptydir {out} && {run} && {run} && echo --- && ls -A {out}"
+        script = (
+            f"mount -t tmpfs -o mode=1777 emptydir {out} && {run} && {run} "
+            f"&& echo --- && ls -A {out}"
+        )
         done = subprocess.run(
             ["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True
         )
@@ -254,7 +259,8 @@ def test_fills_a_mount_point_with_a_read_only_parent_as_non_root() -> None:
 
 
 def real_params(toolchain: str) -> dict[str, Any]:
-    """A value for every live placeholder of the release's skeleton, by the inventory's type hints."""
+    """A value for every live placeholder of the release's skeleton, by
+    the inventory's type hints."""
     data = json.loads((PLACEHOLDERS / f"{toolchain}.json").read_text())
     typed = {"int": 4, "bool": True, "TYPE_*": "TYPE_FP16"}
     values: dict[str, Any] = dict.fromkeys(data["nullable"])

@@ -1,4 +1,5 @@
-"""Shared by the fake NVIDIA tools: append {"tool", "argv"} to $FAKE_RECORD and parse --flag values."""
+"""Shared by the fake NVIDIA tools: append {"tool", "argv"} to
+$FAKE_RECORD and parse --flag values."""
 
 import json
 import os

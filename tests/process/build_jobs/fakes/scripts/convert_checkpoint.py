@@ -1,4 +1,5 @@
-"""Fake convert_checkpoint.py: writes a TensorRT-LLM checkpoint (config.json + one rank file per GPU)."""
+"""Fake convert_checkpoint.py: writes a TensorRT-LLM checkpoint
+(config.json + one rank file per GPU)."""
 
 import json
 import os
