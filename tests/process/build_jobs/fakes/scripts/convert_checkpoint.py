@@ -10,9 +10,8 @@ from record import record, value  # noqa: E402
 
 argv = record("convert_checkpoint")
 out = value(argv, "--output_dir")
-world = int(
-    value(argv, "--world-size", default="0")
-) or (  # gemma's script: --world-size (tensor only)
+# gemma's script: --world-size (tensor only)
+world = int(value(argv, "--world-size", default="0")) or (
     int(value(argv, "--tp_size", default="1")) * int(value(argv, "--pp_size", default="1"))
 )
 os.makedirs(out, exist_ok=True)
