@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export KUBECONFIG := $(CURDIR)/.local/kubeconfig
 export PATH := $(CURDIR)/.local/bin:$(PATH)
 
-.PHONY: help venv prometheus node-deps binaries cluster-up cluster-down crds crds-check dev dev-down test test-unit lint bench-autoscale clean
+.PHONY: help venv prometheus node-deps binaries cluster-up cluster-down crds crds-check dev dev-down test test-unit test-fast lint bench-autoscale clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -49,8 +49,11 @@ test: venv prometheus ## Lint, then every test (starts the local control plane i
 	$(MAKE) lint
 	$(VENV)/bin/pytest
 
-test-unit: venv ## Only the tests that need no cluster
+test-unit: venv ## Only the tests that need no cluster (tests/unit, golden, bench, process)
 	$(VENV)/bin/pytest -m 'not cluster'
+
+test-fast: venv ## Only the pure tests, in seconds: no process, no cluster (tests/unit, golden, bench)
+	$(VENV)/bin/pytest -m 'unit or golden or bench'
 
 .PHONY: images
 images: venv ## Container images with buildah, no Docker (cached by content; prints refs as JSON)

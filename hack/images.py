@@ -52,10 +52,10 @@ IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_
 # NVIDIA's Triton skeletons per toolchain (test fixtures). nvidia-standin carries the default
 # toolchain's at the tritonSkeleton path (TRTLLM_STANDIN_SKELETON overrides it); every other
 # toolchain with a skeleton gets a variant, nvidia-standin-<toolchain>, that differs only there.
-SKELETONS = ROOT / "tests" / "build_jobs" / "skeletons"
+SKELETONS = ROOT / "tests" / "process" / "build_jobs" / "skeletons"
 DEFAULT_TOOLCHAIN = "trtllm-1.0"  # the spec's default (LLMDeployment engine.toolchain)
 SKELETON = Path(os.environ.get("TRTLLM_STANDIN_SKELETON", SKELETONS / DEFAULT_TOOLCHAIN))
-FAKES = ROOT / "tests" / "build_jobs" / "fakes"
+FAKES = ROOT / "tests" / "process" / "build_jobs" / "fakes"
 BENCH_FILES = ("__init__.py", "capacity.py", "trace.py")
 # Sources that may not exist yet (the stand-in servers are being written); the hash sees them land.
 OPTIONAL = {HACK / "standin"}

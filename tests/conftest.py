@@ -1,4 +1,5 @@
-"""Shared fixtures: one local control plane per test session, a fresh namespace per test."""
+"""Shared fixtures: one local control plane per test session, a fresh namespace per test; and the
+markers, each test getting the one of its folder."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from hack import cluster  # the control plane's manager
 
 from tests.kube import KUBECONFIG, ROOT, kubectl
+
+TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +51,26 @@ def namespace(control_plane: str, request: pytest.FixtureRequest) -> Iterator[st
         yield name
 
 
+# The folder a test lives in is its marker: what the test needs to run
+# (pyproject's markers say each).
+FOLDERS = ("unit", "golden", "bench", "process", "cluster", "realnode")
+NEEDS_CONTROL_PLANE = ("cluster", "realnode")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs the control plane, so `-m 'not cluster'` runs the fast ones."""
+    """Give each test the marker of its top folder under tests/; `cluster` also to the
+    real-node tests (and to any test using the control plane), so `-m 'not cluster'` runs
+    exactly those needing none."""
     for item in items:
-        if "control_plane" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.cluster)
+        path = item.path.resolve()
+        parts = path.relative_to(TESTS).parts if path.is_relative_to(TESTS) else ()
+        folder = parts[0] if len(parts) > 1 else None
+        if folder not in FOLDERS:
+            raise pytest.UsageError(
+                f"{item.nodeid}: a test lives in one of tests/{{{','.join(FOLDERS)}}}/"
+            )
+        markers = {folder}
+        if folder in NEEDS_CONTROL_PLANE or "control_plane" in getattr(item, "fixturenames", ()):
+            markers.add("cluster")
+        for marker in sorted(markers):
+            item.add_marker(marker)

@@ -14,9 +14,11 @@ from hack.paths import KUBECONFIG, KUBECTL, ROOT
 __all__ = ["KUBECONFIG", "KUBECTL", "ROOT", "apply", "kubectl", "kubectl_json", "wait_for"]
 
 
-def kubectl(*args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
-            ) -> subprocess.CompletedProcess[str]:
-    """Run the cluster's own kubectl against the local control plane; raise with stderr on failure."""
+def kubectl(
+    *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the cluster's own kubectl against the local control plane;
+    raise with stderr on failure."""
     proc = kube.kubectl(*args, stdin=stdin, check=False, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
@@ -28,8 +30,9 @@ def kubectl_json(*args: str) -> Any:
     return json.loads(kubectl(*args, "-o", "json").stdout)
 
 
-def apply(obj: dict[str, Any] | list[dict[str, Any]], namespace: str | None = None,
-          *extra: str) -> subprocess.CompletedProcess[str]:
+def apply(
+    obj: dict[str, Any] | list[dict[str, Any]], namespace: str | None = None, *extra: str
+) -> subprocess.CompletedProcess[str]:
     """kubectl apply one object (or a list) given as a dict."""
     items = obj if isinstance(obj, list) else [obj]
     doc = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
@@ -37,7 +40,9 @@ def apply(obj: dict[str, Any] | list[dict[str, Any]], namespace: str | None = No
     return kubectl("apply", *ns, *extra, "-f", "-", stdin=doc)
 
 
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.5) -> Any:
+def wait_for(
+    what: str, predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.5
+) -> Any:
     """Poll predicate until it returns something truthy; fail with `what` after timeout."""
     deadline = time.monotonic() + timeout
     last: Any = None

@@ -20,11 +20,17 @@ def install_crds() -> None:
     """Apply our CRDs (idempotent) and wait until they are served."""
     kubectl("apply", "--server-side", "--force-conflicts", *[f"-f={p}" for p in CRD_FILES])
     kubectl("wait", "--for=condition=Established", "--timeout=60s", *[f"-f={p}" for p in CRD_FILES])
-    wait_for("llmdeployments served", lambda: kubectl("get", "llmdep", "-A", check=False).returncode == 0)
+    wait_for(
+        "llmdeployments served", lambda: kubectl("get", "llmdep", "-A", check=False).returncode == 0
+    )
 
 
-def start_operator(namespaces: list[str], log: Path, extra_env: dict[str, str] | None = None,
-                   extra_args: list[str] | None = None) -> subprocess.Popen[bytes]:
+def start_operator(
+    namespaces: list[str],
+    log: Path,
+    extra_env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+) -> subprocess.Popen[bytes]:
     """Start `python -m trtllm_operator` watching the namespace patterns, logging to `log`."""
     args = [sys.executable, "-m", "trtllm_operator"]
     if "--peering" not in (extra_args or []):
@@ -32,12 +38,17 @@ def start_operator(namespaces: list[str], log: Path, extra_env: dict[str, str] |
     for ns in namespaces:
         args += ["--namespace", ns]
     args += extra_args or []
-    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "PYTHONPATH": str(ROOT / "operator"),
-           **(extra_env or {})}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(KUBECONFIG),
+        "PYTHONPATH": str(ROOT / "operator"),
+        **(extra_env or {}),
+    }
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True
+        )
     time.sleep(1.0)
     if proc.poll() is not None:
         raise AssertionError(f"The operator exited at once; see {log}")

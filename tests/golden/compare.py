@@ -14,4 +14,6 @@ def check_golden(folder: Path, rendered: dict[str, str]) -> None:
             golden.parent.mkdir(exist_ok=True)
             golden.write_text(text)
         assert golden.is_file(), f"{golden} missing: run with UPDATE_GOLDEN=1 and review the diff"
-        assert text == golden.read_text(), f"{name} changed: run with UPDATE_GOLDEN=1 and review the diff"
+        assert text == golden.read_text(), (
+            f"{name} changed: run with UPDATE_GOLDEN=1 and review the diff"
+        )

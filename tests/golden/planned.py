@@ -1,6 +1,7 @@
 """What plan.desired and the engine plan decide for each sample at three moments, without a cluster:
 `first` (a new LLMDeployment on one 8-GPU H100 node), `engine` (the new LLMEngine's children) and
-`serving` (the engine Ready, adapters converted). Used by the golden files and the server dry run."""
+`serving` (the engine Ready, adapters converted). Used by the golden
+files and the server dry run."""
 
 from __future__ import annotations
 
@@ -32,9 +33,11 @@ def action(a: Action) -> dict[str, Any]:
 
 def decision(plan: Desired) -> dict[str, Any]:
     """A decision as data: the writes in order, the status, the events."""
-    return {"actions": [action(a) for a in plan.actions],
-            "status": plan.status,
-            "events": [f"{e.type} {e.reason}: {e.message}" for e in plan.events]}
+    return {
+        "actions": [action(a) for a in plan.actions],
+        "status": plan.status,
+        "events": [f"{e.type} {e.reason}: {e.message}" for e in plan.events],
+    }
 
 
 def engine_children(engine: dict[str, Any]) -> dict[str, Any]:
@@ -61,11 +64,21 @@ def moments(path: Path, namespace: str = "demo") -> dict[str, dict[str, Any]]:
     built, claims = ready(engine), [*user_claims(body), claim("trtllm-cache", namespace)]
     jobs = desired(observed(body, claims=claims, engines=[built], scripts=SCRIPTS)).actions
     done = [complete(a.obj) for a in jobs if a.obj["kind"] == "Job"]
-    serving = desired(observed(body, claims=claims, engines=[built], adapter_jobs=done,
-                               pod_monitors=True, scripts=SCRIPTS))
-    return {"first": decision(first), "engine": engine_children(engine), "serving": decision(serving)}
-
-
+    serving = desired(
+        observed(
+            body,
+            claims=claims,
+            engines=[built],
+            adapter_jobs=done,
+            pod_monitors=True,
+            scripts=SCRIPTS,
+        )
+    )
+    return {
+        "first": decision(first),
+        "engine": engine_children(engine),
+        "serving": decision(serving),
+    }
 
 
 def planned_objects(path: Path, namespace: str = "demo") -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""The sample LLMDeployments, parsed and paired with the engine they build on an H100, for serving tests."""
+"""The sample LLMDeployments, parsed and paired with the engine they build on
+an H100, for serving tests."""
 
 from __future__ import annotations
 
@@ -8,25 +9,22 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.factories import H100, SAMPLES
 from trtllm_operator.api.engine_key import gpu_target, llmengine_spec
 from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.api.validation import parse_deployment_spec
 from trtllm_operator.plan.runtimes.triton import ServingPaths
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = sorted((ROOT / "manifests" / "samples").glob("*.yaml"))
-GPU = "NVIDIA-H100-80GB-HBM3"
-
 
 def load(path: Path) -> tuple[LLMDeploymentSpec, LLMEngineSpec]:
     """A sample's spec and the engine it builds on the reference GPU."""
     spec = parse_deployment_spec(yaml.safe_load(path.read_text())["spec"])
-    return spec, llmengine_spec(spec, gpu_target(GPU))
+    return spec, llmengine_spec(spec, gpu_target(H100))
 
 
 def engine_for(spec: LLMDeploymentSpec) -> LLMEngineSpec:
     """The engine a (possibly modified) spec builds on the reference GPU."""
-    return llmengine_spec(spec, gpu_target(GPU))
+    return llmengine_spec(spec, gpu_target(H100))
 
 
 def paths(name: str, spec: LLMDeploymentSpec) -> ServingPaths:

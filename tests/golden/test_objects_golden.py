@@ -2,7 +2,8 @@
 
 For every sample, three moments, each the pure decision of `plan.desired` (or the engine plan):
 - `first`: a new LLMDeployment on one 8-GPU H100 node: the writes, the status and the events;
-- `engine`: the children of the LLMEngine it creates (build ConfigMap, fetch, build and cleanup Jobs);
+- `engine`: the children of the LLMEngine it creates (build ConfigMap,
+  fetch, build and cleanup Jobs);
 - `serving`: the engine Ready and the adapters converted: every serving object, status and events.
 `UPDATE_GOLDEN=1` rewrites the files; review the diff. The build scripts' text is replaced by a
 placeholder naming the file, so the goldens change when the objects change, not when a script does.
@@ -40,8 +41,10 @@ _Dumper.add_representer(str, _text)
 
 def rendered(path: Path) -> dict[str, str]:
     """{golden file name: YAML text} for one sample."""
-    return {f"{path.stem}.{moment}.yaml": yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=100)
-            for moment, data in moments(path).items()}
+    return {
+        f"{path.stem}.{moment}.yaml": yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=100)
+        for moment, data in moments(path).items()
+    }
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=[p.stem for p in SAMPLES])

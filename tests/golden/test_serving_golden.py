@@ -1,4 +1,5 @@
-"""Golden files of what the serving ConfigMap and pods get for each sample; UPDATE_GOLDEN=1 rewrites them."""
+"""Golden files of what the serving ConfigMap and pods get for each sample;
+UPDATE_GOLDEN=1 rewrites them."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ import pytest
 
 from tests.golden.compare import check_golden
 from tests.golden.serving_samples import SAMPLES, load, paths
-from trtllm_operator.plan.runtimes.triton import render_triton_params, triton_init_command, triton_server_command
-from trtllm_operator.plan.runtimes.trtllm_serve import render_extra_llm_api_options, trtllm_serve_command
+from trtllm_operator.plan.runtimes.triton import (
+    render_triton_params,
+    triton_init_command,
+    triton_server_command,
+)
+from trtllm_operator.plan.runtimes.trtllm_serve import (
+    render_extra_llm_api_options,
+    trtllm_serve_command,
+)
 
 GOLDEN = Path(__file__).resolve().parent / "serving"
 PARAMS_PATH = "/etc/trtllm/params.json"
@@ -18,7 +26,8 @@ OPTIONS_PATH = "/etc/trtllm/extra_llm_api_options.yaml"
 
 
 def rendered(path: Path) -> dict[str, str]:
-    """{golden file name: text} for one sample: Triton params + commands, or trtllm-serve options + command."""
+    """{golden file name: text} for one sample: Triton params + commands, or
+    trtllm-serve options + command."""
     spec, engine = load(path)
     where = paths(path.stem, spec)
     if spec.serving.runtime == "triton":

@@ -65,7 +65,9 @@ def test_starting_replicas_are_not_idle_capacity_for_scale_down():
 
 
 def test_look_ahead_scales_up_on_a_rising_trend_before_the_target_is_crossed():
-    rising = Samples(p.KV_CACHE_UTILIZATION, tuple((NOW - 60 + i * 5, 0.2 + 0.02 * i) for i in range(13)))
+    rising = Samples(
+        p.KV_CACHE_UTILIZATION, tuple((NOW - 60 + i * 5, 0.2 + 0.02 * i) for i in range(13))
+    )
     assert rising.points[-1][1] < BASE.target
     d, _ = run(rising, ready=4)
     assert d.direction == p.UP and d.reason == p.SCALED_UP_AHEAD and d.replicas > 4
@@ -79,12 +81,16 @@ def test_look_ahead_is_capped_and_needs_a_covered_window():
 
 
 def test_falling_trend_does_not_project_below_the_current_value():
-    falling = Samples(p.KV_CACHE_UTILIZATION, tuple((NOW - 60 + i * 5, 1.0 - 0.02 * i) for i in range(13)))
+    falling = Samples(
+        p.KV_CACHE_UTILIZATION, tuple((NOW - 60 + i * 5, 1.0 - 0.02 * i) for i in range(13))
+    )
     assert p.projected_value(falling, BASE, 0.76, 4) == pytest.approx(0.76)
 
 
 def test_noise_around_a_level_is_not_a_trend():
-    zigzag = tuple((NOW - 60 + i * 5, 0.3 + (0.04 if i % 2 else -0.04) + 0.001 * i) for i in range(13))
+    zigzag = tuple(
+        (NOW - 60 + i * 5, 0.3 + (0.04 if i % 2 else -0.04) + 0.001 * i) for i in range(13)
+    )
     assert p.trend_slope(zigzag, 60) > 0  # a least-squares slope exists...
     assert p.trend_slope(zigzag, 60, min_fit=0.5) == 0.0  # ...but explains little of the variance
     d, _ = run(Samples(p.KV_CACHE_UTILIZATION, zigzag), ready=4, settings=replace(BASE, target=0.3))
@@ -167,8 +173,17 @@ def test_cap_from_the_cluster_gpus_and_reason_says_so():
 
 
 def test_missing_metrics_hold_and_say_why():
-    d, state = run(Samples(p.KV_CACHE_UTILIZATION, error="Prometheus at http://x unreachable"), ready=3, starting=1)
-    assert (d.replicas, d.direction, d.reason, d.metric_value) == (4, p.HOLD, p.METRICS_UNAVAILABLE, None)
+    d, state = run(
+        Samples(p.KV_CACHE_UTILIZATION, error="Prometheus at http://x unreachable"),
+        ready=3,
+        starting=1,
+    )
+    assert (d.replicas, d.direction, d.reason, d.metric_value) == (
+        4,
+        p.HOLD,
+        p.METRICS_UNAVAILABLE,
+        None,
+    )
     assert "unreachable" in d.message and state == State()
     d, _ = run(Samples(p.KV_CACHE_UTILIZATION), ready=3)
     assert d.reason == p.METRICS_UNAVAILABLE
@@ -219,7 +234,8 @@ def test_kv_cache_demand_is_a_fleet_total_so_a_step_down_is_not_a_trend():
     assert d.metric_value == pytest.approx(0.3)
     assert (d.replicas, d.direction) == (9, p.HOLD)
     per_replica = Samples(
-        p.KV_CACHE_UTILIZATION, tuple((NOW - 60 + i * 5, 2.7 / (10 if i < 7 else 9)) for i in range(13))
+        p.KV_CACHE_UTILIZATION,
+        tuple((NOW - 60 + i * 5, 2.7 / (10 if i < 7 else 9)) for i in range(13)),
     )
     d, _ = run(per_replica, ready=9, settings=replace(settings, metric=p.KV_CACHE_UTILIZATION))
     assert d.direction == p.UP  # what the total avoids

@@ -15,7 +15,8 @@ def test_label_matchers_exact_regex_and_escaping():
 def test_triton_queue_compute_ratio_is_nvidias_recipe():
     assert q.metric_query("triton", "queueComputeRatio", SEL) == (
         'sum(rate(nv_inference_queue_duration_us{namespace="llm",pod=~"llama-.*"}[1m])) / '
-        'clamp_min(sum(rate(nv_inference_compute_infer_duration_us{namespace="llm",pod=~"llama-.*"}[1m])), 1)'
+        "clamp_min(sum(rate("
+        'nv_inference_compute_infer_duration_us{namespace="llm",pod=~"llama-.*"}[1m])), 1)'
     )
 
 
@@ -29,7 +30,11 @@ def test_triton_waiting_and_kv():
         'sum(nv_trt_llm_request_metrics{namespace="llm",request_type="waiting"})'
     )
     kv = q.metric_query("triton", "kvCacheUtilization", {"namespace": "llm"})
-    assert 'kv_cache_block_type="used"' in kv and 'kv_cache_block_type="max"' in kv and "clamp_min" in kv
+    assert (
+        'kv_cache_block_type="used"' in kv
+        and 'kv_cache_block_type="max"' in kv
+        and "clamp_min" in kv
+    )
 
 
 def test_trtllm_serve_metrics():
@@ -45,7 +50,8 @@ def test_kv_cache_demand_counts_waiting_requests_for_both_runtimes():
     triton = q.metric_query("triton", "kvCacheDemand", {"namespace": "llm"})
     assert triton == (
         '(sum(nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="used",namespace="llm"}) / '
-        'clamp_min(avg(nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max",namespace="llm"}), 1)) * '
+        "clamp_min(avg("
+        'nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max",namespace="llm"}), 1)) * '
         '(1 + sum(nv_trt_llm_request_metrics{namespace="llm",request_type="waiting"}) / '
         'clamp_min(sum(nv_trt_llm_request_metrics{namespace="llm",request_type="active"}), 1))'
     )

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
+from build_jobs import commands
 from build_jobs.jobrequest import parse_request
 
-from build_jobs import commands
 from tests.golden.serving_samples import SAMPLES, load
 from trtllm_operator.api.engine_key import engine_spec_key, gpu_target, llmengine_spec
 from trtllm_operator.api.models import KvCacheQuantization, QuantizationSpec, WeightQuantization
@@ -43,8 +43,9 @@ def admitted(path: Path, weights: str, kv_cache: str):
 def serialised_request(engine, action: str) -> dict:
     """The request as a Job reads it: from the ConfigMap the operator applies."""
     key = engine_spec_key(engine)
-    body = plan.desired_engine("e", "ns", key, engine, "cache", 183359, {"name": "d", "uid": "u"},
-                               {}, None, False)
+    body = plan.desired_engine(
+        "e", "ns", key, engine, "cache", 183359, {"name": "d", "uid": "u"}, {}, None, False
+    )
     body["metadata"]["uid"] = "engine-uid"
     config = plan.desired_engine_config(plan.engine_context(body), engine, {"run.py": ""})
     return json.loads(config["data"][config_key(f"requests/{action}.json")])
@@ -52,8 +53,12 @@ def serialised_request(engine, action: str) -> dict:
 
 def admitted_cases() -> list:
     """(sample, weights, kvCache) for every quantization mode the rules admit for each sample."""
-    return [pytest.param(path, weights, kv_cache, id=f"{path.stem}-{weights}-{kv_cache}")
-            for path in SAMPLES for weights, kv_cache in MODES if admitted(path, weights, kv_cache)]
+    return [
+        pytest.param(path, weights, kv_cache, id=f"{path.stem}-{weights}-{kv_cache}")
+        for path in SAMPLES
+        for weights, kv_cache in MODES
+        if admitted(path, weights, kv_cache)
+    ]
 
 
 CASES = admitted_cases()

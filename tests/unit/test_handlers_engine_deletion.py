@@ -1,4 +1,5 @@
-"""The LLMEngine deletion handler: no cleanup Job for an untrusted key, and none under serving pods."""
+"""The LLMEngine deletion handler: no cleanup Job for an untrusted key,
+and none under serving pods."""
 
 from __future__ import annotations
 
@@ -16,10 +17,16 @@ from trtllm_operator.plan import names
 def cluster(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Fake API: list_objects answers from `objects` by kind; apply and events are recorded."""
     state: dict[str, Any] = {"objects": {}, "applied": [], "events": []}
-    monkeypatch.setattr(engines.kube, "list_objects", lambda api, kind, *_: state["objects"].get(kind, []))
-    monkeypatch.setattr(engines.kube, "apply", lambda obj: state["applied"].append(obj) or (obj, True))
+    monkeypatch.setattr(
+        engines.kube, "list_objects", lambda api, kind, *_: state["objects"].get(kind, [])
+    )
+    monkeypatch.setattr(
+        engines.kube, "apply", lambda obj: state["applied"].append(obj) or (obj, True)
+    )
     for level in ("info", "warn"):
-        monkeypatch.setattr(kopf, level, lambda body, reason, message: state["events"].append((reason, message)))
+        monkeypatch.setattr(
+            kopf, level, lambda body, reason, message: state["events"].append((reason, message))
+        )
     return state
 
 
@@ -37,4 +44,6 @@ def test_a_served_engine_waits_then_is_cleaned_up(cluster: dict[str, Any]) -> No
     assert raised.value.delay == 30 and cluster["applied"] == []
     cluster["objects"]["Deployment"] = []
     engines.llmengine_deleted(body=body)
-    assert [job["metadata"]["labels"][names.ROLE_LABEL] for job in cluster["applied"]] == ["cleanup"]
+    assert [job["metadata"]["labels"][names.ROLE_LABEL] for job in cluster["applied"]] == [
+        "cleanup"
+    ]

@@ -1,4 +1,5 @@
-"""Serving and Job pods wake their owners: a crash loop often changes no field of the Deployment or Job."""
+"""Serving and Job pods wake their owners: a crash loop often changes no
+field of the Deployment or Job."""
 
 from __future__ import annotations
 
@@ -19,17 +20,33 @@ def pod_watchers() -> dict[str, Any]:
 def test_pods_are_watched_by_the_operators_labels() -> None:
     watchers = pod_watchers()
     assert set(watchers) == {"serving_pod_event", "job_pod_event"}
-    assert all(w.selector.group == "" and w.labels[names.MANAGED_BY] == names.OPERATOR for w in watchers.values())
+    assert all(
+        w.selector.group == "" and w.labels[names.MANAGED_BY] == names.OPERATOR
+        for w in watchers.values()
+    )
     assert watchers["serving_pod_event"].labels[names.ROLE_LABEL] == "server"
     accepts = watchers["job_pod_event"].labels[names.ROLE_LABEL]
-    assert [accepts(role) for role in ("fetch", "build", "server", "cleanup")] == [True, True, False, False]
+    assert [accepts(role) for role in ("fetch", "build", "server", "cleanup")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
 
 
 def test_a_serving_pod_reconciles_its_deployment(monkeypatch: pytest.MonkeyPatch) -> None:
     called: list[tuple[str, str]] = []
-    monkeypatch.setattr(deployments, "reconcile_by_name", lambda ns, name: called.append((ns, name)))
-    labels = {**names.pod_selector("chat"), names.MANAGED_BY: names.OPERATOR, names.ENGINE_LABEL: "e1"}
-    deployments.serving_pod_event(body={"metadata": {"namespace": "ns", "name": "chat-5f4-x", "labels": labels}})
+    monkeypatch.setattr(
+        deployments, "reconcile_by_name", lambda ns, name: called.append((ns, name))
+    )
+    labels = {
+        **names.pod_selector("chat"),
+        names.MANAGED_BY: names.OPERATOR,
+        names.ENGINE_LABEL: "e1",
+    }
+    deployments.serving_pod_event(
+        body={"metadata": {"namespace": "ns", "name": "chat-5f4-x", "labels": labels}}
+    )
     assert called == [("ns", "chat")]
 
 
@@ -38,5 +55,7 @@ def test_a_build_pod_reconciles_its_engine(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(engines.kube, "get", lambda *args: {"metadata": {"name": args[-1]}})
     monkeypatch.setattr(engines, "handle", lambda body: handled.append(body["metadata"]["name"]))
     labels = names.engine_labels("e1", "k" * 64, "build")
-    engines.job_pod_event(body={"metadata": {"namespace": "ns", "name": "e1-build-x", "labels": labels}})
+    engines.job_pod_event(
+        body={"metadata": {"namespace": "ns", "name": "e1-build-x", "labels": labels}}
+    )
     assert handled == ["e1"]

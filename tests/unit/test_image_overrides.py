@@ -23,15 +23,22 @@ def no_overrides() -> Iterator[None]:
 
 
 def test_exact_then_longest_prefix_then_star() -> None:
-    set_image_overrides(parse_image_overrides([
-        "nvcr.io/=mirror.local/nvcr/",
-        "nvcr.io/nvidia/tritonserver/=ignored/",
-        "nvcr.io/nvidia/=mirror.local/nv/",
-        f"{TRITON}=registry.local/triton@sha256:abc",
-        "*=localhost/standin:1",
-    ]))
+    set_image_overrides(
+        parse_image_overrides(
+            [
+                "nvcr.io/=mirror.local/nvcr/",
+                "nvcr.io/nvidia/tritonserver/=ignored/",
+                "nvcr.io/nvidia/=mirror.local/nv/",
+                f"{TRITON}=registry.local/triton@sha256:abc",
+                "*=localhost/standin:1",
+            ]
+        )
+    )
     assert pod_image(TRITON) == "registry.local/triton@sha256:abc"
-    assert pod_image("nvcr.io/nvidia/tensorrt-llm/release:1.2.1") == "mirror.local/nv/tensorrt-llm/release:1.2.1"
+    assert (
+        pod_image("nvcr.io/nvidia/tensorrt-llm/release:1.2.1")
+        == "mirror.local/nv/tensorrt-llm/release:1.2.1"
+    )
     assert pod_image("nvcr.io/other/x:1") == "mirror.local/nvcr/other/x:1"
     assert pod_image("quay.io/x/y:2") == "localhost/standin:1"
 

@@ -9,9 +9,9 @@ import hashlib
 from pathlib import Path, PurePosixPath
 
 import pytest
-
 from build_jobs import layout as job_layout
 from build_jobs import sources as job_sources
+
 from tests.golden.serving_samples import SAMPLES, load
 from trtllm_operator.api.engine_key import engine_spec_key
 from trtllm_operator.api.models import EngineModel
@@ -68,8 +68,16 @@ def test_hf_model_directories_agree(source: str) -> None:
     assert plan.model_dir(engine, {"resolvedRevision": commit}) == published
 
 
-@pytest.mark.parametrize("source", ["pvc://models", "pvc://models/", "pvc://models/llama/7b",
-                                    "pvc://models/llama/7b/", "pvc://models//llama"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "pvc://models",
+        "pvc://models/",
+        "pvc://models/llama/7b",
+        "pvc://models/llama/7b/",
+        "pvc://models//llama",
+    ],
+)
 def test_pvc_model_directories_agree(source: str) -> None:
     engine = load(SAMPLES[0])[1]
     engine = engine.model_copy(update={"model": EngineModel(source=source, revision="main")})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.factories import H100_MIB
 from tests.golden.serving_samples import SAMPLES, load
 from trtllm_operator.plan import engine as plan
 
@@ -9,8 +10,15 @@ GIB = 1 << 30
 
 
 def ctx(build_resources: dict | None = None) -> plan.EngineContext:
-    return plan.EngineContext(name="e", namespace="ns", uid="u", key="k" * 64, claim="cache", memory_mib=81559,
-                              build_resources=build_resources or {})
+    return plan.EngineContext(
+        name="e",
+        namespace="ns",
+        uid="u",
+        key="k" * 64,
+        claim="cache",
+        memory_mib=H100_MIB,
+        build_resources=build_resources or {},
+    )
 
 
 def build_requests(model_bytes: int | None, user: dict | None = None) -> dict:
@@ -32,14 +40,18 @@ def test_a_large_checkpoint_gets_hundreds_of_gib() -> None:
 
 
 def test_unknown_size_keeps_the_generous_default_and_the_user_always_wins() -> None:
-    assert build_requests(None)["requests"]["memory"] == plan.DEFAULT_BUILD_RESOURCES["requests"]["memory"]
+    assert (
+        build_requests(None)["requests"]["memory"]
+        == plan.DEFAULT_BUILD_RESOURCES["requests"]["memory"]
+    )
     user = {"requests": {"memory": "256Gi"}}
     assert build_requests(2 * GIB, user)["requests"]["memory"] == "256Gi"
 
 
 def test_the_engine_records_only_what_the_user_asked() -> None:
     spec, engine = load(SAMPLES[0])
-    body = plan.desired_engine("e", "ns", "k" * 64, engine, "cache", 81559, {"name": "d", "uid": "u"}, {},
-                               None, False)
+    body = plan.desired_engine(
+        "e", "ns", "k" * 64, engine, "cache", H100_MIB, {"name": "d", "uid": "u"}, {}, None, False
+    )
     body["metadata"]["uid"] = "e-uid"
     assert plan.engine_context(body).build_resources == {}

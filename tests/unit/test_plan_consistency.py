@@ -1,4 +1,5 @@
-"""Consistency of a deployment with its engine: each crash-at-start class detected with a fix named."""
+"""Consistency of a deployment with its engine: each crash-at-start
+class detected with a fix named."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import pytest
 
 from tests.golden.serving_samples import SAMPLES, engine_for, load
 from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec, LoraSpec
-from trtllm_operator.plan.consistency import claim_references, consistency_problems, missing_claim_problems
+from trtllm_operator.plan.consistency import (
+    claim_references,
+    consistency_problems,
+    missing_claim_problems,
+)
 
 LORA = {"maxRank": 8, "targetModules": ["attn_q", "attn_k", "attn_v"]}
 ADAPTERS = [{"name": "a", "taskId": 1, "source": "pvc://adapters/a"}]
@@ -46,9 +51,12 @@ def test_adapters_need_a_lora_engine() -> None:
 
 def test_lora_modules_and_rank_must_be_covered_by_the_build() -> None:
     spec = spec_of(
-        engine={"lora": {"maxRank": 16, "targetModules": ["attn_q", "attn_v", "mlp_gate"]}}, adapters=ADAPTERS
+        engine={"lora": {"maxRank": 16, "targetModules": ["attn_q", "attn_v", "mlp_gate"]}},
+        adapters=ADAPTERS,
     )
-    engine = engine_for(spec).model_copy(update={"lora": LoraSpec(max_rank=8, target_modules=["attn_q", "attn_v"])})
+    engine = engine_for(spec).model_copy(
+        update={"lora": LoraSpec(max_rank=8, target_modules=["attn_q", "attn_v"])}
+    )
     problems = paths_of(spec, engine)
     assert "without LoRA modules mlp_gate" in problems["spec.engine.lora.targetModules"]
     assert "rank <= 8" in problems["spec.engine.lora.maxRank"]
@@ -68,7 +76,9 @@ def test_tokenizer_needs_a_usable_source(tokenizer: str) -> None:
 
 
 def test_triton_needs_an_engine_toolchain() -> None:
-    spec = spec_of(engine=PYTORCH)  # runtime triton (default) with backend pytorch on 1.2: CEL bypassed
+    spec = spec_of(
+        engine=PYTORCH
+    )  # runtime triton (default) with backend pytorch on 1.2: CEL bypassed
     problems = paths_of(spec, engine_for(spec))
     assert "use runtime trtllm-serve" in problems["spec.serving.runtime"]
 
@@ -95,7 +105,9 @@ def test_extra_options_must_not_contradict_the_spec() -> None:
         "dtype": "float16",
         "lora_config": {"lora_target_modules": ["mlp_gate"], "max_lora_rank": 64},
     }
-    spec = spec_of(engine={**PYTORCH, "lora": LORA}, serving={"runtime": "trtllm-serve", "extraOptions": extra})
+    spec = spec_of(
+        engine={**PYTORCH, "lora": LORA}, serving={"runtime": "trtllm-serve", "extraOptions": extra}
+    )
     problems = paths_of(spec, engine_for(spec))
     root = "spec.serving.extraOptions"
     assert "spec.engine.limits.maxBatchSize" in problems[f"{root}.max_batch_size"]
@@ -105,18 +117,28 @@ def test_extra_options_must_not_contradict_the_spec() -> None:
 
 
 def test_pytorch_only_options_on_the_engine_backend() -> None:
-    spec = spec_of(serving={"runtime": "trtllm-serve", "extraOptions": {"cuda_graph_config": {}, "moe_config": {}}})
+    spec = spec_of(
+        serving={
+            "runtime": "trtllm-serve",
+            "extraOptions": {"cuda_graph_config": {}, "moe_config": {}},
+        }
+    )
     problems = paths_of(spec, engine_for(spec))
-    assert set(problems) == {"spec.serving.extraOptions.cuda_graph_config", "spec.serving.extraOptions.moe_config"}
+    assert set(problems) == {
+        "spec.serving.extraOptions.cuda_graph_config",
+        "spec.serving.extraOptions.moe_config",
+    }
 
 
 def test_claim_references_name_every_pvc_field() -> None:
-    spec = LLMDeploymentSpec.model_validate({
-        "model": {"source": "pvc://models/llama", "tokenizer": "pvc://tokenizers/llama"},
-        "engine": {"lora": LORA},
-        "adapters": [*ADAPTERS, {"name": "b", "taskId": 2, "source": "hf://org/adapter"}],
-        "storage": {"claimName": "my-cache"},
-    })
+    spec = LLMDeploymentSpec.model_validate(
+        {
+            "model": {"source": "pvc://models/llama", "tokenizer": "pvc://tokenizers/llama"},
+            "engine": {"lora": LORA},
+            "adapters": [*ADAPTERS, {"name": "b", "taskId": 2, "source": "hf://org/adapter"}],
+            "storage": {"claimName": "my-cache"},
+        }
+    )
     assert claim_references(spec) == [
         ("spec.model.source", "models"),
         ("spec.model.tokenizer", "tokenizers"),
@@ -145,5 +167,7 @@ def test_trtllm_serve_adapters_need_backend_pytorch() -> None:
 
 
 def test_enable_attention_dp_is_not_pytorch_only() -> None:
-    spec = spec_of(serving={"runtime": "trtllm-serve", "extraOptions": {"enable_attention_dp": True}})
+    spec = spec_of(
+        serving={"runtime": "trtllm-serve", "extraOptions": {"enable_attention_dp": True}}
+    )
     assert paths_of(spec, engine_for(spec)) == {}

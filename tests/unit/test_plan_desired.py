@@ -12,8 +12,14 @@ from trtllm_operator.plan.desired import Desired, after_apply, desired
 
 TINY = next(p for p in SAMPLES if p.stem == "tinyllama-fp16")
 LORA = next(p for p in SAMPLES if "lora" in p.stem)
-OTHER = {"apiVersion": "trtllm-operator.dev/v1alpha1", "kind": "LLMDeployment", "name": "other",
-         "uid": "other-uid", "controller": False, "blockOwnerDeletion": True}
+OTHER = {
+    "apiVersion": "trtllm-operator.dev/v1alpha1",
+    "kind": "LLMDeployment",
+    "name": "other",
+    "uid": "other-uid",
+    "controller": False,
+    "blockOwnerDeletion": True,
+}
 
 
 def kinds(plan: Desired, verb: str | None = None) -> list[str]:
@@ -30,15 +36,28 @@ def first_engine(body: dict[str, Any]) -> dict[str, Any]:
     return one(desired(observed(body)), "LLMEngine").obj
 
 
-def serving_deploy(engine: str, replicas: int = 1, generation: int = 1, observed_gen: int = 1,
-                   updated: int = 1) -> dict[str, Any]:
+def serving_deploy(
+    engine: str, replicas: int = 1, generation: int = 1, observed_gen: int = 1, updated: int = 1
+) -> dict[str, Any]:
     """A live serving Deployment labelled with `engine`, its rollout as given."""
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "sample", "namespace": "demo", "generation": generation,
-                         "labels": {names.ENGINE_LABEL: engine}},
-            "spec": {"replicas": replicas},
-            "status": {"observedGeneration": observed_gen, "replicas": replicas, "updatedReplicas": updated,
-                       "availableReplicas": updated, "readyReplicas": updated}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "sample",
+            "namespace": "demo",
+            "generation": generation,
+            "labels": {names.ENGINE_LABEL: engine},
+        },
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": observed_gen,
+            "replicas": replicas,
+            "updatedReplicas": updated,
+            "availableReplicas": updated,
+            "readyReplicas": updated,
+        },
+    }
 
 
 def with_owners(engine: dict[str, Any], *owners: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +69,9 @@ def with_owners(engine: dict[str, Any], *owners: dict[str, Any]) -> dict[str, An
 def test_first_reconcile_creates_the_cache_claim_then_the_engine_and_nothing_else() -> None:
     plan = desired(observed(sample_body(TINY)))
     assert [(a.verb, a.obj["kind"]) for a in plan.actions] == [
-        ("create", "PersistentVolumeClaim"), ("create", "LLMEngine")]
+        ("create", "PersistentVolumeClaim"),
+        ("create", "LLMEngine"),
+    ]
     engine = plan.actions[1]
     assert engine.metric == ("engine_cache", "miss") and engine.adopt and engine.adopt["controller"] is False
     assert plan.status["phase"] == "Pending"
@@ -88,7 +109,9 @@ def test_while_the_new_engine_builds_the_old_one_keeps_serving() -> None:
     assert plan.status["phase"] != "Ready"
 
 
-def test_a_ready_engine_rolls_the_deployment_and_releases_nothing_until_the_rollout_is_done() -> None:
+def test_a_ready_engine_rolls_the_deployment_and_releases_nothing_until_the_rollout_is_done() -> (
+    None
+):
     body = sample_body(TINY)
     me = {**OTHER, "name": "sample", "uid": body["metadata"]["uid"]}
     old = with_owners(ready(first_engine(body)), me)
@@ -111,7 +134,9 @@ def test_once_the_target_serves_every_replica_unused_engines_are_released() -> N
     shared["metadata"]["name"] = "shared"
     live = serving_deploy(target["metadata"]["name"])
     current = desired(observed(body, engines=[target], deployment=live))
-    live["spec"] = one(current, "Deployment").obj["spec"]  # the live Deployment matches what is wanted
+    live["spec"] = one(current, "Deployment").obj[
+        "spec"
+    ]  # the live Deployment matches what is wanted
     plan = desired(observed(body, engines=[target, mine, shared], deployment=live))
     released = {a.obj["metadata"]["name"]: a for a in plan.actions if a.obj["kind"] == "LLMEngine"}
     assert released["only-mine"].verb == "delete"
@@ -130,8 +155,11 @@ def test_a_roll_to_another_engine_waits_for_the_adapters() -> None:
     assert "Job" in kinds(plan)
     assert plan.status["conditions"][2]["reason"] == "ConvertingAdapters"
     jobs = [complete(a.obj) for a in plan.actions if a.obj["kind"] == "Job"]
-    after = desired(observed(body, engines=[old, target], deployment=serving_deploy("old-engine"),
-                             adapter_jobs=jobs))
+    after = desired(
+        observed(
+            body, engines=[old, target], deployment=serving_deploy("old-engine"), adapter_jobs=jobs
+        )
+    )
     assert "Deployment" in kinds(after)
 
 
@@ -139,8 +167,11 @@ def test_with_autoscaling_the_replica_count_is_left_to_the_autoscaler() -> None:
     body = sample_body(LORA)  # autoscaling enabled, minReplicas 1
     target = ready(first_engine(body))
     live = serving_deploy(target["metadata"]["name"], replicas=3, updated=3)
-    jobs = [complete(a.obj) for a in desired(observed(body, engines=[target])).actions
-            if a.obj["kind"] == "Job"]
+    jobs = [
+        complete(a.obj)
+        for a in desired(observed(body, engines=[target])).actions
+        if a.obj["kind"] == "Job"
+    ]
     plan = desired(observed(body, engines=[target], deployment=live, adapter_jobs=jobs))
     assert "replicas" not in one(plan, "Deployment").obj["spec"]
     assert plan.status["desiredReplicas"] == 3
@@ -181,10 +212,15 @@ def test_the_decision_is_pure() -> None:
 
 def test_after_apply_predicts_what_the_api_server_returns() -> None:
     live = serving_deploy("e1", generation=4, observed_gen=4)
-    same = {"metadata": {"name": "sample", "labels": {names.ENGINE_LABEL: "e1"}}, "spec": {"replicas": 1}}
+    same = {
+        "metadata": {"name": "sample", "labels": {names.ENGINE_LABEL: "e1"}},
+        "spec": {"replicas": 1},
+    }
     assert after_apply(live, same) is live
     relabelled = after_apply(live, {**same, "metadata": {"name": "sample", "labels": {"x": "y"}}})
-    assert relabelled["metadata"]["generation"] == 4 and relabelled["metadata"]["labels"]["x"] == "y"
+    assert (
+        relabelled["metadata"]["generation"] == 4 and relabelled["metadata"]["labels"]["x"] == "y"
+    )
     rescaled = after_apply(live, {**same, "spec": {"replicas": 2}})
     assert rescaled["metadata"]["generation"] == 5 and rescaled["status"] == live["status"]
     assert after_apply(None, same)["metadata"]["generation"] == 1

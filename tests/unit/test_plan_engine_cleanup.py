@@ -1,4 +1,5 @@
-"""Deleting an LLMEngine removes its files only when its key is trustworthy and no pod still serves them."""
+"""Deleting an LLMEngine removes its files only when its key is trustworthy
+and no pod still serves them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.factories import H100_MIB
 from tests.golden.serving_samples import SAMPLES, load
 from trtllm_operator.api.engine_key import engine_spec_key
 from trtllm_operator.plan import engine as plan
@@ -14,10 +16,21 @@ from trtllm_operator.plan import names
 
 
 def made_by_operator(name: str = "tinyllama-3f2a9c0000") -> dict[str, Any]:
-    """An LLMEngine as the operator creates it (key = hash of its spec), as the API server returns it."""
+    """An LLMEngine as the operator creates it (key = hash of its spec),
+    as the API server returns it."""
     engine = load(SAMPLES[0])[1]
-    body = plan.desired_engine(name, "ns", engine_spec_key(engine), engine, "cache", 81559,
-                               {"name": "d", "uid": "u"}, {}, None, False)
+    body = plan.desired_engine(
+        name,
+        "ns",
+        engine_spec_key(engine),
+        engine,
+        "cache",
+        H100_MIB,
+        {"name": "d", "uid": "u"},
+        {},
+        None,
+        False,
+    )
     body["metadata"]["uid"] = "engine-uid"
     return body
 
@@ -35,8 +48,13 @@ def test_an_engine_the_operator_made_may_be_cleaned_up() -> None:
     body = made_by_operator()
     assert plan.cleanup_refusal(body) is None
     ctx = plan.engine_context(body)
-    command = plan.desired_cleanup_job(ctx, load(SAMPLES[0])[1])["spec"]["template"]["spec"]["containers"][0]
-    assert command["command"] == ["rm", "-rf", "--", f"/cache/engines/{ctx.key}"] and len(ctx.key) == 63
+    command = plan.desired_cleanup_job(ctx, load(SAMPLES[0])[1])["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert (
+        command["command"] == ["rm", "-rf", "--", f"/cache/engines/{ctx.key}"]
+        and len(ctx.key) == 63
+    )
 
 
 @pytest.mark.parametrize("key", [None, "", "x", "../", "..", "A" * 63, "0" * 64])
@@ -68,19 +86,30 @@ def test_no_cleanup_job_for_a_key_that_is_not_one(key: str) -> None:
 
 def serving(name: str, engine: str, *, template_only: bool = False) -> dict[str, Any]:
     labels = {names.ENGINE_LABEL: engine}
-    return {"metadata": {"name": name, "labels": {} if template_only else labels},
-            "spec": {"template": {"metadata": {"labels": labels}}}}
+    return {
+        "metadata": {"name": name, "labels": {} if template_only else labels},
+        "spec": {"template": {"metadata": {"labels": labels}}},
+    }
 
 
 def test_cleanup_waits_while_a_deployment_or_pod_serves_the_engine() -> None:
     body = made_by_operator("mine")
-    servers = {"Deployment": [serving("chat", "mine", template_only=True), serving("other", "theirs")],
-               "Pod": [{"metadata": {"name": "chat-abc", "labels": {names.ENGINE_LABEL: "mine"}}}]}
+    servers = {
+        "Deployment": [serving("chat", "mine", template_only=True), serving("other", "theirs")],
+        "Pod": [{"metadata": {"name": "chat-abc", "labels": {names.ENGINE_LABEL: "mine"}}}],
+    }
     assert plan.serving_blockers(body, servers, []) == ["Deployment/chat", "Pod/chat-abc"]
-    assert plan.serving_blockers(body, {"Deployment": [serving("other", "theirs")], "Pod": []}, []) == []
+    assert (
+        plan.serving_blockers(body, {"Deployment": [serving("other", "theirs")], "Pod": []}, [])
+        == []
+    )
 
 
 def test_cleanup_waits_for_servers_of_another_engine_with_the_same_key() -> None:
-    body, twin, stranger = made_by_operator("mine"), made_by_operator("twin"), with_key(made_by_operator("x"), "1" * 63)
+    body, twin, stranger = (
+        made_by_operator("mine"),
+        made_by_operator("twin"),
+        with_key(made_by_operator("x"), "1" * 63),
+    )
     servers = {"Deployment": [serving("a", "twin"), serving("b", "x")]}
     assert plan.serving_blockers(body, servers, [twin, stranger]) == ["Deployment/a"]

@@ -4,25 +4,46 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.factories import H100, H100_MIB
 from trtllm_operator.api.validation import parse_deployment_spec
 from trtllm_operator.plan.placement import choose_gpu, gpu_nodes
 
-H100, A100, L40S = "NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB", "NVIDIA-L40S"
+A100, L40S = "NVIDIA-A100-SXM4-80GB", "NVIDIA-L40S"
 
 
-def node(name: str, product: str | None, gpus: int, compute: str = "9.0", mib: int = 81559,
-         unschedulable: bool = False) -> dict[str, Any]:
+def node(
+    name: str,
+    product: str | None,
+    gpus: int,
+    compute: str = "9.0",
+    mib: int = H100_MIB,
+    unschedulable: bool = False,
+) -> dict[str, Any]:
     labels = {"kubernetes.io/hostname": name}
     if product:
         major, minor = compute.split(".")
-        labels |= {"nvidia.com/gpu.product": product, "nvidia.com/gpu.compute.major": major,
-                   "nvidia.com/gpu.compute.minor": minor, "nvidia.com/gpu.memory": str(mib)}
-    return {"metadata": {"name": name, "labels": labels}, "spec": {"unschedulable": unschedulable},
-            "status": {"allocatable": {"nvidia.com/gpu": str(gpus)} if gpus else {}}}
+        labels |= {
+            "nvidia.com/gpu.product": product,
+            "nvidia.com/gpu.compute.major": major,
+            "nvidia.com/gpu.compute.minor": minor,
+            "nvidia.com/gpu.memory": str(mib),
+        }
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"unschedulable": unschedulable},
+        "status": {"allocatable": {"nvidia.com/gpu": str(gpus)} if gpus else {}},
+    }
 
 
-FLEET = gpu_nodes([node("h0", H100, 8), node("h1", H100, 8), node("a0", A100, 8, "8.0", 81920),
-                   node("l0", L40S, 4, "8.9", 46068), node("cpu", None, 0)])
+FLEET = gpu_nodes(
+    [
+        node("h0", H100, 8),
+        node("h1", H100, 8),
+        node("a0", A100, 8, "8.0", 81920),
+        node("l0", L40S, 4, "8.9", 46068),
+        node("cpu", None, 0),
+    ]
+)
 
 
 def spec(**engine: Any):
@@ -30,8 +51,12 @@ def spec(**engine: Any):
 
 
 def test_gpu_nodes_reads_labels_and_skips_cpu_and_cordoned() -> None:
-    nodes = gpu_nodes([node("h0", H100, 8), node("cpu", None, 0), node("x", H100, 8, unschedulable=True)])
-    assert [(n.name, n.product, n.gpus, n.compute_capability) for n in nodes] == [("h0", H100, 8, "9.0")]
+    nodes = gpu_nodes(
+        [node("h0", H100, 8), node("cpu", None, 0), node("x", H100, 8, unschedulable=True)]
+    )
+    assert [(n.name, n.product, n.gpus, n.compute_capability) for n in nodes] == [
+        ("h0", H100, 8, "9.0")
+    ]
 
 
 def test_spec_product_wins_when_it_fits() -> None:

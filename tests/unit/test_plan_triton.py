@@ -1,27 +1,25 @@
-"""Triton params, init and server commands: every placeholder decided, outputs parse as ModelConfig."""
+"""Triton params, init and server commands: every placeholder decided,
+outputs parse as ModelConfig."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from build_jobs import triton_repo
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from build_jobs import triton_repo
-from tests.golden.serving_samples import ROOT, by_runtime, engine_for, paths
+from tests.factories import ROOT
+from tests.golden.serving_samples import by_runtime, engine_for, paths
 from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec, LoraSpec
-from trtllm_operator.plan.jobs import SCRIPTS_DIR
 from trtllm_operator.plan.runtimes import triton
 
 PLACEHOLDERS = ROOT / "build_jobs" / "triton_placeholders"
-TEST_SKELETON = ROOT / "tests" / "build_jobs" / "skeleton"
-REAL_SKELETONS = ROOT / "tests" / "build_jobs" / "skeletons"
+TEST_SKELETON = ROOT / "tests" / "process" / "build_jobs" / "skeleton"
+REAL_SKELETONS = ROOT / "tests" / "process" / "build_jobs" / "skeletons"
 ENGINE_TOOLCHAINS = ("trtllm-1.0", "trtllm-1.1")
 TRITON_SAMPLES = by_runtime("triton")
 TYPES = {"TYPE_FP16": model_config_pb2.TYPE_FP16, "TYPE_BF16": model_config_pb2.TYPE_BF16}
@@ -42,13 +40,16 @@ def parse(path: Path) -> model_config_pb2.ModelConfig:
 
 
 def generated_skeleton(root: Path, data: dict[str, Any]) -> Path:
-    """A skeleton with every placeholder of the real one, each used the way the real skeleton uses it:
-    typed ones (mustHaveValue) outside quotes in their structural place, the rest as string parameters."""
+    """A skeleton with every placeholder of the real one, each used the way the real
+    skeleton uses it: typed ones (mustHaveValue) outside quotes in their structural place,
+    the rest as string parameters."""
     typed = data["mustHaveValue"]
     for file, names in data["models"].items():
         model = file.split("/")[0]
         lines = [f'name: "{model}"']
-        lines.append('backend: "${triton_backend}"' if "triton_backend" in names else 'backend: "python"')
+        lines.append(
+            'backend: "${triton_backend}"' if "triton_backend" in names else 'backend: "python"'
+        )
         tensors, params = [], []
         for name in names:
             kind = typed.get(name, "")
@@ -58,7 +59,8 @@ def generated_skeleton(root: Path, data: dict[str, Any]) -> Path:
                 lines.append("model_transaction_policy { decoupled: ${decoupled_mode} }")
             elif name == "max_queue_delay_microseconds":
                 lines.append(
-                    "dynamic_batching { max_queue_delay_microseconds: ${max_queue_delay_microseconds}"
+                    "dynamic_batching { "
+                    "max_queue_delay_microseconds: ${max_queue_delay_microseconds}"
                     " default_queue_policy: { max_queue_size: ${max_queue_size} } }"
                 )
             elif name.endswith("_instance_count"):
@@ -66,7 +68,9 @@ def generated_skeleton(root: Path, data: dict[str, Any]) -> Path:
             elif kind.startswith("TYPE_"):
                 tensors.append(f'{{ name: "t_{name}" data_type: ${{{name}}} dims: [ -1 ] }}')
             elif name not in ("triton_backend", "max_queue_size"):
-                params.append(f'parameters {{ key: "{name}" value: {{ string_value: "${{{name}}}" }} }}')
+                params.append(
+                    f'parameters {{ key: "{name}" value: {{ string_value: "${{{name}}}" }} }}'
+                )
         if tensors:
             lines.append(f"output [ {', '.join(tensors)} ]")
         (root / model / "1").mkdir(parents=True)
@@ -104,7 +108,10 @@ def test_generated_full_skeleton_fills_and_parses(
     assert trt.parameters["engine_dir"].string_value == paths(name, spec).engine_dir
     assert trt.parameters["batching_strategy"].string_value == "inflight_fused_batching"
     assert trt.parameters["medusa_choices"].string_value == "${medusa_choices}"
-    assert configs["preprocessing"].instance_group[0].count == spec.serving.instance_counts.preprocessing
+    assert (
+        configs["preprocessing"].instance_group[0].count
+        == spec.serving.instance_counts.preprocessing
+    )
 
 
 @pytest.mark.parametrize(("name", "spec", "engine"), TRITON_SAMPLES)
@@ -116,7 +123,9 @@ def test_real_shaped_test_skeleton_fills_and_parses(
     spec, engine = on_toolchain(spec, "trtllm-1.1")  # the test skeleton has 1.1's placeholders
     params = triton.triton_params(spec, engine, paths(name, spec))
     assert used <= set(params)
-    triton_repo.fill(TEST_SKELETON, {k: v for k, v in params.items() if k in used}, tmp_path / "repo")
+    triton_repo.fill(
+        TEST_SKELETON, {k: v for k, v in params.items() if k in used}, tmp_path / "repo"
+    )
     trt = parse(tmp_path / "repo" / "tensorrt_llm" / "config.pbtxt")
     assert list(trt.dynamic_batching.preferred_batch_size) == [engine.limits.max_batch_size]
     assert trt.parameters["gpt_model_type"].string_value == "inflight_fused_batching"
@@ -125,48 +134,21 @@ def test_real_shaped_test_skeleton_fills_and_parses(
     assert lora == (paths(name, spec).lora_dir or "${lora_prefetch_dir}")
 
 
-@pytest.mark.parametrize(("name", "spec", "engine"), TRITON_SAMPLES)
-def test_init_command_runs_the_filler_as_the_pod_would(
-    name: str, spec: LLMDeploymentSpec, engine: LLMEngineSpec, tmp_path: Path
-) -> None:
-    repo = tmp_path / "model-repo"
-    local = dataclasses.replace(paths(name, spec), model_repo=str(repo))
-    command = triton.triton_init_command(engine, local, "/etc/trtllm/params.json")
-    assert command[:2] == ["python3", f"{SCRIPTS_DIR}/triton_repo.py"]
-    assert command[2:] == [
-        "--skeleton",
-        "/app/all_models/inflight_batcher_llm",
-        "--params",
-        "/etc/trtllm/params.json",
-        "--out",
-        str(repo),
-    ]
-    params_file = tmp_path / "params.json"
-    params_file.write_text(triton.render_triton_params(spec, engine, local))
-    skeleton = generated_skeleton(tmp_path / "skeleton", placeholder_data(engine))
-    argv = [
-        sys.executable,
-        str(ROOT / "build_jobs" / "triton_repo.py"),
-        "--skeleton",
-        str(skeleton),
-        "--params",
-        str(params_file),
-        "--out",
-        command[-1],
-    ]
-    for _ in range(2):  # a restart refills cleanly
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stderr
-    assert parse(repo / "tensorrt_llm" / "config.pbtxt").max_batch_size == engine.limits.max_batch_size
-
-
 def test_dtype_drives_every_datatype_and_limits_drive_batch_size() -> None:
     spec, engine = _tp(2, 2)
-    spec = spec.model_copy(update={"serving": spec.serving.model_copy(update={"triton_max_batch_size": 8})})
+    spec = spec.model_copy(
+        update={"serving": spec.serving.model_copy(update={"triton_max_batch_size": 8})}
+    )
     engine = engine.model_copy(update={"dtype": "bfloat16"})
     params = triton.triton_params(spec, engine, paths("x", spec))
-    names = ("logits_datatype", "prompt_embedding_table_data_type", "encoder_input_features_data_type")
-    assert {params[k] for k in names if k in params} == {"TYPE_BF16"}  # 1.0 has no prompt-table placeholder
+    names = (
+        "logits_datatype",
+        "prompt_embedding_table_data_type",
+        "encoder_input_features_data_type",
+    )
+    assert {params[k] for k in names if k in params} == {
+        "TYPE_BF16"
+    }  # 1.0 has no prompt-table placeholder
     assert params["triton_max_batch_size"] == 8
     assert params["gpu_device_ids"] == [0, 1, 2, 3]
     assert params["lora_prefetch_dir"] is None and params["lora_cache_max_adapter_size"] is None
@@ -176,7 +158,10 @@ def test_large_lora_rank_raises_the_cache_page_size() -> None:
     spec, engine = _tp(1, 1)
     lora = LoraSpec(max_rank=128, target_modules=["attn_q"])
     params = triton.triton_params(spec, engine.model_copy(update={"lora": lora}), paths("x", spec))
-    assert params["lora_cache_max_adapter_size"] == 128 and params["lora_cache_optimal_adapter_size"] is None
+    assert (
+        params["lora_cache_max_adapter_size"] == 128
+        and params["lora_cache_optimal_adapter_size"] is None
+    )
 
 
 def test_params_json_is_sorted_and_stable() -> None:
@@ -190,11 +175,16 @@ def test_world_size_one_runs_tritonserver_in_the_foreground() -> None:
     spec, engine = _tp(1, 1)
     command = triton.triton_server_command(spec, engine, paths("x", spec))
     assert command[0] == "tritonserver" and "mpirun" not in command
-    assert not any("default-max-batch-size" in arg for arg in command)  # no effect without auto-complete
+    assert not any(
+        "default-max-batch-size" in arg for arg in command
+    )  # no effect without auto-complete
     assert "--disable-auto-complete-config" in command
-    assert {"--model-repository=/model-repo", "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002"} <= set(
-        command
-    )
+    assert {
+        "--model-repository=/model-repo",
+        "--http-port=8000",
+        "--grpc-port=8001",
+        "--metrics-port=8002",
+    } <= set(command)
 
 
 def test_world_size_four_runs_one_rank_per_gpu_under_mpirun() -> None:
@@ -214,14 +204,19 @@ def test_world_size_four_runs_one_rank_per_gpu_under_mpirun() -> None:
 
 def test_toolchain_without_triton_is_refused() -> None:
     spec, engine = _tp(1, 1)
-    engine = engine.model_copy(update={"toolchain": engine.toolchain.model_copy(update={"name": "trtllm-1.2"})})
+    engine = engine.model_copy(
+        update={"toolchain": engine.toolchain.model_copy(update={"name": "trtllm-1.2"})}
+    )
     with pytest.raises(ValueError, match="trtllm-1.2 has no Triton"):
         triton.triton_params(spec, engine, paths("x", spec))
 
 
 def _tp(tensor: int, pipeline: int) -> tuple[LLMDeploymentSpec, LLMEngineSpec]:
     spec = LLMDeploymentSpec.model_validate(
-        {"model": {"source": "hf://org/model"}, "engine": {"parallelism": {"tensor": tensor, "pipeline": pipeline}}}
+        {
+            "model": {"source": "hf://org/model"},
+            "engine": {"parallelism": {"tensor": tensor, "pipeline": pipeline}},
+        }
     )
     return spec, engine_for(spec)
 
@@ -231,19 +226,31 @@ def _tp(tensor: int, pipeline: int) -> tuple[LLMDeploymentSpec, LLMEngineSpec]:
 def test_fills_nvidias_real_skeleton_of_each_release(
     name: str, spec: LLMDeploymentSpec, engine: LLMEngineSpec, toolchain: str, tmp_path: Path
 ) -> None:
-    """NVIDIA's own 1.0 and 1.1 templates (tests/build_jobs/skeletons/README.md), comments included, filled
-    strictly with the operator's params for every Triton sample; every output parses as a ModelConfig."""
+    """NVIDIA's own 1.0 and 1.1 templates (tests/process/build_jobs/skeletons/README.md),
+    comments included, filled strictly with the operator's params for every Triton sample; every
+    output parses as a ModelConfig."""
     spec, engine = on_toolchain(spec, toolchain)
     params = triton.triton_params(spec, engine, paths(name, spec))
     out = tmp_path / "repo"
     triton_repo.fill(REAL_SKELETONS / toolchain, params, out)
-    configs = {m: parse(out / m / "config.pbtxt") for m in
-               ("ensemble", "preprocessing", "postprocessing", "tensorrt_llm", "tensorrt_llm_bls")}
+    configs = {
+        m: parse(out / m / "config.pbtxt")
+        for m in ("ensemble", "preprocessing", "postprocessing", "tensorrt_llm", "tensorrt_llm_bls")
+    }
     trt, bls = configs["tensorrt_llm"], configs["tensorrt_llm_bls"]
-    assert trt.backend == "tensorrtllm" and trt.max_batch_size == triton.triton_max_batch_size(spec, engine)
+    assert trt.backend == "tensorrtllm" and trt.max_batch_size == triton.triton_max_batch_size(
+        spec, engine
+    )
     assert trt.parameters["gpt_model_path"].string_value == paths(name, spec).engine_dir
     embedding = {t.name: t.data_type for t in trt.input}["prompt_embedding_table"]
-    assert embedding == (TYPES[params["logits_datatype"]] if toolchain == "trtllm-1.1" else model_config_pb2.TYPE_FP16)
+    assert embedding == (
+        TYPES[params["logits_datatype"]]
+        if toolchain == "trtllm-1.1"
+        else model_config_pb2.TYPE_FP16
+    )
     assert bls.model_transaction_policy.decoupled is spec.serving.streaming
-    assert '#     string_value: "${enable_trt_overlap}"' in (out / "tensorrt_llm" / "config.pbtxt").read_text()
+    assert (
+        '#     string_value: "${enable_trt_overlap}"'
+        in (out / "tensorrt_llm" / "config.pbtxt").read_text()
+    )
     assert "enable_trt_overlap" not in params and "hf_model_path" not in params

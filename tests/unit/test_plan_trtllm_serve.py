@@ -1,4 +1,5 @@
-"""trtllm-serve command and extra_llm_api_options: accepted options only, limits covered, one source."""
+"""trtllm-serve command and extra_llm_api_options: accepted options only,
+limits covered, one source."""
 
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ PYTORCH = {"backend": "pytorch", "toolchain": "trtllm-1.2", "dtype": "bfloat16"}
 @pytest.mark.parametrize("path", SAMPLES, ids=[p.stem for p in SAMPLES])
 def test_sample_commands_use_only_accepted_options(path: Any) -> None:
     spec, engine = load(path)
-    command = trtllm_serve.trtllm_serve_command(spec, engine, "/cache/m", "/etc/trtllm/extra.yaml", "/tok")
+    command = trtllm_serve.trtllm_serve_command(
+        spec, engine, "/cache/m", "/etc/trtllm/extra.yaml", "/tok"
+    )
     assert command_problems(command, engine) == []
     assert command[2] == "/cache/m"
 
@@ -50,7 +53,9 @@ def test_pytorch_command_is_accepted_by_every_toolchain(toolchain: str) -> None:
     command = trtllm_serve.trtllm_serve_command(spec, engine, "/m", "/o.yaml")
     assert command_problems(command, engine) == []
     flags = dict(zip(command[3::2], command[4::2], strict=False))
-    assert flags["--backend"] == "pytorch" and flags["--tp_size"] == "2" and flags["--pp_size"] == "2"
+    assert (
+        flags["--backend"] == "pytorch" and flags["--tp_size"] == "2" and flags["--pp_size"] == "2"
+    )
     assert flags["--host"] == "0.0.0.0" and flags["--port"] == "8000"
     assert flags["--extra_llm_api_options"] == "/o.yaml"
 
@@ -67,7 +72,9 @@ def test_limits_cover_the_declared_ones() -> None:
     chunked = trtllm_serve.trtllm_serve_command(spec, engine_for(spec), "/m", "/o.yaml")
     assert chunked[chunked.index("--max_num_tokens") + 1] == "4096"
     whole = engine_for(spec).model_copy(
-        update={"limits": engine_for(spec).limits.model_copy(update={"enable_chunked_context": False})}
+        update={
+            "limits": engine_for(spec).limits.model_copy(update={"enable_chunked_context": False})
+        }
     )
     command = trtllm_serve.trtllm_serve_command(spec, whole, "/m", "/o.yaml")
     assert command[command.index("--max_num_tokens") + 1] == "6000"
@@ -112,7 +119,8 @@ def test_lora_config_when_adapters_exist() -> None:
         ],
     )
     engine = engine_for(spec)
-    # what serving.py passes today: Triton's directory of task-id links to .npy files; not a lora_dir
+    # what serving.py passes today: Triton's directory of task-id links
+    # to .npy files; not a lora_dir
     options = trtllm_serve.extra_llm_api_options(spec, engine, ["/model-repo/lora"])
     hf_dirs = [f"/cache/adapters/{adapter_key(a, engine)}" for a in spec.adapters]
     assert options["lora_config"] == {
@@ -122,9 +130,12 @@ def test_lora_config_when_adapters_exist() -> None:
         "max_cpu_loras": 2,
         "lora_dir": hf_dirs,
     }
-    # each is what the adapter Job publishes: the Hugging Face adapter itself (no hf_lora_convert.py)
-    requests = [adapter_request(adapter_key(a, engine), a.source, a.name, engine, adapter_format(engine))
-                for a in spec.adapters]
+    # each is what the adapter Job publishes: the Hugging Face adapter
+    # itself (no hf_lora_convert.py)
+    requests = [
+        adapter_request(adapter_key(a, engine), a.source, a.name, engine, adapter_format(engine))
+        for a in spec.adapters
+    ]
     assert [parse_request(r).adapter.format for r in requests] == ["hf", "hf"]
     assert [r["adapter"]["key"] for r in requests] == [d.rsplit("/", 1)[1] for d in hf_dirs]
 
@@ -137,15 +148,22 @@ def test_user_options_win_and_merge_deeply() -> None:
     }
     spec = spec_of(engine=PYTORCH, serving={"runtime": "trtllm-serve", "extraOptions": extra})
     options = trtllm_serve.extra_llm_api_options(spec, engine_for(spec))
-    assert options["kv_cache_config"] == {"enable_block_reuse": False, "free_gpu_memory_fraction": 0.5}
+    assert options["kv_cache_config"] == {
+        "enable_block_reuse": False,
+        "free_gpu_memory_fraction": 0.5,
+    }
     # the user's batch_sizes define the graphs: our max_batch_size would contradict max(batch_sizes)
     assert options["cuda_graph_config"] == {"batch_sizes": [1, 2, 4], "enable_padding": True}
     assert options["print_iter_log"] is True
-    assert spec.serving.extra_options["cuda_graph_config"] == {"batch_sizes": [1, 2, 4]}  # not mutated
+    assert spec.serving.extra_options["cuda_graph_config"] == {
+        "batch_sizes": [1, 2, 4]
+    }  # not mutated
 
 
 def test_rendered_yaml_is_sorted_and_round_trips() -> None:
-    spec = spec_of(engine=PYTORCH, serving={"runtime": "trtllm-serve", "extraOptions": {"z": "a: b", "a": 1}})
+    spec = spec_of(
+        engine=PYTORCH, serving={"runtime": "trtllm-serve", "extraOptions": {"z": "a: b", "a": 1}}
+    )
     text = trtllm_serve.render_extra_llm_api_options(spec, engine_for(spec))
     data = yaml.safe_load(text)
     assert data == trtllm_serve.extra_llm_api_options(spec, engine_for(spec))

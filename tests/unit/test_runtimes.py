@@ -40,8 +40,16 @@ from trtllm_operator.plan.serving import (
 )
 
 TOOLCHAINS = sorted(load_toolchains().values(), key=lambda tc: tc.name)
-METHODS = ("image", "ports", "config_files", "server_command", "pod_parts", "adapter_problems",
-           "toolchain_problems", "settings_problems")
+METHODS = (
+    "image",
+    "ports",
+    "config_files",
+    "server_command",
+    "pod_parts",
+    "adapter_problems",
+    "toolchain_problems",
+    "settings_problems",
+)
 
 
 def disagreements(runtime: Runtime, tc: Toolchain) -> list[str]:
@@ -146,8 +154,9 @@ class FakeRuntime:
     def ports(self, tc: Toolchain) -> tuple[Port, ...]:
         return (Port("api", 9100),)
 
-    def config_files(self, spec: LLMDeploymentSpec, engine: LLMEngineSpec,
-                     paths: ServingPaths) -> dict[str, str]:
+    def config_files(
+        self, spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths
+    ) -> dict[str, str]:
         return {"fake.conf": f"model={paths.tokenizer_dir}\n"}
 
     def server_command(self, pod: ServerPod) -> list[str]:
@@ -155,8 +164,11 @@ class FakeRuntime:
 
     def pod_parts(self, pod: ServerPod) -> PodParts:
         warm = {"name": "warm-up", "image": pod.image, "command": ["fake-warm", pod.engine_name]}
-        return PodParts(init_containers=(warm,), volumes=({"name": "scratch", "emptyDir": {}},),
-                        mounts=({"name": "scratch", "mountPath": "/scratch"},))
+        return PodParts(
+            init_containers=(warm,),
+            volumes=({"name": "scratch", "emptyDir": {}},),
+            mounts=({"name": "scratch", "mountPath": "/scratch"},),
+        )
 
     def adapter_problems(self, spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
         return []

@@ -4,8 +4,8 @@ copy accept and reject the same URIs and split them into the same parts."""
 from __future__ import annotations
 
 import pytest
-
 from build_jobs import sources as job_sources
+
 from trtllm_operator.api import sources
 from trtllm_operator.api.rules import all_rules
 

@@ -1,4 +1,5 @@
-"""The generated CRDs: committed copies match the models, schemas are structural, names and columns fit."""
+"""The generated CRDs: committed copies match the models, schemas are
+structural, names and columns fit."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from tests.factories import ROOT
 from trtllm_operator import GROUP, VERSION
 from trtllm_operator.api import crdgen
 from trtllm_operator.api.rules import all_rules
 
-ROOT = Path(__file__).resolve().parents[2]
 CRDS = {"llmdeployments": crdgen.llmdeployment_crd(), "llmengines": crdgen.llmengine_crd()}
 FORBIDDEN = {"$ref", "$defs", "anyOf", "oneOf", "allOf", "title", "const", "examples", "$schema"}
 
@@ -33,7 +34,9 @@ def root_schema(crd: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_committed_crds_match_the_models() -> None:
-    assert crdgen.drifted(ROOT / "crds") == [], "run: .venv/bin/python -m trtllm_operator.api.crdgen"
+    assert crdgen.drifted(ROOT / "crds") == [], (
+        "run: .venv/bin/python -m trtllm_operator.api.crdgen"
+    )
     assert crdgen.main(["--check", "--out", str(ROOT / "crds")]) == 0
 
 
@@ -49,7 +52,9 @@ def test_check_fails_on_drift(tmp_path: Path) -> None:
 def test_schema_is_structural(plural: str) -> None:
     for path, node in nodes(root_schema(CRDS[plural])):
         assert not FORBIDDEN & set(node), f"{path}: {FORBIDDEN & set(node)}"
-        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), f"{path} has no type"
+        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), (
+            f"{path} has no type"
+        )
         assert node.get("additionalProperties") is not False, path
         if "exclusiveMinimum" in node:
             assert node["exclusiveMinimum"] is True and "minimum" in node, path
@@ -59,7 +64,9 @@ def test_schema_is_structural(plural: str) -> None:
 def test_every_spec_field_is_described(plural: str) -> None:
     spec = root_schema(CRDS[plural])["properties"]["spec"]
     missing = [
-        path for path, node in nodes(spec) if path and not path.endswith("[]") and not node.get("description")
+        path
+        for path, node in nodes(spec)
+        if path and not path.endswith("[]") and not node.get("description")
     ]
     assert missing == []
 
@@ -76,7 +83,9 @@ def test_strings_and_lists_in_cel_scopes_are_bounded(plural: str) -> None:
 
 def test_every_rule_is_in_the_deployment_crd() -> None:
     schema = root_schema(CRDS["llmdeployments"])
-    found = {v["rule"] for _, node in nodes(schema) for v in node.get("x-kubernetes-validations", [])}
+    found = {
+        v["rule"] for _, node in nodes(schema) for v in node.get("x-kubernetes-validations", [])
+    }
     assert {rule.cel for rule in all_rules()} <= found
 
 
@@ -84,7 +93,11 @@ def test_names_scale_and_status() -> None:
     dep = CRDS["llmdeployments"]
     assert dep["metadata"]["name"] == f"llmdeployments.{GROUP}"
     names = dep["spec"]["names"]
-    assert (names["kind"], names["shortNames"], names["categories"]) == ("LLMDeployment", ["llmdep"], ["llm"])
+    assert (names["kind"], names["shortNames"], names["categories"]) == (
+        "LLMDeployment",
+        ["llmdep"],
+        ["llm"],
+    )
     version = dep["spec"]["versions"][0]
     assert version["name"] == VERSION and version["subresources"]["status"] == {}
     assert version["subresources"]["scale"] == {
@@ -93,15 +106,28 @@ def test_names_scale_and_status() -> None:
         "labelSelectorPath": ".status.selector",
     }
     eng = CRDS["llmengines"]
-    assert eng["spec"]["names"]["shortNames"] == ["llmeng"] and eng["spec"]["names"]["categories"] == ["llm"]
+    assert eng["spec"]["names"]["shortNames"] == ["llmeng"] and eng["spec"]["names"][
+        "categories"
+    ] == ["llm"]
     assert "scale" not in eng["spec"]["versions"][0]["subresources"]
 
 
 def test_printer_columns() -> None:
     def columns(plural: str) -> list[str]:
-        return [c["name"].upper() for c in CRDS[plural]["spec"]["versions"][0]["additionalPrinterColumns"]]
+        return [
+            c["name"].upper()
+            for c in CRDS[plural]["spec"]["versions"][0]["additionalPrinterColumns"]
+        ]
 
-    assert columns("llmdeployments") == ["RUNTIME", "MODEL", "GPU", "ENGINE", "PHASE", "READY", "AGE"]
+    assert columns("llmdeployments") == [
+        "RUNTIME",
+        "MODEL",
+        "GPU",
+        "ENGINE",
+        "PHASE",
+        "READY",
+        "AGE",
+    ]
     assert columns("llmengines") == [
         "MODEL",
         "BACKEND",
@@ -129,4 +155,7 @@ def test_defaults_are_expanded_for_cel() -> None:
     assert spec["engine"]["default"]["limits"]["maxSeqLen"] == 4096
     assert spec["autoscaling"]["default"]["minReplicas"] == 1
     assert "default" not in spec["model"] and spec["adapters"]["default"] == []
-    assert spec["serving"]["properties"]["extraOptions"]["x-kubernetes-preserve-unknown-fields"] is True
+    assert (
+        spec["serving"]["properties"]["extraOptions"]["x-kubernetes-preserve-unknown-fields"]
+        is True
+    )

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests import factories
 from tests.unit.test_spec_models import deep_merge
 from trtllm_operator.api.engine_key import (
     engine_key,
@@ -20,7 +21,7 @@ from trtllm_operator.api.engine_key import (
 from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.api.validation import validate_engine
 
-H100 = gpu_target("NVIDIA-H100-80GB-HBM3")
+H100 = gpu_target(factories.H100)
 BASE: dict[str, Any] = {
     "model": {"source": "hf://elyza/ELYZA-japanese-Llama-2-7b-instruct"},
     "engine": {"lora": {"maxRank": 8, "targetModules": ["attn_q", "attn_k", "attn_v"]}},
@@ -46,7 +47,9 @@ RUN_TIME_CHANGES = {
     "instance counts": {"serving": {"instanceCounts": {"preprocessing": 4}}},
     "extra options": {"serving": {"extraOptions": {"print_iter_log": True}}},
     "serving resources": {"serving": {"resources": {"limits": {"memory": "64Gi"}}}},
-    "adapters": {"adapters": [{"name": "kansai", "taskId": 7, "source": "hf://someone/kansai-lora"}]},
+    "adapters": {
+        "adapters": [{"name": "kansai", "taskId": 7, "source": "hf://someone/kansai-lora"}]
+    },
     "build resources": {"engine": {"buildResources": {"requests": {"memory": "256Gi"}}}},
     "storage": {"storage": {"size": "2Ti", "claimName": "cache"}},
     "tokenizer": {"model": {"tokenizer": "hf://elyza/other-tokenizer"}},
@@ -74,7 +77,9 @@ BUILD_CHANGES = {
     "gpt attention plugin": {"engine": {"plugins": {"gptAttention": "float16"}}},
     "gemm plugin": {"engine": {"plugins": {"gemm": "disable"}}},
     "lora rank": {"engine": {"lora": {"maxRank": 16}}},
-    "lora modules": {"engine": {"lora": {"targetModules": ["attn_q", "attn_k", "attn_v", "mlp_gate"]}}},
+    "lora modules": {
+        "engine": {"lora": {"targetModules": ["attn_q", "attn_k", "attn_v", "mlp_gate"]}}
+    },
 }
 
 
@@ -109,7 +114,7 @@ def test_all_build_changes_give_distinct_keys() -> None:
 
 def test_gpu_changes_the_key() -> None:
     assert key_of({}, gpu_target("NVIDIA-L40S")) != key_of({})
-    assert key_of({}, gpu_target("NVIDIA-H100-80GB-HBM3", "9.1")) != key_of({})
+    assert key_of({}, gpu_target(factories.H100, "9.1")) != key_of({})
 
 
 def test_resolved_revision_is_what_counts() -> None:
@@ -128,7 +133,7 @@ def test_engine_spec_dict_round_trips_and_validates() -> None:
         "trtllmVersion": "1.0.0",
         "image": "nvcr.io/nvidia/tritonserver:25.10-trtllm-python-py3",
     }
-    assert data["gpu"] == {"product": "NVIDIA-H100-80GB-HBM3", "computeCapability": "9.0"}
+    assert data["gpu"] == {"product": factories.H100, "computeCapability": "9.0"}
     assert data["lora"]["targetModules"] == ["attn_k", "attn_q", "attn_v"]
     assert "serving" not in data and "adapters" not in data and "buildResources" not in data
     engine = LLMEngineSpec.model_validate(data)

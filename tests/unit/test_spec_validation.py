@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.factories import H100, ROOT
 from tests.unit.test_spec_models import deep_merge
 from trtllm_operator.api.engine_key import gpu_target
 from trtllm_operator.api.models import LLMDeploymentSpec
@@ -19,7 +20,6 @@ from trtllm_operator.api.validation import (
     validate_deployment,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "manifests" / "samples"
 BASE: dict[str, Any] = {"model": {"source": "hf://meta-llama/Llama-2-7b-chat-hf"}}
 PROM = {"url": "http://prometheus.monitoring:9090"}
@@ -59,8 +59,14 @@ CASES = [
     (
         "pytorch backend + quantization needs quantize.py --export_format hf (not in 1.0/1.1)",
         deep_merge(PYTORCH, {"engine": {"quantization": {"weights": "fp8"}}}),
-        {"engine": {"backend": "pytorch", "toolchain": "trtllm-1.1", "quantization": {"kvCache": "fp8"}},
-         "serving": {"runtime": "trtllm-serve"}},
+        {
+            "engine": {
+                "backend": "pytorch",
+                "toolchain": "trtllm-1.1",
+                "quantization": {"kvCache": "fp8"},
+            },
+            "serving": {"runtime": "trtllm-serve"},
+        },
         "spec.engine.quantization",
     ),
     (
@@ -77,13 +83,19 @@ CASES = [
     ),
     (
         "unique adapter taskIds",
-        {"engine": {"lora": LORA}, "adapters": [ADAPTER_A, {**ADAPTER_A, "name": "b", "taskId": 2}]},
+        {
+            "engine": {"lora": LORA},
+            "adapters": [ADAPTER_A, {**ADAPTER_A, "name": "b", "taskId": 2}],
+        },
         {"engine": {"lora": LORA}, "adapters": [ADAPTER_A, {**ADAPTER_A, "name": "b"}]},
         "spec.adapters",
     ),
     (
         "unique adapter names",
-        {"engine": {"lora": LORA}, "adapters": [ADAPTER_A, {**ADAPTER_A, "taskId": 2, "name": "b"}]},
+        {
+            "engine": {"lora": LORA},
+            "adapters": [ADAPTER_A, {**ADAPTER_A, "taskId": 2, "name": "b"}],
+        },
         {"engine": {"lora": LORA}, "adapters": [ADAPTER_A, {**ADAPTER_A, "taskId": 2}]},
         "spec.adapters",
     ),
@@ -144,7 +156,10 @@ CASES = [
     (
         "runtime triton needs a Triton toolchain",
         {"serving": {"runtime": "triton"}},
-        {"engine": {"backend": "pytorch", "toolchain": "trtllm-1.2"}, "serving": {"runtime": "triton"}},
+        {
+            "engine": {"backend": "pytorch", "toolchain": "trtllm-1.2"},
+            "serving": {"runtime": "triton"},
+        },
         "spec.serving.runtime",
     ),
     (
@@ -199,14 +214,18 @@ def problems_of(patch: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(("rule", "good", "bad", "field"), CASES, ids=[c[0] for c in CASES])
-def test_rule_accepts_and_rejects(rule: str, good: dict[str, Any], bad: dict[str, Any], field: str) -> None:
+def test_rule_accepts_and_rejects(
+    rule: str, good: dict[str, Any], bad: dict[str, Any], field: str
+) -> None:
     assert problems_of(good) == []
     problems = problems_of(bad)
     assert field in [path for path, _ in problems], problems
     assert all(message for _, message in problems)
 
 
-@pytest.mark.parametrize(("rule", "good", "bad", "field"), PARSE_CASES, ids=[c[0] for c in PARSE_CASES])
+@pytest.mark.parametrize(
+    ("rule", "good", "bad", "field"), PARSE_CASES, ids=[c[0] for c in PARSE_CASES]
+)
 def test_bounds_and_enums_are_parse_errors(
     rule: str, good: dict[str, Any], bad: dict[str, Any], field: str
 ) -> None:
@@ -217,7 +236,8 @@ def test_bounds_and_enums_are_parse_errors(
 
 
 def test_every_rule_is_exercised_by_a_reject_case() -> None:
-    # Rules generated from capabilities every toolchain has today cannot fail yet; they are left out.
+    # Rules generated from capabilities every toolchain has today cannot
+    # fail yet; they are left out.
     messages = {message for *_, bad, _ in CASES for _, message in problems_of(bad)}
     untested = [
         rule.message
@@ -231,9 +251,13 @@ def test_every_rule_is_exercised_by_a_reject_case() -> None:
 
 
 def test_triton_and_engine_refusals_say_why() -> None:
-    """runtime triton on 1.2: its image has inflight_batcher_llm but no engine we build, and only llmapi is
-    left upstream; backend tensorrt on 1.2: the release still ships trtllm-build (deprecated)."""
-    on_1_2 = {"engine": {"backend": "pytorch", "toolchain": "trtllm-1.2"}, "serving": {"runtime": "triton"}}
+    """runtime triton on 1.2: its image has inflight_batcher_llm but no engine we
+    build, and only llmapi is left upstream; backend tensorrt on 1.2: the release still
+    ships trtllm-build (deprecated)."""
+    on_1_2 = {
+        "engine": {"backend": "pytorch", "toolchain": "trtllm-1.2"},
+        "serving": {"runtime": "triton"},
+    }
     triton = problems_of(on_1_2)
     message = dict(triton)["spec.serving.runtime"]
     assert "inflight_batcher_llm (trtllm-1.0, trtllm-1.1)" in message and "PR #15907" in message
@@ -244,13 +268,15 @@ def test_triton_and_engine_refusals_say_why() -> None:
 
 def test_messages_name_the_field_and_say_what_is_valid() -> None:
     for rule in all_rules():
-        assert any(word in rule.message for word in ("must", "needs", "supports", "is a fraction")), (
-            rule.message
-        )
+        assert any(
+            word in rule.message for word in ("must", "needs", "supports", "is a fraction")
+        ), rule.message
 
 
 def test_parse_deployment_spec_collects_every_problem() -> None:
-    bad = deep_merge(BASE, {"engine": {"limits": {"maxInputLen": 8192}}, "autoscaling": {"enabled": True}})
+    bad = deep_merge(
+        BASE, {"engine": {"limits": {"maxInputLen": 8192}}, "autoscaling": {"enabled": True}}
+    )
     with pytest.raises(SpecError) as error:
         parse_deployment_spec(bad)
     paths = [path for path, _ in error.value.problems]
@@ -266,7 +292,11 @@ def test_parse_deployment_spec_collects_every_problem() -> None:
             "NVIDIA-A100-SXM4-80GB",
             "spec.engine.quantization.weights",
         ),
-        ({"engine": {"quantization": {"kvCache": "fp8"}}}, "NVIDIA-A10G", "spec.engine.quantization.kvCache"),
+        (
+            {"engine": {"quantization": {"kvCache": "fp8"}}},
+            "NVIDIA-A10G",
+            "spec.engine.quantization.kvCache",
+        ),
         (
             {"engine": {"quantization": {"weights": "w4a8_awq"}}},
             "NVIDIA-A100-SXM4-80GB",
@@ -274,7 +304,7 @@ def test_parse_deployment_spec_collects_every_problem() -> None:
         ),
         (
             {"engine": {"quantization": {"weights": "nvfp4"}}},
-            "NVIDIA-H100-80GB-HBM3",
+            H100,
             "spec.engine.quantization.weights",
         ),
     ],
@@ -295,7 +325,7 @@ def test_gpu_that_supports_the_precision_passes() -> None:
         deep_merge(BASE, {"engine": {"quantization": {"weights": "fp8", "kvCache": "fp8"}}}),
     )
     assert validate_deployment(spec, gpu_target("NVIDIA-L40S")) == []
-    assert validate_deployment(spec, gpu_target("NVIDIA-H100-80GB-HBM3")) == []
+    assert validate_deployment(spec, gpu_target(H100)) == []
     bf16 = parse_spec(LLMDeploymentSpec, deep_merge(BASE, {"engine": {"dtype": "bfloat16"}}))
     assert validate_deployment(bf16, gpu_target("Tesla-T4", "7.5"))[0][0] == "spec.engine.dtype"
 
@@ -307,14 +337,16 @@ def load(path: Path) -> dict[str, Any]:
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_valid_samples_pass(path: Path) -> None:
     spec = parse_deployment_spec(load(path)["spec"])
-    gpu = spec.engine.gpu.product or "NVIDIA-H100-80GB-HBM3"
+    gpu = spec.engine.gpu.product or H100
     assert validate_deployment(spec, gpu_target(gpu)) == []
 
 
 def expectations(path: Path) -> dict[str, str]:
     """The `# expect-<what>: <value>` header lines of an invalid sample."""
     lines = [
-        line[len("# expect-") :] for line in path.read_text().splitlines() if line.startswith("# expect-")
+        line[len("# expect-") :]
+        for line in path.read_text().splitlines()
+        if line.startswith("# expect-")
     ]
     return dict(line.split(": ", 1) for line in lines)
 
