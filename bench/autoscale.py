@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/out")
     parser.add_argument("--quick", action="store_true", help="2-minute runs with short start-ups")
     parser.add_argument(
-        "--cluster", action="store_true",
+        "--cluster",
+        action="store_true",
         help="hpa and ours scale a real Deployment on the local control plane (make cluster-up); "
         "hpa is then kube-controller-manager's HPA, not the reimplementation",
     )

@@ -46,7 +46,9 @@ def bound_lines(
     """One JSON-ready line per bound: GPU-hours and the ratio to ``static_gpu_hours``."""
     bounds = {
         "work": gpu_hours(work_replica_seconds(requests, profile), profile, compress),
-        "oracle": gpu_hours(oracle_replica_seconds(requests, profile, 60.0 / compress), profile, compress),
+        "oracle": gpu_hours(
+            oracle_replica_seconds(requests, profile, 60.0 / compress), profile, compress
+        ),
     }
     return [
         {

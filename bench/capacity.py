@@ -91,7 +91,9 @@ class Replica:
         """Blocks in the KV pool."""
         return self.profile.kv_tokens // self.profile.tokens_per_block
 
-    def step(self, now: float, dt: float) -> tuple[list[tuple[Request, float]], list[tuple[Request, float]]]:
+    def step(
+        self, now: float, dt: float
+    ) -> tuple[list[tuple[Request, float]], list[tuple[Request, float]]]:
         """Advance ``dt`` seconds ending at ``now``: returns (first tokens, completions) with times."""
         self._admit(now)
         spent, first = self._prefill(now, dt)
@@ -124,13 +126,19 @@ class Replica:
 
     def _decode(self, now: float, dt: float) -> list[tuple[Request, float]]:
         decoding = [
-            a for a in self.active if a.prefill_left <= 0 and a.generated < a.request.generated_tokens
+            a
+            for a in self.active
+            if a.prefill_left <= 0 and a.generated < a.request.generated_tokens
         ]
         if decoding and dt > 0:
             rate = min(self.profile.per_user_tps, self.profile.total_tps / len(decoding))
             for item in decoding:
                 item.generated += rate * dt
-        done = [a for a in self.active if a.prefill_left <= 0 and a.generated >= a.request.generated_tokens]
+        done = [
+            a
+            for a in self.active
+            if a.prefill_left <= 0 and a.generated >= a.request.generated_tokens
+        ]
         for item in done:
             self.active.remove(item)
             self.kv_reserved -= item.request.context_tokens + item.request.generated_tokens
@@ -187,7 +195,9 @@ def _triton_text(r: Replica) -> str:
         ("tokens_per", r.profile.tokens_per_block),
         ("fraction", used / top),
     ):
-        lines.append(f'nv_trt_llm_kv_cache_block_metrics{{{m},kv_cache_block_type="{kind}"}} {value}')
+        lines.append(
+            f'nv_trt_llm_kv_cache_block_metrics{{{m},kv_cache_block_type="{kind}"}} {value}'
+        )
     return "\n".join(lines) + "\n"
 
 

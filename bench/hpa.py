@@ -61,7 +61,9 @@ class Hpa:
     down_events: list[tuple[float, int]] = field(default_factory=list)
     last_reason: str = ""
 
-    def reconcile(self, now: float, spec_replicas: int, pods: list[Pod], metrics: dict[str, float]) -> int:
+    def reconcile(
+        self, now: float, spec_replicas: int, pods: list[Pod], metrics: dict[str, float]
+    ) -> int:
         """One sync: the replicas to set (``spec_replicas`` when nothing changes)."""
         c = self.config
         if not self.recommendations:

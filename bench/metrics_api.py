@@ -54,7 +54,9 @@ def host_address() -> str:
     for *_, address in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
         if not ipaddress.ip_address(address[0]).is_loopback:
             return address[0]
-    raise RuntimeError("no non-loopback IPv4 address: the API server cannot reach an aggregated API on loopback")
+    raise RuntimeError(
+        "no non-loopback IPv4 address: the API server cannot reach an aggregated API on loopback"
+    )
 
 
 def metric_list(namespace: str, values: dict[str, float], now: datetime.datetime) -> dict:
@@ -62,22 +64,41 @@ def metric_list(namespace: str, values: dict[str, float], now: datetime.datetime
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     items = [
         {
-            "describedObject": {"kind": "Pod", "namespace": namespace, "name": pod, "apiVersion": "/v1"},
+            "describedObject": {
+                "kind": "Pod",
+                "namespace": namespace,
+                "name": pod,
+                "apiVersion": "/v1",
+            },
             "metric": {"name": METRIC, "selector": None},
             "timestamp": stamp,
             "value": f"{round(value * 1000)}m",
         }
         for pod, value in sorted(values.items())
     ]
-    return {"kind": "MetricValueList", "apiVersion": f"{GROUP}/{VERSION}", "metadata": {}, "items": items}
+    return {
+        "kind": "MetricValueList",
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "metadata": {},
+        "items": items,
+    }
 
 
 def resource_list() -> dict:
     """Discovery: the one Pods metric served."""
-    resource = {"name": f"pods/{METRIC}", "singularName": "", "namespaced": True, "kind": "MetricValueList",
-                "verbs": ["get"]}
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{GROUP}/{VERSION}",
-            "resources": [resource]}
+    resource = {
+        "name": f"pods/{METRIC}",
+        "singularName": "",
+        "namespaced": True,
+        "kind": "MetricValueList",
+        "verbs": ["get"],
+    }
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{GROUP}/{VERSION}",
+        "resources": [resource],
+    }
 
 
 def answer(path: str, prometheus_url: str, runtime: str) -> dict | None:
@@ -85,11 +106,20 @@ def answer(path: str, prometheus_url: str, runtime: str) -> dict | None:
     parts = unquote(path.split("?", 1)[0]).strip("/").split("/")
     if parts == ["apis", GROUP, VERSION]:
         return resource_list()
-    if len(parts) == 8 and parts[:4] == ["apis", GROUP, VERSION, "namespaces"] and parts[5:] == [
-        "pods", "*", METRIC,
-    ]:
+    if (
+        len(parts) == 8
+        and parts[:4] == ["apis", GROUP, VERSION, "namespaces"]
+        and parts[5:]
+        == [
+            "pods",
+            "*",
+            METRIC,
+        ]
+    ):
         namespace = parts[4]
-        values = fetch_per_pod(prometheus_url, runtime, QUEUE_COMPUTE_RATIO, {"namespace": namespace})
+        values = fetch_per_pod(
+            prometheus_url, runtime, QUEUE_COMPUTE_RATIO, {"namespace": namespace}
+        )
         return metric_list(namespace, values, datetime.datetime.now(datetime.UTC))
     return None
 
@@ -109,14 +139,21 @@ class MetricsApi:
         """Serve on the host address (a free port) and register the APIService."""
         self.server = ThreadingHTTPServer((self.host, 0), self._handler())
         self.server.daemon_threads = True
-        self.server.socket = _tls_context(self.host).wrap_socket(self.server.socket, server_side=True)
+        self.server.socket = _tls_context(self.host).wrap_socket(
+            self.server.socket, server_side=True
+        )
         threading.Thread(target=self.server.serve_forever, daemon=True, name="metrics-api").start()
         self._kubectl(["apply", "-f", "-"], json.dumps(self._objects()))
         self._wait_available(self.available_timeout_s)
 
     def _wait_available(self, timeout_s: float) -> None:
         """Wait for the API server to call the APIService Available; say what to do when it does not."""
-        wait = ["wait", "--for=condition=Available", f"apiservice/{VERSION}.{GROUP}", f"--timeout={timeout_s:g}s"]
+        wait = [
+            "wait",
+            "--for=condition=Available",
+            f"apiservice/{VERSION}.{GROUP}",
+            f"--timeout={timeout_s:g}s",
+        ]
         try:
             self._kubectl(wait)
         except subprocess.CalledProcessError as exc:
@@ -130,7 +167,9 @@ class MetricsApi:
         """Unregister (the APIService first, then its Service), then stop serving."""
         self._kubectl(["delete", "apiservice", f"{VERSION}.{GROUP}", "--ignore-not-found"])
         # The namespace stays: a next run applying into a terminating namespace would be refused.
-        self._kubectl(["delete", "-n", NAMESPACE, "service,endpoints", "metrics-api", "--ignore-not-found"])
+        self._kubectl(
+            ["delete", "-n", NAMESPACE, "service,endpoints", "metrics-api", "--ignore-not-found"]
+        )
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -166,17 +205,38 @@ class MetricsApi:
     def _objects(self) -> dict:
         port = self.server.server_address[1] if self.server else 0
         service = {"name": "metrics-api", "namespace": NAMESPACE}
-        return {"apiVersion": "v1", "kind": "List", "items": [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-            {"apiVersion": "v1", "kind": "Service", "metadata": service,
-             "spec": {"ports": [{"port": 443, "targetPort": port}]}},
-            {"apiVersion": "v1", "kind": "Endpoints", "metadata": service,
-             "subsets": [{"addresses": [{"ip": self.host}], "ports": [{"port": port}]}]},
-            {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-             "metadata": {"name": f"{VERSION}.{GROUP}"},
-             "spec": {"group": GROUP, "version": VERSION, "service": {**service, "port": 443},
-                      "insecureSkipTLSVerify": True, "groupPriorityMinimum": 100, "versionPriority": 200}},
-        ]}
+        return {
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": [
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": service,
+                    "spec": {"ports": [{"port": 443, "targetPort": port}]},
+                },
+                {
+                    "apiVersion": "v1",
+                    "kind": "Endpoints",
+                    "metadata": service,
+                    "subsets": [{"addresses": [{"ip": self.host}], "ports": [{"port": port}]}],
+                },
+                {
+                    "apiVersion": "apiregistration.k8s.io/v1",
+                    "kind": "APIService",
+                    "metadata": {"name": f"{VERSION}.{GROUP}"},
+                    "spec": {
+                        "group": GROUP,
+                        "version": VERSION,
+                        "service": {**service, "port": 443},
+                        "insecureSkipTLSVerify": True,
+                        "groupPriorityMinimum": 100,
+                        "versionPriority": 200,
+                    },
+                },
+            ],
+        }
 
 
 def _tls_context(host: str) -> ssl.SSLContext:
@@ -185,16 +245,27 @@ def _tls_context(host: str) -> ssl.SSLContext:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "trtllm-bench-metrics-api")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
     )
     folder = Path(tempfile.mkdtemp(prefix="metrics-api-"))
     (folder / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (folder / "tls.key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(folder / "tls.crt", folder / "tls.key")

@@ -51,13 +51,17 @@ class SimConfig:
     drain_timeout_s: float = 60.0
     dt: float = 0.05
     seed: int = 1
-    serve_metrics: bool = True  # False: no HTTP endpoints (bench.replay reads the replicas directly)
+    serve_metrics: bool = (
+        True  # False: no HTTP endpoints (bench.replay reads the replicas directly)
+    )
 
 
 class Simulator:
     """Replays requests against simulated replicas; thread-safe ``set_replicas`` and ``counts``."""
 
-    def __init__(self, requests: list[Request], config: SimConfig, on_targets: Callable | None = None):
+    def __init__(
+        self, requests: list[Request], config: SimConfig, on_targets: Callable | None = None
+    ):
         self.requests, self.config, self.on_targets = requests, config, on_targets
         self.lock = threading.RLock()
         self.replicas: list[Replica] = []
@@ -148,7 +152,10 @@ class Simulator:
         """Seconds of GPU-holding replicas (from creation until drained) after ``since_s``."""
         with self.lock:
             return sum(
-                max(0.0, (r.gone_s if r.gone_s is not None else self.now) - max(r.created_s, since_s))
+                max(
+                    0.0,
+                    (r.gone_s if r.gone_s is not None else self.now) - max(r.created_s, since_s),
+                )
                 for r in self.replicas
             )
 
@@ -268,7 +275,9 @@ class Simulator:
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True, name=f"metrics-{replica.name}").start()
+        threading.Thread(
+            target=server.serve_forever, daemon=True, name=f"metrics-{replica.name}"
+        ).start()
         return server
 
     def stop(self) -> None:

@@ -47,7 +47,9 @@ def convert_adapter(ctx: Context) -> dict[str, Any]:
     if adapter.format == "trtllm":
         script = require_script(toolchain.hf_lora_convert, "hf_lora_convert.py", ctx.toolchain_name)
     with ctx.stages.run("fetch"):
-        fetched = fetch(adapter.source, adapter.revision, None, ctx.root, ctx.pvc_root, "adapter_config.json")
+        fetched = fetch(
+            adapter.source, adapter.revision, None, ctx.root, ctx.pvc_root, "adapter_config.json"
+        )
     with ctx.stages.run("inspect"):
         modules = check_adapter(ctx, fetched.path)
     with work_dirs(final, 1) as (work,):
@@ -58,9 +60,17 @@ def convert_adapter(ctx: Context) -> dict[str, Any]:
             _run_convert(ctx, script, fetched.path, work)
         with ctx.stages.run("publish"):
             manifest = ctx.base_manifest("adapter")
-            manifest.update({"adapterKey": adapter.key, "name": adapter.name, "source": adapter.source,
-                             "commit": fetched.commit, "format": adapter.format, "modules": modules,
-                             "storageType": request.dtype if script else None})
+            manifest.update(
+                {
+                    "adapterKey": adapter.key,
+                    "name": adapter.name,
+                    "source": adapter.source,
+                    "commit": fetched.commit,
+                    "format": adapter.format,
+                    "modules": modules,
+                    "storageType": request.dtype if script else None,
+                }
+            )
             manifest = layout.publish(work, final, manifest)
     log(f"Published {final}; stages: {ctx.stages.summary()}")
     return summary(ctx, final, manifest, False, adapterKey=adapter.key, commit=fetched.commit)

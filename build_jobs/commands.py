@@ -31,7 +31,9 @@ class ConvertOptions:
     """What one family's convert_checkpoint.py accepts (build_jobs/cli_options/<toolchain>.json)."""
 
     extra: tuple[str, ...] = ()  # always passed (gemma: the checkpoint type)
-    world_size_flag: bool = False  # gemma: --world-size (tensor parallelism only) instead of --tp_size/--pp_size
+    world_size_flag: bool = (
+        False  # gemma: --world-size (tensor parallelism only) instead of --tp_size/--pp_size
+    )
     pipeline: bool = True  # pipeline parallelism (gemma and phi: none)
     per_group: bool = False  # --per_group --group_size
     int8_kv: bool = True  # --int8_kv_cache
@@ -44,7 +46,9 @@ CONVERTERS = {
     "llama": ConvertOptions(per_group=True, int8_kv_calib_size=True, fp8_kv=True),
     "gpt": ConvertOptions(),
     "qwen": ConvertOptions(per_group=True),
-    "gemma": ConvertOptions(extra=("--ckpt-type", "hf"), world_size_flag=True, pipeline=False, fp8_kv=True),
+    "gemma": ConvertOptions(
+        extra=("--ckpt-type", "hf"), world_size_flag=True, pipeline=False, fp8_kv=True
+    ),
     "phi": ConvertOptions(pipeline=False, int8_kv=False),
 }
 
@@ -69,7 +73,9 @@ def _kv_args(family: str, conv: ConvertOptions, request: Request) -> list[str]:
     if quant.kv_cache == "int8":
         if not conv.int8_kv:
             raise _unsupported(family, "int8 KV cache option")
-        return ["--int8_kv_cache"] + (["--calib_size", str(quant.calib_size)] if conv.int8_kv_calib_size else [])
+        return ["--int8_kv_cache"] + (
+            ["--calib_size", str(quant.calib_size)] if conv.int8_kv_calib_size else []
+        )
     if quant.kv_cache == "fp8":
         if not conv.fp8_kv:
             raise _unsupported(family, "fp8 KV cache option (--fp8_kv_cache)")
@@ -82,21 +88,35 @@ def convert_args(request: Request, model_path: Path, out: Path, family: str = "l
     quantization, in the option names of that family's script; UnsupportedConversionError when it has none."""
     conv = CONVERTERS.get(family)
     if conv is None:
-        raise UnsupportedConversionError(f"no known convert_checkpoint.py options for model family {family}")
+        raise UnsupportedConversionError(
+            f"no known convert_checkpoint.py options for model family {family}"
+        )
     quant = request.quantization
     tensor, pipeline = request.parallelism
-    args = [*conv.extra, "--model_dir", str(model_path), "--output_dir", str(out), "--dtype", request.dtype]
+    args = [
+        *conv.extra,
+        "--model_dir",
+        str(model_path),
+        "--output_dir",
+        str(out),
+        "--dtype",
+        request.dtype,
+    ]
     args += _parallel_args(family, conv, tensor, pipeline)
     if quant.weights in ("int8", "int4"):
         args += ["--use_weight_only", "--weight_only_precision", quant.weights]
         if quant.per_group:
             if not conv.per_group:
-                raise _unsupported(family, "per-group weight-only option (set quantization.perGroup false)")
+                raise _unsupported(
+                    family, "per-group weight-only option (set quantization.perGroup false)"
+                )
             args += ["--per_group", "--group_size", str(quant.group_size)]
     return args + _kv_args(family, conv, request)
 
 
-def quantize_args(request: Request, model_path: Path, out: Path, export_hf: bool = False) -> list[str]:
+def quantize_args(
+    request: Request, model_path: Path, out: Path, export_hf: bool = False
+) -> list[str]:
     """quantize.py arguments: qformat, KV-cache dtype, calibration; TRT-LLM checkpoint or HF export."""
     quant = request.quantization
     args = [

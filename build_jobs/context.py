@@ -39,7 +39,8 @@ class Context:
         problems = [p for tool, args in commands for p in optioncheck.check_args(table, tool, args)]
         if problems:
             raise JobError(
-                f"generated commands do not match toolchain {self.toolchain_name}: " + "; ".join(problems)
+                f"generated commands do not match toolchain {self.toolchain_name}: "
+                + "; ".join(problems)
             )
 
     def base_manifest(self, kind: str) -> dict[str, Any]:

@@ -100,7 +100,9 @@ class Adapter:
     source: str
     revision: str = "main"
     name: str = ""
-    format: str = "trtllm"  # trtllm: hf_lora_convert .npy files (Triton); hf: the adapter as is (LLM API)
+    format: str = (
+        "trtllm"  # trtllm: hf_lora_convert .npy files (Triton); hf: the adapter as is (LLM API)
+    )
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,9 @@ def _model(data: dict[str, Any] | None) -> ModelRef | None:
         return None
     source = _get(data, "source", str, "model.")
     if not source or not is_source(source):
-        raise RequestError(f"model.source must be hf://<org>/<name> or pvc://<claim>/<path>; got {source!r}")
+        raise RequestError(
+            f"model.source must be hf://<org>/<name> or pvc://<claim>/<path>; got {source!r}"
+        )
     return ModelRef(
         source,
         _get(data, "revision", str, "model.", "main"),
@@ -189,7 +193,11 @@ def _limits(data: dict[str, Any]) -> Limits:
 
 def _plugins(data: dict[str, Any]) -> Plugins:
     return Plugins(
-        _choice(_get(data, "gptAttention", str, "plugins.", "auto"), PLUGIN_SETTINGS, "plugins.gptAttention"),
+        _choice(
+            _get(data, "gptAttention", str, "plugins.", "auto"),
+            PLUGIN_SETTINGS,
+            "plugins.gptAttention",
+        ),
         _choice(_get(data, "gemm", str, "plugins.", "auto"), PLUGIN_SETTINGS, "plugins.gemm"),
     )
 

@@ -104,7 +104,9 @@ def list_files(directory: Path) -> list[dict[str, Any]]:
     return files
 
 
-def publish(work: Path, final: Path, manifest: dict[str, Any], name: str = MANIFEST) -> dict[str, Any]:
+def publish(
+    work: Path, final: Path, manifest: dict[str, Any], name: str = MANIFEST
+) -> dict[str, Any]:
     """Write the manifest into work, fsync it, then rename work to final; returns the manifest written."""
     files = list_files(work)
     manifest = {

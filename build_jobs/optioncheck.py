@@ -74,7 +74,11 @@ def check_args(table: dict[str, Any], tool: str, args: Sequence[str]) -> list[st
             problems.append(f"{tool}: {name} needs a value")
         bad = [v for v in values if "choices" in option and v not in option["choices"]]
         if bad:
-            problems.append(f"{tool}: {name} does not accept {', '.join(bad)} (choices: {option['choices']})")
+            problems.append(
+                f"{tool}: {name} does not accept {', '.join(bad)} (choices: {option['choices']})"
+            )
     if positionals > spec.get("positionals", 0):
-        problems.append(f"{tool}: {positionals} positional argument(s), accepts {spec.get('positionals', 0)}")
+        problems.append(
+            f"{tool}: {positionals} positional argument(s), accepts {spec.get('positionals', 0)}"
+        )
     return problems

@@ -25,7 +25,9 @@ def _load_package() -> None:
     """Import this directory as the package `build_jobs`, whatever it is called and wherever run from."""
     here = Path(__file__).resolve().parent
     if sys.path and Path(sys.path[0] or ".").resolve() == here:
-        sys.path.pop(0)  # our module names must not shadow anything the tools or huggingface_hub import
+        sys.path.pop(
+            0
+        )  # our module names must not shadow anything the tools or huggingface_hub import
     if "build_jobs" in sys.modules:
         return
     spec = importlib.util.spec_from_file_location(
@@ -73,7 +75,9 @@ def _fetch(ctx: Any) -> dict[str, Any]:
         fetched = fetch(model.source, model.revision, model.commit, ctx.root, ctx.pvc_root)
         tokenizer = None
         if model.tokenizer and is_source(model.tokenizer):
-            tokenizer = fetch(model.tokenizer, "main", None, ctx.root, ctx.pvc_root, "tokenizer_config.json")
+            tokenizer = fetch(
+                model.tokenizer, "main", None, ctx.root, ctx.pvc_root, "tokenizer_config.json"
+            )
     return {
         "ok": True,
         "action": "fetch",
@@ -96,7 +100,10 @@ def _cleanup(ctx: Any) -> dict[str, Any]:
     removed (an invalid key or a symlink is a permanent error and removes nothing)."""
     from build_jobs import layout
 
-    keys = [("engines", ctx.request.engine_key), ("adapters", ctx.request.adapter and ctx.request.adapter.key)]
+    keys = [
+        ("engines", ctx.request.engine_key),
+        ("adapters", ctx.request.adapter and ctx.request.adapter.key),
+    ]
     targets = [layout.removable_dir(ctx.root, kind, key) for kind, key in keys if key is not None]
     removed = []
     with ctx.stages.run("cleanup"):
@@ -119,7 +126,12 @@ def run(request_path: Path, root: Path, pvc_root: Path) -> int:
         raw = json.loads(request_path.read_text())
         action = raw.get("action", "unknown") if isinstance(raw, dict) else action
         ctx = Context(parse_request(raw), root, pvc_root)
-        handler = {"fetch": _fetch, "build": build, "adapter": convert_adapter, "cleanup": _cleanup}[action]
+        handler = {
+            "fetch": _fetch,
+            "build": build,
+            "adapter": convert_adapter,
+            "cleanup": _cleanup,
+        }[action]
         result = handler(ctx)
         log(f"Done: {action} ok; stages: {ctx.stages.summary()}")
         write_termination(result)
@@ -151,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     from build_jobs.layout import DEFAULT_PVC_ROOT
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--request", required=True, type=Path, help="request JSON (see build_jobs/README.md)")
+    parser.add_argument(
+        "--request", required=True, type=Path, help="request JSON (see build_jobs/README.md)"
+    )
     parser.add_argument("--root", required=True, type=Path, help="the cache volume's mount point")
     parser.add_argument(
         "--pvc-root",

@@ -89,14 +89,20 @@ def _weight_bytes_per_param(weights: str | None, dtype: str, group_size: int) ->
 
 
 def estimate(
-    config: dict[str, Any], dtype: str, weights: str | None, kv_cache: str | None, group_size: int = 128
+    config: dict[str, Any],
+    dtype: str,
+    weights: str | None,
+    kv_cache: str | None,
+    group_size: int = 128,
 ) -> Estimate:
     """Estimate weight bytes (quantized linears, embeddings at dtype) and KV-cache bytes per token."""
     try:
         hidden, layers = int(config["hidden_size"]), int(config["num_hidden_layers"])
         heads, vocab = int(config["num_attention_heads"]), int(config["vocab_size"])
     except (KeyError, TypeError, ValueError) as error:
-        raise JobError(f"config.json lacks a size field needed for the estimate: {error}") from error
+        raise JobError(
+            f"config.json lacks a size field needed for the estimate: {error}"
+        ) from error
     family = model_family(config)
     kv_heads = int(config.get("num_key_value_heads") or heads)
     head_dim = int(config.get("head_dim") or hidden // heads)
@@ -107,7 +113,8 @@ def estimate(
     embeddings = vocab * hidden * (1 if config.get("tie_word_embeddings") else 2)
     linear = (attention + mlp) * layers
     weight_bytes = (
-        linear * _weight_bytes_per_param(weights, dtype, group_size) + embeddings * DTYPE_BYTES[dtype]
+        linear * _weight_bytes_per_param(weights, dtype, group_size)
+        + embeddings * DTYPE_BYTES[dtype]
     )
     kv_bytes = 1.0 if kv_cache in ("int8", "fp8") else DTYPE_BYTES[dtype]
     kv_per_token = 2 * layers * kv_heads * head_dim * kv_bytes

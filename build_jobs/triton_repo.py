@@ -77,7 +77,9 @@ def commented_placeholders(skeleton: Path) -> dict[str, list[str]]:
     live = find_placeholders(skeleton)
     for path in sorted(skeleton.rglob(CONFIG)):
         file, text = str(path.relative_to(skeleton)), path.read_text()
-        names = {m.group(1) for m in PLACEHOLDER.finditer(text) if use_kind(text, m.start()) == COMMENT}
+        names = {
+            m.group(1) for m in PLACEHOLDER.finditer(text) if use_kind(text, m.start()) == COMMENT
+        }
         if names - set(live[file]):
             commented[file] = sorted(names - set(live[file]))
     return commented
@@ -124,7 +126,9 @@ def check(found: dict[str, dict[str, bool]], params: dict[str, Any]) -> None:
             name for name, quoted in names.items() if params.get(name, 0) is None and not quoted
         )
         if structural:
-            problems.append(f"{file}: {', '.join(structural)} cannot be null (used outside a quoted string)")
+            problems.append(
+                f"{file}: {', '.join(structural)} cannot be null (used outside a quoted string)"
+            )
     used = {name for names in found.values() for name in names}
     unknown = sorted(set(params) - used)
     if unknown:
@@ -208,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skeleton", required=True, type=Path)
     parser.add_argument("--params", type=Path)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--list", action="store_true", help="print the placeholders per config as JSON")
+    parser.add_argument(
+        "--list", action="store_true", help="print the placeholders per config as JSON"
+    )
     args = parser.parse_args(argv)
     if args.list:
         found = find_placeholders(args.skeleton)

@@ -52,7 +52,12 @@ def _choices(call: ast.Call) -> list[Any] | None:
     """Literal choices: argparse choices=[...] or click type=click.Choice([...])."""
     choices = _literal(_keyword(call, "choices"))
     kind = _keyword(call, "type")
-    if choices is None and isinstance(kind, ast.Call) and getattr(kind.func, "attr", "") == "Choice" and kind.args:
+    if (
+        choices is None
+        and isinstance(kind, ast.Call)
+        and getattr(kind.func, "attr", "") == "Choice"
+        and kind.args
+    ):
         choices = _literal(kind.args[0])
     return [str(c) for c in choices] if isinstance(choices, (list, tuple)) else None
 
@@ -113,7 +118,9 @@ def _common_entry(entries: list[Any]) -> Any:
     first = entries[0]
     if not isinstance(first, dict) or "choices" not in first:
         return first
-    shared = [c for c in first["choices"] if all(c in (e or {}).get("choices", [c]) for e in entries[1:])]
+    shared = [
+        c for c in first["choices"] if all(c in (e or {}).get("choices", [c]) for e in entries[1:])
+    ]
     return {**first, "choices": shared}
 
 
@@ -131,10 +138,17 @@ def update_cli(args: argparse.Namespace) -> list[str]:
     problems = [problem for _, _, found in read for problem in found]
     versions = [options for options, _, _ in read]
     for commit, options in zip(args.commit, versions, strict=True):
-        problems += [f"{commit}: {name} is not in every version; left out" for name in sorted(
-            set(options) - set(common_options(versions)))]
-    data[args.tool] = {"options": common_options(versions), "positionals": min(p for _, p, _ in read)}
-    data["_source"].setdefault("files", {})[args.tool] = [source_record(args, c) for c in args.commit]
+        problems += [
+            f"{commit}: {name} is not in every version; left out"
+            for name in sorted(set(options) - set(common_options(versions)))
+        ]
+    data[args.tool] = {
+        "options": common_options(versions),
+        "positionals": min(p for _, p, _ in read),
+    }
+    data["_source"].setdefault("files", {})[args.tool] = [
+        source_record(args, c) for c in args.commit
+    ]
     target.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
     return problems
 
@@ -149,7 +163,9 @@ def triton_inventory(skeleton: Path, previous: dict[str, Any]) -> dict[str, Any]
         "skeletonPath": previous.get("skeletonPath", "/app/all_models/inflight_batcher_llm"),
         "models": {file: sorted(names) for file, names in found.items()},
         "commentedOut": triton_repo.commented_placeholders(skeleton),
-        "mustHaveValue": {name: hints.get(name, "token") for name in sorted(structural | (set(hints) & live))},
+        "mustHaveValue": {
+            name: hints.get(name, "token") for name in sorted(structural | (set(hints) & live))
+        },
         "recipeSets": [name for name in previous.get("recipeSets", []) if name in live],
         "nullable": sorted(live - structural - set(hints)),
         "listValued": {k: v for k, v in previous.get("listValued", {}).items() if k in live},
@@ -171,8 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=["cli", "triton"])
     parser.add_argument("--toolchain", required=True)
-    parser.add_argument("--tool", help="cli: the inventory key, e.g. quantize or convert_checkpoint:gpt")
-    parser.add_argument("--file", action="append", help="cli: the upstream script, as read at --commit")
+    parser.add_argument(
+        "--tool", help="cli: the inventory key, e.g. quantize or convert_checkpoint:gpt"
+    )
+    parser.add_argument(
+        "--file", action="append", help="cli: the upstream script, as read at --commit"
+    )
     parser.add_argument("--skeleton", help="triton: the skeleton directory, as read at --commit")
     parser.add_argument("--commit", action="append", required=True, help="one per --file, in order")
     for name in ("--repo", "--path", "--why"):

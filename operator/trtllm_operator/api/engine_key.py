@@ -45,9 +45,13 @@ def llmengine_spec(
     if lora is not None:
         lora = lora.model_copy(update={"target_modules": sorted(set(lora.target_modules))})
     return LLMEngineSpec(
-        model=EngineModel(source=spec.model.source, revision=resolved_revision or spec.model.revision),
+        model=EngineModel(
+            source=spec.model.source, revision=resolved_revision or spec.model.revision
+        ),
         backend=engine.backend,
-        toolchain=EngineToolchain(name=tc.name, trtllm_version=tc.trtllm_version, image=tc.images.build),
+        toolchain=EngineToolchain(
+            name=tc.name, trtllm_version=tc.trtllm_version, image=tc.images.build
+        ),
         dtype=engine.dtype,
         quantization=engine.quantization,
         parallelism=engine.parallelism,
@@ -72,11 +76,15 @@ def engine_data(engine: LLMEngineSpec) -> dict[str, Any]:
 
 def engine_spec_key(engine: LLMEngineSpec) -> str:
     """sha256 hex of the canonical JSON (sorted keys, no spaces) of an LLMEngine spec."""
-    canonical = json.dumps(engine_data(engine), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    canonical = json.dumps(
+        engine_data(engine), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def engine_key(spec: LLMDeploymentSpec, gpu: EngineGpu, resolved_revision: str | None = None) -> str:
+def engine_key(
+    spec: LLMDeploymentSpec, gpu: EngineGpu, resolved_revision: str | None = None
+) -> str:
     """The engine key of a deployment on a GPU: equal keys mean one shared build."""
     return engine_spec_key(llmengine_spec(spec, gpu, resolved_revision))
 

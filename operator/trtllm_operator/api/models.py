@@ -11,12 +11,21 @@ from trtllm_operator.api.toolchains import load_toolchains, toolchain_names
 
 Backend = Literal["tensorrt", "pytorch"]
 Dtype = Literal["float16", "bfloat16", "float32"]
-WeightQuantization = Literal["none", "int8_wo", "int4_wo", "int4_awq", "w4a8_awq", "int8_sq", "fp8", "nvfp4"]
+WeightQuantization = Literal[
+    "none", "int8_wo", "int4_wo", "int4_awq", "w4a8_awq", "int8_sq", "fp8", "nvfp4"
+]
 KvCacheQuantization = Literal["none", "int8", "fp8"]
 Runtime = Literal["triton", "trtllm-serve"]
-ScalingMetric = Literal["queueComputeRatio", "waitingRequests", "kvCacheUtilization", "kvCacheDemand"]
+ScalingMetric = Literal[
+    "queueComputeRatio", "waitingRequests", "kvCacheUtilization", "kvCacheDemand"
+]
 # Per-replica targets when spec.autoscaling.target is unset (bench/README.md: how 0.3 was calibrated).
-DEFAULT_TARGETS = {"kvCacheDemand": 0.3, "kvCacheUtilization": 0.3, "queueComputeRatio": 1.0, "waitingRequests": 2.0}
+DEFAULT_TARGETS = {
+    "kvCacheDemand": 0.3,
+    "kvCacheUtilization": 0.3,
+    "queueComputeRatio": 1.0,
+    "waitingRequests": 2.0,
+}
 PluginSetting = Literal["auto", "float16", "bfloat16", "float32", "disable"]
 
 # Weight formats the PyTorch backend loads (ModelOpt checkpoints); the rest need the engine workflow.
@@ -35,7 +44,9 @@ def _known_toolchain(name: str) -> str:
 
 def _known_lora_module(name: str) -> str:
     if name not in LORA_TARGET_MODULES:
-        raise ValueError(f"unknown LoRA target module {name!r}; known: {', '.join(LORA_TARGET_MODULES)}")
+        raise ValueError(
+            f"unknown LoRA target module {name!r}; known: {', '.join(LORA_TARGET_MODULES)}"
+        )
     return name
 
 
@@ -43,7 +54,9 @@ ToolchainName = Annotated[
     str, AfterValidator(_known_toolchain), Field(json_schema_extra={"enum": toolchain_names()})
 ]
 LoraTargetModule = Annotated[
-    str, AfterValidator(_known_lora_module), Field(json_schema_extra={"enum": list(LORA_TARGET_MODULES)})
+    str,
+    AfterValidator(_known_lora_module),
+    Field(json_schema_extra={"enum": list(LORA_TARGET_MODULES)}),
 ]
 
 
@@ -51,7 +64,11 @@ class SpecModel(BaseModel):
     """Base of every CRD model: camelCase aliases, unknown fields rejected, immutable."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, protected_namespaces=()
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        protected_namespaces=(),
     )
 
 
@@ -117,23 +134,33 @@ class QuantizationSpec(SpecModel):
 class ParallelismSpec(SpecModel):
     """How many GPUs one replica spans; tensor x pipeline GPUs per replica."""
 
-    tensor: int = Field(1, ge=1, le=64, description="Tensor-parallel size (GPUs each layer is split across).")
+    tensor: int = Field(
+        1, ge=1, le=64, description="Tensor-parallel size (GPUs each layer is split across)."
+    )
     pipeline: int = Field(1, ge=1, le=64, description="Pipeline-parallel size (stages of layers).")
 
 
 class LimitsSpec(SpecModel):
     """Shape limits compiled into the engine (or passed to trtllm-serve)."""
 
-    max_batch_size: int = Field(16, ge=1, le=4096, description="Largest number of requests in one batch.")
-    max_input_len: int = Field(2048, ge=1, le=1048576, description="Longest prompt in tokens; <= maxSeqLen.")
-    max_seq_len: int = Field(4096, ge=1, le=1048576, description="Longest prompt plus output in tokens.")
+    max_batch_size: int = Field(
+        16, ge=1, le=4096, description="Largest number of requests in one batch."
+    )
+    max_input_len: int = Field(
+        2048, ge=1, le=1048576, description="Longest prompt in tokens; <= maxSeqLen."
+    )
+    max_seq_len: int = Field(
+        4096, ge=1, le=1048576, description="Longest prompt plus output in tokens."
+    )
     max_num_tokens: int = Field(
         8192,
         ge=1,
         le=1048576,
         description="Most tokens in one batched step; >= maxInputLen unless enableChunkedContext is true.",
     )
-    max_beam_width: int = Field(1, ge=1, le=64, description="Largest beam width for beam search (1 = none).")
+    max_beam_width: int = Field(
+        1, ge=1, le=64, description="Largest beam width for beam search (1 = none)."
+    )
     enable_chunked_context: bool = Field(
         False, description="Split long prompts into chunks (paged context FMHA / chunked prefill)."
     )
@@ -151,7 +178,15 @@ class LoraSpec(SpecModel):
 
     max_rank: int = Field(8, ge=1, le=1024, description="Largest adapter rank the engine accepts.")
     target_modules: list[LoraTargetModule] = Field(
-        default=["attn_q", "attn_k", "attn_v", "attn_dense", "mlp_h_to_4h", "mlp_4h_to_h", "mlp_gate"],
+        default=[
+            "attn_q",
+            "attn_k",
+            "attn_v",
+            "attn_dense",
+            "mlp_h_to_4h",
+            "mlp_4h_to_h",
+            "mlp_gate",
+        ],
         min_length=1,
         max_length=32,
         description="Modules the adapters were trained on, in TensorRT-LLM names (trtllm-build "
@@ -187,10 +222,14 @@ class EngineSpec(SpecModel):
     quantization: QuantizationSpec = Field(
         default_factory=QuantizationSpec, description=QuantizationSpec.__doc__
     )
-    parallelism: ParallelismSpec = Field(default_factory=ParallelismSpec, description=ParallelismSpec.__doc__)
+    parallelism: ParallelismSpec = Field(
+        default_factory=ParallelismSpec, description=ParallelismSpec.__doc__
+    )
     limits: LimitsSpec = Field(default_factory=LimitsSpec, description=LimitsSpec.__doc__)
     plugins: PluginsSpec = Field(default_factory=PluginsSpec, description=PluginsSpec.__doc__)
-    lora: LoraSpec | None = Field(None, description="LoRA build settings; required when adapters are listed.")
+    lora: LoraSpec | None = Field(
+        None, description="LoRA build settings; required when adapters are listed."
+    )
     gpu: GpuSpec = Field(default_factory=GpuSpec, description=GpuSpec.__doc__)
     build_resources: dict[str, Any] = Field(
         default_factory=dict,
@@ -210,7 +249,9 @@ class InstanceCounts(SpecModel):
 class ServingSpec(SpecModel):
     """Run-time settings: changing these rolls the pods but never rebuilds the engine."""
 
-    runtime: Runtime = Field("triton", description="triton (engine + Triton) or trtllm-serve (OpenAI API).")
+    runtime: Runtime = Field(
+        "triton", description="triton (engine + Triton) or trtllm-serve (OpenAI API)."
+    )
     replicas: int = Field(
         1, ge=0, le=1024, description="Replicas when autoscaling is off; /scale writes here."
     )
@@ -221,7 +262,9 @@ class ServingSpec(SpecModel):
     max_queue_delay_microseconds: int = Field(
         0, ge=0, le=60000000, description="Triton dynamic batcher delay."
     )
-    max_queue_size: int = Field(0, ge=0, le=1000000, description="Triton queue limit (0 = unlimited).")
+    max_queue_size: int = Field(
+        0, ge=0, le=1000000, description="Triton queue limit (0 = unlimited)."
+    )
     triton_max_batch_size: int | None = Field(
         None,
         ge=1,
@@ -246,8 +289,12 @@ class ServingSpec(SpecModel):
 class AdapterSpec(SpecModel):
     """One LoRA adapter, converted once and served by task id."""
 
-    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL, description="Adapter name (DNS label).")
-    task_id: int = Field(ge=0, le=2147483647, description="lora_task_id clients send to select this adapter.")
+    name: str = Field(
+        min_length=1, max_length=63, pattern=DNS_LABEL, description="Adapter name (DNS label)."
+    )
+    task_id: int = Field(
+        ge=0, le=2147483647, description="lora_task_id clients send to select this adapter."
+    )
     source: str = source_field("Adapter checkpoint: hf://<org>/<repo> or pvc://<claim>/<path>.")
 
 
@@ -255,7 +302,9 @@ class PrometheusSpec(SpecModel):
     """Where the autoscaler reads metrics."""
 
     url: str = Field(
-        min_length=8, max_length=2048, description="Prometheus base URL, e.g. http://prometheus:9090."
+        min_length=8,
+        max_length=2048,
+        description="Prometheus base URL, e.g. http://prometheus:9090.",
     )
 
 
@@ -275,15 +324,22 @@ class AutoscalingSpec(SpecModel):
         "looking merely busy.",
     )
     target: float | None = Field(
-        None, gt=0, le=1000000,
+        None,
+        gt=0,
+        le=1000000,
         description="Target value per replica (kvCacheUtilization and kvCacheDemand: a fraction <= 1). "
         "Unset: the metric's default, kvCacheDemand 0.3, kvCacheUtilization 0.3, queueComputeRatio 1.0 "
         "(NVIDIA's recipe), waitingRequests 2.",
     )
     scale_down_stabilization_seconds: int = Field(
-        300, ge=0, le=86400, description="How long a lower recommendation must hold before scaling down."
+        300,
+        ge=0,
+        le=86400,
+        description="How long a lower recommendation must hold before scaling down.",
     )
-    prometheus: PrometheusSpec | None = Field(None, description="Prometheus to query; required when enabled.")
+    prometheus: PrometheusSpec | None = Field(
+        None, description="Prometheus to query; required when enabled."
+    )
 
     @property
     def effective_target(self) -> float:
@@ -295,7 +351,9 @@ class StorageSpec(SpecModel):
     """The shared cache volume for models, engines and adapters."""
 
     claim_name: str | None = Field(
-        None, max_length=253, description="Existing PVC to use; the operator creates one when absent."
+        None,
+        max_length=253,
+        description="Existing PVC to use; the operator creates one when absent.",
     )
     size: str = Field(
         "500Gi",
@@ -305,7 +363,9 @@ class StorageSpec(SpecModel):
     storage_class_name: str | None = Field(
         None, max_length=253, description="StorageClass of the created PVC."
     )
-    retain_engines: bool = Field(False, description="Keep engine files when their LLMEngine is deleted.")
+    retain_engines: bool = Field(
+        False, description="Keep engine files when their LLMEngine is deleted."
+    )
 
 
 class LLMDeploymentSpec(SpecModel):
@@ -317,7 +377,9 @@ class LLMDeploymentSpec(SpecModel):
     adapters: list[AdapterSpec] = Field(
         default_factory=list, max_length=64, description="LoRA adapters; needs engine.lora."
     )
-    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec, description=AutoscalingSpec.__doc__)
+    autoscaling: AutoscalingSpec = Field(
+        default_factory=AutoscalingSpec, description=AutoscalingSpec.__doc__
+    )
     storage: StorageSpec = Field(default_factory=StorageSpec, description=StorageSpec.__doc__)
 
 
@@ -334,7 +396,9 @@ class EngineToolchain(SpecModel):
     """The toolchain that builds the engine, pinned by image and version."""
 
     name: ToolchainName = Field(description="Toolchain profile name.")
-    trtllm_version: str = Field(max_length=64, description="TensorRT-LLM version of the build image.")
+    trtllm_version: str = Field(
+        max_length=64, description="TensorRT-LLM version of the build image."
+    )
     image: str = Field(max_length=512, description="Build image reference.")
 
 
@@ -342,7 +406,9 @@ class EngineGpu(SpecModel):
     """The GPU model the engine is built for."""
 
     product: str = Field(max_length=128, description="GPU product (nvidia.com/gpu.product).")
-    compute_capability: str = Field(pattern=r"^[0-9]+\.[0-9]+$", description="Compute capability, e.g. 9.0.")
+    compute_capability: str = Field(
+        pattern=r"^[0-9]+\.[0-9]+$", description="Compute capability, e.g. 9.0."
+    )
 
 
 class LLMEngineSpec(SpecModel):

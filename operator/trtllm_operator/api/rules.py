@@ -109,7 +109,10 @@ STATIC_RULES: list[Rule] = [
         + _cel_list(PYTORCH_WEIGHT_QUANTIZATIONS),
         "backend pytorch supports quantization.weights none, fp8, nvfp4, int4_awq or w4a8_awq (ModelOpt "
         "formats); int8_wo, int4_wo and int8_sq need backend tensorrt",
-        lambda s: s["backend"] != "pytorch" or s["quantization"]["weights"] in PYTORCH_WEIGHT_QUANTIZATIONS,
+        lambda s: (
+            s["backend"] != "pytorch"
+            or s["quantization"]["weights"] in PYTORCH_WEIGHT_QUANTIZATIONS
+        ),
         field_path=".quantization.weights",
     ),
     Rule(
@@ -153,7 +156,9 @@ STATIC_RULES: list[Rule] = [
         "!has(self.serving.tritonMaxBatchSize) "
         "|| self.serving.tritonMaxBatchSize <= self.engine.limits.maxBatchSize",
         "serving.tritonMaxBatchSize must be <= engine.limits.maxBatchSize (the engine cannot batch more)",
-        lambda s: s["serving"].get("tritonMaxBatchSize", 0) <= s["engine"]["limits"]["maxBatchSize"],
+        lambda s: (
+            s["serving"].get("tritonMaxBatchSize", 0) <= s["engine"]["limits"]["maxBatchSize"]
+        ),
         field_path=".serving.tritonMaxBatchSize",
     ),
     Rule(
@@ -174,9 +179,11 @@ STATIC_RULES: list[Rule] = [
         AutoscalingSpec,
         "!has(self.target) || !(self.metric in ['kvCacheUtilization', 'kvCacheDemand']) || self.target <= 1.0",
         "target for metric kvCacheUtilization or kvCacheDemand is a fraction of the KV cache, in (0, 1]",
-        lambda s: "target" not in s
-        or s.get("metric", "kvCacheDemand") not in ("kvCacheUtilization", "kvCacheDemand")
-        or s["target"] <= 1.0,
+        lambda s: (
+            "target" not in s
+            or s.get("metric", "kvCacheDemand") not in ("kvCacheUtilization", "kvCacheDemand")
+            or s["target"] <= 1.0
+        ),
         field_path=".target",
     ),
 ]
@@ -212,7 +219,10 @@ def _capability_rule(
 
 def _quantized_pytorch(spec: Any) -> bool:
     quantization = spec.get("quantization") or {}
-    asked = quantization.get("weights", "none") != "none" or quantization.get("kvCache", "none") != "none"
+    asked = (
+        quantization.get("weights", "none") != "none"
+        or quantization.get("kvCache", "none") != "none"
+    )
     return spec["backend"] == "pytorch" and asked
 
 

@@ -51,7 +51,9 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], with_defaults: bool) ->
             out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
             out[key] = True
         elif key == "properties":
-            out[key] = _convert_properties(value, set(node.get("required", [])), defs, with_defaults)
+            out[key] = _convert_properties(
+                value, set(node.get("required", [])), defs, with_defaults
+            )
         elif key == "items":
             out[key] = _convert(value, defs, with_defaults)
         elif key == "additionalProperties":
@@ -61,7 +63,9 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], with_defaults: bool) ->
     return out
 
 
-def _convert_any_of(node: dict[str, Any], defs: dict[str, Any], with_defaults: bool) -> dict[str, Any]:
+def _convert_any_of(
+    node: dict[str, Any], defs: dict[str, Any], with_defaults: bool
+) -> dict[str, Any]:
     choices = [c for c in node["anyOf"] if c != {"type": "null"}]
     if len(choices) != 1:
         raise ValueError(f"cannot express anyOf {node['anyOf']} in a structural schema")
@@ -99,7 +103,9 @@ def _object_default(schema: dict[str, Any]) -> dict[str, Any]:
     return {name: prop["default"] for name, prop in props.items() if "default" in prop}
 
 
-def _convert_additional(value: Any, out: dict[str, Any], defs: dict[str, Any], with_defaults: bool) -> None:
+def _convert_additional(
+    value: Any, out: dict[str, Any], defs: dict[str, Any], with_defaults: bool
+) -> None:
     if value is True or value == {}:
         out["x-kubernetes-preserve-unknown-fields"] = True
     elif isinstance(value, dict):

@@ -14,7 +14,9 @@ DATA_FILE = "toolchains.yaml"
 
 
 class _Data(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
 
 
 class ToolchainImages(_Data):
@@ -36,7 +38,9 @@ class ToolchainCapabilities(_Data):
         description="The release itself still ships trtllm-build and convert_checkpoint.py (an upstream fact, "
         "true where engine_build is false only because the operator has not inventoried them)."
     )
-    pytorch_backend: bool = Field(description="Serves Hugging Face checkpoints with the PyTorch backend.")
+    pytorch_backend: bool = Field(
+        description="Serves Hugging Face checkpoints with the PyTorch backend."
+    )
     triton_runtime: bool = Field(description="Has a Triton image with the tensorrtllm backend.")
     trtllm_serve_runtime: bool = Field(description="Has trtllm-serve.")
     lora: bool = Field(description="Supports LoRA adapters.")
@@ -48,7 +52,9 @@ class ToolchainCapabilities(_Data):
 class ToolchainScripts(_Data):
     """Paths of NVIDIA's scripts inside the toolchain's images."""
 
-    convert_checkpoint: dict[str, str] = Field(description="convert_checkpoint.py per model family.")
+    convert_checkpoint: dict[str, str] = Field(
+        description="convert_checkpoint.py per model family."
+    )
     quantize: str | None = Field(description="examples/quantization/quantize.py (ModelOpt).")
     hf_lora_convert: str | None = Field(description="hf_lora_convert.py (HF adapter -> .npy).")
     triton_skeleton: str | None = Field(description="Triton skeleton model repository.")
@@ -74,7 +80,9 @@ class Toolchain(_Data):
     capabilities: ToolchainCapabilities
     scripts: ToolchainScripts
     ports: ToolchainPorts
-    lora_target_modules: tuple[str, ...] = Field(description="Modules trtllm-build accepts for LoRA.")
+    lora_target_modules: tuple[str, ...] = Field(
+        description="Modules trtllm-build accepts for LoRA."
+    )
     triton_models: tuple[str, ...] = Field(
         (),
         description="Triton model repositories the release's Triton image line carries under /app/all_models "
@@ -114,7 +122,9 @@ def toolchain_names() -> list[str]:
 
 def toolchains_with(capability: str) -> list[str]:
     """Sorted names of the toolchains whose capability (snake_case field name) is true."""
-    return sorted(name for name, tc in load_toolchains().items() if getattr(tc.capabilities, capability))
+    return sorted(
+        name for name, tc in load_toolchains().items() if getattr(tc.capabilities, capability)
+    )
 
 
 # Operator-level image overrides (mirrors, digest pins, patched or stand-in images), set once at start-up
@@ -132,7 +142,9 @@ def parse_image_overrides(entries: Iterable[str]) -> dict[str, str]:
     for entry in entries:
         source, sep, target = entry.strip().partition("=")
         if not sep or not source or not target:
-            raise ValueError(f"image override {entry!r} is not FROM=TO (e.g. nvcr.io/nvidia/=mirror.local/nvidia/)")
+            raise ValueError(
+                f"image override {entry!r} is not FROM=TO (e.g. nvcr.io/nvidia/=mirror.local/nvidia/)"
+            )
         overrides[source] = target
     return overrides
 
@@ -151,5 +163,5 @@ def pod_image(image: str) -> str:
     prefixes = [p for p in _image_overrides if p.endswith("/") and image.startswith(p)]
     if prefixes:
         longest = max(prefixes, key=len)
-        return _image_overrides[longest] + image[len(longest):]
+        return _image_overrides[longest] + image[len(longest) :]
     return _image_overrides.get("*", image)

@@ -100,11 +100,15 @@ def gpu_problems(engine: EngineSpec, gpu: EngineGpu) -> list[Problem]:
     return _precision_problems(engine, gpu, "spec.engine")
 
 
-def _precision_problems(engine: EngineSpec | LLMEngineSpec, gpu: EngineGpu,
-                        root: str) -> list[Problem]:
+def _precision_problems(
+    engine: EngineSpec | LLMEngineSpec, gpu: EngineGpu, root: str
+) -> list[Problem]:
     quant = engine.quantization
-    checks = [("dtype", engine.dtype), ("quantization.weights", quant.weights),
-              ("quantization.kvCache", quant.kv_cache)]
+    checks = [
+        ("dtype", engine.dtype),
+        ("quantization.weights", quant.weights),
+        ("quantization.kvCache", quant.kv_cache),
+    ]
     problems = []
     for field, value in checks:
         minimum = MIN_COMPUTE.get(value)

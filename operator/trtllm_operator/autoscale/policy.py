@@ -178,7 +178,9 @@ def per_replica_value(samples: Samples, settings: Settings, replicas: ReplicaCou
     return value
 
 
-def trend_slope(points: tuple[tuple[float, float], ...], window_s: float, min_fit: float = 0.0) -> float:
+def trend_slope(
+    points: tuple[tuple[float, float], ...], window_s: float, min_fit: float = 0.0
+) -> float:
     """Least-squares slope (units per second) of the points within ``window_s`` of the newest one;
     0 when the line explains less than ``min_fit`` of the points' variance (R^2): noise is not a trend."""
     if len(points) < 3:
@@ -234,11 +236,15 @@ def _bounds_decision(replicas: ReplicaCounts, settings: Settings, value: float) 
     if replicas.current > upper and upper >= settings.min_replicas:
         why = "the cluster's GPUs hold" if limit == CAPPED_BY_GPUS else "maxReplicas allows"
         msg = f"Scaling to {upper}: above the {upper} replicas {why}"
-        return Decision(upper, ABOVE_MAX if limit == CAPPED_BY_MAX else CAPPED_BY_GPUS, value, DOWN, msg)
+        return Decision(
+            upper, ABOVE_MAX if limit == CAPPED_BY_MAX else CAPPED_BY_GPUS, value, DOWN, msg
+        )
     return None
 
 
-def _scale_up_decision(replicas: ReplicaCounts, settings: Settings, value: float, projected: float) -> Decision | None:
+def _scale_up_decision(
+    replicas: ReplicaCounts, settings: Settings, value: float, projected: float
+) -> Decision | None:
     """Ask for every replica the (projected) load needs at once, counting starting ones as coming."""
     if projected <= settings.target * (1 + settings.tolerance):
         return None
@@ -273,11 +279,15 @@ def _scale_down_decision(
 ) -> Decision:
     """One step down after a window of sustained low recommendations, with nothing starting."""
     highest = max(rec for _, rec in state.history)
-    step = down_step(replicas.current, max(settings.min_replicas, highest), settings.scale_down_step)
+    step = down_step(
+        replicas.current, max(settings.min_replicas, highest), settings.scale_down_step
+    )
     floor = max(settings.min_replicas, highest, replicas.ready - step)
     target_text = f"{settings.metric}={value:.3g}, target {settings.target:g}"
     if highest >= replicas.current or floor >= replicas.current:
-        return _hold(replicas, WITHIN_TARGET, f"{target_text}: {replicas.current} replicas fit", value)
+        return _hold(
+            replicas, WITHIN_TARGET, f"{target_text}: {replicas.current} replicas fit", value
+        )
     if replicas.starting > 0:
         msg = f"{target_text}: not scaling down while {replicas.starting} replica(s) are starting"
         return _hold(replicas, WAITING_FOR_STARTUP, msg, value)

@@ -35,11 +35,17 @@ def now() -> str:
 @cache
 def build_scripts() -> dict[str, str]:
     """The build_jobs files the Jobs run, by relative path: from $TRTLLM_BUILD_JOBS_DIR or the source tree."""
-    root = Path(os.environ.get("TRTLLM_BUILD_JOBS_DIR") or Path(__file__).resolve().parents[3] / "build_jobs")
+    root = Path(
+        os.environ.get("TRTLLM_BUILD_JOBS_DIR")
+        or Path(__file__).resolve().parents[3] / "build_jobs"
+    )
     if not (root / "run.py").exists():
         raise RuntimeError(f"build_jobs scripts not found in {root}; set TRTLLM_BUILD_JOBS_DIR")
-    files = [p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".json")
-             and "__pycache__" not in p.parts]
+    files = [
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix in (".py", ".json") and "__pycache__" not in p.parts
+    ]
     return {str(p.relative_to(root)): p.read_text() for p in sorted(files)}
 
 

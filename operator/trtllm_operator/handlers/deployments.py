@@ -26,11 +26,17 @@ def observe(body: dict[str, Any]) -> Observed:
     deploy = kube.get("apps/v1", "Deployment", ns, names.serving(name))
     pods = kube.list_objects("v1", "Pod", ns, names.pod_selector(name)) if deploy else []
     return Observed(
-        body=body, now=now(), nodes=kube.list_objects("v1", "Node"),
+        body=body,
+        now=now(),
+        nodes=kube.list_objects("v1", "Node"),
         claims=kube.list_objects("v1", "PersistentVolumeClaim", ns),
-        engines=kube.list_objects(names.API_VERSION, "LLMEngine", ns), deployment=deploy, pods=pods,
+        engines=kube.list_objects(names.API_VERSION, "LLMEngine", ns),
+        deployment=deploy,
+        pods=pods,
         adapter_jobs=kube.list_objects("batch/v1", "Job", ns, names.child_labels(name, "adapter")),
-        pod_monitors=kube.crd_exists("podmonitors.monitoring.coreos.com"), scripts=build_scripts())
+        pod_monitors=kube.crd_exists("podmonitors.monitoring.coreos.com"),
+        scripts=build_scripts(),
+    )
 
 
 def reconcile(body: dict[str, Any]) -> None:
@@ -45,7 +51,9 @@ def reconcile(body: dict[str, Any]) -> None:
     if write_status("LLMDeployment", body, plan.status):
         if plan.status["phase"] != old_phase:
             meta = body["metadata"]
-            log.info("LLMDeployment %s/%s is %s", meta["namespace"], meta["name"], plan.status["phase"])
+            log.info(
+                "LLMDeployment %s/%s is %s", meta["namespace"], meta["name"], plan.status["phase"]
+            )
         for event in plan.events:
             announce(body, event)
 
@@ -96,7 +104,9 @@ def serving_deployment_event(body: kopf.Body, **_: Any) -> None:
         reconcile_by_name(body["metadata"]["namespace"], owner)
 
 
-@kopf.on.event("", "v1", "pods", labels={names.MANAGED_BY: names.OPERATOR, names.ROLE_LABEL: "server"})
+@kopf.on.event(
+    "", "v1", "pods", labels={names.MANAGED_BY: names.OPERATOR, names.ROLE_LABEL: "server"}
+)
 def serving_pod_event(body: kopf.Body, **_: Any) -> None:
     """A serving pod changed (readiness, a restart, scheduling): a crash loop often changes no field of
     the Deployment, so the pod itself wakes its LLMDeployment."""

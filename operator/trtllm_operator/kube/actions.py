@@ -19,9 +19,15 @@ def run(action: Action) -> bool:
         return kube.apply(action.obj, action.live)[1]
     if action.verb == "set_owners":
         kube.set_owners(action.obj, action.owners or [])
-        log.info("Set the owners of %s to %s", action.target, [o.get("name") for o in action.owners or []])
+        log.info(
+            "Set the owners of %s to %s",
+            action.target,
+            [o.get("name") for o in action.owners or []],
+        )
         return True
-    return kube.delete(action.obj["apiVersion"], action.obj["kind"], meta.get("namespace"), meta["name"])
+    return kube.delete(
+        action.obj["apiVersion"], action.obj["kind"], meta.get("namespace"), meta["name"]
+    )
 
 
 def _create(action: Action) -> bool:
@@ -31,7 +37,9 @@ def _create(action: Action) -> bool:
     if action.adopt is None:
         return False
     meta = action.obj["metadata"]
-    live = kube.get(action.obj["apiVersion"], action.obj["kind"], meta.get("namespace"), meta["name"])
+    live = kube.get(
+        action.obj["apiVersion"], action.obj["kind"], meta.get("namespace"), meta["name"]
+    )
     owners = (live or {}).get("metadata", {}).get("ownerReferences") or []
     if live is not None and not any(o.get("uid") == action.adopt["uid"] for o in owners):
         kube.set_owners(live, [*owners, action.adopt])

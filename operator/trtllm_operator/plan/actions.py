@@ -51,8 +51,13 @@ def contains(live: Any, desired: Any) -> bool:
     """True when every field of `desired` is present with the same value in `live` (extra fields
     allowed): an apply of `desired` over `live` would change nothing."""
     if isinstance(desired, dict):
-        return isinstance(live, dict) and all(k in live and contains(live[k], v) for k, v in desired.items())
+        return isinstance(live, dict) and all(
+            k in live and contains(live[k], v) for k, v in desired.items()
+        )
     if isinstance(desired, list):
-        return (isinstance(live, list) and len(live) == len(desired)
-                and all(contains(a, b) for a, b in zip(live, desired, strict=True)))
+        return (
+            isinstance(live, list)
+            and len(live) == len(desired)
+            and all(contains(a, b) for a, b in zip(live, desired, strict=True))
+        )
     return live == desired or (isinstance(live, (int, str)) and str(live) == str(desired))

@@ -33,13 +33,20 @@ def adapter_dirs(adapters: list[AdapterSpec], engine: LLMEngineSpec) -> list[str
     return [layout.adapter_dir(adapter_key(a, engine)) for a in by_task]
 
 
-def desired_adapter_config(deployment: str, namespace: str, adapters: list[AdapterSpec],
-                           engine: LLMEngineSpec, scripts: dict[str, str],
-                           owners: list[dict[str, Any]]) -> dict[str, Any]:
+def desired_adapter_config(
+    deployment: str,
+    namespace: str,
+    adapters: list[AdapterSpec],
+    engine: LLMEngineSpec,
+    scripts: dict[str, str],
+    owners: list[dict[str, Any]],
+) -> dict[str, Any]:
     """ConfigMap with the build scripts and one request per adapter, for the adapter Jobs."""
     form = adapter_format(engine)
-    by_name = {a.name: adapter_request(adapter_key(a, engine), a.source, a.name, engine, form)
-               for a in adapters}
+    by_name = {
+        a.name: adapter_request(adapter_key(a, engine), a.source, a.name, engine, form)
+        for a in adapters
+    }
     requests = request_files(by_name)
     config = desired_build_config(deployment, "", namespace, requests, scripts, owners)
     config["metadata"]["name"] = names.adapter_config(deployment)
@@ -47,18 +54,29 @@ def desired_adapter_config(deployment: str, namespace: str, adapters: list[Adapt
     return config
 
 
-def desired_adapter_jobs(deployment: str, namespace: str, adapters: list[AdapterSpec], engine: LLMEngineSpec,
-                         claim: str, config: dict[str, Any], owners: list[dict[str, Any]],
-                         secret: tuple[str, str] | None) -> list[dict[str, Any]]:
+def desired_adapter_jobs(
+    deployment: str,
+    namespace: str,
+    adapters: list[AdapterSpec],
+    engine: LLMEngineSpec,
+    claim: str,
+    config: dict[str, Any],
+    owners: list[dict[str, Any]],
+    secret: tuple[str, str] | None,
+) -> list[dict[str, Any]]:
     """One CPU Job per adapter into /cache/adapters/<key>/ (hf_lora_convert, or the HF adapter copied for
     backend pytorch); skipped when already there."""
     jobs = []
     for adapter in adapters:
-        pod = job_pod(adapter.name, engine.toolchain.image, claim, config, secret, pvc_claims(adapter.source))
+        pod = job_pod(
+            adapter.name, engine.toolchain.image, claim, config, secret, pvc_claims(adapter.source)
+        )
         pod["containers"][0]["resources"] = {"requests": {"cpu": "1", "memory": "8Gi"}}
         name = names.adapter_job(deployment, adapter.name, adapter_key(adapter, engine))
         labels = {**names.child_labels(deployment, "adapter"), names.ROLE_LABEL: "adapter"}
-        jobs.append(job(name, namespace, labels, owners, pod, adapter.source, backoff=2, deadline=3600))
+        jobs.append(
+            job(name, namespace, labels, owners, pod, adapter.source, backoff=2, deadline=3600)
+        )
     return jobs
 
 

@@ -36,13 +36,28 @@ RUN_CONTAINER = "RunContainerError"
 UNSCHEDULABLE = "Unschedulable"
 FETCH_UNSCHEDULABLE = "FetchUnschedulable"
 BUILD_UNSCHEDULABLE = "BuildUnschedulable"
-POD_REASONS = frozenset({CRASH_LOOP, OOM_KILLED, IMAGE_PULL, IMAGE_NEVER_PULL, INVALID_IMAGE, CONTAINER_CONFIG,
-                         CREATE_CONTAINER, RUN_CONTAINER, UNSCHEDULABLE, FETCH_UNSCHEDULABLE, BUILD_UNSCHEDULABLE})
+POD_REASONS = frozenset(
+    {
+        CRASH_LOOP,
+        OOM_KILLED,
+        IMAGE_PULL,
+        IMAGE_NEVER_PULL,
+        INVALID_IMAGE,
+        CONTAINER_CONFIG,
+        CREATE_CONTAINER,
+        RUN_CONTAINER,
+        UNSCHEDULABLE,
+        FETCH_UNSCHEDULABLE,
+        BUILD_UNSCHEDULABLE,
+    }
+)
 # Reasons announced once as a Warning event when a condition starts carrying them.
 WARNING_REASONS = POD_REASONS | {BUILD_FAILED}
 
 
-def make(kind: str, status: str, reason: str, message: str, generation: int | None) -> dict[str, Any]:
+def make(
+    kind: str, status: str, reason: str, message: str, generation: int | None
+) -> dict[str, Any]:
     """One condition in the Kubernetes shape (lastTransitionTime is added by merge)."""
     cond: dict[str, Any] = {"type": kind, "status": status, "reason": reason, "message": message}
     if generation is not None:
@@ -62,7 +77,9 @@ def merge(old: list[dict[str, Any]], new: list[dict[str, Any]], now: str) -> lis
     return merged
 
 
-def new_warnings(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def new_warnings(
+    old: list[dict[str, Any]] | None, new: list[dict[str, Any]]
+) -> list[tuple[str, str]]:
     """(reason, message) of each warning reason the new conditions carry and the old ones did not: one
     event per new problem, none per resync (a Degraded condition counts only while True)."""
     before = {reason for reason, _ in _warning_reasons(old)}
@@ -75,9 +92,16 @@ def new_warnings(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]) ->
 
 def _warning_reasons(conds: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
     order = {"Degraded": 0, "EngineReady": 1, "Ready": 1}  # the plainest message of a reason first
-    found = [c for c in conds or []
-             if c.get("reason") in WARNING_REASONS and (c.get("type") != "Degraded" or c.get("status") == "True")]
-    return [(c["reason"], c.get("message", "")) for c in sorted(found, key=lambda c: order.get(c.get("type"), 2))]
+    found = [
+        c
+        for c in conds or []
+        if c.get("reason") in WARNING_REASONS
+        and (c.get("type") != "Degraded" or c.get("status") == "True")
+    ]
+    return [
+        (c["reason"], c.get("message", ""))
+        for c in sorted(found, key=lambda c: order.get(c.get("type"), 2))
+    ]
 
 
 def find(conds: list[dict[str, Any]] | None, kind: str) -> dict[str, Any] | None:

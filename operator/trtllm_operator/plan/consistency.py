@@ -153,7 +153,9 @@ def claim_references(spec: LLMDeploymentSpec) -> list[tuple[str, str]]:
     return found
 
 
-def missing_claim_problems(spec: LLMDeploymentSpec, namespace: str, existing: set[str]) -> list[Problem]:
+def missing_claim_problems(
+    spec: LLMDeploymentSpec, namespace: str, existing: set[str]
+) -> list[Problem]:
     """A problem per referenced claim that is not in ``existing`` (the namespace's PVC names): a Job or
     pod mounting it would stay Pending with no message of ours."""
     return [

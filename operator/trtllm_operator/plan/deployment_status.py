@@ -17,15 +17,17 @@ class StatusFacts:
     """Everything the status depends on, as decided by plan.desired from what was observed."""
 
     generation: int | None
-    problem: tuple[str, str] | None = None          # (reason, message) that stops progress
-    engine: dict[str, Any] = field(default_factory=dict)   # status.engine: name, key, gpu, reused
+    problem: tuple[str, str] | None = None  # (reason, message) that stops progress
+    engine: dict[str, Any] = field(default_factory=dict)  # status.engine: name, key, gpu, reused
     engine_status: dict[str, Any] = field(default_factory=dict)  # the target LLMEngine's status
-    served_engine: str | None = None                 # engine the live Deployment serves
-    deployment: dict[str, Any] | None = None         # the live Deployment
+    served_engine: str | None = None  # engine the live Deployment serves
+    deployment: dict[str, Any] | None = None  # the live Deployment
     desired_replicas: int = 0
     adapters_pending: list[str] = field(default_factory=list)
-    pod_problems: list[PodProblem] = field(default_factory=list)  # the serving pods', most telling first
-    was_serving: bool = False                        # the last status was Ready or Degraded
+    pod_problems: list[PodProblem] = field(
+        default_factory=list
+    )  # the serving pods', most telling first
+    was_serving: bool = False  # the last status was Ready or Degraded
 
 
 def rollout_done(deployment: dict[str, Any] | None, desired: int) -> bool:
@@ -38,17 +40,26 @@ def rollout_done(deployment: dict[str, Any] | None, desired: int) -> bool:
     return current and counts == (desired, desired, desired)
 
 
-def deployment_status(name: str, namespace: str, spec: LLMDeploymentSpec | None, seen: StatusFacts,
-                      old_conditions: list[dict[str, Any]], now: str) -> dict[str, Any]:
+def deployment_status(
+    name: str,
+    namespace: str,
+    spec: LLMDeploymentSpec | None,
+    seen: StatusFacts,
+    old_conditions: list[dict[str, Any]],
+    now: str,
+) -> dict[str, Any]:
     """The whole status subresource; equal input gives equal output, so an idle reconcile writes nothing."""
     conds = _conditions(seen)
     live = (seen.deployment or {}).get("status") or {}
     ready_replicas = int(live.get("readyReplicas") or 0)
     status: dict[str, Any] = {
-        "phase": _phase(seen, conds), "observedGeneration": seen.generation,
+        "phase": _phase(seen, conds),
+        "observedGeneration": seen.generation,
         "conditions": c.merge(old_conditions, conds, now),
-        "replicas": int(live.get("replicas") or 0), "readyReplicas": ready_replicas,
-        "desiredReplicas": seen.desired_replicas, "ready": f"{ready_replicas}/{seen.desired_replicas}",
+        "replicas": int(live.get("replicas") or 0),
+        "readyReplicas": ready_replicas,
+        "desiredReplicas": seen.desired_replicas,
+        "ready": f"{ready_replicas}/{seen.desired_replicas}",
         "selector": ",".join(f"{k}={v}" for k, v in sorted(names.pod_selector(name).items())),
     }
     if seen.engine:
@@ -63,15 +74,19 @@ def endpoints(name: str, namespace: str, spec: LLMDeploymentSpec) -> list[dict[s
     ports."""
     host = f"{names.serving(name)}.{namespace}.svc"
     numbers = dict(deployment_ports(spec))
-    return [{"name": e.port, "host": host, "port": numbers[e.port], "protocol": e.protocol}
-            for e in runtime_for(spec.serving.runtime).client_endpoints]
+    return [
+        {"name": e.port, "host": host, "port": numbers[e.port], "protocol": e.protocol}
+        for e in runtime_for(spec.serving.runtime).client_endpoints
+    ]
 
 
 def _conditions(seen: StatusFacts) -> list[dict[str, Any]]:
     gen = seen.generation
     engine_ready = _engine_ready(seen)
     issue = pod_issue(seen)
-    serving_target = seen.served_engine is not None and seen.served_engine == seen.engine.get("name")
+    serving_target = seen.served_engine is not None and seen.served_engine == seen.engine.get(
+        "name"
+    )
     done = serving_target and rollout_done(seen.deployment, seen.desired_replicas) and issue is None
     degraded = _degraded(seen)
     ready = done and engine_ready[0] == "True" and not seen.adapters_pending
@@ -80,10 +95,21 @@ def _conditions(seen: StatusFacts) -> list[dict[str, Any]]:
         c.make("EngineReady", *engine_ready, gen),
         c.make("Available", *_available(seen), gen),
         c.make("Progressing", *_progressing(seen, done, degraded, engine_ready, why_not), gen),
-        c.make("Degraded", "True" if degraded else "False", *(degraded or (c.AS_EXPECTED, "No problem found.")),
-               gen),
-        c.make("Ready", "True" if ready else "False", c.READY if ready else c.NOT_READY,
-               "The model is served by the current engine on every desired replica." if ready else why_not, gen),
+        c.make(
+            "Degraded",
+            "True" if degraded else "False",
+            *(degraded or (c.AS_EXPECTED, "No problem found.")),
+            gen,
+        ),
+        c.make(
+            "Ready",
+            "True" if ready else "False",
+            c.READY if ready else c.NOT_READY,
+            "The model is served by the current engine on every desired replica."
+            if ready
+            else why_not,
+            gen,
+        ),
     ]
 
 
@@ -114,7 +140,11 @@ def _engine_ready(seen: StatusFacts) -> tuple[str, str, str]:
     if cond.get("status") == "True":
         reason = c.ENGINE_REUSED if seen.engine.get("reused") else c.ENGINE_READY
         return "True", reason, f"Engine {name} is built for {seen.engine.get('gpu', '')}."
-    return "False", cond.get("reason") or c.BUILDING, cond.get("message") or f"Engine {name} is being prepared."
+    return (
+        "False",
+        cond.get("reason") or c.BUILDING,
+        cond.get("message") or f"Engine {name} is being prepared.",
+    )
 
 
 def _available(seen: StatusFacts) -> tuple[str, str, str]:
@@ -126,8 +156,13 @@ def _available(seen: StatusFacts) -> tuple[str, str, str]:
     return "False", c.UNAVAILABLE, "No serving replica is available yet."
 
 
-def _progressing(seen: StatusFacts, done: bool, degraded: tuple[str, str] | None,
-                 engine_ready: tuple[str, str, str], why_not: str) -> tuple[str, str, str]:
+def _progressing(
+    seen: StatusFacts,
+    done: bool,
+    degraded: tuple[str, str] | None,
+    engine_ready: tuple[str, str, str],
+    why_not: str,
+) -> tuple[str, str, str]:
     if degraded and degraded[0] in c.POD_REASONS:
         return "False", degraded[0], f"The rollout is stalled: {degraded[1]}"
     if done or degraded:
@@ -140,10 +175,16 @@ def _progressing(seen: StatusFacts, done: bool, degraded: tuple[str, str] | None
     return "True", issue[0] if issue else c.ROLLING_OUT, why_not
 
 
-def _why_not_ready(seen: StatusFacts, engine_ready: tuple[str, str, str], serving_target: bool,
-                   issue: tuple[str, str] | None) -> str:
+def _why_not_ready(
+    seen: StatusFacts,
+    engine_ready: tuple[str, str, str],
+    serving_target: bool,
+    issue: tuple[str, str] | None,
+) -> str:
     if engine_ready[0] != "True":
-        keep = f" Engine {seen.served_engine} keeps serving meanwhile." if seen.served_engine else ""
+        keep = (
+            f" Engine {seen.served_engine} keeps serving meanwhile." if seen.served_engine else ""
+        )
         return engine_ready[2] + keep
     if seen.adapters_pending:
         return f"Converting LoRA adapters: {', '.join(seen.adapters_pending)}."
@@ -189,7 +230,9 @@ def _phase(seen: StatusFacts, conds: list[dict[str, Any]]) -> str:
     return "Pending" if pod_issue(seen) else "Deploying"
 
 
-def carry_autoscaler_fields(status: dict[str, Any], old: dict[str, Any], autoscaling: bool) -> dict[str, Any]:
+def carry_autoscaler_fields(
+    status: dict[str, Any], old: dict[str, Any], autoscaling: bool
+) -> dict[str, Any]:
     """Keep what the autoscaler wrote (status.autoscaling and its condition) while autoscaling is on."""
     if not autoscaling:
         return status

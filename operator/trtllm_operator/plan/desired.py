@@ -57,16 +57,16 @@ from trtllm_operator.plan.serving import (
 class Observed:
     """Everything one reconcile of an LLMDeployment reads, gathered before any decision."""
 
-    body: dict[str, Any]                                          # the LLMDeployment
-    now: str                                                      # RFC 3339, for condition times
+    body: dict[str, Any]  # the LLMDeployment
+    now: str  # RFC 3339, for condition times
     nodes: list[dict[str, Any]] = field(default_factory=list)
-    claims: list[dict[str, Any]] = field(default_factory=list)    # the namespace's PVCs
-    engines: list[dict[str, Any]] = field(default_factory=list)   # the namespace's LLMEngines
-    deployment: dict[str, Any] | None = None                      # the live serving Deployment
-    pods: list[dict[str, Any]] = field(default_factory=list)      # its serving pods
+    claims: list[dict[str, Any]] = field(default_factory=list)  # the namespace's PVCs
+    engines: list[dict[str, Any]] = field(default_factory=list)  # the namespace's LLMEngines
+    deployment: dict[str, Any] | None = None  # the live serving Deployment
+    pods: list[dict[str, Any]] = field(default_factory=list)  # its serving pods
     adapter_jobs: list[dict[str, Any]] = field(default_factory=list)
-    pod_monitors: bool = False                                    # the PodMonitor CRD is installed
-    scripts: dict[str, str] = field(default_factory=dict)         # build_jobs files, by path
+    pod_monitors: bool = False  # the PodMonitor CRD is installed
+    scripts: dict[str, str] = field(default_factory=dict)  # build_jobs files, by path
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,14 @@ def desired(seen: Observed) -> Desired:
         spec = parse(seen.body)
         facts = _progress(seen, spec, actions)
     except BlockedError as stop:
-        first = [Event("Warning", stop.reason, stop.message)] if _new_problem(seen.body, stop) else []
-        facts = StatusFacts(seen.body["metadata"].get("generation"), (stop.reason, stop.message),
-                            _old_status(seen.body).get("engine") or {})
+        first = (
+            [Event("Warning", stop.reason, stop.message)] if _new_problem(seen.body, stop) else []
+        )
+        facts = StatusFacts(
+            seen.body["metadata"].get("generation"),
+            (stop.reason, stop.message),
+            _old_status(seen.body).get("engine") or {},
+        )
     status = _status(seen, spec, facts)
     return Desired(actions, status, first + status_events(_old_status(seen.body), status), spec)
 
@@ -125,9 +130,18 @@ def _progress(seen: Observed, spec: LLMDeploymentSpec, actions: list[Action]) ->
     served_name = engine_label(deploy)
     if served_name == engine_ref["name"] and rollout_done(deploy, wanted):
         actions += release_unused_engines(seen.engines, me, {engine_ref["name"]})
-    return StatusFacts(meta.get("generation"), None, engine_ref, target.get("status") or {}, served_name,
-                       deploy, wanted, pending, pod_problems(seen.pods) if deploy else [],
-                       _old_status(seen.body).get("phase") in ("Ready", "Degraded"))
+    return StatusFacts(
+        meta.get("generation"),
+        None,
+        engine_ref,
+        target.get("status") or {},
+        served_name,
+        deploy,
+        wanted,
+        pending,
+        pod_problems(seen.pods) if deploy else [],
+        _old_status(seen.body).get("phase") in ("Ready", "Degraded"),
+    )
 
 
 def check_claims(spec: LLMDeploymentSpec, namespace: str, claims: list[dict[str, Any]]) -> None:
@@ -136,11 +150,14 @@ def check_claims(spec: LLMDeploymentSpec, namespace: str, claims: list[dict[str,
     existing = {pvc["metadata"]["name"] for pvc in claims}
     problems = missing_claim_problems(spec, namespace, existing)
     if problems:
-        raise BlockedError(reasons.CLAIM_NOT_FOUND, "; ".join(f"{path}: {msg}" for path, msg in problems))
+        raise BlockedError(
+            reasons.CLAIM_NOT_FOUND, "; ".join(f"{path}: {msg}" for path, msg in problems)
+        )
 
 
-def cache_claim(spec: LLMDeploymentSpec, namespace: str, claims: list[dict[str, Any]],
-                actions: list[Action]) -> str:
+def cache_claim(
+    spec: LLMDeploymentSpec, namespace: str, claims: list[dict[str, Any]], actions: list[Action]
+) -> str:
     """The cache PVC name; its creation is planned unless the user brings their own claim.
 
     The created claim has no owner on purpose: it holds the namespace's models and engines for every
@@ -148,8 +165,14 @@ def cache_claim(spec: LLMDeploymentSpec, namespace: str, claims: list[dict[str, 
     free the storage."""
     claim = names.cache_claim(spec.storage.claim_name)
     if not spec.storage.claim_name and not any(p["metadata"]["name"] == claim for p in claims):
-        actions.append(Action("create", desired_cache_claim(claim, namespace, spec.storage.size,
-                                                            spec.storage.storage_class_name, [])))
+        actions.append(
+            Action(
+                "create",
+                desired_cache_claim(
+                    claim, namespace, spec.storage.size, spec.storage.storage_class_name, []
+                ),
+            )
+        )
     return claim
 
 
@@ -162,35 +185,62 @@ def placed_engine(seen: Observed, spec: LLMDeploymentSpec) -> tuple[str, str, LL
     engine = llmengine_spec(spec, placement.gpu)
     problems = validate_deployment(spec, placement.gpu) + consistency_problems(spec, engine)
     if problems:
-        raise BlockedError(reasons.INVALID_SPEC, "; ".join(f"{path}: {msg}" for path, msg in problems))
+        raise BlockedError(
+            reasons.INVALID_SPEC, "; ".join(f"{path}: {msg}" for path, msg in problems)
+        )
     key = engine_spec_key(engine)
     return engine_name(spec.model.source, key), key, engine, placement.memory_mib
 
 
-def target_engine(seen: Observed, spec: LLMDeploymentSpec, me: dict[str, Any],
-                  actions: list[Action]) -> tuple[dict[str, Any], dict[str, Any]]:
+def target_engine(
+    seen: Observed, spec: LLMDeploymentSpec, me: dict[str, Any], actions: list[Action]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The LLMEngine this spec needs (created or adopted): (engine object, status.engine)."""
     meta = seen.body["metadata"]
     name, key, engine, memory = placed_engine(seen, spec)
     live = find(seen.engines, name)
     shared = {**me, "controller": False}
     if live is None:
-        secret = (spec.model.secret_ref.name, spec.model.secret_ref.key) if spec.model.secret_ref else None
-        live = desired_engine(name, meta["namespace"], key, engine, names.cache_claim(spec.storage.claim_name),
-                              memory, {"name": meta["name"], "uid": meta["uid"]},
-                              spec.engine.build_resources, secret, spec.storage.retain_engines)
-        actions.append(Action("create", live, adopt=shared, cache_result="miss",
-                              event=Event("Normal", "EngineCreated",
-                                          f"Created LLMEngine {name} (key {key[:12]})")))
+        secret = (
+            (spec.model.secret_ref.name, spec.model.secret_ref.key)
+            if spec.model.secret_ref
+            else None
+        )
+        live = desired_engine(
+            name,
+            meta["namespace"],
+            key,
+            engine,
+            names.cache_claim(spec.storage.claim_name),
+            memory,
+            {"name": meta["name"], "uid": meta["uid"]},
+            spec.engine.build_resources,
+            secret,
+            spec.storage.retain_engines,
+        )
+        actions.append(
+            Action(
+                "create",
+                live,
+                adopt=shared,
+                cache_result="miss",
+                event=Event(
+                    "Normal", "EngineCreated", f"Created LLMEngine {name} (key {key[:12]})"
+                ),
+            )
+        )
     elif not _owned_by(live, me):
         owners = [*(live["metadata"].get("ownerReferences") or []), shared]
         actions.append(Action("set_owners", live, owners=owners, cache_result="hit"))
-    reused = (live["metadata"].get("annotations") or {}).get(names.CREATED_BY_ANNOTATION) != meta["uid"]
+    reused = (live["metadata"].get("annotations") or {}).get(names.CREATED_BY_ANNOTATION) != meta[
+        "uid"
+    ]
     return live, {"name": name, "key": key, "gpu": engine.gpu.product, "reused": reused}
 
 
-def served_engine(target: dict[str, Any], live_deploy: dict[str, Any] | None,
-                  engines: list[dict[str, Any]]) -> dict[str, Any] | None:
+def served_engine(
+    target: dict[str, Any], live_deploy: dict[str, Any] | None, engines: list[dict[str, Any]]
+) -> dict[str, Any] | None:
     """The engine to serve: the target once Ready, else the one already serving ("build, then roll")."""
     if _phase(target) == "Ready":
         return target
@@ -202,18 +252,30 @@ def served_engine(target: dict[str, Any], live_deploy: dict[str, Any] | None,
 def rolls(live_deploy: dict[str, Any] | None, serving: dict[str, Any], pending: list[str]) -> bool:
     """Whether the serving objects are applied now: always once the adapters are ready; with adapters
     still converting, only for a new Deployment or one that keeps its engine (a roll waits for them)."""
-    return not pending or live_deploy is None or engine_label(live_deploy) == serving["metadata"]["name"]
+    return (
+        not pending
+        or live_deploy is None
+        or engine_label(live_deploy) == serving["metadata"]["name"]
+    )
 
 
-def adapters(seen: Observed, spec: LLMDeploymentSpec, engine: dict[str, Any], claim: str,
-             me: dict[str, Any], actions: list[Action]) -> list[str]:
+def adapters(
+    seen: Observed,
+    spec: LLMDeploymentSpec,
+    engine: dict[str, Any],
+    claim: str,
+    me: dict[str, Any],
+    actions: list[Action],
+) -> list[str]:
     """Plan the adapter ConfigMap and Jobs for the served engine's dtype; returns the names of adapters
     whose Job has not completed yet."""
     if not spec.adapters:
         return []
     name, ns = seen.body["metadata"]["name"], seen.body["metadata"]["namespace"]
     engine_spec = LLMEngineSpec.model_validate(engine["spec"])
-    secret = (spec.model.secret_ref.name, spec.model.secret_ref.key) if spec.model.secret_ref else None
+    secret = (
+        (spec.model.secret_ref.name, spec.model.secret_ref.key) if spec.model.secret_ref else None
+    )
     config = desired_adapter_config(name, ns, spec.adapters, engine_spec, seen.scripts, [me])
     actions.append(Action("apply", config))
     pending = []
@@ -226,7 +288,9 @@ def adapters(seen: Observed, spec: LLMDeploymentSpec, engine: dict[str, Any], cl
     return pending
 
 
-def desired_replicas(spec: LLMDeploymentSpec, live_deploy: dict[str, Any] | None) -> tuple[int | None, int]:
+def desired_replicas(
+    spec: LLMDeploymentSpec, live_deploy: dict[str, Any] | None
+) -> tuple[int | None, int]:
     """(replicas to write, replicas wanted): with autoscaling on, the autoscaler owns the number."""
     if spec.autoscaling.enabled:
         current = ((live_deploy or {}).get("spec") or {}).get("replicas")
@@ -234,21 +298,33 @@ def desired_replicas(spec: LLMDeploymentSpec, live_deploy: dict[str, Any] | None
     return spec.serving.replicas, spec.serving.replicas
 
 
-def serving_objects(seen: Observed, spec: LLMDeploymentSpec, engine: dict[str, Any], claim: str,
-                    me: dict[str, Any], actions: list[Action]) -> dict[str, Any]:
+def serving_objects(
+    seen: Observed,
+    spec: LLMDeploymentSpec,
+    engine: dict[str, Any],
+    claim: str,
+    me: dict[str, Any],
+    actions: list[Action],
+) -> dict[str, Any]:
     """Plan the serving ConfigMap, Deployment, Service, PDB and PodMonitor for `engine`; returns the
     Deployment as the API server will show it once applied."""
     name, ns = seen.body["metadata"]["name"], seen.body["metadata"]["namespace"]
     engine_spec = LLMEngineSpec.model_validate(engine["spec"])
-    served = Served(engine["metadata"]["name"], engine["metadata"]["labels"][names.ENGINE_KEY_LABEL],
-                    engine_spec, model_dir(engine_spec, engine.get("status") or {}))
+    served = Served(
+        engine["metadata"]["name"],
+        engine["metadata"]["labels"][names.ENGINE_KEY_LABEL],
+        engine_spec,
+        model_dir(engine_spec, engine.get("status") or {}),
+    )
     config = desired_serving_config(name, ns, spec, served, [me])
     write, wanted = desired_replicas(spec, seen.deployment)
     deploy = desired_deployment(name, ns, spec, served, claim, config, write, [me])
     rolling = Event("Normal", "RolloutStarted", f"Rolling Deployment {name} (engine {served.name})")
-    actions += [Action("apply", config),
-                Action("apply", deploy, live=seen.deployment, event=rolling if seen.deployment else None),
-                Action("apply", desired_service(name, ns, spec, [me]))]
+    actions += [
+        Action("apply", config),
+        Action("apply", deploy, live=seen.deployment, event=rolling if seen.deployment else None),
+        Action("apply", desired_service(name, ns, spec, [me])),
+    ]
     if wanted > 1:
         actions.append(Action("apply", desired_pdb(name, ns, [me])))
     if seen.pod_monitors:
@@ -272,7 +348,9 @@ def after_apply(live: dict[str, Any] | None, desired_obj: dict[str, Any]) -> dic
     return {**live, "metadata": meta, "spec": desired_obj.get("spec")}
 
 
-def release_unused_engines(engines: list[dict[str, Any]], me: dict[str, Any], keep: set[str]) -> list[Action]:
+def release_unused_engines(
+    engines: list[dict[str, Any]], me: dict[str, Any], keep: set[str]
+) -> list[Action]:
     """Stop owning every engine this deployment no longer serves nor builds; an engine left without
     owners is deleted (its finalizer cleans the files). Planned only once the rollout is complete."""
     actions = []
@@ -281,7 +359,9 @@ def release_unused_engines(engines: list[dict[str, Any]], me: dict[str, Any], ke
         if engine["metadata"]["name"] in keep or not _owned_by(engine, me):
             continue
         rest = [o for o in owners if o.get("uid") != me["uid"]]
-        actions.append(Action("set_owners", engine, owners=rest) if rest else Action("delete", engine))
+        actions.append(
+            Action("set_owners", engine, owners=rest) if rest else Action("delete", engine)
+        )
     return actions
 
 
@@ -311,8 +391,9 @@ def find(objs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
 
 def _status(seen: Observed, spec: LLMDeploymentSpec | None, facts: StatusFacts) -> dict[str, Any]:
     meta, old = seen.body["metadata"], _old_status(seen.body)
-    status = deployment_status(meta["name"], meta["namespace"], spec, facts, old.get("conditions") or [],
-                               seen.now)
+    status = deployment_status(
+        meta["name"], meta["namespace"], spec, facts, old.get("conditions") or [], seen.now
+    )
     return carry_autoscaler_fields(status, old, spec is not None and spec.autoscaling.enabled)
 
 
@@ -334,5 +415,7 @@ def _phase(obj: dict[str, Any]) -> str | None:
 
 
 def _complete(job: dict[str, Any] | None) -> bool:
-    return any(c.get("type") == "Complete" and c.get("status") == "True"
-               for c in ((job or {}).get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Complete" and c.get("status") == "True"
+        for c in ((job or {}).get("status") or {}).get("conditions") or []
+    )

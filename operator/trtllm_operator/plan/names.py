@@ -35,7 +35,9 @@ MAX_NAME = 63
 # An engine key label holds the first 63 of the 64 hex digits of the engine's spec hash (a label value has at
 # most 63 characters); that is also the name of the engine's directory, engines/<label>/.
 ENGINE_KEY_LABEL_PATTERN = re.compile(r"[0-9a-f]{63}")
-ENGINE_KEY_PATTERN = re.compile(r"[0-9a-f]{63,64}")  # the full sha256 or its label (what build_jobs accepts)
+ENGINE_KEY_PATTERN = re.compile(
+    r"[0-9a-f]{63,64}"
+)  # the full sha256 or its label (what build_jobs accepts)
 
 
 def fit(base: str, suffix: str) -> str:
@@ -116,7 +118,12 @@ def is_engine_key_label(value: object) -> bool:
 
 def engine_labels(engine: str, key: str, role: str) -> dict[str, str]:
     """Labels on every child of an LLMEngine (its Jobs and ConfigMap)."""
-    return {MANAGED_BY: OPERATOR, ENGINE_LABEL: engine, ENGINE_KEY_LABEL: engine_key_label(key), ROLE_LABEL: role}
+    return {
+        MANAGED_BY: OPERATOR,
+        ENGINE_LABEL: engine,
+        ENGINE_KEY_LABEL: engine_key_label(key),
+        ROLE_LABEL: role,
+    }
 
 
 def pod_selector(deployment: str) -> dict[str, str]:

@@ -10,14 +10,27 @@ from trtllm_operator.plan import conditions as c
 
 # Kubelet waiting reasons that mean the container cannot start, and the reason we report for each.
 WAITING = {
-    "CrashLoopBackOff": c.CRASH_LOOP, "ImagePullBackOff": c.IMAGE_PULL, "ErrImagePull": c.IMAGE_PULL,
-    "ErrImageNeverPull": c.IMAGE_NEVER_PULL, "InvalidImageName": c.INVALID_IMAGE,
-    "CreateContainerConfigError": c.CONTAINER_CONFIG, "CreateContainerError": c.CREATE_CONTAINER,
+    "CrashLoopBackOff": c.CRASH_LOOP,
+    "ImagePullBackOff": c.IMAGE_PULL,
+    "ErrImagePull": c.IMAGE_PULL,
+    "ErrImageNeverPull": c.IMAGE_NEVER_PULL,
+    "InvalidImageName": c.INVALID_IMAGE,
+    "CreateContainerConfigError": c.CONTAINER_CONFIG,
+    "CreateContainerError": c.CREATE_CONTAINER,
     "RunContainerError": c.RUN_CONTAINER,
 }
 # Most telling first: these never fix themselves, then failures of the program, then waiting for capacity.
-PRIORITY = (c.IMAGE_PULL, c.IMAGE_NEVER_PULL, c.INVALID_IMAGE, c.CONTAINER_CONFIG, c.CREATE_CONTAINER,
-            c.RUN_CONTAINER, c.OOM_KILLED, c.CRASH_LOOP, c.UNSCHEDULABLE)
+PRIORITY = (
+    c.IMAGE_PULL,
+    c.IMAGE_NEVER_PULL,
+    c.INVALID_IMAGE,
+    c.CONTAINER_CONFIG,
+    c.CREATE_CONTAINER,
+    c.RUN_CONTAINER,
+    c.OOM_KILLED,
+    c.CRASH_LOOP,
+    c.UNSCHEDULABLE,
+)
 MESSAGE_CHARS = 300
 
 
@@ -42,7 +55,10 @@ def pod_problem(pod: dict[str, Any]) -> PodProblem | None:
     unschedulable = _unschedulable(name, status)
     if unschedulable:
         return unschedulable
-    for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+    for container in [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]:
         problem = container_problem(name, container)
         if problem:
             return problem
@@ -51,8 +67,11 @@ def pod_problem(pod: dict[str, Any]) -> PodProblem | None:
 
 def _unschedulable(name: str, status: dict[str, Any]) -> PodProblem | None:
     for cond in status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
-                and cond.get("reason") == "Unschedulable":
+        if (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
             said = trimmed(cond.get("message") or "no node fits")
             return PodProblem(c.UNSCHEDULABLE, name, f"Pod {name} cannot be scheduled: {said}")
     return None
@@ -74,13 +93,18 @@ def container_problem(pod: str, container: dict[str, Any]) -> PodProblem | None:
     if reason is None:
         return None
     name = container.get("name", "")
-    parts = [f"Pod {pod} container {name}: {reason}" + (f" after {restarts} restarts" if restarts else "")]
+    parts = [
+        f"Pod {pod} container {name}: {reason}"
+        + (f" after {restarts} restarts" if restarts else "")
+    ]
     if waiting.get("message"):
         parts.append(trimmed(waiting["message"]))
     if last:
         said = trimmed(last.get("message") or "")
-        parts.append(f"last exit code {last.get('exitCode')} ({last.get('reason') or 'Error'})"
-                     + (f": {said}" if said else ""))
+        parts.append(
+            f"last exit code {last.get('exitCode')} ({last.get('reason') or 'Error'})"
+            + (f": {said}" if said else "")
+        )
     return PodProblem(reason, pod, "; ".join(parts), name, restarts)
 
 
@@ -93,7 +117,9 @@ def trimmed(text: str) -> str:
 def pod_problems(pods: list[dict[str, Any]]) -> list[PodProblem]:
     """Every pod's problem, most telling first (see PRIORITY), then by pod name: a stable order."""
     found = [p for p in (pod_problem(pod) for pod in pods) if p is not None]
-    return sorted(found, key=lambda p: (PRIORITY.index(p.reason) if p.reason in PRIORITY else 0, p.pod))
+    return sorted(
+        found, key=lambda p: (PRIORITY.index(p.reason) if p.reason in PRIORITY else 0, p.pod)
+    )
 
 
 def summary(problems: list[PodProblem]) -> tuple[str, str] | None:

@@ -99,11 +99,14 @@ def triton_toolchain(engine: LLMEngineSpec) -> Toolchain:
     tc = toolchain(engine.toolchain.name)
     if not tc.capabilities.triton_runtime or not tc.scripts.triton_skeleton:
         raise ValueError(
-            f"toolchain {tc.name} has no Triton image or skeleton: serve with trtllm-serve")
+            f"toolchain {tc.name} has no Triton image or skeleton: serve with trtllm-serve"
+        )
     return tc
 
 
-def triton_params(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths) -> dict[str, Any]:
+def triton_params(
+    spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths
+) -> dict[str, Any]:
     """params.json for build_jobs/triton_repo.py: a decision (value, or None = deliberately unset) for every
     placeholder of the toolchain's skeleton (build_jobs/triton_placeholders/<toolchain>.json; a test keeps the
     two equal). Everything comes from the spec and the engine actually served, never from defaults elsewhere.
@@ -159,7 +162,9 @@ def _lora_params(engine: LLMEngineSpec, paths: ServingPaths) -> dict[str, Any]:
     }
 
 
-def render_triton_params(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths) -> str:
+def render_triton_params(
+    spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths
+) -> str:
     """The params.json text for the serving ConfigMap (sorted keys, so equal specs give equal bytes)."""
     return json.dumps(triton_params(spec, engine, paths), indent=2, sort_keys=True) + "\n"
 
@@ -180,7 +185,9 @@ def triton_init_command(engine: LLMEngineSpec, paths: ServingPaths, params_path:
     ]
 
 
-def triton_server_command(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths) -> list[str]:
+def triton_server_command(
+    spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths
+) -> list[str]:
     """The serving container's command, in the foreground (launch_triton_server.py would exit at once).
 
     World size 1 runs tritonserver alone; otherwise `mpirun -n 1 <rank 0> : -n 1 <rank 1> ...` as the
@@ -205,7 +212,9 @@ def triton_server_command(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths:
 # @ 5cdd6921 reads only config.pbtxt). max_batch_size comes from config.pbtxt (triton_max_batch_size).
 
 
-def _rank_args(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths, rank: int) -> list[str]:
+def _rank_args(
+    spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths, rank: int
+) -> list[str]:
     tc = triton_toolchain(engine)
     args = [
         TRITONSERVER,
@@ -216,7 +225,10 @@ def _rank_args(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPat
     ]
     if rank > 0:
         args += ["--model-control-mode=explicit", f"--load-model={TRTLLM_MODEL}"]
-    args += ["--disable-auto-complete-config", f"--backend-config=python,shm-region-prefix-name=prefix{rank}_"]
+    args += [
+        "--disable-auto-complete-config",
+        f"--backend-config=python,shm-region-prefix-name=prefix{rank}_",
+    ]
     return args
 
 
@@ -224,7 +236,8 @@ def triton_image(tc: Toolchain) -> str:
     """The toolchain's Triton image; ValueError naming the toolchain when it has none."""
     if tc.images.triton is None:
         raise ValueError(
-            f"toolchain {tc.name} has no Triton image or skeleton: serve with trtllm-serve")
+            f"toolchain {tc.name} has no Triton image or skeleton: serve with trtllm-serve"
+        )
     return tc.images.triton
 
 
@@ -233,28 +246,42 @@ def triton_pod_parts(pod: ServerPod) -> PodParts:
     adapters, link them by task id first), with the volumes and server mounts they need."""
     links = _link_parts(pod) if pod.paths.lora_dir else PodParts()
     scripts = {"name": "build-jobs", "mountPath": SCRIPTS_DIR}
-    fill = {"name": "fill-model-repo", "image": pod.image,
-            "terminationMessagePolicy": "FallbackToLogsOnError", "securityContext": INIT_SECURITY,
-            "command": triton_init_command(pod.engine, pod.paths, f"{CONFIG_DIR}/{PARAMS_FILE}"),
-            "volumeMounts": [model_repo_mount(), config_mount(), scripts]}
+    fill = {
+        "name": "fill-model-repo",
+        "image": pod.image,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": INIT_SECURITY,
+        "command": triton_init_command(pod.engine, pod.paths, f"{CONFIG_DIR}/{PARAMS_FILE}"),
+        "volumeMounts": [model_repo_mount(), config_mount(), scripts],
+    }
     filler = config_volume(names.build_config(pod.engine_name), ["triton_repo.py"])
-    return PodParts(init_containers=(*links.init_containers, fill),
-                    volumes=(*links.volumes, filler), mounts=links.mounts)
+    return PodParts(
+        init_containers=(*links.init_containers, fill),
+        volumes=(*links.volumes, filler),
+        mounts=links.mounts,
+    )
 
 
 def _link_parts(pod: ServerPod) -> PodParts:
     """The task-id links of lora_prefetch_dir: an emptyDir the link-adapters container fills."""
     assert pod.paths.lora_dir is not None
     mount = {"name": "lora-links", "mountPath": pod.paths.lora_dir}
-    link = {"name": "link-adapters", "image": pod.image, "volumeMounts": [cache_mount(), mount],
-            "terminationMessagePolicy": "FallbackToLogsOnError", "securityContext": INIT_SECURITY,
-            "command": adapter_links(pod.spec.adapters, pod.engine, pod.paths.lora_dir)}
-    return PodParts(init_containers=(link,), volumes=({"name": "lora-links", "emptyDir": {}},),
-                    mounts=(mount,))
+    link = {
+        "name": "link-adapters",
+        "image": pod.image,
+        "volumeMounts": [cache_mount(), mount],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": INIT_SECURITY,
+        "command": adapter_links(pod.spec.adapters, pod.engine, pod.paths.lora_dir),
+    }
+    return PodParts(
+        init_containers=(link,), volumes=({"name": "lora-links", "emptyDir": {}},), mounts=(mount,)
+    )
 
 
-def triton_queue_compute_ratio(selector: Mapping[str, str], by: tuple[str, ...] = (),
-                               window: str = "1m") -> str:
+def triton_queue_compute_ratio(
+    selector: Mapping[str, str], by: tuple[str, ...] = (), window: str = "1m"
+) -> str:
     """NVIDIA's recipe: time queued over time computing, summed over the selected pods."""
     m = label_matchers(selector)
     queue = sum_by(f"rate(nv_inference_queue_duration_us{m}[{window}])", by)
@@ -354,11 +381,15 @@ class TritonRuntime:
 
     def ports(self, tc: Toolchain) -> tuple[Port, ...]:
         """HTTP, gRPC and metrics, where the toolchain's Triton listens (its command's ports)."""
-        return (Port("http", tc.ports.http), Port("grpc", tc.ports.grpc),
-                Port("metrics", tc.ports.metrics))
+        return (
+            Port("http", tc.ports.http),
+            Port("grpc", tc.ports.grpc),
+            Port("metrics", tc.ports.metrics),
+        )
 
-    def config_files(self, spec: LLMDeploymentSpec, engine: LLMEngineSpec,
-                     paths: ServingPaths) -> dict[str, str]:
+    def config_files(
+        self, spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths
+    ) -> dict[str, str]:
         """params.json for the strict filler."""
         return {PARAMS_FILE: render_triton_params(spec, engine, paths)}
 

@@ -136,10 +136,14 @@ def extra_llm_api_options(
     return merged
 
 
-def derived_options(spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str] = ()) -> dict[str, Any]:
+def derived_options(
+    spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str] = ()
+) -> dict[str, Any]:
     """What the operator itself puts in extra_llm_api_options, before the user's extraOptions."""
     options: dict[str, Any] = {
-        "kv_cache_config": {"free_gpu_memory_fraction": spec.serving.kv_cache_free_gpu_mem_fraction},
+        "kv_cache_config": {
+            "free_gpu_memory_fraction": spec.serving.kv_cache_free_gpu_mem_fraction
+        },
         # per-request perf metrics; the 1.0-1.2 servers feed /prometheus/metrics' request histograms from
         # them, newer ones also return them in responses and keep Prometheus settings in
         # prometheus_metrics_config (not set here: unverified for the pinned versions)
@@ -159,7 +163,9 @@ def derived_options(spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: S
     return options
 
 
-def _lora_config(spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str]) -> dict[str, Any]:
+def _lora_config(
+    spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str]
+) -> dict[str, Any]:
     assert engine.lora is not None
     config: dict[str, Any] = {
         "max_lora_rank": engine.lora.max_rank,
@@ -195,9 +201,13 @@ def _drop_contradicting_cuda_graph_size(user: Mapping[str, Any], merged: dict[st
             graphs.pop("max_batch_size", None)
 
 
-def render_extra_llm_api_options(spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str] = ()) -> str:
+def render_extra_llm_api_options(
+    spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str] = ()
+) -> str:
     """The extra_llm_api_options YAML for the serving ConfigMap (safe_dump, sorted keys)."""
-    return yaml.safe_dump(extra_llm_api_options(spec, engine, lora_dirs), sort_keys=True, default_flow_style=False)
+    return yaml.safe_dump(
+        extra_llm_api_options(spec, engine, lora_dirs), sort_keys=True, default_flow_style=False
+    )
 
 
 def serve_kv_cache_demand(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
@@ -238,7 +248,12 @@ def serve_toolchain_problems(engine: LLMEngineSpec, tc: Toolchain) -> list[Probl
     """trtllm-serve needs a toolchain that has it, and backend pytorch where engines are gone
     (>= 1.2)."""
     if not tc.capabilities.trtllm_serve_runtime:
-        return [("spec.serving.runtime", f"toolchain {tc.name} has no trtllm-serve: choose another engine.toolchain")]
+        return [
+            (
+                "spec.serving.runtime",
+                f"toolchain {tc.name} has no trtllm-serve: choose another engine.toolchain",
+            )
+        ]
     if engine.backend == "tensorrt" and not tc.capabilities.engine_build:
         return [
             (
@@ -269,7 +284,10 @@ def extra_options_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> li
         )
     if engine.backend == "tensorrt":
         problems += [
-            (f"{root}.{key}", "only the PyTorch backend accepts this key: remove it or use backend pytorch")
+            (
+                f"{root}.{key}",
+                "only the PyTorch backend accepts this key: remove it or use backend pytorch",
+            )
             for key in PYTORCH_ONLY_OPTIONS
             if key in options
         ]
@@ -280,7 +298,12 @@ def _lora_option_problems(lora: Any, engine: LLMEngineSpec, root: str) -> list[P
     if not isinstance(lora, Mapping):
         return []
     if engine.lora is None:
-        return [(f"{root}.lora_config", "the engine has no LoRA: set engine.lora instead of lora_config")]
+        return [
+            (
+                f"{root}.lora_config",
+                "the engine has no LoRA: set engine.lora instead of lora_config",
+            )
+        ]
     problems: list[Problem] = []
     modules = lora.get("lora_target_modules") or []
     extra = sorted(set(modules) - set(engine.lora.target_modules))
@@ -324,16 +347,18 @@ class TrtllmServeRuntime:
         """The one port trtllm-serve listens on (the server command's --port)."""
         return (Port("http", tc.ports.serve),)
 
-    def config_files(self, spec: LLMDeploymentSpec, engine: LLMEngineSpec,
-                     paths: ServingPaths) -> dict[str, str]:
+    def config_files(
+        self, spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths
+    ) -> dict[str, str]:
         """The extra_llm_api_options YAML."""
         return {OPTIONS_FILE: render_extra_llm_api_options(spec, engine)}
 
     def server_command(self, pod: ServerPod) -> list[str]:
         """trtllm-serve serve on the engine directory (backend tensorrt) or the checkpoint."""
         model = pod.paths.engine_dir if pod.engine.backend == "tensorrt" else pod.model_dir
-        return trtllm_serve_command(pod.spec, pod.engine, model, f"{CONFIG_DIR}/{OPTIONS_FILE}",
-                                    tokenizer_dir=pod.model_dir)
+        return trtllm_serve_command(
+            pod.spec, pod.engine, model, f"{CONFIG_DIR}/{OPTIONS_FILE}", tokenizer_dir=pod.model_dir
+        )
 
     def pod_parts(self, pod: ServerPod) -> PodParts:
         """Nothing: no init containers, no volumes beyond the shared ones."""
