@@ -5,10 +5,10 @@
     python -m bench.autoscale --shape peak    # the project's synthetic load, 12 minutes per policy
 
 Arrival times are divided by ``--compress``; service times and the 60-100 s replica start-up are not
-(see bench/README.md). Ends with one JSON line per policy, then one per lower bound (``bench.bounds``:
-what no autoscaler can beat on this load, as a ratio to static), then the ``best_fixed`` reference
-(``bench.replay``: the fewest fixed replicas that meet the SLO for 99 % of requests, found with
-hindsight in virtual time), and writes ``<out>/autoscale.png``.
+(see bench/README.md). Ends with one JSON line per policy, then one per lower bound
+(``bench.bounds``: what no autoscaler can beat on this load, as a ratio to static), then the
+``best_fixed`` reference (``bench.replay``: the fewest fixed replicas that meet the SLO for 99 % of
+requests, found with hindsight in virtual time), and writes ``<out>/autoscale.png``.
 """
 
 from __future__ import annotations

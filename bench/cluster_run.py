@@ -3,9 +3,9 @@
 For ``hpa`` the scaler is NVIDIA's recipe itself: kube-controller-manager's HPA controller, reading
 the queue:compute ratio through the custom-metrics API (``bench.metrics_api``, standing in for
 prometheus-adapter). For ``ours`` the policy scales the same kind of Deployment through its scale
-subresource, as the operator does. Either way the pods are Running at once and Ready after the 60-100 s
-start-up (KWOK), the ReplicaSet controller picks which pods go, and the simulator follows the pods.
-The warm start's pods are made Ready before the run (that wait is not part of the run).
+subresource, as the operator does. Either way the pods are Running at once and Ready after the
+60-100 s start-up (KWOK), the ReplicaSet controller picks which pods go, and the simulator follows
+the pods. The warm start's pods are made Ready before the run (that wait is not part of the run).
 """
 
 from __future__ import annotations

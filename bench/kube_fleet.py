@@ -1,10 +1,11 @@
 """The benchmark's serving replicas as a real Deployment on the local control plane (KWOK pods).
 
-Its pods are Running at once and Ready after the start-up delay (``hack/kwok-stages/bench-replicas.yaml``,
-uniform between the template's ``startup-min`` and ``startup-max`` annotations), as a Triton pod is
-Running but not Ready while it loads its engine. The simulator follows the pods by name (``sync``): a
-Ready pod serves, a deleted one drains. Scaling goes through the Deployment's scale subresource, as
-the operator and the HPA do; which pods go is the ReplicaSet controller's choice.
+Its pods are Running at once and Ready after the start-up delay
+(``hack/kwok-stages/bench-replicas.yaml``, uniform between the template's ``startup-min`` and
+``startup-max`` annotations), as a Triton pod is Running but not Ready while it loads its engine.
+The simulator follows the pods by name (``sync``): a Ready pod serves, a deleted one drains. Scaling
+goes through the Deployment's scale subresource, as the operator and the HPA do; which pods go is
+the ReplicaSet controller's choice.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def kubectl_command() -> list[str]:
 
 
 def deployment(namespace: str, replicas: int, startup_s: tuple[float, float]) -> dict:
-    """The stand-in serving Deployment: no GPU request (the fake fleet holds 28 GPUs, runs need up to 30)."""
+    """The stand-in serving Deployment: no GPU request (the fake fleet holds 28 GPUs, runs need up
+    to 30)."""
     labels = {"app": NAME, **ROLE}
     annotations = {
         "trtllm-operator.dev/startup-min": f"{startup_s[0]:g}s",
@@ -52,7 +54,8 @@ def deployment(namespace: str, replicas: int, startup_s: tuple[float, float]) ->
 
 
 def recipe_hpa(namespace: str, min_replicas: int, max_replicas: int, target: float) -> dict:
-    """NVIDIA's recipe: an autoscaling/v2 HPA on the pods' queue:compute ratio, default behaviour."""
+    """NVIDIA's recipe: an autoscaling/v2 HPA on the pods' queue:compute ratio, default
+    behaviour."""
     metric = {
         "type": "Pods",
         "pods": {

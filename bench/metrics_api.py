@@ -1,17 +1,18 @@
-"""A stand-in for prometheus-adapter: the custom-metrics API the real HPA reads, answered from Prometheus.
+"""A stand-in for prometheus-adapter: the custom-metrics API the real HPA reads, answered from
+Prometheus.
 
-NVIDIA's recipe feeds kube-controller-manager's HPA through prometheus-adapter, which cannot be built
-here (the Go module proxy answers 403 for it). This serves the one piece of the
+NVIDIA's recipe feeds kube-controller-manager's HPA through prometheus-adapter, which cannot be
+built here (the Go module proxy answers 403 for it). This serves the one piece of the
 ``custom.metrics.k8s.io/v1beta2`` API that an HPA on a Pods metric calls: discovery, and
 ``namespaces/<ns>/pods/*/queue_compute_ratio``, each pod's ``rate(queue_us[1m]) /
-rate(compute_us[1m])`` (the PromQL of ``trtllm_operator.autoscale.queries``, what the recipe's adapter
-rule computes), asked of Prometheus on every call. Unlike the adapter it has no series cache to relist:
-a new pod's metric is visible from its first two scrapes.
+rate(compute_us[1m])`` (the PromQL of ``trtllm_operator.autoscale.queries``, what the recipe's
+adapter rule computes), asked of Prometheus on every call. Unlike the adapter it has no series cache
+to relist: a new pod's metric is visible from its first two scrapes.
 
-It listens on the host's own address (not loopback: an Endpoints address may not be loopback), and is
-registered with an APIService backed by a selector-less Service whose Endpoints name that address; the
-API server (``--enable-aggregator-routing``) dials it directly. ``stop`` removes the APIService first,
-so the cluster is never left with an aggregated API nobody answers.
+It listens on the host's own address (not loopback: an Endpoints address may not be loopback), and
+is registered with an APIService backed by a selector-less Service whose Endpoints name that
+address; the API server (``--enable-aggregator-routing``) dials it directly. ``stop`` removes the
+APIService first, so the cluster is never left with an aggregated API nobody answers.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ NAMESPACE = "trtllm-bench-metrics"
 
 
 def host_address() -> str:
-    """This machine's IPv4 address on its default route (no packet is sent), else any non-loopback one."""
+    """This machine's IPv4 address on its default route (no packet is sent), else any non-loopback
+    one."""
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.connect(("198.51.100.1", 9))
@@ -147,7 +149,8 @@ class MetricsApi:
         self._wait_available(self.available_timeout_s)
 
     def _wait_available(self, timeout_s: float) -> None:
-        """Wait for the API server to call the APIService Available; say what to do when it does not."""
+        """Wait for the API server to call the APIService Available; say what to do when it does
+        not."""
         wait = [
             "wait",
             "--for=condition=Available",
@@ -240,7 +243,8 @@ class MetricsApi:
 
 
 def _tls_context(host: str) -> ssl.SSLContext:
-    """A server context with a fresh self-signed certificate for ``host`` (the APIService skips verify)."""
+    """A server context with a fresh self-signed certificate for ``host`` (the APIService skips
+    verify)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "trtllm-bench-metrics-api")])
     now = datetime.datetime.now(datetime.UTC)

@@ -81,7 +81,8 @@ class _Ours:
 
 @dataclass
 class _HpaReplay:
-    """The HPA reimplementation on per-pod queue:compute ratios; a pod's series is known after a relist."""
+    """The HPA reimplementation on per-pod queue:compute ratios; a pod's series is known after a
+    relist."""
 
     config: RunConfig
     spec: int

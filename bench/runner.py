@@ -63,8 +63,9 @@ def scrape_targets(server: prom.PrometheusServer, config: RunConfig, namespace: 
 
 @dataclass
 class Run:
-    """What a policy driver acts on: the simulator, Prometheus, the log, and where replicas are asked
-    for (the simulator itself, or a real Deployment on the local cluster when ``fleet`` is set)."""
+    """What a policy driver acts on: the simulator, Prometheus, the log, and where replicas are
+    asked for (the simulator itself, or a real Deployment on the local cluster when ``fleet`` is
+    set)."""
 
     sim: Simulator
     url: str
@@ -142,7 +143,8 @@ class _OursDriver:
 
 
 class _KubeHpaDriver:
-    """The real HPA (kube-controller-manager) scales the Deployment; this only counts and logs its changes."""
+    """The real HPA (kube-controller-manager) scales the Deployment; this only counts and logs its
+    changes."""
 
     period = 1.0
 

@@ -111,8 +111,9 @@ class Simulator:
             self.set_replicas(n)
 
     def sync_pods(self, pods: list[tuple[str, bool, bool]]) -> None:
-        """Follow real pods ``(name, ready, terminating)``: a new pod is a replica that holds its GPU
-        from now, serves from when it is first seen Ready, and drains once terminating or gone."""
+        """Follow real pods ``(name, ready, terminating)``: a new pod is a replica that holds its
+        GPU from now, serves from when it is first seen Ready, and drains once terminating or
+        gone."""
         with self.lock:
             seen = {name: (ready, terminating) for name, ready, terminating in pods}
             known = {r.name: r for r in self.replicas}
@@ -175,9 +176,11 @@ class Simulator:
             time.sleep(self.config.dt / 2)
 
     def tick(self) -> None:
-        """Advance time by one ``dt``: arrivals, one step of every replica, a timeline sample each second.
+        """Advance time by one ``dt``: arrivals, one step of every replica, a timeline sample each
+        second.
 
-        The real-time loop calls it to keep pace with the clock; ``bench.replay`` as fast as it can."""
+        The real-time loop calls it to keep pace with the clock; ``bench.replay`` as fast as it
+        can."""
         with self.lock:
             self.now += self.config.dt
             self._next_arrival = self._arrive(self._next_arrival)

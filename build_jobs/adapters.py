@@ -1,5 +1,6 @@
-"""The adapter action: a Hugging Face LoRA adapter into adapters/<key>/, converted with hf_lora_convert.py
-(Triton's .npy files) or kept as a Hugging Face adapter directory (trtllm-serve / LLM API lora_dir)."""
+"""The adapter action: a Hugging Face LoRA adapter into adapters/<key>/, converted with
+hf_lora_convert.py (Triton's .npy files) or kept as a Hugging Face adapter directory (trtllm-serve /
+LLM API lora_dir)."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ HF_WEIGHTS = ["adapter_model.safetensors", "adapter_model.bin"]
 
 
 def convert_adapter(ctx: Context) -> dict[str, Any]:
-    """Prepare one adapter in adapters/<key>/ unless a valid manifest is already there: converted .npy files
-    for Triton (format trtllm), or the Hugging Face adapter itself for the LLM API's lora_dir (format hf)."""
+    """Prepare one adapter in adapters/<key>/ unless a valid manifest is already there: converted
+    .npy files for Triton (format trtllm), or the Hugging Face adapter itself for the LLM API's
+    lora_dir (format hf)."""
     request = ctx.request
     adapter, toolchain = request.adapter, request.toolchain
     assert adapter is not None and toolchain is not None
@@ -90,8 +92,8 @@ def _run_convert(ctx: Context, script: str, adapter_path: Path, work: Path) -> N
 
 
 def _copy_hf_adapter(adapter_path: Path, work: Path) -> None:
-    """adapter_config.json and the adapter weights (safetensors, else .bin), as the LLM API's lora_dir
-    expects a Hugging Face (PEFT) adapter directory."""
+    """adapter_config.json and the adapter weights (safetensors, else .bin), as the LLM API's
+    lora_dir expects a Hugging Face (PEFT) adapter directory."""
     weights = [n for n in HF_WEIGHTS if (adapter_path / n).is_file()][:1]
     if not weights:
         raise JobError(f"{adapter_path}: no {' or '.join(HF_WEIGHTS)} beside adapter_config.json")

@@ -18,12 +18,14 @@ def needs_quantize_script(request: Request) -> bool:
 
 
 def needs_modelopt_for_pytorch(request: Request) -> bool:
-    """PyTorch backend: quantize (to a Hugging Face checkpoint) only when quantization was asked for."""
+    """PyTorch backend: quantize (to a Hugging Face checkpoint) only when quantization was asked
+    for."""
     return request.quantization.weights is not None or request.quantization.kv_cache is not None
 
 
 class UnsupportedConversionError(ValueError):
-    """The family's convert_checkpoint.py has no option for what the request asks (a spec change helps)."""
+    """The family's convert_checkpoint.py has no option for what the request asks (a spec change
+    helps)."""
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,9 @@ def _kv_args(family: str, conv: ConvertOptions, request: Request) -> list[str]:
 
 
 def convert_args(request: Request, model_path: Path, out: Path, family: str = "llama") -> list[str]:
-    """convert_checkpoint.py arguments for a model family: dtype, parallelism, weight-only and KV-cache
-    quantization, in the option names of that family's script; UnsupportedConversionError when it has none."""
+    """convert_checkpoint.py arguments for a model family: dtype, parallelism, weight-only and
+    KV-cache quantization, in the option names of that family's script; UnsupportedConversionError
+    when it has none."""
     conv = CONVERTERS.get(family)
     if conv is None:
         raise UnsupportedConversionError(
@@ -117,7 +120,8 @@ def convert_args(request: Request, model_path: Path, out: Path, family: str = "l
 def quantize_args(
     request: Request, model_path: Path, out: Path, export_hf: bool = False
 ) -> list[str]:
-    """quantize.py arguments: qformat, KV-cache dtype, calibration; TRT-LLM checkpoint or HF export."""
+    """quantize.py arguments: qformat, KV-cache dtype, calibration; TRT-LLM checkpoint or HF
+    export."""
     quant = request.quantization
     args = [
         "--model_dir",
@@ -144,7 +148,8 @@ def quantize_args(
 
 
 def build_args(request: Request, checkpoint: Path, out: Path) -> list[str]:
-    """trtllm-build arguments: the requested plugins, limits, paged KV cache, LoRA, one worker per GPU."""
+    """trtllm-build arguments: the requested plugins, limits, paged KV cache, LoRA, one worker per
+    GPU."""
     limits = request.limits
     args = [
         "--checkpoint_dir",
@@ -183,5 +188,6 @@ def build_args(request: Request, checkpoint: Path, out: Path) -> list[str]:
 
 
 def lora_convert_args(adapter_path: Path, out: Path, dtype: str) -> list[str]:
-    """hf_lora_convert.py arguments; storage type is the engine dtype (a mismatch crashes the server)."""
+    """hf_lora_convert.py arguments; storage type is the engine dtype (a mismatch crashes the
+    server)."""
     return ["-i", str(adapter_path), "-o", str(out), "--storage-type", dtype]

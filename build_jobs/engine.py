@@ -1,4 +1,5 @@
-"""The build action: fetch, inspect, convert or quantize, trtllm-build (or PyTorch checkpoint), publish."""
+"""The build action: fetch, inspect, convert or quantize, trtllm-build (or PyTorch checkpoint),
+publish."""
 
 from __future__ import annotations
 

@@ -24,7 +24,8 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class ModelRef:
-    """Where the model comes from: hf://org/name at a revision, or pvc://claim/path used in place."""
+    """Where the model comes from: hf://org/name at a revision, or pvc://claim/path used in
+    place."""
 
     source: str
     revision: str = "main"

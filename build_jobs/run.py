@@ -1,8 +1,9 @@
 """Entrypoint of the fetch/build/adapter/cleanup Jobs: `run.py --request r.json --root /cache`.
 
 Exit codes: 0 done (or already done), 1 failed in a way a retry may fix (a tool crashed),
-3 failed in a way only a spec change fixes (bad request, model too big, missing script, wrong options).
-A JSON summary or error goes to the termination log ($TERMINATION_LOG, default /dev/termination-log).
+3 failed in a way only a spec change fixes (bad request, model too big, missing script, wrong
+options). A JSON summary or error goes to the termination log ($TERMINATION_LOG, default
+/dev/termination-log).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ TERMINATION_LIMIT = 4000  # Kubernetes keeps 4096 bytes
 
 
 def _load_package() -> None:
-    """Import this directory as the package `build_jobs`, whatever it is called and wherever run from."""
+    """Import this directory as the package `build_jobs`, whatever it is called and wherever run
+    from."""
     here = Path(__file__).resolve().parent
     if sys.path and Path(sys.path[0] or ".").resolve() == here:
         sys.path.pop(
@@ -96,8 +98,8 @@ def _tree_bytes(path: Path) -> int:
 
 
 def _cleanup(ctx: Any) -> dict[str, Any]:
-    """Remove engines/<engineKey>/ and adapters/<adapter.key>/; every key is checked before anything is
-    removed (an invalid key or a symlink is a permanent error and removes nothing)."""
+    """Remove engines/<engineKey>/ and adapters/<adapter.key>/; every key is checked before anything
+    is removed (an invalid key or a symlink is a permanent error and removes nothing)."""
     from build_jobs import layout
 
     keys = [

@@ -1,4 +1,5 @@
-"""Inspect stage: model family from config.json; weight and KV-cache sizes checked against the GPUs."""
+"""Inspect stage: model family from config.json; weight and KV-cache sizes checked against the
+GPUs."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ def read_config(model_path: Path) -> dict[str, Any]:
 
 
 def model_family(config: dict[str, Any]) -> str:
-    """The convert-script family for this config (model_type, else the first architecture's prefix)."""
+    """The convert-script family for this config (model_type, else the first architecture's
+    prefix)."""
     model_type = str(config.get("model_type", "")).lower()
     if model_type in FAMILIES:
         return FAMILIES[model_type]
@@ -95,7 +97,8 @@ def estimate(
     kv_cache: str | None,
     group_size: int = 128,
 ) -> Estimate:
-    """Estimate weight bytes (quantized linears, embeddings at dtype) and KV-cache bytes per token."""
+    """Estimate weight bytes (quantized linears, embeddings at dtype) and KV-cache bytes per
+    token."""
     try:
         hidden, layers = int(config["hidden_size"]), int(config["num_hidden_layers"])
         heads, vocab = int(config["num_attention_heads"]), int(config["vocab_size"])
@@ -124,7 +127,8 @@ def estimate(
 def check_fit(
     est: Estimate, gpus: int, memory_mib: int, product: str, max_seq_len: int, precision: str
 ) -> str:
-    """Fail early, with the numbers, when weights plus one full-length sequence's KV cache cannot fit."""
+    """Fail early, with the numbers, when weights plus one full-length sequence's KV cache cannot
+    fit."""
     weights_per_gpu = est.weight_bytes / gpus
     kv_per_gpu = est.kv_bytes_per_token * max_seq_len / gpus
     needed = weights_per_gpu + kv_per_gpu

@@ -3,12 +3,12 @@
     python3 triton_repo.py --skeleton /app/all_models/inflight_batcher_llm --params params.json --out /models
     python3 triton_repo.py --skeleton /app/all_models/inflight_batcher_llm --list
 
-Every ${name} in every config.pbtxt must get a value from params.json; a param no placeholder uses is an
-error; a JSON null keeps the literal ${name} (the C++ backend reads that as "not set"), allowed only inside a
-quoted string_value; a ${name} inside a comment is no use (never filled, needs no param). Values inside
-quotes are escaped for protobuf text format; values outside quotes (max_batch_size, data_type, decoupled,
-counts) must be plain tokens. --out is rebuilt from scratch on every
-run (written in full inside --out first, then swapped in), and may be a mount point.
+Every ${name} in every config.pbtxt must get a value from params.json; a param no placeholder uses
+is an error; a JSON null keeps the literal ${name} (the C++ backend reads that as "not set"),
+allowed only inside a quoted string_value; a ${name} inside a comment is no use (never filled, needs
+no param). Values inside quotes are escaped for protobuf text format; values outside quotes
+(max_batch_size, data_type, decoupled, counts) must be plain tokens. --out is rebuilt from scratch
+on every run (written in full inside --out first, then swapped in), and may be a mount point.
 Standalone on purpose: the serving pod's init container needs only this file.
 """
 
@@ -37,8 +37,9 @@ QUOTED, BARE, COMMENT = "quoted", "bare", "comment"
 
 
 def use_kind(text: str, position: int) -> str:
-    """How the placeholder at position is used on its line: inside a double-quoted string (QUOTED), as a
-    structural token (BARE), or after a `#` outside quotes (COMMENT: not a value, left as written)."""
+    """How the placeholder at position is used on its line: inside a double-quoted string (QUOTED),
+    as a structural token (BARE), or after a `#` outside quotes (COMMENT: not a value, left as
+    written)."""
     line_start = text.rfind("\n", 0, position) + 1
     quotes, index = 0, line_start
     while index < position:
@@ -55,10 +56,12 @@ def use_kind(text: str, position: int) -> str:
 
 
 def find_placeholders(skeleton: Path) -> dict[str, dict[str, bool]]:
-    """{config path relative to skeleton: {live placeholder: True when every live use is inside quotes}}.
+    """{config path relative to skeleton: {live placeholder: True when every live use is inside
+    quotes}}.
 
-    Uses inside comments (e.g. the commented-out enable_trt_overlap of the 1.0/1.1 skeletons) are not
-    values: they need no param, are never filled, and a param for a name used only there is an error."""
+    Uses inside comments (e.g. the commented-out enable_trt_overlap of the 1.0/1.1 skeletons) are
+    not values: they need no param, are never filled, and a param for a name used only there is an
+    error."""
     found: dict[str, dict[str, bool]] = {}
     for path in sorted(skeleton.rglob(CONFIG)):
         text = path.read_text()
@@ -72,7 +75,8 @@ def find_placeholders(skeleton: Path) -> dict[str, dict[str, bool]]:
 
 
 def commented_placeholders(skeleton: Path) -> dict[str, list[str]]:
-    """{config path: sorted placeholder names used only inside comments}; for --list and inventories."""
+    """{config path: sorted placeholder names used only inside comments}; for --list and
+    inventories."""
     commented: dict[str, list[str]] = {}
     live = find_placeholders(skeleton)
     for path in sorted(skeleton.rglob(CONFIG)):
@@ -86,7 +90,8 @@ def commented_placeholders(skeleton: Path) -> dict[str, list[str]]:
 
 
 def format_value(value: Any) -> str:
-    """Render one param: booleans true/false, numbers in decimal, lists joined by commas, strings as is."""
+    """Render one param: booleans true/false, numbers in decimal, lists joined by commas, strings as
+    is."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -116,7 +121,8 @@ def escape(text: str) -> str:
 
 
 def check(found: dict[str, dict[str, bool]], params: dict[str, Any]) -> None:
-    """Raise FillError listing every missing placeholder, unused param and null that cannot stay unset."""
+    """Raise FillError listing every missing placeholder, unused param and null that cannot stay
+    unset."""
     problems = []
     for file, names in found.items():
         missing = sorted(name for name in names if name not in params)
@@ -164,12 +170,13 @@ def render(text: str, params: dict[str, Any], file: str) -> str:
 
 
 def fill(skeleton: Path, params: dict[str, Any], out: Path) -> list[str]:
-    """Copy skeleton to out with every config.pbtxt filled, replacing what out held; returns the files.
+    """Copy skeleton to out with every config.pbtxt filled, replacing what out held; returns the
+    files.
 
     out is usually an emptyDir mount point: nothing may be created beside it (its parent is the root
-    filesystem, not writable by a non-root user) and it cannot be renamed onto (EBUSY). So the repository
-    is written in full into a hidden work directory inside out, and only then swapped in entry by entry;
-    a failure before the swap leaves out as it was.
+    filesystem, not writable by a non-root user) and it cannot be renamed onto (EBUSY). So the
+    repository is written in full into a hidden work directory inside out, and only then swapped in
+    entry by entry; a failure before the swap leaves out as it was.
     """
     if not skeleton.is_dir():
         raise FillError(f"skeleton {skeleton} is not a directory")

@@ -159,7 +159,8 @@ def write_kubeconfig(path: Path, port: int, token: str) -> None:
 
 
 def kwok_config(stages_dir: Path) -> Path:
-    """Concatenate KWOK's own stages (from its module) with the project's stages in hack/kwok-stages/."""
+    """Concatenate KWOK's own stages (from its module) with the project's stages in
+    hack/kwok-stages/."""
     options = (
         "options:\n  nodeLeaseDurationSeconds: 40\n  nodeLeaseParallelism: 4\n"
         "  podPlayStageParallelism: 4\n  nodePlayStageParallelism: 4\n  podsOnNodeSyncParallelism: 4\n"
@@ -197,8 +198,8 @@ def start_etcd(bins: dict[str, Path], state: dict) -> None:
 
 def network_flags(with_node: bool) -> list[str]:
     """Where the API server listens and what it advertises: with the real node, on every address
-    (pods reach it at the bridge's 10.88.0.1 through the `kubernetes` Service, whose endpoints it keeps),
-    otherwise on 127.0.0.1 only with no endpoints."""
+    (pods reach it at the bridge's 10.88.0.1 through the `kubernetes` Service, whose endpoints it
+    keeps), otherwise on 127.0.0.1 only with no endpoints."""
     if not with_node:
         return [
             "--bind-address=127.0.0.1",
@@ -235,7 +236,8 @@ def start_apiserver(bins: dict[str, Path], state: dict) -> None:
             f"--service-account-signing-key-file={RUN / 'sa.key'}",
             "--service-cluster-ip-range=10.96.0.0/16",
             "--allow-privileged=true",
-            # namespaces annotated for the real node get its node selector and toleration on every pod
+            # namespaces annotated for the real node get its node selector and toleration on
+            # every pod
             "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
             f"--audit-policy-file={HACK / 'audit-policy.yaml'}",
             f"--audit-log-path={RUN / 'audit.log'}",
@@ -253,8 +255,8 @@ def start_apiserver(bins: dict[str, Path], state: dict) -> None:
 
 def recycler_template(state: dict) -> Path:
     """The pod the PV controller runs to scrub a released volume (reclaim policy Recycle), so the
-    pool's host directories return to Available instead of piling up Released. It runs our base image
-    on the real node (without one the PVs are kept, Retain, and the template is unused)."""
+    pool's host directories return to Available instead of piling up Released. It runs our base
+    image on the real node (without one the PVs are kept, Retain, and the template is unused)."""
     pod: dict = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -336,7 +338,8 @@ def start_controllers(bins: dict[str, Path], state: dict) -> None:
 
 
 def real_node_wanted() -> bool:
-    """True when this machine can run the real node; otherwise say why in one line (KWOK only then)."""
+    """True when this machine can run the real node; otherwise say why in one line (KWOK only
+    then)."""
     reason = node.unavailable_reason()
     if reason:
         log(f"No real node: {reason}; the cluster has the KWOK fleet only")

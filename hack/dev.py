@@ -114,16 +114,16 @@ def wait_ready(name: str, timeout: float) -> None:
 
 
 def real_node_images() -> dict[str, str] | None:
-    """The images the real node runs ({name: ref}, rebuilt and imported where the sources changed), or
-    None when the cluster has no real node."""
+    """The images the real node runs ({name: ref}, rebuilt and imported where the sources changed),
+    or None when the cluster has no real node."""
     if not CLUSTER_STATE.exists() or not json.loads(CLUSTER_STATE.read_text()).get("node"):
         return None
     return cluster.refresh_images()
 
 
 def write_dev_overlay(images: dict[str, str]) -> Path:
-    """A kustomization over manifests/overlays/local with this machine's image tags (they are hashes of
-    the images' content, so they live in .local, not in Git)."""
+    """A kustomization over manifests/overlays/local with this machine's image tags (they are hashes
+    of the images' content, so they live in .local, not in Git)."""
     name, tag = images["operator"].rsplit(":", 1)
     overrides = " ".join(
         image_builder.standin_overrides({n: {"ref": ref} for n, ref in images.items()})
@@ -160,14 +160,15 @@ def deploy_operator(images: dict[str, str]) -> None:
 
 
 def send_to_real_node(namespace: str) -> None:
-    """Send every pod of `namespace` to the real node (node selector and toleration by admission)."""
+    """Send every pod of `namespace` to the real node (node selector and toleration by
+    admission)."""
     pairs = [f"{k}={v}" for k, v in node.namespace_annotations().items()]
     kubectl("annotate", "--overwrite", "namespace", namespace, *pairs)
 
 
 def ask(name: str, namespace: str = "default") -> str:
-    """One question to the served model through its Service: Triton's ensemble over gRPC with tritonclient,
-    or trtllm-serve's OpenAI completions endpoint; returns the answer text."""
+    """One question to the served model through its Service: Triton's ensemble over gRPC with
+    tritonclient, or trtllm-serve's OpenAI completions endpoint; returns the answer text."""
     service = json.loads(kube.kubectl("get", "service", name, "-n", namespace, "-o", "json").stdout)
     ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
     address = service["spec"]["clusterIP"]
@@ -228,7 +229,8 @@ def ask_openai(base: str) -> str:
 
 
 def up() -> None:
-    """The main job: CRDs, operator, the sample, Ready, then show what was created and ask the model."""
+    """The main job: CRDs, operator, the sample, Ready, then show what was created and ask the
+    model."""
     started = time.monotonic()
     install_crds()
     images = real_node_images()

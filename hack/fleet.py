@@ -1,4 +1,5 @@
-"""The fake fleet of the local cluster: GPU nodes with GPU Feature Discovery labels, a CPU node, PVs."""
+"""The fake fleet of the local cluster: GPU nodes with GPU Feature Discovery labels, a CPU node,
+PVs."""
 
 from __future__ import annotations
 
@@ -76,7 +77,8 @@ def node_status(gpus: int, cpu: str = "128") -> dict[str, Any]:
 def storage_objects(volumes: Path, recycle: bool) -> list[dict[str, Any]]:
     """A default StorageClass without a provisioner and a pool of PVs the PV controller binds: host
     directories under `volumes`, which the real node mounts for real (KWOK pods mount nothing). With
-    `recycle` (a real node scrubs them), a released volume is emptied and becomes Available again."""
+    `recycle` (a real node scrubs them), a released volume is emptied and becomes Available
+    again."""
     objs: list[dict[str, Any]] = [
         {
             "apiVersion": "storage.k8s.io/v1",
@@ -143,7 +145,8 @@ def create(volumes: Path, recycle: bool = False) -> None:
 
 
 def wait_ready(expected: int, timeout: float = 120) -> None:
-    """Wait until the nodes are Ready, carry no not-ready taint and the default ServiceAccount exists."""
+    """Wait until the nodes are Ready, carry no not-ready taint and the default ServiceAccount
+    exists."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         nodes = json.loads(kube.kubectl("get", "nodes", "-o", "json").stdout)["items"]

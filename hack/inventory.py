@@ -5,16 +5,17 @@
     python -m hack.inventory triton --toolchain trtllm-1.1 --skeleton <dir with the five models> \\
         --repo NVIDIA/TensorRT-LLM --path triton_backend/all_models/inflight_batcher_llm --commit <sha> --why "..."
 
-`--file`/`--commit` may be given several times (versions of the same script, pairwise): the inventory is
-then what every version accepts (options in all of them; choices in all of them), so a release between two
-read versions is not credited with an option only one has.
+`--file`/`--commit` may be given several times (versions of the same script, pairwise): the
+inventory is then what every version accepts (options in all of them; choices in all of them), so a
+release between two read versions is not credited with an option only one has.
 
-`cli` reads the argparse `add_argument(...)` and click `@click.option(...)` calls of a Python script (option
-names, nargs, flags, literal choices) without running it and replaces that tool's entry in
-build_jobs/cli_options/<toolchain>.json, recording repo, path, commit and why that commit stands for the
-release in `_source.files[<tool>]`. Options whose names are not literals are reported, not guessed.
-`triton` lists the live placeholders of a skeleton (uses inside comments are not values) into
-build_jobs/triton_placeholders/<toolchain>.json, keeping the hand-written type hints of the names that remain.
+`cli` reads the argparse `add_argument(...)` and click `@click.option(...)` calls of a Python script
+(option names, nargs, flags, literal choices) without running it and replaces that tool's entry in
+build_jobs/cli_options/<toolchain>.json, recording repo, path, commit and why that commit stands for
+the release in `_source.files[<tool>]`. Options whose names are not literals are reported, not
+guessed. `triton` lists the live placeholders of a skeleton (uses inside comments are not values)
+into build_jobs/triton_placeholders/<toolchain>.json, keeping the hand-written type hints of the
+names that remain.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ def source_record(args: argparse.Namespace, commit: str) -> dict[str, str]:
 
 
 def _common_entry(entries: list[Any]) -> Any:
-    """One option's entry accepted by every version: the first's, with only the choices all share."""
+    """One option's entry accepted by every version: the first's, with only the choices all
+    share."""
     first = entries[0]
     if not isinstance(first, dict) or "choices" not in first:
         return first
@@ -154,7 +156,8 @@ def update_cli(args: argparse.Namespace) -> list[str]:
 
 
 def triton_inventory(skeleton: Path, previous: dict[str, Any]) -> dict[str, Any]:
-    """The placeholder inventory of a skeleton; type hints kept from `previous` for names still live."""
+    """The placeholder inventory of a skeleton; type hints kept from `previous` for names still
+    live."""
     found = triton_repo.find_placeholders(skeleton)
     live = {name for names in found.values() for name in names}
     structural = {name for names in found.values() for name, quoted in names.items() if not quoted}

@@ -1,15 +1,16 @@
-"""The real node of the local cluster: containerd, runc, a CNI bridge, kubelet, kube-proxy, CoreDNS and
-our fake-GPU device plugin, on this machine, beside the KWOK fleet (../shared/docs/real-node.md).
+"""The real node of the local cluster: containerd, runc, a CNI bridge, kubelet, kube-proxy, CoreDNS
+and our fake-GPU device plugin, on this machine, beside the KWOK fleet
+(../shared/docs/real-node.md).
 
 Everything lives under .local/node/ except what the tools fix themselves: the bridge `trtllm0`
-(10.88.0.1/16, also the node IP, the cluster DNS address and where pods reach the API server), network
-namespaces under /var/run/netns, the kubelet's /var/lib/kubelet/device-plugins and its cgroups
-(`kubepods`), iptables chains (KUBE-*, CNI-*). `down()` removes all of them.
+(10.88.0.1/16, also the node IP, the cluster DNS address and where pods reach the API server),
+network namespaces under /var/run/netns, the kubelet's /var/lib/kubelet/device-plugins and its
+cgroups (`kubepods`), iptables chains (KUBE-*, CNI-*). `down()` removes all of them.
 
-The node is labelled like a GPU Feature Discovery H100 node with 4 GPUs (fake, through the device plugin)
-and tainted `trtllm-operator.dev/real-node=true:NoSchedule`, so only pods of namespaces that ask for it run
-there (`namespace_annotations()`: the PodNodeSelector and PodTolerationRestriction admission plugins add the
-node selector and the toleration to every pod of such a namespace).
+The node is labelled like a GPU Feature Discovery H100 node with 4 GPUs (fake, through the device
+plugin) and tainted `trtllm-operator.dev/real-node=true:NoSchedule`, so only pods of namespaces that
+ask for it run there (`namespace_annotations()`: the PodNodeSelector and PodTolerationRestriction
+admission plugins add the node selector and the toleration to every pod of such a namespace).
 """
 
 from __future__ import annotations
@@ -105,17 +106,18 @@ def run(*argv: str, check: bool = True, quiet: bool = False) -> subprocess.Compl
     return done
 
 
-# --- network -------------------------------------------------------------------------------------------
+# --- network --------------------------------------------------------------------------------------
 def claim() -> None:
-    """Mark the real node as this checkout's (its state file) before anything of it exists, so down()
-    tears down only what this checkout started."""
+    """Mark the real node as this checkout's (its state file) before anything of it exists, so
+    down() tears down only what this checkout started."""
     NODE.mkdir(parents=True, exist_ok=True)
     if not STATE.exists():
         STATE.write_text(json.dumps({"pids": {}}))
 
 
 def bridge_up() -> None:
-    """Create the bridge with the node IP (idempotent), and turn on forwarding and bridge netfilter."""
+    """Create the bridge with the node IP (idempotent), and turn on forwarding and bridge
+    netfilter."""
     if run("ip", "link", "show", BRIDGE, check=False, quiet=True).returncode != 0:
         run("ip", "link", "add", BRIDGE, "type", "bridge")
     addrs = run("ip", "-o", "addr", "show", "dev", BRIDGE).stdout
@@ -129,7 +131,8 @@ def bridge_up() -> None:
 
 
 def cni_config() -> dict:
-    """The pod network: our bridge, host-local addresses in the node's /16, hairpin, port mapping."""
+    """The pod network: our bridge, host-local addresses in the node's /16, hairpin, port
+    mapping."""
     return {
         "cniVersion": "1.0.0",
         "name": "trtllm-local",
@@ -161,15 +164,15 @@ def cni_config() -> dict:
     }
 
 
-# --- containerd ----------------------------------------------------------------------------------------
+# --- containerd -----------------------------------------------------------------------------------
 def containerd_socket() -> Path:
     """containerd's own socket (never the system's)."""
     return NODE / "containerd" / "containerd.sock"
 
 
 def containerd_config(pause_image: str) -> str:
-    """containerd 1.6 config: its own root, state and socket; CRI with our pause image and CNI config;
-    negative oom_score_adj refused by this VM, so restricted."""
+    """containerd 1.6 config: its own root, state and socket; CRI with our pause image and CNI
+    config; negative oom_score_adj refused by this VM, so restricted."""
     base = NODE / "containerd"
     return f"""version = 2
 root = "{base / "root"}"
@@ -195,10 +198,10 @@ state = "{base / "state"}"
 """
 
 
-# --- kubelet -------------------------------------------------------------------------------------------
+# --- kubelet --------------------------------------------------------------------------------------
 def kubelet_config(ports: dict[str, int], ca: Path) -> dict:
-    """KubeletConfiguration for this VM: cgroupfs (cgroup v1), no swap check, our containerd, our DNS,
-    webhook authn/authz against the API server, relaxed eviction and image GC."""
+    """KubeletConfiguration for this VM: cgroupfs (cgroup v1), no swap check, our containerd, our
+    DNS, webhook authn/authz against the API server, relaxed eviction and image GC."""
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
@@ -268,7 +271,8 @@ def node_token_line(token: str) -> str:
 
 
 def corefile(kubeconfig: Path) -> str:
-    """CoreDNS: cluster.local from the API server, on the node IP; nothing forwarded off the machine."""
+    """CoreDNS: cluster.local from the API server, on the node IP; nothing forwarded off the
+    machine."""
     return f""".:53 {{
     bind {NODE_IP}
     errors
@@ -282,7 +286,7 @@ def corefile(kubeconfig: Path) -> str:
 """
 
 
-# --- processes -----------------------------------------------------------------------------------------
+# --- processes ------------------------------------------------------------------------------------
 def start(name: str, argv: list[str], state: dict, env: dict[str, str] | None = None) -> None:
     """Start one node component in its own session, logging to .local/node/logs/<name>.log."""
     procs.start(name, argv, state, STATE, NODE, "node", env)
@@ -385,7 +389,8 @@ def start_kubelet(bins: dict[str, Path], state: dict) -> None:
 
 
 def start_addons(bins: dict[str, Path], state: dict) -> None:
-    """kube-proxy, CoreDNS and our device plugin (after the kubelet made its device-plugin socket)."""
+    """kube-proxy, CoreDNS and our device plugin (after the kubelet made its device-plugin
+    socket)."""
     start(
         "kube-proxy",
         [str(bins["kube-proxy"]), f"--config={NODE / 'kube-proxy.json'}", "--v=1"],
@@ -458,10 +463,11 @@ def up(
     )
 
 
-# --- teardown ------------------------------------------------------------------------------------------
+# --- teardown -------------------------------------------------------------------------------------
 def drain_pods(kubectl: str, kubeconfig: str, timeout: float = 60) -> None:
-    """Delete every pod bound to the node while its kubelet still runs, so each sandbox is torn down the
-    normal way (CNI DEL releases addresses, veths and iptables rules); wait until containerd runs none."""
+    """Delete every pod bound to the node while its kubelet still runs, so each sandbox is torn down
+    the normal way (CNI DEL releases addresses, veths and iptables rules); wait until containerd
+    runs none."""
     kube.kubectl(
         "delete",
         "pods",
@@ -477,8 +483,8 @@ def drain_pods(kubectl: str, kubeconfig: str, timeout: float = 60) -> None:
 
 
 def running_tasks(every: bool = False) -> list[str]:
-    """IDs of containerd tasks (containers and sandboxes) still running in the k8s.io namespace (with
-    every, also the stopped ones that were never deleted)."""
+    """IDs of containerd tasks (containers and sandboxes) still running in the k8s.io namespace
+    (with every, also the stopped ones that were never deleted)."""
     done = run(
         "ctr",
         "--address",
@@ -502,7 +508,8 @@ def wait_for_quiet(timeout: float) -> None:
 
 
 def kill_tasks() -> None:
-    """SIGKILL and delete whatever task survived the drain (e.g. the API server was already gone)."""
+    """SIGKILL and delete whatever task survived the drain (e.g. the API server was already
+    gone)."""
     sock = str(containerd_socket())
     for task in running_tasks():
         run(
@@ -541,7 +548,8 @@ def kill_strays() -> None:
 
 
 def our_mounts() -> list[str]:
-    """Mount points under .local/node, /var/lib/kubelet or of CNI network namespaces, deepest first."""
+    """Mount points under .local/node, /var/lib/kubelet or of CNI network namespaces, deepest
+    first."""
     points = []
     for line in Path("/proc/self/mounts").read_text().splitlines():
         point = line.split()[1].replace("\\040", " ")
@@ -567,7 +575,8 @@ def unmount_all() -> None:
 
 
 def remove_network() -> None:
-    """Drop kube-proxy's and CNI's iptables chains and the bridge (its veths went with the netns)."""
+    """Drop kube-proxy's and CNI's iptables chains and the bridge (its veths went with the
+    netns)."""
     for table in ("nat", "filter", "mangle"):
         rules = run("iptables", "-t", table, "-S", check=False, quiet=True).stdout.splitlines()
         for rule in rules:
@@ -595,7 +604,8 @@ def remove_cgroups() -> None:
 
 
 def remove_cgroup_tree(top: Path) -> None:
-    """rmdir a cgroup and its children (cgroup directories can only be removed empty, leaves first)."""
+    """rmdir a cgroup and its children (cgroup directories can only be removed empty, leaves
+    first)."""
     dirs = sorted(
         (p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
     )
@@ -626,8 +636,8 @@ def leftovers() -> list[str]:
 
 
 def down(kubectl: str | None = None, kubeconfig: str | None = None) -> None:
-    """Stop the node and remove everything it left on the machine; pods are drained first when the API
-    server still answers."""
+    """Stop the node and remove everything it left on the machine; pods are drained first when the
+    API server still answers."""
     if (
         not STATE.exists()
     ):  # not this checkout's node (another checkout's may be running: leave it be)

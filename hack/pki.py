@@ -1,4 +1,5 @@
-"""PKI for the local control plane: a CA, the apiserver's serving cert, the service-account key, tokens."""
+"""PKI for the local control plane: a CA, the apiserver's serving cert, the service-account key,
+tokens."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Background processes of the local cluster: started in their own session with a log file each, their pids
-kept in a state file, stopped by process group (shared by hack.cluster and hack.node)."""
+"""Background processes of the local cluster: started in their own session with a log file each,
+their pids kept in a state file, stopped by process group (shared by hack.cluster and hack.node)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def start(
     prefix: str,
     env: dict[str, str] | None = None,
 ) -> int:
-    """Start one component in its own session, logging to <workdir>/logs/<name>.log; record its pid in
-    state["pids"] and state_file; returns the pid. `env` replaces the inherited environment."""
+    """Start one component in its own session, logging to <workdir>/logs/<name>.log; record its pid
+    in state["pids"] and state_file; returns the pid. `env` replaces the inherited environment."""
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{name}.log", "ab") as out:
@@ -64,7 +64,8 @@ def stop(name: str, pid: int, prefix: str) -> None:
 
 
 def reap(pid: int) -> None:
-    """Collect a child's exit status if this process started it (tests start the cluster in-process)."""
+    """Collect a child's exit status if this process started it (tests start the cluster
+    in-process)."""
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:

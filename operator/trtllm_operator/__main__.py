@@ -66,8 +66,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def ensure_user_name() -> None:
-    """Give getpass.getuser() a name when the uid has no passwd entry (distroless images, OpenShift's
-    random uids): kopf builds its peering identity from it and would crash at start otherwise."""
+    """Give getpass.getuser() a name when the uid has no passwd entry (distroless images,
+    OpenShift's random uids): kopf builds its peering identity from it and would crash at start
+    otherwise."""
     try:
         getpass.getuser()
     except (KeyError, OSError):

@@ -1,4 +1,5 @@
-"""Generate the CRDs in crds/ from the pydantic models: `python -m trtllm_operator.api.crdgen [--check]`."""
+"""Generate the CRDs in crds/ from the pydantic models:
+`python -m trtllm_operator.api.crdgen [--check]`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Pydantic models of the LLMDeployment and LLMEngine specs (camelCase on the wire, snake_case in Python)."""
+"""Pydantic models of the LLMDeployment and LLMEngine specs (camelCase on the wire, snake_case in
+Python)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ Runtime = Literal["triton", "trtllm-serve"]
 ScalingMetric = Literal[
     "queueComputeRatio", "waitingRequests", "kvCacheUtilization", "kvCacheDemand"
 ]
-# Per-replica targets when spec.autoscaling.target is unset (bench/README.md: how 0.3 was calibrated).
+# Per-replica targets when spec.autoscaling.target is unset (bench/README.md: how 0.3 was
+# calibrated).
 DEFAULT_TARGETS = {
     "kvCacheDemand": 0.3,
     "kvCacheUtilization": 0.3,
@@ -28,7 +30,8 @@ DEFAULT_TARGETS = {
 }
 PluginSetting = Literal["auto", "float16", "bfloat16", "float32", "disable"]
 
-# Weight formats the PyTorch backend loads (ModelOpt checkpoints); the rest need the engine workflow.
+# Weight formats the PyTorch backend loads (ModelOpt checkpoints); the rest need the engine
+# workflow.
 PYTORCH_WEIGHT_QUANTIZATIONS = ("none", "fp8", "nvfp4", "int4_awq", "w4a8_awq")
 LORA_TARGET_MODULES: tuple[str, ...] = tuple(
     sorted({m for tc in load_toolchains().values() for m in tc.lora_target_modules})

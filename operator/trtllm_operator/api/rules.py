@@ -1,4 +1,5 @@
-"""Cross-field rules, each written once as CEL (for the API server) and as Python (for the operator)."""
+"""Cross-field rules, each written once as CEL (for the API server) and as Python (for the
+operator)."""
 
 from __future__ import annotations
 
@@ -26,11 +27,12 @@ POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 
 @dataclass(frozen=True)
 class Rule:
-    """One validation rule: where it applies, its CEL text, its message and the same check in Python.
+    """One validation rule: where it applies, its CEL text, its message and the same check in
+    Python.
 
-    `scope` is the model whose schema carries the rule; with `field` set, the rule sits on that property
-    (CEL `self` is the property's value), otherwise on the object. `check` receives the same value as
-    CEL's `self`, as camelCase JSON data with absent optional fields left out.
+    `scope` is the model whose schema carries the rule; with `field` set, the rule sits on that
+    property (CEL `self` is the property's value), otherwise on the object. `check` receives the
+    same value as CEL's `self`, as camelCase JSON data with absent optional fields left out.
     """
 
     scope: type[SpecModel]
@@ -227,7 +229,8 @@ def _quantized_pytorch(spec: Any) -> bool:
 
 
 def toolchain_rules() -> list[Rule]:
-    """Rules generated from the toolchain profiles: which backend/runtime/LoRA each toolchain can do."""
+    """Rules generated from the toolchain profiles: which backend/runtime/LoRA each toolchain can
+    do."""
     return engine_toolchain_rules() + deployment_toolchain_rules()
 
 

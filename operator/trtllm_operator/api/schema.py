@@ -1,4 +1,5 @@
-"""Turn pydantic JSON schemas into structural Kubernetes OpenAPI v3 schemas with CEL rules attached."""
+"""Turn pydantic JSON schemas into structural Kubernetes OpenAPI v3 schemas with CEL rules
+attached."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ DROPPED_KEYS = {"title", "examples", "$defs", "$schema"}
 def structural_schema(
     model: type[BaseModel], rules: list[Rule], with_defaults: bool = True
 ) -> dict[str, Any]:
-    """The structural schema of `model`: $refs inlined, nullable instead of anyOf-null, CEL rules attached.
+    """The structural schema of `model`: $refs inlined, nullable instead of anyOf-null, CEL rules
+    attached.
 
-    With `with_defaults`, optional objects and lists default to {} / [] so that the API server fills in
-    nested defaults and CEL rules can rely on their presence; status schemas go without defaults.
+    With `with_defaults`, optional objects and lists default to {} / [] so that the API server fills
+    in nested defaults and CEL rules can rely on their presence; status schemas go without defaults.
     """
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
@@ -110,5 +112,5 @@ def _convert_additional(
         out["x-kubernetes-preserve-unknown-fields"] = True
     elif isinstance(value, dict):
         out["additionalProperties"] = _convert(value, defs, with_defaults)
-    # additionalProperties: false (extra="forbid") is left out: the API server prunes and kubectl rejects
-    # unknown fields with its strict field validation.
+    # additionalProperties: false (extra="forbid") is left out: the API server prunes and kubectl
+    # rejects unknown fields with its strict field validation.

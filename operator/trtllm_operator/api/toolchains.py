@@ -1,4 +1,5 @@
-"""Toolchain profiles: which NVIDIA images, TensorRT-LLM version, capabilities and script paths to use."""
+"""Toolchain profiles: which NVIDIA images, TensorRT-LLM version, capabilities and script paths to
+use."""
 
 from __future__ import annotations
 
@@ -108,7 +109,8 @@ def load_toolchains() -> dict[str, Toolchain]:
 
 
 def toolchain(name: str) -> Toolchain:
-    """The toolchain profile called `name`; KeyError naming the known profiles when there is none."""
+    """The toolchain profile called `name`; KeyError naming the known profiles when there is
+    none."""
     profiles = load_toolchains()
     if name not in profiles:
         raise KeyError(f"unknown toolchain {name!r}; known: {', '.join(sorted(profiles))}")
@@ -127,17 +129,18 @@ def toolchains_with(capability: str) -> list[str]:
     )
 
 
-# Operator-level image overrides (mirrors, digest pins, patched or stand-in images), set once at start-up
-# from --image-override / $TRTLLM_IMAGE_OVERRIDES. They change which image a pod pulls, never the engine
-# key: the key names the toolchain's own image, which a mirror or digest of it stands for.
+# Operator-level image overrides (mirrors, digest pins, patched or stand-in images), set once at
+# start-up from --image-override / $TRTLLM_IMAGE_OVERRIDES. They change which image a pod pulls,
+# never the engine key: the key names the toolchain's own image, which a mirror or digest of it
+# stands for.
 _image_overrides: dict[str, str] = {}
 
 
 def parse_image_overrides(entries: Iterable[str]) -> dict[str, str]:
     """{from: to} from `FROM=TO` entries; ValueError naming a malformed entry.
 
-    FROM is an exact image reference, a prefix ending in "/" (a registry or repository mirror), or "*"
-    (every toolchain image)."""
+    FROM is an exact image reference, a prefix ending in "/" (a registry or repository mirror), or
+    "*" (every toolchain image)."""
     overrides = {}
     for entry in entries:
         source, sep, target = entry.strip().partition("=")
@@ -156,8 +159,8 @@ def set_image_overrides(overrides: dict[str, str]) -> None:
 
 
 def pod_image(image: str) -> str:
-    """The image a pod runs for a toolchain image: an exact override, else the longest prefix override,
-    else "*", else the image itself."""
+    """The image a pod runs for a toolchain image: an exact override, else the longest prefix
+    override, else "*", else the image itself."""
     if image in _image_overrides:
         return _image_overrides[image]
     prefixes = [p for p in _image_overrides if p.endswith("/") and image.startswith(p)]

@@ -5,29 +5,31 @@ inputs always give the same decision (the kopf timer stores the state between ca
 
 How it treats the 60-100 s a new replica needs before it serves:
 
-* **Look-ahead on the way up.** The signal is projected ``settings.startup_s`` seconds ahead with the
-  slope of a least-squares line through the recent samples (``trend_window_s``, at least 90 % of it
-  covered); only a rising trend counts, and the projection is capped at ``lookahead_cap`` times the
-  current value, so a noisy or just-started series cannot order a fleet on its own; a line that explains
-  less than ``trend_min_fit`` of the samples' variance (R^2) is noise around a level, not a trend. A replica
-  ordered now starts serving about when that projection comes due, so scaling on the projection
-  orders it before the queue exists rather than after. The target itself should sit below
-  saturation (e.g. KV-cache use 0.5, not 0.9), which is the headroom that absorbs what the trend misses.
-* **Proportional jumps up.** ``need = ceil(ready * projected / target)``; the policy asks for all of it
-  at once (bounded by min/max and by the GPUs the cluster holds), once the projection is more than
-  ``tolerance`` (15 %) above the target. KV-cache demand climbs steeply near the knee where a target
-  sits, so a brief 10 % excursion is noise the serving fleet absorbs; reacting to it orders replicas
-  that arrive after the excursion is over (the benchmark on the Azure trace: 3 replicas for 20 trace
-  minutes, with the SLO met without them).
+* **Look-ahead on the way up.** The signal is projected ``settings.startup_s`` seconds ahead with
+  the slope of a least-squares line through the recent samples (``trend_window_s``, at least 90 % of
+  it covered); only a rising trend counts, and the projection is capped at ``lookahead_cap`` times
+  the current value, so a noisy or just-started series cannot order a fleet on its own; a line that
+  explains less than ``trend_min_fit`` of the samples' variance (R^2) is noise around a level, not a
+  trend. A replica ordered now starts serving about when that projection comes due, so scaling on
+  the projection orders it before the queue exists rather than after. The target itself should sit
+  below saturation (e.g. KV-cache use 0.5, not 0.9), which is the headroom that absorbs what the
+  trend misses.
+* **Proportional jumps up.** ``need = ceil(ready * projected / target)``; the policy asks for all of
+  it at once (bounded by min/max and by the GPUs the cluster holds), once the projection is more
+  than ``tolerance`` (15 %) above the target. KV-cache demand climbs steeply near the knee where a
+  target sits, so a brief 10 % excursion is noise the serving fleet absorbs; reacting to it orders
+  replicas that arrive after the excursion is over (the benchmark on the Azure trace: 3 replicas for
+  20 trace minutes, with the SLO met without them).
 * **Starting replicas are coming capacity.** They are added to the current count, so a burst that is
   already being answered does not order the same replicas twice, and they are never counted as idle
   (the metric is normalised over ready replicas only, which are the ones carrying the load).
 * **Slow, stepwise scale-down.** Each call records ``ceil(ready * value / target)``; only when every
   recommendation over ``scale_down_window_s`` is below the current count, no replica is starting and
-  the last change is at least a window old does the policy step down: half the excess over the highest
-  recent recommendation (at least ``scale_down_step``), then again every ``scale_down_interval_s`` while
-  demand stays low; never below ``ready - step``, the highest recent recommendation, or min. A fleet far
-  too large comes down in a few steps, one slightly too large by one replica at a time.
+  the last change is at least a window old does the policy step down: half the excess over the
+  highest recent recommendation (at least ``scale_down_step``), then again every
+  ``scale_down_interval_s`` while demand stays low; never below ``ready - step``, the highest recent
+  recommendation, or min. A fleet far too large comes down in a few steps, one slightly too large by
+  one replica at a time.
 * **Smoothed value.** The value compared with the target is the mean over the last ``smoothing_s``
   (instantaneous KV use or queue length of one scrape is noisy; a spike must not order replicas).
 * **Missing or stale metrics hold.** No guessing: the current count is kept and the reason says why.
@@ -80,7 +82,8 @@ class Samples:
 
 @dataclass(frozen=True)
 class ReplicaCounts:
-    """Replicas of the child Deployment: serving (ready) and ordered but not serving yet (starting)."""
+    """Replicas of the child Deployment: serving (ready) and ordered but not serving yet
+    (starting)."""
 
     ready: int
     starting: int = 0
@@ -93,7 +96,8 @@ class ReplicaCounts:
 
 @dataclass(frozen=True)
 class Settings:
-    """Policy settings; times in seconds. ``max_by_gpus`` is how many replicas the cluster's GPUs hold."""
+    """Policy settings; times in seconds. ``max_by_gpus`` is how many replicas the cluster's GPUs
+    hold."""
 
     metric: str = QUEUE_COMPUTE_RATIO
     target: float = 1.0
@@ -123,7 +127,8 @@ class State:
 
 @dataclass(frozen=True)
 class Decision:
-    """The replicas to ask for, why (a CamelCase reason and a sentence), and the metric it was based on."""
+    """The replicas to ask for, why (a CamelCase reason and a sentence), and the metric it was based
+    on."""
 
     replicas: int
     reason: str
@@ -182,7 +187,8 @@ def trend_slope(
     points: tuple[tuple[float, float], ...], window_s: float, min_fit: float = 0.0
 ) -> float:
     """Least-squares slope (units per second) of the points within ``window_s`` of the newest one;
-    0 when the line explains less than ``min_fit`` of the points' variance (R^2): noise is not a trend."""
+    0 when the line explains less than ``min_fit`` of the points' variance (R^2): noise is not a
+    trend."""
     if len(points) < 3:
         return 0.0
     recent = [(t, v) for t, v in points if t >= points[-1][0] - window_s]
@@ -200,7 +206,8 @@ def trend_slope(
 
 
 def projected_value(samples: Samples, settings: Settings, value: float, ready: int) -> float:
-    """The per-replica value expected when a replica ordered now would serve (rising trends only)."""
+    """The per-replica value expected when a replica ordered now would serve (rising trends
+    only)."""
     slope = trend_slope(samples.points, settings.trend_window_s, settings.trend_min_fit)
     if settings.metric in TOTAL_METRICS:
         slope = slope / max(ready, 1)
@@ -215,7 +222,8 @@ def upper_bound(settings: Settings) -> tuple[int, str]:
 
 
 def _remember(state: State, now: float, recommendation: int, settings: Settings) -> State:
-    """Append a recommendation and drop the ones older than the scale-down window (keeping one older)."""
+    """Append a recommendation and drop the ones older than the scale-down window (keeping one
+    older)."""
     history = state.history + ((now, recommendation),)
     cutoff = now - settings.scale_down_window_s
     while len(history) > 1 and history[1][0] <= cutoff:
@@ -245,7 +253,8 @@ def _bounds_decision(replicas: ReplicaCounts, settings: Settings, value: float) 
 def _scale_up_decision(
     replicas: ReplicaCounts, settings: Settings, value: float, projected: float
 ) -> Decision | None:
-    """Ask for every replica the (projected) load needs at once, counting starting ones as coming."""
+    """Ask for every replica the (projected) load needs at once, counting starting ones as
+    coming."""
     if projected <= settings.target * (1 + settings.tolerance):
         return None
     need = math.ceil(replicas.ready * projected / settings.target)
@@ -300,7 +309,8 @@ def _scale_down_decision(
 
 
 def down_step(current: int, lowest_allowed: int, min_step: int) -> int:
-    """Replicas to remove in one step: half the excess over what the window allows, at least ``min_step``."""
+    """Replicas to remove in one step: half the excess over what the window allows, at least
+    ``min_step``."""
     return max(min_step, math.ceil((current - lowest_allowed) / 2))
 
 

@@ -61,7 +61,8 @@ def fetch_per_pod(
     label: str = "pod",
     timeout_s: float = 5.0,
 ) -> dict[str, float]:
-    """The metric's latest value per pod (an instant query grouped by ``label``); raises when unreachable."""
+    """The metric's latest value per pod (an instant query grouped by ``label``); raises when
+    unreachable."""
     query = metric_query(runtime, metric, selector, by=(label,))
     result = _client(url, timeout_s).custom_query(query)
     return {s["metric"][label]: float(s["value"][1]) for s in result if label in s["metric"]}

@@ -1,5 +1,6 @@
-"""The autoscaler: a kopf timer per LLMDeployment with autoscaling on. It reads Prometheus, asks the pure
-policy, and changes only the serving Deployment's replicas and the LLMDeployment's status (never its spec)."""
+"""The autoscaler: a kopf timer per LLMDeployment with autoscaling on. It reads Prometheus, asks the
+pure policy, and changes only the serving Deployment's replicas and the LLMDeployment's status
+(never its spec)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ STATUS_REFRESH_SECONDS = 60.0
 
 
 def replica_counts(deployment: dict[str, Any]) -> policy.ReplicaCounts:
-    """Ready replicas serve; the rest of what the Deployment asks for is starting (loading the engine)."""
+    """Ready replicas serve; the rest of what the Deployment asks for is starting (loading the
+    engine)."""
     wanted = int((deployment.get("spec") or {}).get("replicas") or 0)
     ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
     return policy.ReplicaCounts(ready=min(ready, wanted), starting=max(wanted - ready, 0))
@@ -83,7 +85,8 @@ def autoscaling_status(
 
 
 def scaling_condition(decision: policy.Decision, generation: int | None) -> dict[str, Any]:
-    """The Autoscaling condition: False when the autoscaler cannot act as asked (metrics, GPU cap)."""
+    """The Autoscaling condition: False when the autoscaler cannot act as asked (metrics, GPU
+    cap)."""
     limited = decision.reason in (
         policy.METRICS_UNAVAILABLE,
         policy.METRICS_STALE,
@@ -99,7 +102,8 @@ def scaling_condition(decision: policy.Decision, generation: int | None) -> dict
 
 
 def should_write(old: dict[str, Any], new: dict[str, Any], last_write: float, clock: float) -> bool:
-    """Write when the decision or its reason changed, else refresh the metric at most once a minute."""
+    """Write when the decision or its reason changed, else refresh the metric at most once a
+    minute."""
     changed = (old.get("lastDecision"), old.get("reason")) != (
         new.get("lastDecision"),
         new.get("reason"),
@@ -108,7 +112,8 @@ def should_write(old: dict[str, Any], new: dict[str, Any], last_write: float, cl
 
 
 def write_scaling_status(body: dict[str, Any], auto: dict[str, Any], cond: dict[str, Any]) -> None:
-    """Patch status.autoscaling and the Autoscaling condition, leaving the other conditions as they are."""
+    """Patch status.autoscaling and the Autoscaling condition, leaving the other conditions as they
+    are."""
     old = body.get("status") or {}
     others = [c for c in old.get("conditions") or [] if c.get("type") != "Autoscaling"]
     merged = conditions.merge(old.get("conditions") or [], [cond], now())

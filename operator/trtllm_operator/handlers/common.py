@@ -20,7 +20,8 @@ _locks_guard = threading.Lock()
 
 @contextmanager
 def locked(kind: str, namespace: str, name: str) -> Iterator[None]:
-    """One reconcile at a time per object (watch events, timers and other objects' events all call in)."""
+    """One reconcile at a time per object (watch events, timers and other objects' events all call
+    in)."""
     with _locks_guard:
         lock = _locks.setdefault((kind, namespace, name), threading.Lock())
     with lock:
@@ -28,13 +29,15 @@ def locked(kind: str, namespace: str, name: str) -> Iterator[None]:
 
 
 def now() -> str:
-    """The current time in RFC 3339, for condition transitions (the plan layer never reads the clock)."""
+    """The current time in RFC 3339, for condition transitions (the plan layer never reads the
+    clock)."""
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @cache
 def build_scripts() -> dict[str, str]:
-    """The build_jobs files the Jobs run, by relative path: from $TRTLLM_BUILD_JOBS_DIR or the source tree."""
+    """The build_jobs files the Jobs run, by relative path: from $TRTLLM_BUILD_JOBS_DIR or the
+    source tree."""
     root = Path(
         os.environ.get("TRTLLM_BUILD_JOBS_DIR")
         or Path(__file__).resolve().parents[3] / "build_jobs"
@@ -59,7 +62,8 @@ def without_none(value: Any) -> Any:
 
 
 def write_status(kind: str, body: dict[str, Any], status: dict[str, Any]) -> bool:
-    """Patch status only when it differs from what is stored; stale keys are removed. True when written."""
+    """Patch status only when it differs from what is stored; stale keys are removed. True when
+    written."""
     meta = body["metadata"]
     new = without_none(status)
     old = dict(body.get("status") or {})

@@ -20,8 +20,9 @@ RESYNC_SECONDS = 10
 
 
 def observe(body: dict[str, Any]) -> Observed:
-    """Every read one reconcile needs, before any decision: nodes, the namespace's PVCs and engines, the
-    serving Deployment and its pods, the adapter Jobs, whether PodMonitors exist, the build scripts."""
+    """Every read one reconcile needs, before any decision: nodes, the namespace's PVCs and engines,
+    the serving Deployment and its pods, the adapter Jobs, whether PodMonitors exist, the build
+    scripts."""
     name, ns = body["metadata"]["name"], body["metadata"]["namespace"]
     deploy = kube.get("apps/v1", "Deployment", ns, names.serving(name))
     pods = kube.list_objects("v1", "Pod", ns, names.pod_selector(name)) if deploy else []
@@ -85,7 +86,8 @@ def reconcile_by_name(namespace: str, name: str) -> None:
 
 @kopf.on.event(GROUP, VERSION, "llmdeployments")
 def llmdeployment_event(type: str, body: kopf.Body, **_: Any) -> None:
-    """Every watch event of an LLMDeployment reconciles it (level-based; idle ones write nothing)."""
+    """Every watch event of an LLMDeployment reconciles it (level-based; idle ones write
+    nothing)."""
     if type != "DELETED":
         reconcile_by_name(body["metadata"]["namespace"], body["metadata"]["name"])
 
@@ -98,7 +100,8 @@ def llmdeployment_resync(body: kopf.Body, **_: Any) -> None:
 
 @kopf.on.event("apps", "v1", "deployments", labels={names.MANAGED_BY: names.OPERATOR})
 def serving_deployment_event(body: kopf.Body, **_: Any) -> None:
-    """The serving Deployment changed (pods became ready, a rollout moved): update the owner's status."""
+    """The serving Deployment changed (pods became ready, a rollout moved): update the owner's
+    status."""
     owner = (body.get("metadata", {}).get("labels") or {}).get(names.DEPLOYMENT_LABEL)
     if owner:
         reconcile_by_name(body["metadata"]["namespace"], owner)
@@ -108,8 +111,8 @@ def serving_deployment_event(body: kopf.Body, **_: Any) -> None:
     "", "v1", "pods", labels={names.MANAGED_BY: names.OPERATOR, names.ROLE_LABEL: "server"}
 )
 def serving_pod_event(body: kopf.Body, **_: Any) -> None:
-    """A serving pod changed (readiness, a restart, scheduling): a crash loop often changes no field of
-    the Deployment, so the pod itself wakes its LLMDeployment."""
+    """A serving pod changed (readiness, a restart, scheduling): a crash loop often changes no field
+    of the Deployment, so the pod itself wakes its LLMDeployment."""
     owner = (body.get("metadata", {}).get("labels") or {}).get(names.DEPLOYMENT_LABEL)
     if owner:
         reconcile_by_name(body["metadata"]["namespace"], owner)

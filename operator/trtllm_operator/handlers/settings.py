@@ -13,7 +13,8 @@ from trtllm_operator.plan import names
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    """Keep kopf's own state in annotations (status is ours and schema-pruned), post events, quiet watches."""
+    """Keep kopf's own state in annotations (status is ours and schema-pruned), post events, quiet
+    watches."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"

@@ -31,7 +31,8 @@ def run(action: Action) -> bool:
 
 
 def _create(action: Action) -> bool:
-    """Create once; when someone else won the race and `adopt` is set, join the existing object's owners."""
+    """Create once; when someone else won the race and `adopt` is set, join the existing object's
+    owners."""
     if kube.create(action.obj) is not None:
         return True
     if action.adopt is None:

@@ -1,4 +1,5 @@
-"""The only code that talks to the API server: reads, server-side apply, status and owner patches."""
+"""The only code that talks to the API server: reads, server-side apply, status and owner
+patches."""
 
 from __future__ import annotations
 
@@ -108,9 +109,11 @@ def list_objects(
 
 
 def apply(obj: dict[str, Any], live: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
-    """Server-side apply with the operator's field manager, skipped when the live object already matches.
+    """Server-side apply with the operator's field manager, skipped when the live object already
+    matches.
 
-    Returns (object, changed). Skipping matters: even a no-op apply is a write request in the audit log.
+    Returns (object, changed). Skipping matters: even a no-op apply is a write request in the audit
+    log.
     """
     meta = obj["metadata"]
     if live is None:
@@ -151,7 +154,8 @@ def create(obj: dict[str, Any]) -> dict[str, Any] | None:
 def patch_status(
     api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]
 ) -> None:
-    """Merge-patch the status subresource (fields absent from `status` that we set before are nulled)."""
+    """Merge-patch the status subresource (fields absent from `status` that we set before are
+    nulled)."""
     url = path(api_version, kind, namespace, name) + "/status"
     call(
         "PATCH",
@@ -163,7 +167,8 @@ def patch_status(
 
 
 def set_owners(obj: dict[str, Any], owners: list[dict[str, Any]]) -> dict[str, Any]:
-    """Replace the ownerReferences, guarded by resourceVersion so concurrent users never lose each other."""
+    """Replace the ownerReferences, guarded by resourceVersion so concurrent users never lose each
+    other."""
     meta = obj["metadata"]
     body = {"metadata": {"ownerReferences": owners, "resourceVersion": meta["resourceVersion"]}}
     return call(
@@ -193,5 +198,6 @@ def delete(api_version: str, kind: str, namespace: str | None, name: str) -> boo
 
 
 def crd_exists(name: str) -> bool:
-    """True when a CustomResourceDefinition is installed (e.g. podmonitors.monitoring.coreos.com)."""
+    """True when a CustomResourceDefinition is installed (e.g.
+    podmonitors.monitoring.coreos.com)."""
     return get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, name) is not None

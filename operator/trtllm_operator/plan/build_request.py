@@ -48,7 +48,8 @@ def quantization_request(quant: QuantizationSpec) -> dict[str, Any]:
 
 
 def engine_request(action: str, key: str, engine: LLMEngineSpec, memory_mib: int) -> JobRequest:
-    """The request of an engine's fetch, build or cleanup Job: every build input, the toolchain's paths."""
+    """The request of an engine's fetch, build or cleanup Job: every build input, the toolchain's
+    paths."""
     tc = toolchain(engine.toolchain.name)
     paths = {
         "convert": dict(tc.scripts.convert_checkpoint),
@@ -82,8 +83,9 @@ def engine_request(action: str, key: str, engine: LLMEngineSpec, memory_mib: int
 def adapter_request(
     adapter_key: str, source: str, name: str, engine: LLMEngineSpec, layout: str = "trtllm"
 ) -> JobRequest:
-    """The request of an adapter Job: convert one LoRA adapter with the engine's dtype (layout trtllm), or
-    keep it as a Hugging Face adapter directory (layout hf, for the PyTorch backend's lora_dir)."""
+    """The request of an adapter Job: convert one LoRA adapter with the engine's dtype (layout
+    trtllm), or keep it as a Hugging Face adapter directory (layout hf, for the PyTorch backend's
+    lora_dir)."""
     tc = toolchain(engine.toolchain.name)
     return {
         "action": "adapter",

@@ -23,8 +23,9 @@ NOT_READY = "NotReady"
 AS_EXPECTED = "AsExpected"
 CONVERTING_ADAPTERS = "ConvertingAdapters"
 
-# Pod-level causes (plan/pods.py), the reasons of the conditions that report failing pods. The kubelet's
-# ErrImagePull and ImagePullBackOff alternate for one cause, so both are reported as ImagePullBackOff.
+# Pod-level causes (plan/pods.py), the reasons of the conditions that report failing pods. The
+# kubelet's ErrImagePull and ImagePullBackOff alternate for one cause, so both are reported as
+# ImagePullBackOff.
 CRASH_LOOP = "CrashLoopBackOff"
 OOM_KILLED = "OOMKilled"
 IMAGE_PULL = "ImagePullBackOff"
@@ -80,8 +81,8 @@ def merge(old: list[dict[str, Any]], new: list[dict[str, Any]], now: str) -> lis
 def new_warnings(
     old: list[dict[str, Any]] | None, new: list[dict[str, Any]]
 ) -> list[tuple[str, str]]:
-    """(reason, message) of each warning reason the new conditions carry and the old ones did not: one
-    event per new problem, none per resync (a Degraded condition counts only while True)."""
+    """(reason, message) of each warning reason the new conditions carry and the old ones did not:
+    one event per new problem, none per resync (a Degraded condition counts only while True)."""
     before = {reason for reason, _ in _warning_reasons(old)}
     out: list[tuple[str, str]] = []
     for reason, message in _warning_reasons(new):

@@ -31,7 +31,8 @@ class StatusFacts:
 
 
 def rollout_done(deployment: dict[str, Any] | None, desired: int) -> bool:
-    """True when the Deployment observed its latest spec and every replica is updated and available."""
+    """True when the Deployment observed its latest spec and every replica is updated and
+    available."""
     if deployment is None:
         return False
     st = deployment.get("status") or {}
@@ -48,7 +49,8 @@ def deployment_status(
     old_conditions: list[dict[str, Any]],
     now: str,
 ) -> dict[str, Any]:
-    """The whole status subresource; equal input gives equal output, so an idle reconcile writes nothing."""
+    """The whole status subresource; equal input gives equal output, so an idle reconcile writes
+    nothing."""
     conds = _conditions(seen)
     live = (seen.deployment or {}).get("status") or {}
     ready_replicas = int(live.get("readyReplicas") or 0)
@@ -119,9 +121,9 @@ def pod_issue(seen: StatusFacts) -> tuple[str, str] | None:
 
 
 def pods_failing(seen: StatusFacts) -> bool:
-    """Failing serving pods degrade the deployment: a crash, OOM, image or config error always; pods that
-    cannot be scheduled only once a replica serves or served (before that the first rollout waits for
-    capacity, phase Pending)."""
+    """Failing serving pods degrade the deployment: a crash, OOM, image or config error always; pods
+    that cannot be scheduled only once a replica serves or served (before that the first rollout
+    waits for capacity, phase Pending)."""
     issue = pod_issue(seen)
     if issue is None:
         return False
@@ -196,7 +198,8 @@ def _why_not_ready(
 
 
 def _degraded(seen: StatusFacts) -> tuple[str, str] | None:
-    """(reason, message) of what degrades the deployment: a blocking problem, a failed build, failing pods."""
+    """(reason, message) of what degrades the deployment: a blocking problem, a failed build,
+    failing pods."""
     if seen.problem:
         return seen.problem
     if seen.engine_status.get("phase") == "Failed":
@@ -233,7 +236,8 @@ def _phase(seen: StatusFacts, conds: list[dict[str, Any]]) -> str:
 def carry_autoscaler_fields(
     status: dict[str, Any], old: dict[str, Any], autoscaling: bool
 ) -> dict[str, Any]:
-    """Keep what the autoscaler wrote (status.autoscaling and its condition) while autoscaling is on."""
+    """Keep what the autoscaler wrote (status.autoscaling and its condition) while autoscaling is
+    on."""
     if not autoscaling:
         return status
     kept = [cond for cond in old.get("conditions") or [] if cond.get("type") == "Autoscaling"]

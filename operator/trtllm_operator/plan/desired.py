@@ -1,22 +1,26 @@
-"""What the operator wants for one LLMDeployment, decided from what it observed: the one pure decision.
+"""What the operator wants for one LLMDeployment, decided from what it observed: the one pure
+decision.
 
-`desired(observed)` returns every write (in order), the status and the events. Read it top to bottom to
-answer "what does the operator create for this spec, and why":
+`desired(observed)` returns every write (in order), the status and the events. Read it top to bottom
+to answer "what does the operator create for this spec, and why":
 
 1. The spec parses and validates, and every pvc:// claim it names exists (else: InvalidSpec or
    VolumeClaimNotFound, nothing created).
 2. The namespace's cache PVC exists (created unless the user brings `storage.claimName`).
-3. The engine: placement picks a GPU product from the nodes (`plan.placement`), the engine spec and its
-   key follow (`api.engine_key`); the LLMEngine of that key is created, or adopted when another
+3. The engine: placement picks a GPU product from the nodes (`plan.placement`), the engine spec and
+   its key follow (`api.engine_key`); the LLMEngine of that key is created, or adopted when another
    deployment made it (engines are shared by key).
 4. "Build, then roll": the Deployment serves the target engine once it is Ready, and until then the
    engine it already serves. Adapters are converted for the served engine first (their Jobs); a new
-   Deployment or one that keeps its engine is applied meanwhile, a roll to another engine waits for them.
+   Deployment or one that keeps its engine is applied meanwhile, a roll to another engine waits for
+   them.
 5. Serving objects: ConfigMap, Deployment, Service, a PDB above one replica, a PodMonitor when
-   prometheus-operator is installed. With autoscaling on, the replica count is left to the autoscaler.
-6. Once the Deployment serves the target engine on every desired replica, engines it no longer needs are
-   released (an engine left without owners is deleted; its finalizer cleans its files).
-7. The status says where this stands (`plan.deployment_status`), and events announce the transitions.
+   prometheus-operator is installed. With autoscaling on, the replica count is left to the
+   autoscaler.
+6. Once the Deployment serves the target engine on every desired replica, engines it no longer needs
+   are released (an engine left without owners is deleted; its finalizer cleans its files).
+7. The status says where this stands (`plan.deployment_status`), and events announce the
+   transitions.
 """
 
 from __future__ import annotations
@@ -71,7 +75,8 @@ class Observed:
 
 @dataclass(frozen=True)
 class Desired:
-    """The decision: writes in order, then the status, then the events announced once it is written."""
+    """The decision: writes in order, then the status, then the events announced once it is
+    written."""
 
     actions: list[Action]
     status: dict[str, Any]
@@ -88,7 +93,8 @@ class BlockedError(Exception):
 
 
 def desired(seen: Observed) -> Desired:
-    """Decide the writes, status and events of one reconcile (the module docstring tells the story)."""
+    """Decide the writes, status and events of one reconcile (the module docstring tells the
+    story)."""
     actions: list[Action] = []
     spec: LLMDeploymentSpec | None = None
     first: list[Event] = []
@@ -145,8 +151,9 @@ def _progress(seen: Observed, spec: LLMDeploymentSpec, actions: list[Action]) ->
 
 
 def check_claims(spec: LLMDeploymentSpec, namespace: str, claims: list[dict[str, Any]]) -> None:
-    """BlockedError(VolumeClaimNotFound) naming each field whose pvc:// claim does not exist (a Job or pod
-    mounting it would wait in Pending without a word); nothing is created or changed meanwhile."""
+    """BlockedError(VolumeClaimNotFound) naming each field whose pvc:// claim does not exist (a Job
+    or pod mounting it would wait in Pending without a word); nothing is created or changed
+    meanwhile."""
     existing = {pvc["metadata"]["name"] for pvc in claims}
     problems = missing_claim_problems(spec, namespace, existing)
     if problems:
@@ -177,7 +184,8 @@ def cache_claim(
 
 
 def placed_engine(seen: Observed, spec: LLMDeploymentSpec) -> tuple[str, str, LLMEngineSpec, int]:
-    """Place the engine on a GPU and compute its identity: (name, key, engine spec, GPU memory MiB)."""
+    """Place the engine on a GPU and compute its identity: (name, key, engine spec, GPU memory
+    MiB)."""
     current = (_old_status(seen.body).get("engine") or {}).get("gpu")
     placement = choose_gpu(spec, gpu_nodes(seen.nodes), current)
     if placement.gpu is None:
@@ -241,7 +249,8 @@ def target_engine(
 def served_engine(
     target: dict[str, Any], live_deploy: dict[str, Any] | None, engines: list[dict[str, Any]]
 ) -> dict[str, Any] | None:
-    """The engine to serve: the target once Ready, else the one already serving ("build, then roll")."""
+    """The engine to serve: the target once Ready, else the one already serving ("build, then
+    roll")."""
     if _phase(target) == "Ready":
         return target
     current = engine_label(live_deploy)
@@ -250,8 +259,9 @@ def served_engine(
 
 
 def rolls(live_deploy: dict[str, Any] | None, serving: dict[str, Any], pending: list[str]) -> bool:
-    """Whether the serving objects are applied now: always once the adapters are ready; with adapters
-    still converting, only for a new Deployment or one that keeps its engine (a roll waits for them)."""
+    """Whether the serving objects are applied now: always once the adapters are ready; with
+    adapters still converting, only for a new Deployment or one that keeps its engine (a roll waits
+    for them)."""
     return (
         not pending
         or live_deploy is None
@@ -267,8 +277,8 @@ def adapters(
     me: dict[str, Any],
     actions: list[Action],
 ) -> list[str]:
-    """Plan the adapter ConfigMap and Jobs for the served engine's dtype; returns the names of adapters
-    whose Job has not completed yet."""
+    """Plan the adapter ConfigMap and Jobs for the served engine's dtype; returns the names of
+    adapters whose Job has not completed yet."""
     if not spec.adapters:
         return []
     name, ns = seen.body["metadata"]["name"], seen.body["metadata"]["namespace"]
@@ -335,8 +345,8 @@ def serving_objects(
 def after_apply(live: dict[str, Any] | None, desired_obj: dict[str, Any]) -> dict[str, Any]:
     """The object as the API server returns it once `desired_obj` is applied over `live`: unchanged
     when it already matches; otherwise with the new labels and spec, and (a spec change) the next
-    generation, which its controller has not observed yet. Fields apply would merge are not modelled:
-    the status reads only labels, generation and status."""
+    generation, which its controller has not observed yet. Fields apply would merge are not
+    modelled: the status reads only labels, generation and status."""
     if live is None:
         return {**desired_obj, "metadata": {**desired_obj["metadata"], "generation": 1}}
     if contains(live, desired_obj):
@@ -352,7 +362,8 @@ def release_unused_engines(
     engines: list[dict[str, Any]], me: dict[str, Any], keep: set[str]
 ) -> list[Action]:
     """Stop owning every engine this deployment no longer serves nor builds; an engine left without
-    owners is deleted (its finalizer cleans the files). Planned only once the rollout is complete."""
+    owners is deleted (its finalizer cleans the files). Planned only once the rollout is
+    complete."""
     actions = []
     for engine in engines:
         owners = engine["metadata"].get("ownerReferences") or []

@@ -14,7 +14,8 @@ from trtllm_operator.plan.meta import obj
 
 SCRIPTS_DIR = "/opt/trtllm-operator/build_jobs"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-# Exit code 3 from build_jobs/run.py means "only a spec change helps": fail the Job without retrying.
+# Exit code 3 from build_jobs/run.py means "only a spec change helps": fail the Job without
+# retrying.
 NO_RETRY_EXIT_CODE = 3
 
 
@@ -65,7 +66,8 @@ def job_pod(
     secret: tuple[str, str] | None,
     source_claims: list[str],
 ) -> dict[str, Any]:
-    """Pod spec shared by every build_jobs Job: the entrypoint, the cache, sources and the scripts."""
+    """Pod spec shared by every build_jobs Job: the entrypoint, the cache, sources and the
+    scripts."""
     mounts = [
         {"name": "cache", "mountPath": CACHE_MOUNT},
         {"name": "build-jobs", "mountPath": SCRIPTS_DIR, "readOnly": True},

@@ -8,7 +8,8 @@ from trtllm_operator.plan.names import API_VERSION
 
 
 def owner_ref(kind: str, name: str, uid: str, controller: bool = True) -> dict[str, Any]:
-    """An ownerReference to one of our custom resources (blockOwnerDeletion so GC waits for children)."""
+    """An ownerReference to one of our custom resources (blockOwnerDeletion so GC waits for
+    children)."""
     return {
         "apiVersion": API_VERSION,
         "kind": kind,
@@ -28,7 +29,8 @@ def obj(
     owners: list[dict[str, Any]] | None = None,
     **body: Any,
 ) -> dict[str, Any]:
-    """A namespaced object with metadata filled in; `body` holds the top-level fields (spec, data, ...)."""
+    """A namespaced object with metadata filled in; `body` holds the top-level fields (spec, data,
+    ...)."""
     metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels)}
     if owners:
         metadata["ownerReferences"] = owners

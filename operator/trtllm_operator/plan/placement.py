@@ -1,14 +1,14 @@
 """GPU placement: which GPU product an engine is built for and served on, from the cluster's nodes.
 
 The rule, in order:
-1. `engine.gpu.product` when the spec names one (it must exist on a node that can hold tensor x pipeline
-   GPUs, otherwise the deployment reports NoFittingGpuNode).
-2. The product already chosen for this deployment (its status), while it still fits: a choice never flips
-   because a node came or went, since a new product means a new engine.
-3. Otherwise, among products with a node whose allocatable `nvidia.com/gpu` >= tensor x pipeline and that
-   can run the requested precision: the highest compute capability, then the most memory per GPU, then
-   the most nodes that fit, then the product name. Newer GPUs run TensorRT-LLM's kernels best; memory
-   gives the KV cache room; more nodes give replicas room.
+1. `engine.gpu.product` when the spec names one (it must exist on a node that can hold tensor x
+   pipeline GPUs, otherwise the deployment reports NoFittingGpuNode).
+2. The product already chosen for this deployment (its status), while it still fits: a choice never
+   flips because a node came or went, since a new product means a new engine.
+3. Otherwise, among products with a node whose allocatable `nvidia.com/gpu` >= tensor x pipeline and
+   that can run the requested precision: the highest compute capability, then the most memory per
+   GPU, then the most nodes that fit, then the product name. Newer GPUs run TensorRT-LLM's kernels
+   best; memory gives the KV cache room; more nodes give replicas room.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ PRODUCT = "nvidia.com/gpu.product"
 
 @dataclass(frozen=True)
 class GpuNode:
-    """What placement needs to know of one node (from GPU Feature Discovery labels and allocatable)."""
+    """What placement needs to know of one node (from GPU Feature Discovery labels and
+    allocatable)."""
 
     name: str
     product: str

@@ -1,5 +1,5 @@
-"""What pods say is wrong, in the kubelet's and the scheduler's words: waiting reasons, last terminations,
-PodScheduled=False. Read from the serving pods and the fetch/build Job pods alike."""
+"""What pods say is wrong, in the kubelet's and the scheduler's words: waiting reasons, last
+terminations, PodScheduled=False. Read from the serving pods and the fetch/build Job pods alike."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ WAITING = {
     "CreateContainerError": c.CREATE_CONTAINER,
     "RunContainerError": c.RUN_CONTAINER,
 }
-# Most telling first: these never fix themselves, then failures of the program, then waiting for capacity.
+# Most telling first: these never fix themselves, then failures of the program, then waiting for
+# capacity.
 PRIORITY = (
     c.IMAGE_PULL,
     c.IMAGE_NEVER_PULL,
@@ -36,8 +37,8 @@ MESSAGE_CHARS = 300
 
 @dataclass(frozen=True)
 class PodProblem:
-    """One pod's problem: the reason (a constant of plan/conditions.py) and a message naming the pod,
-    the container, its restarts and what the kubelet or the scheduler said."""
+    """One pod's problem: the reason (a constant of plan/conditions.py) and a message naming the
+    pod, the container, its restarts and what the kubelet or the scheduler said."""
 
     reason: str
     pod: str
@@ -47,7 +48,8 @@ class PodProblem:
 
 
 def pod_problem(pod: dict[str, Any]) -> PodProblem | None:
-    """What keeps one pod from running or being ready, or None (finished and terminating pods: None)."""
+    """What keeps one pod from running or being ready, or None (finished and terminating pods:
+    None)."""
     status = pod.get("status") or {}
     if pod["metadata"].get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed"):
         return None
@@ -78,8 +80,8 @@ def _unschedulable(name: str, status: dict[str, Any]) -> PodProblem | None:
 
 
 def container_problem(pod: str, container: dict[str, Any]) -> PodProblem | None:
-    """The problem of one (init) container status, or None while it runs, starts for the first time or
-    is ready. A container restarting after a crash stays CrashLoopBackOff (or OOMKilled) between
+    """The problem of one (init) container status, or None while it runs, starts for the first time
+    or is ready. A container restarting after a crash stays CrashLoopBackOff (or OOMKilled) between
     back-offs, so the reason does not flap with the kubelet's retries."""
     if container.get("ready"):
         return None
@@ -109,7 +111,8 @@ def container_problem(pod: str, container: dict[str, Any]) -> PodProblem | None:
 
 
 def trimmed(text: str) -> str:
-    """One line of at most MESSAGE_CHARS characters, keeping the end (where logs say what went wrong)."""
+    """One line of at most MESSAGE_CHARS characters, keeping the end (where logs say what went
+    wrong)."""
     flat = " ".join(text.split())
     return flat if len(flat) <= MESSAGE_CHARS else "..." + flat[-MESSAGE_CHARS:]
 
@@ -123,7 +126,8 @@ def pod_problems(pods: list[dict[str, Any]]) -> list[PodProblem]:
 
 
 def summary(problems: list[PodProblem]) -> tuple[str, str] | None:
-    """(reason, message) of the most telling problem, saying how many other pods have problems too."""
+    """(reason, message) of the most telling problem, saying how many other pods have problems
+    too."""
     if not problems:
         return None
     first, others = problems[0], len(problems) - 1

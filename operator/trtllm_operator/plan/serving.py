@@ -1,4 +1,5 @@
-"""The serving side of an LLMDeployment: Deployment, Service, PDB, PodMonitor and the serving ConfigMap."""
+"""The serving side of an LLMDeployment: Deployment, Service, PDB, PodMonitor and the serving
+ConfigMap."""
 
 from __future__ import annotations
 
@@ -76,7 +77,8 @@ def desired_deployment(
     replicas: int | None,
     owners: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The serving Deployment on the engine's GPUs; `replicas` None leaves them to the autoscaler."""
+    """The serving Deployment on the engine's GPUs; `replicas` None leaves them to the
+    autoscaler."""
     pod = _pod(name, spec, served, claim)
     digest = hashlib.sha256(repr(sorted(config["data"].items())).encode()).hexdigest()[:16]
     template = {

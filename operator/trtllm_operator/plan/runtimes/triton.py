@@ -1,5 +1,5 @@
-"""Triton serving: the params.json poured into the image's skeleton, the init and server commands, its
-PromQL and checks, and the Triton runtime that puts them in the serving pod."""
+"""Triton serving: the params.json poured into the image's skeleton, the init and server commands,
+its PromQL and checks, and the Triton runtime that puts them in the serving pod."""
 
 from __future__ import annotations
 
@@ -37,13 +37,14 @@ BATCHING_STRATEGY = "inflight_fused_batching"
 TRITONSERVER = "tritonserver"
 FILLER = f"{SCRIPTS_DIR}/triton_repo.py"
 PARAMS_FILE = "params.json"
-# The tensorrtllm backend's default lora_cache_max_adapter_size (largest adapter rank one cache page holds).
+# The tensorrtllm backend's default lora_cache_max_adapter_size (largest adapter rank one cache page
+# holds).
 DEFAULT_MAX_ADAPTER_SIZE = 64
 
-# Placeholders deliberately left unset (JSON null keeps upstream's "${name}", which the C++ backend and
-# the Python models read as "use the default"). Each is a feature the operator does not offer (multimodal,
-# encoder-decoder, speculative decoding, guided decoding, multi-node) or a tuning knob whose upstream
-# default is right for us.
+# Placeholders deliberately left unset (JSON null keeps upstream's "${name}", which the C++ backend
+# and the Python models read as "use the default"). Each is a feature the operator does not offer
+# (multimodal, encoder-decoder, speculative decoding, guided decoding, multi-node) or a tuning knob
+# whose upstream default is right for us.
 UNSET = (
     "batch_scheduler_policy",
     "cancellation_check_period_ms",
@@ -90,12 +91,14 @@ def world_size(engine: LLMEngineSpec) -> int:
 
 
 def triton_max_batch_size(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> int:
-    """Triton's max_batch_size: the user's serving.tritonMaxBatchSize, else the engine's maxBatchSize."""
+    """Triton's max_batch_size: the user's serving.tritonMaxBatchSize, else the engine's
+    maxBatchSize."""
     return spec.serving.triton_max_batch_size or engine.limits.max_batch_size
 
 
 def triton_toolchain(engine: LLMEngineSpec) -> Toolchain:
-    """The engine's toolchain, which must have a Triton image and skeleton; ValueError naming it otherwise."""
+    """The engine's toolchain, which must have a Triton image and skeleton; ValueError naming it
+    otherwise."""
     tc = toolchain(engine.toolchain.name)
     if not tc.capabilities.triton_runtime or not tc.scripts.triton_skeleton:
         raise ValueError(
@@ -107,9 +110,10 @@ def triton_toolchain(engine: LLMEngineSpec) -> Toolchain:
 def triton_params(
     spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths
 ) -> dict[str, Any]:
-    """params.json for build_jobs/triton_repo.py: a decision (value, or None = deliberately unset) for every
-    placeholder of the toolchain's skeleton (build_jobs/triton_placeholders/<toolchain>.json; a test keeps the
-    two equal). Everything comes from the spec and the engine actually served, never from defaults elsewhere.
+    """params.json for build_jobs/triton_repo.py: a decision (value, or None = deliberately unset)
+    for every placeholder of the toolchain's skeleton
+    (build_jobs/triton_placeholders/<toolchain>.json; a test keeps the two equal). Everything comes
+    from the spec and the engine actually served, never from defaults elsewhere.
     """
     tc = triton_toolchain(engine)
     serving, limits = spec.serving, engine.limits
@@ -152,8 +156,9 @@ def triton_params(
 
 
 def _lora_params(engine: LLMEngineSpec, paths: ServingPaths) -> dict[str, Any]:
-    """LoRA: prefetch the converted adapters (task-id subdirectories). Cache pages keep the backend's
-    default sizes (optimal 8, max 64) unless the engine accepts a larger rank, which must fit one page."""
+    """LoRA: prefetch the converted adapters (task-id subdirectories). Cache pages keep the
+    backend's default sizes (optimal 8, max 64) unless the engine accepts a larger rank, which must
+    fit one page."""
     rank = engine.lora.max_rank if engine.lora else 0
     return {
         "lora_prefetch_dir": paths.lora_dir if engine.lora else None,
@@ -165,12 +170,14 @@ def _lora_params(engine: LLMEngineSpec, paths: ServingPaths) -> dict[str, Any]:
 def render_triton_params(
     spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths
 ) -> str:
-    """The params.json text for the serving ConfigMap (sorted keys, so equal specs give equal bytes)."""
+    """The params.json text for the serving ConfigMap (sorted keys, so equal specs give equal
+    bytes)."""
     return json.dumps(triton_params(spec, engine, paths), indent=2, sort_keys=True) + "\n"
 
 
 def triton_init_command(engine: LLMEngineSpec, paths: ServingPaths, params_path: str) -> list[str]:
-    """The init container's command: refill paths.model_repo from the image's own skeleton, strictly."""
+    """The init container's command: refill paths.model_repo from the image's own skeleton,
+    strictly."""
     tc = triton_toolchain(engine)
     assert tc.scripts.triton_skeleton is not None
     return [
@@ -188,11 +195,12 @@ def triton_init_command(engine: LLMEngineSpec, paths: ServingPaths, params_path:
 def triton_server_command(
     spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths
 ) -> list[str]:
-    """The serving container's command, in the foreground (launch_triton_server.py would exit at once).
+    """The serving container's command, in the foreground (launch_triton_server.py would exit at
+    once).
 
-    World size 1 runs tritonserver alone; otherwise `mpirun -n 1 <rank 0> : -n 1 <rank 1> ...` as the
-    launcher builds it: rank 0 loads every model and serves, the other ranks load only tensorrt_llm
-    (explicit model control) and join the engine's MPI world.
+    World size 1 runs tritonserver alone; otherwise `mpirun -n 1 <rank 0> : -n 1 <rank 1> ...` as
+    the launcher builds it: rank 0 loads every model and serves, the other ranks load only
+    tensorrt_llm (explicit model control) and join the engine's MPI world.
     """
     size = world_size(engine)
     if size == 1:
@@ -205,11 +213,12 @@ def triton_server_command(
     return command
 
 
-# No --backend-config=tensorrtllm,default-max-batch-size=N: Triton applies a default max batch size only
-# when it auto-completes a model's config, and --disable-auto-complete-config (below) turns that off; the
-# tensorrtllm backend itself never reads the setting (NVIDIA/TensorRT-LLM triton_backend/inflight_batcher_llm/
-# src/libtensorrtllm.cc @ c8c6df08: TRITONBACKEND_Initialize only logs the backend config; src/model_state.cc
-# @ 5cdd6921 reads only config.pbtxt). max_batch_size comes from config.pbtxt (triton_max_batch_size).
+# No --backend-config=tensorrtllm,default-max-batch-size=N: Triton applies a default max batch size
+# only when it auto-completes a model's config, and --disable-auto-complete-config (below) turns
+# that off; the tensorrtllm backend itself never reads the setting (NVIDIA/TensorRT-LLM
+# triton_backend/inflight_batcher_llm/src/libtensorrtllm.cc @ c8c6df08:
+# TRITONBACKEND_Initialize only logs the backend config; src/model_state.cc @ 5cdd6921 reads only
+# config.pbtxt). max_batch_size comes from config.pbtxt (triton_max_batch_size).
 
 
 def _rank_args(
@@ -308,8 +317,9 @@ def triton_kv_cache_demand(selector: Mapping[str, str], by: tuple[str, ...] = ()
     pool, times (1 + waiting / active requests). The policy divides it by the ready replicas.
 
     KV use alone saturates: once the batch is full, more load only lengthens the queue, which KV use
-    does not see; a waiting request is counted as the blocks of an average running one. A total (not a
-    per-replica mean) so that its trend is the load's, not the echo of the autoscaler's own changes."""
+    does not see; a waiting request is counted as the blocks of an average running one. A total (not
+    a per-replica mean) so that its trend is the load's, not the echo of the autoscaler's own
+    changes."""
     blocks, requests = "nv_trt_llm_kv_cache_block_metrics", "nv_trt_llm_request_metrics"
     used = sum_by(blocks + label_matchers(selector, {"kv_cache_block_type": "used"}), by)
     top = avg_by(blocks + label_matchers(selector, {"kv_cache_block_type": "max"}), by)
@@ -342,7 +352,8 @@ def triton_toolchain_problems(engine: LLMEngineSpec, tc: Toolchain) -> list[Prob
 
 
 def triton_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
-    """Triton-only: max_batch_size not above the engine's (the tensorrt_llm model refuses to load)."""
+    """Triton-only: max_batch_size not above the engine's (the tensorrt_llm model refuses to
+    load)."""
     problems: list[Problem] = []
     asked, built = spec.serving.triton_max_batch_size, engine.limits.max_batch_size
     if asked is not None and asked > built:

@@ -28,9 +28,10 @@ from trtllm_operator.plan.runtimes.promql import avg_by, label_matchers, sum_by
 HOST = "0.0.0.0"
 OPTIONS_FILE = "extra-llm-api-options.yaml"
 
-# extra_llm_api_options keys that the command line already sets from the spec. In TensorRT-LLM <= 1.1 the
-# YAML silently wins over the CLI, in newer versions the CLI wins: either way a user value here would make
-# the server disagree with the spec, so consistency_problems() reports them (naming the spec field to use).
+# extra_llm_api_options keys that the command line already sets from the spec. In TensorRT-LLM
+# <= 1.1 the YAML silently wins over the CLI, in newer versions the CLI wins: either way a user
+# value here would make the server disagree with the spec, so consistency_problems() reports them
+# (naming the spec field to use).
 CLI_OWNED_KEYS = {
     "backend": "spec.engine.backend",
     "max_batch_size": "spec.engine.limits.maxBatchSize",
@@ -40,8 +41,9 @@ CLI_OWNED_KEYS = {
     "tensor_parallel_size": "spec.engine.parallelism.tensor",
     "pipeline_parallel_size": "spec.engine.parallelism.pipeline",
 }
-# Fields of the PyTorch backend's LLM arguments (TorchLlmArgs); the engine backend's argument model forbids
-# them. enable_attention_dp is not one: it is declared on BaseLlmArgs (tensorrt_llm/llmapi/llm_args.py).
+# Fields of the PyTorch backend's LLM arguments (TorchLlmArgs); the engine backend's argument model
+# forbids them. enable_attention_dp is not one: it is declared on BaseLlmArgs
+# (tensorrt_llm/llmapi/llm_args.py).
 PYTORCH_ONLY_OPTIONS = (
     "attn_backend",
     "cuda_graph_config",
@@ -60,8 +62,8 @@ DTYPE_ALIASES = {
 
 
 def serve_max_num_tokens(engine: LLMEngineSpec) -> int:
-    """Tokens per batched step: the declared maxNumTokens, raised to maxInputLen unless prompts are chunked
-    (a prompt longer than one step is otherwise rejected)."""
+    """Tokens per batched step: the declared maxNumTokens, raised to maxInputLen unless prompts are
+    chunked (a prompt longer than one step is otherwise rejected)."""
     limits = engine.limits
     if limits.enable_chunked_context:
         return limits.max_num_tokens
@@ -75,12 +77,13 @@ def trtllm_serve_command(
     options_path: str,
     tokenizer_dir: str | None = None,
 ) -> list[str]:
-    """The serving container's command: `trtllm-serve serve <model_dir>` with limits, parallelism and the
-    KV-cache fraction from the spec, and every other setting in the YAML at options_path.
+    """The serving container's command: `trtllm-serve serve <model_dir>` with limits, parallelism
+    and the KV-cache fraction from the spec, and every other setting in the YAML at options_path.
 
-    model_dir is the Hugging Face checkpoint (backend pytorch) or the engine directory (backend tensorrt,
-    toolchains <= 1.1 only); an engine directory holds no tokenizer, so pass tokenizer_dir then. Only
-    options every supported toolchain's trtllm-serve accepts are used (build_jobs/cli_options data; tested).
+    model_dir is the Hugging Face checkpoint (backend pytorch) or the engine directory (backend
+    tensorrt, toolchains <= 1.1 only); an engine directory holds no tokenizer, so pass tokenizer_dir
+    then. Only options every supported toolchain's trtllm-serve accepts are used
+    (build_jobs/cli_options data; tested).
     """
     tc = toolchain(engine.toolchain.name)
     if engine.backend == "tensorrt" and not tc.capabilities.engine_build:
@@ -121,14 +124,16 @@ def trtllm_serve_command(
 def extra_llm_api_options(
     spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """The extra_llm_api_options mapping: spec.serving.extraOptions deep-merged over what the operator
-    derives (KV-cache fraction; metrics for /prometheus/metrics; CUDA graphs up to maxBatchSize and chunked
-    prefill on the PyTorch backend; lora_config with the adapters' Hugging Face directories when adapters
-    exist; lora_dirs is accepted for the caller's sake and ignored, see _lora_config).
+    """The extra_llm_api_options mapping: spec.serving.extraOptions deep-merged over what the
+    operator derives (KV-cache fraction; metrics for /prometheus/metrics; CUDA graphs up to
+    maxBatchSize and chunked prefill on the PyTorch backend; lora_config with the adapters' Hugging
+    Face directories when adapters exist; lora_dirs is accepted for the caller's sake and ignored,
+    see _lora_config).
 
-    The user's value wins on conflict: extraOptions is the documented escape hatch for what the operator
-    does not model, and a user who writes a key means it. Keys that would contradict spec fields the
-    command line sets (CLI_OWNED_KEYS) are reported by consistency_problems() instead of being dropped.
+    The user's value wins on conflict: extraOptions is the documented escape hatch for what the
+    operator does not model, and a user who writes a key means it. Keys that would contradict spec
+    fields the command line sets (CLI_OWNED_KEYS) are reported by consistency_problems() instead of
+    being dropped.
     """
     derived, user = derived_options(spec, engine, lora_dirs), spec.serving.extra_options
     merged = deep_merge(derived, user)
@@ -144,8 +149,8 @@ def derived_options(
         "kv_cache_config": {
             "free_gpu_memory_fraction": spec.serving.kv_cache_free_gpu_mem_fraction
         },
-        # per-request perf metrics; the 1.0-1.2 servers feed /prometheus/metrics' request histograms from
-        # them, newer ones also return them in responses and keep Prometheus settings in
+        # per-request perf metrics; the 1.0-1.2 servers feed /prometheus/metrics' request histograms
+        # from them, newer ones also return them in responses and keep Prometheus settings in
         # prometheus_metrics_config (not set here: unverified for the pinned versions)
         "return_perf_metrics": True,
     }
@@ -173,16 +178,17 @@ def _lora_config(
         "max_loras": len(spec.adapters),
         "max_cpu_loras": len(spec.adapters),
     }
-    # The PyTorch backend's lora_dir lists Hugging Face adapter directories (adapter_config.json + weights),
-    # one per adapter, prepared by the adapter Jobs; a directory of task-id links to .npy files (Triton's
-    # layout, what callers pass as lora_dirs) is not one, so it is not used here.
+    # The PyTorch backend's lora_dir lists Hugging Face adapter directories (adapter_config.json +
+    # weights), one per adapter, prepared by the adapter Jobs; a directory of task-id links to .npy
+    # files (Triton's layout, what callers pass as lora_dirs) is not one, so it is not used here.
     del lora_dirs
     config["lora_dir"] = adapter_dirs(spec.adapters, engine)
     return config
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """base with override laid over it: nested mappings merge key by key, anything else is replaced."""
+    """base with override laid over it: nested mappings merge key by key, anything else is
+    replaced."""
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
@@ -193,8 +199,8 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 
 
 def _drop_contradicting_cuda_graph_size(user: Mapping[str, Any], merged: dict[str, Any]) -> None:
-    """A user's cuda_graph_config.batch_sizes defines the graphs; keeping our derived max_batch_size beside
-    it would be rejected when it differs from max(batch_sizes)."""
+    """A user's cuda_graph_config.batch_sizes defines the graphs; keeping our derived max_batch_size
+    beside it would be rejected when it differs from max(batch_sizes)."""
     asked, graphs = user.get("cuda_graph_config"), merged.get("cuda_graph_config")
     if isinstance(asked, Mapping) and isinstance(graphs, dict) and "batch_sizes" in asked:
         if "max_batch_size" not in asked:
@@ -265,8 +271,9 @@ def serve_toolchain_problems(engine: LLMEngineSpec, tc: Toolchain) -> list[Probl
 
 
 def extra_options_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
-    """extraOptions that contradict the spec or the backend: keys the command line sets from spec fields,
-    a dtype other than the engine's, PyTorch-only keys on the engine backend, LoRA beyond the engine's."""
+    """extraOptions that contradict the spec or the backend: keys the command line sets from spec
+    fields, a dtype other than the engine's, PyTorch-only keys on the engine backend, LoRA beyond
+    the engine's."""
     options, root = spec.serving.extra_options, "spec.serving.extraOptions"
     problems = [
         (f"{root}.{key}", f"set by the operator from {field}: set it there and remove it here")
