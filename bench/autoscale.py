@@ -62,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     config = build_config(args, requests, profile)
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     log(
-        f"{len(requests)} requests over {requests[-1].arrival_s:.0f}s; static={config.static_replicas} "
-        f"initial={config.sim.initial_replicas} max={config.max_replicas}"
+        f"{len(requests)} requests over {requests[-1].arrival_s:.0f}s; "
+        f"static={config.static_replicas} initial={config.sim.initial_replicas} "
+        f"max={config.max_replicas}"
     )
     results = {}
     for policy in args.policies.split(","):

@@ -162,8 +162,9 @@ class MetricsApi:
         except subprocess.CalledProcessError as exc:
             self.stop()
             raise RuntimeError(
-                f"the API server cannot reach the custom-metrics API on {self.host}: a control plane started "
-                "before --enable-aggregator-routing was added needs a restart (make cluster-down cluster-up)"
+                f"the API server cannot reach the custom-metrics API on {self.host}: a control "
+                "plane started before --enable-aggregator-routing was added needs a restart (make "
+                "cluster-down cluster-up)"
             ) from exc
 
     def stop(self) -> None:

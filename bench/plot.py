@@ -20,7 +20,8 @@ def plot(results: dict, slo_ttft_s: float, compress: float, path: Path) -> Path:
         load, rep, ttft = axes[0][col], axes[1][col], axes[2][col]
         load.plot(t, [s.arrivals for s in result.timeline], lw=0.6, color="tab:gray")
         load.set_title(
-            f"{policy}: {result.summary['gpu_hours']} GPU-h, SLO {result.summary['slo_attainment']:.1%}"
+            f"{policy}: {result.summary['gpu_hours']} GPU-h, "
+            f"SLO {result.summary['slo_attainment']:.1%}"
         )
         load.set_ylabel("requests/s (run time)")
         rep.step(

@@ -9,7 +9,8 @@ The benchmark's policy lines come from the real-time run with a real Prometheus 
 on the Azure trace this replay reproduces static exactly and the HPA and ours within a few percent
 (the scrape and query delays it leaves out are 1-2 s).
 
-    python -m bench.replay --trace <csv> [--compress 12] [--policies static,hpa,ours] [--fixed 15,16]
+    python -m bench.replay --trace <csv> [--compress 12] [--policies static,hpa,ours] \\
+        [--fixed 15,16]
 """
 
 from __future__ import annotations

@@ -136,7 +136,8 @@ class _OursDriver:
         if decision.replicas == ready + starting:
             return 0
         run.log(
-            f"  t={run.sim.now:6.1f}s ours {ready}+{starting} -> {decision.replicas}: {decision.message}"
+            f"  t={run.sim.now:6.1f}s ours {ready}+{starting} "
+            f"-> {decision.replicas}: {decision.message}"
         )
         run.scale(decision.replicas)
         return 1

@@ -120,8 +120,8 @@ def check_adapter(ctx: Context, path: Path) -> list[str]:
         uncovered = [m for m in modules if m not in lora.target_modules]
         if uncovered:
             raise JobError(
-                f"adapter needs LoRA modules {', '.join(uncovered)} that the engine was not built with "
-                f"(lora.targetModules: {', '.join(lora.target_modules)})"
+                f"adapter needs LoRA modules {', '.join(uncovered)} that the engine was not built "
+                f"with (lora.targetModules: {', '.join(lora.target_modules)})"
             )
         if rank > lora.max_rank:
             raise JobError(f"adapter rank {rank} exceeds the engine's lora.maxRank {lora.max_rank}")

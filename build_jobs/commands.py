@@ -57,8 +57,8 @@ CONVERTERS = {
 
 def _unsupported(family: str, what: str) -> UnsupportedConversionError:
     return UnsupportedConversionError(
-        f"the {family} convert_checkpoint.py has no {what}: change the spec (or quantize with a quantize.py "
-        "format: int4_awq, w4a8_awq, int8_sq, fp8, nvfp4)"
+        f"the {family} convert_checkpoint.py has no {what}: change the spec (or quantize with a "
+        "quantize.py format: int4_awq, w4a8_awq, int8_sq, fp8, nvfp4)"
     )
 
 

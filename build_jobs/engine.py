@@ -51,7 +51,8 @@ def _preflight_tensorrt(ctx: Context) -> None:
         _quantize_script(ctx)
     if not toolchain.convert and not commands.needs_quantize_script(ctx.request):
         raise JobError(
-            f"toolchain {ctx.toolchain_name} cannot build engines (no convert scripts); use backend pytorch"
+            f"toolchain {ctx.toolchain_name} cannot build engines (no convert scripts); "
+            "use backend pytorch"
         )
 
 
@@ -98,8 +99,8 @@ def _convert_command(
     script = toolchain.convert.get(family)
     if script is None:
         raise JobError(
-            f"toolchain {ctx.toolchain_name} has no convert_checkpoint.py for model family {family} "
-            f"(it has: {', '.join(sorted(toolchain.convert)) or 'none'})"
+            f"toolchain {ctx.toolchain_name} has no convert_checkpoint.py for model "
+            f"family {family} (it has: {', '.join(sorted(toolchain.convert)) or 'none'})"
         )
     require_script(script, f"convert_checkpoint.py for {family}", ctx.toolchain_name)
     try:

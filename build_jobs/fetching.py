@@ -92,7 +92,8 @@ def _resolve(hub, repo_id: str, revision: str, token: str | None) -> str:  # noq
         info = hub.HfApi().model_info(repo_id, revision=revision, token=token)
     except Exception as error:  # the hub raises many kinds; all mean "cannot resolve"
         raise JobError(
-            f"could not resolve hf://{repo_id} at revision {revision}: {type(error).__name__}: {error}"
+            f"could not resolve hf://{repo_id} at revision {revision}: "
+            f"{type(error).__name__}: {error}"
         ) from error
     log(f"Resolved hf://{repo_id}@{revision} to commit {info.sha}")
     return str(info.sha)

@@ -187,7 +187,8 @@ def _limits(data: dict[str, Any]) -> Limits:
     values = {key: _get(data, key, int, "limits.", default) for key, default in names.items()}
     if values["maxInputLen"] > values["maxSeqLen"]:
         raise RequestError(
-            f"limits.maxInputLen ({values['maxInputLen']}) exceeds limits.maxSeqLen ({values['maxSeqLen']})"
+            f"limits.maxInputLen ({values['maxInputLen']}) exceeds limits.maxSeqLen "
+            f"({values['maxSeqLen']})"
         )
     return Limits(*values.values())
 

@@ -134,9 +134,10 @@ def check_fit(
     needed = weights_per_gpu + kv_per_gpu
     usable = memory_mib * MIB * USABLE_FRACTION
     detail = (
-        f"{est.parameters / 1e9:.1f}B parameters, weights {est.weight_bytes / GIB:.1f} GiB ({precision}), "
-        f"KV cache {est.kv_bytes_per_token / 1024:.0f} KiB/token -> {needed / GIB:.1f} GiB per GPU "
-        f"for weights + one {max_seq_len}-token sequence over {gpus} GPU(s)"
+        f"{est.parameters / 1e9:.1f}B parameters, weights {est.weight_bytes / GIB:.1f} GiB "
+        f"({precision}), KV cache {est.kv_bytes_per_token / 1024:.0f} KiB/token "
+        f"-> {needed / GIB:.1f} GiB per GPU for weights + one {max_seq_len}-token "
+        f"sequence over {gpus} GPU(s)"
     )
     if memory_mib <= 0:
         return f"{detail}; GPU memory unknown, fit not checked"

@@ -1,6 +1,7 @@
 """Strict filler for Triton's model-repository skeleton (replaces fill_template.py).
 
-    python3 triton_repo.py --skeleton /app/all_models/inflight_batcher_llm --params params.json --out /models
+    python3 triton_repo.py --skeleton /app/all_models/inflight_batcher_llm \\
+        --params params.json --out /models
     python3 triton_repo.py --skeleton /app/all_models/inflight_batcher_llm --list
 
 Every ${name} in every config.pbtxt must get a value from params.json; a param no placeholder uses

@@ -7,7 +7,7 @@ Usage: python -m hack.cluster up | down | status
 own session with its log in .local/cluster/logs/, writes .local/kubeconfig and links the matching
 kubectl into .local/bin/, then creates the fake GPU fleet (hack.fleet). `down` stops every process
 and removes .local/cluster/, the kubeconfig and the kubectl link.
-"""
+"""  # noqa: E501 (printed as the --help text, so its lines are kept as they are)
 
 from __future__ import annotations
 
@@ -163,7 +163,8 @@ def kwok_config(stages_dir: Path) -> Path:
     hack/kwok-stages/."""
     options = (
         "options:\n  nodeLeaseDurationSeconds: 40\n  nodeLeaseParallelism: 4\n"
-        "  podPlayStageParallelism: 4\n  nodePlayStageParallelism: 4\n  podsOnNodeSyncParallelism: 4\n"
+        "  podPlayStageParallelism: 4\n  nodePlayStageParallelism: 4\n"
+        "  podsOnNodeSyncParallelism: 4\n"
     )
     docs = ["kind: KwokConfiguration\napiVersion: config.kwok.x-k8s.io/v1alpha1\n" + options]
     docs += [(stages_dir / stage).read_text() for stage in KWOK_STAGES]
@@ -242,7 +243,8 @@ def start_apiserver(bins: dict[str, Path], state: dict) -> None:
             f"--audit-policy-file={HACK / 'audit-policy.yaml'}",
             f"--audit-log-path={RUN / 'audit.log'}",
             "--audit-log-maxsize=200",
-            "--enable-aggregator-routing=true",  # aggregated APIs (the bench's custom metrics) by endpoint
+            # aggregated APIs (the bench's custom metrics) by endpoint
+            "--enable-aggregator-routing=true",
         ],
         state,
     )
@@ -304,7 +306,8 @@ def start_controllers(bins: dict[str, Path], state: dict) -> None:
             "--node-monitor-period=5s",
             "--node-monitor-grace-period=40s",
             "--pvclaimbinder-sync-period=1s",
-            "--concurrent-gc-syncs=5",  # the HPA syncs every 15 s, its default (the recipe runs on defaults)
+            # the HPA syncs every 15 s, its default (the recipe runs on defaults)
+            "--concurrent-gc-syncs=5",
             f"--pv-recycler-pod-template-filepath-hostpath={recycler_template(state)}",
             "--pv-recycler-minimum-timeout-hostpath=60",
         ],

@@ -9,7 +9,7 @@ and serving pods run on that node for real. Without it (no root, no cgroups), th
 the background as a process (pid in .local/operator.pid, logs in .local/operator.log) and KWOK plays
 every pod. Either way it watches every namespace except the test namespaces (t-*, o-*, r-*, p-*,
 h-*), which the test suite's own operators handle.
-"""
+"""  # noqa: E501 (printed as the --help text, so its lines are kept as they are)
 
 from __future__ import annotations
 
@@ -108,8 +108,9 @@ def wait_ready(name: str, timeout: float) -> None:
             return
         time.sleep(1)
     raise SystemExit(
-        f"{name} did not become Ready in {timeout:.0f}s; see `kubectl describe llmdeployment {name}`"
-        f" and the operator's log (`kubectl logs -n {SYSTEM_NS} deploy/trtllm-operator`)"
+        f"{name} did not become Ready in {timeout:.0f}s; "
+        f"see `kubectl describe llmdeployment {name}` "
+        f"and the operator's log (`kubectl logs -n {SYSTEM_NS} deploy/trtllm-operator`)"
     )
 
 

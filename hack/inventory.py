@@ -1,9 +1,11 @@
 """Regenerate one inventory file from an upstream file, so a new release is a data change.
 
     python -m hack.inventory cli --toolchain trtllm-1.1 --tool quantize --file quantize.py \\
-        --repo NVIDIA/TensorRT-LLM --path examples/quantization/quantize.py --commit <sha> --why "..."
+        --repo NVIDIA/TensorRT-LLM --path examples/quantization/quantize.py --commit <sha> \\
+        --why "..."
     python -m hack.inventory triton --toolchain trtllm-1.1 --skeleton <dir with the five models> \\
-        --repo NVIDIA/TensorRT-LLM --path triton_backend/all_models/inflight_batcher_llm --commit <sha> --why "..."
+        --repo NVIDIA/TensorRT-LLM --path triton_backend/all_models/inflight_batcher_llm \\
+        --commit <sha> --why "..."
 
 `--file`/`--commit` may be given several times (versions of the same script, pairwise): the
 inventory is then what every version accepts (options in all of them; choices in all of them), so a

@@ -459,7 +459,8 @@ def up(
         180,
     )
     log(
-        f"Node {NAME} Ready in {time.monotonic() - started:.0f} s (containerd {containerd_socket()})"
+        f"Node {NAME} Ready in {time.monotonic() - started:.0f} s "
+        f"(containerd {containerd_socket()})"
     )
 
 

@@ -22,8 +22,8 @@ HEADER = (
 )
 IMMUTABLE = {
     "rule": "self == oldSelf",
-    "message": "spec is immutable: an LLMEngine is one built artifact; change the LLMDeployment and the "
-    "operator makes a new engine",
+    "message": "spec is immutable: an LLMEngine is one built artifact; change the LLMDeployment "
+    "and the operator makes a new engine",
 }
 
 
@@ -142,7 +142,8 @@ def llmengine_crd() -> dict[str, Any]:
         LLMEngineSpec,
         LLMEngineStatus,
         ENGINE_COLUMNS,
-        "One built engine (or prepared checkpoint), created by the operator and shared by deployments.",
+        "One built engine (or prepared checkpoint), "
+        "created by the operator and shared by deployments.",
     )
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     spec.setdefault("x-kubernetes-validations", []).insert(0, IMMUTABLE)

@@ -93,14 +93,15 @@ class ModelSpec(SpecModel):
     """Where the model's weights come from."""
 
     source: str = source_field(
-        "Model checkpoint: hf://<org>/<repo> (Hugging Face Hub) or pvc://<claim>/<path> (a PVC in this "
-        "namespace holding a Hugging Face checkpoint directory)."
+        "Model checkpoint: hf://<org>/<repo> (Hugging Face Hub) or pvc://<claim>/<path> (a PVC in "
+        "this namespace holding a Hugging Face checkpoint directory)."
     )
     revision: str = Field(
         "main",
         min_length=1,
         max_length=255,
-        description="Branch, tag or commit of an hf:// source; resolved to a commit by the fetch step.",
+        description="Branch, tag or commit of an hf:// source; "
+        "resolved to a commit by the fetch step.",
     )
     tokenizer: str | None = Field(
         None,
@@ -114,17 +115,19 @@ class ModelSpec(SpecModel):
 
 
 class QuantizationSpec(SpecModel):
-    """Quantization of weights and KV cache, applied when the checkpoint is converted (never later)."""
+    """Quantization of weights and KV cache, applied when the checkpoint is converted (never later)."""  # noqa: E501 (the CRD's description, verbatim)
 
     weights: WeightQuantization = Field(
         "none",
-        description="Weight quantization: none, int8_wo / int4_wo (weight-only), int4_awq (W4A16 AWQ), "
-        "w4a8_awq, int8_sq (SmoothQuant), fp8 (compute >= 8.9), nvfp4 (compute >= 10.0). "
+        description="Weight quantization: none, int8_wo / int4_wo (weight-only), "
+        "int4_awq (W4A16 AWQ), w4a8_awq, int8_sq (SmoothQuant), fp8 (compute >= 8.9), "
+        "nvfp4 (compute >= 10.0). "
         "Backend pytorch supports none, fp8, nvfp4, int4_awq and w4a8_awq (ModelOpt formats).",
     )
     kv_cache: KvCacheQuantization = Field(
         "none",
-        description="KV-cache quantization: none, int8 (backend tensorrt only) or fp8 (compute >= 8.9).",
+        description="KV-cache quantization: none, int8 (backend tensorrt only) "
+        "or fp8 (compute >= 8.9).",
     )
     calib_size: int = Field(
         512, ge=1, le=4096, description="Calibration samples for AWQ, SmoothQuant, FP8, int8 KV."
@@ -159,7 +162,8 @@ class LimitsSpec(SpecModel):
         8192,
         ge=1,
         le=1048576,
-        description="Most tokens in one batched step; >= maxInputLen unless enableChunkedContext is true.",
+        description="Most tokens in one batched step; >= maxInputLen unless "
+        "enableChunkedContext is true.",
     )
     max_beam_width: int = Field(
         1, ge=1, le=64, description="Largest beam width for beam search (1 = none)."
@@ -193,7 +197,8 @@ class LoraSpec(SpecModel):
         min_length=1,
         max_length=32,
         description="Modules the adapters were trained on, in TensorRT-LLM names (trtllm-build "
-        "--lora_target_modules), e.g. attn_q attn_k attn_v attn_dense mlp_h_to_4h mlp_4h_to_h mlp_gate.",
+        "--lora_target_modules), e.g. attn_q attn_k attn_v attn_dense mlp_h_to_4h "
+        "mlp_4h_to_h mlp_gate.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
 
@@ -204,17 +209,18 @@ class GpuSpec(SpecModel):
     product: str | None = Field(
         None,
         max_length=128,
-        description="GPU product as labelled by GPU Feature Discovery (nvidia.com/gpu.product), e.g. "
-        "NVIDIA-H100-80GB-HBM3; chosen from the cluster's GPU nodes when absent.",
+        description="GPU product as labelled by GPU Feature Discovery (nvidia.com/gpu.product), "
+        "e.g. NVIDIA-H100-80GB-HBM3; chosen from the cluster's GPU nodes when absent.",
     )
 
 
 class EngineSpec(SpecModel):
-    """Build inputs: every field here changes the engine's bytes, so a change builds a new engine."""
+    """Build inputs: every field here changes the engine's bytes, so a change builds a new engine."""  # noqa: E501 (the CRD's description, verbatim)
 
     backend: Backend = Field(
         "tensorrt",
-        description="tensorrt: convert + trtllm-build an engine; pytorch: serve the checkpoint as is.",
+        description="tensorrt: convert + trtllm-build an engine; pytorch: "
+        "serve the checkpoint as is.",
     )
     toolchain: ToolchainName = Field(
         "trtllm-1.0", description="Toolchain profile (images, TensorRT-LLM version)."
@@ -236,8 +242,8 @@ class EngineSpec(SpecModel):
     gpu: GpuSpec = Field(default_factory=GpuSpec, description=GpuSpec.__doc__)
     build_resources: dict[str, Any] = Field(
         default_factory=dict,
-        description="Resource requirements ({requests, limits}) of the build Job's container; builds "
-        "need far more host memory than serving. GPUs are added by the operator.",
+        description="Resource requirements ({requests, limits}) of the build Job's container; "
+        "builds need far more host memory than serving. GPUs are added by the operator.",
     )
 
 
@@ -284,8 +290,8 @@ class ServingSpec(SpecModel):
     )
     resources: dict[str, Any] = Field(
         default_factory=dict,
-        description="Resource requirements ({requests, limits}) of the serving container; GPUs are added by "
-        "the operator (tensor x pipeline).",
+        description="Resource requirements ({requests, limits}) of the serving container; GPUs are "
+        "added by the operator (tensor x pipeline).",
     )
 
 
@@ -320,19 +326,21 @@ class AutoscalingSpec(SpecModel):
     metric: ScalingMetric = Field(
         "kvCacheDemand",
         description="queueComputeRatio (Triton queue time / compute time, NVIDIA's recipe), "
-        "waitingRequests (queued requests per replica), kvCacheUtilization (used / total KV-cache blocks) or "
-        "kvCacheDemand (KV-cache use counting the queue: used blocks times (1 + waiting / running requests) "
-        "over total blocks; above 1 while requests wait). kvCacheDemand with a target of about 0.3 follows "
-        "load best: KV use rises before a queue forms, and the queue term keeps a saturated replica from "
+        "waitingRequests (queued requests per replica), "
+        "kvCacheUtilization (used / total KV-cache blocks) or "
+        "kvCacheDemand (KV-cache use counting the queue: "
+        "used blocks times (1 + waiting / running requests) over total blocks; "
+        "above 1 while requests wait). kvCacheDemand with a target of about 0.3 follows load best: "
+        "KV use rises before a queue forms, and the queue term keeps a saturated replica from "
         "looking merely busy.",
     )
     target: float | None = Field(
         None,
         gt=0,
         le=1000000,
-        description="Target value per replica (kvCacheUtilization and kvCacheDemand: a fraction <= 1). "
-        "Unset: the metric's default, kvCacheDemand 0.3, kvCacheUtilization 0.3, queueComputeRatio 1.0 "
-        "(NVIDIA's recipe), waitingRequests 2.",
+        description="Target value per replica (kvCacheUtilization and kvCacheDemand: a fraction "
+        "<= 1). Unset: the metric's default, kvCacheDemand 0.3, kvCacheUtilization 0.3, "
+        "queueComputeRatio 1.0 (NVIDIA's recipe), waitingRequests 2.",
     )
     scale_down_stabilization_seconds: int = Field(
         300,

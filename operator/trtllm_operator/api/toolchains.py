@@ -32,12 +32,13 @@ class ToolchainCapabilities(_Data):
     """What a toolchain can do."""
 
     engine_build: bool = Field(
-        description="The operator builds TensorRT engines with it (convert_checkpoint.py and trtllm-build, "
-        "with option inventories in build_jobs/cli_options)."
+        description="The operator builds TensorRT engines with it (convert_checkpoint.py and "
+        "trtllm-build, with option inventories in build_jobs/cli_options)."
     )
     ships_engine_tools: bool = Field(
-        description="The release itself still ships trtllm-build and convert_checkpoint.py (an upstream fact, "
-        "true where engine_build is false only because the operator has not inventoried them)."
+        description="The release itself still ships trtllm-build and convert_checkpoint.py (an "
+        "upstream fact, true where engine_build is false only because the operator has "
+        "not inventoried them)."
     )
     pytorch_backend: bool = Field(
         description="Serves Hugging Face checkpoints with the PyTorch backend."
@@ -46,7 +47,8 @@ class ToolchainCapabilities(_Data):
     trtllm_serve_runtime: bool = Field(description="Has trtllm-serve.")
     lora: bool = Field(description="Supports LoRA adapters.")
     quantize_hf_export: bool = Field(
-        description="quantize.py has --export_format hf (a quantized Hugging Face checkpoint for backend pytorch)."
+        description="quantize.py has --export_format hf (a quantized Hugging Face checkpoint "
+        "for backend pytorch)."
     )
 
 
@@ -86,13 +88,15 @@ class Toolchain(_Data):
     )
     triton_models: tuple[str, ...] = Field(
         (),
-        description="Triton model repositories the release's Triton image line carries under /app/all_models "
-        "(inflight_batcher_llm: C++ tensorrtllm backend over engines; llmapi: Python LLM-API model).",
+        description="Triton model repositories the release's Triton image line carries under "
+        "/app/all_models (inflight_batcher_llm: C++ tensorrtllm backend over engines; llmapi: "
+        "Python LLM-API model).",
     )
     triton_skeleton_lacks: tuple[str, ...] = Field(
         (),
-        description="Placeholders the operator knows from newer skeletons that this release's Triton skeleton "
-        "does not have live (absent, or only inside a comment): params.json must not set them.",
+        description="Placeholders the operator knows from newer skeletons that this release's "
+        "Triton skeleton does not have live (absent, or only inside a comment): "
+        "params.json must not set them.",
     )
 
     def convert_script(self, family: str) -> str | None:
@@ -146,7 +150,8 @@ def parse_image_overrides(entries: Iterable[str]) -> dict[str, str]:
         source, sep, target = entry.strip().partition("=")
         if not sep or not source or not target:
             raise ValueError(
-                f"image override {entry!r} is not FROM=TO (e.g. nvcr.io/nvidia/=mirror.local/nvidia/)"
+                f"image override {entry!r} is not FROM=TO (e.g. "
+                "nvcr.io/nvidia/=mirror.local/nvidia/)"
             )
         overrides[source] = target
     return overrides

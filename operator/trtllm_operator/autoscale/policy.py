@@ -262,7 +262,10 @@ def _scale_up_decision(
     if need <= replicas.current:
         if replicas.starting == 0:
             return None
-        msg = f"{settings.metric}={value:.3g}: {replicas.starting} starting replica(s) cover a need of {need}"
+        msg = (
+            f"{settings.metric}={value:.3g}: {replicas.starting} starting replica(s) "
+            f"cover a need of {need}"
+        )
         return _hold(replicas, CAPACITY_STARTING, msg, value)
     upper, limit = upper_bound(settings)
     if replicas.current >= upper:
@@ -301,7 +304,10 @@ def _scale_down_decision(
         msg = f"{target_text}: not scaling down while {replicas.starting} replica(s) are starting"
         return _hold(replicas, WAITING_FOR_STARTUP, msg, value)
     if not _window_elapsed(state, now, settings):
-        msg = f"{target_text}: waiting {settings.scale_down_window_s:.0f}s of low demand before scaling down"
+        msg = (
+            f"{target_text}: waiting {settings.scale_down_window_s:.0f}s of low demand "
+            "before scaling down"
+        )
         return _hold(replicas, STABILIZING, msg, value)
     desired = max(floor, replicas.current - step)
     msg = f"{target_text}: low for {settings.scale_down_window_s:.0f}s, stepping down to {desired}"

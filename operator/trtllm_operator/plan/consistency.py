@@ -51,8 +51,9 @@ def build_agreement_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> 
     return [
         (
             path,
-            f"the engine to serve was built with {built}, the spec asks for {asked}: serve an engine "
-            f"built from this spec (wait for its build) or set {path.removeprefix('spec.')} back to {built}",
+            f"the engine to serve was built with {built}, the spec asks for {asked}: serve an "
+            "engine built from this spec (wait for its build) "
+            f"or set {path.removeprefix('spec.')} back to {built}",
         )
         for path, asked, built in checks
         if asked != built

@@ -212,7 +212,10 @@ def _degraded(seen: StatusFacts) -> tuple[str, str] | None:
 
 def _build_failed_message(seen: StatusFacts) -> str:
     engine = seen.engine_status
-    msg = f"Engine {seen.engine.get('name')} failed to build: {engine.get('error') or 'see the LLMEngine'}."
+    msg = (
+        f"Engine {seen.engine.get('name')} failed to build: "
+        f"{engine.get('error') or 'see the LLMEngine'}."
+    )
     if seen.served_engine:
         msg += f" The previous engine {seen.served_engine} keeps serving."
     return msg + " Fix the spec (or the cause in the build log) and apply again."

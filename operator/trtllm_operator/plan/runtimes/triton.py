@@ -337,7 +337,8 @@ def triton_toolchain_problems(engine: LLMEngineSpec, tc: Toolchain) -> list[Prob
                 path,
                 f"toolchain {tc.name} has no Triton model the operator renders (the engine-based "
                 "inflight_batcher_llm needs an engine build here; the LLM-API llmapi model is not "
-                "rendered): use runtime trtllm-serve, or a toolchain that builds engines (e.g. trtllm-1.0)",
+                "rendered): use runtime trtllm-serve, "
+                "or a toolchain that builds engines (e.g. trtllm-1.0)",
             )
         ]
     if engine.backend != "tensorrt":

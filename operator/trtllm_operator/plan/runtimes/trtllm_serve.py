@@ -243,9 +243,10 @@ def serve_adapter_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> li
     return [
         (
             "spec.adapters",
-            "trtllm-serve serves adapters from Hugging Face adapter directories (lora_config.lora_dir), "
-            "which the operator prepares for backend pytorch only; with backend tensorrt use runtime "
-            "triton (converted adapters by task id), or backend pytorch",
+            "trtllm-serve serves adapters from Hugging Face adapter directories "
+            "(lora_config.lora_dir), which the operator prepares for backend pytorch only; with "
+            "backend tensorrt use runtime triton (converted adapters by task id), or backend "
+            "pytorch",
         )
     ]
 
@@ -264,7 +265,8 @@ def serve_toolchain_problems(engine: LLMEngineSpec, tc: Toolchain) -> list[Probl
         return [
             (
                 "spec.engine.backend",
-                f"trtllm-serve of toolchain {tc.name} has no TensorRT engine backend: set engine.backend pytorch",
+                f"trtllm-serve of toolchain {tc.name} has no TensorRT engine backend: set "
+                "engine.backend pytorch",
             )
         ]
     return []
@@ -318,7 +320,8 @@ def _lora_option_problems(lora: Any, engine: LLMEngineSpec, root: str) -> list[P
         problems.append(
             (
                 f"{root}.lora_config.lora_target_modules",
-                f"{', '.join(extra)} not in engine.lora.targetModules: add them there (a rebuild) or remove them here",
+                f"{', '.join(extra)} not in engine.lora.targetModules: "
+                "add them there (a rebuild) or remove them here",
             )
         )
     rank = lora.get("max_lora_rank")
@@ -326,7 +329,8 @@ def _lora_option_problems(lora: Any, engine: LLMEngineSpec, root: str) -> list[P
         problems.append(
             (
                 f"{root}.lora_config.max_lora_rank",
-                f"{rank} is above engine.lora.maxRank {engine.lora.max_rank}: raise maxRank there or remove it here",
+                f"{rank} is above engine.lora.maxRank {engine.lora.max_rank}: "
+                "raise maxRank there or remove it here",
             )
         )
     return problems
