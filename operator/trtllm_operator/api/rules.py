@@ -230,7 +230,8 @@ def _quantized_pytorch(spec: Any) -> bool:
         quantization.get("weights", "none") != "none"
         or quantization.get("kvCache", "none") != "none"
     )
-    return spec["backend"] == "pytorch" and asked
+    backend: str = spec["backend"]
+    return backend == "pytorch" and asked
 
 
 def toolchain_rules() -> list[Rule]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests import RequestException
 from urllib3.util.retry import Retry
 
@@ -68,7 +70,7 @@ def fetch_per_pod(
     return {s["metric"][label]: float(s["value"][1]) for s in result if label in s["metric"]}
 
 
-def _points(result: list[dict]) -> tuple[tuple[float, float], ...]:
+def _points(result: list[dict[str, Any]]) -> tuple[tuple[float, float], ...]:
     """The first series' finite values as (time, value); the queries aggregate to one series."""
     if not result:
         return ()

@@ -157,8 +157,10 @@ def autoscale(body: dict[str, Any], memo: kopf.Memo) -> None:
     if scaled:
         scale(meta["namespace"], meta["name"], decision.replicas)
         metrics.SCALE_DECISIONS.labels(decision.direction).inc()
+        # kopf annotates kopf.Body, but posts for any object mapping (it reads apiVersion, kind
+        # and metadata); this body is the plain dict read back from the API server.
         kopf.info(
-            body,
+            body,  # type: ignore[arg-type]
             reason="Scaled",
             message=f"{replicas.current} -> {decision.replicas}: {decision.message}",
         )

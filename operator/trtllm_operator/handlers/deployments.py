@@ -62,7 +62,9 @@ def reconcile(body: dict[str, Any]) -> None:
 def announce(body: dict[str, Any], event: Event) -> None:
     """Post a Kubernetes Event on the LLMDeployment."""
     post = kopf.warn if event.type == "Warning" else kopf.info
-    post(body, reason=event.reason, message=event.message)
+    # kopf annotates kopf.Body, but posts for any object mapping (it reads apiVersion, kind and
+    # metadata); this body is the plain dict read back from the API server.
+    post(body, reason=event.reason, message=event.message)  # type: ignore[arg-type]
 
 
 def _count(action: Action) -> None:

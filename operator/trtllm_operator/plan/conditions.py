@@ -71,8 +71,8 @@ def merge(old: list[dict[str, Any]], new: list[dict[str, Any]], now: str) -> lis
     before = {c.get("type"): c for c in old or []}
     merged = []
     for cond in new:
-        prev = before.get(cond["type"])
-        same = prev is not None and prev.get("status") == cond["status"]
+        prev = before.get(cond["type"]) or {}
+        same = prev.get("status") == cond["status"]
         stamp = prev.get("lastTransitionTime") if same and prev.get("lastTransitionTime") else now
         merged.append({**cond, "lastTransitionTime": stamp})
     return merged
@@ -101,7 +101,7 @@ def _warning_reasons(conds: list[dict[str, Any]] | None) -> list[tuple[str, str]
     ]
     return [
         (c["reason"], c.get("message", ""))
-        for c in sorted(found, key=lambda c: order.get(c.get("type"), 2))
+        for c in sorted(found, key=lambda c: order.get(c.get("type", ""), 2))
     ]
 
 

@@ -85,7 +85,10 @@ def job_pod(
                 "persistentVolumeClaim": {"claimName": src_claim, "readOnly": True},
             }
         )
-    env = [{"name": "PVC_ROOT", "value": SOURCES_MOUNT}, {"name": "PYTHONUNBUFFERED", "value": "1"}]
+    env: list[dict[str, Any]] = [
+        {"name": "PVC_ROOT", "value": SOURCES_MOUNT},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
     if secret:
         env.append(
             {

@@ -21,6 +21,7 @@ from trtllm_operator.plan.runtimes.base import (
     PodParts,
     Port,
     Probes,
+    QueryBuilder,
     ServerPod,
     ServingPaths,
     cache_mount,
@@ -375,12 +376,12 @@ class TritonRuntime:
     adapter_links = True
     probes = Probes(port="http", ready="/v2/health/ready", live="/v2/health/live")
     metrics = MetricsEndpoint(port="metrics", path="/metrics")
-    client_endpoints = (
+    client_endpoints: tuple[ClientEndpoint, ...] = (
         ClientEndpoint("http", "triton-http"),
         ClientEndpoint("grpc", "triton-grpc"),
         ClientEndpoint("metrics", "prometheus"),
     )
-    queries = {
+    queries: Mapping[str, QueryBuilder] = {
         "queueComputeRatio": triton_queue_compute_ratio,
         "waitingRequests": triton_waiting_requests,
         "kvCacheUtilization": triton_kv_cache_utilization,

@@ -20,6 +20,7 @@ from trtllm_operator.plan.runtimes.base import (
     PodParts,
     Port,
     Probes,
+    QueryBuilder,
     ServerPod,
     ServingPaths,
 )
@@ -343,8 +344,8 @@ class TrtllmServeRuntime:
     adapter_links = False
     probes = Probes(port="http", ready="/health", live="/health")
     metrics = MetricsEndpoint(port="http", path="/prometheus/metrics")
-    client_endpoints = (ClientEndpoint("http", "openai"),)
-    queries = {
+    client_endpoints: tuple[ClientEndpoint, ...] = (ClientEndpoint("http", "openai"),)
+    queries: Mapping[str, QueryBuilder] = {
         "waitingRequests": serve_waiting_requests,
         "kvCacheUtilization": serve_kv_cache_utilization,
         "kvCacheDemand": serve_kv_cache_demand,
