@@ -38,9 +38,11 @@ dev-down: ## Stop the operator started by `make dev` and the cluster
 	-$(PY) -m hack.dev down
 	$(MAKE) cluster-down
 
-lint: venv ## ruff and the import contracts (pyproject [tool.importlinter])
+lint: venv ## ruff (lint, then format), the import contracts and mypy (pyproject [tool.importlinter], [tool.mypy])
 	$(VENV)/bin/ruff check operator tests build_jobs bench hack
+	$(VENV)/bin/ruff format --check operator tests build_jobs bench hack
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 prometheus: ## Install Prometheus (Debian package) for the autoscaling tests and benchmark
 	bash hack/install-prometheus.sh

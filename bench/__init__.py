@@ -1,1 +1,2 @@
-"""Benchmarks: the autoscaling simulator, its baselines and the runner (``python -m bench.autoscale``)."""
+"""Benchmarks: the autoscaling simulator, its baselines and the runner
+(``python -m bench.autoscale``)."""

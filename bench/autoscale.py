@@ -5,10 +5,10 @@
     python -m bench.autoscale --shape peak    # the project's synthetic load, 12 minutes per policy
 
 Arrival times are divided by ``--compress``; service times and the 60-100 s replica start-up are not
-(see bench/README.md). Ends with one JSON line per policy, then one per lower bound (``bench.bounds``:
-what no autoscaler can beat on this load, as a ratio to static), then the ``best_fixed`` reference
-(``bench.replay``: the fewest fixed replicas that meet the SLO for 99 % of requests, found with
-hindsight in virtual time), and writes ``<out>/autoscale.png``.
+(see bench/README.md). Ends with one JSON line per policy, then one per lower bound
+(``bench.bounds``: what no autoscaler can beat on this load, as a ratio to static), then the
+``best_fixed`` reference (``bench.replay``: the fewest fixed replicas that meet the SLO for 99 % of
+requests, found with hindsight in virtual time), and writes ``<out>/autoscale.png``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/out")
     parser.add_argument("--quick", action="store_true", help="2-minute runs with short start-ups")
     parser.add_argument(
-        "--cluster", action="store_true",
+        "--cluster",
+        action="store_true",
         help="hpa and ours scale a real Deployment on the local control plane (make cluster-up); "
         "hpa is then kube-controller-manager's HPA, not the reimplementation",
     )
@@ -61,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     config = build_config(args, requests, profile)
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     log(
-        f"{len(requests)} requests over {requests[-1].arrival_s:.0f}s; static={config.static_replicas} "
-        f"initial={config.sim.initial_replicas} max={config.max_replicas}"
+        f"{len(requests)} requests over {requests[-1].arrival_s:.0f}s; "
+        f"static={config.static_replicas} initial={config.sim.initial_replicas} "
+        f"max={config.max_replicas}"
     )
     results = {}
     for policy in args.policies.split(","):

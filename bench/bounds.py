@@ -1,14 +1,17 @@
 """Lower bounds on the GPU-hours any autoscaler can reach on a load, to read the policies against.
 
-* ``work``: every request needs its prompt at the prefill rate and its output at the saturated decode
-  rate of a replica (``Profile.work_s``); no policy, however clairvoyant, serves the load on fewer
-  replica-seconds than their sum. Fractional replicas, no start-up, unlimited queueing: a hard floor.
-* ``oracle``: a clairvoyant policy with instant start-up that holds, in each window (one trace minute),
-  the whole number of replicas that window's work needs at saturation. Closer to what replicas can do
-  (they come in whole units), still unreachable (it knows the future and starts replicas in 0 s).
+* ``work``: every request needs its prompt at the prefill rate and its output at the saturated
+  decode rate of a replica (``Profile.work_s``); no policy, however clairvoyant, serves the load on
+  fewer replica-seconds than their sum. Fractional replicas, no start-up, unlimited queueing: a hard
+  floor.
+* ``oracle``: a clairvoyant policy with instant start-up that holds, in each window (one trace
+  minute), the whole number of replicas that window's work needs at saturation. Closer to what
+  replicas can do (they come in whole units), still unreachable (it knows the future and starts
+  replicas in 0 s).
 
-Both are reported in the benchmark's GPU-hours (trace time: replica-seconds x GPUs x compress / 3600)
-and as a ratio to the static policy, so a target such as "0.6x static" can be checked for feasibility.
+Both are reported in the benchmark's GPU-hours (trace time:
+replica-seconds x GPUs x compress / 3600) and as a ratio to the static policy, so a target such as
+"0.6x static" can be checked for feasibility.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from bench.trace import Request
 
 
 def gpu_hours(replica_seconds: float, profile: Profile, compress: float) -> float:
-    """Replica-seconds of a (compressed) run as GPU-hours of trace time: x GPUs x compress / 3600."""
+    """Replica-seconds of a (compressed) run as GPU-hours of trace time: x GPUs x compress /
+    3600."""
     return replica_seconds * profile.gpus * compress / 3600
 
 
@@ -30,7 +34,8 @@ def work_replica_seconds(requests: list[Request], profile: Profile) -> float:
 
 
 def oracle_replica_seconds(requests: list[Request], profile: Profile, window_s: float) -> float:
-    """Replica-seconds of whole replicas sized per ``window_s`` to that window's work (the ``oracle``)."""
+    """Replica-seconds of whole replicas sized per ``window_s`` to that window's work (the
+    ``oracle``)."""
     if not requests:
         return 0.0
     work: dict[int, float] = {}
@@ -46,7 +51,9 @@ def bound_lines(
     """One JSON-ready line per bound: GPU-hours and the ratio to ``static_gpu_hours``."""
     bounds = {
         "work": gpu_hours(work_replica_seconds(requests, profile), profile, compress),
-        "oracle": gpu_hours(oracle_replica_seconds(requests, profile, 60.0 / compress), profile, compress),
+        "oracle": gpu_hours(
+            oracle_replica_seconds(requests, profile, 60.0 / compress), profile, compress
+        ),
     }
     return [
         {

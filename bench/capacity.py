@@ -1,9 +1,9 @@
 """One simulated replica: a capacity model of TensorRT-LLM's in-flight batcher, calibrated from
 trtllm-reference.md (7B int4-AWQ engine, Triton, one H100):
 
-* decode: ~173 output tok/s per user at low concurrency, ~1157 tok/s total at saturation; each active
-  request decodes at ``min(per_user_tps, total_tps / active)`` (flat per-user speed, then the total
-  flattens and per-user speed falls as 1/n, i.e. latency grows linearly);
+* decode: ~173 output tok/s per user at low concurrency, ~1157 tok/s total at saturation; each
+  active request decodes at ``min(per_user_tps, total_tps / active)`` (flat per-user speed, then the
+  total flattens and per-user speed falls as 1/n, i.e. latency grows linearly);
 * prefill: TTFT ~14 ms for 512 prompt tokens -> ~36.6k prompt tok/s; prefill of newly admitted
   requests goes before decode in each step (context phase first, as the in-flight batcher does);
 * ``max_batch_size`` slots and a paged KV pool (reserved per request for prompt + output, the
@@ -61,7 +61,8 @@ class Counters:
 
 @dataclass
 class Replica:
-    """A replica's state; ``ready_s`` is when it starts serving, ``gone`` when it no longer holds a GPU."""
+    """A replica's state; ``ready_s`` is when it starts serving, ``gone`` when it no longer holds a
+    GPU."""
 
     name: str
     created_s: float
@@ -91,8 +92,11 @@ class Replica:
         """Blocks in the KV pool."""
         return self.profile.kv_tokens // self.profile.tokens_per_block
 
-    def step(self, now: float, dt: float) -> tuple[list[tuple[Request, float]], list[tuple[Request, float]]]:
-        """Advance ``dt`` seconds ending at ``now``: returns (first tokens, completions) with times."""
+    def step(
+        self, now: float, dt: float
+    ) -> tuple[list[tuple[Request, float]], list[tuple[Request, float]]]:
+        """Advance ``dt`` seconds ending at ``now``: returns (first tokens, completions) with
+        times."""
         self._admit(now)
         spent, first = self._prefill(now, dt)
         done = self._decode(now, dt - spent)
@@ -124,13 +128,19 @@ class Replica:
 
     def _decode(self, now: float, dt: float) -> list[tuple[Request, float]]:
         decoding = [
-            a for a in self.active if a.prefill_left <= 0 and a.generated < a.request.generated_tokens
+            a
+            for a in self.active
+            if a.prefill_left <= 0 and a.generated < a.request.generated_tokens
         ]
         if decoding and dt > 0:
             rate = min(self.profile.per_user_tps, self.profile.total_tps / len(decoding))
             for item in decoding:
                 item.generated += rate * dt
-        done = [a for a in self.active if a.prefill_left <= 0 and a.generated >= a.request.generated_tokens]
+        done = [
+            a
+            for a in self.active
+            if a.prefill_left <= 0 and a.generated >= a.request.generated_tokens
+        ]
         for item in done:
             self.active.remove(item)
             self.kv_reserved -= item.request.context_tokens + item.request.generated_tokens
@@ -187,7 +197,9 @@ def _triton_text(r: Replica) -> str:
         ("tokens_per", r.profile.tokens_per_block),
         ("fraction", used / top),
     ):
-        lines.append(f'nv_trt_llm_kv_cache_block_metrics{{{m},kv_cache_block_type="{kind}"}} {value}')
+        lines.append(
+            f'nv_trt_llm_kv_cache_block_metrics{{{m},kv_cache_block_type="{kind}"}} {value}'
+        )
     return "\n".join(lines) + "\n"
 
 

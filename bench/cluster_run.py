@@ -3,9 +3,9 @@
 For ``hpa`` the scaler is NVIDIA's recipe itself: kube-controller-manager's HPA controller, reading
 the queue:compute ratio through the custom-metrics API (``bench.metrics_api``, standing in for
 prometheus-adapter). For ``ours`` the policy scales the same kind of Deployment through its scale
-subresource, as the operator does. Either way the pods are Running at once and Ready after the 60-100 s
-start-up (KWOK), the ReplicaSet controller picks which pods go, and the simulator follows the pods.
-The warm start's pods are made Ready before the run (that wait is not part of the run).
+subresource, as the operator does. Either way the pods are Running at once and Ready after the
+60-100 s start-up (KWOK), the ReplicaSet controller picks which pods go, and the simulator follows
+the pods. The warm start's pods are made Ready before the run (that wait is not part of the run).
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from bench.runner import Run, drive, scrape_targets
 from bench.simulator import Simulator
 from bench.trace import Request
 
-SYNC_S = 1.0  # how often the simulator re-reads the pods (the Service's endpoints would follow as fast)
+SYNC_S = (
+    1.0  # how often the simulator re-reads the pods (the Service's endpoints would follow as fast)
+)
 
 
 def run_on_cluster(policy: str, requests: list[Request], config: RunConfig, log) -> RunResult:
@@ -31,7 +33,11 @@ def run_on_cluster(policy: str, requests: list[Request], config: RunConfig, log)
     played, prelude, sim_config = run_plan(policy, requests, config)
     fleet = KubeFleet(f"bench-{policy}-{os.getpid()}")
     server = prom.start([], name=f"bench-{policy}-{os.getpid()}", scrape_interval="1s")
-    api = MetricsApi(server.url, kubectl_command(), runtime=config.sim.runtime) if policy == "hpa" else None
+    api = (
+        MetricsApi(server.url, kubectl_command(), runtime=config.sim.runtime)
+        if policy == "hpa"
+        else None
+    )
     stop = threading.Event()
     targets = scrape_targets(server, config, fleet.namespace)
     sim = Simulator(played, replace(sim_config, initial_replicas=0), targets)
@@ -39,13 +45,18 @@ def run_on_cluster(policy: str, requests: list[Request], config: RunConfig, log)
         _warm_start(fleet, sim, sim_config.initial_replicas, config, log)
         if api is not None:
             api.start()
-        threading.Thread(target=follow_pods, args=(sim, fleet, stop), daemon=True,
-                         name="follow-pods").start()
+        threading.Thread(
+            target=follow_pods, args=(sim, fleet, stop), daemon=True, name="follow-pods"
+        ).start()
         sim.start()
         if policy == "hpa":
             hpa = config.hpa
-            fleet.create_hpa(recipe_hpa(fleet.namespace, hpa.min_replicas, hpa.max_replicas, hpa.target))
-        events = drive(policy, Run(sim, server.url, config, log, fleet.namespace, fleet), played, prelude)
+            fleet.create_hpa(
+                recipe_hpa(fleet.namespace, hpa.min_replicas, hpa.max_replicas, hpa.target)
+            )
+        events = drive(
+            policy, Run(sim, server.url, config, log, fleet.namespace, fleet), played, prelude
+        )
     finally:
         stop.set()
         sim.stop()

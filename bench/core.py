@@ -35,8 +35,14 @@ PRELUDE_S = 90.0
 # a four-minute ramp to four times the rate, one minute at the top, four minutes down, three quiet:
 # the shape of a daily peak, which the Azure trace's hour (busiest minute 1.2x its mean) lacks.
 SHAPES = {
-    "peak": ((0.0, 12.0), (180.0, 12.0), (420.0, 48.0), (480.0, 48.0), (720.0, 12.0),
-             (900.0, 12.0)),
+    "peak": (
+        (0.0, 12.0),
+        (180.0, 12.0),
+        (420.0, 48.0),
+        (480.0, 48.0),
+        (720.0, 12.0),
+        (900.0, 12.0),
+    ),
 }
 
 
@@ -104,8 +110,9 @@ def build_config(args: argparse.Namespace, requests: list, profile: Profile) -> 
     return RunConfig(
         compress=args.compress,
         slo_ttft_s=args.slo_ttft,
-        sim=SimConfig(runtime="triton", profile=profile, startup_s=startup,
-                      initial_replicas=initial),
+        sim=SimConfig(
+            runtime="triton", profile=profile, startup_s=startup, initial_replicas=initial
+        ),
         static_replicas=static,
         max_replicas=max_replicas,
         ours=ours,
@@ -138,14 +145,18 @@ def with_prelude(requests: list[Request], prelude_s: float) -> list[Request]:
     a trend-following policy to mistake for a surge."""
     if prelude_s <= 0:
         return requests
-    head = [replace(r, arrival_s=prelude_s - r.arrival_s)
-            for r in requests if 0 < r.arrival_s < prelude_s]
+    head = [
+        replace(r, arrival_s=prelude_s - r.arrival_s)
+        for r in requests
+        if 0 < r.arrival_s < prelude_s
+    ]
     head.sort(key=lambda r: r.arrival_s)
     return head + [replace(r, arrival_s=r.arrival_s + prelude_s) for r in requests]
 
 
-def run_plan(policy: str, requests: list[Request],
-             config: RunConfig) -> tuple[list[Request], float, SimConfig]:
+def run_plan(
+    policy: str, requests: list[Request], config: RunConfig
+) -> tuple[list[Request], float, SimConfig]:
     """What a run of ``policy`` plays: the load (with its prelude), the prelude's length, the
     simulator."""
     prelude = 0.0 if policy == "static" else config.prelude_s
@@ -153,8 +164,9 @@ def run_plan(policy: str, requests: list[Request],
     return with_prelude(requests, prelude), prelude, replace(config.sim, initial_replicas=initial)
 
 
-def run_result(policy: str, sim: Simulator, scored: int, config: RunConfig, events: int,
-               prelude: float) -> RunResult:
+def run_result(
+    policy: str, sim: Simulator, scored: int, config: RunConfig, events: int, prelude: float
+) -> RunResult:
     """Score a finished run on its last ``scored`` requests and the GPU-seconds after the
     prelude."""
     last = sim.outcomes[len(sim.outcomes) - scored :]
@@ -180,8 +192,9 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def score(policy: str, outcomes: list[Outcome], hours: float, config: RunConfig,
-          events: int) -> dict:
+def score(
+    policy: str, outcomes: list[Outcome], hours: float, config: RunConfig, events: int
+) -> dict:
     """The benchmark's JSON line for one policy; ``hours`` are GPU-hours of trace time."""
     ttfts = [o.ttft_s for o in outcomes if o.ttft_s is not None and not o.failed]
     within = sum(1 for t in ttfts if t <= config.slo_ttft_s)

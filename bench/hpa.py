@@ -2,12 +2,12 @@
 
 Written from kube-controller-manager's ``pkg/controller/podautoscaler`` (``replica_calculator.go``:
 ``calcPlainMetricReplicas`` and ``groupPods``; ``horizontal.go``: ``reconcileAutoscaler``,
-``stabilizeRecommendationWithBehaviors``, ``convertDesiredReplicasWithBehaviorRate``, the scale-up and
-scale-down limits over scale events). Defaults as the API server fills them for autoscaling/v2
-behaviour: tolerance 0.1; scale-up stabilisation 0 s, policies 100 % and 4 pods per 15 s, select Max;
-scale-down stabilisation 300 s, policy 100 % per 15 s. The controller syncs every 15 s; a metric
-comes through prometheus-adapter, whose series list is refreshed every 6 s (``relist_s``), so a new
-pod's metric is missing until a relist has seen it.
+``stabilizeRecommendationWithBehaviors``, ``convertDesiredReplicasWithBehaviorRate``, the scale-up
+and scale-down limits over scale events). Defaults as the API server fills them for autoscaling/v2
+behaviour: tolerance 0.1; scale-up stabilisation 0 s, policies 100 % and 4 pods per 15 s, select
+Max; scale-down stabilisation 300 s, policy 100 % per 15 s. The controller syncs every 15 s; a
+metric comes through prometheus-adapter, whose series list is refreshed every 6 s (``relist_s``), so
+a new pod's metric is missing until a relist has seen it.
 
 The benchmark's ``--cluster`` runs (what ``make bench-autoscale`` does) use the real controller of
 kube-controller-manager instead, fed by ``bench.metrics_api``; this reimplementation plays the HPA
@@ -53,7 +53,8 @@ class HpaConfig:
 
 @dataclass
 class Hpa:
-    """One HPA's controller memory: recommendations and scale events, as horizontal.go keeps them."""
+    """One HPA's controller memory: recommendations and scale events, as horizontal.go keeps
+    them."""
 
     config: HpaConfig
     recommendations: list[tuple[float, int]] = field(default_factory=list)
@@ -61,7 +62,9 @@ class Hpa:
     down_events: list[tuple[float, int]] = field(default_factory=list)
     last_reason: str = ""
 
-    def reconcile(self, now: float, spec_replicas: int, pods: list[Pod], metrics: dict[str, float]) -> int:
+    def reconcile(
+        self, now: float, spec_replicas: int, pods: list[Pod], metrics: dict[str, float]
+    ) -> int:
         """One sync: the replicas to set (``spec_replicas`` when nothing changes)."""
         c = self.config
         if not self.recommendations:
@@ -133,7 +136,8 @@ class Hpa:
 def plain_metric_replicas(
     current: int, target: float, tolerance: float, pods: list[Pod], metrics: dict[str, float]
 ) -> int | None:
-    """``calcPlainMetricReplicas``: the proposal from per-pod values (None when no pod has a metric).
+    """``calcPlainMetricReplicas``: the proposal from per-pod values (None when no pod has a
+    metric).
 
     Deleted pods are skipped; a pod without a metric is "missing": counted at the target when
     scaling down and at 0 when scaling up; a proposal that would flip direction keeps ``current``.

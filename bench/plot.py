@@ -12,17 +12,24 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 
 def plot(results: dict, slo_ttft_s: float, compress: float, path: Path) -> Path:
     """Write the plot of every policy's run to ``path``; x axis in trace minutes."""
-    fig, axes = plt.subplots(3, len(results), figsize=(5 * len(results), 9), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        3, len(results), figsize=(5 * len(results), 9), sharex=True, squeeze=False
+    )
     for col, (policy, result) in enumerate(results.items()):
         t = [s.t * compress / 60 for s in result.timeline]
         load, rep, ttft = axes[0][col], axes[1][col], axes[2][col]
         load.plot(t, [s.arrivals for s in result.timeline], lw=0.6, color="tab:gray")
         load.set_title(
-            f"{policy}: {result.summary['gpu_hours']} GPU-h, SLO {result.summary['slo_attainment']:.1%}"
+            f"{policy}: {result.summary['gpu_hours']} GPU-h, "
+            f"SLO {result.summary['slo_attainment']:.1%}"
         )
         load.set_ylabel("requests/s (run time)")
-        rep.step(t, [s.asked for s in result.timeline], where="post", label="asked", color="tab:blue")
-        rep.step(t, [s.ready for s in result.timeline], where="post", label="ready", color="tab:green")
+        rep.step(
+            t, [s.asked for s in result.timeline], where="post", label="asked", color="tab:blue"
+        )
+        rep.step(
+            t, [s.ready for s in result.timeline], where="post", label="ready", color="tab:green"
+        )
         rep.set_ylabel("replicas")
         rep.legend(loc="upper right", fontsize=8)
         arrivals = [o.arrival_s * compress / 60 for o in result.outcomes if o.ttft_s is not None]

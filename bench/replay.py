@@ -9,7 +9,8 @@ The benchmark's policy lines come from the real-time run with a real Prometheus 
 on the Azure trace this replay reproduces static exactly and the HPA and ours within a few percent
 (the scrape and query delays it leaves out are 1-2 s).
 
-    python -m bench.replay --trace <csv> [--compress 12] [--policies static,hpa,ours] [--fixed 15,16]
+    python -m bench.replay --trace <csv> [--compress 12] [--policies static,hpa,ours] \\
+        [--fixed 15,16]
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class _Ours:
 
 @dataclass
 class _HpaReplay:
-    """The HPA reimplementation on per-pod queue:compute ratios; a pod's series is known after a relist."""
+    """The HPA reimplementation on per-pod queue:compute ratios; a pod's series is known after a
+    relist."""
 
     config: RunConfig
     spec: int
@@ -104,7 +106,10 @@ class _HpaReplay:
         if len(window) < 2:
             return None
         span = window[-1][0] - window[0][0]
-        queue, compute = (window[-1][1] - window[0][1]) / span, (window[-1][2] - window[0][2]) / span
+        queue, compute = (
+            (window[-1][1] - window[0][1]) / span,
+            (window[-1][2] - window[0][2]) / span,
+        )
         return queue / max(compute, 1.0)
 
     def tick(self, sim: Simulator) -> int:
@@ -176,7 +181,9 @@ def best_fixed(requests: list[Request], config: RunConfig, attainment: float = 0
     return None
 
 
-def reference_line(requests: list[Request], config: RunConfig, static_gpu_hours: float) -> dict | None:
+def reference_line(
+    requests: list[Request], config: RunConfig, static_gpu_hours: float
+) -> dict | None:
     """The ``best_fixed`` JSON line: replicas, GPU-hours, attainment and the ratio to static."""
     best = best_fixed(requests, config)
     if best is None:
@@ -188,13 +195,17 @@ def reference_line(requests: list[Request], config: RunConfig, static_gpu_hours:
 
 def main(argv: list[str] | None = None) -> int:
     """Replay the chosen policies (and fixed counts) in virtual time; one JSON line each."""
-    parser = argparse.ArgumentParser(description="Autoscaling benchmark in virtual time (no Prometheus)")
+    parser = argparse.ArgumentParser(
+        description="Autoscaling benchmark in virtual time (no Prometheus)"
+    )
     parser.add_argument("--trace")
     parser.add_argument("--shape", choices=("peak",))
     parser.add_argument("--compress", type=float, default=12.0)
     parser.add_argument("--slo-ttft", type=float, default=2.0)
     parser.add_argument("--policies", default="static,hpa,ours")
-    parser.add_argument("--fixed", default="", help="comma-separated fixed replica counts to score too")
+    parser.add_argument(
+        "--fixed", default="", help="comma-separated fixed replica counts to score too"
+    )
     args = parser.parse_args(argv)
     args.quick = False
     if args.shape:
@@ -202,10 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     requests = load_requests(args)
     config = build_config(args, requests, Profile())
     for policy in [p for p in args.policies.split(",") if p]:
-        print(json.dumps({**replay(policy, requests, config).summary, "clock": "virtual"}), flush=True)
+        print(
+            json.dumps({**replay(policy, requests, config).summary, "clock": "virtual"}), flush=True
+        )
     for count in [int(c) for c in args.fixed.split(",") if c]:
         print(json.dumps({**fixed(requests, config, count), "clock": "virtual"}), flush=True)
-    print(json.dumps(reference_line(requests, config, static_gpu_hours({}, config, requests))), flush=True)
+    print(
+        json.dumps(reference_line(requests, config, static_gpu_hours({}, config, requests))),
+        flush=True,
+    )
     return 0
 
 

@@ -41,7 +41,9 @@ class KubectlDeployment:
     def read(self) -> tuple[int, int]:
         """(spec.replicas, status.readyReplicas) of the Deployment."""
         obj = json.loads(self._run("get", "deploy", self.name, "-o", "json"))
-        return int(obj["spec"].get("replicas", 0)), int(obj.get("status", {}).get("readyReplicas", 0) or 0)
+        return int(obj["spec"].get("replicas", 0)), int(
+            obj.get("status", {}).get("readyReplicas", 0) or 0
+        )
 
     def set_replicas(self, n: int) -> None:
         """Scale the Deployment."""

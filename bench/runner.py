@@ -54,7 +54,8 @@ def scrape_targets(server: prom.PrometheusServer, config: RunConfig, namespace: 
     def update(ports: dict[str, int]) -> None:
         labels = {"namespace": namespace, "__metrics_path__": path}
         prom.set_targets(
-            server, [prom.Target(f"127.0.0.1:{p}", {**labels, "pod": n}) for n, p in sorted(ports.items())]
+            server,
+            [prom.Target(f"127.0.0.1:{p}", {**labels, "pod": n}) for n, p in sorted(ports.items())],
         )
 
     return update
@@ -62,8 +63,9 @@ def scrape_targets(server: prom.PrometheusServer, config: RunConfig, namespace: 
 
 @dataclass
 class Run:
-    """What a policy driver acts on: the simulator, Prometheus, the log, and where replicas are asked
-    for (the simulator itself, or a real Deployment on the local cluster when ``fleet`` is set)."""
+    """What a policy driver acts on: the simulator, Prometheus, the log, and where replicas are
+    asked for (the simulator itself, or a real Deployment on the local cluster when ``fleet`` is
+    set)."""
 
     sim: Simulator
     url: str
@@ -88,7 +90,11 @@ class Run:
 def drive(policy: str, run: Run, requests: list[Request], prelude_s: float) -> int:
     """Tick the policy until the load is over; returns the scale events after the prelude."""
     end = (requests[-1].arrival_s if requests else 0.0) + run.config.tail_s
-    drivers = {"static": _Static, "hpa": _KubeHpaDriver if run.fleet else _HpaDriver, "ours": _OursDriver}
+    drivers = {
+        "static": _Static,
+        "hpa": _KubeHpaDriver if run.fleet else _HpaDriver,
+        "ours": _OursDriver,
+    }
     step = drivers[policy](run)
     events, next_tick = 0, run.config.warmup_s
     while run.sim.now < end:
@@ -119,7 +125,9 @@ class _OursDriver:
 
     def tick(self) -> int:
         run, settings = self.run, self.run.config.ours
-        samples = fetch_samples(run.url, run.config.sim.runtime, settings.metric, run.selector, window_s=90, step_s=2)
+        samples = fetch_samples(
+            run.url, run.config.sim.runtime, settings.metric, run.selector, window_s=90, step_s=2
+        )
         samples = replace(samples, points=tuple(p for p in samples.points if p[0] >= self.since))
         ready, starting = run.sim.counts()
         decision, self.state = decide(
@@ -127,13 +135,17 @@ class _OursDriver:
         )
         if decision.replicas == ready + starting:
             return 0
-        run.log(f"  t={run.sim.now:6.1f}s ours {ready}+{starting} -> {decision.replicas}: {decision.message}")
+        run.log(
+            f"  t={run.sim.now:6.1f}s ours {ready}+{starting} "
+            f"-> {decision.replicas}: {decision.message}"
+        )
         run.scale(decision.replicas)
         return 1
 
 
 class _KubeHpaDriver:
-    """The real HPA (kube-controller-manager) scales the Deployment; this only counts and logs its changes."""
+    """The real HPA (kube-controller-manager) scales the Deployment; this only counts and logs its
+    changes."""
 
     period = 1.0
 
@@ -145,7 +157,9 @@ class _KubeHpaDriver:
         replicas = self.fleet.spec_replicas()
         if replicas == self.spec:
             return 0
-        self.run.log(f"  t={self.run.sim.now:6.1f}s hpa (kube-controller-manager) {self.spec} -> {replicas}")
+        self.run.log(
+            f"  t={self.run.sim.now:6.1f}s hpa (kube-controller-manager) {self.spec} -> {replicas}"
+        )
         self.spec = replicas
         return 1
 
@@ -162,7 +176,9 @@ class _HpaDriver:
 
     def _relist(self) -> None:
         """prometheus-adapter's periodic series discovery: which pods have the metric's series."""
-        query = f"count by (pod) (nv_inference_queue_duration_us{label_matchers(self.run.selector)})"
+        query = (
+            f"count by (pod) (nv_inference_queue_duration_us{label_matchers(self.run.selector)})"
+        )
         try:
             result = prom_client(self.run.url).custom_query(query)
             self.known = {s["metric"]["pod"] for s in result if "pod" in s["metric"]}
@@ -176,7 +192,9 @@ class _HpaDriver:
             return 0
         self.next_sync = run.sim.now + run.config.hpa.sync_s
         try:
-            values = fetch_per_pod(run.url, run.config.sim.runtime, "queueComputeRatio", run.selector)
+            values = fetch_per_pod(
+                run.url, run.config.sim.runtime, "queueComputeRatio", run.selector
+            )
         except Exception as exc:  # noqa: BLE001 - the HPA keeps the scale when metrics fail
             run.log(f"  hpa metrics failed: {exc}")
             return 0

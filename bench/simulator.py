@@ -51,13 +51,17 @@ class SimConfig:
     drain_timeout_s: float = 60.0
     dt: float = 0.05
     seed: int = 1
-    serve_metrics: bool = True  # False: no HTTP endpoints (bench.replay reads the replicas directly)
+    serve_metrics: bool = (
+        True  # False: no HTTP endpoints (bench.replay reads the replicas directly)
+    )
 
 
 class Simulator:
     """Replays requests against simulated replicas; thread-safe ``set_replicas`` and ``counts``."""
 
-    def __init__(self, requests: list[Request], config: SimConfig, on_targets: Callable | None = None):
+    def __init__(
+        self, requests: list[Request], config: SimConfig, on_targets: Callable | None = None
+    ):
         self.requests, self.config, self.on_targets = requests, config, on_targets
         self.lock = threading.RLock()
         self.replicas: list[Replica] = []
@@ -107,8 +111,9 @@ class Simulator:
             self.set_replicas(n)
 
     def sync_pods(self, pods: list[tuple[str, bool, bool]]) -> None:
-        """Follow real pods ``(name, ready, terminating)``: a new pod is a replica that holds its GPU
-        from now, serves from when it is first seen Ready, and drains once terminating or gone."""
+        """Follow real pods ``(name, ready, terminating)``: a new pod is a replica that holds its
+        GPU from now, serves from when it is first seen Ready, and drains once terminating or
+        gone."""
         with self.lock:
             seen = {name: (ready, terminating) for name, ready, terminating in pods}
             known = {r.name: r for r in self.replicas}
@@ -148,7 +153,10 @@ class Simulator:
         """Seconds of GPU-holding replicas (from creation until drained) after ``since_s``."""
         with self.lock:
             return sum(
-                max(0.0, (r.gone_s if r.gone_s is not None else self.now) - max(r.created_s, since_s))
+                max(
+                    0.0,
+                    (r.gone_s if r.gone_s is not None else self.now) - max(r.created_s, since_s),
+                )
                 for r in self.replicas
             )
 
@@ -168,9 +176,11 @@ class Simulator:
             time.sleep(self.config.dt / 2)
 
     def tick(self) -> None:
-        """Advance time by one ``dt``: arrivals, one step of every replica, a timeline sample each second.
+        """Advance time by one ``dt``: arrivals, one step of every replica, a timeline sample each
+        second.
 
-        The real-time loop calls it to keep pace with the clock; ``bench.replay`` as fast as it can."""
+        The real-time loop calls it to keep pace with the clock; ``bench.replay`` as fast as it
+        can."""
         with self.lock:
             self.now += self.config.dt
             self._next_arrival = self._arrive(self._next_arrival)
@@ -268,7 +278,9 @@ class Simulator:
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True, name=f"metrics-{replica.name}").start()
+        threading.Thread(
+            target=server.serve_forever, daemon=True, name=f"metrics-{replica.name}"
+        ).start()
         return server
 
     def stop(self) -> None:

@@ -1,4 +1,5 @@
-"""Request arrivals: a replay of a TIMESTAMP,ContextTokens,GeneratedTokens CSV, or a bursty generator."""
+"""Request arrivals: a replay of a TIMESTAMP,ContextTokens,GeneratedTokens CSV, or a bursty
+generator."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def _parse_time(text: str) -> datetime:
 
 
 def load_csv(path: str | Path, compress: float = 1.0) -> list[Request]:
-    """The trace's requests with arrival times divided by ``compress`` (service times are untouched)."""
+    """The trace's requests with arrival times divided by ``compress`` (service times are
+    untouched)."""
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows:
@@ -52,7 +54,8 @@ def synthetic(
     bursts: tuple[tuple[float, float, float], ...] = (),
     seed: int = 7,
 ) -> list[Request]:
-    """Poisson arrivals at ``base_rps``, times ``factor`` during each ``(start_s, length_s, factor)`` burst.
+    """Poisson arrivals at ``base_rps``, times ``factor`` during each
+    ``(start_s, length_s, factor)`` burst.
 
     Prompt and output lengths are log-normal around 1000 and 150 tokens (the shape of chat traffic).
     """
@@ -61,10 +64,12 @@ def synthetic(
 
 
 def shaped(points: tuple[tuple[float, float], ...], *, seed: int = 7) -> list[Request]:
-    """Poisson arrivals whose rate follows straight lines between ``(time_s, requests_per_s)`` points.
+    """Poisson arrivals whose rate follows straight lines between ``(time_s, requests_per_s)``
+    points.
 
     The run lasts until the last point; lengths as in :func:`synthetic`. Ramps rather than steps, as
-    daily traffic moves: a reactive autoscaler with a 60-100 s start-up can follow a ramp, not a wall.
+    daily traffic moves: a reactive autoscaler with a 60-100 s start-up can follow a ramp, not a
+    wall.
     """
     peak = max(rps for _, rps in points)
     return _arrivals(points[-1][0], lambda t: rate_on_lines(t, points), peak, seed)

@@ -1,5 +1,6 @@
-"""The adapter action: a Hugging Face LoRA adapter into adapters/<key>/, converted with hf_lora_convert.py
-(Triton's .npy files) or kept as a Hugging Face adapter directory (trtllm-serve / LLM API lora_dir)."""
+"""The adapter action: a Hugging Face LoRA adapter into adapters/<key>/, converted with
+hf_lora_convert.py (Triton's .npy files) or kept as a Hugging Face adapter directory (trtllm-serve /
+LLM API lora_dir)."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ HF_WEIGHTS = ["adapter_model.safetensors", "adapter_model.bin"]
 
 
 def convert_adapter(ctx: Context) -> dict[str, Any]:
-    """Prepare one adapter in adapters/<key>/ unless a valid manifest is already there: converted .npy files
-    for Triton (format trtllm), or the Hugging Face adapter itself for the LLM API's lora_dir (format hf)."""
+    """Prepare one adapter in adapters/<key>/ unless a valid manifest is already there: converted
+    .npy files for Triton (format trtllm), or the Hugging Face adapter itself for the LLM API's
+    lora_dir (format hf)."""
     request = ctx.request
     adapter, toolchain = request.adapter, request.toolchain
     assert adapter is not None and toolchain is not None
@@ -47,7 +49,9 @@ def convert_adapter(ctx: Context) -> dict[str, Any]:
     if adapter.format == "trtllm":
         script = require_script(toolchain.hf_lora_convert, "hf_lora_convert.py", ctx.toolchain_name)
     with ctx.stages.run("fetch"):
-        fetched = fetch(adapter.source, adapter.revision, None, ctx.root, ctx.pvc_root, "adapter_config.json")
+        fetched = fetch(
+            adapter.source, adapter.revision, None, ctx.root, ctx.pvc_root, "adapter_config.json"
+        )
     with ctx.stages.run("inspect"):
         modules = check_adapter(ctx, fetched.path)
     with work_dirs(final, 1) as (work,):
@@ -58,9 +62,17 @@ def convert_adapter(ctx: Context) -> dict[str, Any]:
             _run_convert(ctx, script, fetched.path, work)
         with ctx.stages.run("publish"):
             manifest = ctx.base_manifest("adapter")
-            manifest.update({"adapterKey": adapter.key, "name": adapter.name, "source": adapter.source,
-                             "commit": fetched.commit, "format": adapter.format, "modules": modules,
-                             "storageType": request.dtype if script else None})
+            manifest.update(
+                {
+                    "adapterKey": adapter.key,
+                    "name": adapter.name,
+                    "source": adapter.source,
+                    "commit": fetched.commit,
+                    "format": adapter.format,
+                    "modules": modules,
+                    "storageType": request.dtype if script else None,
+                }
+            )
             manifest = layout.publish(work, final, manifest)
     log(f"Published {final}; stages: {ctx.stages.summary()}")
     return summary(ctx, final, manifest, False, adapterKey=adapter.key, commit=fetched.commit)
@@ -80,8 +92,8 @@ def _run_convert(ctx: Context, script: str, adapter_path: Path, work: Path) -> N
 
 
 def _copy_hf_adapter(adapter_path: Path, work: Path) -> None:
-    """adapter_config.json and the adapter weights (safetensors, else .bin), as the LLM API's lora_dir
-    expects a Hugging Face (PEFT) adapter directory."""
+    """adapter_config.json and the adapter weights (safetensors, else .bin), as the LLM API's
+    lora_dir expects a Hugging Face (PEFT) adapter directory."""
     weights = [n for n in HF_WEIGHTS if (adapter_path / n).is_file()][:1]
     if not weights:
         raise JobError(f"{adapter_path}: no {' or '.join(HF_WEIGHTS)} beside adapter_config.json")
@@ -108,8 +120,8 @@ def check_adapter(ctx: Context, path: Path) -> list[str]:
         uncovered = [m for m in modules if m not in lora.target_modules]
         if uncovered:
             raise JobError(
-                f"adapter needs LoRA modules {', '.join(uncovered)} that the engine was not built with "
-                f"(lora.targetModules: {', '.join(lora.target_modules)})"
+                f"adapter needs LoRA modules {', '.join(uncovered)} that the engine was not built "
+                f"with (lora.targetModules: {', '.join(lora.target_modules)})"
             )
         if rank > lora.max_rank:
             raise JobError(f"adapter rank {rank} exceeds the engine's lora.maxRank {lora.max_rank}")

@@ -18,12 +18,14 @@ def needs_quantize_script(request: Request) -> bool:
 
 
 def needs_modelopt_for_pytorch(request: Request) -> bool:
-    """PyTorch backend: quantize (to a Hugging Face checkpoint) only when quantization was asked for."""
+    """PyTorch backend: quantize (to a Hugging Face checkpoint) only when quantization was asked
+    for."""
     return request.quantization.weights is not None or request.quantization.kv_cache is not None
 
 
 class UnsupportedConversionError(ValueError):
-    """The family's convert_checkpoint.py has no option for what the request asks (a spec change helps)."""
+    """The family's convert_checkpoint.py has no option for what the request asks (a spec change
+    helps)."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,9 @@ class ConvertOptions:
     """What one family's convert_checkpoint.py accepts (build_jobs/cli_options/<toolchain>.json)."""
 
     extra: tuple[str, ...] = ()  # always passed (gemma: the checkpoint type)
-    world_size_flag: bool = False  # gemma: --world-size (tensor parallelism only) instead of --tp_size/--pp_size
+    world_size_flag: bool = (
+        False  # gemma: --world-size (tensor parallelism only) instead of --tp_size/--pp_size
+    )
     pipeline: bool = True  # pipeline parallelism (gemma and phi: none)
     per_group: bool = False  # --per_group --group_size
     int8_kv: bool = True  # --int8_kv_cache
@@ -44,15 +48,17 @@ CONVERTERS = {
     "llama": ConvertOptions(per_group=True, int8_kv_calib_size=True, fp8_kv=True),
     "gpt": ConvertOptions(),
     "qwen": ConvertOptions(per_group=True),
-    "gemma": ConvertOptions(extra=("--ckpt-type", "hf"), world_size_flag=True, pipeline=False, fp8_kv=True),
+    "gemma": ConvertOptions(
+        extra=("--ckpt-type", "hf"), world_size_flag=True, pipeline=False, fp8_kv=True
+    ),
     "phi": ConvertOptions(pipeline=False, int8_kv=False),
 }
 
 
 def _unsupported(family: str, what: str) -> UnsupportedConversionError:
     return UnsupportedConversionError(
-        f"the {family} convert_checkpoint.py has no {what}: change the spec (or quantize with a quantize.py "
-        "format: int4_awq, w4a8_awq, int8_sq, fp8, nvfp4)"
+        f"the {family} convert_checkpoint.py has no {what}: change the spec (or quantize with a "
+        "quantize.py format: int4_awq, w4a8_awq, int8_sq, fp8, nvfp4)"
     )
 
 
@@ -69,7 +75,9 @@ def _kv_args(family: str, conv: ConvertOptions, request: Request) -> list[str]:
     if quant.kv_cache == "int8":
         if not conv.int8_kv:
             raise _unsupported(family, "int8 KV cache option")
-        return ["--int8_kv_cache"] + (["--calib_size", str(quant.calib_size)] if conv.int8_kv_calib_size else [])
+        return ["--int8_kv_cache"] + (
+            ["--calib_size", str(quant.calib_size)] if conv.int8_kv_calib_size else []
+        )
     if quant.kv_cache == "fp8":
         if not conv.fp8_kv:
             raise _unsupported(family, "fp8 KV cache option (--fp8_kv_cache)")
@@ -78,26 +86,42 @@ def _kv_args(family: str, conv: ConvertOptions, request: Request) -> list[str]:
 
 
 def convert_args(request: Request, model_path: Path, out: Path, family: str = "llama") -> list[str]:
-    """convert_checkpoint.py arguments for a model family: dtype, parallelism, weight-only and KV-cache
-    quantization, in the option names of that family's script; UnsupportedConversionError when it has none."""
+    """convert_checkpoint.py arguments for a model family: dtype, parallelism, weight-only and
+    KV-cache quantization, in the option names of that family's script; UnsupportedConversionError
+    when it has none."""
     conv = CONVERTERS.get(family)
     if conv is None:
-        raise UnsupportedConversionError(f"no known convert_checkpoint.py options for model family {family}")
+        raise UnsupportedConversionError(
+            f"no known convert_checkpoint.py options for model family {family}"
+        )
     quant = request.quantization
     tensor, pipeline = request.parallelism
-    args = [*conv.extra, "--model_dir", str(model_path), "--output_dir", str(out), "--dtype", request.dtype]
+    args = [
+        *conv.extra,
+        "--model_dir",
+        str(model_path),
+        "--output_dir",
+        str(out),
+        "--dtype",
+        request.dtype,
+    ]
     args += _parallel_args(family, conv, tensor, pipeline)
     if quant.weights in ("int8", "int4"):
         args += ["--use_weight_only", "--weight_only_precision", quant.weights]
         if quant.per_group:
             if not conv.per_group:
-                raise _unsupported(family, "per-group weight-only option (set quantization.perGroup false)")
+                raise _unsupported(
+                    family, "per-group weight-only option (set quantization.perGroup false)"
+                )
             args += ["--per_group", "--group_size", str(quant.group_size)]
     return args + _kv_args(family, conv, request)
 
 
-def quantize_args(request: Request, model_path: Path, out: Path, export_hf: bool = False) -> list[str]:
-    """quantize.py arguments: qformat, KV-cache dtype, calibration; TRT-LLM checkpoint or HF export."""
+def quantize_args(
+    request: Request, model_path: Path, out: Path, export_hf: bool = False
+) -> list[str]:
+    """quantize.py arguments: qformat, KV-cache dtype, calibration; TRT-LLM checkpoint or HF
+    export."""
     quant = request.quantization
     args = [
         "--model_dir",
@@ -124,7 +148,8 @@ def quantize_args(request: Request, model_path: Path, out: Path, export_hf: bool
 
 
 def build_args(request: Request, checkpoint: Path, out: Path) -> list[str]:
-    """trtllm-build arguments: the requested plugins, limits, paged KV cache, LoRA, one worker per GPU."""
+    """trtllm-build arguments: the requested plugins, limits, paged KV cache, LoRA, one worker per
+    GPU."""
     limits = request.limits
     args = [
         "--checkpoint_dir",
@@ -163,5 +188,6 @@ def build_args(request: Request, checkpoint: Path, out: Path) -> list[str]:
 
 
 def lora_convert_args(adapter_path: Path, out: Path, dtype: str) -> list[str]:
-    """hf_lora_convert.py arguments; storage type is the engine dtype (a mismatch crashes the server)."""
+    """hf_lora_convert.py arguments; storage type is the engine dtype (a mismatch crashes the
+    server)."""
     return ["-i", str(adapter_path), "-o", str(out), "--storage-type", dtype]

@@ -1,4 +1,5 @@
-"""What every action shares: the request, the volume, stage timing, option checks and temp-dir hygiene."""
+"""What every action shares: the request, the volume, stage timing, option checks and temp-dir
+hygiene."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from .stages import JobError, Stages, log
 
 @dataclass
 class Context:
-    """One run of run.py: request, cache root, where pvc:// claims are mounted, and what happened so far."""
+    """One run of run.py: request, cache root, where pvc:// claims are mounted, and what happened so
+    far."""
 
     request: Request
     root: Path
@@ -31,7 +33,8 @@ class Context:
         return (toolchain.name or toolchain.image or "unknown") if toolchain else "unknown"
 
     def check_commands(self, commands: Sequence[tuple[str, Sequence[str]]]) -> None:
-        """Fail before running anything if a command uses an option the pinned toolchain does not accept."""
+        """Fail before running anything if a command uses an option the pinned toolchain does not
+        accept."""
         table = optioncheck.load_options(self.toolchain_name)
         if table is None:
             log(f"No CLI option data for toolchain {self.toolchain_name}; commands not checked")
@@ -39,7 +42,8 @@ class Context:
         problems = [p for tool, args in commands for p in optioncheck.check_args(table, tool, args)]
         if problems:
             raise JobError(
-                f"generated commands do not match toolchain {self.toolchain_name}: " + "; ".join(problems)
+                f"generated commands do not match toolchain {self.toolchain_name}: "
+                + "; ".join(problems)
             )
 
     def base_manifest(self, kind: str) -> dict[str, Any]:
@@ -71,7 +75,8 @@ def published(final: Path) -> dict[str, Any] | None:
 
 @contextmanager
 def work_dirs(final: Path, count: int) -> Iterator[list[Path]]:
-    """Fresh temp dirs beside final, removed on every exit (the published one has been renamed away)."""
+    """Fresh temp dirs beside final, removed on every exit (the published one has been renamed
+    away)."""
     for stale in layout.clean_stale(final):
         log(f"Removed stale {stale}")
     dirs = [layout.temp_dir(final) for _ in range(count)]

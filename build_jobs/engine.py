@@ -1,4 +1,5 @@
-"""The build action: fetch, inspect, convert or quantize, trtllm-build (or PyTorch checkpoint), publish."""
+"""The build action: fetch, inspect, convert or quantize, trtllm-build (or PyTorch checkpoint),
+publish."""
 
 from __future__ import annotations
 
@@ -27,7 +28,11 @@ def build(ctx: Context) -> dict[str, Any]:
         _quantize_script(ctx)
     with ctx.stages.run("fetch"):
         model = fetch(
-            request.model.source, request.model.revision, request.model.commit, ctx.root, ctx.pvc_root
+            request.model.source,
+            request.model.revision,
+            request.model.commit,
+            ctx.root,
+            ctx.pvc_root,
         )
     with ctx.stages.run("inspect"):
         estimate = _inspect(ctx, model.path)
@@ -46,7 +51,8 @@ def _preflight_tensorrt(ctx: Context) -> None:
         _quantize_script(ctx)
     if not toolchain.convert and not commands.needs_quantize_script(ctx.request):
         raise JobError(
-            f"toolchain {ctx.toolchain_name} cannot build engines (no convert scripts); use backend pytorch"
+            f"toolchain {ctx.toolchain_name} cannot build engines (no convert scripts); "
+            "use backend pytorch"
         )
 
 
@@ -60,7 +66,9 @@ def _inspect(ctx: Context, model_path: Path) -> sizing.Estimate:
     request = ctx.request
     config = sizing.read_config(model_path)
     quant = request.quantization
-    estimate = sizing.estimate(config, request.dtype, quant.weights, quant.kv_cache, quant.group_size)
+    estimate = sizing.estimate(
+        config, request.dtype, quant.weights, quant.kv_cache, quant.group_size
+    )
     precision = (
         f"{request.dtype}"
         + (f", weights {quant.weights}" if quant.weights else "")
@@ -79,7 +87,9 @@ def _inspect(ctx: Context, model_path: Path) -> sizing.Estimate:
     return estimate
 
 
-def _convert_command(ctx: Context, model: Fetched, family: str, checkpoint: Path) -> tuple[str, list[str]]:
+def _convert_command(
+    ctx: Context, model: Fetched, family: str, checkpoint: Path
+) -> tuple[str, list[str]]:
     request, toolchain = ctx.request, ctx.request.toolchain
     assert toolchain is not None
     if commands.needs_quantize_script(request):
@@ -89,8 +99,8 @@ def _convert_command(ctx: Context, model: Fetched, family: str, checkpoint: Path
     script = toolchain.convert.get(family)
     if script is None:
         raise JobError(
-            f"toolchain {ctx.toolchain_name} has no convert_checkpoint.py for model family {family} "
-            f"(it has: {', '.join(sorted(toolchain.convert)) or 'none'})"
+            f"toolchain {ctx.toolchain_name} has no convert_checkpoint.py for model "
+            f"family {family} (it has: {', '.join(sorted(toolchain.convert)) or 'none'})"
         )
     require_script(script, f"convert_checkpoint.py for {family}", ctx.toolchain_name)
     try:
@@ -100,14 +110,18 @@ def _convert_command(ctx: Context, model: Fetched, family: str, checkpoint: Path
     return f"convert_checkpoint:{family}", script_command(script, args)
 
 
-def _build_tensorrt(ctx: Context, model: Fetched, estimate: sizing.Estimate, final: Path) -> dict[str, Any]:
+def _build_tensorrt(
+    ctx: Context, model: Fetched, estimate: sizing.Estimate, final: Path
+) -> dict[str, Any]:
     request, toolchain = ctx.request, ctx.request.toolchain
     assert toolchain is not None
     with work_dirs(final, 2) as (work, checkpoint):
         tool, convert = _convert_command(ctx, model, estimate.family, checkpoint)
         build_argv = commands.build_args(request, checkpoint, work)
         ctx.check_commands([(tool, convert[2:]), ("trtllm-build", build_argv)])
-        trtllm_build = require_executable(toolchain.trtllm_build, "trtllm-build", ctx.toolchain_name)
+        trtllm_build = require_executable(
+            toolchain.trtllm_build, "trtllm-build", ctx.toolchain_name
+        )
         stage = "quantize" if tool == "quantize" else "convert"
         with ctx.stages.run(stage):
             ctx.commands.append(convert)
@@ -117,13 +131,17 @@ def _build_tensorrt(ctx: Context, model: Fetched, estimate: sizing.Estimate, fin
             ctx.commands.append([trtllm_build, *build_argv])
             run_tool([trtllm_build, *build_argv], "trtllm-build")
             _expect(
-                work, ["config.json"] + [f"rank{r}.engine" for r in range(request.world_size)], "trtllm-build"
+                work,
+                ["config.json"] + [f"rank{r}.engine" for r in range(request.world_size)],
+                "trtllm-build",
             )
         with ctx.stages.run("publish"):
             return layout.publish(work, final, _engine_manifest(ctx, model, estimate))
 
 
-def _build_pytorch(ctx: Context, model: Fetched, estimate: sizing.Estimate, final: Path) -> dict[str, Any]:
+def _build_pytorch(
+    ctx: Context, model: Fetched, estimate: sizing.Estimate, final: Path
+) -> dict[str, Any]:
     request = ctx.request
     with work_dirs(final, 1) as (work,):
         manifest = _engine_manifest(ctx, model, estimate)

@@ -23,14 +23,21 @@ class Fetched:
 
 
 def fetch(
-    source: str, revision: str, commit: str | None, root: Path, pvc_root: Path, marker: str = "config.json"
+    source: str,
+    revision: str,
+    commit: str | None,
+    root: Path,
+    pvc_root: Path,
+    marker: str = "config.json",
 ) -> Fetched:
     """Make the source available locally; `marker` proves the directory is the right kind."""
     parsed = parse_source(source)
     if parsed.scheme == "pvc":
         path = layout.source_dir(pvc_root, parsed.claim, parsed.path)
         if not (path / marker).is_file():
-            raise JobError(f"{source}: {marker} not found at {path} (is the claim mounted at {pvc_root}?)")
+            raise JobError(
+                f"{source}: {marker} not found at {path} (is the claim mounted at {pvc_root}?)"
+            )
         log(f"Used {source} in place at {path}")
         return Fetched(path, None, source, True)
     return _fetch_hf(source, parsed.repo, revision, commit, root, marker)
@@ -74,7 +81,9 @@ def _hub():  # noqa: ANN202 - the module is optional and imported lazily
     try:
         import huggingface_hub
     except ImportError as error:
-        raise JobError("huggingface_hub is not importable in this image; hf:// sources need it") from error
+        raise JobError(
+            "huggingface_hub is not importable in this image; hf:// sources need it"
+        ) from error
     return huggingface_hub
 
 
@@ -83,7 +92,8 @@ def _resolve(hub, repo_id: str, revision: str, token: str | None) -> str:  # noq
         info = hub.HfApi().model_info(repo_id, revision=revision, token=token)
     except Exception as error:  # the hub raises many kinds; all mean "cannot resolve"
         raise JobError(
-            f"could not resolve hf://{repo_id} at revision {revision}: {type(error).__name__}: {error}"
+            f"could not resolve hf://{repo_id} at revision {revision}: "
+            f"{type(error).__name__}: {error}"
         ) from error
     log(f"Resolved hf://{repo_id}@{revision} to commit {info.sha}")
     return str(info.sha)

@@ -24,7 +24,8 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class ModelRef:
-    """Where the model comes from: hf://org/name at a revision, or pvc://claim/path used in place."""
+    """Where the model comes from: hf://org/name at a revision, or pvc://claim/path used in
+    place."""
 
     source: str
     revision: str = "main"
@@ -100,7 +101,9 @@ class Adapter:
     source: str
     revision: str = "main"
     name: str = ""
-    format: str = "trtllm"  # trtllm: hf_lora_convert .npy files (Triton); hf: the adapter as is (LLM API)
+    format: str = (
+        "trtllm"  # trtllm: hf_lora_convert .npy files (Triton); hf: the adapter as is (LLM API)
+    )
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,9 @@ def _model(data: dict[str, Any] | None) -> ModelRef | None:
         return None
     source = _get(data, "source", str, "model.")
     if not source or not is_source(source):
-        raise RequestError(f"model.source must be hf://<org>/<name> or pvc://<claim>/<path>; got {source!r}")
+        raise RequestError(
+            f"model.source must be hf://<org>/<name> or pvc://<claim>/<path>; got {source!r}"
+        )
     return ModelRef(
         source,
         _get(data, "revision", str, "model.", "main"),
@@ -182,14 +187,19 @@ def _limits(data: dict[str, Any]) -> Limits:
     values = {key: _get(data, key, int, "limits.", default) for key, default in names.items()}
     if values["maxInputLen"] > values["maxSeqLen"]:
         raise RequestError(
-            f"limits.maxInputLen ({values['maxInputLen']}) exceeds limits.maxSeqLen ({values['maxSeqLen']})"
+            f"limits.maxInputLen ({values['maxInputLen']}) exceeds limits.maxSeqLen "
+            f"({values['maxSeqLen']})"
         )
     return Limits(*values.values())
 
 
 def _plugins(data: dict[str, Any]) -> Plugins:
     return Plugins(
-        _choice(_get(data, "gptAttention", str, "plugins.", "auto"), PLUGIN_SETTINGS, "plugins.gptAttention"),
+        _choice(
+            _get(data, "gptAttention", str, "plugins.", "auto"),
+            PLUGIN_SETTINGS,
+            "plugins.gptAttention",
+        ),
         _choice(_get(data, "gemm", str, "plugins.", "auto"), PLUGIN_SETTINGS, "plugins.gemm"),
     )
 

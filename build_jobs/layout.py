@@ -15,8 +15,9 @@ MODEL_MANIFEST = ".trtllm-operator-manifest.json"
 MANIFEST_VERSION = 1
 TMP_PREFIX = ".tmp-"
 DEFAULT_PVC_ROOT = "/sources"  # where the operator mounts each pvc:// claim, as <root>/<claim>
-# What keys really look like: an engine key is the sha256 hex of its spec (the operator's label keeps 63 of
-# its 64 characters, and that is the directory name); an adapter key is 32 hex characters of a sha256.
+# What keys really look like: an engine key is the sha256 hex of its spec (the operator's label
+# keeps 63 of its 64 characters, and that is the directory name); an adapter key is 32 hex
+# characters of a sha256.
 ENGINE_KEY = re.compile(r"[0-9a-f]{63,64}")
 ADAPTER_KEY = re.compile(r"[0-9a-f]{32}")
 KINDS = {"engines": ENGINE_KEY, "adapters": ADAPTER_KEY}
@@ -104,8 +105,11 @@ def list_files(directory: Path) -> list[dict[str, Any]]:
     return files
 
 
-def publish(work: Path, final: Path, manifest: dict[str, Any], name: str = MANIFEST) -> dict[str, Any]:
-    """Write the manifest into work, fsync it, then rename work to final; returns the manifest written."""
+def publish(
+    work: Path, final: Path, manifest: dict[str, Any], name: str = MANIFEST
+) -> dict[str, Any]:
+    """Write the manifest into work, fsync it, then rename work to final; returns the manifest
+    written."""
     files = list_files(work)
     manifest = {
         **manifest,
@@ -127,8 +131,9 @@ def publish(work: Path, final: Path, manifest: dict[str, Any], name: str = MANIF
 
 
 def removable_dir(root: Path, kind: str, key: str) -> Path:
-    """<root>/<kind>/<key>, checked to be one directory strictly inside <root>/<kind>: kind is engines or
-    adapters, key looks like a real key of that kind, and the entry is no symlink. Raises UnsafeRemovalError."""
+    """<root>/<kind>/<key>, checked to be one directory strictly inside <root>/<kind>: kind is
+    engines or adapters, key looks like a real key of that kind, and the entry is no symlink. Raises
+    UnsafeRemovalError."""
     pattern = KINDS.get(kind)
     if pattern is None or not isinstance(key, str) or not pattern.fullmatch(key):
         raise UnsafeRemovalError(f"refusing to remove {kind}/{key!r}: not a valid {kind[:-1]} key")
@@ -140,9 +145,9 @@ def removable_dir(root: Path, kind: str, key: str) -> Path:
 
 
 def remove(final: Path) -> bool:
-    """Delete a published directory (cleanup action); True when something was there. `final` must come
-    from removable_dir, which is checked again here (a symlink or a path outside engines/ or adapters/
-    raises UnsafeRemovalError and nothing is removed)."""
+    """Delete a published directory (cleanup action); True when something was there. `final` must
+    come from removable_dir, which is checked again here (a symlink or a path outside engines/ or
+    adapters/ raises UnsafeRemovalError and nothing is removed)."""
     final = removable_dir(final.parent.parent, final.parent.name, final.name)
     existed = final.exists()
     clean_stale(final)

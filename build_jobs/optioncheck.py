@@ -1,6 +1,7 @@
 """Check a generated command line against the option names and choices a toolchain's tools accept.
 
-The data lives in build_jobs/cli_options/<toolchain>.json, written down from upstream at that version.
+The data lives in build_jobs/cli_options/<toolchain>.json, written down from upstream at that
+version.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def _values(args: Sequence[str], start: int, nargs: Any) -> tuple[list[str], int
 
 
 def check_args(table: dict[str, Any], tool: str, args: Sequence[str]) -> list[str]:
-    """Problems with args for tool (unknown options, bad choices, missing values); empty when valid."""
+    """Problems with args for tool (unknown options, bad choices, missing values); empty when
+    valid."""
     spec = table.get(tool)
     if spec is None:
         return [f"no option data for {tool}"]
@@ -74,7 +76,11 @@ def check_args(table: dict[str, Any], tool: str, args: Sequence[str]) -> list[st
             problems.append(f"{tool}: {name} needs a value")
         bad = [v for v in values if "choices" in option and v not in option["choices"]]
         if bad:
-            problems.append(f"{tool}: {name} does not accept {', '.join(bad)} (choices: {option['choices']})")
+            problems.append(
+                f"{tool}: {name} does not accept {', '.join(bad)} (choices: {option['choices']})"
+            )
     if positionals > spec.get("positionals", 0):
-        problems.append(f"{tool}: {positionals} positional argument(s), accepts {spec.get('positionals', 0)}")
+        problems.append(
+            f"{tool}: {positionals} positional argument(s), accepts {spec.get('positionals', 0)}"
+        )
     return problems

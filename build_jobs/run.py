@@ -1,8 +1,9 @@
 """Entrypoint of the fetch/build/adapter/cleanup Jobs: `run.py --request r.json --root /cache`.
 
 Exit codes: 0 done (or already done), 1 failed in a way a retry may fix (a tool crashed),
-3 failed in a way only a spec change fixes (bad request, model too big, missing script, wrong options).
-A JSON summary or error goes to the termination log ($TERMINATION_LOG, default /dev/termination-log).
+3 failed in a way only a spec change fixes (bad request, model too big, missing script, wrong
+options). A JSON summary or error goes to the termination log ($TERMINATION_LOG, default
+/dev/termination-log).
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ TERMINATION_LIMIT = 4000  # Kubernetes keeps 4096 bytes
 
 
 def _load_package() -> None:
-    """Import this directory as the package `build_jobs`, whatever it is called and wherever run from."""
+    """Import this directory as the package `build_jobs`, whatever it is called and wherever run
+    from."""
     here = Path(__file__).resolve().parent
     if sys.path and Path(sys.path[0] or ".").resolve() == here:
-        sys.path.pop(0)  # our module names must not shadow anything the tools or huggingface_hub import
+        sys.path.pop(
+            0
+        )  # our module names must not shadow anything the tools or huggingface_hub import
     if "build_jobs" in sys.modules:
         return
     spec = importlib.util.spec_from_file_location(
@@ -73,7 +77,9 @@ def _fetch(ctx: Any) -> dict[str, Any]:
         fetched = fetch(model.source, model.revision, model.commit, ctx.root, ctx.pvc_root)
         tokenizer = None
         if model.tokenizer and is_source(model.tokenizer):
-            tokenizer = fetch(model.tokenizer, "main", None, ctx.root, ctx.pvc_root, "tokenizer_config.json")
+            tokenizer = fetch(
+                model.tokenizer, "main", None, ctx.root, ctx.pvc_root, "tokenizer_config.json"
+            )
     return {
         "ok": True,
         "action": "fetch",
@@ -92,11 +98,14 @@ def _tree_bytes(path: Path) -> int:
 
 
 def _cleanup(ctx: Any) -> dict[str, Any]:
-    """Remove engines/<engineKey>/ and adapters/<adapter.key>/; every key is checked before anything is
-    removed (an invalid key or a symlink is a permanent error and removes nothing)."""
+    """Remove engines/<engineKey>/ and adapters/<adapter.key>/; every key is checked before anything
+    is removed (an invalid key or a symlink is a permanent error and removes nothing)."""
     from build_jobs import layout
 
-    keys = [("engines", ctx.request.engine_key), ("adapters", ctx.request.adapter and ctx.request.adapter.key)]
+    keys = [
+        ("engines", ctx.request.engine_key),
+        ("adapters", ctx.request.adapter and ctx.request.adapter.key),
+    ]
     targets = [layout.removable_dir(ctx.root, kind, key) for kind, key in keys if key is not None]
     removed = []
     with ctx.stages.run("cleanup"):
@@ -119,7 +128,12 @@ def run(request_path: Path, root: Path, pvc_root: Path) -> int:
         raw = json.loads(request_path.read_text())
         action = raw.get("action", "unknown") if isinstance(raw, dict) else action
         ctx = Context(parse_request(raw), root, pvc_root)
-        handler = {"fetch": _fetch, "build": build, "adapter": convert_adapter, "cleanup": _cleanup}[action]
+        handler = {
+            "fetch": _fetch,
+            "build": build,
+            "adapter": convert_adapter,
+            "cleanup": _cleanup,
+        }[action]
         result = handler(ctx)
         log(f"Done: {action} ok; stages: {ctx.stages.summary()}")
         write_termination(result)
@@ -151,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     from build_jobs.layout import DEFAULT_PVC_ROOT
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--request", required=True, type=Path, help="request JSON (see build_jobs/README.md)")
+    parser.add_argument(
+        "--request", required=True, type=Path, help="request JSON (see build_jobs/README.md)"
+    )
     parser.add_argument("--root", required=True, type=Path, help="the cache volume's mount point")
     parser.add_argument(
         "--pvc-root",

@@ -1,4 +1,5 @@
-"""Inspect stage: model family from config.json; weight and KV-cache sizes checked against the GPUs."""
+"""Inspect stage: model family from config.json; weight and KV-cache sizes checked against the
+GPUs."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ def read_config(model_path: Path) -> dict[str, Any]:
 
 
 def model_family(config: dict[str, Any]) -> str:
-    """The convert-script family for this config (model_type, else the first architecture's prefix)."""
+    """The convert-script family for this config (model_type, else the first architecture's
+    prefix)."""
     model_type = str(config.get("model_type", "")).lower()
     if model_type in FAMILIES:
         return FAMILIES[model_type]
@@ -89,14 +91,21 @@ def _weight_bytes_per_param(weights: str | None, dtype: str, group_size: int) ->
 
 
 def estimate(
-    config: dict[str, Any], dtype: str, weights: str | None, kv_cache: str | None, group_size: int = 128
+    config: dict[str, Any],
+    dtype: str,
+    weights: str | None,
+    kv_cache: str | None,
+    group_size: int = 128,
 ) -> Estimate:
-    """Estimate weight bytes (quantized linears, embeddings at dtype) and KV-cache bytes per token."""
+    """Estimate weight bytes (quantized linears, embeddings at dtype) and KV-cache bytes per
+    token."""
     try:
         hidden, layers = int(config["hidden_size"]), int(config["num_hidden_layers"])
         heads, vocab = int(config["num_attention_heads"]), int(config["vocab_size"])
     except (KeyError, TypeError, ValueError) as error:
-        raise JobError(f"config.json lacks a size field needed for the estimate: {error}") from error
+        raise JobError(
+            f"config.json lacks a size field needed for the estimate: {error}"
+        ) from error
     family = model_family(config)
     kv_heads = int(config.get("num_key_value_heads") or heads)
     head_dim = int(config.get("head_dim") or hidden // heads)
@@ -107,7 +116,8 @@ def estimate(
     embeddings = vocab * hidden * (1 if config.get("tie_word_embeddings") else 2)
     linear = (attention + mlp) * layers
     weight_bytes = (
-        linear * _weight_bytes_per_param(weights, dtype, group_size) + embeddings * DTYPE_BYTES[dtype]
+        linear * _weight_bytes_per_param(weights, dtype, group_size)
+        + embeddings * DTYPE_BYTES[dtype]
     )
     kv_bytes = 1.0 if kv_cache in ("int8", "fp8") else DTYPE_BYTES[dtype]
     kv_per_token = 2 * layers * kv_heads * head_dim * kv_bytes
@@ -117,15 +127,17 @@ def estimate(
 def check_fit(
     est: Estimate, gpus: int, memory_mib: int, product: str, max_seq_len: int, precision: str
 ) -> str:
-    """Fail early, with the numbers, when weights plus one full-length sequence's KV cache cannot fit."""
+    """Fail early, with the numbers, when weights plus one full-length sequence's KV cache cannot
+    fit."""
     weights_per_gpu = est.weight_bytes / gpus
     kv_per_gpu = est.kv_bytes_per_token * max_seq_len / gpus
     needed = weights_per_gpu + kv_per_gpu
     usable = memory_mib * MIB * USABLE_FRACTION
     detail = (
-        f"{est.parameters / 1e9:.1f}B parameters, weights {est.weight_bytes / GIB:.1f} GiB ({precision}), "
-        f"KV cache {est.kv_bytes_per_token / 1024:.0f} KiB/token -> {needed / GIB:.1f} GiB per GPU "
-        f"for weights + one {max_seq_len}-token sequence over {gpus} GPU(s)"
+        f"{est.parameters / 1e9:.1f}B parameters, weights {est.weight_bytes / GIB:.1f} GiB "
+        f"({precision}), KV cache {est.kv_bytes_per_token / 1024:.0f} KiB/token "
+        f"-> {needed / GIB:.1f} GiB per GPU for weights + one {max_seq_len}-token "
+        f"sequence over {gpus} GPU(s)"
     )
     if memory_mib <= 0:
         return f"{detail}; GPU memory unknown, fit not checked"

@@ -1,4 +1,5 @@
-"""Stage timing and logging, tool lookup, and subprocesses with their output streamed and remembered."""
+"""Stage timing and logging, tool lookup, and subprocesses with their output streamed and
+remembered."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def log_tail() -> list[str]:
 
 
 class Stages:
-    """Records each stage's duration; `with stages.run("build"):` logs start, elapsed time and failures."""
+    """Records each stage's duration; `with stages.run("build"):` logs start, elapsed time and
+    failures."""
 
     def __init__(self) -> None:
         self.durations: dict[str, float] = {}
@@ -67,7 +69,8 @@ class Stages:
 
 
 def require_script(path: str | None, what: str, toolchain: str) -> str:
-    """Return the script path, or fail naming the path and the toolchain/image that should hold it."""
+    """Return the script path, or fail naming the path and the toolchain/image that should hold
+    it."""
     if not path:
         raise JobError(f"toolchain {toolchain} has no path for {what}")
     if not Path(path).is_file():
@@ -79,7 +82,8 @@ def require_script(path: str | None, what: str, toolchain: str) -> str:
 
 
 def require_executable(name: str | None, what: str, toolchain: str) -> str:
-    """Resolve an executable through PATH (or as a path), or fail naming it and the toolchain/image."""
+    """Resolve an executable through PATH (or as a path), or fail naming it and the
+    toolchain/image."""
     if not name:
         raise JobError(f"toolchain {toolchain} has no command for {what}")
     found = shutil.which(name)

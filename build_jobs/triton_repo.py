@@ -1,14 +1,15 @@
 """Strict filler for Triton's model-repository skeleton (replaces fill_template.py).
 
-    python3 triton_repo.py --skeleton /app/all_models/inflight_batcher_llm --params params.json --out /models
+    python3 triton_repo.py --skeleton /app/all_models/inflight_batcher_llm \\
+        --params params.json --out /models
     python3 triton_repo.py --skeleton /app/all_models/inflight_batcher_llm --list
 
-Every ${name} in every config.pbtxt must get a value from params.json; a param no placeholder uses is an
-error; a JSON null keeps the literal ${name} (the C++ backend reads that as "not set"), allowed only inside a
-quoted string_value; a ${name} inside a comment is no use (never filled, needs no param). Values inside
-quotes are escaped for protobuf text format; values outside quotes (max_batch_size, data_type, decoupled,
-counts) must be plain tokens. --out is rebuilt from scratch on every
-run (written in full inside --out first, then swapped in), and may be a mount point.
+Every ${name} in every config.pbtxt must get a value from params.json; a param no placeholder uses
+is an error; a JSON null keeps the literal ${name} (the C++ backend reads that as "not set"),
+allowed only inside a quoted string_value; a ${name} inside a comment is no use (never filled, needs
+no param). Values inside quotes are escaped for protobuf text format; values outside quotes
+(max_batch_size, data_type, decoupled, counts) must be plain tokens. --out is rebuilt from scratch
+on every run (written in full inside --out first, then swapped in), and may be a mount point.
 Standalone on purpose: the serving pod's init container needs only this file.
 """
 
@@ -37,8 +38,9 @@ QUOTED, BARE, COMMENT = "quoted", "bare", "comment"
 
 
 def use_kind(text: str, position: int) -> str:
-    """How the placeholder at position is used on its line: inside a double-quoted string (QUOTED), as a
-    structural token (BARE), or after a `#` outside quotes (COMMENT: not a value, left as written)."""
+    """How the placeholder at position is used on its line: inside a double-quoted string (QUOTED),
+    as a structural token (BARE), or after a `#` outside quotes (COMMENT: not a value, left as
+    written)."""
     line_start = text.rfind("\n", 0, position) + 1
     quotes, index = 0, line_start
     while index < position:
@@ -55,10 +57,12 @@ def use_kind(text: str, position: int) -> str:
 
 
 def find_placeholders(skeleton: Path) -> dict[str, dict[str, bool]]:
-    """{config path relative to skeleton: {live placeholder: True when every live use is inside quotes}}.
+    """{config path relative to skeleton: {live placeholder: True when every live use is inside
+    quotes}}.
 
-    Uses inside comments (e.g. the commented-out enable_trt_overlap of the 1.0/1.1 skeletons) are not
-    values: they need no param, are never filled, and a param for a name used only there is an error."""
+    Uses inside comments (e.g. the commented-out enable_trt_overlap of the 1.0/1.1 skeletons) are
+    not values: they need no param, are never filled, and a param for a name used only there is an
+    error."""
     found: dict[str, dict[str, bool]] = {}
     for path in sorted(skeleton.rglob(CONFIG)):
         text = path.read_text()
@@ -72,19 +76,23 @@ def find_placeholders(skeleton: Path) -> dict[str, dict[str, bool]]:
 
 
 def commented_placeholders(skeleton: Path) -> dict[str, list[str]]:
-    """{config path: sorted placeholder names used only inside comments}; for --list and inventories."""
+    """{config path: sorted placeholder names used only inside comments}; for --list and
+    inventories."""
     commented: dict[str, list[str]] = {}
     live = find_placeholders(skeleton)
     for path in sorted(skeleton.rglob(CONFIG)):
         file, text = str(path.relative_to(skeleton)), path.read_text()
-        names = {m.group(1) for m in PLACEHOLDER.finditer(text) if use_kind(text, m.start()) == COMMENT}
+        names = {
+            m.group(1) for m in PLACEHOLDER.finditer(text) if use_kind(text, m.start()) == COMMENT
+        }
         if names - set(live[file]):
             commented[file] = sorted(names - set(live[file]))
     return commented
 
 
 def format_value(value: Any) -> str:
-    """Render one param: booleans true/false, numbers in decimal, lists joined by commas, strings as is."""
+    """Render one param: booleans true/false, numbers in decimal, lists joined by commas, strings as
+    is."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -114,7 +122,8 @@ def escape(text: str) -> str:
 
 
 def check(found: dict[str, dict[str, bool]], params: dict[str, Any]) -> None:
-    """Raise FillError listing every missing placeholder, unused param and null that cannot stay unset."""
+    """Raise FillError listing every missing placeholder, unused param and null that cannot stay
+    unset."""
     problems = []
     for file, names in found.items():
         missing = sorted(name for name in names if name not in params)
@@ -124,7 +133,9 @@ def check(found: dict[str, dict[str, bool]], params: dict[str, Any]) -> None:
             name for name, quoted in names.items() if params.get(name, 0) is None and not quoted
         )
         if structural:
-            problems.append(f"{file}: {', '.join(structural)} cannot be null (used outside a quoted string)")
+            problems.append(
+                f"{file}: {', '.join(structural)} cannot be null (used outside a quoted string)"
+            )
     used = {name for names in found.values() for name in names}
     unknown = sorted(set(params) - used)
     if unknown:
@@ -160,12 +171,13 @@ def render(text: str, params: dict[str, Any], file: str) -> str:
 
 
 def fill(skeleton: Path, params: dict[str, Any], out: Path) -> list[str]:
-    """Copy skeleton to out with every config.pbtxt filled, replacing what out held; returns the files.
+    """Copy skeleton to out with every config.pbtxt filled, replacing what out held; returns the
+    files.
 
     out is usually an emptyDir mount point: nothing may be created beside it (its parent is the root
-    filesystem, not writable by a non-root user) and it cannot be renamed onto (EBUSY). So the repository
-    is written in full into a hidden work directory inside out, and only then swapped in entry by entry;
-    a failure before the swap leaves out as it was.
+    filesystem, not writable by a non-root user) and it cannot be renamed onto (EBUSY). So the
+    repository is written in full into a hidden work directory inside out, and only then swapped in
+    entry by entry; a failure before the swap leaves out as it was.
     """
     if not skeleton.is_dir():
         raise FillError(f"skeleton {skeleton} is not a directory")
@@ -208,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skeleton", required=True, type=Path)
     parser.add_argument("--params", type=Path)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--list", action="store_true", help="print the placeholders per config as JSON")
+    parser.add_argument(
+        "--list", action="store_true", help="print the placeholders per config as JSON"
+    )
     args = parser.parse_args(argv)
     if args.list:
         found = find_placeholders(args.skeleton)

@@ -7,7 +7,7 @@ Usage: python -m hack.cluster up | down | status
 own session with its log in .local/cluster/logs/, writes .local/kubeconfig and links the matching
 kubectl into .local/bin/, then creates the fake GPU fleet (hack.fleet). `down` stops every process
 and removes .local/cluster/, the kubeconfig and the kubectl link.
-"""
+"""  # noqa: E501 (printed as the --help text, so its lines are kept as they are)
 
 from __future__ import annotations
 
@@ -52,10 +52,24 @@ def log(message: str) -> None:
 
 def build_binaries() -> dict[str, Path]:
     """Build (or find cached) binaries; return the path of each by name."""
-    env = {**os.environ, "K8S_VERSION": K8S_VERSION, "ETCD_VERSION": ETCD_VERSION,
-           "KWOK_VERSION": KWOK_VERSION, "COREDNS_VERSION": COREDNS_VERSION}
-    out = subprocess.run(["bash", str(HACK / "build-binaries.sh")], env=env, check=True,
-                         stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1]
+    env = {
+        **os.environ,
+        "K8S_VERSION": K8S_VERSION,
+        "ETCD_VERSION": ETCD_VERSION,
+        "KWOK_VERSION": KWOK_VERSION,
+        "COREDNS_VERSION": COREDNS_VERSION,
+    }
+    out = (
+        subprocess.run(
+            ["bash", str(HACK / "build-binaries.sh")],
+            env=env,
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     bin_dir = Path(out)
     k8s = bin_dir / f"k8s-v{K8S_VERSION}"
     return {
@@ -63,9 +77,17 @@ def build_binaries() -> dict[str, Path]:
         "etcd": bin_dir / f"etcd-v{ETCD_VERSION}" / "etcd",
         "kwok": bin_dir / f"kwok-v{KWOK_VERSION}" / "kwok",
         "kwok-stages": bin_dir / f"kwok-v{KWOK_VERSION}" / "stages",
-        **{name: k8s / name for name in
-           ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet",
-            "kube-proxy")},
+        **{
+            name: k8s / name
+            for name in (
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler",
+                "kubectl",
+                "kubelet",
+                "kube-proxy",
+            )
+        },
     }
 
 
@@ -91,7 +113,9 @@ def is_live() -> bool:
     if not (STATE.exists() and KUBECONFIG.exists()):
         return False
     state = json.loads(STATE.read_text())
-    return http_ok(f"https://127.0.0.1:{state['ports']['api']}/readyz", state["token"], ssl_context())
+    return http_ok(
+        f"https://127.0.0.1:{state['ports']['api']}/readyz", state["token"], ssl_context()
+    )
 
 
 def wait_until(what: str, check, timeout: float = 120) -> None:
@@ -113,20 +137,35 @@ def write_kubeconfig(path: Path, port: int, token: str) -> None:
     """Write a kubeconfig for the admin token; shared by every component, kubectl and the tests."""
     ca = (RUN / "ca.crt").resolve()
     config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "trtllm-local",
-        "clusters": [{"name": "trtllm-local", "cluster": {
-            "server": f"https://127.0.0.1:{port}", "certificate-authority": str(ca)}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "trtllm-local",
+        "clusters": [
+            {
+                "name": "trtllm-local",
+                "cluster": {
+                    "server": f"https://127.0.0.1:{port}",
+                    "certificate-authority": str(ca),
+                },
+            }
+        ],
         "users": [{"name": "admin", "user": {"token": token}}],
-        "contexts": [{"name": "trtllm-local", "context": {"cluster": "trtllm-local", "user": "admin"}}],
+        "contexts": [
+            {"name": "trtllm-local", "context": {"cluster": "trtllm-local", "user": "admin"}}
+        ],
     }
     path.write_text(json.dumps(config, indent=2))
     path.chmod(0o600)
 
 
 def kwok_config(stages_dir: Path) -> Path:
-    """Concatenate KWOK's own stages (from its module) with the project's stages in hack/kwok-stages/."""
-    options = ("options:\n  nodeLeaseDurationSeconds: 40\n  nodeLeaseParallelism: 4\n"
-               "  podPlayStageParallelism: 4\n  nodePlayStageParallelism: 4\n  podsOnNodeSyncParallelism: 4\n")
+    """Concatenate KWOK's own stages (from its module) with the project's stages in
+    hack/kwok-stages/."""
+    options = (
+        "options:\n  nodeLeaseDurationSeconds: 40\n  nodeLeaseParallelism: 4\n"
+        "  podPlayStageParallelism: 4\n  nodePlayStageParallelism: 4\n"
+        "  podsOnNodeSyncParallelism: 4\n"
+    )
     docs = ["kind: KwokConfiguration\napiVersion: config.kwok.x-k8s.io/v1alpha1\n" + options]
     docs += [(stages_dir / stage).read_text() for stage in KWOK_STAGES]
     docs += [p.read_text() for p in sorted((HACK / "kwok-stages").glob("*.yaml"))]
@@ -138,66 +177,110 @@ def kwok_config(stages_dir: Path) -> Path:
 def start_etcd(bins: dict[str, Path], state: dict) -> None:
     """Start etcd and wait for /health."""
     client, peer = state["ports"]["etcd"], state["ports"]["etcd-peer"]
-    start("etcd", [str(bins["etcd"]), "--name=local", f"--data-dir={RUN / 'etcd'}",
-                   f"--listen-client-urls=http://127.0.0.1:{client}",
-                   f"--advertise-client-urls=http://127.0.0.1:{client}",
-                   f"--listen-peer-urls=http://127.0.0.1:{peer}",
-                   f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-                   f"--initial-cluster=local=http://127.0.0.1:{peer}",
-                   "--listen-metrics-urls=", "--unsafe-no-fsync=true", "--log-level=warn"], state)
+    start(
+        "etcd",
+        [
+            str(bins["etcd"]),
+            "--name=local",
+            f"--data-dir={RUN / 'etcd'}",
+            f"--listen-client-urls=http://127.0.0.1:{client}",
+            f"--advertise-client-urls=http://127.0.0.1:{client}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-cluster=local=http://127.0.0.1:{peer}",
+            "--listen-metrics-urls=",
+            "--unsafe-no-fsync=true",
+            "--log-level=warn",
+        ],
+        state,
+    )
     wait_until("etcd /health", lambda: http_ok(f"http://127.0.0.1:{client}/health"))
 
 
 def network_flags(with_node: bool) -> list[str]:
     """Where the API server listens and what it advertises: with the real node, on every address
-    (pods reach it at the bridge's 10.88.0.1 through the `kubernetes` Service, whose endpoints it keeps),
-    otherwise on 127.0.0.1 only with no endpoints."""
+    (pods reach it at the bridge's 10.88.0.1 through the `kubernetes` Service, whose endpoints it
+    keeps), otherwise on 127.0.0.1 only with no endpoints."""
     if not with_node:
-        return ["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-                "--endpoint-reconciler-type=none"]
-    return ["--bind-address=0.0.0.0", f"--advertise-address={node.NODE_IP}",
-            "--kubelet-preferred-address-types=InternalIP",
-            f"--kubelet-client-certificate={RUN / 'kubelet-client.crt'}",
-            f"--kubelet-client-key={RUN / 'kubelet-client.key'}"]
+        return [
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            "--endpoint-reconciler-type=none",
+        ]
+    return [
+        "--bind-address=0.0.0.0",
+        f"--advertise-address={node.NODE_IP}",
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-client-certificate={RUN / 'kubelet-client.crt'}",
+        f"--kubelet-client-key={RUN / 'kubelet-client.key'}",
+    ]
 
 
 def start_apiserver(bins: dict[str, Path], state: dict) -> None:
     """Start kube-apiserver (RBAC on, token auth, audit log) and wait for /readyz."""
     port = state["ports"]["api"]
-    start("kube-apiserver", [
-        str(bins["kube-apiserver"]), f"--etcd-servers=http://127.0.0.1:{state['ports']['etcd']}",
-        *network_flags(state.get("node", False)), f"--secure-port={port}",
-        f"--cert-dir={RUN}", f"--tls-cert-file={RUN / 'apiserver.crt'}",
-        f"--tls-private-key-file={RUN / 'apiserver.key'}", f"--client-ca-file={RUN / 'ca.crt'}",
-        f"--token-auth-file={RUN / 'tokens.csv'}", "--authorization-mode=Node,RBAC",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-account-key-file={RUN / 'sa.key'}",
-        f"--service-account-signing-key-file={RUN / 'sa.key'}",
-        "--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
-        # namespaces annotated for the real node get its node selector and toleration on every pod
-        "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
-        f"--audit-policy-file={HACK / 'audit-policy.yaml'}",
-        f"--audit-log-path={RUN / 'audit.log'}", "--audit-log-maxsize=200",
-        "--enable-aggregator-routing=true",  # aggregated APIs (the bench's custom metrics) by endpoint
-    ], state)
-    wait_until("kube-apiserver /readyz",
-               lambda: http_ok(f"https://127.0.0.1:{port}/readyz", state["token"], ssl_context()), 180)
+    start(
+        "kube-apiserver",
+        [
+            str(bins["kube-apiserver"]),
+            f"--etcd-servers=http://127.0.0.1:{state['ports']['etcd']}",
+            *network_flags(state.get("node", False)),
+            f"--secure-port={port}",
+            f"--cert-dir={RUN}",
+            f"--tls-cert-file={RUN / 'apiserver.crt'}",
+            f"--tls-private-key-file={RUN / 'apiserver.key'}",
+            f"--client-ca-file={RUN / 'ca.crt'}",
+            f"--token-auth-file={RUN / 'tokens.csv'}",
+            "--authorization-mode=Node,RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={RUN / 'sa.key'}",
+            f"--service-account-signing-key-file={RUN / 'sa.key'}",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--allow-privileged=true",
+            # namespaces annotated for the real node get its node selector and toleration on
+            # every pod
+            "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
+            f"--audit-policy-file={HACK / 'audit-policy.yaml'}",
+            f"--audit-log-path={RUN / 'audit.log'}",
+            "--audit-log-maxsize=200",
+            # aggregated APIs (the bench's custom metrics) by endpoint
+            "--enable-aggregator-routing=true",
+        ],
+        state,
+    )
+    wait_until(
+        "kube-apiserver /readyz",
+        lambda: http_ok(f"https://127.0.0.1:{port}/readyz", state["token"], ssl_context()),
+        180,
+    )
 
 
 def recycler_template(state: dict) -> Path:
     """The pod the PV controller runs to scrub a released volume (reclaim policy Recycle), so the
-    pool's host directories return to Available instead of piling up Released. It runs our base image
-    on the real node (without one the PVs are kept, Retain, and the template is unused)."""
-    pod: dict = {"apiVersion": "v1", "kind": "Pod",
-                 "metadata": {"generateName": "pv-recycler-", "namespace": "default"},
-                 "spec": {"restartPolicy": "Never",
-                          "volumes": [{"name": "vol", "hostPath": {"path": "/scrub"}}],
-                          "containers": [{
-                              "name": "pv-recycler", "image": state.get("images", {}).get("base", "pause"),
-                              "imagePullPolicy": "Never",
-                              "command": ["/bin/sh", "-c", "find /scrub -mindepth 1 -delete && "
-                                          "test -z \"$(ls -A /scrub)\""],
-                              "volumeMounts": [{"name": "vol", "mountPath": "/scrub"}]}]}}
+    pool's host directories return to Available instead of piling up Released. It runs our base
+    image on the real node (without one the PVs are kept, Retain, and the template is unused)."""
+    pod: dict = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"generateName": "pv-recycler-", "namespace": "default"},
+        "spec": {
+            "restartPolicy": "Never",
+            "volumes": [{"name": "vol", "hostPath": {"path": "/scrub"}}],
+            "containers": [
+                {
+                    "name": "pv-recycler",
+                    "image": state.get("images", {}).get("base", "pause"),
+                    "imagePullPolicy": "Never",
+                    "command": [
+                        "/bin/sh",
+                        "-c",
+                        'find /scrub -mindepth 1 -delete && test -z "$(ls -A /scrub)"',
+                    ],
+                    "volumeMounts": [{"name": "vol", "mountPath": "/scrub"}],
+                }
+            ],
+        },
+    }
     if state.get("node"):
         pod["spec"]["nodeSelector"] = {node.LABEL: "true"}
         pod["spec"]["tolerations"] = [node.TOLERATION]
@@ -209,29 +292,57 @@ def recycler_template(state: dict) -> Path:
 def start_controllers(bins: dict[str, Path], state: dict) -> None:
     """Start controller-manager, scheduler and KWOK against the admin kubeconfig."""
     kubeconfig = f"--kubeconfig={RUN / 'kubeconfig'}"
-    start("kube-controller-manager", [
-        str(bins["kube-controller-manager"]), kubeconfig, "--leader-elect=false",
-        "--bind-address=127.0.0.1", f"--secure-port={state['ports']['kcm']}",
-        f"--root-ca-file={RUN / 'ca.crt'}", f"--service-account-private-key-file={RUN / 'sa.key'}",
-        "--use-service-account-credentials=true", "--node-monitor-period=5s",
-        "--node-monitor-grace-period=40s", "--pvclaimbinder-sync-period=1s",
-        "--concurrent-gc-syncs=5",  # the HPA syncs every 15 s, its default (the recipe runs on defaults)
-        f"--pv-recycler-pod-template-filepath-hostpath={recycler_template(state)}",
-        "--pv-recycler-minimum-timeout-hostpath=60",
-    ], state)
-    start("kube-scheduler", [
-        str(bins["kube-scheduler"]), kubeconfig, "--leader-elect=false", "--bind-address=127.0.0.1",
-        f"--secure-port={state['ports']['scheduler']}",
-    ], state)
-    start("kwok", [
-        str(bins["kwok"]), kubeconfig, f"--config={kwok_config(bins['kwok-stages'])}",
-        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake", "--cidr=10.244.0.0/16", "--node-ip=10.0.0.1",
-        "--node-lease-duration-seconds=40", "--server-address=127.0.0.1:0",
-    ], state)
+    start(
+        "kube-controller-manager",
+        [
+            str(bins["kube-controller-manager"]),
+            kubeconfig,
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={state['ports']['kcm']}",
+            f"--root-ca-file={RUN / 'ca.crt'}",
+            f"--service-account-private-key-file={RUN / 'sa.key'}",
+            "--use-service-account-credentials=true",
+            "--node-monitor-period=5s",
+            "--node-monitor-grace-period=40s",
+            "--pvclaimbinder-sync-period=1s",
+            # the HPA syncs every 15 s, its default (the recipe runs on defaults)
+            "--concurrent-gc-syncs=5",
+            f"--pv-recycler-pod-template-filepath-hostpath={recycler_template(state)}",
+            "--pv-recycler-minimum-timeout-hostpath=60",
+        ],
+        state,
+    )
+    start(
+        "kube-scheduler",
+        [
+            str(bins["kube-scheduler"]),
+            kubeconfig,
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={state['ports']['scheduler']}",
+        ],
+        state,
+    )
+    start(
+        "kwok",
+        [
+            str(bins["kwok"]),
+            kubeconfig,
+            f"--config={kwok_config(bins['kwok-stages'])}",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--cidr=10.244.0.0/16",
+            "--node-ip=10.0.0.1",
+            "--node-lease-duration-seconds=40",
+            "--server-address=127.0.0.1:0",
+        ],
+        state,
+    )
 
 
 def real_node_wanted() -> bool:
-    """True when this machine can run the real node; otherwise say why in one line (KWOK only then)."""
+    """True when this machine can run the real node; otherwise say why in one line (KWOK only
+    then)."""
     reason = node.unavailable_reason()
     if reason:
         log(f"No real node: {reason}; the cluster has the KWOK fleet only")
@@ -269,8 +380,13 @@ def up() -> None:
     RUN.mkdir(parents=True)
     token, node_token = secrets.token_hex(16), secrets.token_hex(16)
     names = ("api", "etcd", "etcd-peer", "kcm", "scheduler")
-    state = {"token": token, "ports": {n: free_port() for n in names}, "pids": {}, "node": with_node,
-             "images": {name: image["ref"] for name, image in built.items()}}
+    state = {
+        "token": token,
+        "ports": {n: free_port() for n in names},
+        "pids": {},
+        "node": with_node,
+        "images": {name: image["ref"] for name, image in built.items()},
+    }
     pki.write_all(RUN, token)
     if with_node:
         with open(RUN / "tokens.csv", "a") as tokens:
@@ -287,8 +403,19 @@ def up() -> None:
     KUBECTL_LINK.symlink_to(bins["kubectl"])
     fleet.create(node.NODE / "volumes", recycle=with_node)
     if with_node:
-        ports = {n: free_port() for n in ("kubelet", "kubelet-healthz", "proxy-healthz", "proxy-metrics")}
-        node.up(bins, RUN, state["ports"]["api"], node_token, built, str(KUBECTL_LINK), str(KUBECONFIG), ports)
+        ports = {
+            n: free_port() for n in ("kubelet", "kubelet-healthz", "proxy-healthz", "proxy-metrics")
+        }
+        node.up(
+            bins,
+            RUN,
+            state["ports"]["api"],
+            node_token,
+            built,
+            str(KUBECTL_LINK),
+            str(KUBECONFIG),
+            ports,
+        )
     log(f"Control plane ready in {time.monotonic() - started:.0f} s")
     print_usage()
 
@@ -310,10 +437,12 @@ def down() -> None:
 
 def print_usage() -> None:
     """Tell the user how to talk to the cluster."""
-    print(f"\nLocal control plane is up.\n  export KUBECONFIG={KUBECONFIG}\n"
-          f"  export PATH={KUBECTL_LINK.parent}:$PATH\n"
-          "  kubectl get nodes -L nvidia.com/gpu.product -L type\n"
-          f"Logs: {RUN / 'logs'}    Stop: make cluster-down\n")
+    print(
+        f"\nLocal control plane is up.\n  export KUBECONFIG={KUBECONFIG}\n"
+        f"  export PATH={KUBECTL_LINK.parent}:$PATH\n"
+        "  kubectl get nodes -L nvidia.com/gpu.product -L type\n"
+        f"Logs: {RUN / 'logs'}    Stop: make cluster-down\n"
+    )
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ and serving pods run on that node for real. Without it (no root, no cgroups), th
 the background as a process (pid in .local/operator.pid, logs in .local/operator.log) and KWOK plays
 every pod. Either way it watches every namespace except the test namespaces (t-*, o-*, r-*, p-*,
 h-*), which the test suite's own operators handle.
-"""
+"""  # noqa: E501 (printed as the --help text, so its lines are kept as they are)
 
 from __future__ import annotations
 
@@ -66,9 +66,14 @@ def start_operator() -> None:
         print(f"Operator already running (pid {PID.read_text()}); logs in {LOG}")
         return
     with open(LOG, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "trtllm_operator", "--standalone", "--namespace",
-                                 NAMESPACES], stdout=out, stderr=subprocess.STDOUT, env=ENV, cwd=ROOT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trtllm_operator", "--standalone", "--namespace", NAMESPACES],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=ENV,
+            cwd=ROOT,
+            start_new_session=True,
+        )
     PID.write_text(str(proc.pid))
     print(f"Started the operator (pid {proc.pid}); logs in {LOG}")
 
@@ -77,43 +82,73 @@ def wait_ready(name: str, timeout: float) -> None:
     """Wait until the sample's phase is Ready, printing the phase and its pods as they change."""
     deadline, last, started = time.monotonic() + timeout, None, time.monotonic()
     while time.monotonic() < deadline:
-        phase = kube.kubectl("get", "llmdeployment", name, "-o", "jsonpath={.status.phase}",
-                             check=False).stdout
-        pods = kube.kubectl("get", "pods", "-o", "custom-columns=:metadata.name,:status.phase",
-                            "--no-headers", check=False).stdout.split()
+        phase = kube.kubectl(
+            "get", "llmdeployment", name, "-o", "jsonpath={.status.phase}", check=False
+        ).stdout
+        pods = kube.kubectl(
+            "get",
+            "pods",
+            "-o",
+            "custom-columns=:metadata.name,:status.phase",
+            "--no-headers",
+            check=False,
+        ).stdout.split()
         seen = (phase, tuple(pods))
         if seen != last:
-            shown = ", ".join(f"{pods[i]} {pods[i + 1]}" for i in range(0, len(pods) - 1, 2)) or "no pods yet"
-            print(f"  phase: {phase or '(none yet)'}  [{time.monotonic() - started:.0f}s]  {shown}", flush=True)
+            shown = (
+                ", ".join(f"{pods[i]} {pods[i + 1]}" for i in range(0, len(pods) - 1, 2))
+                or "no pods yet"
+            )
+            print(
+                f"  phase: {phase or '(none yet)'}  [{time.monotonic() - started:.0f}s]  {shown}",
+                flush=True,
+            )
             last = seen
         if phase == "Ready":
             return
         time.sleep(1)
-    raise SystemExit(f"{name} did not become Ready in {timeout:.0f}s; see `kubectl describe llmdeployment {name}`"
-                     f" and the operator's log (`kubectl logs -n {SYSTEM_NS} deploy/trtllm-operator`)")
+    raise SystemExit(
+        f"{name} did not become Ready in {timeout:.0f}s; "
+        f"see `kubectl describe llmdeployment {name}` "
+        f"and the operator's log (`kubectl logs -n {SYSTEM_NS} deploy/trtllm-operator`)"
+    )
 
 
 def real_node_images() -> dict[str, str] | None:
-    """The images the real node runs ({name: ref}, rebuilt and imported where the sources changed), or
-    None when the cluster has no real node."""
+    """The images the real node runs ({name: ref}, rebuilt and imported where the sources changed),
+    or None when the cluster has no real node."""
     if not CLUSTER_STATE.exists() or not json.loads(CLUSTER_STATE.read_text()).get("node"):
         return None
     return cluster.refresh_images()
 
 
 def write_dev_overlay(images: dict[str, str]) -> Path:
-    """A kustomization over manifests/overlays/local with this machine's image tags (they are hashes of
-    the images' content, so they live in .local, not in Git)."""
+    """A kustomization over manifests/overlays/local with this machine's image tags (they are hashes
+    of the images' content, so they live in .local, not in Git)."""
     name, tag = images["operator"].rsplit(":", 1)
-    overrides = " ".join(image_builder.standin_overrides({n: {"ref": ref} for n, ref in images.items()}))
+    overrides = " ".join(
+        image_builder.standin_overrides({n: {"ref": ref} for n, ref in images.items()})
+    )
     DEV_OVERLAY.mkdir(parents=True, exist_ok=True)
     body = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
         "resources": [os.path.relpath(OVERLAY, DEV_OVERLAY)],
         "images": [{"name": "trtllm-operator", "newName": name, "newTag": tag}],
-        "patches": [{"target": {"kind": "Deployment", "name": "trtllm-operator"}, "patch": json.dumps([
-            {"op": "add", "path": "/spec/template/spec/containers/0/env/-",
-             "value": {"name": "TRTLLM_IMAGE_OVERRIDES", "value": overrides}}])}],
+        "patches": [
+            {
+                "target": {"kind": "Deployment", "name": "trtllm-operator"},
+                "patch": json.dumps(
+                    [
+                        {
+                            "op": "add",
+                            "path": "/spec/template/spec/containers/0/env/-",
+                            "value": {"name": "TRTLLM_IMAGE_OVERRIDES", "value": overrides},
+                        }
+                    ]
+                ),
+            }
+        ],
     }
     (DEV_OVERLAY / "kustomization.yaml").write_text(json.dumps(body, indent=2))
     return DEV_OVERLAY
@@ -126,14 +161,15 @@ def deploy_operator(images: dict[str, str]) -> None:
 
 
 def send_to_real_node(namespace: str) -> None:
-    """Send every pod of `namespace` to the real node (node selector and toleration by admission)."""
+    """Send every pod of `namespace` to the real node (node selector and toleration by
+    admission)."""
     pairs = [f"{k}={v}" for k, v in node.namespace_annotations().items()]
     kubectl("annotate", "--overwrite", "namespace", namespace, *pairs)
 
 
 def ask(name: str, namespace: str = "default") -> str:
-    """One question to the served model through its Service: Triton's ensemble over gRPC with tritonclient,
-    or trtllm-serve's OpenAI completions endpoint; returns the answer text."""
+    """One question to the served model through its Service: Triton's ensemble over gRPC with
+    tritonclient, or trtllm-serve's OpenAI completions endpoint; returns the answer text."""
     service = json.loads(kube.kubectl("get", "service", name, "-n", namespace, "-o", "json").stdout)
     ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
     address = service["spec"]["clusterIP"]
@@ -151,10 +187,15 @@ def ask_triton(url: str, timeout: float = 30) -> str:
     import tritonclient.grpc as grpcclient
 
     inputs = []
-    for name, value, dtype in (("text_input", QUESTION.encode(), "BYTES"), ("max_tokens", 16, "INT32"),
-                               ("stream", True, "BOOL")):
+    for name, value, dtype in (
+        ("text_input", QUESTION.encode(), "BYTES"),
+        ("max_tokens", 16, "INT32"),
+        ("stream", True, "BOOL"),
+    ):
         tensor = grpcclient.InferInput(name, [1, 1], dtype)
-        tensor.set_data_from_numpy(np.array([[value]], dtype=object if dtype == "BYTES" else dtype.lower()))
+        tensor.set_data_from_numpy(
+            np.array([[value]], dtype=object if dtype == "BYTES" else dtype.lower())
+        )
         inputs.append(tensor)
     answers: queue.Queue = queue.Queue()
     client = grpcclient.InferenceServerClient(url)
@@ -179,13 +220,18 @@ def ask_openai(base: str) -> str:
     import urllib.request
 
     models = json.load(urllib.request.urlopen(f"{base}/v1/models", timeout=10))
-    body = json.dumps({"model": models["data"][0]["id"], "prompt": QUESTION, "max_tokens": 16}).encode()
-    request = urllib.request.Request(f"{base}/v1/completions", body, {"Content-Type": "application/json"})
+    body = json.dumps(
+        {"model": models["data"][0]["id"], "prompt": QUESTION, "max_tokens": 16}
+    ).encode()
+    request = urllib.request.Request(
+        f"{base}/v1/completions", body, {"Content-Type": "application/json"}
+    )
     return json.load(urllib.request.urlopen(request, timeout=30))["choices"][0]["text"]
 
 
 def up() -> None:
-    """The main job: CRDs, operator, the sample, Ready, then show what was created and ask the model."""
+    """The main job: CRDs, operator, the sample, Ready, then show what was created and ask the
+    model."""
     started = time.monotonic()
     install_crds()
     images = real_node_images()
@@ -197,15 +243,21 @@ def up() -> None:
     kubectl("apply", "-f", str(SAMPLE))
     wait_ready("tinyllama", 600 if images else 180)
     kubectl("get", "llmdeployments,llmengines")
-    kubectl("get", "jobs,deployments,services,pvc", "-l", "app.kubernetes.io/managed-by=trtllm-operator")
+    kubectl(
+        "get", "jobs,deployments,services,pvc", "-l", "app.kubernetes.io/managed-by=trtllm-operator"
+    )
     kubectl("get", "pods", "-o", "wide")
     if images:
         kubectl("get", "pods", "-n", SYSTEM_NS, "-o", "wide")
-        print(f"\nAsked tinyllama {QUESTION!r} through its Service; it answered: {ask('tinyllama')!r}")
-    print(f"\nmake dev took {time.monotonic() - started:.0f} s\n"
-          f"export KUBECONFIG={KUBECONFIG} PATH={BIN}:$PATH\n"
-          "kubectl describe llmdeployment tinyllama    # conditions and events\n"
-          "make dev-down                                # stop the operator and the cluster")
+        print(
+            f"\nAsked tinyllama {QUESTION!r} through its Service; it answered: {ask('tinyllama')!r}"
+        )
+    print(
+        f"\nmake dev took {time.monotonic() - started:.0f} s\n"
+        f"export KUBECONFIG={KUBECONFIG} PATH={BIN}:$PATH\n"
+        "kubectl describe llmdeployment tinyllama    # conditions and events\n"
+        "make dev-down                                # stop the operator and the cluster"
+    )
 
 
 def down() -> None:

@@ -1,4 +1,5 @@
-"""The fake fleet of the local cluster: GPU nodes with GPU Feature Discovery labels, a CPU node, PVs."""
+"""The fake fleet of the local cluster: GPU nodes with GPU Feature Discovery labels, a CPU node,
+PVs."""
 
 from __future__ import annotations
 
@@ -21,14 +22,25 @@ STORAGE_CLASS = "local-shared"
 PV_POOL = [("ReadWriteMany", "10Ti", 40), ("ReadWriteOnce", "1Ti", 20)]
 
 
-def gpu_node(name: str, product: str, count: int, compute: tuple[int, int], mib: int, family: str,
-             tainted: bool) -> dict[str, Any]:
+def gpu_node(
+    name: str,
+    product: str,
+    count: int,
+    compute: tuple[int, int],
+    mib: int,
+    family: str,
+    tainted: bool,
+) -> dict[str, Any]:
     """A Node as GPU Feature Discovery and the NVIDIA device plugin would leave it."""
     labels = base_labels(name) | {
-        "nvidia.com/gpu.present": "true", "nvidia.com/gpu.product": product,
-        "nvidia.com/gpu.memory": str(mib), "nvidia.com/gpu.count": str(count),
-        "nvidia.com/gpu.family": family, "nvidia.com/gpu.compute.major": str(compute[0]),
-        "nvidia.com/gpu.compute.minor": str(compute[1]), "nvidia.com/cuda.driver.major": "580",
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.product": product,
+        "nvidia.com/gpu.memory": str(mib),
+        "nvidia.com/gpu.count": str(count),
+        "nvidia.com/gpu.family": family,
+        "nvidia.com/gpu.compute.major": str(compute[0]),
+        "nvidia.com/gpu.compute.minor": str(compute[1]),
+        "nvidia.com/cuda.driver.major": "580",
     }
     taints = [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}] if tainted else []
     return node(name, labels, taints)
@@ -36,15 +48,22 @@ def gpu_node(name: str, product: str, count: int, compute: tuple[int, int], mib:
 
 def base_labels(name: str) -> dict[str, str]:
     """Labels every node carries."""
-    return {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-            "type": "kwok"}
+    return {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "type": "kwok",
+    }
 
 
 def node(name: str, labels: dict[str, str], taints: list[dict[str, str]]) -> dict[str, Any]:
     """A Node object owned by KWOK."""
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": labels, "annotations": {"kwok.x-k8s.io/node": "fake"}},
-            "spec": {"taints": taints}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": labels, "annotations": {"kwok.x-k8s.io/node": "fake"}},
+        "spec": {"taints": taints},
+    }
 
 
 def node_status(gpus: int, cpu: str = "128") -> dict[str, Any]:
@@ -58,24 +77,41 @@ def node_status(gpus: int, cpu: str = "128") -> dict[str, Any]:
 def storage_objects(volumes: Path, recycle: bool) -> list[dict[str, Any]]:
     """A default StorageClass without a provisioner and a pool of PVs the PV controller binds: host
     directories under `volumes`, which the real node mounts for real (KWOK pods mount nothing). With
-    `recycle` (a real node scrubs them), a released volume is emptied and becomes Available again."""
-    objs: list[dict[str, Any]] = [{
-        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-        "metadata": {"name": STORAGE_CLASS,
-                     "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-        "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "Immediate",
-        "reclaimPolicy": "Retain",
-    }]
+    `recycle` (a real node scrubs them), a released volume is emptied and becomes Available
+    again."""
+    objs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {
+                "name": STORAGE_CLASS,
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+            },
+            "provisioner": "kubernetes.io/no-provisioner",
+            "volumeBindingMode": "Immediate",
+            "reclaimPolicy": "Retain",
+        }
+    ]
     for mode, size, count in PV_POOL:
         tag = "rwx" if mode == "ReadWriteMany" else "rwo"
-        objs += [{"apiVersion": "v1", "kind": "PersistentVolume",
-                  "metadata": {"name": f"pv-{tag}-{i:02d}", "labels": {"pool": tag}},
-                  "spec": {"capacity": {"storage": size}, "accessModes": [mode],
-                           "storageClassName": STORAGE_CLASS,
-                           "persistentVolumeReclaimPolicy": "Recycle" if recycle else "Retain",
-                           "hostPath": {"path": str(volumes / f"pv-{tag}-{i:02d}"),
-                                        "type": "DirectoryOrCreate"}}}
-                 for i in range(count)]
+        objs += [
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"pv-{tag}-{i:02d}", "labels": {"pool": tag}},
+                "spec": {
+                    "capacity": {"storage": size},
+                    "accessModes": [mode],
+                    "storageClassName": STORAGE_CLASS,
+                    "persistentVolumeReclaimPolicy": "Recycle" if recycle else "Retain",
+                    "hostPath": {
+                        "path": str(volumes / f"pv-{tag}-{i:02d}"),
+                        "type": "DirectoryOrCreate",
+                    },
+                },
+            }
+            for i in range(count)
+        ]
     return objs
 
 
@@ -90,22 +126,27 @@ def make_volume_dirs(items: list[dict[str, Any]]) -> None:
 
 def create(volumes: Path, recycle: bool = False) -> None:
     """Create the fleet, patch node capacity, and wait until every node is Ready and untainted."""
-    nodes = [gpu_node(*spec) for spec in GPU_NODES] + [node(n, base_labels(n), []) for n in CPU_NODES]
+    nodes = [gpu_node(*spec) for spec in GPU_NODES] + [
+        node(n, base_labels(n), []) for n in CPU_NODES
+    ]
     items = nodes + storage_objects(volumes, recycle)
     make_volume_dirs(items)
-    kube.kubectl("apply", "-f", "-",
-                 stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    kube.kubectl(
+        "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+    )
     gpus = {spec[0]: spec[2] for spec in GPU_NODES}
     for obj in nodes:
         name = obj["metadata"]["name"]
         status = node_status(gpus.get(name, 0), "128" if name in gpus else "16")
-        kube.kubectl("patch", "node", name, "--subresource=status", "--type=merge",
-                     "-p", json.dumps(status))
+        kube.kubectl(
+            "patch", "node", name, "--subresource=status", "--type=merge", "-p", json.dumps(status)
+        )
     wait_ready(len(nodes))
 
 
 def wait_ready(expected: int, timeout: float = 120) -> None:
-    """Wait until the nodes are Ready, carry no not-ready taint and the default ServiceAccount exists."""
+    """Wait until the nodes are Ready, carry no not-ready taint and the default ServiceAccount
+    exists."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         nodes = json.loads(kube.kubectl("get", "nodes", "-o", "json").stdout)["items"]

@@ -107,7 +107,9 @@ SERVICES: dict[str, dict[str, tuple[str, str, bool]]] = {
         "GetDevicePluginOptions": ("Empty", "DevicePluginOptions", False),
         "ListAndWatch": ("Empty", "ListAndWatchResponse", True),
         "GetPreferredAllocation": (
-            "PreferredAllocationRequest", "PreferredAllocationResponse", False,
+            "PreferredAllocationRequest",
+            "PreferredAllocationResponse",
+            False,
         ),
         "Allocate": ("AllocateRequest", "AllocateResponse", False),
         "PreStartContainer": ("PreStartContainerRequest", "PreStartContainerResponse", False),
@@ -315,8 +317,11 @@ class FakeGpus:
                     continue
                 sent = self._generation
                 devices = [new("Device", ID=device, health=h) for device, h in self._health.items()]
-            LOG.info("Sent the device list: %d devices, %d healthy", len(devices),
-                     sum(device.health == HEALTHY for device in devices))
+            LOG.info(
+                "Sent the device list: %d devices, %d healthy",
+                len(devices),
+                sum(device.health == HEALTHY for device in devices),
+            )
             yield new("ListAndWatchResponse", devices=devices)
 
     def _news(self, seen: int) -> bool:
@@ -328,7 +333,9 @@ class FakeGpus:
         responses = []
         for asked in request.container_requests:
             chosen = preferred_devices(
-                self.ids, list(asked.available_deviceIDs), list(asked.must_include_deviceIDs),
+                self.ids,
+                list(asked.available_deviceIDs),
+                list(asked.must_include_deviceIDs),
                 asked.allocation_size,
             )
             LOG.info("Preferred %s for a request of %d", ",".join(chosen), asked.allocation_size)
@@ -433,14 +440,23 @@ class PluginServer:
                 register = stub(channel, "Registration", "Register")
                 register(registration_request(self.resource), timeout=5)
         except grpc.RpcError as error:
-            LOG.info("Registration with %s failed (%s: %s); retrying in %.0f s",
-                     self.kubelet_socket, error.code().name, error.details(),
-                     REGISTER_RETRY_SECONDS)
+            LOG.info(
+                "Registration with %s failed (%s: %s); retrying in %.0f s",
+                self.kubelet_socket,
+                error.code().name,
+                error.details(),
+                REGISTER_RETRY_SECONDS,
+            )
             self._next_register = time.monotonic() + REGISTER_RETRY_SECONDS
             return False
         self._registered_with = kubelet
-        LOG.info("Registered %s (%d devices, endpoint %s) with the kubelet at %s",
-                 self.resource, len(self.gpus.ids), PLUGIN_SOCKET, self.kubelet_socket)
+        LOG.info(
+            "Registered %s (%d devices, endpoint %s) with the kubelet at %s",
+            self.resource,
+            len(self.gpus.ids),
+            PLUGIN_SOCKET,
+            self.kubelet_socket,
+        )
         return True
 
     def _stop_server(self) -> None:
@@ -460,8 +476,12 @@ class PluginServer:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description="Advertise fake NVIDIA GPUs to a kubelet.")
-    parser.add_argument("--kubelet-dir", required=True, type=Path,
-                        help="the kubelet's device-plugins directory (<root-dir>/device-plugins)")
+    parser.add_argument(
+        "--kubelet-dir",
+        required=True,
+        type=Path,
+        help="the kubelet's device-plugins directory (<root-dir>/device-plugins)",
+    )
     parser.add_argument("--resource", default="nvidia.com/gpu", help="extended resource name")
     parser.add_argument("--count", type=int, default=8, help="how many devices to advertise")
     parser.add_argument("--uuid-prefix", default="GPU-fake", help="device IDs are <prefix>-<i>")
@@ -471,8 +491,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run in the foreground until SIGTERM or SIGINT; returns the exit status (0)."""
     args = parse_args(argv)
-    logging.basicConfig(stream=sys.stdout, level=logging.INFO,
-                        format="%(asctime)s gpu-plugin %(message)s")
+    logging.basicConfig(
+        stream=sys.stdout, level=logging.INFO, format="%(asctime)s gpu-plugin %(message)s"
+    )
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())

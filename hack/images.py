@@ -45,8 +45,14 @@ MIRRORS = (
     "deb http://deb.debian.org/debian bookworm bookworm-updates main",
     "deb http://deb.debian.org/debian-security bookworm-security main",
 )
-BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3", "ca-certificates", "procps",
-                 "tini")
+BASE_PACKAGES = (
+    "python3",
+    "python3-venv",
+    "python-is-python3",
+    "ca-certificates",
+    "procps",
+    "tini",
+)
 OPERATOR_CONTEXT = ("pyproject.toml", "README.md", "operator", "build_jobs")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")
 # NVIDIA's Triton skeletons per toolchain (test fixtures). nvidia-standin carries the default
@@ -162,18 +168,20 @@ def standin_layout() -> dict[str, Path]:
         "launcher": STANDIN / "launch_triton_server.py",
     }
     layout = {path: sources[kind] for kind, paths in toolchain_scripts().items() for path in paths}
-    layout.update({
-        "/usr/local/bin/trtllm-build": STANDIN / "fake_tool.py",
-        "/usr/local/bin/tritonserver": STANDIN / "tritonserver",
-        "/usr/local/bin/trtllm-serve": STANDIN / "trtllm-serve",
-        "/usr/local/bin/mpirun": STANDIN / "mpirun",
-        "/opt/standin/fakes/record.py": STANDIN / "record.py",
-        "/opt/standin/fakes/bin/trtllm-build": FAKES / "bin" / "trtllm-build",
-        "/opt/standin/fakes/scripts": FAKES / "scripts",
-        "/opt/standin/huggingface_hub": STANDIN / "huggingface_hub",
-        "/opt/standin/standin": HACK / "standin",
-        PTH_FILE: STANDIN / "trtllm-standin.pth",
-    })
+    layout.update(
+        {
+            "/usr/local/bin/trtllm-build": STANDIN / "fake_tool.py",
+            "/usr/local/bin/tritonserver": STANDIN / "tritonserver",
+            "/usr/local/bin/trtllm-serve": STANDIN / "trtllm-serve",
+            "/usr/local/bin/mpirun": STANDIN / "mpirun",
+            "/opt/standin/fakes/record.py": STANDIN / "record.py",
+            "/opt/standin/fakes/bin/trtllm-build": FAKES / "bin" / "trtllm-build",
+            "/opt/standin/fakes/scripts": FAKES / "scripts",
+            "/opt/standin/huggingface_hub": STANDIN / "huggingface_hub",
+            "/opt/standin/standin": HACK / "standin",
+            PTH_FILE: STANDIN / "trtllm-standin.pth",
+        }
+    )
     layout.update({f"/opt/standin/bench/{name}": ROOT / "bench" / name for name in BENCH_FILES})
     return layout
 
@@ -220,8 +228,14 @@ def make_rootfs(ctx: Path, log_file: Path) -> None:
     """mmdebstrap the recipe's Debian into ctx/rootfs.tar (about 30 s; needs the Debian mirror)."""
     recipe = json.loads((ctx / "recipe.json").read_text())
     packages = ",".join(recipe["packages"])
-    argv = ["mmdebstrap", f"--variant={recipe['variant']}", f"--include={packages}",
-            recipe["suite"], str(ctx / "rootfs.tar"), *recipe["mirrors"]]
+    argv = [
+        "mmdebstrap",
+        f"--variant={recipe['variant']}",
+        f"--include={packages}",
+        recipe["suite"],
+        str(ctx / "rootfs.tar"),
+        *recipe["mirrors"],
+    ]
     run("base: mmdebstrap", argv, log_file)
 
 
@@ -277,9 +291,17 @@ def stage_variant(toolchain: str, ctx: Path, base: str | None) -> dict[str, str]
 def variant_recipes() -> list[Recipe]:
     """One nvidia-standin-<toolchain> per skeleton fixture other than the default toolchain's."""
     toolchains = sorted(p.name for p in SKELETONS.glob("*/") if p.is_dir())
-    return [Recipe(f"nvidia-standin-{name}", f"localhost/nvidia-standin-{name}",
-                   HERE / "standin-variant.Containerfile", functools.partial(stage_variant, name),
-                   parent="nvidia-standin") for name in toolchains if name != DEFAULT_TOOLCHAIN]
+    return [
+        Recipe(
+            f"nvidia-standin-{name}",
+            f"localhost/nvidia-standin-{name}",
+            HERE / "standin-variant.Containerfile",
+            functools.partial(stage_variant, name),
+            parent="nvidia-standin",
+        )
+        for name in toolchains
+        if name != DEFAULT_TOOLCHAIN
+    ]
 
 
 def recipes() -> list[Recipe]:
@@ -305,19 +327,37 @@ class Buildah:
 
     def cmd(self, *args: str) -> list[str]:
         """A buildah command line on this storage."""
-        return ["buildah", "--root", str(self.storage / "root"), "--runroot",
-                str(self.storage / "run"), "--storage-driver", self.driver, *args]
+        return [
+            "buildah",
+            "--root",
+            str(self.storage / "root"),
+            "--runroot",
+            str(self.storage / "run"),
+            "--storage-driver",
+            self.driver,
+            *args,
+        ]
 
     def has(self, ref: str) -> bool:
         """True when ref is an image in this storage."""
         inspect = subprocess.run(self.cmd("inspect", "--type", "image", ref), capture_output=True)
         return inspect.returncode == 0
 
-    def build(self, ctx: Path, ref: str, args: dict[str, str], network: bool,
-              log_file: Path) -> None:
+    def build(
+        self, ctx: Path, ref: str, args: dict[str, str], network: bool, log_file: Path
+    ) -> None:
         """buildah bud of ctx/Containerfile as ref (pip reaches PyPI only when network is set)."""
-        argv = self.cmd("bud", "--pull=never", "--isolation", "chroot", "--layers=false",
-                        "-f", str(ctx / "Containerfile"), "-t", ref)
+        argv = self.cmd(
+            "bud",
+            "--pull=never",
+            "--isolation",
+            "chroot",
+            "--layers=false",
+            "-f",
+            str(ctx / "Containerfile"),
+            "-t",
+            ref,
+        )
         for key, value in sorted(args.items()):
             argv += ["--build-arg", f"{key}={value}"]
         if network:
@@ -334,8 +374,9 @@ class Buildah:
 
     def load(self, ref: str, archive: Path, log_file: Path) -> None:
         """Put an archived image back into this storage under ref (FROM needs it there)."""
-        out = run(f"{ref}: buildah pull", self.cmd("pull", "--quiet", f"oci-archive:{archive}"),
-                  log_file)
+        out = run(
+            f"{ref}: buildah pull", self.cmd("pull", "--quiet", f"oci-archive:{archive}"), log_file
+        )
         run(f"{ref}: buildah tag", self.cmd("tag", out.split()[-1], ref), log_file)
 
     def remove(self, ref: str) -> None:
@@ -344,8 +385,9 @@ class Buildah:
 
     def refs(self, repository: str) -> list[str]:
         """The refs of repository in this storage."""
-        argv = self.cmd("images", "--format", "{{.Name}}:{{.Tag}}", "--filter",
-                        f"reference={repository}")
+        argv = self.cmd(
+            "images", "--format", "{{.Name}}:{{.Tag}}", "--filter", f"reference={repository}"
+        )
         listing = subprocess.run(argv, capture_output=True, text=True)
         return listing.stdout.split()
 
@@ -367,8 +409,9 @@ def entry(ref: str, archive: Path, built: bool) -> dict[str, Any]:
     return {"ref": ref, "archive": str(archive), "size": archive.stat().st_size, "built": built}
 
 
-def build_one(recipe: Recipe, buildah: Buildah, cache: Path,
-              base: dict[str, Any] | None) -> dict[str, Any]:
+def build_one(
+    recipe: Recipe, buildah: Buildah, cache: Path, base: dict[str, Any] | None
+) -> dict[str, Any]:
     """Build recipe's image unless its archive exists already; returns its entry."""
     start, ctx = time.monotonic(), cache / "contexts" / recipe.name
     args = stage(recipe, ctx, base["ref"] if base else None)
@@ -418,8 +461,12 @@ def build_all(cache: Path | None = None) -> dict[str, dict[str, Any]]:
     return result
 
 
-def import_images(address: str, images: dict[str, dict[str, Any]], namespace: str = "k8s.io",
-                  snapshotter: str | None = None) -> None:
+def import_images(
+    address: str,
+    images: dict[str, dict[str, Any]],
+    namespace: str = "k8s.io",
+    snapshotter: str | None = None,
+) -> None:
     """Import each archive into the containerd at address unless its ref is there already.
 
     Raises ImageError when an import does not leave the image under exactly its ref (the name the
@@ -436,8 +483,10 @@ def import_images(address: str, images: dict[str, dict[str, Any]], namespace: st
         run(f"{name}: ctr images import", [*ctr, "images", "import", *options, image["archive"]])
         after = set(run("ctr images ls", listing, quiet=True).split())
         if image["ref"] not in after:
-            raise ImageError(f"{name}: importing {image['archive']} gave "
-                             f"{sorted(after - present)}, not {image['ref']}")
+            raise ImageError(
+                f"{name}: importing {image['archive']} gave "
+                f"{sorted(after - present)}, not {image['ref']}"
+            )
         present = after
 
 
@@ -455,8 +504,9 @@ def standin_overrides(images: dict[str, dict[str, Any]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: the images as JSON on stdout (exit 0), or the failed step on stderr (1)."""
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("build", help="build or reuse every image")
     importer = commands.add_parser("import", help="build or reuse, then import into a containerd")

@@ -1,20 +1,23 @@
 """Regenerate one inventory file from an upstream file, so a new release is a data change.
 
     python -m hack.inventory cli --toolchain trtllm-1.1 --tool quantize --file quantize.py \\
-        --repo NVIDIA/TensorRT-LLM --path examples/quantization/quantize.py --commit <sha> --why "..."
+        --repo NVIDIA/TensorRT-LLM --path examples/quantization/quantize.py --commit <sha> \\
+        --why "..."
     python -m hack.inventory triton --toolchain trtllm-1.1 --skeleton <dir with the five models> \\
-        --repo NVIDIA/TensorRT-LLM --path triton_backend/all_models/inflight_batcher_llm --commit <sha> --why "..."
+        --repo NVIDIA/TensorRT-LLM --path triton_backend/all_models/inflight_batcher_llm \\
+        --commit <sha> --why "..."
 
-`--file`/`--commit` may be given several times (versions of the same script, pairwise): the inventory is
-then what every version accepts (options in all of them; choices in all of them), so a release between two
-read versions is not credited with an option only one has.
+`--file`/`--commit` may be given several times (versions of the same script, pairwise): the
+inventory is then what every version accepts (options in all of them; choices in all of them), so a
+release between two read versions is not credited with an option only one has.
 
-`cli` reads the argparse `add_argument(...)` and click `@click.option(...)` calls of a Python script (option
-names, nargs, flags, literal choices) without running it and replaces that tool's entry in
-build_jobs/cli_options/<toolchain>.json, recording repo, path, commit and why that commit stands for the
-release in `_source.files[<tool>]`. Options whose names are not literals are reported, not guessed.
-`triton` lists the live placeholders of a skeleton (uses inside comments are not values) into
-build_jobs/triton_placeholders/<toolchain>.json, keeping the hand-written type hints of the names that remain.
+`cli` reads the argparse `add_argument(...)` and click `@click.option(...)` calls of a Python script
+(option names, nargs, flags, literal choices) without running it and replaces that tool's entry in
+build_jobs/cli_options/<toolchain>.json, recording repo, path, commit and why that commit stands for
+the release in `_source.files[<tool>]`. Options whose names are not literals are reported, not
+guessed. `triton` lists the live placeholders of a skeleton (uses inside comments are not values)
+into build_jobs/triton_placeholders/<toolchain>.json, keeping the hand-written type hints of the
+names that remain.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from build_jobs import triton_repo
+
 from hack.paths import ROOT
 
 CLI_DIR = ROOT / "build_jobs" / "cli_options"
@@ -52,7 +56,12 @@ def _choices(call: ast.Call) -> list[Any] | None:
     """Literal choices: argparse choices=[...] or click type=click.Choice([...])."""
     choices = _literal(_keyword(call, "choices"))
     kind = _keyword(call, "type")
-    if choices is None and isinstance(kind, ast.Call) and getattr(kind.func, "attr", "") == "Choice" and kind.args:
+    if (
+        choices is None
+        and isinstance(kind, ast.Call)
+        and getattr(kind.func, "attr", "") == "Choice"
+        and kind.args
+    ):
         choices = _literal(kind.args[0])
     return [str(c) for c in choices] if isinstance(choices, (list, tuple)) else None
 
@@ -109,11 +118,14 @@ def source_record(args: argparse.Namespace, commit: str) -> dict[str, str]:
 
 
 def _common_entry(entries: list[Any]) -> Any:
-    """One option's entry accepted by every version: the first's, with only the choices all share."""
+    """One option's entry accepted by every version: the first's, with only the choices all
+    share."""
     first = entries[0]
     if not isinstance(first, dict) or "choices" not in first:
         return first
-    shared = [c for c in first["choices"] if all(c in (e or {}).get("choices", [c]) for e in entries[1:])]
+    shared = [
+        c for c in first["choices"] if all(c in (e or {}).get("choices", [c]) for e in entries[1:])
+    ]
     return {**first, "choices": shared}
 
 
@@ -131,16 +143,24 @@ def update_cli(args: argparse.Namespace) -> list[str]:
     problems = [problem for _, _, found in read for problem in found]
     versions = [options for options, _, _ in read]
     for commit, options in zip(args.commit, versions, strict=True):
-        problems += [f"{commit}: {name} is not in every version; left out" for name in sorted(
-            set(options) - set(common_options(versions)))]
-    data[args.tool] = {"options": common_options(versions), "positionals": min(p for _, p, _ in read)}
-    data["_source"].setdefault("files", {})[args.tool] = [source_record(args, c) for c in args.commit]
+        problems += [
+            f"{commit}: {name} is not in every version; left out"
+            for name in sorted(set(options) - set(common_options(versions)))
+        ]
+    data[args.tool] = {
+        "options": common_options(versions),
+        "positionals": min(p for _, p, _ in read),
+    }
+    data["_source"].setdefault("files", {})[args.tool] = [
+        source_record(args, c) for c in args.commit
+    ]
     target.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
     return problems
 
 
 def triton_inventory(skeleton: Path, previous: dict[str, Any]) -> dict[str, Any]:
-    """The placeholder inventory of a skeleton; type hints kept from `previous` for names still live."""
+    """The placeholder inventory of a skeleton; type hints kept from `previous` for names still
+    live."""
     found = triton_repo.find_placeholders(skeleton)
     live = {name for names in found.values() for name in names}
     structural = {name for names in found.values() for name, quoted in names.items() if not quoted}
@@ -149,7 +169,9 @@ def triton_inventory(skeleton: Path, previous: dict[str, Any]) -> dict[str, Any]
         "skeletonPath": previous.get("skeletonPath", "/app/all_models/inflight_batcher_llm"),
         "models": {file: sorted(names) for file, names in found.items()},
         "commentedOut": triton_repo.commented_placeholders(skeleton),
-        "mustHaveValue": {name: hints.get(name, "token") for name in sorted(structural | (set(hints) & live))},
+        "mustHaveValue": {
+            name: hints.get(name, "token") for name in sorted(structural | (set(hints) & live))
+        },
         "recipeSets": [name for name in previous.get("recipeSets", []) if name in live],
         "nullable": sorted(live - structural - set(hints)),
         "listValued": {k: v for k, v in previous.get("listValued", {}).items() if k in live},
@@ -171,8 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=["cli", "triton"])
     parser.add_argument("--toolchain", required=True)
-    parser.add_argument("--tool", help="cli: the inventory key, e.g. quantize or convert_checkpoint:gpt")
-    parser.add_argument("--file", action="append", help="cli: the upstream script, as read at --commit")
+    parser.add_argument(
+        "--tool", help="cli: the inventory key, e.g. quantize or convert_checkpoint:gpt"
+    )
+    parser.add_argument(
+        "--file", action="append", help="cli: the upstream script, as read at --commit"
+    )
     parser.add_argument("--skeleton", help="triton: the skeleton directory, as read at --commit")
     parser.add_argument("--commit", action="append", required=True, help="one per --file, in order")
     for name in ("--repo", "--path", "--why"):

@@ -22,9 +22,15 @@ def command(binary: str | Path = KUBECTL, kubeconfig: str | Path = KUBECONFIG) -
     return [str(binary), f"--kubeconfig={kubeconfig}"]
 
 
-def kubectl(*args: str, stdin: str | None = None, check: bool = True, capture: bool = True,
-            timeout: float | None = None, echo: bool = False,
-            cmd: Sequence[str] | None = None) -> subprocess.CompletedProcess[str]:
+def kubectl(
+    *args: str,
+    stdin: str | None = None,
+    check: bool = True,
+    capture: bool = True,
+    timeout: float | None = None,
+    echo: bool = False,
+    cmd: Sequence[str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run kubectl with `args` (on the local cluster unless `cmd` comes from `command()`).
 
     With `capture`, stdout and stderr are returned as text, otherwise they go to the terminal;

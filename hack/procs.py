@@ -1,5 +1,5 @@
-"""Background processes of the local cluster: started in their own session with a log file each, their pids
-kept in a state file, stopped by process group (shared by hack.cluster and hack.node)."""
+"""Background processes of the local cluster: started in their own session with a log file each,
+their pids kept in a state file, stopped by process group (shared by hack.cluster and hack.node)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,36 @@ import time
 from pathlib import Path
 
 
-def start(name: str, argv: list[str], state: dict, state_file: Path, workdir: Path, prefix: str,
-          env: dict[str, str] | None = None) -> int:
-    """Start one component in its own session, logging to <workdir>/logs/<name>.log; record its pid in
-    state["pids"] and state_file; returns the pid. `env` replaces the inherited environment."""
+def start(
+    name: str,
+    argv: list[str],
+    state: dict,
+    state_file: Path,
+    workdir: Path,
+    prefix: str,
+    env: dict[str, str] | None = None,
+) -> int:
+    """Start one component in its own session, logging to <workdir>/logs/<name>.log; record its pid
+    in state["pids"] and state_file; returns the pid. `env` replaces the inherited environment."""
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{name}.log", "ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=workdir, env=env)
+        proc = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=workdir,
+            env=env,
+        )
     state["pids"][name] = proc.pid
     state_file.write_text(json.dumps(state, indent=2))
-    print(f"[{prefix} {time.strftime('%H:%M:%S')}] Started {name} (pid {proc.pid})", file=sys.stderr, flush=True)
+    print(
+        f"[{prefix} {time.strftime('%H:%M:%S')}] Started {name} (pid {proc.pid})",
+        file=sys.stderr,
+        flush=True,
+    )
     return proc.pid
 
 
@@ -46,7 +64,8 @@ def stop(name: str, pid: int, prefix: str) -> None:
 
 
 def reap(pid: int) -> None:
-    """Collect a child's exit status if this process started it (tests start the cluster in-process)."""
+    """Collect a child's exit status if this process started it (tests start the cluster
+    in-process)."""
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:

@@ -189,7 +189,10 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return Path(f"/proc/{pid}/status").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    return (
+        Path(f"/proc/{pid}/status").exists()
+        and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    )
 
 
 def attached(name: str) -> PrometheusServer | None:
@@ -206,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["up", "down"])
     parser.add_argument("--name", default="dev")
-    parser.add_argument("--target", action="append", default=[], help="host:port to scrape (repeatable)")
+    parser.add_argument(
+        "--target", action="append", default=[], help="host:port to scrape (repeatable)"
+    )
     parser.add_argument("--scrape-interval", default="1s")
     parser.add_argument("--port", type=int)
     args = parser.parse_args(argv)
@@ -220,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         print(existing.url)
         return 0
     server = start(
-        args.target, name=args.name, scrape_interval=args.scrape_interval, port=args.port, detach=True
+        args.target,
+        name=args.name,
+        scrape_interval=args.scrape_interval,
+        port=args.port,
+        detach=True,
     )
     print(server.url)
     return 0

@@ -48,11 +48,15 @@ def engine_children(engine: dict[str, Any]) -> dict[str, Any]:
     fetch, build = JobView(names.fetch_job(name)), JobView(names.build_job(name))
     fetching = desired_for_engine(EngineObserved(live, NOW, fetch, build, SCRIPTS))
     fetched = JobView(fetch.name, state=SUCCEEDED)
-    building = desired_for_engine(EngineObserved({**live, "status": fetching.status}, NOW, fetched,
-                                                 build, SCRIPTS))
+    building = desired_for_engine(
+        EngineObserved({**live, "status": fetching.status}, NOW, fetched, build, SCRIPTS)
+    )
     ctx, spec = plan_engine.engine_context(live), LLMEngineSpec.model_validate(live["spec"])
-    return {"fetching": decision(fetching), "fetched": decision(building),
-            "cleanup": plan_engine.desired_cleanup_job(ctx, spec)}
+    return {
+        "fetching": decision(fetching),
+        "fetched": decision(building),
+        "cleanup": plan_engine.desired_cleanup_job(ctx, spec),
+    }
 
 
 def moments(path: Path, namespace: str = "demo") -> dict[str, dict[str, Any]]:

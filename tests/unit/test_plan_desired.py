@@ -73,7 +73,11 @@ def test_first_reconcile_creates_the_cache_claim_then_the_engine_and_nothing_els
         ("create", "LLMEngine"),
     ]
     engine = plan.actions[1]
-    assert engine.metric == ("engine_cache", "miss") and engine.adopt and engine.adopt["controller"] is False
+    assert (
+        engine.metric == ("engine_cache", "miss")
+        and engine.adopt
+        and engine.adopt["controller"] is False
+    )
     assert plan.status["phase"] == "Pending"
     assert [e.reason for e in plan.events] == ["BuildStarted"]
 

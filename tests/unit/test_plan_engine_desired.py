@@ -1,4 +1,4 @@
-"""plan.engine_desired: an LLMEngine's next Job, status and events, from observations built by hand."""
+"""plan.engine_desired: an LLMEngine's next Job, status and events, from hand-built observations."""
 
 from __future__ import annotations
 
@@ -21,15 +21,28 @@ def new_engine(sample: Any = TINY) -> dict[str, Any]:
     return {**engine, "metadata": {**engine["metadata"], "uid": "engine-uid", "generation": 1}}
 
 
-def seen(engine: dict[str, Any], fetch: str = "Missing", build: str = "Missing",
-         report: dict[str, Any] | None = None) -> EngineObserved:
+def seen(
+    engine: dict[str, Any],
+    fetch: str = "Missing",
+    build: str = "Missing",
+    report: dict[str, Any] | None = None,
+) -> EngineObserved:
     name = engine["metadata"]["name"]
-    return EngineObserved(engine, NOW, JobView(names.fetch_job(name), fetch, report or {}),
-                          JobView(names.build_job(name), build), {"run.py": "# run"})
+    return EngineObserved(
+        engine,
+        NOW,
+        JobView(names.fetch_job(name), fetch, report or {}),
+        JobView(names.build_job(name), build),
+        {"run.py": "# run"},
+    )
 
 
 def jobs(plan: Any) -> list[str]:
-    return [a.obj["metadata"]["labels"][names.ROLE_LABEL] for a in plan.actions if a.obj["kind"] == "Job"]
+    return [
+        a.obj["metadata"]["labels"][names.ROLE_LABEL]
+        for a in plan.actions
+        if a.obj["kind"] == "Job"
+    ]
 
 
 def test_a_new_engine_gets_its_config_and_the_fetch_job_first() -> None:
@@ -66,7 +79,9 @@ def test_a_failed_build_is_announced_once_with_the_phase() -> None:
     failed = desired_for_engine(seen(engine, fetch=SUCCEEDED, build=FAILED))
     assert failed.status["phase"] == "Failed"
     assert [(e.type, e.reason) for e in failed.events] == [("Warning", "BuildFailed")]
-    again = desired_for_engine(seen({**engine, "status": failed.status}, fetch=SUCCEEDED, build=FAILED))
+    again = desired_for_engine(
+        seen({**engine, "status": failed.status}, fetch=SUCCEEDED, build=FAILED)
+    )
     assert again.events == [] and again.status == failed.status
 
 

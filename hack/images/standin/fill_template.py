@@ -10,7 +10,7 @@ from string import Template
 
 
 def substitutions(text: str) -> dict[str, str]:
-    """"k:v,k2:v2" -> {"k": "v", "k2": "v2"}."""
+    """ "k:v,k2:v2" -> {"k": "v", "k2": "v2"}."""
     pairs = (item.split(":", 1) for item in text.split(",") if item)
     return {key: value for key, value in pairs}
 

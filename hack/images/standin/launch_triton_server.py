@@ -16,8 +16,12 @@ if __name__ == "__main__":
     parser.add_argument("--grpc_port", default="8001")
     parser.add_argument("--metrics_port", default="8002")
     args, _ = parser.parse_known_args()
-    rank = [args.tritonserver, f"--model-repository={args.model_repo}",
-            f"--http-port={args.http_port}", f"--grpc-port={args.grpc_port}",
-            f"--metrics-port={args.metrics_port}"]
+    rank = [
+        args.tritonserver,
+        f"--model-repository={args.model_repo}",
+        f"--http-port={args.http_port}",
+        f"--grpc-port={args.grpc_port}",
+        f"--metrics-port={args.metrics_port}",
+    ]
     command = rank if args.world_size == 1 else ["mpirun", "--allow-run-as-root", "-n", "1", *rank]
     os.execvp(command[0], command)

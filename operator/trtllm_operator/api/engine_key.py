@@ -1,4 +1,5 @@
-"""Engine identity: the LLMEngine spec (build inputs) of a deployment, its sha256 key and its name."""
+"""Engine identity: the LLMEngine spec (build inputs) of a deployment, its sha256 key and its
+name."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ MAX_NAME_LEN = 63
 
 
 def gpu_target(product: str, compute_capability: str | None = None) -> EngineGpu:
-    """The GPU an engine is built for; compute capability from the node's labels or else the known table."""
+    """The GPU an engine is built for; compute capability from the node's labels or else the known
+    table."""
     if compute_capability is None:
         info = gpu_info(product)
         if info is None:
@@ -34,10 +36,11 @@ def gpu_target(product: str, compute_capability: str | None = None) -> EngineGpu
 def llmengine_spec(
     spec: LLMDeploymentSpec, gpu: EngineGpu, resolved_revision: str | None = None
 ) -> LLMEngineSpec:
-    """The build inputs of the engine `spec` needs on `gpu`: everything that changes the engine's bytes.
+    """The build inputs of the engine `spec` needs on `gpu`: everything that changes the engine's
+    bytes.
 
-    The revision is the resolved commit when known, so "main" and the commit it points to share one engine.
-    LoRA target modules are a set and are sorted so that their order never changes the key.
+    The revision is the resolved commit when known, so "main" and the commit it points to share one
+    engine. LoRA target modules are a set and are sorted so that their order never changes the key.
     """
     engine = spec.engine
     tc = toolchain(engine.toolchain)
@@ -45,9 +48,13 @@ def llmengine_spec(
     if lora is not None:
         lora = lora.model_copy(update={"target_modules": sorted(set(lora.target_modules))})
     return LLMEngineSpec(
-        model=EngineModel(source=spec.model.source, revision=resolved_revision or spec.model.revision),
+        model=EngineModel(
+            source=spec.model.source, revision=resolved_revision or spec.model.revision
+        ),
         backend=engine.backend,
-        toolchain=EngineToolchain(name=tc.name, trtllm_version=tc.trtllm_version, image=tc.images.build),
+        toolchain=EngineToolchain(
+            name=tc.name, trtllm_version=tc.trtllm_version, image=tc.images.build
+        ),
         dtype=engine.dtype,
         quantization=engine.quantization,
         parallelism=engine.parallelism,
@@ -61,7 +68,8 @@ def llmengine_spec(
 def llmengine_spec_dict(
     spec: LLMDeploymentSpec, gpu: EngineGpu, resolved_revision: str | None = None
 ) -> dict[str, Any]:
-    """The LLMEngine `spec` as JSON data (camelCase, absent optionals left out), ready to put in an object."""
+    """The LLMEngine `spec` as JSON data (camelCase, absent optionals left out), ready to put in an
+    object."""
     return engine_data(llmengine_spec(spec, gpu, resolved_revision))
 
 
@@ -72,11 +80,15 @@ def engine_data(engine: LLMEngineSpec) -> dict[str, Any]:
 
 def engine_spec_key(engine: LLMEngineSpec) -> str:
     """sha256 hex of the canonical JSON (sorted keys, no spaces) of an LLMEngine spec."""
-    canonical = json.dumps(engine_data(engine), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    canonical = json.dumps(
+        engine_data(engine), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def engine_key(spec: LLMDeploymentSpec, gpu: EngineGpu, resolved_revision: str | None = None) -> str:
+def engine_key(
+    spec: LLMDeploymentSpec, gpu: EngineGpu, resolved_revision: str | None = None
+) -> str:
     """The engine key of a deployment on a GPU: equal keys mean one shared build."""
     return engine_spec_key(llmengine_spec(spec, gpu, resolved_revision))
 
@@ -89,7 +101,8 @@ def model_slug(source: str) -> str:
 
 
 def engine_name(source: str, key: str) -> str:
-    """The LLMEngine name `<model-slug>-<key[:10]>`, a valid DNS-1123 label (the slug is truncated)."""
+    """The LLMEngine name `<model-slug>-<key[:10]>`, a valid DNS-1123 label (the slug is
+    truncated)."""
     suffix = key[:KEY_PREFIX_LEN]
     slug = model_slug(source)[: MAX_NAME_LEN - len(suffix) - 1].rstrip("-") or "model"
     return f"{slug}-{suffix}"

@@ -1,4 +1,5 @@
-"""Known GPU products (GPU Feature Discovery `nvidia.com/gpu.product` values) and their capabilities."""
+"""Known GPU products (GPU Feature Discovery `nvidia.com/gpu.product` values) and their
+capabilities."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ class GpuInfo:
     memory_mib: int
 
 
-# memory_mib is what GPU Feature Discovery reports in `nvidia.com/gpu.memory` (MiB per GPU). H100-80GB-HBM3,
-# A100-SXM4-80GB and L40S are the values seen on real nodes; the others are the nominal sizes and may differ
-# by a few MiB per driver. Planning should prefer the node's own label when it has one.
+# memory_mib is what GPU Feature Discovery reports in `nvidia.com/gpu.memory` (MiB per GPU).
+# H100-80GB-HBM3, A100-SXM4-80GB and L40S are the values seen on real nodes; the others are the
+# nominal sizes and may differ by a few MiB per driver. Planning should prefer the node's own label
+# when it has one.
 GPU_PRODUCTS: dict[str, GpuInfo] = {
     info.product: info
     for info in (
@@ -41,7 +43,8 @@ def gpu_info(product: str) -> GpuInfo | None:
 
 
 def compute_at_least(compute_capability: str, minimum: str) -> bool:
-    """True when a compute capability such as "8.9" is at least `minimum` (compared as major, minor)."""
+    """True when a compute capability such as "8.9" is at least `minimum` (compared as major,
+    minor)."""
     return _as_tuple(compute_capability) >= _as_tuple(minimum)
 
 

@@ -1,4 +1,5 @@
-"""Pydantic models of the LLMDeployment and LLMEngine specs (camelCase on the wire, snake_case in Python)."""
+"""Pydantic models of the LLMDeployment and LLMEngine specs (camelCase on the wire, snake_case in
+Python)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,26 @@ from trtllm_operator.api.toolchains import load_toolchains, toolchain_names
 
 Backend = Literal["tensorrt", "pytorch"]
 Dtype = Literal["float16", "bfloat16", "float32"]
-WeightQuantization = Literal["none", "int8_wo", "int4_wo", "int4_awq", "w4a8_awq", "int8_sq", "fp8", "nvfp4"]
+WeightQuantization = Literal[
+    "none", "int8_wo", "int4_wo", "int4_awq", "w4a8_awq", "int8_sq", "fp8", "nvfp4"
+]
 KvCacheQuantization = Literal["none", "int8", "fp8"]
 Runtime = Literal["triton", "trtllm-serve"]
-ScalingMetric = Literal["queueComputeRatio", "waitingRequests", "kvCacheUtilization", "kvCacheDemand"]
-# Per-replica targets when spec.autoscaling.target is unset (bench/README.md: how 0.3 was calibrated).
-DEFAULT_TARGETS = {"kvCacheDemand": 0.3, "kvCacheUtilization": 0.3, "queueComputeRatio": 1.0, "waitingRequests": 2.0}
+ScalingMetric = Literal[
+    "queueComputeRatio", "waitingRequests", "kvCacheUtilization", "kvCacheDemand"
+]
+# Per-replica targets when spec.autoscaling.target is unset (bench/README.md: how 0.3 was
+# calibrated).
+DEFAULT_TARGETS = {
+    "kvCacheDemand": 0.3,
+    "kvCacheUtilization": 0.3,
+    "queueComputeRatio": 1.0,
+    "waitingRequests": 2.0,
+}
 PluginSetting = Literal["auto", "float16", "bfloat16", "float32", "disable"]
 
-# Weight formats the PyTorch backend loads (ModelOpt checkpoints); the rest need the engine workflow.
+# Weight formats the PyTorch backend loads (ModelOpt checkpoints); the rest need the engine
+# workflow.
 PYTORCH_WEIGHT_QUANTIZATIONS = ("none", "fp8", "nvfp4", "int4_awq", "w4a8_awq")
 LORA_TARGET_MODULES: tuple[str, ...] = tuple(
     sorted({m for tc in load_toolchains().values() for m in tc.lora_target_modules})
@@ -35,7 +47,9 @@ def _known_toolchain(name: str) -> str:
 
 def _known_lora_module(name: str) -> str:
     if name not in LORA_TARGET_MODULES:
-        raise ValueError(f"unknown LoRA target module {name!r}; known: {', '.join(LORA_TARGET_MODULES)}")
+        raise ValueError(
+            f"unknown LoRA target module {name!r}; known: {', '.join(LORA_TARGET_MODULES)}"
+        )
     return name
 
 
@@ -43,7 +57,9 @@ ToolchainName = Annotated[
     str, AfterValidator(_known_toolchain), Field(json_schema_extra={"enum": toolchain_names()})
 ]
 LoraTargetModule = Annotated[
-    str, AfterValidator(_known_lora_module), Field(json_schema_extra={"enum": list(LORA_TARGET_MODULES)})
+    str,
+    AfterValidator(_known_lora_module),
+    Field(json_schema_extra={"enum": list(LORA_TARGET_MODULES)}),
 ]
 
 
@@ -51,7 +67,11 @@ class SpecModel(BaseModel):
     """Base of every CRD model: camelCase aliases, unknown fields rejected, immutable."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, protected_namespaces=()
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        protected_namespaces=(),
     )
 
 
@@ -73,14 +93,15 @@ class ModelSpec(SpecModel):
     """Where the model's weights come from."""
 
     source: str = source_field(
-        "Model checkpoint: hf://<org>/<repo> (Hugging Face Hub) or pvc://<claim>/<path> (a PVC in this "
-        "namespace holding a Hugging Face checkpoint directory)."
+        "Model checkpoint: hf://<org>/<repo> (Hugging Face Hub) or pvc://<claim>/<path> (a PVC in "
+        "this namespace holding a Hugging Face checkpoint directory)."
     )
     revision: str = Field(
         "main",
         min_length=1,
         max_length=255,
-        description="Branch, tag or commit of an hf:// source; resolved to a commit by the fetch step.",
+        description="Branch, tag or commit of an hf:// source; "
+        "resolved to a commit by the fetch step.",
     )
     tokenizer: str | None = Field(
         None,
@@ -94,17 +115,19 @@ class ModelSpec(SpecModel):
 
 
 class QuantizationSpec(SpecModel):
-    """Quantization of weights and KV cache, applied when the checkpoint is converted (never later)."""
+    """Quantization of weights and KV cache, applied when the checkpoint is converted (never later)."""  # noqa: E501 (the CRD's description, verbatim)
 
     weights: WeightQuantization = Field(
         "none",
-        description="Weight quantization: none, int8_wo / int4_wo (weight-only), int4_awq (W4A16 AWQ), "
-        "w4a8_awq, int8_sq (SmoothQuant), fp8 (compute >= 8.9), nvfp4 (compute >= 10.0). "
+        description="Weight quantization: none, int8_wo / int4_wo (weight-only), "
+        "int4_awq (W4A16 AWQ), w4a8_awq, int8_sq (SmoothQuant), fp8 (compute >= 8.9), "
+        "nvfp4 (compute >= 10.0). "
         "Backend pytorch supports none, fp8, nvfp4, int4_awq and w4a8_awq (ModelOpt formats).",
     )
     kv_cache: KvCacheQuantization = Field(
         "none",
-        description="KV-cache quantization: none, int8 (backend tensorrt only) or fp8 (compute >= 8.9).",
+        description="KV-cache quantization: none, int8 (backend tensorrt only) "
+        "or fp8 (compute >= 8.9).",
     )
     calib_size: int = Field(
         512, ge=1, le=4096, description="Calibration samples for AWQ, SmoothQuant, FP8, int8 KV."
@@ -117,23 +140,34 @@ class QuantizationSpec(SpecModel):
 class ParallelismSpec(SpecModel):
     """How many GPUs one replica spans; tensor x pipeline GPUs per replica."""
 
-    tensor: int = Field(1, ge=1, le=64, description="Tensor-parallel size (GPUs each layer is split across).")
+    tensor: int = Field(
+        1, ge=1, le=64, description="Tensor-parallel size (GPUs each layer is split across)."
+    )
     pipeline: int = Field(1, ge=1, le=64, description="Pipeline-parallel size (stages of layers).")
 
 
 class LimitsSpec(SpecModel):
     """Shape limits compiled into the engine (or passed to trtllm-serve)."""
 
-    max_batch_size: int = Field(16, ge=1, le=4096, description="Largest number of requests in one batch.")
-    max_input_len: int = Field(2048, ge=1, le=1048576, description="Longest prompt in tokens; <= maxSeqLen.")
-    max_seq_len: int = Field(4096, ge=1, le=1048576, description="Longest prompt plus output in tokens.")
+    max_batch_size: int = Field(
+        16, ge=1, le=4096, description="Largest number of requests in one batch."
+    )
+    max_input_len: int = Field(
+        2048, ge=1, le=1048576, description="Longest prompt in tokens; <= maxSeqLen."
+    )
+    max_seq_len: int = Field(
+        4096, ge=1, le=1048576, description="Longest prompt plus output in tokens."
+    )
     max_num_tokens: int = Field(
         8192,
         ge=1,
         le=1048576,
-        description="Most tokens in one batched step; >= maxInputLen unless enableChunkedContext is true.",
+        description="Most tokens in one batched step; >= maxInputLen unless "
+        "enableChunkedContext is true.",
     )
-    max_beam_width: int = Field(1, ge=1, le=64, description="Largest beam width for beam search (1 = none).")
+    max_beam_width: int = Field(
+        1, ge=1, le=64, description="Largest beam width for beam search (1 = none)."
+    )
     enable_chunked_context: bool = Field(
         False, description="Split long prompts into chunks (paged context FMHA / chunked prefill)."
     )
@@ -151,11 +185,20 @@ class LoraSpec(SpecModel):
 
     max_rank: int = Field(8, ge=1, le=1024, description="Largest adapter rank the engine accepts.")
     target_modules: list[LoraTargetModule] = Field(
-        default=["attn_q", "attn_k", "attn_v", "attn_dense", "mlp_h_to_4h", "mlp_4h_to_h", "mlp_gate"],
+        default=[
+            "attn_q",
+            "attn_k",
+            "attn_v",
+            "attn_dense",
+            "mlp_h_to_4h",
+            "mlp_4h_to_h",
+            "mlp_gate",
+        ],
         min_length=1,
         max_length=32,
         description="Modules the adapters were trained on, in TensorRT-LLM names (trtllm-build "
-        "--lora_target_modules), e.g. attn_q attn_k attn_v attn_dense mlp_h_to_4h mlp_4h_to_h mlp_gate.",
+        "--lora_target_modules), e.g. attn_q attn_k attn_v attn_dense mlp_h_to_4h "
+        "mlp_4h_to_h mlp_gate.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
 
@@ -166,17 +209,18 @@ class GpuSpec(SpecModel):
     product: str | None = Field(
         None,
         max_length=128,
-        description="GPU product as labelled by GPU Feature Discovery (nvidia.com/gpu.product), e.g. "
-        "NVIDIA-H100-80GB-HBM3; chosen from the cluster's GPU nodes when absent.",
+        description="GPU product as labelled by GPU Feature Discovery (nvidia.com/gpu.product), "
+        "e.g. NVIDIA-H100-80GB-HBM3; chosen from the cluster's GPU nodes when absent.",
     )
 
 
 class EngineSpec(SpecModel):
-    """Build inputs: every field here changes the engine's bytes, so a change builds a new engine."""
+    """Build inputs: every field here changes the engine's bytes, so a change builds a new engine."""  # noqa: E501 (the CRD's description, verbatim)
 
     backend: Backend = Field(
         "tensorrt",
-        description="tensorrt: convert + trtllm-build an engine; pytorch: serve the checkpoint as is.",
+        description="tensorrt: convert + trtllm-build an engine; pytorch: "
+        "serve the checkpoint as is.",
     )
     toolchain: ToolchainName = Field(
         "trtllm-1.0", description="Toolchain profile (images, TensorRT-LLM version)."
@@ -187,15 +231,19 @@ class EngineSpec(SpecModel):
     quantization: QuantizationSpec = Field(
         default_factory=QuantizationSpec, description=QuantizationSpec.__doc__
     )
-    parallelism: ParallelismSpec = Field(default_factory=ParallelismSpec, description=ParallelismSpec.__doc__)
+    parallelism: ParallelismSpec = Field(
+        default_factory=ParallelismSpec, description=ParallelismSpec.__doc__
+    )
     limits: LimitsSpec = Field(default_factory=LimitsSpec, description=LimitsSpec.__doc__)
     plugins: PluginsSpec = Field(default_factory=PluginsSpec, description=PluginsSpec.__doc__)
-    lora: LoraSpec | None = Field(None, description="LoRA build settings; required when adapters are listed.")
+    lora: LoraSpec | None = Field(
+        None, description="LoRA build settings; required when adapters are listed."
+    )
     gpu: GpuSpec = Field(default_factory=GpuSpec, description=GpuSpec.__doc__)
     build_resources: dict[str, Any] = Field(
         default_factory=dict,
-        description="Resource requirements ({requests, limits}) of the build Job's container; builds "
-        "need far more host memory than serving. GPUs are added by the operator.",
+        description="Resource requirements ({requests, limits}) of the build Job's container; "
+        "builds need far more host memory than serving. GPUs are added by the operator.",
     )
 
 
@@ -210,7 +258,9 @@ class InstanceCounts(SpecModel):
 class ServingSpec(SpecModel):
     """Run-time settings: changing these rolls the pods but never rebuilds the engine."""
 
-    runtime: Runtime = Field("triton", description="triton (engine + Triton) or trtllm-serve (OpenAI API).")
+    runtime: Runtime = Field(
+        "triton", description="triton (engine + Triton) or trtllm-serve (OpenAI API)."
+    )
     replicas: int = Field(
         1, ge=0, le=1024, description="Replicas when autoscaling is off; /scale writes here."
     )
@@ -221,7 +271,9 @@ class ServingSpec(SpecModel):
     max_queue_delay_microseconds: int = Field(
         0, ge=0, le=60000000, description="Triton dynamic batcher delay."
     )
-    max_queue_size: int = Field(0, ge=0, le=1000000, description="Triton queue limit (0 = unlimited).")
+    max_queue_size: int = Field(
+        0, ge=0, le=1000000, description="Triton queue limit (0 = unlimited)."
+    )
     triton_max_batch_size: int | None = Field(
         None,
         ge=1,
@@ -238,16 +290,20 @@ class ServingSpec(SpecModel):
     )
     resources: dict[str, Any] = Field(
         default_factory=dict,
-        description="Resource requirements ({requests, limits}) of the serving container; GPUs are added by "
-        "the operator (tensor x pipeline).",
+        description="Resource requirements ({requests, limits}) of the serving container; GPUs are "
+        "added by the operator (tensor x pipeline).",
     )
 
 
 class AdapterSpec(SpecModel):
     """One LoRA adapter, converted once and served by task id."""
 
-    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL, description="Adapter name (DNS label).")
-    task_id: int = Field(ge=0, le=2147483647, description="lora_task_id clients send to select this adapter.")
+    name: str = Field(
+        min_length=1, max_length=63, pattern=DNS_LABEL, description="Adapter name (DNS label)."
+    )
+    task_id: int = Field(
+        ge=0, le=2147483647, description="lora_task_id clients send to select this adapter."
+    )
     source: str = source_field("Adapter checkpoint: hf://<org>/<repo> or pvc://<claim>/<path>.")
 
 
@@ -255,7 +311,9 @@ class PrometheusSpec(SpecModel):
     """Where the autoscaler reads metrics."""
 
     url: str = Field(
-        min_length=8, max_length=2048, description="Prometheus base URL, e.g. http://prometheus:9090."
+        min_length=8,
+        max_length=2048,
+        description="Prometheus base URL, e.g. http://prometheus:9090.",
     )
 
 
@@ -268,22 +326,31 @@ class AutoscalingSpec(SpecModel):
     metric: ScalingMetric = Field(
         "kvCacheDemand",
         description="queueComputeRatio (Triton queue time / compute time, NVIDIA's recipe), "
-        "waitingRequests (queued requests per replica), kvCacheUtilization (used / total KV-cache blocks) or "
-        "kvCacheDemand (KV-cache use counting the queue: used blocks times (1 + waiting / running requests) "
-        "over total blocks; above 1 while requests wait). kvCacheDemand with a target of about 0.3 follows "
-        "load best: KV use rises before a queue forms, and the queue term keeps a saturated replica from "
+        "waitingRequests (queued requests per replica), "
+        "kvCacheUtilization (used / total KV-cache blocks) or "
+        "kvCacheDemand (KV-cache use counting the queue: "
+        "used blocks times (1 + waiting / running requests) over total blocks; "
+        "above 1 while requests wait). kvCacheDemand with a target of about 0.3 follows load best: "
+        "KV use rises before a queue forms, and the queue term keeps a saturated replica from "
         "looking merely busy.",
     )
     target: float | None = Field(
-        None, gt=0, le=1000000,
-        description="Target value per replica (kvCacheUtilization and kvCacheDemand: a fraction <= 1). "
-        "Unset: the metric's default, kvCacheDemand 0.3, kvCacheUtilization 0.3, queueComputeRatio 1.0 "
-        "(NVIDIA's recipe), waitingRequests 2.",
+        None,
+        gt=0,
+        le=1000000,
+        description="Target value per replica (kvCacheUtilization and kvCacheDemand: a fraction "
+        "<= 1). Unset: the metric's default, kvCacheDemand 0.3, kvCacheUtilization 0.3, "
+        "queueComputeRatio 1.0 (NVIDIA's recipe), waitingRequests 2.",
     )
     scale_down_stabilization_seconds: int = Field(
-        300, ge=0, le=86400, description="How long a lower recommendation must hold before scaling down."
+        300,
+        ge=0,
+        le=86400,
+        description="How long a lower recommendation must hold before scaling down.",
     )
-    prometheus: PrometheusSpec | None = Field(None, description="Prometheus to query; required when enabled.")
+    prometheus: PrometheusSpec | None = Field(
+        None, description="Prometheus to query; required when enabled."
+    )
 
     @property
     def effective_target(self) -> float:
@@ -295,7 +362,9 @@ class StorageSpec(SpecModel):
     """The shared cache volume for models, engines and adapters."""
 
     claim_name: str | None = Field(
-        None, max_length=253, description="Existing PVC to use; the operator creates one when absent."
+        None,
+        max_length=253,
+        description="Existing PVC to use; the operator creates one when absent.",
     )
     size: str = Field(
         "500Gi",
@@ -305,7 +374,9 @@ class StorageSpec(SpecModel):
     storage_class_name: str | None = Field(
         None, max_length=253, description="StorageClass of the created PVC."
     )
-    retain_engines: bool = Field(False, description="Keep engine files when their LLMEngine is deleted.")
+    retain_engines: bool = Field(
+        False, description="Keep engine files when their LLMEngine is deleted."
+    )
 
 
 class LLMDeploymentSpec(SpecModel):
@@ -317,7 +388,9 @@ class LLMDeploymentSpec(SpecModel):
     adapters: list[AdapterSpec] = Field(
         default_factory=list, max_length=64, description="LoRA adapters; needs engine.lora."
     )
-    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec, description=AutoscalingSpec.__doc__)
+    autoscaling: AutoscalingSpec = Field(
+        default_factory=AutoscalingSpec, description=AutoscalingSpec.__doc__
+    )
     storage: StorageSpec = Field(default_factory=StorageSpec, description=StorageSpec.__doc__)
 
 
@@ -334,7 +407,9 @@ class EngineToolchain(SpecModel):
     """The toolchain that builds the engine, pinned by image and version."""
 
     name: ToolchainName = Field(description="Toolchain profile name.")
-    trtllm_version: str = Field(max_length=64, description="TensorRT-LLM version of the build image.")
+    trtllm_version: str = Field(
+        max_length=64, description="TensorRT-LLM version of the build image."
+    )
     image: str = Field(max_length=512, description="Build image reference.")
 
 
@@ -342,7 +417,9 @@ class EngineGpu(SpecModel):
     """The GPU model the engine is built for."""
 
     product: str = Field(max_length=128, description="GPU product (nvidia.com/gpu.product).")
-    compute_capability: str = Field(pattern=r"^[0-9]+\.[0-9]+$", description="Compute capability, e.g. 9.0.")
+    compute_capability: str = Field(
+        pattern=r"^[0-9]+\.[0-9]+$", description="Compute capability, e.g. 9.0."
+    )
 
 
 class LLMEngineSpec(SpecModel):

@@ -1,4 +1,5 @@
-"""Cross-field rules, each written once as CEL (for the API server) and as Python (for the operator)."""
+"""Cross-field rules, each written once as CEL (for the API server) and as Python (for the
+operator)."""
 
 from __future__ import annotations
 
@@ -26,11 +27,12 @@ POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 
 @dataclass(frozen=True)
 class Rule:
-    """One validation rule: where it applies, its CEL text, its message and the same check in Python.
+    """One validation rule: where it applies, its CEL text, its message and the same check in
+    Python.
 
-    `scope` is the model whose schema carries the rule; with `field` set, the rule sits on that property
-    (CEL `self` is the property's value), otherwise on the object. `check` receives the same value as
-    CEL's `self`, as camelCase JSON data with absent optional fields left out.
+    `scope` is the model whose schema carries the rule; with `field` set, the rule sits on that
+    property (CEL `self` is the property's value), otherwise on the object. `check` receives the
+    same value as CEL's `self`, as camelCase JSON data with absent optional fields left out.
     """
 
     scope: type[SpecModel]
@@ -83,23 +85,24 @@ STATIC_RULES: list[Rule] = [
     Rule(
         LimitsSpec,
         "self.enableChunkedContext || self.maxNumTokens >= self.maxInputLen",
-        "maxNumTokens must be >= maxInputLen unless enableChunkedContext is true (a whole prompt must fit "
-        "in one batched step)",
+        "maxNumTokens must be >= maxInputLen unless enableChunkedContext is true (a whole prompt "
+        "must fit in one batched step)",
         lambda s: s["enableChunkedContext"] or s["maxNumTokens"] >= s["maxInputLen"],
         field_path=".maxNumTokens",
     ),
     Rule(
         ParallelismSpec,
         f"self.tensor * self.pipeline in {_cel_list(POWERS_OF_TWO)}",
-        "tensor x pipeline must be a power of two and at most 64 (1, 2, 4, 8, 16, 32 or 64 GPUs per replica)",
+        "tensor x pipeline must be a power of two and at most 64 "
+        "(1, 2, 4, 8, 16, 32 or 64 GPUs per replica)",
         lambda s: s["tensor"] * s["pipeline"] in POWERS_OF_TWO,
         field_path=".tensor",
     ),
     Rule(
         EngineSpec,
         "self.quantization.weights == 'none' || self.dtype != 'float32'",
-        "quantization.weights other than none needs dtype float16 or bfloat16 (quantized kernels have no "
-        "float32 path)",
+        "quantization.weights other than none needs dtype float16 or bfloat16 (quantized kernels "
+        "have no float32 path)",
         lambda s: s["quantization"]["weights"] == "none" or s["dtype"] != "float32",
         field_path=".quantization.weights",
     ),
@@ -107,9 +110,12 @@ STATIC_RULES: list[Rule] = [
         EngineSpec,
         "self.backend != 'pytorch' || self.quantization.weights in "
         + _cel_list(PYTORCH_WEIGHT_QUANTIZATIONS),
-        "backend pytorch supports quantization.weights none, fp8, nvfp4, int4_awq or w4a8_awq (ModelOpt "
-        "formats); int8_wo, int4_wo and int8_sq need backend tensorrt",
-        lambda s: s["backend"] != "pytorch" or s["quantization"]["weights"] in PYTORCH_WEIGHT_QUANTIZATIONS,
+        "backend pytorch supports quantization.weights none, fp8, nvfp4, int4_awq or w4a8_awq "
+        "(ModelOpt formats); int8_wo, int4_wo and int8_sq need backend tensorrt",
+        lambda s: (
+            s["backend"] != "pytorch"
+            or s["quantization"]["weights"] in PYTORCH_WEIGHT_QUANTIZATIONS
+        ),
         field_path=".quantization.weights",
     ),
     Rule(
@@ -122,7 +128,8 @@ STATIC_RULES: list[Rule] = [
     Rule(
         LLMDeploymentSpec,
         "size(self.adapters) == 0 || has(self.engine.lora)",
-        "adapters need engine.lora (maxRank, targetModules): the engine must be built with LoRA support",
+        "adapters need engine.lora (maxRank, targetModules): "
+        "the engine must be built with LoRA support",
         lambda s: not s["adapters"] or "lora" in s["engine"],
         field_path=".adapters",
     ),
@@ -143,8 +150,8 @@ STATIC_RULES: list[Rule] = [
     Rule(
         LLMDeploymentSpec,
         "self.serving.runtime != 'triton' || self.engine.backend == 'tensorrt'",
-        "serving.runtime triton serves TensorRT engines and needs engine.backend tensorrt; use runtime "
-        "trtllm-serve for backend pytorch",
+        "serving.runtime triton serves TensorRT engines and needs engine.backend tensorrt; use "
+        "runtime trtllm-serve for backend pytorch",
         lambda s: s["serving"]["runtime"] != "triton" or s["engine"]["backend"] == "tensorrt",
         field_path=".serving.runtime",
     ),
@@ -152,8 +159,11 @@ STATIC_RULES: list[Rule] = [
         LLMDeploymentSpec,
         "!has(self.serving.tritonMaxBatchSize) "
         "|| self.serving.tritonMaxBatchSize <= self.engine.limits.maxBatchSize",
-        "serving.tritonMaxBatchSize must be <= engine.limits.maxBatchSize (the engine cannot batch more)",
-        lambda s: s["serving"].get("tritonMaxBatchSize", 0) <= s["engine"]["limits"]["maxBatchSize"],
+        "serving.tritonMaxBatchSize must be <= engine.limits.maxBatchSize "
+        "(the engine cannot batch more)",
+        lambda s: (
+            s["serving"].get("tritonMaxBatchSize", 0) <= s["engine"]["limits"]["maxBatchSize"]
+        ),
         field_path=".serving.tritonMaxBatchSize",
     ),
     Rule(
@@ -172,11 +182,15 @@ STATIC_RULES: list[Rule] = [
     ),
     Rule(
         AutoscalingSpec,
-        "!has(self.target) || !(self.metric in ['kvCacheUtilization', 'kvCacheDemand']) || self.target <= 1.0",
-        "target for metric kvCacheUtilization or kvCacheDemand is a fraction of the KV cache, in (0, 1]",
-        lambda s: "target" not in s
-        or s.get("metric", "kvCacheDemand") not in ("kvCacheUtilization", "kvCacheDemand")
-        or s["target"] <= 1.0,
+        "!has(self.target) || !(self.metric in ['kvCacheUtilization', 'kvCacheDemand']) "
+        "|| self.target <= 1.0",
+        "target for metric kvCacheUtilization or kvCacheDemand is a fraction of the KV cache, "
+        "in (0, 1]",
+        lambda s: (
+            "target" not in s
+            or s.get("metric", "kvCacheDemand") not in ("kvCacheUtilization", "kvCacheDemand")
+            or s["target"] <= 1.0
+        ),
         field_path=".target",
     ),
 ]
@@ -212,12 +226,17 @@ def _capability_rule(
 
 def _quantized_pytorch(spec: Any) -> bool:
     quantization = spec.get("quantization") or {}
-    asked = quantization.get("weights", "none") != "none" or quantization.get("kvCache", "none") != "none"
-    return spec["backend"] == "pytorch" and asked
+    asked = (
+        quantization.get("weights", "none") != "none"
+        or quantization.get("kvCache", "none") != "none"
+    )
+    backend: str = spec["backend"]
+    return backend == "pytorch" and asked
 
 
 def toolchain_rules() -> list[Rule]:
-    """Rules generated from the toolchain profiles: which backend/runtime/LoRA each toolchain can do."""
+    """Rules generated from the toolchain profiles: which backend/runtime/LoRA each toolchain can
+    do."""
     return engine_toolchain_rules() + deployment_toolchain_rules()
 
 
@@ -230,9 +249,9 @@ def engine_toolchain_rules() -> list[Rule]:
             lambda s: s["backend"] == "tensorrt",
             "toolchain",
             "engine_build",
-            "backend tensorrt needs a toolchain the operator builds engines with ({names}); later ones: "
-            "use backend pytorch (TensorRT-LLM deprecated trtllm-build in 1.2, unsupported here, and removed "
-            "it after 1.2)",
+            "backend tensorrt needs a toolchain the operator builds engines with ({names}); later "
+            "ones: use backend pytorch (TensorRT-LLM deprecated trtllm-build in 1.2, unsupported "
+            "here, and removed it after 1.2)",
             ".backend",
         ),
         _capability_rule(
@@ -246,13 +265,14 @@ def engine_toolchain_rules() -> list[Rule]:
         ),
         _capability_rule(
             EngineSpec,
-            "self.backend == 'pytorch' && (self.quantization.weights != 'none' || self.quantization.kvCache != 'none')",
+            "self.backend == 'pytorch' && (self.quantization.weights != 'none' || "
+            "self.quantization.kvCache != 'none')",
             _quantized_pytorch,
             "toolchain",
             "quantize_hf_export",
-            "backend pytorch with quantization needs quantize.py --export_format hf, which only toolchains "
-            "{names} have (the 1.0/1.1 quantize.py has no such option): use backend tensorrt, no quantization, "
-            "or one of those toolchains",
+            "backend pytorch with quantization needs quantize.py --export_format hf, which only "
+            "toolchains {names} have (the 1.0/1.1 quantize.py has no such option): use backend "
+            "tensorrt, no quantization, or one of those toolchains",
             ".quantization",
         ),
     ]
@@ -267,10 +287,10 @@ def deployment_toolchain_rules() -> list[Rule]:
             lambda s: s["serving"]["runtime"] == "triton",
             "engine.toolchain",
             "triton_runtime",
-            "serving.runtime triton needs a toolchain whose Triton image has a model the operator renders, "
-            "the engine-based inflight_batcher_llm ({names}); upstream removed that model and the C++ backend "
-            "(TensorRT-LLM PR #15907) and the LLM-API model llmapi left is not rendered by the operator, so "
-            "other toolchains serve with runtime trtllm-serve",
+            "serving.runtime triton needs a toolchain whose Triton image has a model the operator "
+            "renders, the engine-based inflight_batcher_llm ({names}); upstream removed that model "
+            "and the C++ backend (TensorRT-LLM PR #15907) and the LLM-API model llmapi left is not "
+            "rendered by the operator, so other toolchains serve with runtime trtllm-serve",
             ".serving.runtime",
         ),
         _capability_rule(

@@ -1,4 +1,5 @@
-"""Turn pydantic JSON schemas into structural Kubernetes OpenAPI v3 schemas with CEL rules attached."""
+"""Turn pydantic JSON schemas into structural Kubernetes OpenAPI v3 schemas with CEL rules
+attached."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ DROPPED_KEYS = {"title", "examples", "$defs", "$schema"}
 def structural_schema(
     model: type[BaseModel], rules: list[Rule], with_defaults: bool = True
 ) -> dict[str, Any]:
-    """The structural schema of `model`: $refs inlined, nullable instead of anyOf-null, CEL rules attached.
+    """The structural schema of `model`: $refs inlined, nullable instead of anyOf-null, CEL rules
+    attached.
 
-    With `with_defaults`, optional objects and lists default to {} / [] so that the API server fills in
-    nested defaults and CEL rules can rely on their presence; status schemas go without defaults.
+    With `with_defaults`, optional objects and lists default to {} / [] so that the API server fills
+    in nested defaults and CEL rules can rely on their presence; status schemas go without defaults.
     """
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
@@ -51,7 +53,9 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], with_defaults: bool) ->
             out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
             out[key] = True
         elif key == "properties":
-            out[key] = _convert_properties(value, set(node.get("required", [])), defs, with_defaults)
+            out[key] = _convert_properties(
+                value, set(node.get("required", [])), defs, with_defaults
+            )
         elif key == "items":
             out[key] = _convert(value, defs, with_defaults)
         elif key == "additionalProperties":
@@ -61,7 +65,9 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], with_defaults: bool) ->
     return out
 
 
-def _convert_any_of(node: dict[str, Any], defs: dict[str, Any], with_defaults: bool) -> dict[str, Any]:
+def _convert_any_of(
+    node: dict[str, Any], defs: dict[str, Any], with_defaults: bool
+) -> dict[str, Any]:
     choices = [c for c in node["anyOf"] if c != {"type": "null"}]
     if len(choices) != 1:
         raise ValueError(f"cannot express anyOf {node['anyOf']} in a structural schema")
@@ -99,10 +105,12 @@ def _object_default(schema: dict[str, Any]) -> dict[str, Any]:
     return {name: prop["default"] for name, prop in props.items() if "default" in prop}
 
 
-def _convert_additional(value: Any, out: dict[str, Any], defs: dict[str, Any], with_defaults: bool) -> None:
+def _convert_additional(
+    value: Any, out: dict[str, Any], defs: dict[str, Any], with_defaults: bool
+) -> None:
     if value is True or value == {}:
         out["x-kubernetes-preserve-unknown-fields"] = True
     elif isinstance(value, dict):
         out["additionalProperties"] = _convert(value, defs, with_defaults)
-    # additionalProperties: false (extra="forbid") is left out: the API server prunes and kubectl rejects
-    # unknown fields with its strict field validation.
+    # additionalProperties: false (extra="forbid") is left out: the API server prunes and kubectl
+    # rejects unknown fields with its strict field validation.

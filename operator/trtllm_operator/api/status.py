@@ -8,22 +8,30 @@ from pydantic import Field
 
 from trtllm_operator.api.models import SpecModel
 
-DeploymentPhase = Literal["Pending", "Fetching", "Building", "Deploying", "Ready", "Degraded", "Failed"]
+DeploymentPhase = Literal[
+    "Pending", "Fetching", "Building", "Deploying", "Ready", "Degraded", "Failed"
+]
 EnginePhase = Literal["Pending", "Fetching", "Building", "Ready", "Failed"]
 
 
 class Condition(SpecModel):
     """One observation, in the Kubernetes condition shape."""
 
-    type: str = Field(max_length=316, description="EngineReady, Available, Progressing, Ready or Degraded.")
+    type: str = Field(
+        max_length=316, description="EngineReady, Available, Progressing, Ready or Degraded."
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
-    reason: str = Field("", max_length=1024, description="CamelCase reason for the last transition.")
+    reason: str = Field(
+        "", max_length=1024, description="CamelCase reason for the last transition."
+    )
     message: str = Field("", max_length=32768, description="Human-readable detail.")
     observed_generation: int | None = Field(
         None, ge=0, description="metadata.generation this was computed for."
     )
     last_transition_time: str | None = Field(
-        None, description="When status last changed (RFC 3339).", json_schema_extra={"format": "date-time"}
+        None,
+        description="When status last changed (RFC 3339).",
+        json_schema_extra={"format": "date-time"},
     )
 
 
@@ -43,7 +51,9 @@ class EngineRef(SpecModel):
     name: str = Field("", description="LLMEngine name.")
     key: str = Field("", description="Engine key: sha256 of the build inputs.")
     gpu: str = Field("", description="GPU product the engine is built for.")
-    reused: bool = Field(False, description="True when another deployment had already built this engine.")
+    reused: bool = Field(
+        False, description="True when another deployment had already built this engine."
+    )
 
 
 class Endpoint(SpecModel):
@@ -62,7 +72,9 @@ class AutoscalingStatus(SpecModel):
     last_decision: str = Field("", description="Last decision, e.g. scale-up 2->3, hold.")
     reason: str = Field("", description="Why the autoscaler decided so.")
     last_scale_time: str | None = Field(
-        None, description="When replicas last changed (RFC 3339).", json_schema_extra={"format": "date-time"}
+        None,
+        description="When replicas last changed (RFC 3339).",
+        json_schema_extra={"format": "date-time"},
     )
 
 
@@ -72,25 +84,37 @@ class LLMDeploymentStatus(SpecModel):
     phase: DeploymentPhase = Field(
         "Pending", description="Pending, Fetching, Building, Deploying, Ready, Degraded, Failed."
     )
-    observed_generation: int | None = Field(None, ge=0, description="metadata.generation last acted on.")
+    observed_generation: int | None = Field(
+        None, ge=0, description="metadata.generation last acted on."
+    )
     conditions: list[Condition] = conditions_field()
     engine: EngineRef | None = Field(None, description=EngineRef.__doc__)
     replicas: int = Field(0, ge=0, description="Pods of the serving Deployment (for /scale).")
     ready_replicas: int = Field(0, ge=0, description="Pods ready to serve.")
-    desired_replicas: int = Field(0, ge=0, description="Replicas the operator wants (spec or autoscaler).")
+    desired_replicas: int = Field(
+        0, ge=0, description="Replicas the operator wants (spec or autoscaler)."
+    )
     ready: str = Field("", description="readyReplicas/desiredReplicas, e.g. 1/2 (printer column).")
     selector: str = Field("", description="Label selector of the serving pods (for /scale).")
-    endpoints: list[Endpoint] = Field(default_factory=list, description="Service DNS names and ports.")
+    endpoints: list[Endpoint] = Field(
+        default_factory=list, description="Service DNS names and ports."
+    )
     autoscaling: AutoscalingStatus | None = Field(None, description=AutoscalingStatus.__doc__)
 
 
 class LLMEngineStatus(SpecModel):
     """Observed state of an LLMEngine."""
 
-    phase: EnginePhase = Field("Pending", description="Pending, Fetching, Building, Ready or Failed.")
-    observed_generation: int | None = Field(None, ge=0, description="metadata.generation last acted on.")
+    phase: EnginePhase = Field(
+        "Pending", description="Pending, Fetching, Building, Ready or Failed."
+    )
+    observed_generation: int | None = Field(
+        None, ge=0, description="metadata.generation last acted on."
+    )
     conditions: list[Condition] = conditions_field()
-    path: str = Field("", description="Directory of the engine on the cache volume, e.g. /engines/<key>.")
+    path: str = Field(
+        "", description="Directory of the engine on the cache volume, e.g. /engines/<key>."
+    )
     size_bytes: int | None = Field(None, ge=0, description="Size of the engine files in bytes.")
     size: str = Field("", description="Size for humans, e.g. 3.9Gi (printer column).")
     build_seconds: float | None = Field(None, ge=0, description="Duration of the build.")
@@ -102,7 +126,9 @@ class LLMEngineStatus(SpecModel):
     )
     parallelism: str = Field("", description='tensor x pipeline, e.g. "1x1" (printer column).')
     users: int = Field(0, ge=0, description="LLMDeployments using this engine (printer column).")
-    jobs: list[str] = Field(default_factory=list, description="Names of the Jobs that fetched and built it.")
+    jobs: list[str] = Field(
+        default_factory=list, description="Names of the Jobs that fetched and built it."
+    )
     resolved_revision: str = Field("", description="Commit the model revision resolved to.")
     error: str = Field("", description="Why the build failed, when it did.")
     log_tail: str = Field("", description="Last lines of the build log.")

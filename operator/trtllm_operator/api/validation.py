@@ -1,4 +1,5 @@
-"""Operator-side validation: parse specs into models and list every problem as (field path, message)."""
+"""Operator-side validation: parse specs into models and list every problem as (field path,
+message)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ MIN_COMPUTE = {"bfloat16": "8.0", "fp8": "8.9", "w4a8_awq": "8.9", "nvfp4": "10.
 
 
 class SpecError(ValueError):
-    """A spec the operator cannot act on; `problems` lists (field path, message) pairs for a condition."""
+    """A spec the operator cannot act on; `problems` lists (field path, message) pairs for a
+    condition."""
 
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("; ".join(f"{path}: {message}" for path, message in problems))
@@ -45,9 +47,9 @@ def parse_deployment_spec(data: Mapping[str, Any]) -> LLMDeploymentSpec:
 
 
 def validate_deployment(spec: LLMDeploymentSpec, gpu: EngineGpu | None = None) -> list[Problem]:
-    """Every problem with a parsed LLMDeployment spec: the CRD's CEL rules (re-checked, for objects that
-    predate the CRD) plus what CEL cannot know: the toolchain's LoRA modules and, given the GPU, precision
-    support of that GPU. Empty when the spec can be built and served."""
+    """Every problem with a parsed LLMDeployment spec: the CRD's CEL rules (re-checked, for objects
+    that predate the CRD) plus what CEL cannot know: the toolchain's LoRA modules and, given the
+    GPU, precision support of that GPU. Empty when the spec can be built and served."""
     problems = rule_problems(spec, "spec", all_rules())
     problems += toolchain_problems(spec)
     if gpu is not None:
@@ -56,12 +58,14 @@ def validate_deployment(spec: LLMDeploymentSpec, gpu: EngineGpu | None = None) -
 
 
 def validate_engine(spec: LLMEngineSpec) -> list[Problem]:
-    """Every problem with a parsed LLMEngine spec (its CEL rules plus its GPU's precision support)."""
+    """Every problem with a parsed LLMEngine spec (its CEL rules plus its GPU's precision
+    support)."""
     return rule_problems(spec, "spec", all_rules()) + _precision_problems(spec, spec.gpu, "spec")
 
 
 def rule_problems(spec: BaseModel, root: str, rules: list[Rule]) -> list[Problem]:
-    """Problems found by evaluating each rule's Python check wherever its scope model occurs in `spec`."""
+    """Problems found by evaluating each rule's Python check wherever its scope model occurs in
+    `spec`."""
     problems: list[Problem] = []
     for path, instance in _instances(spec, root):
         data = instance.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -78,7 +82,8 @@ def rule_problems(spec: BaseModel, root: str, rules: list[Rule]) -> list[Problem
 
 
 def toolchain_problems(spec: LLMDeploymentSpec) -> list[Problem]:
-    """Problems only the chosen toolchain's data can reveal (LoRA modules its trtllm-build accepts)."""
+    """Problems only the chosen toolchain's data can reveal (LoRA modules its trtllm-build
+    accepts)."""
     lora = spec.engine.lora
     if lora is None:
         return []
@@ -96,15 +101,20 @@ def toolchain_problems(spec: LLMDeploymentSpec) -> list[Problem]:
 
 
 def gpu_problems(engine: EngineSpec, gpu: EngineGpu) -> list[Problem]:
-    """Precisions of `engine` that `gpu` cannot run (bfloat16 < 8.0, fp8 / w4a8_awq < 8.9, nvfp4 < 10.0)."""
+    """Precisions of `engine` that `gpu` cannot run (bfloat16 < 8.0, fp8 / w4a8_awq < 8.9, nvfp4 <
+    10.0)."""
     return _precision_problems(engine, gpu, "spec.engine")
 
 
-def _precision_problems(engine: EngineSpec | LLMEngineSpec, gpu: EngineGpu,
-                        root: str) -> list[Problem]:
+def _precision_problems(
+    engine: EngineSpec | LLMEngineSpec, gpu: EngineGpu, root: str
+) -> list[Problem]:
     quant = engine.quantization
-    checks = [("dtype", engine.dtype), ("quantization.weights", quant.weights),
-              ("quantization.kvCache", quant.kv_cache)]
+    checks = [
+        ("dtype", engine.dtype),
+        ("quantization.weights", quant.weights),
+        ("quantization.kvCache", quant.kv_cache),
+    ]
     problems = []
     for field, value in checks:
         minimum = MIN_COMPUTE.get(value)

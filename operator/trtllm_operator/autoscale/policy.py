@@ -5,29 +5,31 @@ inputs always give the same decision (the kopf timer stores the state between ca
 
 How it treats the 60-100 s a new replica needs before it serves:
 
-* **Look-ahead on the way up.** The signal is projected ``settings.startup_s`` seconds ahead with the
-  slope of a least-squares line through the recent samples (``trend_window_s``, at least 90 % of it
-  covered); only a rising trend counts, and the projection is capped at ``lookahead_cap`` times the
-  current value, so a noisy or just-started series cannot order a fleet on its own; a line that explains
-  less than ``trend_min_fit`` of the samples' variance (R^2) is noise around a level, not a trend. A replica
-  ordered now starts serving about when that projection comes due, so scaling on the projection
-  orders it before the queue exists rather than after. The target itself should sit below
-  saturation (e.g. KV-cache use 0.5, not 0.9), which is the headroom that absorbs what the trend misses.
-* **Proportional jumps up.** ``need = ceil(ready * projected / target)``; the policy asks for all of it
-  at once (bounded by min/max and by the GPUs the cluster holds), once the projection is more than
-  ``tolerance`` (15 %) above the target. KV-cache demand climbs steeply near the knee where a target
-  sits, so a brief 10 % excursion is noise the serving fleet absorbs; reacting to it orders replicas
-  that arrive after the excursion is over (the benchmark on the Azure trace: 3 replicas for 20 trace
-  minutes, with the SLO met without them).
+* **Look-ahead on the way up.** The signal is projected ``settings.startup_s`` seconds ahead with
+  the slope of a least-squares line through the recent samples (``trend_window_s``, at least 90 % of
+  it covered); only a rising trend counts, and the projection is capped at ``lookahead_cap`` times
+  the current value, so a noisy or just-started series cannot order a fleet on its own; a line that
+  explains less than ``trend_min_fit`` of the samples' variance (R^2) is noise around a level, not a
+  trend. A replica ordered now starts serving about when that projection comes due, so scaling on
+  the projection orders it before the queue exists rather than after. The target itself should sit
+  below saturation (e.g. KV-cache use 0.5, not 0.9), which is the headroom that absorbs what the
+  trend misses.
+* **Proportional jumps up.** ``need = ceil(ready * projected / target)``; the policy asks for all of
+  it at once (bounded by min/max and by the GPUs the cluster holds), once the projection is more
+  than ``tolerance`` (15 %) above the target. KV-cache demand climbs steeply near the knee where a
+  target sits, so a brief 10 % excursion is noise the serving fleet absorbs; reacting to it orders
+  replicas that arrive after the excursion is over (the benchmark on the Azure trace: 3 replicas for
+  20 trace minutes, with the SLO met without them).
 * **Starting replicas are coming capacity.** They are added to the current count, so a burst that is
   already being answered does not order the same replicas twice, and they are never counted as idle
   (the metric is normalised over ready replicas only, which are the ones carrying the load).
 * **Slow, stepwise scale-down.** Each call records ``ceil(ready * value / target)``; only when every
   recommendation over ``scale_down_window_s`` is below the current count, no replica is starting and
-  the last change is at least a window old does the policy step down: half the excess over the highest
-  recent recommendation (at least ``scale_down_step``), then again every ``scale_down_interval_s`` while
-  demand stays low; never below ``ready - step``, the highest recent recommendation, or min. A fleet far
-  too large comes down in a few steps, one slightly too large by one replica at a time.
+  the last change is at least a window old does the policy step down: half the excess over the
+  highest recent recommendation (at least ``scale_down_step``), then again every
+  ``scale_down_interval_s`` while demand stays low; never below ``ready - step``, the highest recent
+  recommendation, or min. A fleet far too large comes down in a few steps, one slightly too large by
+  one replica at a time.
 * **Smoothed value.** The value compared with the target is the mean over the last ``smoothing_s``
   (instantaneous KV use or queue length of one scrape is noisy; a spike must not order replicas).
 * **Missing or stale metrics hold.** No guessing: the current count is kept and the reason says why.
@@ -80,7 +82,8 @@ class Samples:
 
 @dataclass(frozen=True)
 class ReplicaCounts:
-    """Replicas of the child Deployment: serving (ready) and ordered but not serving yet (starting)."""
+    """Replicas of the child Deployment: serving (ready) and ordered but not serving yet
+    (starting)."""
 
     ready: int
     starting: int = 0
@@ -93,7 +96,8 @@ class ReplicaCounts:
 
 @dataclass(frozen=True)
 class Settings:
-    """Policy settings; times in seconds. ``max_by_gpus`` is how many replicas the cluster's GPUs hold."""
+    """Policy settings; times in seconds. ``max_by_gpus`` is how many replicas the cluster's GPUs
+    hold."""
 
     metric: str = QUEUE_COMPUTE_RATIO
     target: float = 1.0
@@ -123,7 +127,8 @@ class State:
 
 @dataclass(frozen=True)
 class Decision:
-    """The replicas to ask for, why (a CamelCase reason and a sentence), and the metric it was based on."""
+    """The replicas to ask for, why (a CamelCase reason and a sentence), and the metric it was based
+    on."""
 
     replicas: int
     reason: str
@@ -178,9 +183,12 @@ def per_replica_value(samples: Samples, settings: Settings, replicas: ReplicaCou
     return value
 
 
-def trend_slope(points: tuple[tuple[float, float], ...], window_s: float, min_fit: float = 0.0) -> float:
+def trend_slope(
+    points: tuple[tuple[float, float], ...], window_s: float, min_fit: float = 0.0
+) -> float:
     """Least-squares slope (units per second) of the points within ``window_s`` of the newest one;
-    0 when the line explains less than ``min_fit`` of the points' variance (R^2): noise is not a trend."""
+    0 when the line explains less than ``min_fit`` of the points' variance (R^2): noise is not a
+    trend."""
     if len(points) < 3:
         return 0.0
     recent = [(t, v) for t, v in points if t >= points[-1][0] - window_s]
@@ -198,7 +206,8 @@ def trend_slope(points: tuple[tuple[float, float], ...], window_s: float, min_fi
 
 
 def projected_value(samples: Samples, settings: Settings, value: float, ready: int) -> float:
-    """The per-replica value expected when a replica ordered now would serve (rising trends only)."""
+    """The per-replica value expected when a replica ordered now would serve (rising trends
+    only)."""
     slope = trend_slope(samples.points, settings.trend_window_s, settings.trend_min_fit)
     if settings.metric in TOTAL_METRICS:
         slope = slope / max(ready, 1)
@@ -213,7 +222,8 @@ def upper_bound(settings: Settings) -> tuple[int, str]:
 
 
 def _remember(state: State, now: float, recommendation: int, settings: Settings) -> State:
-    """Append a recommendation and drop the ones older than the scale-down window (keeping one older)."""
+    """Append a recommendation and drop the ones older than the scale-down window (keeping one
+    older)."""
     history = state.history + ((now, recommendation),)
     cutoff = now - settings.scale_down_window_s
     while len(history) > 1 and history[1][0] <= cutoff:
@@ -234,12 +244,17 @@ def _bounds_decision(replicas: ReplicaCounts, settings: Settings, value: float) 
     if replicas.current > upper and upper >= settings.min_replicas:
         why = "the cluster's GPUs hold" if limit == CAPPED_BY_GPUS else "maxReplicas allows"
         msg = f"Scaling to {upper}: above the {upper} replicas {why}"
-        return Decision(upper, ABOVE_MAX if limit == CAPPED_BY_MAX else CAPPED_BY_GPUS, value, DOWN, msg)
+        return Decision(
+            upper, ABOVE_MAX if limit == CAPPED_BY_MAX else CAPPED_BY_GPUS, value, DOWN, msg
+        )
     return None
 
 
-def _scale_up_decision(replicas: ReplicaCounts, settings: Settings, value: float, projected: float) -> Decision | None:
-    """Ask for every replica the (projected) load needs at once, counting starting ones as coming."""
+def _scale_up_decision(
+    replicas: ReplicaCounts, settings: Settings, value: float, projected: float
+) -> Decision | None:
+    """Ask for every replica the (projected) load needs at once, counting starting ones as
+    coming."""
     if projected <= settings.target * (1 + settings.tolerance):
         return None
     need = math.ceil(replicas.ready * projected / settings.target)
@@ -247,7 +262,10 @@ def _scale_up_decision(replicas: ReplicaCounts, settings: Settings, value: float
     if need <= replicas.current:
         if replicas.starting == 0:
             return None
-        msg = f"{settings.metric}={value:.3g}: {replicas.starting} starting replica(s) cover a need of {need}"
+        msg = (
+            f"{settings.metric}={value:.3g}: {replicas.starting} starting replica(s) "
+            f"cover a need of {need}"
+        )
         return _hold(replicas, CAPACITY_STARTING, msg, value)
     upper, limit = upper_bound(settings)
     if replicas.current >= upper:
@@ -273,16 +291,23 @@ def _scale_down_decision(
 ) -> Decision:
     """One step down after a window of sustained low recommendations, with nothing starting."""
     highest = max(rec for _, rec in state.history)
-    step = down_step(replicas.current, max(settings.min_replicas, highest), settings.scale_down_step)
+    step = down_step(
+        replicas.current, max(settings.min_replicas, highest), settings.scale_down_step
+    )
     floor = max(settings.min_replicas, highest, replicas.ready - step)
     target_text = f"{settings.metric}={value:.3g}, target {settings.target:g}"
     if highest >= replicas.current or floor >= replicas.current:
-        return _hold(replicas, WITHIN_TARGET, f"{target_text}: {replicas.current} replicas fit", value)
+        return _hold(
+            replicas, WITHIN_TARGET, f"{target_text}: {replicas.current} replicas fit", value
+        )
     if replicas.starting > 0:
         msg = f"{target_text}: not scaling down while {replicas.starting} replica(s) are starting"
         return _hold(replicas, WAITING_FOR_STARTUP, msg, value)
     if not _window_elapsed(state, now, settings):
-        msg = f"{target_text}: waiting {settings.scale_down_window_s:.0f}s of low demand before scaling down"
+        msg = (
+            f"{target_text}: waiting {settings.scale_down_window_s:.0f}s of low demand "
+            "before scaling down"
+        )
         return _hold(replicas, STABILIZING, msg, value)
     desired = max(floor, replicas.current - step)
     msg = f"{target_text}: low for {settings.scale_down_window_s:.0f}s, stepping down to {desired}"
@@ -290,7 +315,8 @@ def _scale_down_decision(
 
 
 def down_step(current: int, lowest_allowed: int, min_step: int) -> int:
-    """Replicas to remove in one step: half the excess over what the window allows, at least ``min_step``."""
+    """Replicas to remove in one step: half the excess over what the window allows, at least
+    ``min_step``."""
     return max(min_step, math.ceil((current - lowest_allowed) / 2))
 
 

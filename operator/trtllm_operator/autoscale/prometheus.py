@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests import RequestException
 from urllib3.util.retry import Retry
 
@@ -61,13 +63,14 @@ def fetch_per_pod(
     label: str = "pod",
     timeout_s: float = 5.0,
 ) -> dict[str, float]:
-    """The metric's latest value per pod (an instant query grouped by ``label``); raises when unreachable."""
+    """The metric's latest value per pod (an instant query grouped by ``label``); raises when
+    unreachable."""
     query = metric_query(runtime, metric, selector, by=(label,))
     result = _client(url, timeout_s).custom_query(query)
     return {s["metric"][label]: float(s["value"][1]) for s in result if label in s["metric"]}
 
 
-def _points(result: list[dict]) -> tuple[tuple[float, float], ...]:
+def _points(result: list[dict[str, Any]]) -> tuple[tuple[float, float], ...]:
     """The first series' finite values as (time, value); the queries aggregate to one series."""
     if not result:
         return ()

@@ -17,8 +17,11 @@ class UnsupportedMetricError(ValueError):
     """The runtime does not report the asked-for autoscaling metric."""
 
 
-def metric_query(runtime: str, metric: str, selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
-    """The PromQL giving ``metric`` for ``runtime`` over the pods ``selector`` picks (per ``by`` labels)."""
+def metric_query(
+    runtime: str, metric: str, selector: Mapping[str, str], by: tuple[str, ...] = ()
+) -> str:
+    """The PromQL giving ``metric`` for ``runtime`` over the pods ``selector`` picks (per ``by``
+    labels)."""
     known = RUNTIMES.get(runtime)
     builder = known.queries.get(metric) if known is not None else None
     if builder is None:

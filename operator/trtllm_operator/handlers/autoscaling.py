@@ -1,5 +1,6 @@
-"""The autoscaler: a kopf timer per LLMDeployment with autoscaling on. It reads Prometheus, asks the pure
-policy, and changes only the serving Deployment's replicas and the LLMDeployment's status (never its spec)."""
+"""The autoscaler: a kopf timer per LLMDeployment with autoscaling on. It reads Prometheus, asks the
+pure policy, and changes only the serving Deployment's replicas and the LLMDeployment's status
+(never its spec)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ STATUS_REFRESH_SECONDS = 60.0
 
 
 def replica_counts(deployment: dict[str, Any]) -> policy.ReplicaCounts:
-    """Ready replicas serve; the rest of what the Deployment asks for is starting (loading the engine)."""
+    """Ready replicas serve; the rest of what the Deployment asks for is starting (loading the
+    engine)."""
     wanted = int((deployment.get("spec") or {}).get("replicas") or 0)
     ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
     return policy.ReplicaCounts(ready=min(ready, wanted), starting=max(wanted - ready, 0))
@@ -39,53 +41,93 @@ def max_by_gpus(product: str, gpus_per_replica: int) -> int:
 def settings(scaling: AutoscalingSpec, spec: LLMDeploymentSpec, product: str) -> policy.Settings:
     """Policy settings from the spec and the cluster's GPU capacity for this engine."""
     per_replica = spec.engine.parallelism.tensor * spec.engine.parallelism.pipeline
-    return policy.Settings(metric=scaling.metric, target=scaling.effective_target, min_replicas=scaling.min_replicas,
-                           max_replicas=scaling.max_replicas, max_by_gpus=max_by_gpus(product, per_replica),
-                           scale_down_window_s=float(scaling.scale_down_stabilization_seconds))
+    return policy.Settings(
+        metric=scaling.metric,
+        target=scaling.effective_target,
+        min_replicas=scaling.min_replicas,
+        max_replicas=scaling.max_replicas,
+        max_by_gpus=max_by_gpus(product, per_replica),
+        scale_down_window_s=float(scaling.scale_down_stabilization_seconds),
+    )
 
 
 def pod_selector(namespace: str, name: str) -> dict[str, str]:
     """Prometheus labels of the serving pods (PodMonitor targets carry namespace and pod)."""
-    return {"namespace": namespace, "pod": f"{REGEX_PREFIX}{names.serving(name)}-[a-z0-9]+-[a-z0-9]+"}
+    return {
+        "namespace": namespace,
+        "pod": f"{REGEX_PREFIX}{names.serving(name)}-[a-z0-9]+-[a-z0-9]+",
+    }
 
 
 def scale(namespace: str, name: str, replicas: int) -> None:
     """Set the serving Deployment's replicas under the autoscaler's own field manager."""
     url = kube.path("apps/v1", "Deployment", namespace, names.serving(name))
-    kube.call("PATCH", url, body={"spec": {"replicas": replicas}}, content_type="application/merge-patch+json",
-              query=[("fieldManager", names.AUTOSCALER_MANAGER)])
+    kube.call(
+        "PATCH",
+        url,
+        body={"spec": {"replicas": replicas}},
+        content_type="application/merge-patch+json",
+        query=[("fieldManager", names.AUTOSCALER_MANAGER)],
+    )
 
 
-def autoscaling_status(decision: policy.Decision, old: dict[str, Any], scaled: bool) -> dict[str, Any]:
+def autoscaling_status(
+    decision: policy.Decision, old: dict[str, Any], scaled: bool
+) -> dict[str, Any]:
     """status.autoscaling: last metric, decision and reason."""
     value = None if decision.metric_value is None else round(decision.metric_value, 3)
-    return {"lastMetric": value, "lastDecision": f"{decision.direction} to {decision.replicas}",
-            "reason": f"{decision.reason}: {decision.message}".strip(": "),
-            "lastScaleTime": now() if scaled else old.get("lastScaleTime")}
+    return {
+        "lastMetric": value,
+        "lastDecision": f"{decision.direction} to {decision.replicas}",
+        "reason": f"{decision.reason}: {decision.message}".strip(": "),
+        "lastScaleTime": now() if scaled else old.get("lastScaleTime"),
+    }
 
 
 def scaling_condition(decision: policy.Decision, generation: int | None) -> dict[str, Any]:
-    """The Autoscaling condition: False when the autoscaler cannot act as asked (metrics, GPU cap)."""
-    limited = decision.reason in (policy.METRICS_UNAVAILABLE, policy.METRICS_STALE, policy.CAPPED_BY_GPUS)
-    return conditions.make("Autoscaling", "False" if limited else "True", decision.reason,
-                           decision.message or decision.reason, generation)
+    """The Autoscaling condition: False when the autoscaler cannot act as asked (metrics, GPU
+    cap)."""
+    limited = decision.reason in (
+        policy.METRICS_UNAVAILABLE,
+        policy.METRICS_STALE,
+        policy.CAPPED_BY_GPUS,
+    )
+    return conditions.make(
+        "Autoscaling",
+        "False" if limited else "True",
+        decision.reason,
+        decision.message or decision.reason,
+        generation,
+    )
 
 
 def should_write(old: dict[str, Any], new: dict[str, Any], last_write: float, clock: float) -> bool:
-    """Write when the decision or its reason changed, else refresh the metric at most once a minute."""
-    changed = (old.get("lastDecision"), old.get("reason")) != (new.get("lastDecision"), new.get("reason"))
+    """Write when the decision or its reason changed, else refresh the metric at most once a
+    minute."""
+    changed = (old.get("lastDecision"), old.get("reason")) != (
+        new.get("lastDecision"),
+        new.get("reason"),
+    )
     return changed or clock - last_write >= STATUS_REFRESH_SECONDS
 
 
 def write_scaling_status(body: dict[str, Any], auto: dict[str, Any], cond: dict[str, Any]) -> None:
-    """Patch status.autoscaling and the Autoscaling condition, leaving the other conditions as they are."""
+    """Patch status.autoscaling and the Autoscaling condition, leaving the other conditions as they
+    are."""
     old = body.get("status") or {}
     others = [c for c in old.get("conditions") or [] if c.get("type") != "Autoscaling"]
     merged = conditions.merge(old.get("conditions") or [], [cond], now())
     meta = body["metadata"]
-    kube.patch_status(names.API_VERSION, "LLMDeployment", meta["namespace"], meta["name"],
-                      {"autoscaling": {k: v for k, v in auto.items() if v is not None},
-                       "conditions": others + merged})
+    kube.patch_status(
+        names.API_VERSION,
+        "LLMDeployment",
+        meta["namespace"],
+        meta["name"],
+        {
+            "autoscaling": {k: v for k, v in auto.items() if v is not None},
+            "conditions": others + merged,
+        },
+    )
 
 
 def autoscale(body: dict[str, Any], memo: kopf.Memo) -> None:
@@ -97,16 +139,31 @@ def autoscale(body: dict[str, Any], memo: kopf.Memo) -> None:
     if live is None or not product or spec.autoscaling.prometheus is None:
         return
     replicas = replica_counts(live)
-    samples = fetch_samples(spec.autoscaling.prometheus.url, spec.serving.runtime, spec.autoscaling.metric,
-                            pod_selector(meta["namespace"], meta["name"]))
+    samples = fetch_samples(
+        spec.autoscaling.prometheus.url,
+        spec.serving.runtime,
+        spec.autoscaling.metric,
+        pod_selector(meta["namespace"], meta["name"]),
+    )
     clock = time.time()
-    decision, memo["state"] = policy.decide(samples, memo.get("state") or policy.State(),
-                                            settings(spec.autoscaling, spec, product), clock, replicas=replicas)
+    decision, memo["state"] = policy.decide(
+        samples,
+        memo.get("state") or policy.State(),
+        settings(spec.autoscaling, spec, product),
+        clock,
+        replicas=replicas,
+    )
     scaled = decision.replicas != replicas.current
     if scaled:
         scale(meta["namespace"], meta["name"], decision.replicas)
         metrics.SCALE_DECISIONS.labels(decision.direction).inc()
-        kopf.info(body, reason="Scaled", message=f"{replicas.current} -> {decision.replicas}: {decision.message}")
+        # kopf annotates kopf.Body, but posts for any object mapping (it reads apiVersion, kind
+        # and metadata); this body is the plain dict read back from the API server.
+        kopf.info(
+            body,  # type: ignore[arg-type]
+            reason="Scaled",
+            message=f"{replicas.current} -> {decision.replicas}: {decision.message}",
+        )
     old = (body.get("status") or {}).get("autoscaling") or {}
     auto = autoscaling_status(decision, old, scaled)
     if scaled or should_write(old, auto, memo.get("last_write", 0.0), clock):

@@ -30,7 +30,8 @@ _locks_guard = threading.Lock()
 
 @contextmanager
 def locked(kind: str, namespace: str, name: str) -> Iterator[None]:
-    """One reconcile at a time per object (watch events, timers and other objects' events all call in)."""
+    """One reconcile at a time per object (watch events, timers and other objects' events all call
+    in)."""
     with _locks_guard:
         lock = _locks.setdefault((kind, namespace, name), threading.Lock())
     with lock:
@@ -53,18 +54,26 @@ def retry_conflicts(reconcile: Callable[[], None], attempts: int = 5) -> None:
 
 
 def now() -> str:
-    """The current time in RFC 3339, for condition transitions (the plan layer never reads the clock)."""
+    """The current time in RFC 3339, for condition transitions (the plan layer never reads the
+    clock)."""
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @cache
 def build_scripts() -> dict[str, str]:
-    """The build_jobs files the Jobs run, by relative path: from $TRTLLM_BUILD_JOBS_DIR or the source tree."""
-    root = Path(os.environ.get("TRTLLM_BUILD_JOBS_DIR") or Path(__file__).resolve().parents[3] / "build_jobs")
+    """The build_jobs files the Jobs run, by relative path: from $TRTLLM_BUILD_JOBS_DIR or the
+    source tree."""
+    root = Path(
+        os.environ.get("TRTLLM_BUILD_JOBS_DIR")
+        or Path(__file__).resolve().parents[3] / "build_jobs"
+    )
     if not (root / "run.py").exists():
         raise RuntimeError(f"build_jobs scripts not found in {root}; set TRTLLM_BUILD_JOBS_DIR")
-    files = [p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".json")
-             and "__pycache__" not in p.parts]
+    files = [
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix in (".py", ".json") and "__pycache__" not in p.parts
+    ]
     return {str(p.relative_to(root)): p.read_text() for p in sorted(files)}
 
 
@@ -78,7 +87,8 @@ def without_none(value: Any) -> Any:
 
 
 def write_status(kind: str, body: dict[str, Any], status: dict[str, Any]) -> bool:
-    """Patch status only when it differs from what is stored; stale keys are removed. True when written."""
+    """Patch status only when it differs from what is stored; stale keys are removed. True when
+    written."""
     meta = body["metadata"]
     new = without_none(status)
     old = dict(body.get("status") or {})
@@ -89,8 +99,12 @@ def write_status(kind: str, body: dict[str, Any], status: dict[str, Any]) -> boo
     return True
 
 
-def carry_out(kind: str, body: dict[str, Any], plan: Desired,
-              replan: Callable[[ApplyError], Desired] | None = None) -> Desired | None:
+def carry_out(
+    kind: str,
+    body: dict[str, Any],
+    plan: Desired,
+    replan: Callable[[ApplyError], Desired] | None = None,
+) -> Desired | None:
     """Do a plan's writes in order (announcing each one's event and counting its metric when it
     changed something), then write the status; its events are announced once it is written. When the
     API server refuses a write for good, the rest are skipped and `replan(error)` gives the status
@@ -99,7 +113,10 @@ def carry_out(kind: str, body: dict[str, Any], plan: Desired,
         refused = run_all(body, plan.actions)
     except ApiException as error:
         if writes.namespace_terminating(error):
-            log.info("%s: its namespace is being deleted; nothing more to write", body["metadata"]["name"])
+            log.info(
+                "%s: its namespace is being deleted; nothing more to write",
+                body["metadata"]["name"],
+            )
             return None
         raise
     if refused is not None and replan is not None:
@@ -133,4 +150,5 @@ def run_all(body: dict[str, Any], actions: list[Action]) -> ApplyError | None:
 def announce(body: dict[str, Any], event: Event) -> None:
     """Post a Kubernetes Event on the reconciled object."""
     post = kopf.warn if event.type == "Warning" else kopf.info
-    post(body, reason=event.reason, message=event.message)
+    # kopf types the object as kopf.Body but posts for any object mapping; ours are plain dicts.
+    post(body, reason=event.reason, message=event.message)  # type: ignore[arg-type]

@@ -19,17 +19,24 @@ RESYNC_SECONDS = 10
 
 
 def observe(body: dict[str, Any]) -> Observed:
-    """Every read one reconcile needs, before any decision: nodes, the namespace's PVCs and engines, the
-    serving Deployment and its pods, the adapter Jobs, whether PodMonitors exist, the build scripts."""
+    """Every read one reconcile needs, before any decision: nodes, the namespace's PVCs and engines,
+    the serving Deployment and its pods, the adapter Jobs, whether PodMonitors exist, the build
+    scripts."""
     name, ns = body["metadata"]["name"], body["metadata"]["namespace"]
     deploy = kube.get("apps/v1", "Deployment", ns, names.serving(name))
     pods = kube.list_objects("v1", "Pod", ns, names.pod_selector(name)) if deploy else []
     return Observed(
-        body=body, now=now(), nodes=kube.list_objects("v1", "Node"),
+        body=body,
+        now=now(),
+        nodes=kube.list_objects("v1", "Node"),
         claims=kube.list_objects("v1", "PersistentVolumeClaim", ns),
-        engines=kube.list_objects(names.API_VERSION, "LLMEngine", ns), deployment=deploy, pods=pods,
+        engines=kube.list_objects(names.API_VERSION, "LLMEngine", ns),
+        deployment=deploy,
+        pods=pods,
         adapter_jobs=kube.list_objects("batch/v1", "Job", ns, names.child_labels(name, "adapter")),
-        pod_monitors=kube.crd_exists("podmonitors.monitoring.coreos.com"), scripts=build_scripts())
+        pod_monitors=kube.crd_exists("podmonitors.monitoring.coreos.com"),
+        scripts=build_scripts(),
+    )
 
 
 def reconcile(body: dict[str, Any]) -> None:
@@ -37,10 +44,14 @@ def reconcile(body: dict[str, Any]) -> None:
     old_phase = (body.get("status") or {}).get("phase")
     seen = observe(body)
     plan = desired(seen)
-    written = carry_out("LLMDeployment", body, plan, lambda error: desired(replace(seen, apply_error=error)))
+    written = carry_out(
+        "LLMDeployment", body, plan, lambda error: desired(replace(seen, apply_error=error))
+    )
     if written and written.status["phase"] != old_phase:
         meta = body["metadata"]
-        log.info("LLMDeployment %s/%s is %s", meta["namespace"], meta["name"], written.status["phase"])
+        log.info(
+            "LLMDeployment %s/%s is %s", meta["namespace"], meta["name"], written.status["phase"]
+        )
 
 
 def reconcile_by_name(namespace: str, name: str) -> None:
@@ -63,7 +74,7 @@ def _reconcile_fresh(namespace: str, name: str) -> None:
 
 @kopf.on.event(GROUP, VERSION, "llmdeployments")
 def llmdeployment_event(type: str, body: kopf.Body, **_: Any) -> None:
-    """Every watch event of an LLMDeployment reconciles it (level-based; idle ones write nothing)."""
+    """Every watch event of an LLMDeployment reconciles it (level-based; idle: no writes)."""
     if type != "DELETED":
         reconcile_by_name(body["metadata"]["namespace"], body["metadata"]["name"])
 
@@ -76,16 +87,19 @@ def llmdeployment_resync(body: kopf.Body, **_: Any) -> None:
 
 @kopf.on.event("apps", "v1", "deployments", labels={names.MANAGED_BY: names.OPERATOR})
 def serving_deployment_event(body: kopf.Body, **_: Any) -> None:
-    """The serving Deployment changed (pods became ready, a rollout moved): update the owner's status."""
+    """The serving Deployment changed (pods became ready, a rollout moved): update the owner's
+    status."""
     owner = (body.get("metadata", {}).get("labels") or {}).get(names.DEPLOYMENT_LABEL)
     if owner:
         reconcile_by_name(body["metadata"]["namespace"], owner)
 
 
-@kopf.on.event("", "v1", "pods", labels={names.MANAGED_BY: names.OPERATOR, names.ROLE_LABEL: "server"})
+@kopf.on.event(
+    "", "v1", "pods", labels={names.MANAGED_BY: names.OPERATOR, names.ROLE_LABEL: "server"}
+)
 def serving_pod_event(body: kopf.Body, **_: Any) -> None:
-    """A serving pod changed (readiness, a restart, scheduling): a crash loop often changes no field of
-    the Deployment, so the pod itself wakes its LLMDeployment."""
+    """A serving pod changed (readiness, a restart, scheduling): a crash loop often changes no field
+    of the Deployment, so the pod itself wakes its LLMDeployment."""
     owner = (body.get("metadata", {}).get("labels") or {}).get(names.DEPLOYMENT_LABEL)
     if owner:
         reconcile_by_name(body["metadata"]["namespace"], owner)

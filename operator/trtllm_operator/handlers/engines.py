@@ -32,18 +32,25 @@ def observe_job(namespace: str, name: str) -> progress.JobView:
 def observe_engine(body: dict[str, Any]) -> EngineObserved:
     """Every read one engine reconcile needs: its fetch and build Jobs with their pods."""
     meta = body["metadata"]
-    return EngineObserved(body=body, now=now(),
-                          fetch=observe_job(meta["namespace"], names.fetch_job(meta["name"])),
-                          build=observe_job(meta["namespace"], names.build_job(meta["name"])),
-                          scripts=build_scripts())
+    return EngineObserved(
+        body=body,
+        now=now(),
+        fetch=observe_job(meta["namespace"], names.fetch_job(meta["name"])),
+        build=observe_job(meta["namespace"], names.build_job(meta["name"])),
+        scripts=build_scripts(),
+    )
 
 
 def reconcile_engine(body: dict[str, Any]) -> str:
     """Observe, decide (plan.engine_desired), apply, write the status; return the phase."""
     old_phase = (body.get("status") or {}).get("phase")
     seen = observe_engine(body)
-    written = carry_out("LLMEngine", body, desired_for_engine(seen),
-                        lambda error: desired_for_engine(replace(seen, apply_error=error)))
+    written = carry_out(
+        "LLMEngine",
+        body,
+        desired_for_engine(seen),
+        lambda error: desired_for_engine(replace(seen, apply_error=error)),
+    )
     if written is None:
         return str(old_phase)
     if written.status["phase"] != old_phase:
@@ -104,6 +111,11 @@ def llmengine_resync(body: kopf.Body, **_: Any) -> None:
 @kopf.on.event("batch", "v1", "jobs", labels={names.MANAGED_BY: names.OPERATOR})
 def job_event(body: kopf.Body, **_: Any) -> None:
     """A build Job changed: reconcile the engine it belongs to."""
+    wake_engine(body)
+
+
+def wake_engine(body: kopf.Body) -> None:
+    """Reconcile the LLMEngine a Job or Job pod is labelled with, if it still exists."""
     engine = (body.get("metadata", {}).get("labels") or {}).get(names.ENGINE_LABEL)
     namespace = body.get("metadata", {}).get("namespace")
     if engine and namespace:
@@ -112,17 +124,25 @@ def job_event(body: kopf.Body, **_: Any) -> None:
             handle(live)
 
 
-@kopf.on.event("", "v1", "pods", labels={names.MANAGED_BY: names.OPERATOR,
-                                         names.ROLE_LABEL: lambda value, **_: value in JOB_POD_ROLES})
+@kopf.on.event(
+    "",
+    "v1",
+    "pods",
+    labels={
+        names.MANAGED_BY: names.OPERATOR,
+        names.ROLE_LABEL: lambda value, **_: value in JOB_POD_ROLES,
+    },
+)
 def job_pod_event(body: kopf.Body, **_: Any) -> None:
-    """A fetch or build pod changed (scheduled or not, pulling its image): reconcile its engine now."""
-    job_event(body)
+    """A fetch or build pod changed (scheduled or not, pulling its image): reconcile its engine."""
+    wake_engine(body)
 
 
 @kopf.on.delete(GROUP, VERSION, "llmengines")
 def llmengine_deleted(body: kopf.Body, **_: Any) -> None:
-    """Start the Job that removes the engine's files, unless the deployment asked to retain them, the
-    engine's key cannot be trusted (files kept, said in an event), or pods still serve them (then wait)."""
+    """Start the Job that removes the engine's files, unless the deployment asked to retain them,
+    the engine's key cannot be trusted (files kept, said in an event), or pods still serve them
+    (then wait)."""
     data = dict(body)
     ctx = plan.engine_context(data)
     if ctx.retain:
@@ -131,7 +151,11 @@ def llmengine_deleted(body: kopf.Body, **_: Any) -> None:
         return
     refusal = plan.cleanup_refusal(data)
     if refusal:
-        kopf.warn(body, reason="CleanupRefused", message=f"Kept the engine's files on PVC {ctx.claim}: {refusal}")
+        kopf.warn(
+            body,
+            reason="CleanupRefused",
+            message=f"Kept the engine's files on PVC {ctx.claim}: {refusal}",
+        )
         log.warning("Not cleaning up engine %s/%s: %s", ctx.namespace, ctx.name, refusal)
         return
     engines = kube.list_objects(names.API_VERSION, "LLMEngine", ctx.namespace)
@@ -147,5 +171,7 @@ def llmengine_deleted(body: kopf.Body, **_: Any) -> None:
 def serving_objects(namespace: str) -> dict[str, list[dict[str, Any]]]:
     """The operator's serving Deployments and pods in a namespace, by kind."""
     labels = {names.MANAGED_BY: names.OPERATOR, names.ROLE_LABEL: "server"}
-    return {kind: kube.list_objects(api, kind, namespace, labels)
-            for api, kind in (("apps/v1", "Deployment"), ("v1", "Pod"))}
+    return {
+        kind: kube.list_objects(api, kind, namespace, labels)
+        for api, kind in (("apps/v1", "Deployment"), ("v1", "Pod"))
+    }

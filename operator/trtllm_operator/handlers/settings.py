@@ -13,10 +13,12 @@ from trtllm_operator.plan import names
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    """Keep kopf's own state in annotations (status is ours and schema-pruned), post events, quiet watches."""
+    """Keep kopf's own state in annotations (status is ours and schema-pruned), post events, quiet
+    watches."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration")
+        prefix=GROUP, key="last-handled-configuration"
+    )
     settings.persistence.finalizer = names.FINALIZER
     settings.posting.level = 20  # INFO and above become Kubernetes events
     settings.execution.max_workers = int(os.environ.get("TRTLLM_OPERATOR_WORKERS", "16"))

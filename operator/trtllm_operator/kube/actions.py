@@ -25,19 +25,28 @@ def run(action: Action) -> bool:
         return kube.apply(action.obj, action.live)[1]
     if action.verb == "set_owners":
         kube.set_owners(action.obj, action.owners or [])
-        log.info("Set the owners of %s to %s", action.target, [o.get("name") for o in action.owners or []])
+        log.info(
+            "Set the owners of %s to %s",
+            action.target,
+            [o.get("name") for o in action.owners or []],
+        )
         return True
-    return kube.delete(action.obj["apiVersion"], action.obj["kind"], meta.get("namespace"), meta["name"])
+    return kube.delete(
+        action.obj["apiVersion"], action.obj["kind"], meta.get("namespace"), meta["name"]
+    )
 
 
 def _create(action: Action) -> bool:
-    """Create once; when someone else won the race and `adopt` is set, join the existing object's owners."""
+    """Create once; when someone else won the race and `adopt` is set, join the existing object's
+    owners."""
     if kube.create(action.obj) is not None:
         return True
     if action.adopt is None:
         return False
     meta = action.obj["metadata"]
-    live = kube.get(action.obj["apiVersion"], action.obj["kind"], meta.get("namespace"), meta["name"])
+    live = kube.get(
+        action.obj["apiVersion"], action.obj["kind"], meta.get("namespace"), meta["name"]
+    )
     owners = (live or {}).get("metadata", {}).get("ownerReferences") or []
     if live is not None and not any(o.get("uid") == action.adopt["uid"] for o in owners):
         kube.set_owners(live, [*owners, action.adopt])
@@ -67,7 +76,8 @@ def namespace_terminating(error: ApiException) -> bool:
 
 
 def server_message(error: ApiException) -> str:
-    """The `message` of a Kubernetes Status body, else the body or the reason, cut to 1,000 characters."""
+    """The `message` of a Kubernetes Status body, else the body or the reason, cut to 1,000
+    characters."""
     try:
         message = json.loads(error.body or "{}").get("message")
     except (ValueError, AttributeError):

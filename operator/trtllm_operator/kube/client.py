@@ -1,4 +1,5 @@
-"""The only code that talks to the API server: reads, server-side apply, status and owner patches."""
+"""The only code that talks to the API server: reads, server-side apply, status and owner
+patches."""
 
 from __future__ import annotations
 
@@ -16,10 +17,18 @@ from trtllm_operator.plan.names import FIELD_MANAGER
 log = logging.getLogger("trtllm_operator.kube")
 
 PLURALS = {
-    "ConfigMap": "configmaps", "Service": "services", "PersistentVolumeClaim": "persistentvolumeclaims",
-    "Pod": "pods", "Node": "nodes", "Secret": "secrets", "Job": "jobs", "Deployment": "deployments",
-    "PodDisruptionBudget": "poddisruptionbudgets", "PodMonitor": "podmonitors",
-    "LLMDeployment": "llmdeployments", "LLMEngine": "llmengines",
+    "ConfigMap": "configmaps",
+    "Service": "services",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
+    "Pod": "pods",
+    "Node": "nodes",
+    "Secret": "secrets",
+    "Job": "jobs",
+    "Deployment": "deployments",
+    "PodDisruptionBudget": "poddisruptionbudgets",
+    "PodMonitor": "podmonitors",
+    "LLMDeployment": "llmdeployments",
+    "LLMEngine": "llmengines",
     "CustomResourceDefinition": "customresourcedefinitions",
 }
 _api: client.ApiClient | None = None
@@ -46,17 +55,28 @@ def path(api_version: str, kind: str, namespace: str | None, name: str | None = 
     return f"{base}{ns}/{PLURALS[kind]}" + (f"/{name}" if name else "")
 
 
-def call(method: str, url: str, body: Any = None, content_type: str | None = None,
-         query: list[tuple[str, Any]] | None = None) -> Any:
+def call(
+    method: str,
+    url: str,
+    body: Any = None,
+    content_type: str | None = None,
+    query: list[tuple[str, Any]] | None = None,
+) -> Any:
     """One API request returning the decoded JSON body; ApiException on a non-2xx answer."""
     headers = {"Accept": "application/json"}
     if content_type:
         headers["Content-Type"] = content_type
     method, full_url, headers, payload, post = api().param_serialize(
-        method=method, resource_path=url, query_params=query or [], header_params=headers, body=body,
-        auth_settings=["BearerToken"])
-    response = api().call_api(method, full_url, header_params=headers, body=payload, post_params=post,
-                              _request_timeout=30)
+        method=method,
+        resource_path=url,
+        query_params=query or [],
+        header_params=headers,
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    response = api().call_api(
+        method, full_url, header_params=headers, body=payload, post_params=post, _request_timeout=30
+    )
     data = response.read()
     if not 200 <= response.status < 300:
         error = ApiException(status=response.status, reason=response.reason)
@@ -75,8 +95,9 @@ def get(api_version: str, kind: str, namespace: str | None, name: str) -> dict[s
         raise
 
 
-def list_objects(api_version: str, kind: str, namespace: str | None = None,
-                 labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def list_objects(
+    api_version: str, kind: str, namespace: str | None = None, labels: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Objects of a kind, optionally filtered by labels; [] when the kind is not served (404)."""
     query = [("labelSelector", ",".join(f"{k}={v}" for k, v in labels.items()))] if labels else []
     try:
@@ -88,9 +109,11 @@ def list_objects(api_version: str, kind: str, namespace: str | None = None,
 
 
 def apply(obj: dict[str, Any], live: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
-    """Server-side apply with the operator's field manager, skipped when the live object already matches.
+    """Server-side apply with the operator's field manager, skipped when the live object already
+    matches.
 
-    Returns (object, changed). Skipping matters: even a no-op apply is a write request in the audit log.
+    Returns (object, changed). Skipping matters: even a no-op apply is a write request in the audit
+    log.
     """
     meta = obj["metadata"]
     if live is None:
@@ -98,8 +121,13 @@ def apply(obj: dict[str, Any], live: dict[str, Any] | None = None) -> tuple[dict
     if live is not None and contains(live, obj):
         return live, False
     url = path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
-    result = call("PATCH", url, body=obj, content_type="application/apply-patch+yaml",
-                  query=[("fieldManager", FIELD_MANAGER), ("force", "true")])
+    result = call(
+        "PATCH",
+        url,
+        body=obj,
+        content_type="application/apply-patch+yaml",
+        query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+    )
     log.info("Applied %s %s/%s", obj["kind"], meta.get("namespace"), meta["name"])
     return result, True
 
@@ -108,8 +136,13 @@ def create(obj: dict[str, Any]) -> dict[str, Any] | None:
     """Create an object; None when it already exists (someone else won the race)."""
     meta = obj["metadata"]
     try:
-        result = call("POST", path(obj["apiVersion"], obj["kind"], meta.get("namespace")), body=obj,
-                      content_type="application/json", query=[("fieldManager", FIELD_MANAGER)])
+        result = call(
+            "POST",
+            path(obj["apiVersion"], obj["kind"], meta.get("namespace")),
+            body=obj,
+            content_type="application/json",
+            query=[("fieldManager", FIELD_MANAGER)],
+        )
     except ApiException as error:
         if error.status == 409:
             return None
@@ -118,27 +151,44 @@ def create(obj: dict[str, Any]) -> dict[str, Any] | None:
     return result
 
 
-def patch_status(api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-    """Merge-patch the status subresource (fields absent from `status` that we set before are nulled)."""
+def patch_status(
+    api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]
+) -> None:
+    """Merge-patch the status subresource (fields absent from `status` that we set before are
+    nulled)."""
     url = path(api_version, kind, namespace, name) + "/status"
-    call("PATCH", url, body={"status": status}, content_type="application/merge-patch+json",
-         query=[("fieldManager", FIELD_MANAGER)])
+    call(
+        "PATCH",
+        url,
+        body={"status": status},
+        content_type="application/merge-patch+json",
+        query=[("fieldManager", FIELD_MANAGER)],
+    )
 
 
 def set_owners(obj: dict[str, Any], owners: list[dict[str, Any]]) -> dict[str, Any]:
-    """Replace the ownerReferences, guarded by resourceVersion so concurrent users never lose each other."""
+    """Replace the ownerReferences, guarded by resourceVersion so concurrent users never lose each
+    other."""
     meta = obj["metadata"]
     body = {"metadata": {"ownerReferences": owners, "resourceVersion": meta["resourceVersion"]}}
-    return call("PATCH", path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]),
-                body=body, content_type="application/merge-patch+json",
-                query=[("fieldManager", FIELD_MANAGER)])
+    return call(
+        "PATCH",
+        path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]),
+        body=body,
+        content_type="application/merge-patch+json",
+        query=[("fieldManager", FIELD_MANAGER)],
+    )
 
 
 def delete(api_version: str, kind: str, namespace: str | None, name: str) -> bool:
     """Delete in the background; False when it was already gone."""
     try:
-        call("DELETE", path(api_version, kind, namespace, name), content_type="application/json",
-             body={"propagationPolicy": "Background"})
+        call(
+            "DELETE",
+            path(api_version, kind, namespace, name),
+            content_type="application/json",
+            body={"propagationPolicy": "Background"},
+        )
     except ApiException as error:
         if error.status == 404:
             return False
@@ -148,5 +198,6 @@ def delete(api_version: str, kind: str, namespace: str | None, name: str) -> boo
 
 
 def crd_exists(name: str) -> bool:
-    """True when a CustomResourceDefinition is installed (e.g. podmonitors.monitoring.coreos.com)."""
+    """True when a CustomResourceDefinition is installed (e.g.
+    podmonitors.monitoring.coreos.com)."""
     return get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, name) is not None

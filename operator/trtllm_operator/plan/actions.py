@@ -1,7 +1,7 @@
 """What a reconcile decides to do, as data: writes to the API server and events to announce.
 
-The plan layer returns these; the handlers carry them out (`kube.actions.run`) in order. Nothing here
-talks to the cluster.
+The plan layer returns these; the handlers carry them out (`kube.actions.run`) in order. Nothing
+here talks to the cluster.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ class Event:
 class Action:
     """One write, and what to announce when it changed something.
 
-    - create: make `obj` once, never update it (the cache PVC, an LLMEngine). When someone else created
-      it first and `adopt` is set, add `adopt` to the existing object's ownerReferences instead.
+    - create: make `obj` once, never update it (the cache PVC, an LLMEngine). When someone else
+      created it first and `adopt` is set, add `adopt` to the existing object's ownerReferences
+      instead.
     - apply: server-side apply `obj`, skipped when `live` (or the object read back) already matches.
     - set_owners: replace `obj`'s ownerReferences with `owners` (guarded by its resourceVersion).
     - delete: delete `obj` in the background.
@@ -76,8 +77,13 @@ def contains(live: Any, desired: Any) -> bool:
     """True when every field of `desired` is present with the same value in `live` (extra fields
     allowed): an apply of `desired` over `live` would change nothing."""
     if isinstance(desired, dict):
-        return isinstance(live, dict) and all(k in live and contains(live[k], v) for k, v in desired.items())
+        return isinstance(live, dict) and all(
+            k in live and contains(live[k], v) for k, v in desired.items()
+        )
     if isinstance(desired, list):
-        return (isinstance(live, list) and len(live) == len(desired)
-                and all(contains(a, b) for a, b in zip(live, desired, strict=True)))
+        return (
+            isinstance(live, list)
+            and len(live) == len(desired)
+            and all(contains(a, b) for a, b in zip(live, desired, strict=True))
+        )
     return live == desired or (isinstance(live, (int, str)) and str(live) == str(desired))

@@ -1,4 +1,5 @@
-"""LoRA adapters: their keys on the cache volume and the Jobs that convert them with the engine's dtype."""
+"""LoRA adapters: their keys on the cache volume and the Jobs that convert them with the engine's
+dtype."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ from trtllm_operator.plan.jobs import desired_build_config, job, job_pod, pvc_cl
 
 
 def adapter_format(engine: LLMEngineSpec) -> str:
-    """How an engine's adapters are laid out: "hf" (the Hugging Face adapter directory the PyTorch backend's
-    lora_config.lora_dir lists, one per adapter) or "trtllm" (hf_lora_convert's .npy files, which Triton's
-    tensorrt_llm model prefetches from <lora_prefetch_dir>/<task id>)."""
+    """How an engine's adapters are laid out: "hf" (the Hugging Face adapter directory the PyTorch
+    backend's lora_config.lora_dir lists, one per adapter) or "trtllm" (hf_lora_convert's .npy
+    files, which Triton's tensorrt_llm model prefetches from <lora_prefetch_dir>/<task id>)."""
     return "hf" if engine.backend == "pytorch" else "trtllm"
 
 
 def adapter_key(adapter: AdapterSpec, engine: LLMEngineSpec) -> str:
-    """Identity of one prepared adapter: its source, the engine's dtype and toolchain, and the layout."""
+    """Identity of one prepared adapter: its source, the engine's dtype and toolchain, and the
+    layout."""
     data = {"source": adapter.source, "dtype": engine.dtype, "toolchain": engine.toolchain.name}
     if adapter_format(engine) == "hf":
         data["format"] = "hf"
@@ -28,18 +30,26 @@ def adapter_key(adapter: AdapterSpec, engine: LLMEngineSpec) -> str:
 
 
 def adapter_dirs(adapters: list[AdapterSpec], engine: LLMEngineSpec) -> list[str]:
-    """The prepared adapter directories on the cache volume (mounted at /cache in serving pods), by task id."""
+    """The prepared adapter directories on the cache volume (mounted at /cache in serving pods), by
+    task id."""
     by_task = sorted(adapters, key=lambda a: a.task_id)
     return [layout.adapter_dir(adapter_key(a, engine)) for a in by_task]
 
 
-def desired_adapter_config(deployment: str, namespace: str, adapters: list[AdapterSpec],
-                           engine: LLMEngineSpec, scripts: dict[str, str],
-                           owners: list[dict[str, Any]]) -> dict[str, Any]:
+def desired_adapter_config(
+    deployment: str,
+    namespace: str,
+    adapters: list[AdapterSpec],
+    engine: LLMEngineSpec,
+    scripts: dict[str, str],
+    owners: list[dict[str, Any]],
+) -> dict[str, Any]:
     """ConfigMap with the build scripts and one request per adapter, for the adapter Jobs."""
     form = adapter_format(engine)
-    by_name = {a.name: adapter_request(adapter_key(a, engine), a.source, a.name, engine, form)
-               for a in adapters}
+    by_name = {
+        a.name: adapter_request(adapter_key(a, engine), a.source, a.name, engine, form)
+        for a in adapters
+    }
     requests = request_files(by_name)
     config = desired_build_config(deployment, "", namespace, requests, scripts, owners)
     config["metadata"]["name"] = names.adapter_config(deployment)
@@ -47,23 +57,35 @@ def desired_adapter_config(deployment: str, namespace: str, adapters: list[Adapt
     return config
 
 
-def desired_adapter_jobs(deployment: str, namespace: str, adapters: list[AdapterSpec], engine: LLMEngineSpec,
-                         claim: str, config: dict[str, Any], owners: list[dict[str, Any]],
-                         secret: tuple[str, str] | None) -> list[dict[str, Any]]:
-    """One CPU Job per adapter into /cache/adapters/<key>/ (hf_lora_convert, or the HF adapter copied for
-    backend pytorch); skipped when already there."""
+def desired_adapter_jobs(
+    deployment: str,
+    namespace: str,
+    adapters: list[AdapterSpec],
+    engine: LLMEngineSpec,
+    claim: str,
+    config: dict[str, Any],
+    owners: list[dict[str, Any]],
+    secret: tuple[str, str] | None,
+) -> list[dict[str, Any]]:
+    """One CPU Job per adapter into /cache/adapters/<key>/ (hf_lora_convert, or the HF adapter
+    copied for backend pytorch); skipped when already there."""
     jobs = []
     for adapter in adapters:
-        pod = job_pod(adapter.name, engine.toolchain.image, claim, config, secret, pvc_claims(adapter.source))
+        pod = job_pod(
+            adapter.name, engine.toolchain.image, claim, config, secret, pvc_claims(adapter.source)
+        )
         pod["containers"][0]["resources"] = {"requests": {"cpu": "1", "memory": "8Gi"}}
         name = names.adapter_job(deployment, adapter.name, adapter_key(adapter, engine))
         labels = {**names.child_labels(deployment, "adapter"), names.ROLE_LABEL: "adapter"}
-        jobs.append(job(name, namespace, labels, owners, pod, adapter.source, backoff=2, deadline=3600))
+        jobs.append(
+            job(name, namespace, labels, owners, pod, adapter.source, backoff=2, deadline=3600)
+        )
     return jobs
 
 
 def adapter_links(adapters: list[AdapterSpec], engine: LLMEngineSpec, lora_dir: str) -> list[str]:
-    """Shell-free command that lays out <lora_dir>/<taskId> -> the converted adapter, as Triton expects."""
+    """Shell-free command that lays out <lora_dir>/<taskId> -> the converted adapter, as Triton
+    expects."""
     script = [f"import os; os.makedirs({lora_dir!r}, exist_ok=True)"]
     for a in sorted(adapters, key=lambda a: a.task_id):
         target, link = layout.adapter_dir(adapter_key(a, engine)), f"{lora_dir}/{a.task_id}"

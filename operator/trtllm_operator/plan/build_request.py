@@ -39,17 +39,24 @@ class JobRequest(TypedDict, total=False):
 
 def quantization_request(quant: QuantizationSpec) -> dict[str, Any]:
     """The spec's quantization in the tools' names: int8/int4 for weight-only, null for none."""
-    return {"weights": WEIGHTS.get(quant.weights, quant.weights),
-            "kvCache": None if quant.kv_cache == "none" else quant.kv_cache,
-            "calibSize": quant.calib_size, "perGroup": quant.per_group}
+    return {
+        "weights": WEIGHTS.get(quant.weights, quant.weights),
+        "kvCache": None if quant.kv_cache == "none" else quant.kv_cache,
+        "calibSize": quant.calib_size,
+        "perGroup": quant.per_group,
+    }
 
 
 def engine_request(action: str, key: str, engine: LLMEngineSpec, memory_mib: int) -> JobRequest:
-    """The request of an engine's fetch, build or cleanup Job: every build input, the toolchain's paths."""
+    """The request of an engine's fetch, build or cleanup Job: every build input, the toolchain's
+    paths."""
     tc = toolchain(engine.toolchain.name)
-    paths = {"convert": dict(tc.scripts.convert_checkpoint), "quantize": tc.scripts.quantize,
-             "hfLoraConvert": tc.scripts.hf_lora_convert,
-             "trtllmBuild": "trtllm-build" if tc.capabilities.engine_build else None}
+    paths = {
+        "convert": dict(tc.scripts.convert_checkpoint),
+        "quantize": tc.scripts.quantize,
+        "hfLoraConvert": tc.scripts.hf_lora_convert,
+        "trtllmBuild": "trtllm-build" if tc.capabilities.engine_build else None,
+    }
     return {
         "action": action,
         "engineKey": key,
@@ -57,23 +64,32 @@ def engine_request(action: str, key: str, engine: LLMEngineSpec, memory_mib: int
         "backend": engine.backend,
         "dtype": engine.dtype,
         "quantization": quantization_request(engine.quantization),
-        "parallelism": {"tensor": engine.parallelism.tensor, "pipeline": engine.parallelism.pipeline},
+        "parallelism": {
+            "tensor": engine.parallelism.tensor,
+            "pipeline": engine.parallelism.pipeline,
+        },
         "limits": engine.limits.model_dump(by_alias=True, exclude={"enable_chunked_context"}),
         "plugins": engine.plugins.model_dump(by_alias=True),
         "lora": engine.lora.model_dump(by_alias=True) if engine.lora else None,
-        "gpu": {"product": engine.gpu.product, "computeCapability": engine.gpu.compute_capability,
-                "memoryMiB": memory_mib},
+        "gpu": {
+            "product": engine.gpu.product,
+            "computeCapability": engine.gpu.compute_capability,
+            "memoryMiB": memory_mib,
+        },
         "toolchain": _toolchain(engine, paths),
     }
 
 
-def adapter_request(adapter_key: str, source: str, name: str, engine: LLMEngineSpec,
-                    layout: str = "trtllm") -> JobRequest:
-    """The request of an adapter Job: convert one LoRA adapter with the engine's dtype (layout trtllm), or
-    keep it as a Hugging Face adapter directory (layout hf, for the PyTorch backend's lora_dir)."""
+def adapter_request(
+    adapter_key: str, source: str, name: str, engine: LLMEngineSpec, layout: str = "trtllm"
+) -> JobRequest:
+    """The request of an adapter Job: convert one LoRA adapter with the engine's dtype (layout
+    trtllm), or keep it as a Hugging Face adapter directory (layout hf, for the PyTorch backend's
+    lora_dir)."""
     tc = toolchain(engine.toolchain.name)
     return {
-        "action": "adapter", "dtype": engine.dtype,
+        "action": "adapter",
+        "dtype": engine.dtype,
         "adapter": {"key": adapter_key, "source": source, "name": name, "format": layout},
         "toolchain": _toolchain(engine, {"hfLoraConvert": tc.scripts.hf_lora_convert}),
     }
@@ -87,11 +103,17 @@ def request_file(action: str) -> str:
 def request_files(requests: dict[str, JobRequest]) -> dict[str, str]:
     """Requests by action, as the build ConfigMap's files (path -> JSON, in the actions' order): the
     one place a request is serialised."""
-    return {request_file(action): json.dumps(request, indent=2, sort_keys=True)
-            for action, request in sorted(requests.items())}
+    return {
+        request_file(action): json.dumps(request, indent=2, sort_keys=True)
+        for action, request in sorted(requests.items())
+    }
 
 
 def _toolchain(engine: LLMEngineSpec, paths: dict[str, Any]) -> dict[str, Any]:
     tc = toolchain(engine.toolchain.name)
-    return {"name": tc.name, "trtllmVersion": tc.trtllm_version, "image": tc.images.build,
-            "paths": paths}
+    return {
+        "name": tc.name,
+        "trtllmVersion": tc.trtllm_version,
+        "image": tc.images.build,
+        "paths": paths,
+    }

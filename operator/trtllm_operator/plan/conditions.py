@@ -24,8 +24,9 @@ AS_EXPECTED = "AsExpected"
 CONVERTING_ADAPTERS = "ConvertingAdapters"
 APPLY_FAILED = "ApplyFailed"  # the API server refused a child object (names the object and why)
 
-# Pod-level causes (plan/pods.py), the reasons of the conditions that report failing pods. The kubelet's
-# ErrImagePull and ImagePullBackOff alternate for one cause, so both are reported as ImagePullBackOff.
+# Pod-level causes (plan/pods.py), the reasons of the conditions that report failing pods. The
+# kubelet's ErrImagePull and ImagePullBackOff alternate for one cause, so both are reported as
+# ImagePullBackOff.
 CRASH_LOOP = "CrashLoopBackOff"
 OOM_KILLED = "OOMKilled"
 IMAGE_PULL = "ImagePullBackOff"
@@ -37,13 +38,28 @@ RUN_CONTAINER = "RunContainerError"
 UNSCHEDULABLE = "Unschedulable"
 FETCH_UNSCHEDULABLE = "FetchUnschedulable"
 BUILD_UNSCHEDULABLE = "BuildUnschedulable"
-POD_REASONS = frozenset({CRASH_LOOP, OOM_KILLED, IMAGE_PULL, IMAGE_NEVER_PULL, INVALID_IMAGE, CONTAINER_CONFIG,
-                         CREATE_CONTAINER, RUN_CONTAINER, UNSCHEDULABLE, FETCH_UNSCHEDULABLE, BUILD_UNSCHEDULABLE})
+POD_REASONS = frozenset(
+    {
+        CRASH_LOOP,
+        OOM_KILLED,
+        IMAGE_PULL,
+        IMAGE_NEVER_PULL,
+        INVALID_IMAGE,
+        CONTAINER_CONFIG,
+        CREATE_CONTAINER,
+        RUN_CONTAINER,
+        UNSCHEDULABLE,
+        FETCH_UNSCHEDULABLE,
+        BUILD_UNSCHEDULABLE,
+    }
+)
 # Reasons announced once as a Warning event when a condition starts carrying them.
 WARNING_REASONS = POD_REASONS | {BUILD_FAILED, APPLY_FAILED}
 
 
-def make(kind: str, status: str, reason: str, message: str, generation: int | None) -> dict[str, Any]:
+def make(
+    kind: str, status: str, reason: str, message: str, generation: int | None
+) -> dict[str, Any]:
     """One condition in the Kubernetes shape (lastTransitionTime is added by merge)."""
     cond: dict[str, Any] = {"type": kind, "status": status, "reason": reason, "message": message}
     if generation is not None:
@@ -56,16 +72,18 @@ def merge(old: list[dict[str, Any]], new: list[dict[str, Any]], now: str) -> lis
     before = {c.get("type"): c for c in old or []}
     merged = []
     for cond in new:
-        prev = before.get(cond["type"])
-        same = prev is not None and prev.get("status") == cond["status"]
+        prev = before.get(cond["type"]) or {}
+        same = prev.get("status") == cond["status"]
         stamp = prev.get("lastTransitionTime") if same and prev.get("lastTransitionTime") else now
         merged.append({**cond, "lastTransitionTime": stamp})
     return merged
 
 
-def new_warnings(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(reason, message) of each warning reason the new conditions carry and the old ones did not: one
-    event per new problem, none per resync (a Degraded condition counts only while True)."""
+def new_warnings(
+    old: list[dict[str, Any]] | None, new: list[dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """(reason, message) of each warning reason the new conditions carry and the old ones did not:
+    one event per new problem, none per resync (a Degraded condition counts only while True)."""
     before = {reason for reason, _ in _warning_reasons(old)}
     out: list[tuple[str, str]] = []
     for reason, message in _warning_reasons(new):
@@ -76,9 +94,16 @@ def new_warnings(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]) ->
 
 def _warning_reasons(conds: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
     order = {"Degraded": 0, "EngineReady": 1, "Ready": 1}  # the plainest message of a reason first
-    found = [c for c in conds or []
-             if c.get("reason") in WARNING_REASONS and (c.get("type") != "Degraded" or c.get("status") == "True")]
-    return [(c["reason"], c.get("message", "")) for c in sorted(found, key=lambda c: order.get(c.get("type"), 2))]
+    found = [
+        c
+        for c in conds or []
+        if c.get("reason") in WARNING_REASONS
+        and (c.get("type") != "Degraded" or c.get("status") == "True")
+    ]
+    return [
+        (c["reason"], c.get("message", ""))
+        for c in sorted(found, key=lambda c: order.get(c.get("type", ""), 2))
+    ]
 
 
 def find(conds: list[dict[str, Any]] | None, kind: str) -> dict[str, Any] | None:

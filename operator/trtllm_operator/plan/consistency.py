@@ -1,8 +1,9 @@
-"""Consistency of a deployment with the engine it serves: everything that would crash the server at start.
+"""Consistency of a deployment with the engine it serves: everything that would crash the server at
+start.
 
 Each problem is (field path, message naming the fix), the shape of api.validation.Problem, so the
-handler can put it in a condition before any GPU is used. GPUs per node versus parallelism is placement's
-business, not this module's.
+handler can put it in a condition before any GPU is used. GPUs per node versus parallelism is
+placement's business, not this module's.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from trtllm_operator.plan.runtimes import runtime_for
 
 
 def consistency_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
-    """Every reason the server would fail to start with `spec` serving `engine`, as (field path, fix).
+    """Every reason the server would fail to start with `spec` serving `engine`, as (field path,
+    fix).
 
-    Checks: the engine was built with the spec's dtype, backend, parallelism and LoRA settings (dtype
-    disagreement across build, LoRA conversion and logits is std::bad_cast; missing LoRA modules are
-    map::at); adapters need a LoRA engine; the tokenizer has a usable source; and the runtime's own
-    checks (plan/runtimes): it suits the toolchain, backend and adapters, and its settings fit the
-    engine (Triton's max batch size; trtllm-serve's extraOptions do not contradict the spec).
-    Empty when the pods can start.
+    Checks: the engine was built with the spec's dtype, backend, parallelism and LoRA settings
+    (dtype disagreement across build, LoRA conversion and logits is std::bad_cast; missing LoRA
+    modules are map::at); adapters need a LoRA engine; the tokenizer has a usable source; and the
+    runtime's own checks (plan/runtimes): it suits the toolchain, backend and adapters, and its
+    settings fit the engine (Triton's max batch size; trtllm-serve's extraOptions do not contradict
+    the spec). Empty when the pods can start.
     """
     problems = build_agreement_problems(spec, engine)
     problems += lora_problems(spec, engine)
@@ -35,8 +37,9 @@ def consistency_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list
 
 
 def build_agreement_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
-    """Build inputs of the served engine that differ from the spec: the pods would run the wrong artifact
-    (a dtype mismatch with logits and adapters, a world size the engine was not split for)."""
+    """Build inputs of the served engine that differ from the spec: the pods would run the wrong
+    artifact (a dtype mismatch with logits and adapters, a world size the engine was not split
+    for)."""
     wanted = spec.engine
     checks = [
         ("spec.engine.dtype", wanted.dtype, engine.dtype),
@@ -48,8 +51,9 @@ def build_agreement_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> 
     return [
         (
             path,
-            f"the engine to serve was built with {built}, the spec asks for {asked}: serve an engine "
-            f"built from this spec (wait for its build) or set {path.removeprefix('spec.')} back to {built}",
+            f"the engine to serve was built with {built}, the spec asks for {asked}: serve an "
+            "engine built from this spec (wait for its build) "
+            f"or set {path.removeprefix('spec.')} back to {built}",
         )
         for path, asked, built in checks
         if asked != built
@@ -62,8 +66,8 @@ def _tp_pp(parallelism: Any) -> str:
 
 def lora_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
     """Adapters without LoRA in the engine, and LoRA build settings that do not cover what the spec
-    declares the adapters need (modules, rank). Adapter modules themselves are only known at conversion,
-    where the adapter Job checks them against engine.lora."""
+    declares the adapters need (modules, rank). Adapter modules themselves are only known at
+    conversion, where the adapter Job checks them against engine.lora."""
     if not spec.adapters:
         return []
     if engine.lora is None:
@@ -122,8 +126,9 @@ def runtime_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Pro
 
 
 def tokenizer_problems(spec: LLMDeploymentSpec) -> list[Problem]:
-    """The tokenizer's source (spec.model.tokenizer, else the model) must be an hf:// repository or a
-    pvc:// claim path the pods can mount; the preprocessing model and trtllm-serve fail to start without it."""
+    """The tokenizer's source (spec.model.tokenizer, else the model) must be an hf:// repository or
+    a pvc:// claim path the pods can mount; the preprocessing model and trtllm-serve fail to start
+    without it."""
     path, source = (
         ("spec.model.tokenizer", spec.model.tokenizer)
         if spec.model.tokenizer
@@ -141,8 +146,9 @@ def tokenizer_problems(spec: LLMDeploymentSpec) -> list[Problem]:
 
 
 def claim_references(spec: LLMDeploymentSpec) -> list[tuple[str, str]]:
-    """Every PersistentVolumeClaim the deployment's pods and Jobs mount by name, as (field path, claim):
-    pvc:// model, tokenizer and adapter sources, and a cache claim the user brings (storage.claimName)."""
+    """Every PersistentVolumeClaim the deployment's pods and Jobs mount by name, as (field path,
+    claim): pvc:// model, tokenizer and adapter sources, and a cache claim the user brings
+    (storage.claimName)."""
     refs = [("spec.model.source", spec.model.source)]
     if spec.model.tokenizer:
         refs.append(("spec.model.tokenizer", spec.model.tokenizer))
@@ -153,9 +159,11 @@ def claim_references(spec: LLMDeploymentSpec) -> list[tuple[str, str]]:
     return found
 
 
-def missing_claim_problems(spec: LLMDeploymentSpec, namespace: str, existing: set[str]) -> list[Problem]:
-    """A problem per referenced claim that is not in ``existing`` (the namespace's PVC names): a Job or
-    pod mounting it would stay Pending with no message of ours."""
+def missing_claim_problems(
+    spec: LLMDeploymentSpec, namespace: str, existing: set[str]
+) -> list[Problem]:
+    """A problem per referenced claim that is not in ``existing`` (the namespace's PVC names): a Job
+    or pod mounting it would stay Pending with no message of ours."""
     return [
         (
             path,

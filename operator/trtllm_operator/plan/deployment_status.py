@@ -17,20 +17,22 @@ class StatusFacts:
     """Everything the status depends on, as decided by plan.desired from what was observed."""
 
     generation: int | None
-    problem: tuple[str, str] | None = None          # (reason, message) that stops progress
-    engine: dict[str, Any] = field(default_factory=dict)   # status.engine: name, key, gpu, reused
+    problem: tuple[str, str] | None = None  # (reason, message) that stops progress
+    engine: dict[str, Any] = field(default_factory=dict)  # status.engine: name, key, gpu, reused
     engine_status: dict[str, Any] = field(default_factory=dict)  # the target LLMEngine's status
-    served_engine: str | None = None                 # engine the live Deployment serves
-    deployment: dict[str, Any] | None = None         # the live Deployment
+    served_engine: str | None = None  # engine the live Deployment serves
+    deployment: dict[str, Any] | None = None  # the live Deployment
     desired_replicas: int = 0
     adapters_pending: list[str] = field(default_factory=list)
-    pod_problems: list[PodProblem] = field(default_factory=list)  # the serving pods', most telling first
-    was_serving: bool = False                        # the last status was Ready or Degraded
-    apply_error: tuple[str, str] | None = None       # (ApplyFailed, message): a child was refused
+    pod_problems: list[PodProblem] = field(
+        default_factory=list
+    )  # the serving pods', most telling first
+    was_serving: bool = False  # the last status was Ready or Degraded
+    apply_error: tuple[str, str] | None = None  # (ApplyFailed, message): a child was refused
 
 
 def rollout_done(deployment: dict[str, Any] | None, desired: int) -> bool:
-    """True when the Deployment observed its latest spec and every replica is updated and available."""
+    """True when the Deployment observed its latest spec and every replica is updated, available."""
     if deployment is None:
         return False
     st = deployment.get("status") or {}
@@ -39,17 +41,27 @@ def rollout_done(deployment: dict[str, Any] | None, desired: int) -> bool:
     return current and counts == (desired, desired, desired)
 
 
-def deployment_status(name: str, namespace: str, spec: LLMDeploymentSpec | None, seen: StatusFacts,
-                      old_conditions: list[dict[str, Any]], now: str) -> dict[str, Any]:
-    """The whole status subresource; equal input gives equal output, so an idle reconcile writes nothing."""
+def deployment_status(
+    name: str,
+    namespace: str,
+    spec: LLMDeploymentSpec | None,
+    seen: StatusFacts,
+    old_conditions: list[dict[str, Any]],
+    now: str,
+) -> dict[str, Any]:
+    """The whole status subresource; equal input gives equal output, so an idle reconcile writes
+    nothing."""
     conds = _conditions(seen)
     live = (seen.deployment or {}).get("status") or {}
     ready_replicas = int(live.get("readyReplicas") or 0)
     status: dict[str, Any] = {
-        "phase": _phase(seen, conds), "observedGeneration": seen.generation,
+        "phase": _phase(seen, conds),
+        "observedGeneration": seen.generation,
         "conditions": c.merge(old_conditions, conds, now),
-        "replicas": int(live.get("replicas") or 0), "readyReplicas": ready_replicas,
-        "desiredReplicas": seen.desired_replicas, "ready": f"{ready_replicas}/{seen.desired_replicas}",
+        "replicas": int(live.get("replicas") or 0),
+        "readyReplicas": ready_replicas,
+        "desiredReplicas": seen.desired_replicas,
+        "ready": f"{ready_replicas}/{seen.desired_replicas}",
         "selector": ",".join(f"{k}={v}" for k, v in sorted(names.pod_selector(name).items())),
     }
     if seen.engine:
@@ -64,27 +76,44 @@ def endpoints(name: str, namespace: str, spec: LLMDeploymentSpec) -> list[dict[s
     ports."""
     host = f"{names.serving(name)}.{namespace}.svc"
     numbers = dict(deployment_ports(spec))
-    return [{"name": e.port, "host": host, "port": numbers[e.port], "protocol": e.protocol}
-            for e in runtime_for(spec.serving.runtime).client_endpoints]
+    return [
+        {"name": e.port, "host": host, "port": numbers[e.port], "protocol": e.protocol}
+        for e in runtime_for(spec.serving.runtime).client_endpoints
+    ]
 
 
 def _conditions(seen: StatusFacts) -> list[dict[str, Any]]:
     gen = seen.generation
     engine_ready = _engine_ready(seen)
     issue = pod_issue(seen)
-    serving_target = seen.served_engine is not None and seen.served_engine == seen.engine.get("name")
+    serving_target = seen.served_engine is not None and seen.served_engine == seen.engine.get(
+        "name"
+    )
     done = serving_target and rollout_done(seen.deployment, seen.desired_replicas) and issue is None
     degraded = _degraded(seen)
-    ready = done and engine_ready[0] == "True" and not seen.adapters_pending and not seen.apply_error
+    ready = (
+        done and engine_ready[0] == "True" and not seen.adapters_pending and not seen.apply_error
+    )
     why_not = _why_not_ready(seen, engine_ready, serving_target, issue)
     return [
         c.make("EngineReady", *engine_ready, gen),
         c.make("Available", *_available(seen), gen),
         c.make("Progressing", *_progressing(seen, done, degraded, engine_ready, why_not), gen),
-        c.make("Degraded", "True" if degraded else "False", *(degraded or (c.AS_EXPECTED, "No problem found.")),
-               gen),
-        c.make("Ready", "True" if ready else "False", c.READY if ready else c.NOT_READY,
-               "The model is served by the current engine on every desired replica." if ready else why_not, gen),
+        c.make(
+            "Degraded",
+            "True" if degraded else "False",
+            *(degraded or (c.AS_EXPECTED, "No problem found.")),
+            gen,
+        ),
+        c.make(
+            "Ready",
+            "True" if ready else "False",
+            c.READY if ready else c.NOT_READY,
+            "The model is served by the current engine on every desired replica."
+            if ready
+            else why_not,
+            gen,
+        ),
     ]
 
 
@@ -94,9 +123,9 @@ def pod_issue(seen: StatusFacts) -> tuple[str, str] | None:
 
 
 def pods_failing(seen: StatusFacts) -> bool:
-    """Failing serving pods degrade the deployment: a crash, OOM, image or config error always; pods that
-    cannot be scheduled only once a replica serves or served (before that the first rollout waits for
-    capacity, phase Pending)."""
+    """Failing serving pods degrade the deployment: a crash, OOM, image or config error always; pods
+    that cannot be scheduled only once a replica serves or served (before that the first rollout
+    waits for capacity, phase Pending)."""
     issue = pod_issue(seen)
     if issue is None:
         return False
@@ -115,7 +144,11 @@ def _engine_ready(seen: StatusFacts) -> tuple[str, str, str]:
     if cond.get("status") == "True":
         reason = c.ENGINE_REUSED if seen.engine.get("reused") else c.ENGINE_READY
         return "True", reason, f"Engine {name} is built for {seen.engine.get('gpu', '')}."
-    return "False", cond.get("reason") or c.BUILDING, cond.get("message") or f"Engine {name} is being prepared."
+    return (
+        "False",
+        cond.get("reason") or c.BUILDING,
+        cond.get("message") or f"Engine {name} is being prepared.",
+    )
 
 
 def _available(seen: StatusFacts) -> tuple[str, str, str]:
@@ -127,8 +160,13 @@ def _available(seen: StatusFacts) -> tuple[str, str, str]:
     return "False", c.UNAVAILABLE, "No serving replica is available yet."
 
 
-def _progressing(seen: StatusFacts, done: bool, degraded: tuple[str, str] | None,
-                 engine_ready: tuple[str, str, str], why_not: str) -> tuple[str, str, str]:
+def _progressing(
+    seen: StatusFacts,
+    done: bool,
+    degraded: tuple[str, str] | None,
+    engine_ready: tuple[str, str, str],
+    why_not: str,
+) -> tuple[str, str, str]:
     if degraded and (degraded[0] in c.POD_REASONS or degraded[0] == c.APPLY_FAILED):
         return "False", degraded[0], f"The rollout is stalled: {degraded[1]}"
     if done or degraded:
@@ -141,12 +179,18 @@ def _progressing(seen: StatusFacts, done: bool, degraded: tuple[str, str] | None
     return "True", issue[0] if issue else c.ROLLING_OUT, why_not
 
 
-def _why_not_ready(seen: StatusFacts, engine_ready: tuple[str, str, str], serving_target: bool,
-                   issue: tuple[str, str] | None) -> str:
+def _why_not_ready(
+    seen: StatusFacts,
+    engine_ready: tuple[str, str, str],
+    serving_target: bool,
+    issue: tuple[str, str] | None,
+) -> str:
     if seen.apply_error:
         return seen.apply_error[1]
     if engine_ready[0] != "True":
-        keep = f" Engine {seen.served_engine} keeps serving meanwhile." if seen.served_engine else ""
+        keep = (
+            f" Engine {seen.served_engine} keeps serving meanwhile." if seen.served_engine else ""
+        )
         return engine_ready[2] + keep
     if seen.adapters_pending:
         return f"Converting LoRA adapters: {', '.join(seen.adapters_pending)}."
@@ -158,7 +202,8 @@ def _why_not_ready(seen: StatusFacts, engine_ready: tuple[str, str, str], servin
 
 
 def _degraded(seen: StatusFacts) -> tuple[str, str] | None:
-    """(reason, message) of what degrades the deployment: a blocking problem, a failed build, failing pods."""
+    """(reason, message) of what degrades the deployment: a blocking problem, a failed build,
+    failing pods."""
     if seen.problem:
         return seen.problem
     if seen.apply_error:
@@ -173,7 +218,8 @@ def _degraded(seen: StatusFacts) -> tuple[str, str] | None:
 
 def _build_failed_message(seen: StatusFacts) -> str:
     engine = seen.engine_status
-    msg = f"Engine {seen.engine.get('name')} failed to build: {engine.get('error') or 'see the LLMEngine'}."
+    error = engine.get("error") or "see the LLMEngine"
+    msg = f"Engine {seen.engine.get('name')} failed to build: {error}."
     if seen.served_engine:
         msg += f" The previous engine {seen.served_engine} keeps serving."
     return msg + " Fix the spec (or the cause in the build log) and apply again."
@@ -196,8 +242,11 @@ def _phase(seen: StatusFacts, conds: list[dict[str, Any]]) -> str:
     return "Pending" if pod_issue(seen) else "Deploying"
 
 
-def carry_autoscaler_fields(status: dict[str, Any], old: dict[str, Any], autoscaling: bool) -> dict[str, Any]:
-    """Keep what the autoscaler wrote (status.autoscaling and its condition) while autoscaling is on."""
+def carry_autoscaler_fields(
+    status: dict[str, Any], old: dict[str, Any], autoscaling: bool
+) -> dict[str, Any]:
+    """Keep what the autoscaler wrote (status.autoscaling and its condition) while autoscaling is
+    on."""
     if not autoscaling:
         return status
     kept = [cond for cond in old.get("conditions") or [] if cond.get("type") == "Autoscaling"]

@@ -1,22 +1,26 @@
-"""What the operator wants for one LLMDeployment, decided from what it observed: the one pure decision.
+"""What the operator wants for one LLMDeployment, decided from what it observed: the one pure
+decision.
 
-`desired(observed)` returns every write (in order), the status and the events. Read it top to bottom to
-answer "what does the operator create for this spec, and why":
+`desired(observed)` returns every write (in order), the status and the events. Read it top to bottom
+to answer "what does the operator create for this spec, and why":
 
 1. The spec parses and validates, and every pvc:// claim it names exists (else: InvalidSpec or
    VolumeClaimNotFound, nothing created).
 2. The namespace's cache PVC exists (created unless the user brings `storage.claimName`).
-3. The engine: placement picks a GPU product from the nodes (`plan.placement`), the engine spec and its
-   key follow (`api.engine_key`); the LLMEngine of that key is created, or adopted when another
+3. The engine: placement picks a GPU product from the nodes (`plan.placement`), the engine spec and
+   its key follow (`api.engine_key`); the LLMEngine of that key is created, or adopted when another
    deployment made it (engines are shared by key).
 4. "Build, then roll": the Deployment serves the target engine once it is Ready, and until then the
    engine it already serves. Adapters are converted for the served engine first (their Jobs); a new
-   Deployment or one that keeps its engine is applied meanwhile, a roll to another engine waits for them.
+   Deployment or one that keeps its engine is applied meanwhile, a roll to another engine waits for
+   them.
 5. Serving objects: ConfigMap, Deployment, Service, a PDB above one replica, a PodMonitor when
-   prometheus-operator is installed. With autoscaling on, the replica count is left to the autoscaler.
-6. Once the Deployment serves the target engine on every desired replica, engines it no longer needs are
-   released (an engine left without owners is deleted; its finalizer cleans its files).
-7. The status says where this stands (`plan.deployment_status`), and events announce the transitions.
+   prometheus-operator is installed. With autoscaling on, the replica count is left to the
+   autoscaler.
+6. Once the Deployment serves the target engine on every desired replica, engines it no longer needs
+   are released (an engine left without owners is deleted; its finalizer cleans its files).
+7. The status says where this stands (`plan.deployment_status`), and events announce the
+   transitions.
 """
 
 from __future__ import annotations
@@ -57,16 +61,16 @@ from trtllm_operator.plan.serving import (
 class Observed:
     """Everything one reconcile of an LLMDeployment reads, gathered before any decision."""
 
-    body: dict[str, Any]                                          # the LLMDeployment
-    now: str                                                      # RFC 3339, for condition times
+    body: dict[str, Any]  # the LLMDeployment
+    now: str  # RFC 3339, for condition times
     nodes: list[dict[str, Any]] = field(default_factory=list)
-    claims: list[dict[str, Any]] = field(default_factory=list)    # the namespace's PVCs
-    engines: list[dict[str, Any]] = field(default_factory=list)   # the namespace's LLMEngines
-    deployment: dict[str, Any] | None = None                      # the live serving Deployment
-    pods: list[dict[str, Any]] = field(default_factory=list)      # its serving pods
+    claims: list[dict[str, Any]] = field(default_factory=list)  # the namespace's PVCs
+    engines: list[dict[str, Any]] = field(default_factory=list)  # the namespace's LLMEngines
+    deployment: dict[str, Any] | None = None  # the live serving Deployment
+    pods: list[dict[str, Any]] = field(default_factory=list)  # its serving pods
     adapter_jobs: list[dict[str, Any]] = field(default_factory=list)
-    pod_monitors: bool = False                                    # the PodMonitor CRD is installed
-    scripts: dict[str, str] = field(default_factory=dict)         # build_jobs files, by path
+    pod_monitors: bool = False  # the PodMonitor CRD is installed
+    scripts: dict[str, str] = field(default_factory=dict)  # build_jobs files, by path
     apply_error: ApplyError | None = None  # the API server refused a write of this decision
 
 
@@ -79,7 +83,7 @@ class BlockedError(Exception):
 
 
 def desired(seen: Observed) -> Desired:
-    """Decide the writes, status and events of one reconcile (the module docstring tells the story)."""
+    """Decide the writes, status and events of one reconcile (the module docstring says how)."""
     actions: list[Action] = []
     spec: LLMDeploymentSpec | None = None
     first: list[Event] = []
@@ -89,21 +93,30 @@ def desired(seen: Observed) -> Desired:
         if seen.apply_error:
             actions, facts = [], refused(seen, facts, seen.apply_error)
     except BlockedError as stop:
-        first = [Event("Warning", stop.reason, stop.message)] if _new_problem(seen.body, stop) else []
-        facts = StatusFacts(seen.body["metadata"].get("generation"), (stop.reason, stop.message),
-                            _old_status(seen.body).get("engine") or {})
+        first = (
+            [Event("Warning", stop.reason, stop.message)] if _new_problem(seen.body, stop) else []
+        )
+        facts = StatusFacts(
+            seen.body["metadata"].get("generation"),
+            (stop.reason, stop.message),
+            _old_status(seen.body).get("engine") or {},
+        )
     status = _status(seen, spec, facts)
     return Desired(actions, status, first + status_events(_old_status(seen.body), status), spec)
 
 
 def refused(seen: Observed, facts: StatusFacts, error: ApplyError) -> StatusFacts:
-    """The status facts once the API server refused one of the decision's writes: the live Deployment
-    as it still is (nothing after the refused write was done), and the refusal in the API server's
-    words, which degrades the deployment until the spec changes."""
+    """The status facts once the API server refused one of the decision's writes: the live
+    Deployment as it still is (nothing after the refused write was done), and the refusal in the API
+    server's words, which degrades the deployment until the spec changes."""
     live = seen.deployment
-    return replace(facts, deployment=live, served_engine=engine_label(live),
-                   pod_problems=pod_problems(seen.pods) if live else [],
-                   apply_error=(reasons.APPLY_FAILED, error.describe()))
+    return replace(
+        facts,
+        deployment=live,
+        served_engine=engine_label(live),
+        pod_problems=pod_problems(seen.pods) if live else [],
+        apply_error=(reasons.APPLY_FAILED, error.describe()),
+    )
 
 
 def parse(body: dict[str, Any]) -> LLMDeploymentSpec:
@@ -128,22 +141,35 @@ def _progress(seen: Observed, spec: LLMDeploymentSpec, actions: list[Action]) ->
     served_name = engine_label(deploy)
     if served_name == engine_ref["name"] and rollout_done(deploy, wanted):
         actions += release_unused_engines(seen.engines, me, {engine_ref["name"]})
-    return StatusFacts(meta.get("generation"), None, engine_ref, target.get("status") or {}, served_name,
-                       deploy, wanted, pending, pod_problems(seen.pods) if deploy else [],
-                       _old_status(seen.body).get("phase") in ("Ready", "Degraded"))
+    return StatusFacts(
+        meta.get("generation"),
+        None,
+        engine_ref,
+        target.get("status") or {},
+        served_name,
+        deploy,
+        wanted,
+        pending,
+        pod_problems(seen.pods) if deploy else [],
+        _old_status(seen.body).get("phase") in ("Ready", "Degraded"),
+    )
 
 
 def check_claims(spec: LLMDeploymentSpec, namespace: str, claims: list[dict[str, Any]]) -> None:
-    """BlockedError(VolumeClaimNotFound) naming each field whose pvc:// claim does not exist (a Job or pod
-    mounting it would wait in Pending without a word); nothing is created or changed meanwhile."""
+    """BlockedError(VolumeClaimNotFound) naming each field whose pvc:// claim does not exist (a Job
+    or pod mounting it would wait in Pending without a word); nothing is created or changed
+    meanwhile."""
     existing = {pvc["metadata"]["name"] for pvc in claims}
     problems = missing_claim_problems(spec, namespace, existing)
     if problems:
-        raise BlockedError(reasons.CLAIM_NOT_FOUND, "; ".join(f"{path}: {msg}" for path, msg in problems))
+        raise BlockedError(
+            reasons.CLAIM_NOT_FOUND, "; ".join(f"{path}: {msg}" for path, msg in problems)
+        )
 
 
-def cache_claim(spec: LLMDeploymentSpec, namespace: str, claims: list[dict[str, Any]],
-                actions: list[Action]) -> str:
+def cache_claim(
+    spec: LLMDeploymentSpec, namespace: str, claims: list[dict[str, Any]], actions: list[Action]
+) -> str:
     """The cache PVC name; its creation is planned unless the user brings their own claim.
 
     The created claim has no owner on purpose: it holds the namespace's models and engines for every
@@ -151,13 +177,19 @@ def cache_claim(spec: LLMDeploymentSpec, namespace: str, claims: list[dict[str, 
     free the storage."""
     claim = names.cache_claim(spec.storage.claim_name)
     if not spec.storage.claim_name and not any(p["metadata"]["name"] == claim for p in claims):
-        actions.append(Action("create", desired_cache_claim(claim, namespace, spec.storage.size,
-                                                            spec.storage.storage_class_name, [])))
+        actions.append(
+            Action(
+                "create",
+                desired_cache_claim(
+                    claim, namespace, spec.storage.size, spec.storage.storage_class_name, []
+                ),
+            )
+        )
     return claim
 
 
 def placed_engine(seen: Observed, spec: LLMDeploymentSpec) -> tuple[str, str, LLMEngineSpec, int]:
-    """Place the engine on a GPU and compute its identity: (name, key, engine spec, GPU memory MiB)."""
+    """Place the engine on a GPU and compute its identity: (name, key, engine spec, memory MiB)."""
     current = (_old_status(seen.body).get("engine") or {}).get("gpu")
     placement = choose_gpu(spec, gpu_nodes(seen.nodes), current)
     if placement.gpu is None:
@@ -165,36 +197,64 @@ def placed_engine(seen: Observed, spec: LLMDeploymentSpec) -> tuple[str, str, LL
     engine = llmengine_spec(spec, placement.gpu)
     problems = validate_deployment(spec, placement.gpu) + consistency_problems(spec, engine)
     if problems:
-        raise BlockedError(reasons.INVALID_SPEC, "; ".join(f"{path}: {msg}" for path, msg in problems))
+        raise BlockedError(
+            reasons.INVALID_SPEC, "; ".join(f"{path}: {msg}" for path, msg in problems)
+        )
     key = engine_spec_key(engine)
     return engine_name(spec.model.source, key), key, engine, placement.memory_mib
 
 
-def target_engine(seen: Observed, spec: LLMDeploymentSpec, me: dict[str, Any],
-                  actions: list[Action]) -> tuple[dict[str, Any], dict[str, Any]]:
+def target_engine(
+    seen: Observed, spec: LLMDeploymentSpec, me: dict[str, Any], actions: list[Action]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The LLMEngine this spec needs (created or adopted): (engine object, status.engine)."""
     meta = seen.body["metadata"]
     name, key, engine, memory = placed_engine(seen, spec)
     live = find(seen.engines, name)
     shared = {**me, "controller": False}
     if live is None:
-        secret = (spec.model.secret_ref.name, spec.model.secret_ref.key) if spec.model.secret_ref else None
-        live = desired_engine(name, meta["namespace"], key, engine, names.cache_claim(spec.storage.claim_name),
-                              memory, {"name": meta["name"], "uid": meta["uid"]},
-                              spec.engine.build_resources, secret, spec.storage.retain_engines)
-        actions.append(Action("create", live, adopt=shared, metric=("engine_cache", "miss"),
-                              event=Event("Normal", "EngineCreated",
-                                          f"Created LLMEngine {name} (key {key[:12]})")))
+        secret = (
+            (spec.model.secret_ref.name, spec.model.secret_ref.key)
+            if spec.model.secret_ref
+            else None
+        )
+        live = desired_engine(
+            name,
+            meta["namespace"],
+            key,
+            engine,
+            names.cache_claim(spec.storage.claim_name),
+            memory,
+            {"name": meta["name"], "uid": meta["uid"]},
+            spec.engine.build_resources,
+            secret,
+            spec.storage.retain_engines,
+        )
+        actions.append(
+            Action(
+                "create",
+                live,
+                adopt=shared,
+                metric=("engine_cache", "miss"),
+                event=Event(
+                    "Normal", "EngineCreated", f"Created LLMEngine {name} (key {key[:12]})"
+                ),
+            )
+        )
     elif not _owned_by(live, me):
         owners = [*(live["metadata"].get("ownerReferences") or []), shared]
         actions.append(Action("set_owners", live, owners=owners, metric=("engine_cache", "hit")))
-    reused = (live["metadata"].get("annotations") or {}).get(names.CREATED_BY_ANNOTATION) != meta["uid"]
+    reused = (live["metadata"].get("annotations") or {}).get(names.CREATED_BY_ANNOTATION) != meta[
+        "uid"
+    ]
     return live, {"name": name, "key": key, "gpu": engine.gpu.product, "reused": reused}
 
 
-def served_engine(target: dict[str, Any], live_deploy: dict[str, Any] | None,
-                  engines: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The engine to serve: the target once Ready, else the one already serving ("build, then roll")."""
+def served_engine(
+    target: dict[str, Any], live_deploy: dict[str, Any] | None, engines: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The engine to serve: the target once Ready, else the one already serving ("build, then
+    roll")."""
     if _phase(target) == "Ready":
         return target
     current = engine_label(live_deploy)
@@ -203,20 +263,33 @@ def served_engine(target: dict[str, Any], live_deploy: dict[str, Any] | None,
 
 
 def rolls(live_deploy: dict[str, Any] | None, serving: dict[str, Any], pending: list[str]) -> bool:
-    """Whether the serving objects are applied now: always once the adapters are ready; with adapters
-    still converting, only for a new Deployment or one that keeps its engine (a roll waits for them)."""
-    return not pending or live_deploy is None or engine_label(live_deploy) == serving["metadata"]["name"]
+    """Whether the serving objects are applied now: always once the adapters are ready; with
+    adapters still converting, only for a new Deployment or one that keeps its engine (a roll waits
+    for them)."""
+    return (
+        not pending
+        or live_deploy is None
+        or engine_label(live_deploy) == serving["metadata"]["name"]
+    )
 
 
-def adapters(seen: Observed, spec: LLMDeploymentSpec, engine: dict[str, Any], claim: str,
-             me: dict[str, Any], actions: list[Action]) -> list[str]:
-    """Plan the adapter ConfigMap and Jobs for the served engine's dtype; returns the names of adapters
-    whose Job has not completed yet."""
+def adapters(
+    seen: Observed,
+    spec: LLMDeploymentSpec,
+    engine: dict[str, Any],
+    claim: str,
+    me: dict[str, Any],
+    actions: list[Action],
+) -> list[str]:
+    """Plan the adapter ConfigMap and Jobs for the served engine's dtype; returns the names of
+    adapters whose Job has not completed yet."""
     if not spec.adapters:
         return []
     name, ns = seen.body["metadata"]["name"], seen.body["metadata"]["namespace"]
     engine_spec = LLMEngineSpec.model_validate(engine["spec"])
-    secret = (spec.model.secret_ref.name, spec.model.secret_ref.key) if spec.model.secret_ref else None
+    secret = (
+        (spec.model.secret_ref.name, spec.model.secret_ref.key) if spec.model.secret_ref else None
+    )
     config = desired_adapter_config(name, ns, spec.adapters, engine_spec, seen.scripts, [me])
     actions.append(Action("apply", config))
     pending = []
@@ -229,7 +302,9 @@ def adapters(seen: Observed, spec: LLMDeploymentSpec, engine: dict[str, Any], cl
     return pending
 
 
-def desired_replicas(spec: LLMDeploymentSpec, live_deploy: dict[str, Any] | None) -> tuple[int | None, int]:
+def desired_replicas(
+    spec: LLMDeploymentSpec, live_deploy: dict[str, Any] | None
+) -> tuple[int | None, int]:
     """(replicas to write, replicas wanted): with autoscaling on, the autoscaler owns the number."""
     if spec.autoscaling.enabled:
         current = ((live_deploy or {}).get("spec") or {}).get("replicas")
@@ -237,21 +312,33 @@ def desired_replicas(spec: LLMDeploymentSpec, live_deploy: dict[str, Any] | None
     return spec.serving.replicas, spec.serving.replicas
 
 
-def serving_objects(seen: Observed, spec: LLMDeploymentSpec, engine: dict[str, Any], claim: str,
-                    me: dict[str, Any], actions: list[Action]) -> dict[str, Any]:
+def serving_objects(
+    seen: Observed,
+    spec: LLMDeploymentSpec,
+    engine: dict[str, Any],
+    claim: str,
+    me: dict[str, Any],
+    actions: list[Action],
+) -> dict[str, Any]:
     """Plan the serving ConfigMap, Deployment, Service, PDB and PodMonitor for `engine`; returns the
     Deployment as the API server will show it once applied."""
     name, ns = seen.body["metadata"]["name"], seen.body["metadata"]["namespace"]
     engine_spec = LLMEngineSpec.model_validate(engine["spec"])
-    served = Served(engine["metadata"]["name"], engine["metadata"]["labels"][names.ENGINE_KEY_LABEL],
-                    engine_spec, model_dir(engine_spec, engine.get("status") or {}))
+    served = Served(
+        engine["metadata"]["name"],
+        engine["metadata"]["labels"][names.ENGINE_KEY_LABEL],
+        engine_spec,
+        model_dir(engine_spec, engine.get("status") or {}),
+    )
     config = desired_serving_config(name, ns, spec, served, [me])
     write, wanted = desired_replicas(spec, seen.deployment)
     deploy = desired_deployment(name, ns, spec, served, claim, config, write, [me])
     rolling = Event("Normal", "RolloutStarted", f"Rolling Deployment {name} (engine {served.name})")
-    actions += [Action("apply", config),
-                Action("apply", deploy, live=seen.deployment, event=rolling if seen.deployment else None),
-                Action("apply", desired_service(name, ns, spec, [me]))]
+    actions += [
+        Action("apply", config),
+        Action("apply", deploy, live=seen.deployment, event=rolling if seen.deployment else None),
+        Action("apply", desired_service(name, ns, spec, [me])),
+    ]
     if wanted > 1:
         actions.append(Action("apply", desired_pdb(name, ns, [me])))
     if seen.pod_monitors:
@@ -262,8 +349,8 @@ def serving_objects(seen: Observed, spec: LLMDeploymentSpec, engine: dict[str, A
 def after_apply(live: dict[str, Any] | None, desired_obj: dict[str, Any]) -> dict[str, Any]:
     """The object as the API server returns it once `desired_obj` is applied over `live`: unchanged
     when it already matches; otherwise with the new labels and spec, and (a spec change) the next
-    generation, which its controller has not observed yet. Fields apply would merge are not modelled:
-    the status reads only labels, generation and status."""
+    generation, which its controller has not observed yet. Fields apply would merge are not
+    modelled: the status reads only labels, generation and status."""
     if live is None:
         return {**desired_obj, "metadata": {**desired_obj["metadata"], "generation": 1}}
     if contains(live, desired_obj):
@@ -275,16 +362,20 @@ def after_apply(live: dict[str, Any] | None, desired_obj: dict[str, Any]) -> dic
     return {**live, "metadata": meta, "spec": desired_obj.get("spec")}
 
 
-def release_unused_engines(engines: list[dict[str, Any]], me: dict[str, Any], keep: set[str]) -> list[Action]:
+def release_unused_engines(
+    engines: list[dict[str, Any]], me: dict[str, Any], keep: set[str]
+) -> list[Action]:
     """Stop owning every engine this deployment no longer serves nor builds; an engine left without
-    owners is deleted (its finalizer cleans the files). Planned only once the rollout is complete."""
+    owners is deleted (its finalizer cleans the files). Planned once the rollout is complete."""
     actions = []
     for engine in engines:
         owners = engine["metadata"].get("ownerReferences") or []
         if engine["metadata"]["name"] in keep or not _owned_by(engine, me):
             continue
         rest = [o for o in owners if o.get("uid") != me["uid"]]
-        actions.append(Action("set_owners", engine, owners=rest) if rest else Action("delete", engine))
+        actions.append(
+            Action("set_owners", engine, owners=rest) if rest else Action("delete", engine)
+        )
     return actions
 
 
@@ -314,8 +405,9 @@ def find(objs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
 
 def _status(seen: Observed, spec: LLMDeploymentSpec | None, facts: StatusFacts) -> dict[str, Any]:
     meta, old = seen.body["metadata"], _old_status(seen.body)
-    status = deployment_status(meta["name"], meta["namespace"], spec, facts, old.get("conditions") or [],
-                               seen.now)
+    status = deployment_status(
+        meta["name"], meta["namespace"], spec, facts, old.get("conditions") or [], seen.now
+    )
     return carry_autoscaler_fields(status, old, spec is not None and spec.autoscaling.enabled)
 
 
@@ -337,5 +429,7 @@ def _phase(obj: dict[str, Any]) -> str | None:
 
 
 def _complete(job: dict[str, Any] | None) -> bool:
-    return any(c.get("type") == "Complete" and c.get("status") == "True"
-               for c in ((job or {}).get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Complete" and c.get("status") == "True"
+        for c in ((job or {}).get("status") or {}).get("conditions") or []
+    )

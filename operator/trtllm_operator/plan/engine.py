@@ -1,4 +1,5 @@
-"""An LLMEngine and its Jobs: what to create next, and the engine's status from what the Jobs report."""
+"""An LLMEngine and its Jobs: what to create next, and the engine's status from what the Jobs
+report."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from trtllm_operator.plan.meta import owner_ref
 
 FETCH_RESOURCES = {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "16Gi"}}
 # Build resources when neither the user nor the checkpoint's size says otherwise.
-DEFAULT_BUILD_RESOURCES = {"requests": {"cpu": "8", "memory": "64Gi"}, "limits": {"memory": "128Gi"}}
+DEFAULT_BUILD_RESOURCES = {
+    "requests": {"cpu": "8", "memory": "64Gi"},
+    "limits": {"memory": "128Gi"},
+}
 GIB = 1 << 30
 BUILD_DEADLINE_SECONDS = 4 * 3600
 FETCH_DEADLINE_SECONDS = 2 * 3600
@@ -25,7 +29,7 @@ FETCH_DEADLINE_SECONDS = 2 * 3600
 
 @dataclass(frozen=True)
 class EngineContext:
-    """Facts about one LLMEngine object that are not build inputs: where it lives and who made it."""
+    """Facts of one LLMEngine object that are not build inputs: where it lives, who made it."""
 
     name: str
     namespace: str
@@ -38,12 +42,22 @@ class EngineContext:
     retain: bool = False
 
 
-def desired_engine(name: str, namespace: str, key: str, spec: LLMEngineSpec, claim: str, memory_mib: int,
-                   creator: dict[str, Any], build_resources: dict[str, Any],
-                   secret: tuple[str, str] | None, retain: bool) -> dict[str, Any]:
+def desired_engine(
+    name: str,
+    namespace: str,
+    key: str,
+    spec: LLMEngineSpec,
+    claim: str,
+    memory_mib: int,
+    creator: dict[str, Any],
+    build_resources: dict[str, Any],
+    secret: tuple[str, str] | None,
+    retain: bool,
+) -> dict[str, Any]:
     """The LLMEngine a deployment needs; created once, then only its ownerReferences change."""
     annotations = {
-        names.CACHE_CLAIM_ANNOTATION: claim, names.CREATED_BY_ANNOTATION: creator["uid"],
+        names.CACHE_CLAIM_ANNOTATION: claim,
+        names.CREATED_BY_ANNOTATION: creator["uid"],
         names.MEMORY_ANNOTATION: str(memory_mib),
         names.BUILD_RESOURCES_ANNOTATION: json.dumps(build_resources or {}, sort_keys=True),
         names.RETAIN_ANNOTATION: "true" if retain else "false",
@@ -52,10 +66,18 @@ def desired_engine(name: str, namespace: str, key: str, spec: LLMEngineSpec, cla
         annotations[names.SECRET_ANNOTATION] = f"{secret[0]}/{secret[1]}"
     labels = {names.MANAGED_BY: names.OPERATOR, names.ENGINE_KEY_LABEL: names.engine_key_label(key)}
     owner = owner_ref("LLMDeployment", creator["name"], creator["uid"], controller=False)
-    return {"apiVersion": names.API_VERSION, "kind": "LLMEngine",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels,
-                         "annotations": annotations, "ownerReferences": [owner]},
-            "spec": engine_data(spec)}
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": "LLMEngine",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [owner],
+        },
+        "spec": engine_data(spec),
+    }
 
 
 def engine_context(body: dict[str, Any]) -> EngineContext:
@@ -64,17 +86,20 @@ def engine_context(body: dict[str, Any]) -> EngineContext:
     notes = meta.get("annotations") or {}
     secret = notes.get(names.SECRET_ANNOTATION)
     return EngineContext(
-        name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
+        name=meta["name"],
+        namespace=meta["namespace"],
+        uid=meta["uid"],
         key=(meta.get("labels") or {}).get(names.ENGINE_KEY_LABEL, ""),
         claim=notes.get(names.CACHE_CLAIM_ANNOTATION, names.DEFAULT_CACHE_CLAIM),
         memory_mib=int(notes.get(names.MEMORY_ANNOTATION, "0") or 0),
         build_resources=json.loads(notes.get(names.BUILD_RESOURCES_ANNOTATION, "{}")),
-        secret=tuple(secret.split("/", 1)) if secret else None,  # type: ignore[arg-type]
-        retain=notes.get(names.RETAIN_ANNOTATION) == "true")
+        secret=(secret.split("/", 1)[0], secret.split("/", 1)[-1]) if secret else None,
+        retain=notes.get(names.RETAIN_ANNOTATION) == "true",
+    )
 
 
 def needs_build_job(spec: LLMEngineSpec) -> bool:
-    """A build Job (with GPUs) runs for engines, and for PyTorch checkpoints only when quantizing."""
+    """A build Job (with GPUs) runs for engines, and for PyTorch checkpoints when quantizing."""
     return spec.backend == "tensorrt" or spec.quantization.weights != "none"
 
 
@@ -83,53 +108,91 @@ def source_claims(spec: LLMEngineSpec) -> list[str]:
     return pvc_claims(spec.model.source)
 
 
-def desired_engine_config(ctx: EngineContext, spec: LLMEngineSpec, scripts: dict[str, str]) -> dict[str, Any]:
+def desired_engine_config(
+    ctx: EngineContext, spec: LLMEngineSpec, scripts: dict[str, str]
+) -> dict[str, Any]:
     """The ConfigMap with the scripts and the fetch/build/cleanup requests of this engine."""
-    requests = request_files({action: engine_request(action, ctx.key, spec, ctx.memory_mib)
-                              for action in ("fetch", "build", "cleanup")})
+    requests = request_files(
+        {
+            action: engine_request(action, ctx.key, spec, ctx.memory_mib)
+            for action in ("fetch", "build", "cleanup")
+        }
+    )
     return desired_build_config(ctx.name, ctx.key, ctx.namespace, requests, scripts, [_owner(ctx)])
 
 
-def desired_fetch_job(ctx: EngineContext, spec: LLMEngineSpec, config: dict[str, Any]) -> dict[str, Any]:
+def desired_fetch_job(
+    ctx: EngineContext, spec: LLMEngineSpec, config: dict[str, Any]
+) -> dict[str, Any]:
     """The CPU-only Job that downloads the checkpoint (no GPU held while downloading)."""
-    pod = job_pod("fetch", toolchain(spec.toolchain.name).images.build, ctx.claim, config, ctx.secret,
-                  source_claims(spec))
+    pod = job_pod(
+        "fetch",
+        toolchain(spec.toolchain.name).images.build,
+        ctx.claim,
+        config,
+        ctx.secret,
+        source_claims(spec),
+    )
     pod["containers"][0]["resources"] = FETCH_RESOURCES
-    return job(names.fetch_job(ctx.name), ctx.namespace, names.engine_labels(ctx.name, ctx.key, "fetch"),
-               [_owner(ctx)], pod, spec.model.source, backoff=3, deadline=FETCH_DEADLINE_SECONDS)
+    return job(
+        names.fetch_job(ctx.name),
+        ctx.namespace,
+        names.engine_labels(ctx.name, ctx.key, "fetch"),
+        [_owner(ctx)],
+        pod,
+        spec.model.source,
+        backoff=3,
+        deadline=FETCH_DEADLINE_SECONDS,
+    )
 
 
 def build_resources_for(model_bytes: int | None) -> dict[str, Any]:
-    """Host resources of a build sized from the checkpoint the fetch reported: memory 3x its size (the
-    converted weights and the engine are both held in host memory while building; at least 4Gi), limit
-    twice that, one CPU per 8 GiB of checkpoint (1 to 8). Unknown size: DEFAULT_BUILD_RESOURCES."""
+    """Host resources of a build sized from the checkpoint the fetch reported: memory 3x its size
+    (the converted weights and the engine are both held in host memory while building; at least
+    4Gi), limit twice that, one CPU per 8 GiB of checkpoint (1 to 8). Unknown size:
+    DEFAULT_BUILD_RESOURCES."""
     if not model_bytes:
         return DEFAULT_BUILD_RESOURCES
     memory_gib = max(4, -(-3 * model_bytes // GIB))
     cpus = min(8, max(1, -(-model_bytes // (8 * GIB))))
-    return {"requests": {"cpu": str(cpus), "memory": f"{memory_gib}Gi"},
-            "limits": {"memory": f"{2 * memory_gib}Gi"}}
+    return {
+        "requests": {"cpu": str(cpus), "memory": f"{memory_gib}Gi"},
+        "limits": {"memory": f"{2 * memory_gib}Gi"},
+    }
 
 
-def desired_build_job(ctx: EngineContext, spec: LLMEngineSpec, config: dict[str, Any],
-                      model_bytes: int | None = None) -> dict[str, Any]:
+def desired_build_job(
+    ctx: EngineContext, spec: LLMEngineSpec, config: dict[str, Any], model_bytes: int | None = None
+) -> dict[str, Any]:
     """The GPU Job that converts and builds the engine on its GPU product, with the user's
     engine.buildResources or resources sized from the fetched checkpoint."""
     pod = job_pod("build", spec.toolchain.image, ctx.claim, config, ctx.secret, source_claims(spec))
     gpu_placement(pod, spec, ctx.build_resources or build_resources_for(model_bytes))
-    return job(names.build_job(ctx.name), ctx.namespace, names.engine_labels(ctx.name, ctx.key, "build"),
-               [_owner(ctx)], pod, spec.model.source, backoff=2, deadline=BUILD_DEADLINE_SECONDS)
+    return job(
+        names.build_job(ctx.name),
+        ctx.namespace,
+        names.engine_labels(ctx.name, ctx.key, "build"),
+        [_owner(ctx)],
+        pod,
+        spec.model.source,
+        backoff=2,
+        deadline=BUILD_DEADLINE_SECONDS,
+    )
 
 
 def cleanup_refusal(body: dict[str, Any]) -> str | None:
-    """Why a deleted LLMEngine's files must never be removed, or None when they may be: the engine-key
-    label written at creation must be there, look like a key, and equal the hash of the engine's own spec
-    (a hand-made LLMEngine has none or a wrong one, and removing engines/<whatever>/ could hit others)."""
+    """Why a deleted LLMEngine's files must never be removed, or None when they may be: the
+    engine-key label written at creation must be there, look like a key, and equal the hash of the
+    engine's own spec (a hand-made LLMEngine has none or a wrong one, and removing
+    engines/<whatever>/ could hit others)."""
     key = (body["metadata"].get("labels") or {}).get(names.ENGINE_KEY_LABEL)
     if not key:
         return f"it has no {names.ENGINE_KEY_LABEL} label (it was not created by the operator)"
     if not names.is_engine_key_label(key):
-        return f"its {names.ENGINE_KEY_LABEL} label {key!r} is not an engine key (63 lowercase hex digits)"
+        return (
+            f"its {names.ENGINE_KEY_LABEL} label {key!r} is not an engine key "
+            "(63 lowercase hex digits)"
+        )
     try:
         spec = LLMEngineSpec.model_validate(body.get("spec") or {})
     except ValueError as error:
@@ -140,39 +203,63 @@ def cleanup_refusal(body: dict[str, Any]) -> str | None:
     return None
 
 
-def serving_blockers(body: dict[str, Any], servers: dict[str, list[dict[str, Any]]],
-                     engines: list[dict[str, Any]]) -> list[str]:
-    """`Kind/name` of the objects in `servers` (kind -> Deployments or Pods of the namespace) that still
-    serve a deleted engine's files: their labels, or their pod template's, name this engine or another
-    LLMEngine of `engines` with the same key. Its cleanup must wait until there are none."""
+def serving_blockers(
+    body: dict[str, Any], servers: dict[str, list[dict[str, Any]]], engines: list[dict[str, Any]]
+) -> list[str]:
+    """`Kind/name` of the objects in `servers` (kind -> Deployments or Pods of the namespace) that
+    still serve a deleted engine's files: their labels, or their pod template's, name this engine or
+    another LLMEngine of `engines` with the same key. Its cleanup must wait until there are none."""
     meta = body["metadata"]
     key = (meta.get("labels") or {}).get(names.ENGINE_KEY_LABEL)
-    same = {meta["name"]} | {e["metadata"]["name"] for e in engines
-                             if key and (e["metadata"].get("labels") or {}).get(names.ENGINE_KEY_LABEL) == key}
-    return sorted(f"{kind}/{obj['metadata']['name']}" for kind, objs in servers.items() for obj in objs
-                  if _served_engines(obj) & same)
+    same = {meta["name"]} | {
+        e["metadata"]["name"]
+        for e in engines
+        if key and (e["metadata"].get("labels") or {}).get(names.ENGINE_KEY_LABEL) == key
+    }
+    return sorted(
+        f"{kind}/{obj['metadata']['name']}"
+        for kind, objs in servers.items()
+        for obj in objs
+        if _served_engines(obj) & same
+    )
 
 
 def _served_engines(obj: dict[str, Any]) -> set[str]:
     template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
-    found = {(part.get("labels") or {}).get(names.ENGINE_LABEL) for part in (obj["metadata"], template)}
+    found = {
+        (part.get("labels") or {}).get(names.ENGINE_LABEL) for part in (obj["metadata"], template)
+    }
     return {name for name in found if name}
 
 
 def desired_cleanup_job(ctx: EngineContext, spec: LLMEngineSpec) -> dict[str, Any]:
-    """The Job that deletes the engine's files. It owns nothing and needs no ConfigMap, because it runs
-    while the engine (and everything the engine owns) is being deleted. Refuses (ValueError) a key that is
-    not an engine key, so it can never remove engines/ itself or anything outside it."""
+    """The Job that deletes the engine's files. It owns nothing and needs no ConfigMap, because it
+    runs while the engine (and everything the engine owns) is being deleted. Refuses (ValueError) a
+    key that is not an engine key, so it can never remove engines/ itself or anything outside it."""
     if not names.is_engine_key(ctx.key):
         raise ValueError(f"refusing a cleanup Job for engine key {ctx.key!r}: not an engine key")
-    container = {"name": "cleanup", "image": pod_image(spec.toolchain.image),
-                 "command": ["rm", "-rf", "--", layout.engine_dir(ctx.key)],
-                 "volumeMounts": [{"name": "cache", "mountPath": layout.CACHE_MOUNT}],
-                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}
-    pod = {"restartPolicy": "Never", "containers": [container],
-           "volumes": [{"name": "cache", "persistentVolumeClaim": {"claimName": ctx.claim}}]}
-    built = job(names.cleanup_job(ctx.name), ctx.namespace, names.engine_labels(ctx.name, ctx.key, "cleanup"),
-                [], pod, spec.model.source, backoff=3, deadline=3600)
+    container = {
+        "name": "cleanup",
+        "image": pod_image(spec.toolchain.image),
+        "command": ["rm", "-rf", "--", layout.engine_dir(ctx.key)],
+        "volumeMounts": [{"name": "cache", "mountPath": layout.CACHE_MOUNT}],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+    }
+    pod = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": [{"name": "cache", "persistentVolumeClaim": {"claimName": ctx.claim}}],
+    }
+    built = job(
+        names.cleanup_job(ctx.name),
+        ctx.namespace,
+        names.engine_labels(ctx.name, ctx.key, "cleanup"),
+        [],
+        pod,
+        spec.model.source,
+        backoff=3,
+        deadline=3600,
+    )
     built["spec"]["ttlSecondsAfterFinished"] = 600
     return built
 

@@ -1,10 +1,11 @@
-"""What the operator wants for one LLMEngine, decided from what it observed: the next Job, the status,
-the events.
+"""What the operator wants for one LLMEngine, decided from what it observed: the next Job, the
+status, the events.
 
 An engine moves fetch -> build -> Ready (or Failed): the fetch Job downloads the checkpoint on a CPU
-node, the build Job converts and builds on the engine's GPU product (skipped for a PyTorch checkpoint
-served as it is), each created once and never while another runs. The build ConfigMap (scripts and
-requests) is applied every time, so a new operator version's scripts reach the next Job.
+node, the build Job converts and builds on the engine's GPU product (skipped for a PyTorch
+checkpoint served as it is), each created once and never while another runs. The build ConfigMap
+(scripts and requests) is applied every time, so a new operator version's scripts reach the next
+Job.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from trtllm_operator.plan.engine_status import JobView, engine_status, next_step
 
 @dataclass(frozen=True)
 class EngineObserved:
-    """Everything one reconcile of an LLMEngine reads: the engine, its two Jobs, the build scripts."""
+    """Everything one reconcile of an LLMEngine reads: the engine, its Jobs, the build scripts."""
 
     body: dict[str, Any]
     now: str
@@ -50,29 +51,43 @@ def desired_for_engine(seen: EngineObserved) -> Desired:
     actions = [Action("apply", config)]
     step = next_step(spec, fetch, build)
     if step == "create-fetch":
-        started = Event("Normal", "FetchStarted",
-                        f"Started Job {fetch.name} to download {spec.model.source}")
+        started = Event(
+            "Normal", "FetchStarted", f"Started Job {fetch.name} to download {spec.model.source}"
+        )
         actions.append(Action("apply", desired_fetch_job(ctx, spec, config), event=started))
     elif step == "create-build":
         job = desired_build_job(ctx, spec, config, fetch.report.get("modelBytes"))
         started = Event("Normal", "BuildStarted", f"Started Job {build.name} on {spec.gpu.product}")
         actions.append(Action("apply", job, event=started, metric=("builds", "started")))
     old = body.get("status") or {}
-    status = engine_status(spec, ctx, fetch, build, len(users(body)), body["metadata"].get("generation"),
-                           old.get("conditions") or [], seen.now)
+    status = engine_status(
+        spec,
+        ctx,
+        fetch,
+        build,
+        len(users(body)),
+        body["metadata"].get("generation"),
+        old.get("conditions") or [],
+        seen.now,
+    )
     if seen.apply_error:
         actions, status = [], refused_status(status, seen.apply_error, old, seen.now)
     return Desired(actions, status, engine_events(old, status), spec)
 
 
-def refused_status(status: dict[str, Any], error: ApplyError, old: dict[str, Any],
-                   now: str) -> dict[str, Any]:
-    """The engine's status once the API server refused one of its Jobs or its ConfigMap: Failed, with
-    the server's words as the error (its deployments then report BuildFailed with them)."""
+def refused_status(
+    status: dict[str, Any], error: ApplyError, old: dict[str, Any], now: str
+) -> dict[str, Any]:
+    """The engine's status once the API server refused one of its Jobs or its ConfigMap: Failed,
+    with the server's words as the error (its deployments then report BuildFailed with them)."""
     generation = status.get("observedGeneration")
     ready = conditions.make("Ready", "False", conditions.APPLY_FAILED, error.describe(), generation)
-    return {**status, "phase": "Failed", "error": error.describe(),
-            "conditions": conditions.merge(old.get("conditions") or [], [ready], now)}
+    return {
+        **status,
+        "phase": "Failed",
+        "error": error.describe(),
+        "conditions": conditions.merge(old.get("conditions") or [], [ready], now),
+    }
 
 
 def engine_events(old: dict[str, Any], status: dict[str, Any]) -> list[Event]:

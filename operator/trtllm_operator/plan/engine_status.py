@@ -23,7 +23,9 @@ class JobView:
     report: dict[str, Any] = field(default_factory=dict)
     failed_pods: int = 0
     reason: str = ""
-    problem: PodProblem | None = None   # what keeps its current pod from running (scheduler, kubelet)
+    problem: PodProblem | None = (
+        None  # what keeps its current pod from running (scheduler, kubelet)
+    )
 
 
 def job_view(name: str, job: dict[str, Any] | None, pods: list[dict[str, Any]]) -> JobView:
@@ -35,8 +37,14 @@ def job_view(name: str, job: dict[str, Any] | None, pods: list[dict[str, Any]]) 
     state = SUCCEEDED if "Complete" in done else FAILED if "Failed" in done else RUNNING
     reason = (done.get("Failed") or {}).get("reason", "")
     problems = pod_problems(pods) if state == RUNNING else []
-    return JobView(name, state, latest_report(pods), int(status.get("failed") or 0), reason,
-                   problems[0] if problems else None)
+    return JobView(
+        name,
+        state,
+        latest_report(pods),
+        int(status.get("failed") or 0),
+        reason,
+        problems[0] if problems else None,
+    )
 
 
 def latest_report(pods: list[dict[str, Any]]) -> dict[str, Any]:
@@ -59,7 +67,8 @@ def latest_report(pods: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def next_step(spec: LLMEngineSpec, fetch: JobView, build: JobView) -> str:
-    """What the engine needs now: create-fetch, wait-fetch, create-build, wait-build, ready or failed."""
+    """What the engine needs now: create-fetch, wait-fetch, create-build, wait-build, ready or
+    failed."""
     if build.state == SUCCEEDED or (not needs_build_job(spec) and fetch.state == SUCCEEDED):
         return "ready"
     if FAILED in (fetch.state, build.state):
@@ -71,27 +80,46 @@ def next_step(spec: LLMEngineSpec, fetch: JobView, build: JobView) -> str:
     return "create-build" if build.state == MISSING else "wait-build"
 
 
-PHASES = {"create-fetch": "Fetching", "wait-fetch": "Fetching", "create-build": "Building",
-          "wait-build": "Building", "ready": "Ready", "failed": "Failed"}
+PHASES = {
+    "create-fetch": "Fetching",
+    "wait-fetch": "Fetching",
+    "create-build": "Building",
+    "wait-build": "Building",
+    "ready": "Ready",
+    "failed": "Failed",
+}
 
 
-def engine_status(spec: LLMEngineSpec, ctx: EngineContext, fetch: JobView, build: JobView, users: int,
-                  generation: int | None, old_conditions: list[dict[str, Any]], now: str) -> dict[str, Any]:
-    """The LLMEngine status: phase, Ready condition, what the Jobs reported, printer-column strings."""
+def engine_status(
+    spec: LLMEngineSpec,
+    ctx: EngineContext,
+    fetch: JobView,
+    build: JobView,
+    users: int,
+    generation: int | None,
+    old_conditions: list[dict[str, Any]],
+    now: str,
+) -> dict[str, Any]:
+    """The LLMEngine status: phase, Ready condition, what the Jobs reported, printer columns."""
     step = next_step(spec, fetch, build)
     report = build.report if build.state != MISSING else fetch.report
     status: dict[str, Any] = {
-        "phase": _phase(step, fetch, build), "observedGeneration": generation, "users": users,
+        "phase": _phase(step, fetch, build),
+        "observedGeneration": generation,
+        "users": users,
         "path": layout.engine_path(ctx.key) if needs_build_job(spec) else "",
-        "toolchain": spec.toolchain.name, "trtllmVersion": spec.toolchain.trtllm_version,
-        "gpu": spec.gpu.product, "precision": precision(spec),
+        "toolchain": spec.toolchain.name,
+        "trtllmVersion": spec.toolchain.trtllm_version,
+        "gpu": spec.gpu.product,
+        "precision": precision(spec),
         "parallelism": f"{spec.parallelism.tensor}x{spec.parallelism.pipeline}",
         "jobs": [j.name for j in (fetch, build) if j.state != MISSING],
     }
     status.update(report_fields(report, step))
     ready, reason, message = _ready_condition(step, fetch, build)
-    status["conditions"] = conditions.merge(old_conditions, [
-        conditions.make("Ready", ready, reason, message, generation)], now)
+    status["conditions"] = conditions.merge(
+        old_conditions, [conditions.make("Ready", ready, reason, message, generation)], now
+    )
     return status
 
 
@@ -103,7 +131,9 @@ def report_fields(report: dict[str, Any], step: str) -> dict[str, Any]:
         out["size"] = human_bytes(report["totalBytes"])
     seconds = report.get("stageSeconds")
     if isinstance(seconds, dict):
-        out["buildSeconds"] = round(sum(v for v in seconds.values() if isinstance(v, (int, float))), 1)
+        out["buildSeconds"] = round(
+            sum(v for v in seconds.values() if isinstance(v, (int, float))), 1
+        )
     if isinstance(report.get("commit"), str):
         out["resolvedRevision"] = report["commit"]
     if step == "failed":
@@ -126,14 +156,22 @@ def _stuck(step: str, fetch: JobView, build: JobView) -> PodProblem | None:
 
 def _ready_condition(step: str, fetch: JobView, build: JobView) -> tuple[str, str, str]:
     if step == "ready":
-        return "True", conditions.ENGINE_BUILT, "The engine is built and published on the cache volume."
+        return (
+            "True",
+            conditions.ENGINE_BUILT,
+            "The engine is built and published on the cache volume.",
+        )
     if step == "failed":
         failed = build if build.state == FAILED else fetch
         error = failed.report.get("error") or failed.reason or "no report"
         return "False", conditions.BUILD_FAILED, f"Job {failed.name} failed: {error}"
     stuck = _stuck(step, fetch, build)
     if stuck:
-        return "False", job_problem_reason(step, stuck), f"Job {_job(step, fetch, build)} cannot run: {stuck.message}"
+        return (
+            "False",
+            job_problem_reason(step, stuck),
+            f"Job {_job(step, fetch, build)} cannot run: {stuck.message}",
+        )
     if step in ("create-fetch", "wait-fetch"):
         return "False", conditions.FETCHING, f"Job {fetch.name} is downloading the checkpoint."
     retries = f" (failed attempts so far: {build.failed_pods})" if build.failed_pods else ""
@@ -141,11 +179,14 @@ def _ready_condition(step: str, fetch: JobView, build: JobView) -> tuple[str, st
 
 
 def job_problem_reason(step: str, problem: PodProblem) -> str:
-    """The condition reason for a Job pod's problem: FetchUnschedulable / BuildUnschedulable when no node
-    fits the pod, else the pod's own reason (ImagePullBackOff, CreateContainerConfigError, ...)."""
+    """The condition reason for a Job pod's problem: FetchUnschedulable / BuildUnschedulable when no
+    node fits the pod, else the pod's own reason (ImagePullBackOff, CreateContainerConfigError,
+    ...)."""
     if problem.reason != conditions.UNSCHEDULABLE:
         return problem.reason
-    return conditions.FETCH_UNSCHEDULABLE if step == "wait-fetch" else conditions.BUILD_UNSCHEDULABLE
+    return (
+        conditions.FETCH_UNSCHEDULABLE if step == "wait-fetch" else conditions.BUILD_UNSCHEDULABLE
+    )
 
 
 def _job(step: str, fetch: JobView, build: JobView) -> str:

@@ -14,7 +14,8 @@ from trtllm_operator.plan.meta import obj
 
 SCRIPTS_DIR = "/opt/trtllm-operator/build_jobs"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-# Exit code 3 from build_jobs/run.py means "only a spec change helps": fail the Job without retrying.
+# Exit code 3 from build_jobs/run.py means "only a spec change helps": fail the Job without
+# retrying.
 NO_RETRY_EXIT_CODE = 3
 
 
@@ -29,13 +30,26 @@ def config_key(path: str) -> str:
     return path.replace("/", "..")
 
 
-def desired_build_config(engine_name: str, key: str, namespace: str, requests: dict[str, str],
-                         scripts: dict[str, str], owners: list[dict[str, Any]]) -> dict[str, Any]:
+def desired_build_config(
+    engine_name: str,
+    key: str,
+    namespace: str,
+    requests: dict[str, str],
+    scripts: dict[str, str],
+    owners: list[dict[str, Any]],
+) -> dict[str, Any]:
     """ConfigMap with the build scripts and the Jobs' request files (relative path -> text each)."""
     data = {config_key(path): text for path, text in sorted(scripts.items())}
     data.update({config_key(path): text for path, text in requests.items()})
-    return obj("v1", "ConfigMap", names.build_config(engine_name), namespace,
-               names.engine_labels(engine_name, key, "build-config"), owners, data=data)
+    return obj(
+        "v1",
+        "ConfigMap",
+        names.build_config(engine_name),
+        namespace,
+        names.engine_labels(engine_name, key, "build-config"),
+        owners,
+        data=data,
+    )
 
 
 def config_volume(config_name: str, keys: list[str]) -> dict[str, Any]:
@@ -44,44 +58,98 @@ def config_volume(config_name: str, keys: list[str]) -> dict[str, Any]:
     return {"name": "build-jobs", "configMap": {"name": config_name, "items": items}}
 
 
-def job_pod(action: str, image: str, claim: str, config: dict[str, Any], secret: tuple[str, str] | None,
-            source_claims: list[str]) -> dict[str, Any]:
-    """Pod spec shared by every build_jobs Job: the entrypoint, the cache, sources and the scripts."""
-    mounts = [{"name": "cache", "mountPath": CACHE_MOUNT},
-              {"name": "build-jobs", "mountPath": SCRIPTS_DIR, "readOnly": True}]
-    volumes = [{"name": "cache", "persistentVolumeClaim": {"claimName": claim}},
-               config_volume(config["metadata"]["name"], list(config["data"]))]
+def job_pod(
+    action: str,
+    image: str,
+    claim: str,
+    config: dict[str, Any],
+    secret: tuple[str, str] | None,
+    source_claims: list[str],
+) -> dict[str, Any]:
+    """Pod spec shared by every build_jobs Job: the entrypoint, the cache, sources and the
+    scripts."""
+    mounts = [
+        {"name": "cache", "mountPath": CACHE_MOUNT},
+        {"name": "build-jobs", "mountPath": SCRIPTS_DIR, "readOnly": True},
+    ]
+    volumes = [
+        {"name": "cache", "persistentVolumeClaim": {"claimName": claim}},
+        config_volume(config["metadata"]["name"], list(config["data"])),
+    ]
     for i, src_claim in enumerate(sorted(set(source_claims))):
         mount = {"name": f"source-{i}", "mountPath": claim_mount(src_claim), "readOnly": True}
         mounts.append(mount)
-        volumes.append({"name": f"source-{i}",
-                        "persistentVolumeClaim": {"claimName": src_claim, "readOnly": True}})
-    env = [{"name": "PVC_ROOT", "value": SOURCES_MOUNT}, {"name": "PYTHONUNBUFFERED", "value": "1"}]
+        volumes.append(
+            {
+                "name": f"source-{i}",
+                "persistentVolumeClaim": {"claimName": src_claim, "readOnly": True},
+            }
+        )
+    env: list[dict[str, Any]] = [
+        {"name": "PVC_ROOT", "value": SOURCES_MOUNT},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
     if secret:
-        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret[0], "key": secret[1]}}})
+        env.append(
+            {
+                "name": "HF_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": secret[0], "key": secret[1]}},
+            }
+        )
     container = {
-        "name": action, "image": pod_image(image), "env": env, "volumeMounts": mounts,
-        "command": ["python3", f"{SCRIPTS_DIR}/run.py",
-                    "--request", f"{SCRIPTS_DIR}/{request_file(action)}",
-                    "--root", CACHE_MOUNT],
+        "name": action,
+        "image": pod_image(image),
+        "env": env,
+        "volumeMounts": mounts,
+        "command": [
+            "python3",
+            f"{SCRIPTS_DIR}/run.py",
+            "--request",
+            f"{SCRIPTS_DIR}/{request_file(action)}",
+            "--root",
+            CACHE_MOUNT,
+        ],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     return {"restartPolicy": "Never", "containers": [container], "volumes": volumes}
 
 
-def job(name: str, namespace: str, labels: dict[str, str], owners: list[dict[str, Any]],
-        pod: dict[str, Any], source: str, backoff: int, deadline: int) -> dict[str, Any]:
+def job(
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    owners: list[dict[str, Any]],
+    pod: dict[str, Any],
+    source: str,
+    backoff: int,
+    deadline: int,
+) -> dict[str, Any]:
     """A Job around `pod` that stops retrying on the no-retry exit code."""
     annotations = {names.MODEL_ANNOTATION: source}
     template = {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod}
-    spec = {"backoffLimit": backoff, "activeDeadlineSeconds": deadline, "template": template,
-            "podFailurePolicy": {"rules": [
-                {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [NO_RETRY_EXIT_CODE]}},
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}}
+    spec = {
+        "backoffLimit": backoff,
+        "activeDeadlineSeconds": deadline,
+        "template": template,
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {"operator": "In", "values": [NO_RETRY_EXIT_CODE]},
+                },
+                {
+                    "action": "Ignore",
+                    "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                },
+            ]
+        },
+    }
     return obj("batch/v1", "Job", name, namespace, labels, owners, spec=spec)
 
 
-def gpu_placement(pod: dict[str, Any], engine: LLMEngineSpec, resources: dict[str, Any]) -> dict[str, Any]:
+def gpu_placement(
+    pod: dict[str, Any], engine: LLMEngineSpec, resources: dict[str, Any]
+) -> dict[str, Any]:
     """Pin a pod to the engine's GPU product with tensor x pipeline GPUs and the GPU toleration."""
     gpus = str(engine.parallelism.tensor * engine.parallelism.pipeline)
     requests = dict(resources.get("requests") or {})

@@ -32,14 +32,18 @@ MODEL_ANNOTATION = f"{GROUP}/model"
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 DEFAULT_CACHE_CLAIM = "trtllm-cache"
 MAX_NAME = 63
-# An engine key label holds the first 63 of the 64 hex digits of the engine's spec hash (a label value has at
-# most 63 characters); that is also the name of the engine's directory, engines/<label>/.
+# An engine key label holds the first 63 of the 64 hex digits of the engine's spec hash (a label
+# value has at most 63 characters); that is also the name of the engine's directory,
+# engines/<label>/.
 ENGINE_KEY_LABEL_PATTERN = re.compile(r"[0-9a-f]{63}")
-ENGINE_KEY_PATTERN = re.compile(r"[0-9a-f]{63,64}")  # the full sha256 or its label (what build_jobs accepts)
+ENGINE_KEY_PATTERN = re.compile(
+    r"[0-9a-f]{63,64}"
+)  # the full sha256 or its label (what build_jobs accepts)
 
 
 def fit(base: str, suffix: str) -> str:
-    """`<base>-<suffix>` cut to 63 characters; a long base keeps a hash of itself so names stay unique."""
+    """`<base>-<suffix>` cut to 63 characters; a long base keeps a hash of itself so names stay
+    unique."""
     name = f"{base}-{suffix}"
     if len(name) <= MAX_NAME:
         return name
@@ -49,7 +53,8 @@ def fit(base: str, suffix: str) -> str:
 
 
 def fetch_job(engine: str) -> str:
-    """The Job that downloads an engine's checkpoint (one per engine, so a restart never starts another)."""
+    """The Job that downloads an engine's checkpoint (one per engine, so a restart never starts
+    another)."""
     return fit(engine, "fetch")
 
 
@@ -110,13 +115,19 @@ def is_engine_key(value: object) -> bool:
 
 
 def is_engine_key_label(value: object) -> bool:
-    """True when value looks like an engine-key label the operator wrote: 63 lowercase hex digits."""
+    """True when value looks like an engine-key label the operator wrote: 63 lowercase hex
+    digits."""
     return isinstance(value, str) and ENGINE_KEY_LABEL_PATTERN.fullmatch(value) is not None
 
 
 def engine_labels(engine: str, key: str, role: str) -> dict[str, str]:
     """Labels on every child of an LLMEngine (its Jobs and ConfigMap)."""
-    return {MANAGED_BY: OPERATOR, ENGINE_LABEL: engine, ENGINE_KEY_LABEL: engine_key_label(key), ROLE_LABEL: role}
+    return {
+        MANAGED_BY: OPERATOR,
+        ENGINE_LABEL: engine,
+        ENGINE_KEY_LABEL: engine_key_label(key),
+        ROLE_LABEL: role,
+    }
 
 
 def pod_selector(deployment: str) -> dict[str, str]:

@@ -1,14 +1,14 @@
 """GPU placement: which GPU product an engine is built for and served on, from the cluster's nodes.
 
 The rule, in order:
-1. `engine.gpu.product` when the spec names one (it must exist on a node that can hold tensor x pipeline
-   GPUs, otherwise the deployment reports NoFittingGpuNode).
-2. The product already chosen for this deployment (its status), while it still fits: a choice never flips
-   because a node came or went, since a new product means a new engine.
-3. Otherwise, among products with a node whose allocatable `nvidia.com/gpu` >= tensor x pipeline and that
-   can run the requested precision: the highest compute capability, then the most memory per GPU, then
-   the most nodes that fit, then the product name. Newer GPUs run TensorRT-LLM's kernels best; memory
-   gives the KV cache room; more nodes give replicas room.
+1. `engine.gpu.product` when the spec names one (it must exist on a node that can hold tensor x
+   pipeline GPUs, otherwise the deployment reports NoFittingGpuNode).
+2. The product already chosen for this deployment (its status), while it still fits: a choice never
+   flips because a node came or went, since a new product means a new engine.
+3. Otherwise, among products with a node whose allocatable `nvidia.com/gpu` >= tensor x pipeline and
+   that can run the requested precision: the highest compute capability, then the most memory per
+   GPU, then the most nodes that fit, then the product name. Newer GPUs run TensorRT-LLM's kernels
+   best; memory gives the KV cache room; more nodes give replicas room.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ PRODUCT = "nvidia.com/gpu.product"
 
 @dataclass(frozen=True)
 class GpuNode:
-    """What placement needs to know of one node (from GPU Feature Discovery labels and allocatable)."""
+    """What placement needs to know of one node (from GPU Feature Discovery labels and
+    allocatable)."""
 
     name: str
     product: str
@@ -57,7 +58,10 @@ def gpu_nodes(nodes: list[dict[str, Any]]) -> list[GpuNode]:
         if not product or gpus == 0 or node.get("spec", {}).get("unschedulable"):
             continue
         known = gpu_info(product)
-        major, minor = labels.get("nvidia.com/gpu.compute.major"), labels.get("nvidia.com/gpu.compute.minor")
+        major, minor = (
+            labels.get("nvidia.com/gpu.compute.major"),
+            labels.get("nvidia.com/gpu.compute.minor"),
+        )
         compute = f"{major}.{minor}" if major else (known.compute_capability if known else "0.0")
         memory = int(labels.get("nvidia.com/gpu.memory") or (known.memory_mib if known else 0))
         found.append(GpuNode(node["metadata"]["name"], product, gpus, compute, memory))
@@ -69,7 +73,9 @@ def gpus_per_replica(spec: LLMDeploymentSpec) -> int:
     return spec.engine.parallelism.tensor * spec.engine.parallelism.pipeline
 
 
-def choose_gpu(spec: LLMDeploymentSpec, nodes: list[GpuNode], current: str | None = None) -> Placement:
+def choose_gpu(
+    spec: LLMDeploymentSpec, nodes: list[GpuNode], current: str | None = None
+) -> Placement:
     """Apply the placement rule (module docstring) to the cluster's GPU nodes."""
     need = gpus_per_replica(spec)
     candidates = _candidates(spec, nodes, need)
@@ -81,7 +87,9 @@ def choose_gpu(spec: LLMDeploymentSpec, nodes: list[GpuNode], current: str | Non
     if current and current in candidates:
         return candidates[current]
     if not candidates:
-        return _no_fit(f"no GPU node offers {need} allocatable nvidia.com/gpu for this precision", nodes, need)
+        return _no_fit(
+            f"no GPU node offers {need} allocatable nvidia.com/gpu for this precision", nodes, need
+        )
     return max(candidates.values(), key=_preference)
 
 
@@ -100,9 +108,12 @@ def _candidates(spec: LLMDeploymentSpec, nodes: list[GpuNode], need: int) -> dic
 
 def _no_fit(message: str, nodes: list[GpuNode], need: int) -> Placement:
     seen = sorted({f"{n.product} x{n.gpus}" for n in nodes}) or ["none"]
-    return Placement(None, reason=conditions.NO_FITTING_GPU,
-                     message=f"{message} (tensor x pipeline = {need}); GPU nodes seen: {', '.join(seen)}. "
-                             "Lower engine.parallelism, change engine.gpu.product or add GPU nodes.")
+    return Placement(
+        None,
+        reason=conditions.NO_FITTING_GPU,
+        message=f"{message} (tensor x pipeline = {need}); GPU nodes seen: {', '.join(seen)}. "
+        "Lower engine.parallelism, change engine.gpu.product or add GPU nodes.",
+    )
 
 
 def _preference(p: Placement) -> tuple[tuple[int, int], int, int, str]:

@@ -63,14 +63,20 @@ class HfApi:
     def __init__(self, endpoint: str | None = None, token: str | None = None) -> None:
         self.token = token
 
-    def model_info(self, repo_id: str, revision: str | None = None, token: str | None = None,
-                   **_: object) -> ModelInfo:
+    def model_info(
+        self, repo_id: str, revision: str | None = None, token: str | None = None, **_: object
+    ) -> ModelInfo:
         """The model's info at revision; .sha is the commit (deterministic per repo, revision)."""
         return ModelInfo(repo_id, commit_for(repo_id, revision))
 
 
-def snapshot_download(repo_id: str, revision: str | None = None, local_dir: str | None = None,
-                      token: str | None = None, **_: object) -> str:
+def snapshot_download(
+    repo_id: str,
+    revision: str | None = None,
+    local_dir: str | None = None,
+    token: str | None = None,
+    **_: object,
+) -> str:
     """Write a small llama snapshot of repo_id into local_dir; returns the directory (as the real
     one does)."""
     commit = commit_for(repo_id, revision)
@@ -112,7 +118,9 @@ def _safetensors(commit: str) -> bytes:
     header = {
         "__metadata__": {"format": "pt", "standin": "true"},
         "model.embed_tokens.weight": {
-            "dtype": "F16", "shape": [8, 4], "data_offsets": [0, len(data)],
+            "dtype": "F16",
+            "shape": [8, 4],
+            "data_offsets": [0, len(data)],
         },
     }
     encoded = json.dumps(header, separators=(",", ":")).encode()

@@ -43,8 +43,9 @@ class Runtime(Protocol):
         """The server's named container ports (also the Service's)."""
         ...
 
-    def config_files(self, spec: LLMDeploymentSpec, engine: LLMEngineSpec,
-                     paths: ServingPaths) -> dict[str, str]:
+    def config_files(
+        self, spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths
+    ) -> dict[str, str]:
         """The serving ConfigMap's files, mounted at base.CONFIG_DIR."""
         ...
 

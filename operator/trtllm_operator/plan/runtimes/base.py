@@ -18,8 +18,13 @@ MODEL_REPO = "/model-repo"
 LORA_LINKS = "/lora"
 # The init containers only read the image and the cache and write the pod's emptyDir: no root, no
 # capabilities, whatever user the image defaults to (a uid with no account is fine for them).
-INIT_SECURITY = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
-                 "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+INIT_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 1000,
+    "runAsGroup": 1000,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 # PromQL for one autoscaling metric: (label selector, group-by labels) -> query.
 QueryBuilder = Callable[[Mapping[str, str], tuple[str, ...]], str]

@@ -11,7 +11,9 @@ def label_matchers(selector: Mapping[str, str], extra: Mapping[str, str] | None 
     """``{a="x",b=~"y.*"}`` from label -> value; a value starting with ``=~`` is a regex match."""
     parts = []
     for label, value in sorted({**selector, **(extra or {})}.items()):
-        op, text = ("=~", value[len(REGEX_PREFIX) :]) if value.startswith(REGEX_PREFIX) else ("=", value)
+        op, text = (
+            ("=~", value[len(REGEX_PREFIX) :]) if value.startswith(REGEX_PREFIX) else ("=", value)
+        )
         escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         parts.append(f'{label}{op}"{escaped}"')
     return "{" + ",".join(parts) + "}"

@@ -1,5 +1,5 @@
-"""Triton serving: the params.json poured into the image's skeleton, the init and server commands, its
-PromQL and checks, and the Triton runtime that puts them in the serving pod."""
+"""Triton serving: the params.json poured into the image's skeleton, the init and server commands,
+its PromQL and checks, and the Triton runtime that puts them in the serving pod."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from trtllm_operator.plan.runtimes.base import (
     PodParts,
     Port,
     Probes,
+    QueryBuilder,
     ServerPod,
     ServingPaths,
     cache_mount,
@@ -37,13 +38,14 @@ BATCHING_STRATEGY = "inflight_fused_batching"
 TRITONSERVER = "tritonserver"
 FILLER = f"{SCRIPTS_DIR}/triton_repo.py"
 PARAMS_FILE = "params.json"
-# The tensorrtllm backend's default lora_cache_max_adapter_size (largest adapter rank one cache page holds).
+# The tensorrtllm backend's default lora_cache_max_adapter_size (largest adapter rank one cache page
+# holds).
 DEFAULT_MAX_ADAPTER_SIZE = 64
 
-# Placeholders deliberately left unset (JSON null keeps upstream's "${name}", which the C++ backend and
-# the Python models read as "use the default"). Each is a feature the operator does not offer (multimodal,
-# encoder-decoder, speculative decoding, guided decoding, multi-node) or a tuning knob whose upstream
-# default is right for us.
+# Placeholders deliberately left unset (JSON null keeps upstream's "${name}", which the C++ backend
+# and the Python models read as "use the default"). Each is a feature the operator does not offer
+# (multimodal, encoder-decoder, speculative decoding, guided decoding, multi-node) or a tuning knob
+# whose upstream default is right for us.
 UNSET = (
     "batch_scheduler_policy",
     "cancellation_check_period_ms",
@@ -90,23 +92,29 @@ def world_size(engine: LLMEngineSpec) -> int:
 
 
 def triton_max_batch_size(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> int:
-    """Triton's max_batch_size: the user's serving.tritonMaxBatchSize, else the engine's maxBatchSize."""
+    """Triton's max_batch_size: the user's serving.tritonMaxBatchSize, else the engine's
+    maxBatchSize."""
     return spec.serving.triton_max_batch_size or engine.limits.max_batch_size
 
 
 def triton_toolchain(engine: LLMEngineSpec) -> Toolchain:
-    """The engine's toolchain, which must have a Triton image and skeleton; ValueError naming it otherwise."""
+    """The engine's toolchain, which must have a Triton image and skeleton; ValueError naming it
+    otherwise."""
     tc = toolchain(engine.toolchain.name)
     if not tc.capabilities.triton_runtime or not tc.scripts.triton_skeleton:
         raise ValueError(
-            f"toolchain {tc.name} has no Triton image or skeleton: serve with trtllm-serve")
+            f"toolchain {tc.name} has no Triton image or skeleton: serve with trtllm-serve"
+        )
     return tc
 
 
-def triton_params(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths) -> dict[str, Any]:
-    """params.json for build_jobs/triton_repo.py: a decision (value, or None = deliberately unset) for every
-    placeholder of the toolchain's skeleton (build_jobs/triton_placeholders/<toolchain>.json; a test keeps the
-    two equal). Everything comes from the spec and the engine actually served, never from defaults elsewhere.
+def triton_params(
+    spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths
+) -> dict[str, Any]:
+    """params.json for build_jobs/triton_repo.py: a decision (value, or None = deliberately unset)
+    for every placeholder of the toolchain's skeleton
+    (build_jobs/triton_placeholders/<toolchain>.json; a test keeps the two equal). Everything comes
+    from the spec and the engine actually served, never from defaults elsewhere.
     """
     tc = triton_toolchain(engine)
     serving, limits = spec.serving, engine.limits
@@ -149,8 +157,9 @@ def triton_params(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: Serving
 
 
 def _lora_params(engine: LLMEngineSpec, paths: ServingPaths) -> dict[str, Any]:
-    """LoRA: prefetch the converted adapters (task-id subdirectories). Cache pages keep the backend's
-    default sizes (optimal 8, max 64) unless the engine accepts a larger rank, which must fit one page."""
+    """LoRA: prefetch the converted adapters (task-id subdirectories). Cache pages keep the
+    backend's default sizes (optimal 8, max 64) unless the engine accepts a larger rank, which must
+    fit one page."""
     rank = engine.lora.max_rank if engine.lora else 0
     return {
         "lora_prefetch_dir": paths.lora_dir if engine.lora else None,
@@ -159,13 +168,17 @@ def _lora_params(engine: LLMEngineSpec, paths: ServingPaths) -> dict[str, Any]:
     }
 
 
-def render_triton_params(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths) -> str:
-    """The params.json text for the serving ConfigMap (sorted keys, so equal specs give equal bytes)."""
+def render_triton_params(
+    spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths
+) -> str:
+    """The params.json text for the serving ConfigMap (sorted keys, so equal specs give equal
+    bytes)."""
     return json.dumps(triton_params(spec, engine, paths), indent=2, sort_keys=True) + "\n"
 
 
 def triton_init_command(engine: LLMEngineSpec, paths: ServingPaths, params_path: str) -> list[str]:
-    """The init container's command: refill paths.model_repo from the image's own skeleton, strictly."""
+    """The init container's command: refill paths.model_repo from the image's own skeleton,
+    strictly."""
     tc = triton_toolchain(engine)
     assert tc.scripts.triton_skeleton is not None
     return [
@@ -180,12 +193,15 @@ def triton_init_command(engine: LLMEngineSpec, paths: ServingPaths, params_path:
     ]
 
 
-def triton_server_command(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths) -> list[str]:
-    """The serving container's command, in the foreground (launch_triton_server.py would exit at once).
+def triton_server_command(
+    spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths
+) -> list[str]:
+    """The serving container's command, in the foreground (launch_triton_server.py would exit at
+    once).
 
-    World size 1 runs tritonserver alone; otherwise `mpirun -n 1 <rank 0> : -n 1 <rank 1> ...` as the
-    launcher builds it: rank 0 loads every model and serves, the other ranks load only tensorrt_llm
-    (explicit model control) and join the engine's MPI world.
+    World size 1 runs tritonserver alone; otherwise `mpirun -n 1 <rank 0> : -n 1 <rank 1> ...` as
+    the launcher builds it: rank 0 loads every model and serves, the other ranks load only
+    tensorrt_llm (explicit model control) and join the engine's MPI world.
     """
     size = world_size(engine)
     if size == 1:
@@ -198,14 +214,17 @@ def triton_server_command(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths:
     return command
 
 
-# No --backend-config=tensorrtllm,default-max-batch-size=N: Triton applies a default max batch size only
-# when it auto-completes a model's config, and --disable-auto-complete-config (below) turns that off; the
-# tensorrtllm backend itself never reads the setting (NVIDIA/TensorRT-LLM triton_backend/inflight_batcher_llm/
-# src/libtensorrtllm.cc @ c8c6df08: TRITONBACKEND_Initialize only logs the backend config; src/model_state.cc
-# @ 5cdd6921 reads only config.pbtxt). max_batch_size comes from config.pbtxt (triton_max_batch_size).
+# No --backend-config=tensorrtllm,default-max-batch-size=N: Triton applies a default max batch size
+# only when it auto-completes a model's config, and --disable-auto-complete-config (below) turns
+# that off; the tensorrtllm backend itself never reads the setting (NVIDIA/TensorRT-LLM
+# triton_backend/inflight_batcher_llm/src/libtensorrtllm.cc @ c8c6df08:
+# TRITONBACKEND_Initialize only logs the backend config; src/model_state.cc @ 5cdd6921 reads only
+# config.pbtxt). max_batch_size comes from config.pbtxt (triton_max_batch_size).
 
 
-def _rank_args(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths, rank: int) -> list[str]:
+def _rank_args(
+    spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths, rank: int
+) -> list[str]:
     tc = triton_toolchain(engine)
     args = [
         TRITONSERVER,
@@ -216,7 +235,10 @@ def _rank_args(spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPat
     ]
     if rank > 0:
         args += ["--model-control-mode=explicit", f"--load-model={TRTLLM_MODEL}"]
-    args += ["--disable-auto-complete-config", f"--backend-config=python,shm-region-prefix-name=prefix{rank}_"]
+    args += [
+        "--disable-auto-complete-config",
+        f"--backend-config=python,shm-region-prefix-name=prefix{rank}_",
+    ]
     return args
 
 
@@ -224,7 +246,8 @@ def triton_image(tc: Toolchain) -> str:
     """The toolchain's Triton image; ValueError naming the toolchain when it has none."""
     if tc.images.triton is None:
         raise ValueError(
-            f"toolchain {tc.name} has no Triton image or skeleton: serve with trtllm-serve")
+            f"toolchain {tc.name} has no Triton image or skeleton: serve with trtllm-serve"
+        )
     return tc.images.triton
 
 
@@ -233,28 +256,42 @@ def triton_pod_parts(pod: ServerPod) -> PodParts:
     adapters, link them by task id first), with the volumes and server mounts they need."""
     links = _link_parts(pod) if pod.paths.lora_dir else PodParts()
     scripts = {"name": "build-jobs", "mountPath": SCRIPTS_DIR}
-    fill = {"name": "fill-model-repo", "image": pod.image,
-            "terminationMessagePolicy": "FallbackToLogsOnError", "securityContext": INIT_SECURITY,
-            "command": triton_init_command(pod.engine, pod.paths, f"{CONFIG_DIR}/{PARAMS_FILE}"),
-            "volumeMounts": [model_repo_mount(), config_mount(), scripts]}
+    fill = {
+        "name": "fill-model-repo",
+        "image": pod.image,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": INIT_SECURITY,
+        "command": triton_init_command(pod.engine, pod.paths, f"{CONFIG_DIR}/{PARAMS_FILE}"),
+        "volumeMounts": [model_repo_mount(), config_mount(), scripts],
+    }
     filler = config_volume(names.build_config(pod.engine_name), ["triton_repo.py"])
-    return PodParts(init_containers=(*links.init_containers, fill),
-                    volumes=(*links.volumes, filler), mounts=links.mounts)
+    return PodParts(
+        init_containers=(*links.init_containers, fill),
+        volumes=(*links.volumes, filler),
+        mounts=links.mounts,
+    )
 
 
 def _link_parts(pod: ServerPod) -> PodParts:
     """The task-id links of lora_prefetch_dir: an emptyDir the link-adapters container fills."""
     assert pod.paths.lora_dir is not None
     mount = {"name": "lora-links", "mountPath": pod.paths.lora_dir}
-    link = {"name": "link-adapters", "image": pod.image, "volumeMounts": [cache_mount(), mount],
-            "terminationMessagePolicy": "FallbackToLogsOnError", "securityContext": INIT_SECURITY,
-            "command": adapter_links(pod.spec.adapters, pod.engine, pod.paths.lora_dir)}
-    return PodParts(init_containers=(link,), volumes=({"name": "lora-links", "emptyDir": {}},),
-                    mounts=(mount,))
+    link = {
+        "name": "link-adapters",
+        "image": pod.image,
+        "volumeMounts": [cache_mount(), mount],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": INIT_SECURITY,
+        "command": adapter_links(pod.spec.adapters, pod.engine, pod.paths.lora_dir),
+    }
+    return PodParts(
+        init_containers=(link,), volumes=({"name": "lora-links", "emptyDir": {}},), mounts=(mount,)
+    )
 
 
-def triton_queue_compute_ratio(selector: Mapping[str, str], by: tuple[str, ...] = (),
-                               window: str = "1m") -> str:
+def triton_queue_compute_ratio(
+    selector: Mapping[str, str], by: tuple[str, ...] = (), window: str = "1m"
+) -> str:
     """NVIDIA's recipe: time queued over time computing, summed over the selected pods."""
     m = label_matchers(selector)
     queue = sum_by(f"rate(nv_inference_queue_duration_us{m}[{window}])", by)
@@ -281,8 +318,9 @@ def triton_kv_cache_demand(selector: Mapping[str, str], by: tuple[str, ...] = ()
     pool, times (1 + waiting / active requests). The policy divides it by the ready replicas.
 
     KV use alone saturates: once the batch is full, more load only lengthens the queue, which KV use
-    does not see; a waiting request is counted as the blocks of an average running one. A total (not a
-    per-replica mean) so that its trend is the load's, not the echo of the autoscaler's own changes."""
+    does not see; a waiting request is counted as the blocks of an average running one. A total (not
+    a per-replica mean) so that its trend is the load's, not the echo of the autoscaler's own
+    changes."""
     blocks, requests = "nv_trt_llm_kv_cache_block_metrics", "nv_trt_llm_request_metrics"
     used = sum_by(blocks + label_matchers(selector, {"kv_cache_block_type": "used"}), by)
     top = avg_by(blocks + label_matchers(selector, {"kv_cache_block_type": "max"}), by)
@@ -300,7 +338,8 @@ def triton_toolchain_problems(engine: LLMEngineSpec, tc: Toolchain) -> list[Prob
                 path,
                 f"toolchain {tc.name} has no Triton model the operator renders (the engine-based "
                 "inflight_batcher_llm needs an engine build here; the LLM-API llmapi model is not "
-                "rendered): use runtime trtllm-serve, or a toolchain that builds engines (e.g. trtllm-1.0)",
+                "rendered): use runtime trtllm-serve, "
+                "or a toolchain that builds engines (e.g. trtllm-1.0)",
             )
         ]
     if engine.backend != "tensorrt":
@@ -315,7 +354,8 @@ def triton_toolchain_problems(engine: LLMEngineSpec, tc: Toolchain) -> list[Prob
 
 
 def triton_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
-    """Triton-only: max_batch_size not above the engine's (the tensorrt_llm model refuses to load)."""
+    """Triton-only: max_batch_size not above the engine's (the tensorrt_llm model refuses to
+    load)."""
     problems: list[Problem] = []
     asked, built = spec.serving.triton_max_batch_size, engine.limits.max_batch_size
     if asked is not None and asked > built:
@@ -336,12 +376,12 @@ class TritonRuntime:
     adapter_links = True
     probes = Probes(port="http", ready="/v2/health/ready", live="/v2/health/live")
     metrics = MetricsEndpoint(port="metrics", path="/metrics")
-    client_endpoints = (
+    client_endpoints: tuple[ClientEndpoint, ...] = (
         ClientEndpoint("http", "triton-http"),
         ClientEndpoint("grpc", "triton-grpc"),
         ClientEndpoint("metrics", "prometheus"),
     )
-    queries = {
+    queries: Mapping[str, QueryBuilder] = {
         "queueComputeRatio": triton_queue_compute_ratio,
         "waitingRequests": triton_waiting_requests,
         "kvCacheUtilization": triton_kv_cache_utilization,
@@ -354,11 +394,15 @@ class TritonRuntime:
 
     def ports(self, tc: Toolchain) -> tuple[Port, ...]:
         """HTTP, gRPC and metrics, where the toolchain's Triton listens (its command's ports)."""
-        return (Port("http", tc.ports.http), Port("grpc", tc.ports.grpc),
-                Port("metrics", tc.ports.metrics))
+        return (
+            Port("http", tc.ports.http),
+            Port("grpc", tc.ports.grpc),
+            Port("metrics", tc.ports.metrics),
+        )
 
-    def config_files(self, spec: LLMDeploymentSpec, engine: LLMEngineSpec,
-                     paths: ServingPaths) -> dict[str, str]:
+    def config_files(
+        self, spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths
+    ) -> dict[str, str]:
         """params.json for the strict filler."""
         return {PARAMS_FILE: render_triton_params(spec, engine, paths)}
 

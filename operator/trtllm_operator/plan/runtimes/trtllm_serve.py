@@ -20,6 +20,7 @@ from trtllm_operator.plan.runtimes.base import (
     PodParts,
     Port,
     Probes,
+    QueryBuilder,
     ServerPod,
     ServingPaths,
 )
@@ -28,9 +29,10 @@ from trtllm_operator.plan.runtimes.promql import avg_by, label_matchers, sum_by
 HOST = "0.0.0.0"
 OPTIONS_FILE = "extra-llm-api-options.yaml"
 
-# extra_llm_api_options keys that the command line already sets from the spec. In TensorRT-LLM <= 1.1 the
-# YAML silently wins over the CLI, in newer versions the CLI wins: either way a user value here would make
-# the server disagree with the spec, so consistency_problems() reports them (naming the spec field to use).
+# extra_llm_api_options keys that the command line already sets from the spec. In TensorRT-LLM
+# <= 1.1 the YAML silently wins over the CLI, in newer versions the CLI wins: either way a user
+# value here would make the server disagree with the spec, so consistency_problems() reports them
+# (naming the spec field to use).
 CLI_OWNED_KEYS = {
     "backend": "spec.engine.backend",
     "max_batch_size": "spec.engine.limits.maxBatchSize",
@@ -40,8 +42,9 @@ CLI_OWNED_KEYS = {
     "tensor_parallel_size": "spec.engine.parallelism.tensor",
     "pipeline_parallel_size": "spec.engine.parallelism.pipeline",
 }
-# Fields of the PyTorch backend's LLM arguments (TorchLlmArgs); the engine backend's argument model forbids
-# them. enable_attention_dp is not one: it is declared on BaseLlmArgs (tensorrt_llm/llmapi/llm_args.py).
+# Fields of the PyTorch backend's LLM arguments (TorchLlmArgs); the engine backend's argument model
+# forbids them. enable_attention_dp is not one: it is declared on BaseLlmArgs
+# (tensorrt_llm/llmapi/llm_args.py).
 PYTORCH_ONLY_OPTIONS = (
     "attn_backend",
     "cuda_graph_config",
@@ -60,8 +63,8 @@ DTYPE_ALIASES = {
 
 
 def serve_max_num_tokens(engine: LLMEngineSpec) -> int:
-    """Tokens per batched step: the declared maxNumTokens, raised to maxInputLen unless prompts are chunked
-    (a prompt longer than one step is otherwise rejected)."""
+    """Tokens per batched step: the declared maxNumTokens, raised to maxInputLen unless prompts are
+    chunked (a prompt longer than one step is otherwise rejected)."""
     limits = engine.limits
     if limits.enable_chunked_context:
         return limits.max_num_tokens
@@ -75,12 +78,13 @@ def trtllm_serve_command(
     options_path: str,
     tokenizer_dir: str | None = None,
 ) -> list[str]:
-    """The serving container's command: `trtllm-serve serve <model_dir>` with limits, parallelism and the
-    KV-cache fraction from the spec, and every other setting in the YAML at options_path.
+    """The serving container's command: `trtllm-serve serve <model_dir>` with limits, parallelism
+    and the KV-cache fraction from the spec, and every other setting in the YAML at options_path.
 
-    model_dir is the Hugging Face checkpoint (backend pytorch) or the engine directory (backend tensorrt,
-    toolchains <= 1.1 only); an engine directory holds no tokenizer, so pass tokenizer_dir then. Only
-    options every supported toolchain's trtllm-serve accepts are used (build_jobs/cli_options data; tested).
+    model_dir is the Hugging Face checkpoint (backend pytorch) or the engine directory (backend
+    tensorrt, toolchains <= 1.1 only); an engine directory holds no tokenizer, so pass tokenizer_dir
+    then. Only options every supported toolchain's trtllm-serve accepts are used
+    (build_jobs/cli_options data; tested).
     """
     tc = toolchain(engine.toolchain.name)
     if engine.backend == "tensorrt" and not tc.capabilities.engine_build:
@@ -121,14 +125,16 @@ def trtllm_serve_command(
 def extra_llm_api_options(
     spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """The extra_llm_api_options mapping: spec.serving.extraOptions deep-merged over what the operator
-    derives (KV-cache fraction; metrics for /prometheus/metrics; CUDA graphs up to maxBatchSize and chunked
-    prefill on the PyTorch backend; lora_config with the adapters' Hugging Face directories when adapters
-    exist; lora_dirs is accepted for the caller's sake and ignored, see _lora_config).
+    """The extra_llm_api_options mapping: spec.serving.extraOptions deep-merged over what the
+    operator derives (KV-cache fraction; metrics for /prometheus/metrics; CUDA graphs up to
+    maxBatchSize and chunked prefill on the PyTorch backend; lora_config with the adapters' Hugging
+    Face directories when adapters exist; lora_dirs is accepted for the caller's sake and ignored,
+    see _lora_config).
 
-    The user's value wins on conflict: extraOptions is the documented escape hatch for what the operator
-    does not model, and a user who writes a key means it. Keys that would contradict spec fields the
-    command line sets (CLI_OWNED_KEYS) are reported by consistency_problems() instead of being dropped.
+    The user's value wins on conflict: extraOptions is the documented escape hatch for what the
+    operator does not model, and a user who writes a key means it. Keys that would contradict spec
+    fields the command line sets (CLI_OWNED_KEYS) are reported by consistency_problems() instead of
+    being dropped.
     """
     derived, user = derived_options(spec, engine, lora_dirs), spec.serving.extra_options
     merged = deep_merge(derived, user)
@@ -136,12 +142,16 @@ def extra_llm_api_options(
     return merged
 
 
-def derived_options(spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str] = ()) -> dict[str, Any]:
+def derived_options(
+    spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str] = ()
+) -> dict[str, Any]:
     """What the operator itself puts in extra_llm_api_options, before the user's extraOptions."""
     options: dict[str, Any] = {
-        "kv_cache_config": {"free_gpu_memory_fraction": spec.serving.kv_cache_free_gpu_mem_fraction},
-        # per-request perf metrics; the 1.0-1.2 servers feed /prometheus/metrics' request histograms from
-        # them, newer ones also return them in responses and keep Prometheus settings in
+        "kv_cache_config": {
+            "free_gpu_memory_fraction": spec.serving.kv_cache_free_gpu_mem_fraction
+        },
+        # per-request perf metrics; the 1.0-1.2 servers feed /prometheus/metrics' request histograms
+        # from them, newer ones also return them in responses and keep Prometheus settings in
         # prometheus_metrics_config (not set here: unverified for the pinned versions)
         "return_perf_metrics": True,
     }
@@ -159,7 +169,9 @@ def derived_options(spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: S
     return options
 
 
-def _lora_config(spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str]) -> dict[str, Any]:
+def _lora_config(
+    spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str]
+) -> dict[str, Any]:
     assert engine.lora is not None
     config: dict[str, Any] = {
         "max_lora_rank": engine.lora.max_rank,
@@ -167,16 +179,17 @@ def _lora_config(spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequ
         "max_loras": len(spec.adapters),
         "max_cpu_loras": len(spec.adapters),
     }
-    # The PyTorch backend's lora_dir lists Hugging Face adapter directories (adapter_config.json + weights),
-    # one per adapter, prepared by the adapter Jobs; a directory of task-id links to .npy files (Triton's
-    # layout, what callers pass as lora_dirs) is not one, so it is not used here.
+    # The PyTorch backend's lora_dir lists Hugging Face adapter directories (adapter_config.json +
+    # weights), one per adapter, prepared by the adapter Jobs; a directory of task-id links to .npy
+    # files (Triton's layout, what callers pass as lora_dirs) is not one, so it is not used here.
     del lora_dirs
     config["lora_dir"] = adapter_dirs(spec.adapters, engine)
     return config
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """base with override laid over it: nested mappings merge key by key, anything else is replaced."""
+    """base with override laid over it: nested mappings merge key by key, anything else is
+    replaced."""
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
@@ -187,17 +200,21 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 
 
 def _drop_contradicting_cuda_graph_size(user: Mapping[str, Any], merged: dict[str, Any]) -> None:
-    """A user's cuda_graph_config.batch_sizes defines the graphs; keeping our derived max_batch_size beside
-    it would be rejected when it differs from max(batch_sizes)."""
+    """A user's cuda_graph_config.batch_sizes defines the graphs; keeping our derived max_batch_size
+    beside it would be rejected when it differs from max(batch_sizes)."""
     asked, graphs = user.get("cuda_graph_config"), merged.get("cuda_graph_config")
     if isinstance(asked, Mapping) and isinstance(graphs, dict) and "batch_sizes" in asked:
         if "max_batch_size" not in asked:
             graphs.pop("max_batch_size", None)
 
 
-def render_extra_llm_api_options(spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str] = ()) -> str:
+def render_extra_llm_api_options(
+    spec: LLMDeploymentSpec, engine: LLMEngineSpec, lora_dirs: Sequence[str] = ()
+) -> str:
     """The extra_llm_api_options YAML for the serving ConfigMap (safe_dump, sorted keys)."""
-    return yaml.safe_dump(extra_llm_api_options(spec, engine, lora_dirs), sort_keys=True, default_flow_style=False)
+    return yaml.safe_dump(
+        extra_llm_api_options(spec, engine, lora_dirs), sort_keys=True, default_flow_style=False
+    )
 
 
 def serve_kv_cache_demand(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
@@ -227,9 +244,10 @@ def serve_adapter_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> li
     return [
         (
             "spec.adapters",
-            "trtllm-serve serves adapters from Hugging Face adapter directories (lora_config.lora_dir), "
-            "which the operator prepares for backend pytorch only; with backend tensorrt use runtime "
-            "triton (converted adapters by task id), or backend pytorch",
+            "trtllm-serve serves adapters from Hugging Face adapter directories "
+            "(lora_config.lora_dir), which the operator prepares for backend pytorch only; with "
+            "backend tensorrt use runtime triton (converted adapters by task id), or backend "
+            "pytorch",
         )
     ]
 
@@ -238,20 +256,27 @@ def serve_toolchain_problems(engine: LLMEngineSpec, tc: Toolchain) -> list[Probl
     """trtllm-serve needs a toolchain that has it, and backend pytorch where engines are gone
     (>= 1.2)."""
     if not tc.capabilities.trtllm_serve_runtime:
-        return [("spec.serving.runtime", f"toolchain {tc.name} has no trtllm-serve: choose another engine.toolchain")]
+        return [
+            (
+                "spec.serving.runtime",
+                f"toolchain {tc.name} has no trtllm-serve: choose another engine.toolchain",
+            )
+        ]
     if engine.backend == "tensorrt" and not tc.capabilities.engine_build:
         return [
             (
                 "spec.engine.backend",
-                f"trtllm-serve of toolchain {tc.name} has no TensorRT engine backend: set engine.backend pytorch",
+                f"trtllm-serve of toolchain {tc.name} has no TensorRT engine backend: set "
+                "engine.backend pytorch",
             )
         ]
     return []
 
 
 def extra_options_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
-    """extraOptions that contradict the spec or the backend: keys the command line sets from spec fields,
-    a dtype other than the engine's, PyTorch-only keys on the engine backend, LoRA beyond the engine's."""
+    """extraOptions that contradict the spec or the backend: keys the command line sets from spec
+    fields, a dtype other than the engine's, PyTorch-only keys on the engine backend, LoRA beyond
+    the engine's."""
     options, root = spec.serving.extra_options, "spec.serving.extraOptions"
     problems = [
         (f"{root}.{key}", f"set by the operator from {field}: set it there and remove it here")
@@ -269,7 +294,10 @@ def extra_options_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> li
         )
     if engine.backend == "tensorrt":
         problems += [
-            (f"{root}.{key}", "only the PyTorch backend accepts this key: remove it or use backend pytorch")
+            (
+                f"{root}.{key}",
+                "only the PyTorch backend accepts this key: remove it or use backend pytorch",
+            )
             for key in PYTORCH_ONLY_OPTIONS
             if key in options
         ]
@@ -280,7 +308,12 @@ def _lora_option_problems(lora: Any, engine: LLMEngineSpec, root: str) -> list[P
     if not isinstance(lora, Mapping):
         return []
     if engine.lora is None:
-        return [(f"{root}.lora_config", "the engine has no LoRA: set engine.lora instead of lora_config")]
+        return [
+            (
+                f"{root}.lora_config",
+                "the engine has no LoRA: set engine.lora instead of lora_config",
+            )
+        ]
     problems: list[Problem] = []
     modules = lora.get("lora_target_modules") or []
     extra = sorted(set(modules) - set(engine.lora.target_modules))
@@ -288,7 +321,8 @@ def _lora_option_problems(lora: Any, engine: LLMEngineSpec, root: str) -> list[P
         problems.append(
             (
                 f"{root}.lora_config.lora_target_modules",
-                f"{', '.join(extra)} not in engine.lora.targetModules: add them there (a rebuild) or remove them here",
+                f"{', '.join(extra)} not in engine.lora.targetModules: "
+                "add them there (a rebuild) or remove them here",
             )
         )
     rank = lora.get("max_lora_rank")
@@ -296,7 +330,8 @@ def _lora_option_problems(lora: Any, engine: LLMEngineSpec, root: str) -> list[P
         problems.append(
             (
                 f"{root}.lora_config.max_lora_rank",
-                f"{rank} is above engine.lora.maxRank {engine.lora.max_rank}: raise maxRank there or remove it here",
+                f"{rank} is above engine.lora.maxRank {engine.lora.max_rank}: "
+                "raise maxRank there or remove it here",
             )
         )
     return problems
@@ -309,8 +344,8 @@ class TrtllmServeRuntime:
     adapter_links = False
     probes = Probes(port="http", ready="/health", live="/health")
     metrics = MetricsEndpoint(port="http", path="/prometheus/metrics")
-    client_endpoints = (ClientEndpoint("http", "openai"),)
-    queries = {
+    client_endpoints: tuple[ClientEndpoint, ...] = (ClientEndpoint("http", "openai"),)
+    queries: Mapping[str, QueryBuilder] = {
         "waitingRequests": serve_waiting_requests,
         "kvCacheUtilization": serve_kv_cache_utilization,
         "kvCacheDemand": serve_kv_cache_demand,
@@ -324,16 +359,18 @@ class TrtllmServeRuntime:
         """The one port trtllm-serve listens on (the server command's --port)."""
         return (Port("http", tc.ports.serve),)
 
-    def config_files(self, spec: LLMDeploymentSpec, engine: LLMEngineSpec,
-                     paths: ServingPaths) -> dict[str, str]:
+    def config_files(
+        self, spec: LLMDeploymentSpec, engine: LLMEngineSpec, paths: ServingPaths
+    ) -> dict[str, str]:
         """The extra_llm_api_options YAML."""
         return {OPTIONS_FILE: render_extra_llm_api_options(spec, engine)}
 
     def server_command(self, pod: ServerPod) -> list[str]:
         """trtllm-serve serve on the engine directory (backend tensorrt) or the checkpoint."""
         model = pod.paths.engine_dir if pod.engine.backend == "tensorrt" else pod.model_dir
-        return trtllm_serve_command(pod.spec, pod.engine, model, f"{CONFIG_DIR}/{OPTIONS_FILE}",
-                                    tokenizer_dir=pod.model_dir)
+        return trtllm_serve_command(
+            pod.spec, pod.engine, model, f"{CONFIG_DIR}/{OPTIONS_FILE}", tokenizer_dir=pod.model_dir
+        )
 
     def pod_parts(self, pod: ServerPod) -> PodParts:
         """Nothing: no init containers, no volumes beyond the shared ones."""
