@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.factories import SAMPLES, claim, complete, gpu_node, observed, ready, sample_body
+from tests.factories import H100, SAMPLES, claim, complete, gpu_node, observed, ready, sample_body
 from trtllm_operator.plan import names
 from trtllm_operator.plan.actions import Action
 from trtllm_operator.plan.desired import Desired, after_apply, desired
@@ -228,3 +228,27 @@ def test_after_apply_predicts_what_the_api_server_returns() -> None:
     rescaled = after_apply(live, {**same, "spec": {"replicas": 2}})
     assert rescaled["metadata"]["generation"] == 5 and rescaled["status"] == live["status"]
     assert after_apply(None, same)["metadata"]["generation"] == 1
+
+
+def test_status_is_never_an_input_a_forged_gpu_moves_nothing() -> None:
+    body = sample_body(TINY)
+    a100 = gpu_node("a100", product="NVIDIA-A100-SXM4-80GB", compute="8.0")
+    me = {**OTHER, "name": "sample", "uid": body["metadata"]["uid"]}
+    first = desired(observed(body, nodes=[gpu_node(), a100]))
+    h100 = with_owners(ready(one(first, "LLMEngine").obj), me)
+    served = serving_deploy(h100["metadata"]["name"])
+    forged = {
+        **first.status,
+        "engine": {
+            **first.status["engine"],
+            "gpu": a100["metadata"]["labels"]["nvidia.com/gpu.product"],
+        },
+    }
+    plan = desired(
+        observed(
+            {**body, "status": forged}, nodes=[a100, gpu_node()], engines=[h100], deployment=served
+        )
+    )
+    assert "LLMEngine" not in kinds(plan)  # no new engine for another GPU
+    assert plan.status["engine"]["name"] == h100["metadata"]["name"]
+    assert plan.status["engine"]["gpu"] == H100

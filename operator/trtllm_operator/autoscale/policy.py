@@ -44,7 +44,6 @@ QUEUE_COMPUTE_RATIO = "queueComputeRatio"
 WAITING_REQUESTS = "waitingRequests"
 KV_CACHE_UTILIZATION = "kvCacheUtilization"
 KV_CACHE_DEMAND = "kvCacheDemand"
-METRICS = (QUEUE_COMPUTE_RATIO, WAITING_REQUESTS, KV_CACHE_UTILIZATION, KV_CACHE_DEMAND)
 # Metrics whose query returns a total over replicas; the policy divides by ready replicas (and their
 # trend is the load's own: removing a replica does not look like a rising load per replica).
 TOTAL_METRICS = frozenset({WAITING_REQUESTS, KV_CACHE_DEMAND})

@@ -190,8 +190,7 @@ def cache_claim(
 
 def placed_engine(seen: Observed, spec: LLMDeploymentSpec) -> tuple[str, str, LLMEngineSpec, int]:
     """Place the engine on a GPU and compute its identity: (name, key, engine spec, memory MiB)."""
-    current = (_old_status(seen.body).get("engine") or {}).get("gpu")
-    placement = choose_gpu(spec, gpu_nodes(seen.nodes), current)
+    placement = choose_gpu(spec, gpu_nodes(seen.nodes), current_gpu(seen))
     if placement.gpu is None:
         raise BlockedError(placement.reason, placement.message)
     engine = llmengine_spec(spec, placement.gpu)
@@ -202,6 +201,20 @@ def placed_engine(seen: Observed, spec: LLMDeploymentSpec) -> tuple[str, str, LL
         )
     key = engine_spec_key(engine)
     return engine_name(spec.model.source, key), key, engine, placement.memory_mib
+
+
+def current_gpu(seen: Observed) -> str | None:
+    """The GPU product this deployment already uses, from the cluster, never from its status (status
+    only reports; a hand-edited status.engine.gpu moves nothing): the product of the engine the live
+    Deployment serves, else of an engine this deployment owns."""
+    meta = seen.body["metadata"]
+    served = find(seen.engines, engine_label(seen.deployment) or "")
+    owned = [e for e in seen.engines if _owned_by(e, {"uid": meta["uid"]})]
+    for engine in [served, *owned]:
+        product = ((engine or {}).get("spec") or {}).get("gpu", {}).get("product")
+        if product:
+            return str(product)
+    return None
 
 
 def target_engine(
