@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 HF_SOURCE = r"^hf://[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
 PVC_SOURCE = r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/.*)?$"
+# A ".." path segment would leave the claim (pvc://models/../../etc is /etc in the pods): refused.
+TRAVERSAL = r"(^|/)[.][.](/|$)"
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ def parse_source(uri: str) -> Source:
     """The source `uri` names; ValueError when it is neither form."""
     if re.match(HF_SOURCE, uri):
         return Source("hf", repo=uri.removeprefix("hf://"))
-    if re.match(PVC_SOURCE, uri):
+    if re.match(PVC_SOURCE, uri) and not re.search(TRAVERSAL, uri):
         claim, _, path = uri.removeprefix("pvc://").partition("/")
         return Source("pvc", claim=claim, path=path)
     raise ValueError(f"{uri!r} is neither hf://<org>/<name> nor pvc://<claim>/<path>")
@@ -35,4 +37,6 @@ def parse_source(uri: str) -> Source:
 
 def is_source(uri: str) -> bool:
     """True when `uri` is an hf:// or pvc:// source the operator would accept."""
-    return bool(re.match(HF_SOURCE, uri) or re.match(PVC_SOURCE, uri))
+    return bool(re.match(HF_SOURCE, uri) or re.match(PVC_SOURCE, uri)) and not re.search(
+        TRAVERSAL, uri
+    )

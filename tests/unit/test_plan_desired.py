@@ -252,3 +252,10 @@ def test_status_is_never_an_input_a_forged_gpu_moves_nothing() -> None:
     assert "LLMEngine" not in kinds(plan)  # no new engine for another GPU
     assert plan.status["engine"]["name"] == h100["metadata"]["name"]
     assert plan.status["engine"]["gpu"] == H100
+
+
+def test_a_name_the_service_cannot_take_fails_before_anything_is_created() -> None:
+    body = sample_body(TINY, name="chat.v2")  # admitted before the CRD carried the name rule
+    plan = desired(observed(body))
+    assert plan.actions == [] and plan.status["phase"] == "Failed"
+    assert "metadata.name: must be a DNS-1035 label" in plan.status["conditions"][0]["message"]

@@ -20,10 +20,14 @@ ACCEPTED = [
     "pvc://models/llama/7b/",
     "pvc://models//llama",
     "pvc://m0-d/with space",
-    # Accepted by both today: neither the CRD nor build_jobs rejects `..` in a pvc:// path.
-    "pvc://models/../../etc",
+    "pvc://models/a..b",
+    "pvc://models/..x/y",
 ]
 REJECTED = [
+    # A ".." segment leaves the claim: pvc://models/../../etc is /etc in the pods.
+    "pvc://models/../../etc",
+    "pvc://models/..",
+    "pvc://models/a/../b",
     "",
     "hf://",
     "hf://org/",
@@ -72,7 +76,10 @@ def test_the_crd_rule_uses_the_same_patterns() -> None:
     """The API server's CEL rule is built from the patterns both parsers use."""
     cel = {rule.cel for rule in all_rules() if rule.check is sources.is_source}
     hf, pvc = job_sources.HF_SOURCE, job_sources.PVC_SOURCE
-    assert cel == {f"self.matches('{hf}') || self.matches('{pvc}')"}
+    traversal = job_sources.TRAVERSAL
+    assert cel == {
+        f"(self.matches('{hf}') || self.matches('{pvc}')) && !self.matches('{traversal}')"
+    }
 
 
 def test_pvc_claims() -> None:

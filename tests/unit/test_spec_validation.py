@@ -33,6 +33,18 @@ ADAPTER_A = {"name": "a", "taskId": 1, "source": "pvc://adapters/a"}
 # (rule, a spec patch that passes, a patch that fails, the field path the failure names)
 CASES = [
     (
+        "a revision names a directory: no '..'",
+        {"model": {"revision": "refs/pr/1"}},
+        {"model": {"revision": "../../.."}},
+        "spec.model.revision",
+    ),
+    (
+        "a pvc:// path may not leave its claim",
+        {"model": {"source": "pvc://models/llama/7b"}},
+        {"model": {"source": "pvc://models/../../etc"}},
+        "spec.model.source",
+    ),
+    (
         "maxInputLen <= maxSeqLen",
         {"engine": {"limits": {"maxInputLen": 4096, "maxSeqLen": 4096}}},
         {"engine": {"limits": {"maxInputLen": 8192, "maxSeqLen": 4096}}},

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from trtllm_operator import GROUP, VERSION
 from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
-from trtllm_operator.api.rules import all_rules
+from trtllm_operator.api.rules import NAME_RULE, all_rules
 from trtllm_operator.api.schema import structural_schema
 from trtllm_operator.api.status import LLMDeploymentStatus, LLMEngineStatus
 
@@ -125,6 +125,8 @@ def llmdeployment_crd() -> dict[str, Any]:
         DEPLOYMENT_COLUMNS,
         "A model served and autoscaled with TensorRT-LLM on NVIDIA GPUs.",
     )
+    root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    root["x-kubernetes-validations"] = [NAME_RULE]
     crd["spec"]["versions"][0]["subresources"]["scale"] = {
         "specReplicasPath": ".spec.serving.replicas",
         "statusReplicasPath": ".status.replicas",

@@ -3,6 +3,7 @@ operator)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,13 @@ from trtllm_operator.api.models import (
     ParallelismSpec,
     SpecModel,
 )
-from trtllm_operator.api.sources import HF_SOURCE, PVC_SOURCE, SOURCE_MESSAGE, is_source
+from trtllm_operator.api.sources import (
+    HF_SOURCE,
+    PVC_SOURCE,
+    SOURCE_MESSAGE,
+    TRAVERSAL,
+    is_source,
+)
 from trtllm_operator.api.toolchains import toolchains_with
 
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
@@ -63,14 +70,54 @@ def source_rule(scope: type[SpecModel], field: str) -> Rule:
     """The source-scheme rule for one string field."""
     return Rule(
         scope,
-        f"self.matches('{HF_SOURCE}') || self.matches('{PVC_SOURCE}')",
+        f"(self.matches('{HF_SOURCE}') || self.matches('{PVC_SOURCE}'))"
+        f" && !self.matches('{TRAVERSAL}')",
         SOURCE_MESSAGE,
         is_source,
         field=field,
     )
 
 
+# A revision names a branch, tag or commit, and becomes a directory: models/<repo>/<revision>.
+REVISION = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"
+REVISION_MESSAGE = (
+    "must be a branch, tag or commit: letters, digits, '.', '_', '-' and '/', starting with a "
+    "letter or digit, and no '..' (it names a directory on the cache volume)"
+)
+
+
+def is_revision(value: str) -> bool:
+    """The revision rule in Python (the same as its CEL)."""
+    return bool(re.match(REVISION, value)) and ".." not in value
+
+
+def revision_rule(scope: type[SpecModel]) -> Rule:
+    """The revision rule on one model's `revision` field."""
+    cel = f"self.matches('{REVISION}') && !self.contains('..')"
+    return Rule(scope, cel, REVISION_MESSAGE, is_revision, field="revision")
+
+
+# metadata.name also names the serving Deployment and Service, and a Service name is a DNS-1035
+# label. CEL at the root of a CRD's schema may read metadata.name.
+NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+NAME_RULE = {
+    "rule": f"self.metadata.name.matches('{NAME}') && size(self.metadata.name) <= 63",
+    "message": "metadata.name must be a DNS-1035 label: at most 63 lowercase letters, digits and "
+    "'-', starting with a letter and ending with a letter or digit (it also names the serving "
+    "Service)",
+}
+
+
+def name_problems(name: str) -> list[tuple[str, str]]:
+    """NAME_RULE in Python, for objects admitted before the CRD carried it."""
+    if re.match(NAME, name) and len(name) <= 63:
+        return []
+    return [("metadata.name", NAME_RULE["message"].removeprefix("metadata.name "))]
+
+
 STATIC_RULES: list[Rule] = [
+    revision_rule(ModelSpec),
+    revision_rule(EngineModel),
     source_rule(ModelSpec, "source"),
     source_rule(ModelSpec, "tokenizer"),
     source_rule(AdapterSpec, "source"),

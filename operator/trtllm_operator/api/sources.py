@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 HF_SOURCE = r"^hf://[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
 PVC_SOURCE = r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/.*)?$"
+# A ".." path segment would leave the claim (pvc://models/../../etc is /etc in the pods): refused.
+TRAVERSAL = r"(^|/)[.][.](/|$)"
 SOURCE_MESSAGE = (
     "must be hf://<org>/<repo> (a Hugging Face repository) or pvc://<claim>/<path> (a PVC in this "
-    "namespace); no other scheme is supported"
+    "namespace; no '..' in the path); no other scheme is supported"
 )
 
 
@@ -38,7 +40,7 @@ def parse_source(uri: str) -> HfSource | PvcSource:
     """The source `uri` names; ValueError when it is neither form."""
     if re.match(HF_SOURCE, uri):
         return HfSource(uri.removeprefix("hf://"))
-    if re.match(PVC_SOURCE, uri):
+    if re.match(PVC_SOURCE, uri) and not re.search(TRAVERSAL, uri):
         claim, _, path = uri.removeprefix("pvc://").partition("/")
         return PvcSource(claim, path)
     raise ValueError(f"source {uri!r} {SOURCE_MESSAGE}")
@@ -46,7 +48,9 @@ def parse_source(uri: str) -> HfSource | PvcSource:
 
 def is_source(uri: str) -> bool:
     """True when `uri` is an hf:// or pvc:// source the API accepts."""
-    return bool(re.match(HF_SOURCE, uri) or re.match(PVC_SOURCE, uri))
+    return bool(re.match(HF_SOURCE, uri) or re.match(PVC_SOURCE, uri)) and not re.search(
+        TRAVERSAL, uri
+    )
 
 
 def pvc_claim(uri: str) -> str | None:

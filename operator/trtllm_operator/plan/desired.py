@@ -30,6 +30,7 @@ from typing import Any
 
 from trtllm_operator.api.engine_key import engine_name, engine_spec_key, llmengine_spec
 from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.api.rules import name_problems
 from trtllm_operator.api.validation import SpecError, parse_deployment_spec, validate_deployment
 from trtllm_operator.plan import conditions as reasons
 from trtllm_operator.plan import names
@@ -120,7 +121,11 @@ def refused(seen: Observed, facts: StatusFacts, error: ApplyError) -> StatusFact
 
 
 def parse(body: dict[str, Any]) -> LLMDeploymentSpec:
-    """The validated spec, or BlockedError(InvalidSpec) naming every bad field."""
+    """The validated spec, or BlockedError(InvalidSpec) naming every bad field (and a name the
+    serving Service cannot take, for objects admitted before the CRD checked it)."""
+    bad_name = name_problems(body["metadata"]["name"])
+    if bad_name:
+        raise BlockedError(reasons.INVALID_SPEC, "; ".join(f"{p}: {m}" for p, m in bad_name))
     try:
         return parse_deployment_spec(body["spec"])
     except SpecError as error:
