@@ -16,6 +16,8 @@ from tests.cluster.test_control_loop import (
 )
 from tests.kube import apply, wait_for
 
+UPSIDE_DOWN = {"requests": {"memory": "16Gi"}, "limits": {"memory": "8Gi"}}
+
 
 def test_a_refused_deployment_edit_degrades_and_the_old_pods_keep_serving(
     op_namespace: str, operator: Any
@@ -23,16 +25,13 @@ def test_a_refused_deployment_edit_degrades_and_the_old_pods_keep_serving(
     namespace = op_namespace
     apply(llmdeployment("chat"), namespace)
     engine = wait_phase(namespace, "chat", "Ready")["status"]["engine"]["name"]
-    apply(llmdeployment("chat", serving={"resources": {"limits": {"memory": "lots"}}}), namespace)
+    # Admitted (each quantity is valid) but no pod template may request more than its limit.
+    apply(llmdeployment("chat", serving={"resources": UPSIDE_DOWN}), namespace)
     dep = wait_phase(namespace, "chat", "Degraded")
     degraded, ready = condition(dep, "Degraded"), condition(dep, "Ready")
     assert degraded["reason"] == "ApplyFailed" and ready["status"] == "False"
-    # A real API server answers this server-side apply with 500 "failed to convert new object"
-    # (not 422).
-    assert f"The API server rejected Deployment {namespace}/chat (" in degraded["message"]
-    assert (
-        "quantities must match the regular expression" in degraded["message"]
-    )  # the server's words
+    assert f"The API server rejected Deployment {namespace}/chat (422)" in degraded["message"]
+    assert "must be less than or equal to memory limit" in degraded["message"]  # the server's words
     assert dep["status"]["observedGeneration"] == dep["metadata"]["generation"] == 2
     assert dep["status"]["readyReplicas"] == 1 and serving_engine(namespace, "chat") == engine
     assert events(namespace, "chat").count("ApplyFailed") == 1
@@ -46,15 +45,16 @@ def test_a_refused_build_job_fails_the_engine_in_the_servers_words(
 ) -> None:
     namespace = op_namespace
     apply(
-        llmdeployment("chat", engine={"buildResources": {"requests": {"memory": "lots"}}}),
+        llmdeployment("chat", engine={"buildResources": UPSIDE_DOWN}),
         namespace,
     )
     dep = wait_phase(namespace, "chat", "Failed", timeout=120)
     engine = get("llmengine", namespace, dep["status"]["engine"]["name"])
     assert engine["status"]["phase"] == "Failed"
-    assert "quantities must match" in engine["status"]["error"]
+    assert "(422)" in engine["status"]["error"]
+    assert "must be less than or equal to memory limit" in engine["status"]["error"]
     assert condition(dep, "Degraded")["reason"] == "BuildFailed"
-    assert "quantities must match" in condition(dep, "Degraded")["message"]
+    assert "must be less than or equal to memory limit" in condition(dep, "Degraded")["message"]
     wait_for(
         "a BuildFailed event",
         lambda: "BuildFailed" in events(namespace, engine["metadata"]["name"]),

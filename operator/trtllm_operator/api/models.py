@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from trtllm_operator.api.toolchains import load_toolchains, toolchain_names
@@ -73,6 +73,49 @@ class SpecModel(BaseModel):
         frozen=True,
         protected_namespaces=(),
     )
+
+
+# The API server's own quantity syntax (k8s.io/apimachinery resource.Quantity), e.g. 500m, 8, 64Gi.
+QUANTITY = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+"
+    r"(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+
+
+def _quantity_text(value: Any) -> Any:
+    """YAML gives `cpu: 8` as an int; a quantity is kept as the string the API server reads."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+Quantity = Annotated[
+    str,
+    BeforeValidator(_quantity_text),
+    Field(pattern=QUANTITY),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY,
+            "x-kubernetes-int-or-string": True,
+            "description": "A quantity: an integer or a string such as 500m, 8 or 64Gi.",
+        }
+    ),
+]
+
+
+class ResourceRequirements(SpecModel):
+    """Requests and limits of a container, as in a pod spec: resource name -> quantity (e.g. cpu: 8,
+    memory: 64Gi). Other keys are refused: a flat {memory, cpu} would otherwise be dropped."""
+
+    requests: dict[str, Quantity] = Field(
+        default_factory=dict, description="Minimum resources the scheduler reserves."
+    )
+    limits: dict[str, Quantity] = Field(
+        default_factory=dict, description="Maximum resources the container may use."
+    )
+
+    def as_dict(self) -> dict[str, dict[str, str]]:
+        """The pod-spec form, empty sections left out."""
+        return {k: dict(v) for k, v in (("requests", self.requests), ("limits", self.limits)) if v}
 
 
 def source_field(description: str) -> Any:
@@ -240,8 +283,8 @@ class EngineSpec(SpecModel):
         None, description="LoRA build settings; required when adapters are listed."
     )
     gpu: GpuSpec = Field(default_factory=GpuSpec, description=GpuSpec.__doc__)
-    build_resources: dict[str, Any] = Field(
-        default_factory=dict,
+    build_resources: ResourceRequirements = Field(
+        default_factory=ResourceRequirements,
         description="Resource requirements ({requests, limits}) of the build Job's container; "
         "builds need far more host memory than serving. GPUs are added by the operator.",
     )
@@ -288,8 +331,8 @@ class ServingSpec(SpecModel):
         description="trtllm-serve extra_llm_api_options (e.g. cuda_graph_config, moe_config, "
         "enable_attention_dp).",
     )
-    resources: dict[str, Any] = Field(
-        default_factory=dict,
+    resources: ResourceRequirements = Field(
+        default_factory=ResourceRequirements,
         description="Resource requirements ({requests, limits}) of the serving container; GPUs are "
         "added by the operator (tensor x pipeline).",
     )

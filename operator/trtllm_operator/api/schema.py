@@ -41,6 +41,8 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], with_defaults: bool) ->
         target = copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]])
         siblings = {k: v for k, v in node.items() if k != "$ref"}
         return {**_convert(target, defs, with_defaults), **_convert(siblings, defs, with_defaults)}
+    if node.get("x-kubernetes-int-or-string"):
+        return {k: v for k, v in node.items() if k not in DROPPED_KEYS}
     if "anyOf" in node:
         return _convert_any_of(node, defs, with_defaults)
     out: dict[str, Any] = {}

@@ -244,7 +244,7 @@ def target_engine(
             names.cache_claim(spec.storage.claim_name),
             memory,
             {"name": meta["name"], "uid": meta["uid"]},
-            spec.engine.build_resources,
+            spec.engine.build_resources.as_dict(),
             secret,
             spec.storage.retain_engines,
         )

@@ -124,7 +124,7 @@ def _pod(name: str, spec: LLMDeploymentSpec, served: Served, claim: str) -> dict
     pod: dict[str, Any] = {"containers": [container], "volumes": [*volumes, *parts.volumes]}
     if parts.init_containers:
         pod["initContainers"] = list(parts.init_containers)
-    return gpu_placement(pod, served.spec, spec.serving.resources)
+    return gpu_placement(pod, served.spec, spec.serving.resources.as_dict())
 
 
 def _storage(name: str, served: Served, claim: str) -> tuple[list[Any], list[Any]]:
