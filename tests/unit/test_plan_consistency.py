@@ -171,3 +171,22 @@ def test_enable_attention_dp_is_not_pytorch_only() -> None:
         serving={"runtime": "trtllm-serve", "extraOptions": {"enable_attention_dp": True}}
     )
     assert paths_of(spec, engine_for(spec)) == {}
+
+
+def test_extra_options_are_refused_on_triton_instead_of_dropped() -> None:
+    spec, engine = load(next(p for p in SAMPLES if p.stem == "tinyllama-fp16"))
+    problems = paths_of(
+        serving(spec, extra_options={"kv_cache_config": {"enable_block_reuse": 1}}), engine
+    )
+    assert "trtllm-serve only" in problems["spec.serving.extraOptions"]
+
+
+def test_an_autoscaling_metric_the_runtime_does_not_export_is_refused() -> None:
+    spec, engine = load(next(p for p in SAMPLES if "trtllm-serve" in p.stem))
+    scaling = spec.autoscaling.model_copy(update={"enabled": True, "metric": "queueComputeRatio"})
+    problems = paths_of(spec.model_copy(update={"autoscaling": scaling}), engine)
+    assert (
+        "queueComputeRatio is not exported by trtllm-serve" in problems["spec.autoscaling.metric"]
+    )
+    triton, triton_engine = load(next(p for p in SAMPLES if "lora-triton" in p.stem))
+    assert "spec.autoscaling.metric" not in paths_of(triton, triton_engine)

@@ -411,8 +411,9 @@ class StorageSpec(SpecModel):
     )
     size: str = Field(
         "500Gi",
-        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$",
-        description="Size of the PVC the operator creates.",
+        # More than zero: a claim of size 0 never binds.
+        pattern=r"^(0*[1-9][0-9]*(\.[0-9]+)?|0*\.[0-9]*[1-9][0-9]*)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$",
+        description="Size of the PVC the operator creates (more than zero).",
     )
     storage_class_name: str | None = Field(
         None, max_length=253, description="StorageClass of the created PVC."

@@ -33,7 +33,24 @@ def consistency_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list
     problems += lora_problems(spec, engine)
     problems += runtime_problems(spec, engine)
     problems += tokenizer_problems(spec)
+    problems += metric_problems(spec)
     return problems + runtime_for(spec.serving.runtime).settings_problems(spec, engine)
+
+
+def metric_problems(spec: LLMDeploymentSpec) -> list[Problem]:
+    """The autoscaling metric must be one the runtime's servers export (the autoscaler has no query
+    for it otherwise, and the deployment would never scale)."""
+    runtime = runtime_for(spec.serving.runtime)
+    metric = spec.autoscaling.metric
+    if not spec.autoscaling.enabled or metric in runtime.queries:
+        return []
+    known = ", ".join(sorted(runtime.queries))
+    return [
+        (
+            "spec.autoscaling.metric",
+            f"{metric} is not exported by {runtime.name}: use one of {known}",
+        )
+    ]
 
 
 def build_agreement_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:

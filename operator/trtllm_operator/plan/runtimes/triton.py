@@ -354,9 +354,18 @@ def triton_toolchain_problems(engine: LLMEngineSpec, tc: Toolchain) -> list[Prob
 
 
 def triton_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
-    """Triton-only: max_batch_size not above the engine's (the tensorrt_llm model refuses to
-    load)."""
+    """Triton-only: no extraOptions (they would be dropped), max_batch_size not above the engine's
+    (the tensorrt_llm model refuses to load)."""
     problems: list[Problem] = []
+    if spec.serving.extra_options:
+        problems.append(
+            (
+                "spec.serving.extraOptions",
+                "applies to runtime trtllm-serve only (its extra_llm_api_options); Triton "
+                "takes its settings from spec.serving's own fields and engine.limits: remove "
+                "it, or serve with trtllm-serve",
+            )
+        )
     asked, built = spec.serving.triton_max_batch_size, engine.limits.max_batch_size
     if asked is not None and asked > built:
         problems.append(
