@@ -3,10 +3,12 @@ and none under serving pods."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import kopf
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from tests.unit.test_plan_engine_cleanup import made_by_operator, serving, with_key
 from trtllm_operator.handlers import engines
@@ -47,3 +49,20 @@ def test_a_served_engine_waits_then_is_cleaned_up(cluster: dict[str, Any]) -> No
     assert [job["metadata"]["labels"][names.ROLE_LABEL] for job in cluster["applied"]] == [
         "cleanup"
     ]
+
+
+def test_a_terminating_namespace_needs_no_cleanup_job(
+    cluster: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(obj: dict[str, Any], status: int = 403, cause: str = "NamespaceTerminating") -> Any:
+        error = ApiException(status=status, reason="Forbidden")
+        error.body = json.dumps(
+            {"message": "being terminated", "details": {"causes": [{"reason": cause}]}}
+        )
+        raise error
+
+    monkeypatch.setattr(engines.kube, "apply", refuse)
+    engines.llmengine_deleted(body=made_by_operator("mine"))  # returns: the finalizer may go
+    monkeypatch.setattr(engines.kube, "apply", lambda obj: refuse(obj, cause="RBAC"))
+    with pytest.raises(ApiException):
+        engines.llmengine_deleted(body=made_by_operator("mine"))

@@ -7,10 +7,12 @@ from dataclasses import replace
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from trtllm_operator import GROUP, VERSION, metrics
 from trtllm_operator.api.models import LLMEngineSpec
 from trtllm_operator.handlers.common import build_scripts, carry_out, locked, now
+from trtllm_operator.kube import actions as writes
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import engine as plan
 from trtllm_operator.plan import engine_status as progress
@@ -164,7 +166,15 @@ def llmengine_deleted(body: kopf.Body, **_: Any) -> None:
         served = f"{layout.engine_path(ctx.key)} is still served by {', '.join(blockers)}"
         raise kopf.TemporaryError(served, delay=30)
     spec = LLMEngineSpec.model_validate(data["spec"])
-    kube.apply(plan.desired_cleanup_job(ctx, spec))
+    try:
+        kube.apply(plan.desired_cleanup_job(ctx, spec))
+    except ApiException as error:
+        if not writes.namespace_terminating(error):
+            raise
+        # The namespace is being deleted, and its PVCs with it: no Job can run there any more, and
+        # waiting for one would hold the namespace's deletion forever.
+        log.info("Namespace %s is being deleted: no cleanup Job for %s", ctx.namespace, ctx.name)
+        return
     log.info("Started cleanup of engine %s/%s", ctx.namespace, ctx.name)
 
 
