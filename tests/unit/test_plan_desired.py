@@ -182,10 +182,10 @@ def test_with_autoscaling_the_replica_count_is_left_to_the_autoscaler() -> None:
     assert "PodDisruptionBudget" in kinds(plan)
 
 
-def test_no_fitting_gpu_blocks_with_a_warning_and_creates_no_engine() -> None:
+def test_no_fitting_gpu_blocks_with_a_warning_and_creates_nothing() -> None:
     body = sample_body(TINY)
     plan = desired(observed(body, nodes=[gpu_node(gpus=0)]))
-    assert "LLMEngine" not in kinds(plan)
+    assert plan.actions == []  # not even the cache PVC: a blocked spec binds no volume
     assert plan.status["phase"] == "Pending"
     assert plan.events[0].type == "Warning" and plan.events[0].reason == "NoFittingGpuNode"
 

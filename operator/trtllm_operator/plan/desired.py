@@ -4,8 +4,8 @@ decision.
 `desired(observed)` returns every write (in order), the status and the events. Read it top to bottom
 to answer "what does the operator create for this spec, and why":
 
-1. The spec parses and validates, and every pvc:// claim it names exists (else: InvalidSpec or
-   VolumeClaimNotFound, nothing created).
+1. The spec parses and validates, every pvc:// claim it names exists, and a GPU node fits it (else:
+   InvalidSpec, VolumeClaimNotFound or NoFittingGpuNode, and nothing is created).
 2. The namespace's cache PVC exists (created unless the user brings `storage.claimName`).
 3. The engine: placement picks a GPU product from the nodes (`plan.placement`), the engine spec and
    its key follow (`api.engine_key`); the LLMEngine of that key is created, or adopted when another
@@ -136,8 +136,9 @@ def _progress(seen: Observed, spec: LLMDeploymentSpec, actions: list[Action]) ->
     meta = seen.body["metadata"]
     me = owner_ref("LLMDeployment", meta["name"], meta["uid"])
     check_claims(spec, meta["namespace"], seen.claims)
+    placed = placed_engine(seen, spec)  # before any write: a refused spec creates nothing
     claim = cache_claim(spec, meta["namespace"], seen.claims, actions)
-    target, engine_ref = target_engine(seen, spec, me, actions)
+    target, engine_ref = target_engine(seen, spec, me, placed, actions)
     serving = served_engine(target, seen.deployment, seen.engines)
     pending = adapters(seen, spec, serving, claim, me, actions) if serving else []
     deploy, wanted = seen.deployment, desired_replicas(spec, seen.deployment)[1]
@@ -223,11 +224,15 @@ def current_gpu(seen: Observed) -> str | None:
 
 
 def target_engine(
-    seen: Observed, spec: LLMDeploymentSpec, me: dict[str, Any], actions: list[Action]
+    seen: Observed,
+    spec: LLMDeploymentSpec,
+    me: dict[str, Any],
+    placed: tuple[str, str, LLMEngineSpec, int],
+    actions: list[Action],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The LLMEngine this spec needs (created or adopted): (engine object, status.engine)."""
+    """The LLMEngine `placed` names (created or adopted): (engine object, status.engine)."""
     meta = seen.body["metadata"]
-    name, key, engine, memory = placed_engine(seen, spec)
+    name, key, engine, memory = placed
     live = find(seen.engines, name)
     shared = {**me, "controller": False}
     if live is None:
