@@ -259,3 +259,22 @@ def test_a_name_the_service_cannot_take_fails_before_anything_is_created() -> No
     plan = desired(observed(body))
     assert plan.actions == [] and plan.status["phase"] == "Failed"
     assert "metadata.name: must be a DNS-1035 label" in plan.status["conditions"][0]["message"]
+
+
+def test_adding_an_adapter_leaves_the_other_adapters_jobs_unchanged() -> None:
+    """A Job's pod template is immutable: the API server refuses (422) an apply that changes it,
+    so adding an adapter must not touch the Jobs (or the ConfigMap items) of the others."""
+    body = sample_body(LORA)
+    engine = ready(first_engine(body))
+    before = desired(observed(body, engines=[engine])).actions
+    more = copy.deepcopy(body)
+    more["spec"]["adapters"].append({"name": "second", "taskId": 2, "source": "pvc://adapters/b"})
+    after = desired(observed(more, engines=[engine])).actions
+    jobs = {a.obj["metadata"]["name"]: a.obj for a in after if a.obj["kind"] == "Job"}
+    configs = {a.obj["metadata"]["name"]: a.obj for a in after if a.obj["kind"] == "ConfigMap"}
+    for action in before:
+        if action.obj["kind"] == "Job":
+            assert jobs[action.obj["metadata"]["name"]] == action.obj
+        if action.obj["metadata"].get("labels", {}).get(names.ROLE_LABEL) == "adapter-config":
+            assert configs[action.obj["metadata"]["name"]] == action.obj
+    assert len(jobs) == 2

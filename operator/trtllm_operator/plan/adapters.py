@@ -39,48 +39,43 @@ def adapter_dirs(adapters: list[AdapterSpec], engine: LLMEngineSpec) -> list[str
 def desired_adapter_config(
     deployment: str,
     namespace: str,
-    adapters: list[AdapterSpec],
+    adapter: AdapterSpec,
     engine: LLMEngineSpec,
     scripts: dict[str, str],
     owners: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """ConfigMap with the build scripts and one request per adapter, for the adapter Jobs."""
-    form = adapter_format(engine)
-    by_name = {
-        a.name: adapter_request(adapter_key(a, engine), a.source, a.name, engine, form)
-        for a in adapters
-    }
-    requests = request_files(by_name)
-    config = desired_build_config(deployment, "", namespace, requests, scripts, owners)
-    config["metadata"]["name"] = names.adapter_config(deployment)
+    """ConfigMap with the build scripts and the request of one adapter, for its Job. One per
+    adapter, named like its Job: the Job's pod lists the ConfigMap's keys, and a Job's pod template
+    is immutable, so a ConfigMap shared by every adapter would make adding one stall the others."""
+    key = adapter_key(adapter, engine)
+    request = adapter_request(key, adapter.source, adapter.name, engine, adapter_format(engine))
+    config = desired_build_config(
+        deployment, "", namespace, request_files({adapter.name: request}), scripts, owners
+    )
+    config["metadata"]["name"] = names.adapter_job(deployment, adapter.name, key)
     config["metadata"]["labels"] = names.child_labels(deployment, "adapter-config")
     return config
 
 
-def desired_adapter_jobs(
+def desired_adapter_job(
     deployment: str,
     namespace: str,
-    adapters: list[AdapterSpec],
+    adapter: AdapterSpec,
     engine: LLMEngineSpec,
     claim: str,
     config: dict[str, Any],
     owners: list[dict[str, Any]],
     secret: tuple[str, str] | None,
-) -> list[dict[str, Any]]:
-    """One CPU Job per adapter into /cache/adapters/<key>/ (hf_lora_convert, or the HF adapter
-    copied for backend pytorch); skipped when already there."""
-    jobs = []
-    for adapter in adapters:
-        pod = job_pod(
-            adapter.name, engine.toolchain.image, claim, config, secret, pvc_claims(adapter.source)
-        )
-        pod["containers"][0]["resources"] = {"requests": {"cpu": "1", "memory": "8Gi"}}
-        name = names.adapter_job(deployment, adapter.name, adapter_key(adapter, engine))
-        labels = {**names.child_labels(deployment, "adapter"), names.ROLE_LABEL: "adapter"}
-        jobs.append(
-            job(name, namespace, labels, owners, pod, adapter.source, backoff=2, deadline=3600)
-        )
-    return jobs
+) -> dict[str, Any]:
+    """The CPU Job that prepares one adapter in /cache/adapters/<key>/ (hf_lora_convert, or the HF
+    adapter copied for backend pytorch) from its own ConfigMap; skipped when already there."""
+    pod = job_pod(
+        adapter.name, engine.toolchain.image, claim, config, secret, pvc_claims(adapter.source)
+    )
+    pod["containers"][0]["resources"] = {"requests": {"cpu": "1", "memory": "8Gi"}}
+    name = names.adapter_job(deployment, adapter.name, adapter_key(adapter, engine))
+    labels = {**names.child_labels(deployment, "adapter"), names.ROLE_LABEL: "adapter"}
+    return job(name, namespace, labels, owners, pod, adapter.source, backoff=2, deadline=3600)
 
 
 def adapter_links(adapters: list[AdapterSpec], engine: LLMEngineSpec, lora_dir: str) -> list[str]:

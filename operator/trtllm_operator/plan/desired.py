@@ -35,7 +35,7 @@ from trtllm_operator.api.validation import SpecError, parse_deployment_spec, val
 from trtllm_operator.plan import conditions as reasons
 from trtllm_operator.plan import names
 from trtllm_operator.plan.actions import Action, ApplyError, Desired, Event, contains
-from trtllm_operator.plan.adapters import desired_adapter_config, desired_adapter_jobs
+from trtllm_operator.plan.adapters import desired_adapter_config, desired_adapter_job
 from trtllm_operator.plan.consistency import consistency_problems, missing_claim_problems
 from trtllm_operator.plan.deployment_status import (
     StatusFacts,
@@ -304,7 +304,7 @@ def adapters(
     me: dict[str, Any],
     actions: list[Action],
 ) -> list[str]:
-    """Plan the adapter ConfigMap and Jobs for the served engine's dtype; returns the names of
+    """Plan each adapter's ConfigMap and Job for the served engine's dtype; returns the names of
     adapters whose Job has not completed yet."""
     if not spec.adapters:
         return []
@@ -313,13 +313,12 @@ def adapters(
     secret = (
         (spec.model.secret_ref.name, spec.model.secret_ref.key) if spec.model.secret_ref else None
     )
-    config = desired_adapter_config(name, ns, spec.adapters, engine_spec, seen.scripts, [me])
-    actions.append(Action("apply", config))
     pending = []
-    jobs = desired_adapter_jobs(name, ns, spec.adapters, engine_spec, claim, config, [me], secret)
-    for adapter, job in zip(spec.adapters, jobs, strict=True):
+    for adapter in spec.adapters:
+        config = desired_adapter_config(name, ns, adapter, engine_spec, seen.scripts, [me])
+        job = desired_adapter_job(name, ns, adapter, engine_spec, claim, config, [me], secret)
         live = find(seen.adapter_jobs, job["metadata"]["name"])
-        actions.append(Action("apply", job, live=live))
+        actions += [Action("apply", config), Action("apply", job, live=live)]
         if not _complete(live):
             pending.append(adapter.name)
     return pending

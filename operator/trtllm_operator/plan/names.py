@@ -73,11 +73,6 @@ def adapter_job(deployment: str, adapter: str, adapter_key: str) -> str:
     return fit(f"{deployment}-{adapter}", adapter_key[:8])
 
 
-def adapter_config(deployment: str) -> str:
-    """ConfigMap holding a deployment's adapter requests and the build scripts."""
-    return fit(deployment, "lora")
-
-
 def build_config(engine: str) -> str:
     """ConfigMap holding an engine's build request and the build scripts."""
     return fit(engine, "build")
