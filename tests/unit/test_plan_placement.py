@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.factories import H100, H100_MIB
+from tests.factories import H100, H100_MIB, gpu_node, make_spec
 from trtllm_operator.api.validation import parse_deployment_spec
 from trtllm_operator.plan.placement import choose_gpu, gpu_nodes
 
@@ -89,3 +89,16 @@ def test_precision_filters_gpus() -> None:
 def test_too_many_gpus_nowhere() -> None:
     placement = choose_gpu(spec(parallelism={"tensor": 16}), FLEET)
     assert placement.gpu is None and "tensor x pipeline = 16" in placement.message
+
+
+def test_a_precision_no_node_runs_is_named_with_the_real_reason() -> None:
+    """fp8 needs compute >= 8.9: an A100 (8.0) with 8 free GPUs must not be reported as having no
+    allocatable GPU."""
+    a100 = gpu_nodes([gpu_node("a", "NVIDIA-A100-SXM4-80GB", compute="8.0", mib=81920)])
+    for pinned in ({"product": "NVIDIA-A100-SXM4-80GB"}, {}):
+        spec = make_spec(engine={"quantization": {"weights": "fp8"}, "gpu": pinned})
+        placement = choose_gpu(spec, a100)
+        assert placement.gpu is None
+        assert "fp8 needs a GPU with compute capability >= 8.9" in placement.message
+        assert "NVIDIA-A100-SXM4-80GB has 8.0" in placement.message
+        assert "allocatable" not in placement.message

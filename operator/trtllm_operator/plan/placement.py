@@ -83,14 +83,42 @@ def choose_gpu(
     if wanted:
         if wanted in candidates:
             return candidates[wanted]
+        unfit = precision_misfits(spec, nodes, need, {wanted})
+        if unfit:
+            return _no_precision(unfit)
         return _no_fit(f"no node offers {need} allocatable nvidia.com/gpu of {wanted}", nodes, need)
     if current and current in candidates:
         return candidates[current]
     if not candidates:
-        return _no_fit(
-            f"no GPU node offers {need} allocatable nvidia.com/gpu for this precision", nodes, need
-        )
+        unfit = precision_misfits(spec, nodes, need, {n.product for n in nodes})
+        if unfit:
+            return _no_precision(unfit)
+        return _no_fit(f"no GPU node offers {need} allocatable nvidia.com/gpu", nodes, need)
     return max(candidates.values(), key=_preference)
+
+
+def precision_misfits(
+    spec: LLMDeploymentSpec, nodes: list[GpuNode], need: int, products: set[str]
+) -> list[str]:
+    """Why each of `products` that has a node with room for a replica cannot run the spec's
+    precision, in the words of the precision check (e.g. "fp8 needs a GPU with compute capability
+    >= 8.9; NVIDIA-A100-SXM4-80GB has 8.0")."""
+    found = []
+    for product in sorted(products):
+        fitting = [n for n in nodes if n.product == product and n.gpus >= need]
+        if fitting:
+            gpu = gpu_target(product, fitting[0].compute_capability)
+            found += [message.split(":")[0] for _, message in gpu_problems(spec.engine, gpu)]
+    return found
+
+
+def _no_precision(misfits: list[str]) -> Placement:
+    return Placement(
+        None,
+        reason=conditions.NO_FITTING_GPU,
+        message=f"{'; '.join(misfits)}. Choose another precision (engine.dtype, "
+        "engine.quantization) or engine.gpu.product, or add GPU nodes that run it.",
+    )
 
 
 def _candidates(spec: LLMDeploymentSpec, nodes: list[GpuNode], need: int) -> dict[str, Placement]:
