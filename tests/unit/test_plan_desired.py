@@ -95,8 +95,8 @@ def test_an_engine_another_deployment_made_is_adopted_and_reported_as_reused() -
     theirs["metadata"]["annotations"]["trtllm-operator.dev/created-by"] = "other-uid"
     plan = desired(observed(body, claims=[claim("trtllm-cache")], engines=[theirs]))
     adopt = one(plan, "LLMEngine")
-    assert adopt.verb == "set_owners" and adopt.metric == ("engine_cache", "hit")
-    assert [o["uid"] for o in adopt.owners or []] == ["other-uid", body["metadata"]["uid"]]
+    assert adopt.verb == "add_owner" and adopt.metric == ("engine_cache", "hit")
+    assert [o["uid"] for o in adopt.owners or []] == [body["metadata"]["uid"]]
     assert plan.status["engine"]["reused"] is True
     assert "EngineReused" in [e.reason for e in plan.events]
 

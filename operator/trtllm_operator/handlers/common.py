@@ -38,7 +38,7 @@ def locked(kind: str, namespace: str, name: str) -> Iterator[None]:
         yield
 
 
-def retry_conflicts(reconcile: Callable[[], None], attempts: int = 5) -> None:
+def retry_conflicts(reconcile: Callable[[], None], attempts: int = 10) -> None:
     """Run a reconcile again at once (it re-reads what it needs) when a write lost a race: a 409
     Conflict on a shared object (an engine's ownerReferences, guarded by resourceVersion) is normal
     when many deployments share one engine, and waiting for the next resync would only slow them."""
@@ -50,7 +50,7 @@ def retry_conflicts(reconcile: Callable[[], None], attempts: int = 5) -> None:
             if error.status != 409 or attempt == attempts - 1:
                 raise
             log.info("Conflict (%s), reconciling again: attempt %d", error.reason, attempt + 2)
-            time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+            time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
 
 
 def now() -> str:

@@ -23,6 +23,10 @@ def run(action: Action) -> bool:
         return _create(action)
     if action.verb == "apply":
         return kube.apply(action.obj, action.live)[1]
+    if action.verb == "add_owner":
+        kube.add_owner(action.obj, (action.owners or [])[0])
+        log.info("Added an owner to %s", action.target)
+        return True
     if action.verb == "set_owners":
         kube.set_owners(action.obj, action.owners or [])
         log.info(
@@ -49,7 +53,7 @@ def _create(action: Action) -> bool:
     )
     owners = (live or {}).get("metadata", {}).get("ownerReferences") or []
     if live is not None and not any(o.get("uid") == action.adopt["uid"] for o in owners):
-        kube.set_owners(live, [*owners, action.adopt])
+        kube.add_owner(live, action.adopt)
     return False
 
 

@@ -180,6 +180,25 @@ def set_owners(obj: dict[str, Any], owners: list[dict[str, Any]]) -> dict[str, A
     )
 
 
+def add_owner(obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
+    """Append one ownerReference with a JSON patch: applied to the object as it is when the patch
+    lands, so the many deployments adopting one shared engine never conflict (a resourceVersion
+    guard makes all but one of them retry)."""
+    meta = obj["metadata"]
+    op = (
+        {"op": "add", "path": "/metadata/ownerReferences/-", "value": owner}
+        if meta.get("ownerReferences")
+        else {"op": "add", "path": "/metadata/ownerReferences", "value": [owner]}
+    )
+    return call(
+        "PATCH",
+        path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]),
+        body=[op],
+        content_type="application/json-patch+json",
+        query=[("fieldManager", FIELD_MANAGER)],
+    )
+
+
 def delete(api_version: str, kind: str, namespace: str | None, name: str) -> bool:
     """Delete in the background; False when it was already gone."""
     try:

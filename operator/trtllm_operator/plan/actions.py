@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Verb = Literal["create", "apply", "set_owners", "delete"]
+Verb = Literal["create", "apply", "add_owner", "set_owners", "delete"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class Action:
       created it first and `adopt` is set, add `adopt` to the existing object's ownerReferences
       instead.
     - apply: server-side apply `obj`, skipped when `live` (or the object read back) already matches.
+    - add_owner: append `owners[0]` to `obj`'s ownerReferences (no resourceVersion guard: many
+      deployments adopt one shared engine at once).
     - set_owners: replace `obj`'s ownerReferences with `owners` (guarded by its resourceVersion).
     - delete: delete `obj` in the background.
     """

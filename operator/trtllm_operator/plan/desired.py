@@ -265,8 +265,7 @@ def target_engine(
             )
         )
     elif not _owned_by(live, me):
-        owners = [*(live["metadata"].get("ownerReferences") or []), shared]
-        actions.append(Action("set_owners", live, owners=owners, metric=("engine_cache", "hit")))
+        actions.append(Action("add_owner", live, owners=[shared], metric=("engine_cache", "hit")))
     reused = (live["metadata"].get("annotations") or {}).get(names.CREATED_BY_ANNOTATION) != meta[
         "uid"
     ]
