@@ -278,3 +278,19 @@ def test_adding_an_adapter_leaves_the_other_adapters_jobs_unchanged() -> None:
         if action.obj["metadata"].get("labels", {}).get(names.ROLE_LABEL) == "adapter-config":
             assert configs[action.obj["metadata"]["name"]] == action.obj
     assert len(jobs) == 2
+
+
+def test_kubectl_scale_with_autoscaling_on_says_the_autoscaler_owns_replicas() -> None:
+    body = sample_body(LORA)  # autoscaling enabled, 1..4
+    engine = ready(first_engine(body))
+    settled = desired(observed(body, engines=[engine]))
+    body = {**body, "status": settled.status}
+    scaled = copy.deepcopy(body)
+    scaled["spec"]["serving"]["replicas"] = 3
+    scaled["metadata"]["generation"] = 2
+    plan = desired(observed(scaled, engines=[engine]))
+    warning = next(e for e in plan.events if e.reason == "ReplicasIgnored")
+    assert warning.type == "Warning" and "owns the replica count (1..4)" in warning.message
+    again = desired(observed({**scaled, "status": plan.status}, engines=[engine]))
+    assert "ReplicasIgnored" not in [e.reason for e in again.events]
+    assert "ReplicasIgnored" not in [e.reason for e in settled.events]

@@ -103,7 +103,28 @@ def desired(seen: Observed) -> Desired:
             _old_status(seen.body).get("engine") or {},
         )
     status = _status(seen, spec, facts)
+    first += replicas_ignored(seen.body, spec)
     return Desired(actions, status, first + status_events(_old_status(seen.body), status), spec)
+
+
+def replicas_ignored(body: dict[str, Any], spec: LLMDeploymentSpec | None) -> list[Event]:
+    """A Warning, once per spec change, when spec.serving.replicas (what `kubectl scale` writes) is
+    set while autoscaling owns the replica count: the number would otherwise be silently ignored."""
+    if spec is None or not spec.autoscaling.enabled or spec.serving.replicas == 1:
+        return []
+    if body["metadata"].get("generation") == _old_status(body).get("observedGeneration"):
+        return []
+    scaling = spec.autoscaling
+    return [
+        Event(
+            "Warning",
+            "ReplicasIgnored",
+            f"spec.serving.replicas={spec.serving.replicas} (what kubectl scale sets) is ignored: "
+            f"autoscaling is enabled and owns the replica count ({scaling.min_replicas}.."
+            f"{scaling.max_replicas}); change autoscaling.minReplicas/maxReplicas, or set "
+            "autoscaling.enabled: false to scale by hand",
+        )
+    ]
 
 
 def refused(seen: Observed, facts: StatusFacts, error: ApplyError) -> StatusFacts:
