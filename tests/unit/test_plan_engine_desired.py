@@ -88,3 +88,23 @@ def test_a_failed_build_is_announced_once_with_the_phase() -> None:
 def test_a_built_engine_starts_nothing() -> None:
     plan = desired_for_engine(seen(new_engine(), fetch=SUCCEEDED, build=SUCCEEDED))
     assert jobs(plan) == [] and plan.status["phase"] == "Ready"
+
+
+def test_facts_learned_from_job_pods_outlive_the_pods() -> None:
+    """Completed Job pods are garbage-collected: the resolved revision (the served tokenizer's
+    directory) and the sizes stay in the status."""
+    engine = new_engine()
+    report = {"commit": "0123456789abcdef0123456789abcdef01234567", "totalBytes": 2 << 30}
+    name = engine["metadata"]["name"]
+    learned = desired_for_engine(
+        EngineObserved(
+            engine,
+            NOW,
+            JobView(names.fetch_job(name), SUCCEEDED, report),
+            JobView(names.build_job(name), SUCCEEDED, report),
+            {},
+        )
+    ).status
+    assert learned["resolvedRevision"] == report["commit"] and learned["size"] == "2.0Gi"
+    collected = desired_for_engine(seen({**engine, "status": learned}, SUCCEEDED, SUCCEEDED))
+    assert collected.status == learned

@@ -70,9 +70,22 @@ def desired_for_engine(seen: EngineObserved) -> Desired:
         old.get("conditions") or [],
         seen.now,
     )
+    status = keep_learned(old, status)
     if seen.apply_error:
         actions, status = [], refused_status(status, seen.apply_error, old, seen.now)
     return Desired(actions, status, engine_events(old, status), spec)
+
+
+# Facts the Jobs' pods report once (in their termination messages). The pods of finished Jobs are
+# garbage-collected; the facts must not go with them (the served tokenizer directory is
+# models/<repo>/<resolvedRevision>: losing it would roll every Deployment to .../main).
+LEARNED = ("resolvedRevision", "sizeBytes", "size", "buildSeconds")
+
+
+def keep_learned(old: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """`status` with the facts learned earlier kept where the Jobs no longer report them."""
+    kept = {key: old[key] for key in LEARNED if key in old and key not in status}
+    return {**status, **kept}
 
 
 def refused_status(
