@@ -165,14 +165,17 @@ def llmengine_deleted(body: kopf.Body, **_: Any) -> None:
     if blockers:
         served = f"{layout.engine_path(ctx.key)} is still served by {', '.join(blockers)}"
         raise kopf.TemporaryError(served, delay=30)
-    spec = LLMEngineSpec.model_validate(data["spec"])
+    start_cleanup(ctx, LLMEngineSpec.model_validate(data["spec"]))
+
+
+def start_cleanup(ctx: plan.EngineContext, spec: LLMEngineSpec) -> None:
+    """Create the Job that removes the engine's files; nothing when the namespace is being deleted
+    (its PVCs go with it, no Job can run there, and waiting would hold the deletion forever)."""
     try:
         kube.apply(plan.desired_cleanup_job(ctx, spec))
     except ApiException as error:
         if not writes.namespace_terminating(error):
             raise
-        # The namespace is being deleted, and its PVCs with it: no Job can run there any more, and
-        # waiting for one would hold the namespace's deletion forever.
         log.info("Namespace %s is being deleted: no cleanup Job for %s", ctx.namespace, ctx.name)
         return
     log.info("Started cleanup of engine %s/%s", ctx.namespace, ctx.name)
