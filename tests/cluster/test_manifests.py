@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.kube import ROOT, apply, kubectl, kubectl_json, wait_for
+from tests.operator_proc import install_crds
 from tests.process.test_manifests_build import BASE, GROUP, OVERLAYS, SYSTEM_NS, build
 
 SA = f"system:serviceaccount:{SYSTEM_NS}:trtllm-operator"
@@ -75,7 +76,9 @@ MAY_NOT = [
 
 @pytest.fixture(scope="module")
 def rbac_installed(control_plane: str) -> list[dict[str, Any]]:
-    """The base's namespace, ServiceAccount, RBAC and kopf CRDs applied for real (idempotent)."""
+    """The base's namespace, ServiceAccount, RBAC, kopf's and our CRDs applied for real (idempotent;
+    `kubectl auth can-i` answers "no" for a resource whose CRD is not installed)."""
+    install_crds()
     objects = build(BASE)
     needed = [
         o
