@@ -58,6 +58,19 @@ def config_volume(config_name: str, keys: list[str]) -> dict[str, Any]:
     return {"name": "build-jobs", "configMap": {"name": config_name, "items": items}}
 
 
+def source_volumes(claims: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Read-only mounts (at /sources/<claim>) and volumes for the PVCs pvc:// sources name."""
+    mounts = [
+        {"name": f"source-{i}", "mountPath": claim_mount(claim), "readOnly": True}
+        for i, claim in enumerate(claims)
+    ]
+    volumes = [
+        {"name": f"source-{i}", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+        for i, claim in enumerate(claims)
+    ]
+    return mounts, volumes
+
+
 def job_pod(
     action: str,
     image: str,
@@ -76,15 +89,9 @@ def job_pod(
         {"name": "cache", "persistentVolumeClaim": {"claimName": claim}},
         config_volume(config["metadata"]["name"], list(config["data"])),
     ]
-    for i, src_claim in enumerate(sorted(set(source_claims))):
-        mount = {"name": f"source-{i}", "mountPath": claim_mount(src_claim), "readOnly": True}
-        mounts.append(mount)
-        volumes.append(
-            {
-                "name": f"source-{i}",
-                "persistentVolumeClaim": {"claimName": src_claim, "readOnly": True},
-            }
-        )
+    source_mounts, source_vols = source_volumes(sorted(set(source_claims)))
+    mounts += source_mounts
+    volumes += source_vols
     env: list[dict[str, Any]] = [
         {"name": "PVC_ROOT", "value": SOURCES_MOUNT},
         {"name": "PYTHONUNBUFFERED", "value": "1"},

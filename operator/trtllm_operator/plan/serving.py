@@ -11,7 +11,7 @@ from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.api.toolchains import Toolchain, pod_image, toolchain
 from trtllm_operator.plan import layout, names
 from trtllm_operator.plan.engine import source_claims
-from trtllm_operator.plan.jobs import gpu_placement
+from trtllm_operator.plan.jobs import gpu_placement, source_volumes
 from trtllm_operator.plan.meta import obj
 from trtllm_operator.plan.names import CONFIG_HASH_ANNOTATION
 from trtllm_operator.plan.runtimes import Runtime, deployment_ports, runtime_for
@@ -138,17 +138,8 @@ def _storage(name: str, served: Served, claim: str) -> tuple[list[Any], list[Any
         {"name": "config", "configMap": {"name": names.serving_config(name)}},
         {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
     ]
-    for i, source_claim in enumerate(source_claims(served.spec)):
-        mounts.append(
-            {"name": f"source-{i}", "mountPath": layout.claim_mount(source_claim), "readOnly": True}
-        )
-        volumes.append(
-            {
-                "name": f"source-{i}",
-                "persistentVolumeClaim": {"claimName": source_claim, "readOnly": True},
-            }
-        )
-    return mounts, volumes
+    source_mounts, source_vols = source_volumes(source_claims(served.spec))
+    return mounts + source_mounts, volumes + source_vols
 
 
 def _server_container(runtime: Runtime, server: ServerPod, tc: Toolchain) -> dict[str, Any]:
