@@ -33,8 +33,8 @@ def start_operator(
 ) -> subprocess.Popen[bytes]:
     """Start `python -m trtllm_operator` watching the namespace patterns, logging to `log`."""
     args = [sys.executable, "-m", "trtllm_operator"]
-    if "--peering" not in (extra_args or []):
-        args.append("--standalone")
+    if not {"--peering", "--lease", "--lease-namespace"} & set(extra_args or []):
+        args.append("--standalone")  # each test's operator is alone in its namespaces
     for ns in namespaces:
         args += ["--namespace", ns]
     args += extra_args or []

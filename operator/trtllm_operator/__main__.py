@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
+import http.server
 import logging
 import os
-import random
+import socket
 import sys
+import threading
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from typing import Any
 
 from trtllm_operator import __version__
 
@@ -23,19 +30,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=[],
         help="Namespace to watch (repeatable); default: all namespaces.",
     )
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--standalone", action="store_true", help="Run without peering (a single replica)."
-    )
-    group.add_argument(
-        "--peering", default=None, help="KopfPeering name, so only one replica acts."
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help="Act without leader election: only when no other operator process can run.",
     )
     parser.add_argument(
-        "--priority",
-        type=int,
-        default=None,
-        help="Peering priority; the highest acts, the rest wait (default: random, so "
-        "replicas of one Deployment never tie and pause each other).",
+        "--lease",
+        "--peering",
+        dest="lease",
+        default="trtllm-operator",
+        help="Name of the coordination.k8s.io Lease every process contends for; only its holder "
+        "acts, whatever namespaces each watches (--peering is the old name of this option).",
+    )
+    parser.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE") or "default",
+        help="Namespace of the Lease (default: $POD_NAMESPACE, set from the downward API in "
+        "the manifests, else 'default').",
     )
     parser.add_argument(
         "--liveness", default=None, help="Health endpoint, e.g. http://0.0.0.0:8080/healthz."
@@ -107,16 +119,86 @@ def main(argv: list[str] | None = None) -> None:
     for source, target in overrides.items():
         logging.getLogger("trtllm_operator").info("Image override: %s -> %s", source, target)
     metrics.serve(args.metrics_port)
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not args.namespace,
-            namespaces=args.namespace,
-            standalone=args.standalone or args.peering is None,
-            peering_name=args.peering,
-            liveness_endpoint=args.liveness,
-            priority=args.priority if args.priority is not None else random.randint(1, 1_000_000),
-        )
+    sys.exit(run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run kopf until interrupted, while holding the Lease unless standalone; 1 when the Lease was
+    lost (the process exits so its pod restarts and contends again)."""
+    from trtllm_operator.kube import lease
+
+    stop, lost = threading.Event(), threading.Event()
+    elector = lease.Elector(args.lease_namespace, args.lease, identity())
+    if not args.standalone:
+        with healthy_while_waiting(args.liveness):
+            if not lease.wait_until_leader(elector, stop):
+                return 0
+    try:
+        asyncio.run(operate(args, elector, lost, stop))
+    finally:
+        stop.set()
+        if not args.standalone and not lost.is_set():
+            elector.release()
+    return 1 if lost.is_set() else 0
+
+
+async def operate(
+    args: argparse.Namespace, elector: Any, lost: threading.Event, stop: threading.Event
+) -> None:
+    """kopf's operator, stopped when the Lease renewal thread reports the Lease lost."""
+    import kopf
+
+    from trtllm_operator.kube import lease
+
+    loop, stop_flag = asyncio.get_running_loop(), asyncio.Event()
+
+    def on_lost() -> None:
+        lost.set()
+        loop.call_soon_threadsafe(stop_flag.set)
+
+    if not args.standalone:
+        threading.Thread(
+            target=lease.keep_renewing, args=(elector, on_lost, stop), daemon=True
+        ).start()
+    await kopf.operator(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        standalone=True,  # the Lease decides who acts; kopf's peering is never used
+        liveness_endpoint=args.liveness,
+        stop_flag=stop_flag,
     )
+
+
+@contextlib.contextmanager
+def healthy_while_waiting(liveness: str | None) -> Iterator[None]:
+    """Answer the liveness endpoint while this process waits for the Lease (kopf, which serves it
+    otherwise, starts only once it holds the Lease; a waiting replica is alive, not broken)."""
+    if not liveness:
+        yield
+        return
+    url = urllib.parse.urlsplit(liveness)
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"waiting for the Lease\n")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer((url.hostname or "0.0.0.0", url.port or 80), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def identity() -> str:
+    """This process's holder identity: host (the pod name in a pod), pid and a random suffix."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 if __name__ == "__main__":

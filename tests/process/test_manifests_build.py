@@ -61,7 +61,6 @@ def test_kustomize_builds_every_piece(overlay: str) -> None:
     assert kinds >= {
         ("CustomResourceDefinition", f"llmdeployments.{GROUP}"),
         ("CustomResourceDefinition", f"llmengines.{GROUP}"),
-        ("CustomResourceDefinition", "clusterkopfpeerings.kopf.dev"),
         ("Namespace", SYSTEM_NS),
         ("ServiceAccount", "trtllm-operator"),
         ("ClusterRole", "trtllm-operator"),
@@ -72,8 +71,8 @@ def test_kustomize_builds_every_piece(overlay: str) -> None:
     for obj in objects:
         if obj["kind"] in {"ServiceAccount", "Deployment", "Service"}:
             assert obj["metadata"]["namespace"] == SYSTEM_NS
-    if overlay == "base":  # the local overlay runs one standalone replica (no peering object)
-        assert ("ClusterKopfPeering", "trtllm-operator") in kinds
+    assert {("Role", "trtllm-operator-leader"), ("RoleBinding", "trtllm-operator-leader")} <= kinds
+    assert not any(kind.endswith("KopfPeering") for kind, _ in kinds), "the Lease replaced peering"
 
 
 def test_crds_are_the_generated_ones() -> None:
@@ -166,17 +165,29 @@ def test_probes_and_ports_match_the_operators_options() -> None:
     assert service["spec"]["selector"].items() <= labels.items()
 
 
-def test_two_replicas_with_mandatory_peering() -> None:
-    """Two replicas, peering on, and no fixed --priority (each process picks
-    its own, so they never tie)."""
+def test_two_replicas_elect_a_leader_in_their_namespace() -> None:
+    """Two replicas, leader election on (no --standalone), the Lease in the pod's own namespace
+    (POD_NAMESPACE from the downward API), which the Role lets the ServiceAccount write."""
     objects = build(BASE)
     deployment = one(objects, "Deployment", "trtllm-operator")
     assert deployment["spec"]["replicas"] == 2
-    assert not any(a.startswith("--priority") for a in operator_container(objects)["args"])
-    peering = option(operator_container(objects)["args"], "peering")
-    one(objects, "ClusterKopfPeering", peering)
-    assert not any(a.startswith("--namespace") for a in operator_container(objects)["args"]), (
-        "cluster-wide operator: its peering is the ClusterKopfPeering"
+    container = operator_container(objects)
+    assert "--standalone" not in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    role = one(objects, "Role", "trtllm-operator-leader")
+    assert role["metadata"]["namespace"] == SYSTEM_NS
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update"],
+        }
+    ]
+    binding = one(objects, "RoleBinding", "trtllm-operator-leader")
+    assert (
+        binding["subjects"][0]["name"]
+        == deployment["spec"]["template"]["spec"]["serviceAccountName"]
     )
 
 
@@ -189,9 +200,7 @@ def test_local_overlay_runs_a_local_image() -> None:
     }
     assert container["imagePullPolicy"] == "Never" and container["image"] == "trtllm-operator:dev"
     assert "--verbose" in container["args"]
-    assert not [o for o in objects if o["kind"] == "ClusterKopfPeering"], (
-        "standalone: no peering object"
-    )
+    assert "--standalone" not in container["args"], "it holds the Lease like any replica"
     namespace = one(objects, "Namespace", SYSTEM_NS)["metadata"]["annotations"]
     assert (
         namespace["scheduler.alpha.kubernetes.io/node-selector"]
@@ -204,9 +213,9 @@ def test_container_args_are_accepted_by_the_entrypoint() -> None:
         "trtllm_operator.__main__", reason="the trtllm-operator entrypoint is not written"
     )
     base = main.parse_args(operator_container(build(BASE))["args"])
-    assert base.peering == "trtllm-operator" and not base.standalone and base.namespace == []
+    assert base.lease == "trtllm-operator" and not base.standalone and base.namespace == []
     local = main.parse_args(operator_container(build(OVERLAYS["local"]))["args"])
-    assert local.standalone and local.peering is None
+    assert not local.standalone and local.lease == "trtllm-operator"
     assert local.namespace == ["*,!t-*,!o-*,!r-*,!p-*,!h-*"], (
         "the test suite's own operators keep their namespaces"
     )
