@@ -25,7 +25,14 @@ from tests.process.test_manifests_build import BASE, GROUP, OVERLAYS, SYSTEM_NS,
 SA = f"system:serviceaccount:{SYSTEM_NS}:trtllm-operator"
 AUDIT_LOG = ROOT / ".local" / "cluster" / "audit.log"
 SAMPLE = ROOT / "manifests" / "samples" / "tinyllama-fp16.yaml"
-PREREQUISITE_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
+PREREQUISITE_KINDS = {
+    "Namespace",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+}
 
 # (verb, resource) the operator needs in every namespace of the cluster
 MAY = [
@@ -51,7 +58,6 @@ MAY = [
     ("create", "events"),
     ("create", "events.events.k8s.io"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
-    ("patch", "clusterkopfpeerings.kopf.dev"),
 ]
 # (verb, resource) the operator must never be able to do
 MAY_NOT = [
@@ -76,16 +82,11 @@ MAY_NOT = [
 
 @pytest.fixture(scope="module")
 def rbac_installed(control_plane: str) -> list[dict[str, Any]]:
-    """The base's namespace, ServiceAccount, RBAC, kopf's and our CRDs applied for real (idempotent;
+    """The base's namespace, ServiceAccount, RBAC and our CRDs applied for real (idempotent;
     `kubectl auth can-i` answers "no" for a resource whose CRD is not installed)."""
     install_crds()
     objects = build(BASE)
-    needed = [
-        o
-        for o in objects
-        if o["kind"] in PREREQUISITE_KINDS
-        or (o["kind"] == "CustomResourceDefinition" and o["spec"]["group"] == "kopf.dev")
-    ]
+    needed = [o for o in objects if o["kind"] in PREREQUISITE_KINDS]
     apply(needed)
     for crd in (o["metadata"]["name"] for o in needed if o["kind"] == "CustomResourceDefinition"):
         kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
@@ -160,6 +161,15 @@ def access_review(verb: str, group: str, resource: str, namespace: str) -> bool:
     }
     out = kubectl("create", "-o", "json", "-f", "-", stdin=json.dumps(review)).stdout
     return bool(json.loads(out)["status"].get("allowed"))
+
+
+def test_service_account_may_hold_the_lease_only_in_its_own_namespace(
+    rbac_installed: list[dict[str, Any]], namespace: str
+) -> None:
+    for verb in ("get", "create", "update"):
+        assert can_i(verb, "leases.coordination.k8s.io", SYSTEM_NS) == "yes", verb
+    assert can_i("update", "leases.coordination.k8s.io", namespace) == "no"
+    assert can_i("delete", "leases.coordination.k8s.io", SYSTEM_NS) == "no"
 
 
 def test_service_account_may_manage_pod_monitors_before_their_crd_exists(

@@ -1,5 +1,6 @@
-"""Two operator processes with no flag beyond their namespaces: only the Lease holder acts, whatever
-namespace pattern each watches; when it dies, the other takes over; a clean stop hands over at once."""
+"""Two operator processes with no flag beyond their namespaces: only the Lease holder acts,
+whatever namespace pattern each watches; when it dies, the other takes over; a clean stop hands
+over at once."""
 
 from __future__ import annotations
 
