@@ -18,9 +18,10 @@ def needs_quantize_script(request: Request) -> bool:
 
 
 def needs_modelopt_for_pytorch(request: Request) -> bool:
-    """PyTorch backend: quantize (to a Hugging Face checkpoint) only when quantization was asked
-    for."""
-    return request.quantization.weights is not None or request.quantization.kv_cache is not None
+    """PyTorch backend: quantize (to a Hugging Face checkpoint) only when weight quantization was
+    asked for. An fp8 KV cache alone needs no checkpoint: trtllm-serve sets it at run time
+    (kv_cache_config.dtype, see the operator's plan/runtimes/trtllm_serve.py)."""
+    return request.quantization.weights is not None
 
 
 class UnsupportedConversionError(ValueError):

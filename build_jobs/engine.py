@@ -145,15 +145,16 @@ def _build_pytorch(
     request = ctx.request
     with work_dirs(final, 1) as (work,):
         manifest = _engine_manifest(ctx, model, estimate)
+        checkpoint = work / layout.QUANTIZED_CHECKPOINT
         if commands.needs_modelopt_for_pytorch(request):
-            argv = commands.quantize_args(request, model.path, work / "checkpoint", export_hf=True)
+            argv = commands.quantize_args(request, model.path, checkpoint, export_hf=True)
             ctx.check_commands([("quantize", argv)])
             with ctx.stages.run("quantize"):
                 command = script_command(_quantize_script(ctx), argv)
                 ctx.commands.append(command)
                 run_tool(command, "quantize (ModelOpt)")
-                _expect(work / "checkpoint", ["config.json"], "quantize")
-            manifest["checkpoint"] = "checkpoint"
+                _expect(checkpoint, ["config.json"], "quantize")
+            manifest["checkpoint"] = layout.QUANTIZED_CHECKPOINT
         else:
             manifest["checkpoint"] = str(model.path)
             log(f"PyTorch backend: serving the checkpoint at {model.path} as is")

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
+# The ModelOpt-quantized Hugging Face checkpoint inside engines/<key>/ (backend pytorch).
+QUANTIZED_CHECKPOINT = "checkpoint"
 MODEL_MANIFEST = ".trtllm-operator-manifest.json"
 MANIFEST_VERSION = 1
 TMP_PREFIX = ".tmp-"

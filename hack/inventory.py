@@ -63,7 +63,9 @@ def _choices(call: ast.Call) -> list[Any] | None:
         and kind.args
     ):
         choices = _literal(kind.args[0])
-    return [str(c) for c in choices] if isinstance(choices, (list, tuple)) else None
+    if not isinstance(choices, (list, tuple)):
+        return None
+    return [str(c) for c in choices if c is not None]  # None: the default, not a CLI value
 
 
 def option_entry(call: ast.Call, click: bool) -> dict[str, Any] | None:

@@ -98,3 +98,7 @@ def test_jobs_mount_the_volume_where_build_jobs_looks() -> None:
     assert mounts["cache"] == layout.CACHE_MOUNT
     expected = f"{job_layout.DEFAULT_PVC_ROOT}/models"
     assert mounts["source-0"] == layout.claim_mount("models") == expected
+
+
+def test_the_quantized_checkpoint_is_where_the_build_job_writes_it() -> None:
+    assert layout.QUANTIZED_CHECKPOINT == job_layout.QUANTIZED_CHECKPOINT

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+from build_jobs import layout as job_layout
 from build_jobs.jobrequest import parse_request
 from build_jobs.optioncheck import check_args, load_options
 
@@ -15,6 +16,7 @@ from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.plan.adapters import adapter_format, adapter_key
 from trtllm_operator.plan.build_request import adapter_request
 from trtllm_operator.plan.runtimes import trtllm_serve
+from trtllm_operator.plan.runtimes.base import ServerPod, ServingPaths
 
 TOOL = "trtllm-serve serve"
 
@@ -168,3 +170,37 @@ def test_rendered_yaml_is_sorted_and_round_trips() -> None:
     data = yaml.safe_load(text)
     assert data == trtllm_serve.extra_llm_api_options(spec, engine_for(spec))
     assert list(data) == sorted(data)
+
+
+def _served(quantization: dict[str, str]) -> tuple[list[str], dict[str, Any]]:
+    """The serving command and extra options of a PyTorch-backend deployment (trtllm-1.2)."""
+    spec = spec_of(
+        engine={**PYTORCH, "quantization": quantization}, serving={"runtime": "trtllm-serve"}
+    )
+    engine = engine_for(spec)
+    paths = ServingPaths(engine_dir="/cache/engines/k", tokenizer_dir="/cache/m", lora_dir=None)
+    pod = ServerPod(spec, "e", engine, "/cache/m", paths, "image")
+    command = trtllm_serve.TRTLLM_SERVE.server_command(pod)
+    return command, trtllm_serve.extra_llm_api_options(spec, engine)
+
+
+def test_quantized_weights_serve_the_build_jobs_checkpoint() -> None:
+    """The ModelOpt checkpoint the build Job writes (engines/<key>/checkpoint), not the raw
+    download; the tokenizer still comes from the download."""
+    command, _ = _served({"weights": "fp8"})
+    assert command[2] == f"/cache/engines/k/{job_layout.QUANTIZED_CHECKPOINT}"
+    assert command[command.index("--tokenizer") + 1] == "/cache/m"
+    plain, _ = _served({})
+    assert plain[2] == "/cache/m"
+
+
+def test_fp8_kv_cache_alone_is_set_at_run_time() -> None:
+    """No quantize step (no build Job) for an fp8 KV cache alone: trtllm-serve's
+    kv_cache_config.dtype sets it; with quantized weights the checkpoint carries it."""
+    command, options = _served({"kvCache": "fp8"})
+    assert command[2] == "/cache/m"
+    assert options["kv_cache_config"]["dtype"] == "fp8"
+    _, with_weights = _served({"weights": "fp8", "kvCache": "fp8"})
+    assert "dtype" not in with_weights["kv_cache_config"]
+    _, plain = _served({})
+    assert "dtype" not in plain["kv_cache_config"]

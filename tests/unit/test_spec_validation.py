@@ -69,8 +69,21 @@ CASES = [
         "spec.engine.quantization.weights",
     ),
     (
-        "pytorch backend + quantization needs quantize.py --export_format hf (not in 1.0/1.1)",
+        "pytorch backend + weight quantization needs quantize.py --export_format hf (not 1.0/1.1)",
         deep_merge(PYTORCH, {"engine": {"quantization": {"weights": "fp8"}}}),
+        {
+            "engine": {
+                "backend": "pytorch",
+                "toolchain": "trtllm-1.1",
+                "quantization": {"weights": "fp8"},
+            },
+            "serving": {"runtime": "trtllm-serve"},
+        },
+        "spec.engine.quantization",
+    ),
+    (
+        "pytorch backend + KV-cache quantization alone needs kv_cache_config.dtype (1.2 only)",
+        deep_merge(PYTORCH, {"engine": {"quantization": {"kvCache": "fp8"}}}),
         {
             "engine": {
                 "backend": "pytorch",

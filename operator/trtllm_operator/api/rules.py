@@ -271,14 +271,20 @@ def _capability_rule(
     )
 
 
-def _quantized_pytorch(spec: Any) -> bool:
+def _pytorch_weights_quantized(spec: Any) -> bool:
     quantization = spec.get("quantization") or {}
-    asked = (
-        quantization.get("weights", "none") != "none"
-        or quantization.get("kvCache", "none") != "none"
-    )
     backend: str = spec["backend"]
-    return backend == "pytorch" and asked
+    return backend == "pytorch" and quantization.get("weights", "none") != "none"
+
+
+def _pytorch_kv_cache_only(spec: Any) -> bool:
+    quantization = spec.get("quantization") or {}
+    backend: str = spec["backend"]
+    return (
+        backend == "pytorch"
+        and quantization.get("weights", "none") == "none"
+        and quantization.get("kvCache", "none") != "none"
+    )
 
 
 def toolchain_rules() -> list[Rule]:
@@ -312,14 +318,25 @@ def engine_toolchain_rules() -> list[Rule]:
         ),
         _capability_rule(
             EngineSpec,
-            "self.backend == 'pytorch' && (self.quantization.weights != 'none' || "
-            "self.quantization.kvCache != 'none')",
-            _quantized_pytorch,
+            "self.backend == 'pytorch' && self.quantization.weights != 'none'",
+            _pytorch_weights_quantized,
             "toolchain",
             "quantize_hf_export",
-            "backend pytorch with quantization needs quantize.py --export_format hf, which only "
-            "toolchains {names} have (the 1.0/1.1 quantize.py has no such option): use backend "
-            "tensorrt, no quantization, or one of those toolchains",
+            "backend pytorch with quantization.weights needs quantize.py --export_format hf, "
+            "which only toolchains {names} have (the 1.0/1.1 quantize.py has no such option): "
+            "use backend tensorrt, no weight quantization, or one of those toolchains",
+            ".quantization",
+        ),
+        _capability_rule(
+            EngineSpec,
+            "self.backend == 'pytorch' && self.quantization.weights == 'none' && "
+            "self.quantization.kvCache != 'none'",
+            _pytorch_kv_cache_only,
+            "toolchain",
+            "serve_kv_cache_dtype",
+            "backend pytorch with quantization.kvCache alone needs trtllm-serve's "
+            "kv_cache_config.dtype (the KV cache dtype set at run time), verified for toolchains "
+            "{names} only: use one of those, backend tensorrt, or no KV-cache quantization",
             ".quantization",
         ),
     ]

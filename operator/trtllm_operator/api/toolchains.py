@@ -50,6 +50,10 @@ class ToolchainCapabilities(_Data):
         description="quantize.py has --export_format hf (a quantized Hugging Face checkpoint "
         "for backend pytorch)."
     )
+    serve_kv_cache_dtype: bool = Field(
+        description="trtllm-serve's kv_cache_config has dtype (an fp8 KV cache set at run time on "
+        "a checkpoint without KV-cache quantization, backend pytorch)."
+    )
 
 
 class ToolchainScripts(_Data):

@@ -11,6 +11,7 @@ from trtllm_operator.api.sources import PvcSource
 CACHE_MOUNT = "/cache"  # the cache PVC, in every Job and serving pod
 SOURCES_MOUNT = "/sources"  # the claims of pvc:// sources, one directory per claim
 ADAPTERS_DIR = f"{CACHE_MOUNT}/adapters"
+QUANTIZED_CHECKPOINT = "checkpoint"  # build_jobs/layout.py QUANTIZED_CHECKPOINT
 
 
 def engine_path(key: str) -> str:

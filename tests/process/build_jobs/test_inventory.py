@@ -55,3 +55,15 @@ def test_two_versions_give_the_options_and_choices_both_accept(
     data = json.loads((tmp_path / "t.json").read_text())
     assert data["convert_checkpoint:f"]["options"] == {"--a": {"choices": ["x", "y"]}}
     assert [s["commit"] for s in data["_source"]["files"]["convert_checkpoint:f"]] == ["c1", "c2"]
+
+
+def test_a_none_choice_is_the_default_not_a_value() -> None:
+    """argparse `choices=["int8", "fp8", None]` (quantize.py --kv_cache_dtype): None is what the
+    default means; it cannot be typed on the command line, so the inventory leaves it out."""
+    options, positionals, problems = _inventory().read_options(
+        "p.add_argument('--kv', default=None, choices=['int8', 'fp8', None])\n"
+        "p.add_argument('model')\n"
+        "p.add_argument('--flag', action='store_true')\n"
+    )
+    assert options == {"--flag": {"nargs": 0}, "--kv": {"choices": ["int8", "fp8"]}}
+    assert (positionals, problems) == (1, [])

@@ -12,6 +12,7 @@ import yaml
 from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.api.toolchains import Toolchain, toolchain
 from trtllm_operator.api.validation import Problem
+from trtllm_operator.plan import layout
 from trtllm_operator.plan.adapters import adapter_dirs
 from trtllm_operator.plan.runtimes.base import (
     CONFIG_DIR,
@@ -155,6 +156,10 @@ def derived_options(
         # prometheus_metrics_config (not set here: unverified for the pinned versions)
         "return_perf_metrics": True,
     }
+    if run_time_kv_cache_dtype(engine):
+        # an fp8 KV cache on a checkpoint without KV-cache quantization: KvCacheConfig.dtype
+        # overrides the checkpoint's 'auto' (docs/source/features/quantization.md, "FP8 KV Cache")
+        options["kv_cache_config"]["dtype"] = engine.quantization.kv_cache
     if engine.backend == "pytorch":
         # fields of the PyTorch backend's arguments only; the engine backend rejects them
         options["enable_iter_perf_stats"] = True
@@ -167,6 +172,34 @@ def derived_options(
     if spec.adapters and engine.lora is not None:
         options["lora_config"] = _lora_config(spec, engine, lora_dirs)
     return options
+
+
+def serves_quantized_checkpoint(engine: LLMEngineSpec) -> bool:
+    """Backend pytorch with weight quantization: the build Job's ModelOpt checkpoint is served
+    (engines/<key>/checkpoint), not the downloaded model (plan.engine.needs_build_job agrees)."""
+    return engine.backend == "pytorch" and engine.quantization.weights != "none"
+
+
+def run_time_kv_cache_dtype(engine: LLMEngineSpec) -> bool:
+    """Backend pytorch with a quantized KV cache and no quantized checkpoint to carry it: the KV
+    cache dtype goes to trtllm-serve (kv_cache_config.dtype) instead of a quantize step. With
+    quantized weights, quantize.py --kv_cache_dtype writes it into the checkpoint, which the
+    server's 'auto' follows."""
+    return (
+        engine.backend == "pytorch"
+        and engine.quantization.kv_cache != "none"
+        and not serves_quantized_checkpoint(engine)
+    )
+
+
+def served_model_dir(engine: LLMEngineSpec, paths: ServingPaths, model_dir: str) -> str:
+    """What trtllm-serve serves: the engine directory (backend tensorrt), the quantized
+    checkpoint the build Job wrote (backend pytorch, quantized weights), else the download."""
+    if engine.backend == "tensorrt":
+        return paths.engine_dir
+    if serves_quantized_checkpoint(engine):
+        return f"{paths.engine_dir}/{layout.QUANTIZED_CHECKPOINT}"
+    return model_dir
 
 
 def _lora_config(
@@ -366,8 +399,9 @@ class TrtllmServeRuntime:
         return {OPTIONS_FILE: render_extra_llm_api_options(spec, engine)}
 
     def server_command(self, pod: ServerPod) -> list[str]:
-        """trtllm-serve serve on the engine directory (backend tensorrt) or the checkpoint."""
-        model = pod.paths.engine_dir if pod.engine.backend == "tensorrt" else pod.model_dir
+        """trtllm-serve serve on what served_model_dir names; the tokenizer from the
+        download."""
+        model = served_model_dir(pod.engine, pod.paths, pod.model_dir)
         return trtllm_serve_command(
             pod.spec, pod.engine, model, f"{CONFIG_DIR}/{OPTIONS_FILE}", tokenizer_dir=pod.model_dir
         )
