@@ -3,9 +3,6 @@
     python -m hack.inventory cli --toolchain trtllm-1.1 --tool quantize --file quantize.py \\
         --repo NVIDIA/TensorRT-LLM --path examples/quantization/quantize.py --commit <sha> \\
         --why "..."
-    python -m hack.inventory triton --toolchain trtllm-1.1 --skeleton <dir with the five models> \\
-        --repo NVIDIA/TensorRT-LLM --path triton_backend/all_models/inflight_batcher_llm \\
-        --commit <sha> --why "..."
 
 `--file`/`--commit` may be given several times (versions of the same script, pairwise): the
 inventory is then what every version accepts (options in all of them; choices in all of them), so a
@@ -15,9 +12,7 @@ release between two read versions is not credited with an option only one has.
 (option names, nargs, flags, literal choices) without running it and replaces that tool's entry in
 build_jobs/cli_options/<toolchain>.json, recording repo, path, commit and why that commit stands for
 the release in `_source.files[<tool>]`. Options whose names are not literals are reported, not
-guessed. `triton` lists the live placeholders of a skeleton (uses inside comments are not values)
-into build_jobs/triton_placeholders/<toolchain>.json, keeping the hand-written type hints of the
-names that remain.
+guessed. Triton placeholder inventories: hack/triton_inventory.py.
 """
 
 from __future__ import annotations
@@ -29,12 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from build_jobs import triton_repo
-
 from hack.paths import ROOT
 
 CLI_DIR = ROOT / "build_jobs" / "cli_options"
-TRITON_DIR = ROOT / "build_jobs" / "triton_placeholders"
 FLAG_ACTIONS = {"store_true", "store_false", "store_const", "count", "help", "version"}
 
 
@@ -160,40 +152,10 @@ def update_cli(args: argparse.Namespace) -> list[str]:
     return problems
 
 
-def triton_inventory(skeleton: Path, previous: dict[str, Any]) -> dict[str, Any]:
-    """The placeholder inventory of a skeleton; type hints kept from `previous` for names still
-    live."""
-    found = triton_repo.find_placeholders(skeleton)
-    live = {name for names in found.values() for name in names}
-    structural = {name for names in found.values() for name, quoted in names.items() if not quoted}
-    hints = previous.get("mustHaveValue", {})
-    return {
-        "skeletonPath": previous.get("skeletonPath", "/app/all_models/inflight_batcher_llm"),
-        "models": {file: sorted(names) for file, names in found.items()},
-        "commentedOut": triton_repo.commented_placeholders(skeleton),
-        "mustHaveValue": {
-            name: hints.get(name, "token") for name in sorted(structural | (set(hints) & live))
-        },
-        "recipeSets": [name for name in previous.get("recipeSets", []) if name in live],
-        "nullable": sorted(live - structural - set(hints)),
-        "listValued": {k: v for k, v in previous.get("listValued", {}).items() if k in live},
-    }
-
-
-def update_triton(args: argparse.Namespace) -> list[str]:
-    """Rewrite triton_placeholders/<toolchain>.json from a skeleton directory."""
-    target = TRITON_DIR / f"{args.toolchain}.json"
-    previous = json.loads(target.read_text()) if target.is_file() else {}
-    data = {"_source": {**source_record(args, args.commit[0]), "toolchain": args.toolchain}}
-    data.update(triton_inventory(Path(args.skeleton), previous))
-    target.write_text(json.dumps(data, indent=1) + "\n")
-    return []
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Command line: `cli` or `triton` (see the module docstring)."""
+    """Command line: `cli` (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["cli", "triton"])
+    parser.add_argument("kind", choices=["cli"])
     parser.add_argument("--toolchain", required=True)
     parser.add_argument(
         "--tool", help="cli: the inventory key, e.g. quantize or convert_checkpoint:gpt"
@@ -201,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--file", action="append", help="cli: the upstream script, as read at --commit"
     )
-    parser.add_argument("--skeleton", help="triton: the skeleton directory, as read at --commit")
     parser.add_argument("--commit", action="append", required=True, help="one per --file, in order")
     for name in ("--repo", "--path", "--why"):
         parser.add_argument(name, required=True)
@@ -210,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("cli needs --tool and --file")
     if args.kind == "cli" and len(args.file) != len(args.commit):
         parser.error("cli needs one --commit per --file")
-    if args.kind == "triton" and not args.skeleton:
-        parser.error("triton needs --skeleton")
-    problems = update_cli(args) if args.kind == "cli" else update_triton(args)
+    problems = update_cli(args)
     for problem in problems:
         print(f"inventory: {problem}", file=sys.stderr)
     return 0
