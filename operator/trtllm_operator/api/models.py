@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
-from trtllm_operator.api.base import SpecModel
+from trtllm_operator.api.base import SpecModel as SpecModel  # re-exported: the models' base
 from trtllm_operator.api.overrides import JobsSpec, PodOverrides, ServiceOverrides
 from trtllm_operator.api.toolchains import load_toolchains, toolchain_names
 

@@ -65,9 +65,9 @@ def serving_resources(user: dict[str, Any]) -> dict[str, Any]:
 def shm_size_limit(resources: dict[str, Any]) -> str:
     """/dev/shm's sizeLimit inside the container's memory: half the limit (else the request),
     between SHM_MIN and SHM_MAX, in MiB."""
-    memory = (resources.get("limits") or {}).get("memory") or (
-        resources.get("requests") or {}
-    ).get("memory")
+    memory = (resources.get("limits") or {}).get("memory") or (resources.get("requests") or {}).get(
+        "memory"
+    )
     if memory is None:
         return _mib_text(SHM_MAX)
     half = quantity_bytes(str(memory)) // 2

@@ -167,9 +167,7 @@ def _pod(name: str, spec: LLMDeploymentSpec, served: Served, claim: str) -> dict
     return gpu_placement(pod, served.spec, resources)
 
 
-def _storage(
-    name: str, served: Served, claim: str, shm_limit: str
-) -> tuple[list[Any], list[Any]]:
+def _storage(name: str, served: Served, claim: str, shm_limit: str) -> tuple[list[Any], list[Any]]:
     """The server's mounts and the pod's volumes every runtime gets: cache, model repository,
     serving config, shared memory (`shm_limit` its sizeLimit) and the engine's pvc:// sources."""
     shm = {"name": "shm", "mountPath": "/dev/shm"}
