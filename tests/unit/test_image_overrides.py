@@ -68,3 +68,13 @@ def test_job_pods_run_the_override_and_the_engine_key_does_not_move() -> None:
     assert pod["containers"][0]["image"] == "localhost/nvidia-standin:1"
     assert engine_spec_key(load(SAMPLES[0])[1]) == key
     assert engine.toolchain.image.startswith("nvcr.io/nvidia/")
+
+
+def test_status_shows_the_image_the_pods_run() -> None:
+    from tests.golden.planned import moments
+
+    set_image_overrides({"nvcr.io/nvidia/": "mirror.local/nvidia/"})
+    found = moments(SAMPLES[0])
+    assert found["serving"]["status"]["image"].startswith("mirror.local/nvidia/")
+    engine_status = found["engine"]["fetching"]["status"]
+    assert engine_status["image"].startswith("mirror.local/nvidia/")

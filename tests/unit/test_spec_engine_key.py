@@ -47,6 +47,13 @@ RUN_TIME_CHANGES = {
     "instance counts": {"serving": {"instanceCounts": {"preprocessing": 4}}},
     "extra options": {"serving": {"extraOptions": {"print_iter_log": True}}},
     "serving resources": {"serving": {"resources": {"limits": {"memory": "64Gi"}}}},
+    "serving pod": {
+        "serving": {
+            "pod": {"nodeSelector": {"pool": "llm"}, "env": [{"name": "A", "value": "1"}]},
+            "service": {"type": "LoadBalancer"},
+        }
+    },
+    "jobs pod": {"jobs": {"pod": {"tolerations": [{"key": "dedicated", "operator": "Exists"}]}}},
     "adapters": {
         "adapters": [{"name": "kansai", "taskId": 7, "source": "hf://someone/kansai-lora"}]
     },

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from tests.factories import H100, H100_MIB
-from trtllm_operator.api import models, status
+from trtllm_operator.api import models, overrides, status
 from trtllm_operator.api.gpus import compute_at_least, gpu_info
 from trtllm_operator.api.models import LLMDeploymentSpec
 from trtllm_operator.api.toolchains import load_toolchains, toolchain, toolchains_with
@@ -19,7 +19,7 @@ SOURCE = "hf://meta-llama/Llama-2-7b-chat-hf"
 def spec_models() -> list[type[BaseModel]]:
     """Every pydantic model that ends up in a CRD."""
     found = []
-    for module in (models, status):
+    for module in (models, overrides, status):
         for value in vars(module).values():
             if (
                 isinstance(value, type)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
+from trtllm_operator.api.base import SpecModel as SpecModel  # re-exported: the models' base
+from trtllm_operator.api.overrides import JobsSpec, PodOverrides, ServiceOverrides
 from trtllm_operator.api.toolchains import load_toolchains, toolchain_names
 
 Backend = Literal["tensorrt", "pytorch"]
@@ -61,18 +62,6 @@ LoraTargetModule = Annotated[
     AfterValidator(_known_lora_module),
     Field(json_schema_extra={"enum": list(LORA_TARGET_MODULES)}),
 ]
-
-
-class SpecModel(BaseModel):
-    """Base of every CRD model: camelCase aliases, unknown fields rejected, immutable."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-        protected_namespaces=(),
-    )
 
 
 # The API server's own quantity syntax (k8s.io/apimachinery resource.Quantity), e.g. 500m, 8, 64Gi.
@@ -336,6 +325,14 @@ class ServingSpec(SpecModel):
         description="Resource requirements ({requests, limits}) of the serving container; GPUs are "
         "added by the operator (tensor x pipeline).",
     )
+    pod: PodOverrides = Field(
+        default_factory=PodOverrides,
+        description="Additions to the serving pods (node selection, tolerations, env, labels, "
+        "...).",
+    )
+    service: ServiceOverrides = Field(
+        default_factory=ServiceOverrides, description=ServiceOverrides.__doc__
+    )
 
 
 class AdapterSpec(SpecModel):
@@ -436,6 +433,7 @@ class LLMDeploymentSpec(SpecModel):
         default_factory=AutoscalingSpec, description=AutoscalingSpec.__doc__
     )
     storage: StorageSpec = Field(default_factory=StorageSpec, description=StorageSpec.__doc__)
+    jobs: JobsSpec = Field(default_factory=JobsSpec, description=JobsSpec.__doc__)
 
 
 class EngineModel(SpecModel):

@@ -18,7 +18,9 @@ class Condition(SpecModel):
     """One observation, in the Kubernetes condition shape."""
 
     type: str = Field(
-        max_length=316, description="EngineReady, Available, Progressing, Ready or Degraded."
+        max_length=316,
+        description="EngineReady, Available, Progressing, Ready, Degraded, OverridesApplied or "
+        "Autoscaling.",
     )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(
@@ -100,6 +102,11 @@ class LLMDeploymentStatus(SpecModel):
         default_factory=list, description="Service DNS names and ports."
     )
     autoscaling: AutoscalingStatus | None = Field(None, description=AutoscalingStatus.__doc__)
+    image: str = Field(
+        "",
+        description="Image of the serving containers, operator image overrides applied "
+        "(--image-override / TRTLLM_IMAGE_OVERRIDES).",
+    )
 
 
 class LLMEngineStatus(SpecModel):
@@ -132,3 +139,8 @@ class LLMEngineStatus(SpecModel):
     resolved_revision: str = Field("", description="Commit the model revision resolved to.")
     error: str = Field("", description="Why the build failed, when it did.")
     log_tail: str = Field("", description="Last lines of the build log.")
+    image: str = Field(
+        "",
+        description="Image the fetch and build Jobs run, operator image overrides applied "
+        "(--image-override / TRTLLM_IMAGE_OVERRIDES).",
+    )

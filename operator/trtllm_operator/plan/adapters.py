@@ -8,9 +8,11 @@ import json
 from typing import Any
 
 from trtllm_operator.api.models import AdapterSpec, LLMEngineSpec
+from trtllm_operator.api.overrides import PodOverrides
 from trtllm_operator.plan import layout, names
 from trtllm_operator.plan.build_request import adapter_request, request_files
 from trtllm_operator.plan.jobs import desired_build_config, job, job_pod, pvc_claims
+from trtllm_operator.plan.overrides import with_pod_overrides
 
 
 def adapter_format(engine: LLMEngineSpec) -> str:
@@ -66,16 +68,19 @@ def desired_adapter_job(
     config: dict[str, Any],
     owners: list[dict[str, Any]],
     secret: tuple[str, str] | None,
+    overrides: PodOverrides | None = None,
 ) -> dict[str, Any]:
     """The CPU Job that prepares one adapter in /cache/adapters/<key>/ (hf_lora_convert, or the HF
-    adapter copied for backend pytorch) from its own ConfigMap; skipped when already there."""
+    adapter copied for backend pytorch) from its own ConfigMap; skipped when already there. Its pod
+    takes spec.jobs.pod (`overrides`)."""
     pod = job_pod(
         adapter.name, engine.toolchain.image, claim, config, secret, pvc_claims(adapter.source)
     )
     pod["containers"][0]["resources"] = {"requests": {"cpu": "1", "memory": "8Gi"}}
     name = names.adapter_job(deployment, adapter.name, adapter_key(adapter, engine))
     labels = {**names.child_labels(deployment, "adapter"), names.ROLE_LABEL: "adapter"}
-    return job(name, namespace, labels, owners, pod, adapter.source, backoff=2, deadline=3600)
+    built = job(name, namespace, labels, owners, pod, adapter.source, backoff=2, deadline=3600)
+    return with_pod_overrides(built, overrides or PodOverrides(), "spec.jobs.pod")[0]
 
 
 def adapter_links(adapters: list[AdapterSpec], engine: LLMEngineSpec, lora_dir: str) -> list[str]:

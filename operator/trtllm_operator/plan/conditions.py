@@ -23,6 +23,7 @@ NOT_READY = "NotReady"
 AS_EXPECTED = "AsExpected"
 CONVERTING_ADAPTERS = "ConvertingAdapters"
 APPLY_FAILED = "ApplyFailed"  # the API server refused a child object (names the object and why)
+OVERRIDE_IGNORED = "OverrideIgnored"  # a spec.*.pod / service field the operator's own value beat
 
 # Pod-level causes (plan/pods.py), the reasons of the conditions that report failing pods. The
 # kubelet's ErrImagePull and ImagePullBackOff alternate for one cause, so both are reported as
@@ -54,7 +55,7 @@ POD_REASONS = frozenset(
     }
 )
 # Reasons announced once as a Warning event when a condition starts carrying them.
-WARNING_REASONS = POD_REASONS | {BUILD_FAILED, APPLY_FAILED}
+WARNING_REASONS = POD_REASONS | {BUILD_FAILED, APPLY_FAILED, OVERRIDE_IGNORED}
 
 
 def make(

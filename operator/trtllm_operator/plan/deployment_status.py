@@ -29,6 +29,7 @@ class StatusFacts:
     )  # the serving pods', most telling first
     was_serving: bool = False  # the last status was Ready or Degraded
     apply_error: tuple[str, str] | None = None  # (ApplyFailed, message): a child was refused
+    overrides_ignored: tuple[str, ...] = ()  # "<path>: <why>" of each override not applied
 
 
 def rollout_done(deployment: dict[str, Any] | None, desired: int) -> bool:
@@ -68,7 +69,17 @@ def deployment_status(
         status["engine"] = seen.engine
     if spec is not None and seen.deployment is not None:
         status["endpoints"] = endpoints(name, namespace, spec)
+    image = serving_image(seen.deployment)
+    if image:
+        status["image"] = image
     return status
+
+
+def serving_image(deployment: dict[str, Any] | None) -> str:
+    """The image the Deployment's server container runs (operator image overrides applied), or
+    ""."""
+    pod = (((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    return next((c["image"] for c in pod.get("containers") or [] if c.get("name") == "server"), "")
 
 
 def endpoints(name: str, namespace: str, spec: LLMDeploymentSpec) -> list[dict[str, Any]]:
@@ -114,7 +125,20 @@ def _conditions(seen: StatusFacts) -> list[dict[str, Any]]:
             else why_not,
             gen,
         ),
+        *overrides_condition(seen),
     ]
+
+
+def overrides_condition(seen: StatusFacts) -> list[dict[str, Any]]:
+    """OverridesApplied=False (OverrideIgnored) naming every override the operator had to drop
+    for its own values; no condition while every override is applied."""
+    if not seen.overrides_ignored:
+        return []
+    message = (
+        "The operator kept its own values for these overrides (its selectors, GPU placement, "
+        f"env and roll hashes need them): {'; '.join(seen.overrides_ignored)}."
+    )
+    return [c.make("OverridesApplied", "False", c.OVERRIDE_IGNORED, message, seen.generation)]
 
 
 def pod_issue(seen: StatusFacts) -> tuple[str, str] | None:

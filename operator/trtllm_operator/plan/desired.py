@@ -43,7 +43,7 @@ from trtllm_operator.plan.deployment_status import (
     deployment_status,
     rollout_done,
 )
-from trtllm_operator.plan.engine import desired_engine, model_dir
+from trtllm_operator.plan.engine import desired_engine, jobs_overrides_ignored, model_dir
 from trtllm_operator.plan.meta import owner_ref
 from trtllm_operator.plan.placement import choose_gpu, gpu_nodes
 from trtllm_operator.plan.pods import pod_problems
@@ -55,6 +55,7 @@ from trtllm_operator.plan.serving import (
     desired_pod_monitor,
     desired_service,
     desired_serving_config,
+    serving_overrides_ignored,
 )
 
 
@@ -163,8 +164,12 @@ def _progress(seen: Observed, spec: LLMDeploymentSpec, actions: list[Action]) ->
     serving = served_engine(target, seen.deployment, seen.engines)
     pending = adapters(seen, spec, serving, claim, me, actions) if serving else []
     deploy, wanted = seen.deployment, desired_replicas(spec, seen.deployment)[1]
+    ignored = jobs_overrides_ignored(
+        spec.jobs.pod, placed[2], spec.engine.build_resources.as_dict(), secret_of(spec)
+    )
     if serving and rolls(seen.deployment, serving, pending):
-        deploy = serving_objects(seen, spec, serving, claim, me, actions)
+        deploy, more = serving_objects(seen, spec, serving, claim, me, actions)
+        ignored += more
     served_name = engine_label(deploy)
     if served_name == engine_ref["name"] and rollout_done(deploy, wanted):
         actions += release_unused_engines(seen.engines, me, {engine_ref["name"]})
@@ -179,7 +184,14 @@ def _progress(seen: Observed, spec: LLMDeploymentSpec, actions: list[Action]) ->
         pending,
         pod_problems(seen.pods) if deploy else [],
         _old_status(seen.body).get("phase") in ("Ready", "Degraded"),
+        overrides_ignored=tuple(ignored),
     )
+
+
+def secret_of(spec: LLMDeploymentSpec) -> tuple[str, str] | None:
+    """(Secret name, key) of the Hugging Face token, or None."""
+    ref = spec.model.secret_ref
+    return (ref.name, ref.key) if ref else None
 
 
 def check_claims(spec: LLMDeploymentSpec, namespace: str, claims: list[dict[str, Any]]) -> None:
@@ -257,11 +269,7 @@ def target_engine(
     live = find(seen.engines, name)
     shared = {**me, "controller": False}
     if live is None:
-        secret = (
-            (spec.model.secret_ref.name, spec.model.secret_ref.key)
-            if spec.model.secret_ref
-            else None
-        )
+        secret = secret_of(spec)
         live = desired_engine(
             name,
             meta["namespace"],
@@ -273,6 +281,7 @@ def target_engine(
             spec.engine.build_resources.as_dict(),
             secret,
             spec.storage.retain_engines,
+            spec.jobs.pod,
         )
         actions.append(
             Action(
@@ -330,14 +339,16 @@ def adapters(
         return []
     name, ns = seen.body["metadata"]["name"], seen.body["metadata"]["namespace"]
     engine_spec = LLMEngineSpec.model_validate(engine["spec"])
-    secret = (
-        (spec.model.secret_ref.name, spec.model.secret_ref.key) if spec.model.secret_ref else None
-    )
+    secret = secret_of(spec)
     pending = []
     for adapter in spec.adapters:
         config = desired_adapter_config(name, ns, adapter, engine_spec, seen.scripts, [me])
-        job = desired_adapter_job(name, ns, adapter, engine_spec, claim, config, [me], secret)
+        job = desired_adapter_job(
+            name, ns, adapter, engine_spec, claim, config, [me], secret, spec.jobs.pod
+        )
         live = find(seen.adapter_jobs, job["metadata"]["name"])
+        if live is not None:  # a Job's pod template is immutable: a live Job keeps its own
+            job = {**job, "spec": {**job["spec"], "template": live["spec"]["template"]}}
         actions += [Action("apply", config), Action("apply", job, live=live)]
         if not _complete(live):
             pending.append(adapter.name)
@@ -361,9 +372,9 @@ def serving_objects(
     claim: str,
     me: dict[str, Any],
     actions: list[Action],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[str]]:
     """Plan the serving ConfigMap, Deployment, Service, PDB and PodMonitor for `engine`; returns the
-    Deployment as the API server will show it once applied."""
+    Deployment as the API server will show it once applied, and the serving overrides ignored."""
     name, ns = seen.body["metadata"]["name"], seen.body["metadata"]["namespace"]
     engine_spec = LLMEngineSpec.model_validate(engine["spec"])
     served = Served(
@@ -385,7 +396,8 @@ def serving_objects(
         actions.append(Action("apply", desired_pdb(name, ns, [me])))
     if seen.pod_monitors:
         actions.append(Action("apply", desired_pod_monitor(name, ns, spec, [me])))
-    return after_apply(seen.deployment, deploy)
+    ignored = serving_overrides_ignored(name, spec, served, claim, config)
+    return after_apply(seen.deployment, deploy), ignored
 
 
 def after_apply(live: dict[str, Any] | None, desired_obj: dict[str, Any]) -> dict[str, Any]:

@@ -9,12 +9,14 @@ from typing import Any
 
 from trtllm_operator.api.engine_key import engine_data, engine_spec_key
 from trtllm_operator.api.models import LLMEngineSpec
+from trtllm_operator.api.overrides import PodOverrides
 from trtllm_operator.api.sources import PvcSource, parse_source
 from trtllm_operator.api.toolchains import pod_image, toolchain
 from trtllm_operator.plan import layout, names
 from trtllm_operator.plan.build_request import engine_request, request_files
 from trtllm_operator.plan.jobs import desired_build_config, gpu_placement, job, job_pod, pvc_claims
 from trtllm_operator.plan.meta import owner_ref
+from trtllm_operator.plan.overrides import gpu_count_ignored, with_pod_overrides
 
 FETCH_RESOURCES = {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "16Gi"}}
 # Build resources when neither the user nor the checkpoint's size says otherwise.
@@ -23,6 +25,7 @@ DEFAULT_BUILD_RESOURCES = {
     "limits": {"memory": "128Gi"},
 }
 GIB = 1 << 30
+JOBS_POD = "spec.jobs.pod"
 BUILD_DEADLINE_SECONDS = 4 * 3600
 FETCH_DEADLINE_SECONDS = 2 * 3600
 
@@ -40,6 +43,7 @@ class EngineContext:
     build_resources: dict[str, Any] = field(default_factory=dict)
     secret: tuple[str, str] | None = None
     retain: bool = False
+    pod_overrides: PodOverrides = field(default_factory=PodOverrides)
 
 
 def desired_engine(
@@ -53,8 +57,10 @@ def desired_engine(
     build_resources: dict[str, Any],
     secret: tuple[str, str] | None,
     retain: bool,
+    pod_overrides: PodOverrides | None = None,
 ) -> dict[str, Any]:
-    """The LLMEngine a deployment needs; created once, then only its ownerReferences change."""
+    """The LLMEngine a deployment needs; created once, then only its ownerReferences change. Its
+    Jobs' pods take the creator's spec.jobs.pod (kept in an annotation: it is no build input)."""
     annotations = {
         names.CACHE_CLAIM_ANNOTATION: claim,
         names.CREATED_BY_ANNOTATION: creator["uid"],
@@ -64,6 +70,10 @@ def desired_engine(
     }
     if secret:
         annotations[names.SECRET_ANNOTATION] = f"{secret[0]}/{secret[1]}"
+    if pod_overrides is not None and pod_overrides != PodOverrides():
+        annotations[names.JOB_POD_ANNOTATION] = pod_overrides.model_dump_json(
+            by_alias=True, exclude_defaults=True
+        )
     labels = {names.MANAGED_BY: names.OPERATOR, names.ENGINE_KEY_LABEL: names.engine_key_label(key)}
     owner = owner_ref("LLMDeployment", creator["name"], creator["uid"], controller=False)
     return {
@@ -95,6 +105,7 @@ def engine_context(body: dict[str, Any]) -> EngineContext:
         build_resources=json.loads(notes.get(names.BUILD_RESOURCES_ANNOTATION, "{}")),
         secret=(secret.split("/", 1)[0], secret.split("/", 1)[-1]) if secret else None,
         retain=notes.get(names.RETAIN_ANNOTATION) == "true",
+        pod_overrides=PodOverrides.model_validate_json(notes.get(names.JOB_POD_ANNOTATION, "{}")),
     )
 
 
@@ -134,7 +145,7 @@ def desired_fetch_job(
         source_claims(spec),
     )
     pod["containers"][0]["resources"] = FETCH_RESOURCES
-    return job(
+    built = job(
         names.fetch_job(ctx.name),
         ctx.namespace,
         names.engine_labels(ctx.name, ctx.key, "fetch"),
@@ -144,6 +155,7 @@ def desired_fetch_job(
         backoff=3,
         deadline=FETCH_DEADLINE_SECONDS,
     )
+    return with_pod_overrides(built, ctx.pod_overrides, JOBS_POD)[0]
 
 
 def build_resources_for(model_bytes: int | None) -> dict[str, Any]:
@@ -168,7 +180,7 @@ def desired_build_job(
     engine.buildResources or resources sized from the fetched checkpoint."""
     pod = job_pod("build", spec.toolchain.image, ctx.claim, config, ctx.secret, source_claims(spec))
     gpu_placement(pod, spec, ctx.build_resources or build_resources_for(model_bytes))
-    return job(
+    built = job(
         names.build_job(ctx.name),
         ctx.namespace,
         names.engine_labels(ctx.name, ctx.key, "build"),
@@ -177,6 +189,24 @@ def desired_build_job(
         spec.model.source,
         backoff=2,
         deadline=BUILD_DEADLINE_SECONDS,
+    )
+    return with_pod_overrides(built, ctx.pod_overrides, JOBS_POD)[0]
+
+
+def jobs_overrides_ignored(
+    overrides: PodOverrides,
+    spec: LLMEngineSpec,
+    build_resources: dict[str, Any],
+    secret: tuple[str, str] | None,
+) -> list[str]:
+    """The spec.jobs.pod fields (and a GPU count in engine.buildResources) the operator has to
+    ignore, found on the Job that sets the most of its own: the build Job."""
+    ctx = EngineContext("engine", "", "", "", "cache", 0, build_resources, secret)
+    config = {"metadata": {"name": "config"}, "data": {}}
+    operators = desired_build_job(ctx, spec, config)
+    gpus = str(spec.parallelism.tensor * spec.parallelism.pipeline)
+    return with_pod_overrides(operators, overrides, JOBS_POD)[1] + gpu_count_ignored(
+        build_resources, gpus, "spec.engine.buildResources"
     )
 
 
@@ -261,7 +291,7 @@ def desired_cleanup_job(ctx: EngineContext, spec: LLMEngineSpec) -> dict[str, An
         deadline=3600,
     )
     built["spec"]["ttlSecondsAfterFinished"] = 600
-    return built
+    return with_pod_overrides(built, ctx.pod_overrides, JOBS_POD)[0]
 
 
 def _owner(ctx: EngineContext) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trtllm_operator.api.models import LLMEngineSpec
+from trtllm_operator.api.toolchains import pod_image
 from trtllm_operator.plan import conditions, layout
 from trtllm_operator.plan.engine import EngineContext, needs_build_job
 from trtllm_operator.plan.pods import PodProblem, pod_problems
@@ -114,6 +115,7 @@ def engine_status(
         "precision": precision(spec),
         "parallelism": f"{spec.parallelism.tensor}x{spec.parallelism.pipeline}",
         "jobs": [j.name for j in (fetch, build) if j.state != MISSING],
+        "image": pod_image(spec.toolchain.image),
     }
     status.update(report_fields(report, step))
     ready, reason, message = _ready_condition(step, fetch, build)

@@ -27,6 +27,7 @@ BUILD_RESOURCES_ANNOTATION = f"{GROUP}/build-resources"
 CREATED_BY_ANNOTATION = f"{GROUP}/created-by"
 MEMORY_ANNOTATION = f"{GROUP}/gpu-memory-mib"
 SECRET_ANNOTATION = f"{GROUP}/hf-token-secret"
+JOB_POD_ANNOTATION = f"{GROUP}/job-pod-overrides"  # the creator's spec.jobs.pod, as JSON
 # On pod templates: the model source of a Job's pods, the serving ConfigMap's hash (rolls the pods).
 MODEL_ANNOTATION = f"{GROUP}/model"
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"

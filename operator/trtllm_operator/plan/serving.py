@@ -14,6 +14,12 @@ from trtllm_operator.plan.engine import source_claims
 from trtllm_operator.plan.jobs import gpu_placement, source_volumes
 from trtllm_operator.plan.meta import obj
 from trtllm_operator.plan.names import CONFIG_HASH_ANNOTATION
+from trtllm_operator.plan.overrides import (
+    gpu_count_ignored,
+    merge_service,
+    with_pod_overrides,
+)
+from trtllm_operator.plan.resources import serving_resources, shm_size_limit
 from trtllm_operator.plan.runtimes import Runtime, deployment_ports, runtime_for
 from trtllm_operator.plan.runtimes.base import (
     LORA_LINKS,
@@ -77,8 +83,41 @@ def desired_deployment(
     replicas: int | None,
     owners: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The serving Deployment on the engine's GPUs; `replicas` None leaves them to the
-    autoscaler."""
+    """The serving Deployment on the engine's GPUs, spec.serving.pod merged in (plan/overrides.py);
+    `replicas` None leaves them to the autoscaler."""
+    return with_pod_overrides(
+        _deployment(name, namespace, spec, served, claim, config, replicas, owners),
+        spec.serving.pod,
+        "spec.serving.pod",
+    )[0]
+
+
+def serving_overrides_ignored(
+    name: str, spec: LLMDeploymentSpec, served: Served, claim: str, config: dict[str, Any]
+) -> list[str]:
+    """The serving overrides the operator has to ignore ("<path>: <why>"): pod fields it sets
+    itself, Service annotations of its own prefix, a GPU count in spec.serving.resources."""
+    operators = _deployment(name, "", spec, served, claim, config, None, [])
+    ignored = with_pod_overrides(operators, spec.serving.pod, "spec.serving.pod")[1]
+    ignored += merge_service(
+        _service(name, "", spec, []), spec.serving.service, "spec.serving.service"
+    )[1]
+    gpus = str(served.spec.parallelism.tensor * served.spec.parallelism.pipeline)
+    return ignored + gpu_count_ignored(
+        spec.serving.resources.as_dict(), gpus, "spec.serving.resources"
+    )
+
+
+def _deployment(
+    name: str,
+    namespace: str,
+    spec: LLMDeploymentSpec,
+    served: Served,
+    claim: str,
+    config: dict[str, Any],
+    replicas: int | None,
+    owners: list[dict[str, Any]],
+) -> dict[str, Any]:
     pod = _pod(name, spec, served, claim)
     digest = hashlib.sha256(repr(sorted(config["data"].items())).encode()).hexdigest()[:16]
     template = {
@@ -118,25 +157,26 @@ def _pod(name: str, spec: LLMDeploymentSpec, served: Served, claim: str) -> dict
         image=pod_image(runtime.image(tc)),
     )
     parts = runtime.pod_parts(server)
-    mounts, volumes = _storage(name, served, claim)
+    resources = serving_resources(spec.serving.resources.as_dict())
+    mounts, volumes = _storage(name, served, claim, shm_size_limit(resources))
     container = _server_container(runtime, server, tc)
     container["volumeMounts"] = [*mounts, *parts.mounts]
     pod: dict[str, Any] = {"containers": [container], "volumes": [*volumes, *parts.volumes]}
     if parts.init_containers:
         pod["initContainers"] = list(parts.init_containers)
-    return gpu_placement(pod, served.spec, spec.serving.resources.as_dict())
+    return gpu_placement(pod, served.spec, resources)
 
 
-def _storage(name: str, served: Served, claim: str) -> tuple[list[Any], list[Any]]:
+def _storage(name: str, served: Served, claim: str, shm_limit: str) -> tuple[list[Any], list[Any]]:
     """The server's mounts and the pod's volumes every runtime gets: cache, model repository,
-    serving config, shared memory and the engine's pvc:// sources."""
+    serving config, shared memory (`shm_limit` its sizeLimit) and the engine's pvc:// sources."""
     shm = {"name": "shm", "mountPath": "/dev/shm"}
     mounts = [cache_mount(), model_repo_mount(), config_mount(), shm]
     volumes = [
         {"name": "cache", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}},
         {"name": "model-repo", "emptyDir": {}},
         {"name": "config", "configMap": {"name": names.serving_config(name)}},
-        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": shm_limit}},
     ]
     source_mounts, source_vols = source_volumes(source_claims(served.spec))
     return mounts + source_mounts, volumes + source_vols
@@ -171,7 +211,15 @@ def _probe(port: str, path: str, period: int, failures: int) -> dict[str, Any]:
 def desired_service(
     name: str, namespace: str, spec: LLMDeploymentSpec, owners: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """ClusterIP Service with the runtime's named ports (Triton 8000-8002, trtllm-serve 8000)."""
+    """The Service with the runtime's named ports (Triton 8000-8002, trtllm-serve 8000), of
+    spec.serving.service's type (ClusterIP by default) and annotations."""
+    service = _service(name, namespace, spec, owners)
+    return merge_service(service, spec.serving.service, "spec.serving.service")[0]
+
+
+def _service(
+    name: str, namespace: str, spec: LLMDeploymentSpec, owners: list[dict[str, Any]]
+) -> dict[str, Any]:
     body = {
         "selector": names.pod_selector(name),
         "ports": [
