@@ -9,7 +9,7 @@ from trtllm_operator.plan.resources import quantity_bytes, serving_resources, sh
 
 def test_defaults_make_a_burstable_pod() -> None:
     out = serving_resources({})
-    assert out == {"requests": {"cpu": "1", "memory": "16Gi"}, "limits": {"memory": "64Gi"}}
+    assert out == {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "64Gi"}}
     assert shm_size_limit(out) == "16Gi"
 
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-DEFAULT_SERVING_REQUESTS = {"cpu": "1", "memory": "16Gi"}
+# 4Gi: what the server process holds in host memory once the weights are on the GPU (tokenizer,
+# runtime, request buffers) for the small and medium models a default is for; a large model's user
+# raises it in spec.serving.resources. The limit leaves room for the loading peak and /dev/shm.
+DEFAULT_SERVING_REQUESTS = {"cpu": "1", "memory": "4Gi"}
 DEFAULT_SERVING_MEMORY_LIMIT = "64Gi"
 MIB = 1 << 20
 SHM_MAX = 16 * 1024 * MIB
