@@ -69,7 +69,10 @@ def make_spec(
 
 def claim(name: str, namespace: str = "demo") -> dict[str, Any]:
     """A bound PersistentVolumeClaim."""
-    return {"metadata": {"name": name, "namespace": namespace}, "status": {"phase": "Bound"}}
+    return {
+        "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}"},
+        "status": {"phase": "Bound"},
+    }
 
 
 def user_claims(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -56,6 +56,7 @@ MAY = [
     ("list", "pods"),
     ("watch", "nodes"),
     ("create", "events"),
+    ("list", "events"),
     ("create", "events.events.k8s.io"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
 ]

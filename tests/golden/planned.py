@@ -46,10 +46,11 @@ def engine_children(engine: dict[str, Any]) -> dict[str, Any]:
     live = {**engine, "metadata": {**engine["metadata"], "uid": "engine-uid"}}
     name = live["metadata"]["name"]
     fetch, build = JobView(names.fetch_job(name)), JobView(names.build_job(name))
-    fetching = desired_for_engine(EngineObserved(live, NOW, fetch, build, SCRIPTS))
+    volume = claim(plan_engine.engine_context(live).claim, live["metadata"]["namespace"])
+    fetching = desired_for_engine(EngineObserved(live, NOW, fetch, build, SCRIPTS, volume))
     fetched = JobView(fetch.name, state=SUCCEEDED)
     building = desired_for_engine(
-        EngineObserved({**live, "status": fetching.status}, NOW, fetched, build, SCRIPTS)
+        EngineObserved({**live, "status": fetching.status}, NOW, fetched, build, SCRIPTS, volume)
     )
     ctx, spec = plan_engine.engine_context(live), LLMEngineSpec.model_validate(live["spec"])
     return {

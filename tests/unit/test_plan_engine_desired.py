@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.factories import NOW, SAMPLES, observed, sample_body
+from tests.factories import NOW, SAMPLES, claim, observed, sample_body
 from trtllm_operator.plan import names
 from trtllm_operator.plan.desired import desired
 from trtllm_operator.plan.engine_desired import EngineObserved, desired_for_engine
@@ -34,6 +34,7 @@ def seen(
         JobView(names.fetch_job(name), fetch, report or {}),
         JobView(names.build_job(name), build),
         {"run.py": "# run"},
+        claim(names.DEFAULT_CACHE_CLAIM),
     )
 
 
@@ -103,6 +104,7 @@ def test_facts_learned_from_job_pods_outlive_the_pods() -> None:
             JobView(names.fetch_job(name), SUCCEEDED, report),
             JobView(names.build_job(name), SUCCEEDED, report),
             {},
+            claim(names.DEFAULT_CACHE_CLAIM),
         )
     ).status
     assert learned["resolvedRevision"] == report["commit"] and learned["size"] == "2.0Gi"

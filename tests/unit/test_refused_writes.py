@@ -96,6 +96,7 @@ def test_a_refused_build_job_fails_the_engine_with_the_servers_words() -> None:
         JobView(names.fetch_job(name), SUCCEEDED),
         JobView(names.build_job(name)),
         {},
+        claim(names.DEFAULT_CACHE_CLAIM),
     )
     refused = ApplyError(
         f"Job demo/{names.build_job(name)}", 422, "spec.template: quantities must match"

@@ -109,6 +109,18 @@ class LLMDeploymentStatus(SpecModel):
     )
 
 
+class VolumeRef(SpecModel):
+    """The claim an engine's files were written to."""
+
+    claim: str = Field("", description="Name of the PersistentVolumeClaim.")
+    uid: str = Field(
+        "",
+        description="Its metadata.uid when the fetch Job was created: a claim of the same name "
+        "with another UID (deleted and recreated) no longer holds the files, and the engine is "
+        "fetched and built again.",
+    )
+
+
 class LLMEngineStatus(SpecModel):
     """Observed state of an LLMEngine."""
 
@@ -137,6 +149,9 @@ class LLMEngineStatus(SpecModel):
         default_factory=list, description="Names of the Jobs that fetched and built it."
     )
     resolved_revision: str = Field("", description="Commit the model revision resolved to.")
+    volume: VolumeRef | None = Field(
+        None, description="The cache claim the engine's files are on (name and UID)."
+    )
     error: str = Field("", description="Why the build failed, when it did.")
     log_tail: str = Field("", description="Last lines of the build log.")
     image: str = Field(

@@ -25,11 +25,13 @@ def observe(body: dict[str, Any]) -> Observed:
     name, ns = body["metadata"]["name"], body["metadata"]["namespace"]
     deploy = kube.get("apps/v1", "Deployment", ns, names.serving(name))
     pods = kube.list_objects("v1", "Pod", ns, names.pod_selector(name)) if deploy else []
+    claims = kube.list_objects("v1", "PersistentVolumeClaim", ns)
     return Observed(
         body=body,
         now=now(),
         nodes=kube.list_objects("v1", "Node"),
-        claims=kube.list_objects("v1", "PersistentVolumeClaim", ns),
+        claims=claims,
+        claim_events=pending_claim_events(ns, claims),
         engines=kube.list_objects(names.API_VERSION, "LLMEngine", ns),
         deployment=deploy,
         pods=pods,
@@ -37,6 +39,28 @@ def observe(body: dict[str, Any]) -> Observed:
         pod_monitors=kube.crd_exists("podmonitors.monitoring.coreos.com"),
         scripts=build_scripts(),
     )
+
+
+def pending_claim_events(namespace: str, claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Warning events of the namespace's Pending PVCs (why a claim does not bind: a missing
+    StorageClass, a provisioner's error); read only while some claim is Pending."""
+    pending = [
+        c["metadata"]["name"] for c in claims if (c.get("status") or {}).get("phase") == "Pending"
+    ]
+    return [
+        event
+        for claim in pending
+        for event in kube.list_objects(
+            "v1",
+            "Event",
+            namespace,
+            fields={
+                "involvedObject.kind": "PersistentVolumeClaim",
+                "involvedObject.name": claim,
+                "type": "Warning",
+            },
+        )
+    ]
 
 
 def reconcile(body: dict[str, Any]) -> None:

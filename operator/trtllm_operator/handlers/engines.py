@@ -32,7 +32,8 @@ def observe_job(namespace: str, name: str) -> progress.JobView:
 
 
 def observe_engine(body: dict[str, Any]) -> EngineObserved:
-    """Every read one engine reconcile needs: its fetch and build Jobs with their pods."""
+    """Every read one engine reconcile needs: its fetch and build Jobs with their pods, and the
+    cache claim they write to."""
     meta = body["metadata"]
     return EngineObserved(
         body=body,
@@ -40,6 +41,9 @@ def observe_engine(body: dict[str, Any]) -> EngineObserved:
         fetch=observe_job(meta["namespace"], names.fetch_job(meta["name"])),
         build=observe_job(meta["namespace"], names.build_job(meta["name"])),
         scripts=build_scripts(),
+        claim=kube.get(
+            "v1", "PersistentVolumeClaim", meta["namespace"], plan.engine_context(body).claim
+        ),
     )
 
 

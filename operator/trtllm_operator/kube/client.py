@@ -30,6 +30,7 @@ PLURALS = {
     "LLMDeployment": "llmdeployments",
     "LLMEngine": "llmengines",
     "CustomResourceDefinition": "customresourcedefinitions",
+    "Event": "events",
 }
 _api: client.ApiClient | None = None
 _api_lock = threading.Lock()
@@ -96,10 +97,17 @@ def get(api_version: str, kind: str, namespace: str | None, name: str) -> dict[s
 
 
 def list_objects(
-    api_version: str, kind: str, namespace: str | None = None, labels: dict[str, str] | None = None
+    api_version: str,
+    kind: str,
+    namespace: str | None = None,
+    labels: dict[str, str] | None = None,
+    fields: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Objects of a kind, optionally filtered by labels; [] when the kind is not served (404)."""
+    """Objects of a kind, optionally filtered by labels and fields; [] when the kind is not served
+    (404)."""
     query = [("labelSelector", ",".join(f"{k}={v}" for k, v in labels.items()))] if labels else []
+    if fields:
+        query.append(("fieldSelector", ",".join(f"{k}={v}" for k, v in fields.items())))
     try:
         return call("GET", path(api_version, kind, namespace), query=query).get("items") or []
     except ApiException as error:

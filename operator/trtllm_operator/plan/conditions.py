@@ -24,6 +24,15 @@ AS_EXPECTED = "AsExpected"
 CONVERTING_ADAPTERS = "ConvertingAdapters"
 APPLY_FAILED = "ApplyFailed"  # the API server refused a child object (names the object and why)
 OVERRIDE_IGNORED = "OverrideIgnored"  # a spec.*.pod / service field the operator's own value beat
+# The cache claim an engine was written to (plan/engine_volume.py): gone, recreated empty, or being
+# deleted.
+CACHE_VOLUME_MISSING = "CacheVolumeMissing"
+CACHE_VOLUME_REPLACED = "CacheVolumeReplaced"
+CACHE_VOLUME_DELETING = "CacheVolumeDeleting"
+VOLUME_PENDING = "VolumePending"  # the cache claim does not bind (the cluster's Warning says why)
+VOLUME_REASONS = frozenset(
+    {CACHE_VOLUME_MISSING, CACHE_VOLUME_REPLACED, CACHE_VOLUME_DELETING, VOLUME_PENDING}
+)
 
 # Pod-level causes (plan/pods.py), the reasons of the conditions that report failing pods. The
 # kubelet's ErrImagePull and ImagePullBackOff alternate for one cause, so both are reported as
@@ -55,7 +64,7 @@ POD_REASONS = frozenset(
     }
 )
 # Reasons announced once as a Warning event when a condition starts carrying them.
-WARNING_REASONS = POD_REASONS | {BUILD_FAILED, APPLY_FAILED, OVERRIDE_IGNORED}
+WARNING_REASONS = POD_REASONS | VOLUME_REASONS | {BUILD_FAILED, APPLY_FAILED, OVERRIDE_IGNORED}
 
 
 def make(

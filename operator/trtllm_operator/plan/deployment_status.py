@@ -29,6 +29,7 @@ class StatusFacts:
     )  # the serving pods', most telling first
     was_serving: bool = False  # the last status was Ready or Degraded
     apply_error: tuple[str, str] | None = None  # (ApplyFailed, message): a child was refused
+    claim_pending: tuple[str, str] | None = None  # (VolumePending, why): the cache claim is unbound
     overrides_ignored: tuple[str, ...] = ()  # "<path>: <why>" of each override not applied
 
 
@@ -191,7 +192,8 @@ def _progressing(
     engine_ready: tuple[str, str, str],
     why_not: str,
 ) -> tuple[str, str, str]:
-    if degraded and (degraded[0] in c.POD_REASONS or degraded[0] == c.APPLY_FAILED):
+    stalls = c.POD_REASONS | c.VOLUME_REASONS | {c.APPLY_FAILED}
+    if degraded and degraded[0] in stalls:
         return "False", degraded[0], f"The rollout is stalled: {degraded[1]}"
     if done or degraded:
         return "False", c.AS_EXPECTED, "Nothing in progress."
@@ -211,6 +213,8 @@ def _why_not_ready(
 ) -> str:
     if seen.apply_error:
         return seen.apply_error[1]
+    if seen.claim_pending:
+        return seen.claim_pending[1]
     if engine_ready[0] != "True":
         keep = (
             f" Engine {seen.served_engine} keeps serving meanwhile." if seen.served_engine else ""
@@ -234,9 +238,20 @@ def _degraded(seen: StatusFacts) -> tuple[str, str] | None:
         return seen.apply_error
     if seen.engine_status.get("phase") == "Failed":
         return c.BUILD_FAILED, _build_failed_message(seen)
+    volume = volume_problem(seen) or seen.claim_pending
+    if volume:
+        return volume
     issue = pod_issue(seen)
     if issue and pods_failing(seen):
         return issue
+    return None
+
+
+def volume_problem(seen: StatusFacts) -> tuple[str, str] | None:
+    """(reason, message) when the engine's cache claim is gone, replaced or being deleted."""
+    cond = c.find(seen.engine_status.get("conditions"), "CacheVolume") or {}
+    if cond.get("status") == "False" and cond.get("reason") in c.VOLUME_REASONS:
+        return cond["reason"], cond.get("message", "")
     return None
 
 
@@ -254,8 +269,12 @@ def _phase(seen: StatusFacts, conds: list[dict[str, Any]]) -> str:
         return "Failed" if seen.problem[0] == c.INVALID_SPEC else "Pending"
     if seen.apply_error:
         return "Degraded" if _available_replicas(seen) > 0 or seen.was_serving else "Failed"
+    if volume_problem(seen) and c.is_true(conds, "Ready"):
+        return "Degraded"  # still serving, from a claim being deleted
     if c.is_true(conds, "Ready"):
         return "Ready"
+    if seen.claim_pending:
+        return "Pending"
     if seen.engine_status.get("phase") == "Failed":
         return "Degraded" if seen.served_engine else "Failed"
     if pods_failing(seen):

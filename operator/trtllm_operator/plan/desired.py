@@ -67,6 +67,7 @@ class Observed:
     now: str  # RFC 3339, for condition times
     nodes: list[dict[str, Any]] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)  # the namespace's PVCs
+    claim_events: list[dict[str, Any]] = field(default_factory=list)  # Warnings of Pending PVCs
     engines: list[dict[str, Any]] = field(default_factory=list)  # the namespace's LLMEngines
     deployment: dict[str, Any] | None = None  # the live serving Deployment
     pods: list[dict[str, Any]] = field(default_factory=list)  # its serving pods
@@ -185,6 +186,7 @@ def _progress(seen: Observed, spec: LLMDeploymentSpec, actions: list[Action]) ->
         pod_problems(seen.pods) if deploy else [],
         _old_status(seen.body).get("phase") in ("Ready", "Degraded"),
         overrides_ignored=tuple(ignored),
+        claim_pending=pending_claim(claim, seen.claims, seen.claim_events),
     )
 
 
@@ -225,6 +227,27 @@ def cache_claim(
             )
         )
     return claim
+
+
+def pending_claim(
+    name: str, claims: list[dict[str, Any]], events: list[dict[str, Any]]
+) -> tuple[str, str] | None:
+    """(VolumePending, why) when the cache claim is Pending and the cluster said why in a Warning
+    event (e.g. its StorageClass does not exist); a claim waiting for its first consumer (the
+    WaitForFirstConsumer binding mode) has no Warning and is not a problem."""
+    live = find(claims, name)
+    if live is None or (live.get("status") or {}).get("phase") != "Pending":
+        return None
+    said = [e for e in events if (e.get("involvedObject") or {}).get("name") == name]
+    if not said:
+        return None
+    last = max(said, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    return (
+        reasons.VOLUME_PENDING,
+        f"PersistentVolumeClaim {name} is Pending: {last.get('message', '').strip()} "
+        f"({last.get('reason', 'Warning')}). Fix spec.storage (storageClassName, size) or the "
+        "cluster's provisioner; the engine's Jobs wait for the claim.",
+    )
 
 
 def placed_engine(seen: Observed, spec: LLMDeploymentSpec) -> tuple[str, str, LLMEngineSpec, int]:

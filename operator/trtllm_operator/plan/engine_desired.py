@@ -10,19 +10,27 @@ Job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from trtllm_operator.api.models import LLMEngineSpec
 from trtllm_operator.plan import conditions
+from trtllm_operator.plan import engine_volume as volume
 from trtllm_operator.plan.actions import Action, ApplyError, Desired, Event
 from trtllm_operator.plan.engine import (
+    EngineContext,
     desired_build_job,
     desired_engine_config,
     desired_fetch_job,
     engine_context,
 )
-from trtllm_operator.plan.engine_status import JobView, engine_status, next_step
+from trtllm_operator.plan.engine_status import (
+    DELETING,
+    MISSING,
+    JobView,
+    engine_status,
+    next_step,
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,7 @@ class EngineObserved:
     fetch: JobView
     build: JobView
     scripts: dict[str, str]
+    claim: dict[str, Any] | None  # the cache PVC the engine's Jobs write to (None: not found)
     apply_error: ApplyError | None = None  # the API server refused a write of this decision
 
 
@@ -45,21 +54,18 @@ def users(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 def desired_for_engine(seen: EngineObserved) -> Desired:
     """The build ConfigMap, the Job the engine needs next (if any), its status and events."""
-    body, fetch, build = seen.body, seen.fetch, seen.build
+    body, old = seen.body, seen.body.get("status") or {}
     spec, ctx = LLMEngineSpec.model_validate(body["spec"]), engine_context(body)
     config = desired_engine_config(ctx, spec, seen.scripts)
     actions = [Action("apply", config)]
+    held = volume.volume_state(old.get("volume") or {}, seen.claim)
+    fetch, build = seen.fetch, seen.build
+    if held == volume.REPLACED:  # the files are gone: run the Jobs again, on the new claim
+        actions += rerun_jobs(ctx.namespace, (fetch, build))
+        fetch, build = _deleting(fetch), _deleting(build)
     step = next_step(spec, fetch, build)
-    if step == "create-fetch":
-        started = Event(
-            "Normal", "FetchStarted", f"Started Job {fetch.name} to download {spec.model.source}"
-        )
-        actions.append(Action("apply", desired_fetch_job(ctx, spec, config), event=started))
-    elif step == "create-build":
-        job = desired_build_job(ctx, spec, config, fetch.report.get("modelBytes"))
-        started = Event("Normal", "BuildStarted", f"Started Job {build.name} on {spec.gpu.product}")
-        actions.append(Action("apply", job, event=started, metric=("builds", "started")))
-    old = body.get("status") or {}
+    if held != volume.MISSING:
+        actions += next_job(ctx, spec, config, step, fetch, build)
     status = engine_status(
         spec,
         ctx,
@@ -70,10 +76,82 @@ def desired_for_engine(seen: EngineObserved) -> Desired:
         old.get("conditions") or [],
         seen.now,
     )
-    status = keep_learned(old, status)
+    status = with_volume(keep_learned(old, status), old, seen, step, held)
     if seen.apply_error:
         actions, status = [], refused_status(status, seen.apply_error, old, seen.now)
     return Desired(actions, status, engine_events(old, status), spec)
+
+
+def next_job(
+    ctx: EngineContext,
+    spec: LLMEngineSpec,
+    config: dict[str, Any],
+    step: str,
+    fetch: JobView,
+    build: JobView,
+) -> list[Action]:
+    """The fetch or build Job to create now, if the step asks for one."""
+    if step == "create-fetch":
+        started = Event(
+            "Normal", "FetchStarted", f"Started Job {fetch.name} to download {spec.model.source}"
+        )
+        return [Action("apply", desired_fetch_job(ctx, spec, config), event=started)]
+    if step == "create-build":
+        job = desired_build_job(ctx, spec, config, fetch.report.get("modelBytes"))
+        started = Event("Normal", "BuildStarted", f"Started Job {build.name} on {spec.gpu.product}")
+        return [Action("apply", job, event=started, metric=("builds", "started"))]
+    return []
+
+
+def rerun_jobs(namespace: str, jobs: tuple[JobView, ...]) -> list[Action]:
+    """Delete the engine's finished (or running) Jobs so they run again from the start."""
+    return [
+        Action(
+            "delete",
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": j.name, "namespace": namespace},
+            },
+        )
+        for j in jobs
+        if j.state not in (MISSING, DELETING)
+    ]
+
+
+def _deleting(job: JobView) -> JobView:
+    return job if job.state == MISSING else replace(job, state=DELETING)
+
+
+def with_volume(
+    status: dict[str, Any], old: dict[str, Any], seen: EngineObserved, step: str, state: str
+) -> dict[str, Any]:
+    """`status` with the claim the engine's files are on (recorded when its fetch Job is created,
+    or adopted for an engine made before this was recorded) and, when that claim is gone,
+    replaced or being deleted, a phase and conditions that say so: never Ready over lost files."""
+    recorded = old.get("volume") or {}
+    if step == "create-fetch" and state != volume.MISSING or (not recorded and seen.claim):
+        recorded = volume.volume_record(seen.claim)
+    out = {**status, "volume": recorded} if recorded else dict(status)
+    if state == volume.OK:
+        return out
+    claim_uid = ((seen.claim or {}).get("metadata") or {}).get("uid", "")
+    message = volume.volume_message(state, engine_context(seen.body).claim, recorded, claim_uid)
+    reason = {
+        volume.MISSING: conditions.CACHE_VOLUME_MISSING,
+        volume.REPLACED: conditions.CACHE_VOLUME_REPLACED,
+        volume.DELETING: conditions.CACHE_VOLUME_DELETING,
+    }[state]
+    gen = status.get("observedGeneration")
+    cache = conditions.make("CacheVolume", "False", reason, message, gen)
+    conds = [c for c in out["conditions"] if c["type"] != "Ready"]
+    if state != volume.DELETING:  # the files are gone
+        out["phase"] = "Pending" if state == volume.MISSING else "Fetching"
+        conds.append(conditions.make("Ready", "False", reason, message, gen))
+    else:
+        conds += [c for c in out["conditions"] if c["type"] == "Ready"]
+    out["conditions"] = conditions.merge(old.get("conditions") or [], [*conds, cache], seen.now)
+    return out
 
 
 # Facts the Jobs' pods report once (in their termination messages). The pods of finished Jobs are
@@ -114,6 +192,6 @@ def engine_events(old: dict[str, Any], status: dict[str, Any]) -> list[Event]:
         elif status["phase"] == "Failed":
             events.append(Event("Warning", "BuildFailed", status.get("error", "build failed")))
     for reason, message in conditions.new_warnings(old.get("conditions"), status["conditions"]):
-        if reason in conditions.POD_REASONS:
+        if reason in conditions.POD_REASONS | conditions.VOLUME_REASONS:
             events.append(Event("Warning", reason, message))
     return events

@@ -13,6 +13,7 @@ from trtllm_operator.plan.engine import EngineContext, needs_build_job
 from trtllm_operator.plan.pods import PodProblem, pod_problems
 
 MISSING, RUNNING, SUCCEEDED, FAILED = "Missing", "Running", "Succeeded", "Failed"
+DELETING = "Deleting"  # deleted, its pods still going: a Job of the same name cannot be made yet
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ def job_view(name: str, job: dict[str, Any] | None, pods: list[dict[str, Any]]) 
     """Summarise a Job (None when absent) and its pods; the newest finished pod's report wins."""
     if job is None:
         return JobView(name)
+    if (job.get("metadata") or {}).get("deletionTimestamp"):
+        return JobView(name, DELETING)
     status = job.get("status") or {}
     done = {c["type"]: c for c in status.get("conditions") or [] if c.get("status") == "True"}
     state = SUCCEEDED if "Complete" in done else FAILED if "Failed" in done else RUNNING
@@ -68,8 +71,10 @@ def latest_report(pods: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def next_step(spec: LLMEngineSpec, fetch: JobView, build: JobView) -> str:
-    """What the engine needs now: create-fetch, wait-fetch, create-build, wait-build, ready or
-    failed."""
+    """What the engine needs now: create-fetch, wait-fetch, create-build, wait-build, ready,
+    failed, or wait-delete (its Jobs are being deleted, to run again)."""
+    if DELETING in (fetch.state, build.state):
+        return "wait-delete"
     if build.state == SUCCEEDED or (not needs_build_job(spec) and fetch.state == SUCCEEDED):
         return "ready"
     if FAILED in (fetch.state, build.state):
@@ -88,6 +93,7 @@ PHASES = {
     "wait-build": "Building",
     "ready": "Ready",
     "failed": "Failed",
+    "wait-delete": "Fetching",
 }
 
 
@@ -174,6 +180,8 @@ def _ready_condition(step: str, fetch: JobView, build: JobView) -> tuple[str, st
             job_problem_reason(step, stuck),
             f"Job {_job(step, fetch, build)} cannot run: {stuck.message}",
         )
+    if step == "wait-delete":
+        return "False", conditions.FETCHING, "Waiting for the previous Jobs to be deleted."
     if step in ("create-fetch", "wait-fetch"):
         return "False", conditions.FETCHING, f"Job {fetch.name} is downloading the checkpoint."
     retries = f" (failed attempts so far: {build.failed_pods})" if build.failed_pods else ""
