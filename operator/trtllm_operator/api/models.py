@@ -37,6 +37,10 @@ LORA_TARGET_MODULES: tuple[str, ...] = tuple(
     sorted({m for tc in load_toolchains().values() for m in tc.lora_target_modules})
 )
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# The key an LLMEngine states (spec.key, its engine-key label, its directory engines/<key>/): the
+# first 63 of the 64 hex digits of the sha256 of its build inputs (a label value holds at most 63).
+ENGINE_KEY = r"^[0-9a-f]{63}$"
+ENGINE_KEY_PREFIX = 10  # the engine's name ends with -<key[:10]>
 
 
 def _known_toolchain(name: str) -> str:
@@ -479,3 +483,18 @@ class LLMEngineSpec(SpecModel):
     plugins: PluginsSpec = Field(description=PluginsSpec.__doc__)
     lora: LoraSpec | None = Field(None, description="LoRA build settings.")
     gpu: EngineGpu = Field(description=EngineGpu.__doc__)
+
+
+# The operator refuses (condition KeyMismatch) an LLMEngine whose key is not the hash of its build
+# inputs, and never builds it or removes files for it.
+class LLMEngineObjectSpec(LLMEngineSpec):
+    """Build inputs of one engine and the key they hash to; immutable, a change makes a new engine."""  # noqa: E501 (the CRD's description, verbatim)
+
+    key: str = Field(
+        min_length=63,
+        max_length=63,
+        pattern=ENGINE_KEY,
+        description="Engine key: the first 63 hex digits of the sha256 of the canonical JSON of "
+        "the other spec fields; also the engine-key label, the end of the name "
+        "(<model>-<key[:10]>) and the directory engines/<key>/ on the cache volume.",
+    )

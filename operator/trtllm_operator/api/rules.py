@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from trtllm_operator.api.models import (
+    ENGINE_KEY,
+    ENGINE_KEY_PREFIX,
     PYTORCH_WEIGHT_QUANTIZATIONS,
     AdapterSpec,
     AutoscalingSpec,
@@ -113,6 +115,23 @@ def name_problems(name: str) -> list[tuple[str, str]]:
     if re.match(NAME, name) and len(name) <= 63:
         return []
     return [("metadata.name", NAME_RULE["message"].removeprefix("metadata.name "))]
+
+
+# An LLMEngine is named <model-slug>-<key[:10]> (api.engine_key.engine_name), so a name is taken by
+# one key only. CEL cannot read labels, nor hash: spec.key is the key's admitted home, and the
+# operator checks that it is the spec's hash (plan.engine.key_problem).
+ENGINE_NAME_RULE = {
+    "rule": f"self.spec.key.matches('{ENGINE_KEY}') && "
+    f"self.metadata.name.endsWith('-' + self.spec.key.substring(0, {ENGINE_KEY_PREFIX}))",
+    "message": f"metadata.name must end with '-' and the first {ENGINE_KEY_PREFIX} characters of "
+    "spec.key (<model>-<key[:10]>): LLMEngines are created by the operator for an "
+    "LLMDeployment, not by hand",
+}
+
+
+def engine_name_matches(name: str, key: str) -> bool:
+    """ENGINE_NAME_RULE in Python."""
+    return bool(re.match(ENGINE_KEY, key)) and name.endswith("-" + key[:ENGINE_KEY_PREFIX])
 
 
 STATIC_RULES: list[Rule] = [

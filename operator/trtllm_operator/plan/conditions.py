@@ -22,6 +22,7 @@ READY = "Ready"
 NOT_READY = "NotReady"
 AS_EXPECTED = "AsExpected"
 CONVERTING_ADAPTERS = "ConvertingAdapters"
+KEY_MISMATCH = "KeyMismatch"  # an LLMEngine's key is not its spec's hash: never built or removed
 APPLY_FAILED = "ApplyFailed"  # the API server refused a child object (names the object and why)
 
 # Pod-level causes (plan/pods.py), the reasons of the conditions that report failing pods. The
