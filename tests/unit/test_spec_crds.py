@@ -203,3 +203,11 @@ def test_the_operators_engine_names_pass_the_name_rule() -> None:
         spec = load(path)[1]
         key = engine_spec_key(spec)
         assert engine_name_matches(engine_name(spec.model.source, key), key[:63]), path
+
+
+@pytest.mark.parametrize("plural", list(CRDS))
+def test_cel_rules_hold_no_backslash(plural: str) -> None:
+    """A backslash in a CEL string literal must be a CEL escape ('\\.' is not): none is used."""
+    for path, node in nodes(root_schema(CRDS[plural])):
+        for rule in node.get("x-kubernetes-validations", []):
+            assert "\\" not in rule["rule"] + rule.get("messageExpression", ""), path
