@@ -13,8 +13,10 @@ import yaml
 
 from tests.cluster.test_control_loop import items
 from tests.factories import ROOT
+from tests.golden.serving_samples import load
 from tests.kube import kubectl, wait_for
 from tests.operator_proc import install_crds
+from trtllm_operator.api.engine_key import engine_data
 
 BASE = yaml.safe_load((ROOT / "manifests" / "samples" / "tinyllama-fp16.yaml").read_text())["spec"]
 A100 = "NVIDIA-A100-SXM4-80GB"
@@ -34,8 +36,9 @@ def merged(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# (case id, spec patch, text the refusal must contain: the field path, or the words of the fix)
-REFUSED_AT_ADMISSION = [
+# (case id, spec patch, text the refusal must contain: the field path, or the words of the fix;
+# a tuple: every one of them)
+REFUSED_AT_ADMISSION: list[tuple[str, dict[str, Any], str | tuple[str, ...]]] = [
     ("source-scheme", {"model": {"source": "s3://bucket/llama"}}, "spec.model.source"),
     ("source-empty-repo", {"model": {"source": "hf://"}}, "spec.model.source"),
     ("source-three-parts", {"model": {"source": "hf://a/b/c"}}, "spec.model.source"),
@@ -164,6 +167,64 @@ REFUSED_AT_ADMISSION = [
     ("claim-long", {"storage": {"claimName": "x" * 300}}, "spec.storage.claimName"),
     ("unknown-field", {"colour": "blue"}, "unknown field"),
     (
+        "serving-memory-request-over-limit",
+        {"serving": {"resources": {"requests": {"memory": "65Gi"}, "limits": {"memory": "64Gi"}}}},
+        ("spec.serving.resources", "requests.memory (65Gi) must not exceed limits.memory (64Gi)"),
+    ),
+    (
+        "build-cpu-request-over-limit",
+        {"engine": {"buildResources": {"requests": {"cpu": 16}, "limits": {"cpu": "8"}}}},
+        ("spec.engine.buildResources", "requests.cpu (16) must not exceed limits.cpu (8)"),
+    ),
+    (
+        "build-storage-request-over-limit",
+        {
+            "engine": {
+                "buildResources": {
+                    "requests": {"ephemeral-storage": "2Gi"},
+                    "limits": {"ephemeral-storage": "2G"},
+                }
+            }
+        },
+        ("spec.engine.buildResources", "requests.ephemeral-storage (2Gi) must not exceed"),
+    ),
+    (
+        "resource-name-long",
+        {"serving": {"resources": {"limits": {"example.com/" + "d" * 300: 1}}}},
+        "spec.serving.resources.limits",
+    ),
+    (
+        "too-many-resources",
+        {"serving": {"resources": {"limits": {f"example.com/d{i}": 1 for i in range(9)}}}},
+        "spec.serving.resources.limits",
+    ),
+    (
+        "quantity-long",
+        {"serving": {"resources": {"limits": {"memory": "1" * 65}}}},
+        "spec.serving.resources.limits",
+    ),
+    (
+        "extra-options-too-many-keys",
+        merged(SERVE, {"serving": {"extraOptions": {f"k{i}": 1 for i in range(65)}}}),
+        "spec.serving.extraOptions",
+    ),
+    ("storage-size-long", {"storage": {"size": "1" * 65 + "Gi"}}, "spec.storage.size"),
+    (
+        "prometheus-scheme",
+        {"autoscaling": {"enabled": True, "prometheus": {"url": "prometheus.monitoring:9090"}}},
+        ("spec.autoscaling.prometheus.url", "http:// or https://"),
+    ),
+    (
+        "prometheus-ftp",
+        {"autoscaling": {"enabled": True, "prometheus": {"url": "ftp://prometheus:9090"}}},
+        ("spec.autoscaling.prometheus.url", "http:// or https://"),
+    ),
+    (
+        "adapter-source-scheme-listed",
+        {"engine": {"lora": LORA}, "adapters": [{**ADAPTER, "source": "s3://bucket/a"}]},
+        ("spec.adapters[0].source", "hf://<org>/<repo>", "pvc://<claim>/<path>"),
+    ),
+    (
         "triton-batch-over-engine",
         {"serving": {"tritonMaxBatchSize": 64}},
         "tritonMaxBatchSize must be <= engine.limits.maxBatchSize",
@@ -229,6 +290,24 @@ REFUSED_BY_THE_OPERATOR = [
         "NoFittingGpuNode",
         "tensor x pipeline = 64",
     ),
+    (
+        "extra-options-too-big",
+        merged(SERVE, {"serving": {"extraOptions": {"note": "x" * 20000}}}),
+        "InvalidSpec",
+        "spec.serving.extraOptions",
+    ),
+]
+ENGINE_KEY = "0" * 63
+# Hand-made LLMEngines the API server refuses: (case id, name, spec.key or None, text the refusal
+# must contain). One with a well-formed but wrong key is admitted and refused by the operator
+# (KeyMismatch, no Job): test_control_loop.test_hand_made_engines_are_refused_or_never_built_nor_...
+ENGINES_REFUSED_AT_ADMISSION = [
+    ("engine-no-key", f"handmade-{ENGINE_KEY[:10]}", None, "spec.key"),
+    ("engine-key-short", f"handmade-{ENGINE_KEY[:10]}", "0" * 10, "spec.key"),
+    ("engine-key-upper", "handmade-aaaaaaaaaa", "A" * 63, "spec.key"),
+    ("engine-key-path", "handmade-..........", "." * 63, "spec.key"),
+    ("engine-name-not-from-key", "handmade", ENGINE_KEY, "metadata.name must end with '-'"),
+    ("engine-name-other-key", "handmade-1111111111", ENGINE_KEY, "metadata.name must end with"),
 ]
 
 
@@ -252,6 +331,33 @@ def test_refused_at_apply_naming_the_field(
     install_crds()
     result = kubectl("apply", "-n", namespace, "-f", "-", stdin=body(case, patch), check=False)
     assert result.returncode != 0, f"{case} was admitted"
+    for word in (words,) if isinstance(words, str) else words:
+        assert word in result.stderr, result.stderr
+
+
+def engine_body(name: str, key: str | None) -> str:
+    spec = engine_data(load(ROOT / "manifests" / "samples" / "tinyllama-fp16.yaml")[1])
+    return json.dumps(
+        {
+            "apiVersion": "trtllm-operator.dev/v1alpha1",
+            "kind": "LLMEngine",
+            "metadata": {"name": name},
+            "spec": spec if key is None else {**spec, "key": key},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "name", "key", "words"),
+    ENGINES_REFUSED_AT_ADMISSION,
+    ids=[c[0] for c in ENGINES_REFUSED_AT_ADMISSION],
+)
+def test_hand_made_engines_are_refused_at_apply(
+    namespace: str, case: str, name: str, key: str | None, words: str
+) -> None:
+    install_crds()
+    result = kubectl("apply", "-n", namespace, "-f", "-", stdin=engine_body(name, key), check=False)
+    assert result.returncode != 0, f"{case} was admitted"
     assert words in result.stderr, result.stderr
 
 
@@ -259,7 +365,7 @@ def test_admitted_but_refused_with_a_condition_and_nothing_created(
     op_namespace: str, operator: Any
 ) -> None:
     namespace = op_namespace
-    ids = [c[0] for c in REFUSED_AT_ADMISSION + REFUSED_BY_THE_OPERATOR]
+    ids = [c[0] for c in [*REFUSED_AT_ADMISSION, *REFUSED_BY_THE_OPERATOR]]
     assert len(ids) >= 60 and len(set(ids)) == len(ids)  # sixty distinct cases at least
     for case, patch, _, _ in REFUSED_BY_THE_OPERATOR:
         kubectl("apply", "-n", namespace, "-f", "-", stdin=body(case, patch))

@@ -354,37 +354,51 @@ def test_retained_engine_files_get_no_cleanup_job(op_namespace: str, operator: A
     assert not items("jobs", namespace, "-l", "trtllm-operator.dev/role=cleanup")
 
 
-def test_hand_made_engines_get_no_cleanup_job(op_namespace: str, operator: Any) -> None:
-    """An LLMEngine without the operator's engine-key label (or with one that is not its
-    spec's hash) keeps its files on deletion: removing engines/<label>/ could be
-    engines/ itself (issue #15)."""
+def test_hand_made_engines_are_refused_or_never_built_nor_cleaned_up(
+    op_namespace: str, operator: Any
+) -> None:
+    """A hand-made LLMEngine without spec.key is refused at apply; one with a well-formed key that
+    is not its spec's hash (and a name derived from it) is admitted, gets KeyMismatch, no Job and no
+    ConfigMap, and keeps its files on deletion: removing engines/<label>/ could be engines/ itself
+    or another engine's files (issue #15)."""
     namespace = op_namespace
     spec = engine_data(load(SAMPLE_PATH)[1])
-    labels = {"": {}, "forged": {"trtllm-operator.dev/engine-key": "0" * 63}}
-    apply(
-        [
-            {
-                "apiVersion": "trtllm-operator.dev/v1alpha1",
-                "kind": "LLMEngine",
-                "spec": spec,
-                "metadata": {"name": f"handmade{suffix and '-' + suffix}", "labels": label},
-            }
-            for suffix, label in labels.items()
-        ],
-        namespace,
-    )
+    forged_key = "0" * 63
+    keyless = {
+        "apiVersion": "trtllm-operator.dev/v1alpha1",
+        "kind": "LLMEngine",
+        "metadata": {"name": "handmade"},
+        "spec": spec,
+    }
+    refused = kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(keyless), check=False)
+    assert refused.returncode != 0 and "spec.key" in refused.stderr, refused.stderr
+    forged = {
+        **keyless,
+        "metadata": {
+            "name": f"handmade-{forged_key[:10]}",
+            "labels": {"trtllm-operator.dev/engine-key": forged_key},
+        },
+        "spec": {**spec, "key": forged_key},
+    }
+    apply(forged, namespace)
+    name = forged["metadata"]["name"]
+
+    def ready() -> dict[str, Any]:
+        found = (get("llmengine", namespace, name).get("status") or {}).get("conditions") or []
+        return next((c for c in found if c["type"] == "Ready"), {})
+
+    wait_for("KeyMismatch", lambda: ready().get("reason") == "KeyMismatch")
+    assert "not the hash of its spec" in ready()["message"]
+    assert not items("jobs", namespace) and not [
+        c for c in items("configmaps", namespace) if c["metadata"]["name"] != "kube-root-ca.crt"
+    ]
     wait_for(
-        "the finalizers",
-        lambda: all(e["metadata"].get("finalizers") for e in items("llmengines", namespace)),
+        "the finalizer", lambda: get("llmengine", namespace, name)["metadata"].get("finalizers")
     )
-    kubectl("delete", "llmengines", "--all", "-n", namespace, "--wait=false")
-    wait_for("the engines to go", lambda: not items("llmengines", namespace), timeout=60)
+    kubectl("delete", "llmengine", name, "-n", namespace, "--wait=false")
+    wait_for("the engine to go", lambda: not items("llmengines", namespace), timeout=60)
     assert not items("jobs", namespace, "-l", "trtllm-operator.dev/role=cleanup")
-    for name in ("handmade", "handmade-forged"):
-        wait_for(
-            f"CleanupRefused on {name}",
-            lambda name=name: "CleanupRefused" in events(namespace, name),
-        )
+    wait_for("CleanupRefused", lambda: "CleanupRefused" in events(namespace, name))
 
 
 def test_operator_never_writes_llmdeployment_spec(op_namespace: str, operator: Any) -> None:

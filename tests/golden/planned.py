@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.factories import NOW, claim, complete, observed, ready, sample_body, user_claims
-from trtllm_operator.api.models import LLMEngineSpec
+from trtllm_operator.api.engine_key import build_inputs
 from trtllm_operator.handlers.common import build_scripts
 from trtllm_operator.plan import engine as plan_engine
 from trtllm_operator.plan import names
@@ -52,7 +52,7 @@ def engine_children(engine: dict[str, Any]) -> dict[str, Any]:
     building = desired_for_engine(
         EngineObserved({**live, "status": fetching.status}, NOW, fetched, build, SCRIPTS, volume)
     )
-    ctx, spec = plan_engine.engine_context(live), LLMEngineSpec.model_validate(live["spec"])
+    ctx, spec = plan_engine.engine_context(live), build_inputs(live["spec"])
     return {
         "fetching": decision(fetching),
         "fetched": decision(building),

@@ -38,9 +38,17 @@ def test_a_hand_made_engine_gets_no_cleanup_job(cluster: dict[str, Any]) -> None
     assert names.ENGINE_KEY_LABEL in cluster["events"][0][1]
 
 
+def test_an_engine_with_a_forged_key_gets_no_cleanup_job(cluster: dict[str, Any]) -> None:
+    forged = made_by_operator()
+    forged["spec"]["limits"]["maxBatchSize"] += 1  # the key no longer hashes the spec
+    engines.llmengine_deleted(body=forged)
+    assert cluster["applied"] == [] and cluster["events"][0][0] == "CleanupRefused"
+    assert "not the hash of its spec" in cluster["events"][0][1]
+
+
 def test_a_served_engine_waits_then_is_cleaned_up(cluster: dict[str, Any]) -> None:
-    body = made_by_operator("mine")
-    cluster["objects"]["Deployment"] = [serving("chat", "mine")]
+    body = made_by_operator()
+    cluster["objects"]["Deployment"] = [serving("chat", body["metadata"]["name"])]
     with pytest.raises(kopf.TemporaryError, match="Deployment/chat") as raised:
         engines.llmengine_deleted(body=body)
     assert raised.value.delay == 30 and cluster["applied"] == []
@@ -62,7 +70,7 @@ def test_a_terminating_namespace_needs_no_cleanup_job(
         raise error
 
     monkeypatch.setattr(engines.kube, "apply", refuse)
-    engines.llmengine_deleted(body=made_by_operator("mine"))  # returns: the finalizer may go
+    engines.llmengine_deleted(body=made_by_operator())  # returns: the finalizer may go
     monkeypatch.setattr(engines.kube, "apply", lambda obj: refuse(obj, cause="RBAC"))
     with pytest.raises(ApiException):
-        engines.llmengine_deleted(body=made_by_operator("mine"))
+        engines.llmengine_deleted(body=made_by_operator())

@@ -294,3 +294,13 @@ def test_kubectl_scale_with_autoscaling_on_says_the_autoscaler_owns_replicas() -
     again = desired(observed({**scaled, "status": plan.status}, engines=[engine]))
     assert "ReplicasIgnored" not in [e.reason for e in again.events]
     assert "ReplicasIgnored" not in [e.reason for e in settled.events]
+
+
+def test_extra_options_too_big_for_the_serving_config_map_are_an_invalid_spec() -> None:
+    body = sample_body(next(p for p in SAMPLES if "trtllm-serve" in p.stem))
+    body["spec"]["serving"]["extraOptions"] = {"note": "x" * 20000}
+    plan = desired(observed(body, claims=[]))
+    assert plan.actions == []  # nothing created
+    ready = next(c for c in plan.status["conditions"] if c["type"] == "EngineReady")
+    assert ready["reason"] == "InvalidSpec" and "spec.serving.extraOptions" in ready["message"]
+    assert "at most 16 KiB" in ready["message"]

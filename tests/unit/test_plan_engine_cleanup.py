@@ -10,19 +10,20 @@ import pytest
 
 from tests.factories import H100_MIB
 from tests.golden.serving_samples import SAMPLES, load
-from trtllm_operator.api.engine_key import engine_spec_key
+from trtllm_operator.api.engine_key import engine_name, engine_spec_key
 from trtllm_operator.plan import engine as plan
 from trtllm_operator.plan import names
 
 
-def made_by_operator(name: str = "tinyllama-3f2a9c0000") -> dict[str, Any]:
-    """An LLMEngine as the operator creates it (key = hash of its spec),
+def made_by_operator(name: str | None = None) -> dict[str, Any]:
+    """An LLMEngine as the operator creates it (key = hash of its spec, name derived from it),
     as the API server returns it."""
     engine = load(SAMPLES[0])[1]
+    key = engine_spec_key(engine)
     body = plan.desired_engine(
-        name,
+        name or engine_name(engine.model.source, key),
         "ns",
-        engine_spec_key(engine),
+        key,
         engine,
         "cache",
         H100_MIB,
@@ -63,23 +64,47 @@ def test_a_missing_or_malformed_key_is_refused(key: str | None) -> None:
     assert reason and names.ENGINE_KEY_LABEL in reason
 
 
-def test_a_well_formed_key_that_is_not_the_spec_hash_is_refused() -> None:
+def with_spec_key(body: dict[str, Any], key: str | None) -> dict[str, Any]:
+    out = copy.deepcopy(body)
+    if key is None:
+        del out["spec"]["key"]
+    else:
+        out["spec"]["key"] = key
+    return out
+
+
+def test_the_label_must_be_the_spec_key() -> None:
     body = with_key(made_by_operator(), "0" * 63)
-    assert "not the hash of its spec" in (plan.cleanup_refusal(body) or "")
+    assert "is not its spec.key" in (plan.cleanup_refusal(body) or "")
+
+
+@pytest.mark.parametrize("key", [None, "", "../", "0" * 64, "A" * 63])
+def test_a_missing_or_malformed_spec_key_is_refused(key: str | None) -> None:
+    reason = plan.cleanup_refusal(with_spec_key(made_by_operator(), key))
+    assert reason and "is not an engine key" in reason
+
+
+def test_a_well_formed_key_that_is_not_the_spec_hash_is_refused() -> None:
+    forged = with_key(with_spec_key(made_by_operator(), "0" * 63), "0" * 63)
+    assert "not the hash of its spec" in (plan.cleanup_refusal(forged) or "")
     changed = made_by_operator()
     changed["spec"]["limits"]["maxBatchSize"] = changed["spec"]["limits"].get("maxBatchSize", 1) + 1
     assert "not the hash of its spec" in (plan.cleanup_refusal(changed) or "")
 
 
+def test_a_name_not_derived_from_the_key_is_refused() -> None:
+    assert "does not end with" in (plan.cleanup_refusal(made_by_operator("squatter")) or "")
+
+
 def test_an_invalid_spec_is_refused() -> None:
     body = made_by_operator()
-    body["spec"] = {"model": "nonsense"}
+    body["spec"] = {"model": "nonsense", "key": body["spec"]["key"]}
     assert "not a valid LLMEngine spec" in (plan.cleanup_refusal(body) or "")
 
 
 @pytest.mark.parametrize("key", ["", "x", "../", "0" * 65, "G" * 63])
 def test_no_cleanup_job_for_a_key_that_is_not_one(key: str) -> None:
-    ctx = plan.engine_context(with_key(made_by_operator(), key))
+    ctx = plan.engine_context(with_spec_key(with_key(made_by_operator(), key), key))
     with pytest.raises(ValueError, match="not an engine key"):
         plan.desired_cleanup_job(ctx, load(SAMPLES[0])[1])
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
+
+import pytest
 
 from tests.factories import NOW, SAMPLES, claim, observed, sample_body
 from trtllm_operator.plan import names
 from trtllm_operator.plan.desired import desired
+from trtllm_operator.plan.engine import key_problem
 from trtllm_operator.plan.engine_desired import EngineObserved, desired_for_engine
 from trtllm_operator.plan.engine_status import FAILED, RUNNING, SUCCEEDED, JobView
 
@@ -110,3 +114,35 @@ def test_facts_learned_from_job_pods_outlive_the_pods() -> None:
     assert learned["resolvedRevision"] == report["commit"] and learned["size"] == "2.0Gi"
     collected = desired_for_engine(seen({**engine, "status": learned}, SUCCEEDED, SUCCEEDED))
     assert collected.status == learned
+
+
+def forged(engine: dict[str, Any], how: str) -> dict[str, Any]:
+    """An LLMEngine made or edited by hand: a key that is not its spec's hash, in one of three
+    ways."""
+    out = copy.deepcopy(engine)
+    if how == "no-label":
+        del out["metadata"]["labels"][names.ENGINE_KEY_LABEL]
+    elif how == "other-key":
+        out["spec"]["key"] = out["metadata"]["labels"][names.ENGINE_KEY_LABEL] = "0" * 63
+    elif how == "edited-spec":
+        out["spec"]["limits"]["maxBatchSize"] += 1
+    return out
+
+
+@pytest.mark.parametrize("how", ["no-label", "other-key", "edited-spec"])
+def test_an_engine_with_an_untrusted_key_gets_no_job_and_a_key_mismatch(how: str) -> None:
+    engine = forged(new_engine(), how)
+    plan = desired_for_engine(seen(engine))
+    assert plan.actions == []  # no ConfigMap, no fetch or build Job
+    assert plan.status["phase"] == "Failed"
+    ready = next(c for c in plan.status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "KeyMismatch")
+    assert "delete this one and create or change an LLMDeployment" in ready["message"]
+    assert [e.reason for e in plan.events] == ["KeyMismatch"]
+    again = desired_for_engine(seen({**engine, "status": plan.status}, fetch=SUCCEEDED))
+    assert again.actions == [] and again.events == []  # announced once, never built later
+
+
+def test_the_engines_the_operator_makes_have_trusted_keys() -> None:
+    for sample in SAMPLES:
+        assert key_problem(new_engine(sample)) is None, sample

@@ -3,16 +3,20 @@ structural, names and columns fit."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.factories import ROOT
+from tests.factories import ROOT, SAMPLES
+from tests.golden.serving_samples import load
 from trtllm_operator import GROUP, VERSION
 from trtllm_operator.api import crdgen
-from trtllm_operator.api.rules import all_rules
+from trtllm_operator.api.engine_key import engine_name, engine_spec_key
+from trtllm_operator.api.models import ENGINE_KEY
+from trtllm_operator.api.rules import ENGINE_NAME_RULE, all_rules, engine_name_matches
 
 CRDS = {"llmdeployments": crdgen.llmdeployment_crd(), "llmengines": crdgen.llmengine_crd()}
 FORBIDDEN = {"$ref", "$defs", "anyOf", "oneOf", "allOf", "title", "const", "examples", "$schema"}
@@ -162,3 +166,48 @@ def test_defaults_are_expanded_for_cel() -> None:
         spec["serving"]["properties"]["extraOptions"]["x-kubernetes-preserve-unknown-fields"]
         is True
     )
+
+
+def test_an_llmengine_must_state_a_key_its_name_ends_with() -> None:
+    root = root_schema(CRDS["llmengines"])
+    spec = root["properties"]["spec"]
+    assert "key" in spec["required"]
+    key = spec["properties"]["key"]
+    assert (key["pattern"], key["minLength"], key["maxLength"]) == (ENGINE_KEY, 63, 63)
+    assert re.fullmatch(key["pattern"].strip("^$"), "f" * 63)
+    assert not re.fullmatch(key["pattern"].strip("^$"), "")  # no engines/ for a missing key
+    assert root["x-kubernetes-validations"] == [ENGINE_NAME_RULE]
+    assert (
+        "self.metadata.name.endsWith('-' + self.spec.key.substring(0, 10))"
+        in (ENGINE_NAME_RULE["rule"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "ok"),
+    [
+        ("tinyllama-1-1b-chat-v1-0-f0592f6144", "f0592f6144" + "0" * 53, True),
+        ("tinyllama-f0592f6144", "f0592f6144" + "0" * 53, True),
+        ("handmade", "f0592f6144" + "0" * 53, False),
+        ("tinyllama-f0592f6145", "f0592f6144" + "0" * 53, False),
+        ("tinyllama-", "", False),
+        ("tinyllama-f0592f6144", "F0592F6144" + "0" * 53, False),
+    ],
+)
+def test_engine_name_rule_in_python(name: str, key: str, ok: bool) -> None:
+    assert engine_name_matches(name, key) is ok
+
+
+def test_the_operators_engine_names_pass_the_name_rule() -> None:
+    for path in SAMPLES:
+        spec = load(path)[1]
+        key = engine_spec_key(spec)
+        assert engine_name_matches(engine_name(spec.model.source, key), key[:63]), path
+
+
+@pytest.mark.parametrize("plural", list(CRDS))
+def test_cel_rules_hold_no_backslash(plural: str) -> None:
+    """A backslash in a CEL string literal must be a CEL escape ('\\.' is not): none is used."""
+    for path, node in nodes(root_schema(CRDS[plural])):
+        for rule in node.get("x-kubernetes-validations", []):
+            assert "\\" not in rule["rule"] + rule.get("messageExpression", ""), path

@@ -11,14 +11,18 @@ import pytest
 from tests import factories
 from tests.unit.test_spec_models import deep_merge
 from trtllm_operator.api.engine_key import (
+    build_inputs,
+    engine_data,
     engine_key,
     engine_name,
+    engine_object_spec,
+    engine_spec_key,
     gpu_target,
     llmengine_spec,
     llmengine_spec_dict,
     model_slug,
 )
-from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineObjectSpec
 from trtllm_operator.api.validation import validate_engine
 
 H100 = gpu_target(factories.H100)
@@ -143,8 +147,10 @@ def test_engine_spec_dict_round_trips_and_validates() -> None:
     assert data["gpu"] == {"product": factories.H100, "computeCapability": "9.0"}
     assert data["lora"]["targetModules"] == ["attn_k", "attn_q", "attn_v"]
     assert "serving" not in data and "adapters" not in data and "buildResources" not in data
-    engine = LLMEngineSpec.model_validate(data)
-    assert engine == llmengine_spec(spec, H100)
+    assert data["key"] == engine_spec_key(llmengine_spec(spec, H100))[:63]
+    engine = build_inputs(data)
+    assert engine == llmengine_spec(spec, H100) and engine_spec_key(engine).startswith(data["key"])
+    assert LLMEngineObjectSpec.model_validate(data).key == data["key"]
     assert validate_engine(engine) == []
 
 
@@ -176,3 +182,19 @@ def test_engine_name_is_a_dns_label() -> None:
     long = engine_name("hf://org/" + "A-very-long-model-name-" * 5, key)
     assert len(long) <= 63 and DNS_LABEL.match(long) and long.endswith(key[:10])
     assert "--" not in long
+
+
+def test_the_key_is_stated_in_the_object_but_never_hashed() -> None:
+    engine = llmengine_spec(LLMDeploymentSpec.model_validate(BASE), H100)
+    key = engine_spec_key(engine)
+    stated = LLMEngineObjectSpec.model_validate(engine_object_spec(engine, key))
+    assert stated.key == key[:63] and "key" not in engine_data(stated)
+    assert engine_spec_key(stated) == key  # the key never hashes itself
+
+
+def test_build_inputs_refuse_what_is_not_a_build_input() -> None:
+    data = engine_object_spec(
+        llmengine_spec(LLMDeploymentSpec.model_validate(BASE), H100), "0" * 64
+    )
+    with pytest.raises(ValueError, match="colour"):
+        build_inputs({**data, "colour": "blue"})

@@ -200,6 +200,62 @@ CASES = [
         "spec.engine.parallelism.tensor",
     ),
     (
+        "serving requests.memory <= limits.memory",
+        {"serving": {"resources": {"requests": {"memory": "64Gi"}, "limits": {"memory": "64Gi"}}}},
+        {"serving": {"resources": {"requests": {"memory": "65Gi"}, "limits": {"memory": "64Gi"}}}},
+        "spec.serving.resources",
+    ),
+    (
+        "build requests.cpu <= limits.cpu, as quantities",
+        {"engine": {"buildResources": {"requests": {"cpu": "500m"}, "limits": {"cpu": 1}}}},
+        {"engine": {"buildResources": {"requests": {"cpu": 2}, "limits": {"cpu": "1500m"}}}},
+        "spec.engine.buildResources",
+    ),
+    (
+        "build requests.ephemeral-storage <= limits.ephemeral-storage",
+        {
+            "engine": {
+                "buildResources": {
+                    "requests": {"ephemeral-storage": "1G"},
+                    "limits": {"ephemeral-storage": "1Gi"},
+                }
+            }
+        },
+        {
+            "engine": {
+                "buildResources": {
+                    "requests": {"ephemeral-storage": "1Gi"},
+                    "limits": {"ephemeral-storage": "1G"},
+                }
+            }
+        },
+        "spec.engine.buildResources",
+    ),
+    (
+        "prometheus url scheme",
+        {"autoscaling": {"enabled": True, "prometheus": {"url": "https://prom.example:9090/x"}}},
+        {"autoscaling": {"enabled": True, "prometheus": {"url": "prometheus:9090"}}},
+        "spec.autoscaling.prometheus.url",
+    ),
+    (
+        "resource names are bounded",
+        {"serving": {"resources": {"limits": {"example.com/" + "d" * 200: 1}}}},
+        {"serving": {"resources": {"limits": {"example.com/" + "d" * 300: 1}}}},
+        "spec.serving.resources.limits",
+    ),
+    (
+        "label keys are bounded",
+        {"serving": {"pod": {"labels": {"example.com/" + "k" * 50: "v"}}}},
+        {"serving": {"pod": {"labels": {"example.com/" + "k" * 320: "v"}}}},
+        "spec.serving.pod.labels",
+    ),
+    (
+        "Service annotation keys are bounded",
+        {"serving": {"service": {"annotations": {"lb.example.com/x": "1"}}}},
+        {"serving": {"service": {"annotations": {"lb.example.com/" + "x" * 320: "1"}}}},
+        "spec.serving.service.annotations",
+    ),
+    (
         "tritonMaxBatchSize <= engine maxBatchSize",
         {"serving": {"tritonMaxBatchSize": 16}},
         {"serving": {"tritonMaxBatchSize": 17}},

@@ -12,8 +12,8 @@ import yaml
 from pydantic import BaseModel
 
 from trtllm_operator import GROUP, VERSION
-from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
-from trtllm_operator.api.rules import NAME_RULE, all_rules
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineObjectSpec
+from trtllm_operator.api.rules import ENGINE_NAME_RULE, NAME_RULE, all_rules
 from trtllm_operator.api.schema import structural_schema
 from trtllm_operator.api.status import LLMDeploymentStatus, LLMEngineStatus
 
@@ -136,19 +136,21 @@ def llmdeployment_crd() -> dict[str, Any]:
 
 
 def llmengine_crd() -> dict[str, Any]:
-    """The LLMEngine CRD; its spec is immutable (CEL self == oldSelf)."""
+    """The LLMEngine CRD; its spec is immutable (CEL self == oldSelf), holds the engine key
+    (required, 63 hex digits) and the name must end with the key's first characters."""
     crd = _crd(
         "LLMEngine",
         "llmengines",
         "llmeng",
-        LLMEngineSpec,
+        LLMEngineObjectSpec,
         LLMEngineStatus,
         ENGINE_COLUMNS,
         "One built engine (or prepared checkpoint), "
         "created by the operator and shared by deployments.",
     )
-    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    spec.setdefault("x-kubernetes-validations", []).insert(0, IMMUTABLE)
+    root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    root["x-kubernetes-validations"] = [ENGINE_NAME_RULE]
+    root["properties"]["spec"].setdefault("x-kubernetes-validations", []).insert(0, IMMUTABLE)
     return crd
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from trtllm_operator.api.gpus import gpu_info
 from trtllm_operator.api.models import (
+    ENGINE_KEY_PREFIX,
     EngineGpu,
     EngineModel,
     EngineToolchain,
@@ -18,8 +20,10 @@ from trtllm_operator.api.models import (
 )
 from trtllm_operator.api.toolchains import toolchain
 
-KEY_PREFIX_LEN = 10
+KEY_PREFIX_LEN = ENGINE_KEY_PREFIX
 MAX_NAME_LEN = 63
+STORED_KEY_LEN = 63
+BUILD_INPUTS = set(LLMEngineSpec.model_fields)
 
 
 def gpu_target(product: str, compute_capability: str | None = None) -> EngineGpu:
@@ -68,14 +72,32 @@ def llmengine_spec(
 def llmengine_spec_dict(
     spec: LLMDeploymentSpec, gpu: EngineGpu, resolved_revision: str | None = None
 ) -> dict[str, Any]:
-    """The LLMEngine `spec` as JSON data (camelCase, absent optionals left out), ready to put in an
-    object."""
-    return engine_data(llmengine_spec(spec, gpu, resolved_revision))
+    """The LLMEngine `spec` as JSON data (camelCase, absent optionals left out, the key included),
+    ready to put in an object."""
+    engine = llmengine_spec(spec, gpu, resolved_revision)
+    return engine_object_spec(engine, engine_spec_key(engine))
 
 
 def engine_data(engine: LLMEngineSpec) -> dict[str, Any]:
-    """An LLMEngine spec as JSON data, the form that is hashed and stored."""
-    return engine.model_dump(mode="json", by_alias=True, exclude_none=True)
+    """An LLMEngine's build inputs as JSON data, the form that is hashed (never its key, even when
+    `engine` is an LLMEngineObjectSpec)."""
+    return engine.model_dump(mode="json", by_alias=True, exclude_none=True, include=BUILD_INPUTS)
+
+
+def stored_key(key: str) -> str:
+    """The key as an LLMEngine states it (spec.key, label, directory): its first 63 hex digits."""
+    return key[:STORED_KEY_LEN]
+
+
+def engine_object_spec(engine: LLMEngineSpec, key: str) -> dict[str, Any]:
+    """The `spec` of the LLMEngine object for `engine`: its build inputs and their key."""
+    return {**engine_data(engine), "key": stored_key(key)}
+
+
+def build_inputs(spec: Mapping[str, Any]) -> LLMEngineSpec:
+    """The build inputs of an LLMEngine object's `spec`, its key left out (ValueError when they do
+    not parse)."""
+    return LLMEngineSpec.model_validate({k: v for k, v in spec.items() if k != "key"})
 
 
 def engine_spec_key(engine: LLMEngineSpec) -> str:

@@ -38,6 +38,24 @@ LORA_TARGET_MODULES: tuple[str, ...] = tuple(
     sorted({m for tc in load_toolchains().values() for m in tc.lora_target_modules})
 )
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Size budget. What a user writes is copied into objects whose size the API server limits: a
+# ConfigMap's data (1 MiB; the serving ConfigMap holds extraOptions and every adapter, the build
+# ConfigMaps the sources and revision) and an object's annotations (256 KiB in all; `kubectl apply`
+# copies the whole LLMDeployment into kubectl.kubernetes.io/last-applied-configuration, and an
+# LLMEngine carries the build resources, cache claim and token Secret). So every string has a
+# maxLength, every list a maxItems and every map a maxProperties, chosen so that a spec with every
+# field at its limit serialises to at most SPEC_BUDGET bytes of ASCII (tests/unit/test_spec_sizes.py
+# sums the CRD's bounds; today about 110 KiB: 40 of them 64 adapters, 16 the two pod overrides):
+# that leaves 136 KiB of the 256 KiB for metadata and escaping, and the serving ConfigMap stays far
+# below 1 MiB. extraOptions and each pod override (api/overrides.py) are bounded by the operator as
+# a whole too (EXTRA_OPTIONS_MAX_BYTES, POD_OVERRIDES_MAX_BYTES as JSON, else InvalidSpec).
+SPEC_BUDGET = 120 * 1024
+EXTRA_OPTIONS_MAX_BYTES = 16 * 1024
+EXTRA_OPTIONS_MAX_KEYS = 64
+# The key an LLMEngine states (spec.key, its engine-key label, its directory engines/<key>/): the
+# first 63 of the 64 hex digits of the sha256 of its build inputs (a label value holds at most 63).
+ENGINE_KEY = r"^[0-9a-f]{63}$"
+ENGINE_KEY_PREFIX = 10  # the engine's name ends with -<key[:10]>
 
 
 def _known_toolchain(name: str) -> str:
@@ -79,11 +97,12 @@ def _quantity_text(value: Any) -> Any:
 Quantity = Annotated[
     str,
     BeforeValidator(_quantity_text),
-    Field(pattern=QUANTITY),
+    Field(pattern=QUANTITY, max_length=64),
     WithJsonSchema(
         {
             "anyOf": [{"type": "integer"}, {"type": "string"}],
             "pattern": QUANTITY,
+            "maxLength": 64,
             "x-kubernetes-int-or-string": True,
             "description": "A quantity: an integer or a string such as 500m, 8 or 64Gi.",
         }
@@ -91,15 +110,23 @@ Quantity = Annotated[
 ]
 
 
+MAX_RESOURCES = 8  # resource names per requests or limits (cpu, memory, hugepages-*, ...)
+MAX_RESOURCE_NAME = 253
+
+
 class ResourceRequirements(SpecModel):
     """Requests and limits of a container, as in a pod spec: resource name -> quantity (e.g. cpu: 8,
     memory: 64Gi). Other keys are refused: a flat {memory, cpu} would otherwise be dropped."""
 
     requests: dict[str, Quantity] = Field(
-        default_factory=dict, description="Minimum resources the scheduler reserves."
+        default_factory=dict,
+        max_length=MAX_RESOURCES,
+        description="Minimum resources the scheduler reserves; each at most its limit.",
     )
     limits: dict[str, Quantity] = Field(
-        default_factory=dict, description="Maximum resources the container may use."
+        default_factory=dict,
+        max_length=MAX_RESOURCES,
+        description="Maximum resources the container may use.",
     )
 
     def as_dict(self) -> dict[str, dict[str, str]]:
@@ -317,8 +344,10 @@ class ServingSpec(SpecModel):
     )
     extra_options: dict[str, Any] = Field(
         default_factory=dict,
+        max_length=EXTRA_OPTIONS_MAX_KEYS,
         description="trtllm-serve extra_llm_api_options (e.g. cuda_graph_config, moe_config, "
-        "enable_attention_dp).",
+        f"enable_attention_dp); at most {EXTRA_OPTIONS_MAX_KEYS} keys and "
+        f"{EXTRA_OPTIONS_MAX_BYTES // 1024} KiB as JSON.",
     )
     resources: ResourceRequirements = Field(
         default_factory=ResourceRequirements,
@@ -408,6 +437,7 @@ class StorageSpec(SpecModel):
     )
     size: str = Field(
         "500Gi",
+        max_length=64,
         # More than zero: a claim of size 0 never binds.
         pattern=r"^(0*[1-9][0-9]*(\.[0-9]+)?|0*\.[0-9]*[1-9][0-9]*)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$",
         description="Size of the PVC the operator creates (more than zero).",
@@ -460,7 +490,7 @@ class EngineGpu(SpecModel):
 
     product: str = Field(max_length=128, description="GPU product (nvidia.com/gpu.product).")
     compute_capability: str = Field(
-        pattern=r"^[0-9]+\.[0-9]+$", description="Compute capability, e.g. 9.0."
+        pattern=r"^[0-9]+\.[0-9]+$", max_length=8, description="Compute capability, e.g. 9.0."
     )
 
 
@@ -477,3 +507,18 @@ class LLMEngineSpec(SpecModel):
     plugins: PluginsSpec = Field(description=PluginsSpec.__doc__)
     lora: LoraSpec | None = Field(None, description="LoRA build settings.")
     gpu: EngineGpu = Field(description=EngineGpu.__doc__)
+
+
+# The operator refuses (condition KeyMismatch) an LLMEngine whose key is not the hash of its build
+# inputs, and never builds it or removes files for it.
+class LLMEngineObjectSpec(LLMEngineSpec):
+    """Build inputs of one engine and the key they hash to; immutable, a change makes a new engine."""  # noqa: E501 (the CRD's description, verbatim)
+
+    key: str = Field(
+        min_length=63,
+        max_length=63,
+        pattern=ENGINE_KEY,
+        description="Engine key: the first 63 hex digits of the sha256 of the canonical JSON of "
+        "the other spec fields; also the engine-key label, the end of the name "
+        "(<model>-<key[:10]>) and the directory engines/<key>/ on the cache volume.",
+    )

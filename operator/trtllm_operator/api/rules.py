@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from trtllm_operator.api.models import (
+    ENGINE_KEY,
+    ENGINE_KEY_PREFIX,
+    MAX_RESOURCE_NAME,
     PYTORCH_WEIGHT_QUANTIZATIONS,
     AdapterSpec,
     AutoscalingSpec,
@@ -18,8 +21,12 @@ from trtllm_operator.api.models import (
     LLMDeploymentSpec,
     ModelSpec,
     ParallelismSpec,
+    PrometheusSpec,
+    ResourceRequirements,
     SpecModel,
 )
+from trtllm_operator.api.overrides import MAX_KEY, PodOverrides, ServiceOverrides
+from trtllm_operator.api.quantities import is_quantity, parse_quantity
 from trtllm_operator.api.sources import (
     HF_SOURCE,
     PVC_SOURCE,
@@ -48,10 +55,13 @@ class Rule:
     check: Callable[[Any], bool]
     field: str | None = None
     field_path: str | None = None
+    message_expression: str | None = None  # CEL building the message (the static one is fallback)
 
     def as_cel(self) -> dict[str, str]:
         """The rule as one x-kubernetes-validations entry."""
         entry = {"rule": self.cel, "message": self.message}
+        if self.message_expression:
+            entry["messageExpression"] = self.message_expression
         if self.field_path:
             entry["fieldPath"] = self.field_path
         return entry
@@ -115,13 +125,112 @@ def name_problems(name: str) -> list[tuple[str, str]]:
     return [("metadata.name", NAME_RULE["message"].removeprefix("metadata.name "))]
 
 
+# An LLMEngine is named <model-slug>-<key[:10]> (api.engine_key.engine_name), so a name is taken by
+# one key only. CEL cannot read labels, nor hash: spec.key is the key's admitted home, and the
+# operator checks that it is the spec's hash (plan.engine.key_problem).
+ENGINE_NAME_RULE = {
+    "rule": f"self.spec.key.matches('{ENGINE_KEY}') && "
+    f"self.metadata.name.endsWith('-' + self.spec.key.substring(0, {ENGINE_KEY_PREFIX}))",
+    "message": f"metadata.name must end with '-' and the first {ENGINE_KEY_PREFIX} characters of "
+    "spec.key (<model>-<key[:10]>): LLMEngines are created by the operator for an "
+    "LLMDeployment, not by hand",
+}
+
+
+def engine_name_matches(name: str, key: str) -> bool:
+    """ENGINE_NAME_RULE in Python."""
+    return bool(re.match(ENGINE_KEY, key)) and name.endswith("-" + key[:ENGINE_KEY_PREFIX])
+
+
+# Requests above limits make a pod the API server refuses, long after the spec was admitted. One
+# rule per standard resource, because a rule over every key would concatenate unbounded key names
+# in its message (its estimated cost could exceed the CRD's budget); other resources (hugepages,
+# extended) are left to the pod's own validation.
+COMPARED_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+
+
+def requests_within_limits(resources: Any, name: str) -> bool:
+    """The request of resource `name` is at most its limit (or one of them is absent or not a
+    quantity: the schema refuses that already)."""
+    request = (resources.get("requests") or {}).get(name)
+    limit = (resources.get("limits") or {}).get(name)
+    if request is None or limit is None or not (is_quantity(request) and is_quantity(limit)):
+        return True
+    return parse_quantity(request) <= parse_quantity(limit)
+
+
+def request_limit_rule(name: str) -> Rule:
+    """requests.<name> <= limits.<name>, compared as quantities (Kubernetes' CEL quantity
+    library, 1.31+), with both values in the message."""
+    request, limit = f"self.requests['{name}']", f"self.limits['{name}']"
+    cel = (
+        f"!has(self.requests) || !has(self.limits) || !('{name}' in self.requests) "
+        f"|| !('{name}' in self.limits) "
+        f"|| !isQuantity(string({request})) || !isQuantity(string({limit})) "
+        f"|| quantity(string({request})).compareTo(quantity(string({limit}))) <= 0"
+    )
+    return Rule(
+        ResourceRequirements,
+        cel,
+        f"requests.{name} must not exceed limits.{name}",
+        lambda data: requests_within_limits(data, name),
+        message_expression=f"'requests.{name} (' + string({request}) + ') must not exceed "
+        f"limits.{name} (' + string({limit}) + ')'",
+    )
+
+
+def resource_name_rule(field: str) -> Rule:
+    """Resource names of requests or limits are at most MAX_RESOURCE_NAME characters (they are
+    copied into an LLMEngine annotation, and a map's keys have no maxLength in a CRD schema)."""
+    return Rule(
+        ResourceRequirements,
+        f"self.all(name, size(name) <= {MAX_RESOURCE_NAME})",
+        f"resource names must be at most {MAX_RESOURCE_NAME} characters (e.g. cpu, memory, "
+        "example.com/device)",
+        lambda names: all(len(name) <= MAX_RESOURCE_NAME for name in names),
+        field=field,
+    )
+
+
+def key_length_rule(scope: type[SpecModel], field: str) -> Rule:
+    """The keys of a label, annotation or node-selector map are at most MAX_KEY characters (a
+    map's keys have no maxLength in a CRD schema)."""
+    return Rule(
+        scope,
+        f"self.all(key, size(key) <= {MAX_KEY})",
+        f"keys must be at most {MAX_KEY} characters (a 253-character prefix, '/', a 63-character "
+        "name)",
+        lambda keys: all(len(key) <= MAX_KEY for key in keys),
+        field=field,
+    )
+
+
+# No backslash in a pattern used in CEL: '\s' is no escape a CEL string literal accepts.
+HTTP_URL = r"^https?://[^/?# ]+([/?#][^ ]*)?$"
+
+
 STATIC_RULES: list[Rule] = [
+    *(request_limit_rule(name) for name in COMPARED_RESOURCES),
+    resource_name_rule("requests"),
+    resource_name_rule("limits"),
+    key_length_rule(PodOverrides, "node_selector"),
+    key_length_rule(PodOverrides, "labels"),
+    key_length_rule(PodOverrides, "annotations"),
+    key_length_rule(ServiceOverrides, "annotations"),
     revision_rule(ModelSpec),
     revision_rule(EngineModel),
     source_rule(ModelSpec, "source"),
     source_rule(ModelSpec, "tokenizer"),
     source_rule(AdapterSpec, "source"),
     source_rule(EngineModel, "source"),
+    Rule(
+        PrometheusSpec,
+        f"self.matches('{HTTP_URL}')",
+        "must be an http:// or https:// URL with a host, e.g. http://prometheus.monitoring:9090 "
+        "(no other scheme is supported)",
+        lambda url: bool(re.match(HTTP_URL, url)),
+        field="url",
+    ),
     Rule(
         LimitsSpec,
         "self.maxInputLen <= self.maxSeqLen",

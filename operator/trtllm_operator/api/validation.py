@@ -3,13 +3,21 @@ message)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from trtllm_operator.api.gpus import compute_at_least
-from trtllm_operator.api.models import EngineGpu, EngineSpec, LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.api.models import (
+    EXTRA_OPTIONS_MAX_BYTES,
+    EngineGpu,
+    EngineSpec,
+    LLMDeploymentSpec,
+    LLMEngineSpec,
+)
+from trtllm_operator.api.overrides import POD_OVERRIDES_MAX_BYTES
 from trtllm_operator.api.rules import Rule, all_rules
 from trtllm_operator.api.toolchains import toolchain
 
@@ -51,7 +59,7 @@ def validate_deployment(spec: LLMDeploymentSpec, gpu: EngineGpu | None = None) -
     that predate the CRD) plus what CEL cannot know: the toolchain's LoRA modules and, given the
     GPU, precision support of that GPU. Empty when the spec can be built and served."""
     problems = rule_problems(spec, "spec", all_rules())
-    problems += toolchain_problems(spec)
+    problems += toolchain_problems(spec) + size_problems(spec) + pod_override_problems(spec)
     if gpu is not None:
         problems += gpu_problems(spec.engine, gpu)
     return problems
@@ -78,6 +86,41 @@ def rule_problems(spec: BaseModel, root: str, rules: list[Rule]) -> list[Problem
                     problems.append((f"{path}.{alias}", rule.message))
             elif not rule.check(data):
                 problems.append((path + (rule.field_path or ""), rule.message))
+    return problems
+
+
+def size_problems(spec: LLMDeploymentSpec) -> list[Problem]:
+    """What the CRD cannot bound: extraOptions is free-form, so its serialised size is checked here
+    (it is copied into the serving ConfigMap; models.SPEC_BUDGET explains the budget)."""
+    options = json.dumps(spec.serving.extra_options, separators=(",", ":"), ensure_ascii=False)
+    size = len(options.encode("utf-8"))
+    if size <= EXTRA_OPTIONS_MAX_BYTES:
+        return []
+    limit = EXTRA_OPTIONS_MAX_BYTES // 1024
+    return [
+        (
+            "spec.serving.extraOptions",
+            f"must be at most {limit} KiB as JSON, is {size} bytes: "
+            "keep only the options that differ from trtllm-serve's defaults",
+        )
+    ]
+
+
+def pod_override_problems(spec: LLMDeploymentSpec) -> list[Problem]:
+    """spec.serving.pod and spec.jobs.pod each at most POD_OVERRIDES_MAX_BYTES as JSON (the Jobs'
+    overrides are copied into an LLMEngine annotation; models.SPEC_BUDGET explains the budget)."""
+    problems = []
+    for path, pod in (("spec.serving.pod", spec.serving.pod), ("spec.jobs.pod", spec.jobs.pod)):
+        data = pod.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        if size > POD_OVERRIDES_MAX_BYTES:
+            problems.append(
+                (
+                    path,
+                    f"must be at most {POD_OVERRIDES_MAX_BYTES // 1024} KiB as JSON, is {size} "
+                    "bytes: move long values into a ConfigMap or Secret (envFrom) instead",
+                )
+            )
     return problems
 
 

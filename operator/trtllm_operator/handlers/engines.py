@@ -10,6 +10,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from trtllm_operator import GROUP, VERSION, metrics
+from trtllm_operator.api.engine_key import build_inputs
 from trtllm_operator.api.models import LLMEngineSpec
 from trtllm_operator.handlers.common import build_scripts, carry_out, locked, now
 from trtllm_operator.kube import actions as writes
@@ -169,7 +170,7 @@ def llmengine_deleted(body: kopf.Body, **_: Any) -> None:
     if blockers:
         served = f"{layout.engine_path(ctx.key)} is still served by {', '.join(blockers)}"
         raise kopf.TemporaryError(served, delay=30)
-    start_cleanup(ctx, LLMEngineSpec.model_validate(data["spec"]))
+    start_cleanup(ctx, build_inputs(data["spec"]))
 
 
 def start_cleanup(ctx: plan.EngineContext, spec: LLMEngineSpec) -> None:

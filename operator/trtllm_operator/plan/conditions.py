@@ -22,6 +22,7 @@ READY = "Ready"
 NOT_READY = "NotReady"
 AS_EXPECTED = "AsExpected"
 CONVERTING_ADAPTERS = "ConvertingAdapters"
+KEY_MISMATCH = "KeyMismatch"  # an LLMEngine's key is not its spec's hash: never built or removed
 APPLY_FAILED = "ApplyFailed"  # the API server refused a child object (names the object and why)
 OVERRIDE_IGNORED = "OverrideIgnored"  # a spec.*.pod / service field the operator's own value beat
 # The cache claim an engine was written to (plan/engine_volume.py): gone, recreated empty, or being

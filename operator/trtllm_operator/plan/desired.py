@@ -28,7 +28,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from trtllm_operator.api.engine_key import engine_name, engine_spec_key, llmengine_spec
+from trtllm_operator.api.engine_key import (
+    build_inputs,
+    engine_name,
+    engine_spec_key,
+    llmengine_spec,
+)
 from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.api.rules import name_problems
 from trtllm_operator.api.validation import SpecError, parse_deployment_spec, validate_deployment
@@ -361,7 +366,7 @@ def adapters(
     if not spec.adapters:
         return []
     name, ns = seen.body["metadata"]["name"], seen.body["metadata"]["namespace"]
-    engine_spec = LLMEngineSpec.model_validate(engine["spec"])
+    engine_spec = build_inputs(engine["spec"])
     secret = secret_of(spec)
     pending = []
     for adapter in spec.adapters:
@@ -399,7 +404,7 @@ def serving_objects(
     """Plan the serving ConfigMap, Deployment, Service, PDB and PodMonitor for `engine`; returns the
     Deployment as the API server will show it once applied, and the serving overrides ignored."""
     name, ns = seen.body["metadata"]["name"], seen.body["metadata"]["namespace"]
-    engine_spec = LLMEngineSpec.model_validate(engine["spec"])
+    engine_spec = build_inputs(engine["spec"])
     served = Served(
         engine["metadata"]["name"],
         engine["metadata"]["labels"][names.ENGINE_KEY_LABEL],

@@ -7,9 +7,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from trtllm_operator.api.engine_key import engine_data, engine_spec_key
+from trtllm_operator.api.engine_key import (
+    KEY_PREFIX_LEN,
+    build_inputs,
+    engine_object_spec,
+    engine_spec_key,
+    stored_key,
+)
 from trtllm_operator.api.models import LLMEngineSpec
 from trtllm_operator.api.overrides import PodOverrides
+from trtllm_operator.api.rules import engine_name_matches
 from trtllm_operator.api.sources import PvcSource, parse_source
 from trtllm_operator.api.toolchains import pod_image, toolchain
 from trtllm_operator.plan import layout, names
@@ -86,20 +93,22 @@ def desired_engine(
             "annotations": annotations,
             "ownerReferences": [owner],
         },
-        "spec": engine_data(spec),
+        "spec": engine_object_spec(spec, key),
     }
 
 
 def engine_context(body: dict[str, Any]) -> EngineContext:
-    """Read an LLMEngine object's non-build facts from its metadata."""
+    """Read an LLMEngine object's non-build facts: its key (spec.key, else the label of an engine
+    made before spec.key existed) and its metadata."""
     meta = body["metadata"]
     notes = meta.get("annotations") or {}
     secret = notes.get(names.SECRET_ANNOTATION)
+    label = (meta.get("labels") or {}).get(names.ENGINE_KEY_LABEL, "")
     return EngineContext(
         name=meta["name"],
         namespace=meta["namespace"],
         uid=meta["uid"],
-        key=(meta.get("labels") or {}).get(names.ENGINE_KEY_LABEL, ""),
+        key=str((body.get("spec") or {}).get("key") or label),
         claim=notes.get(names.CACHE_CLAIM_ANNOTATION, names.DEFAULT_CACHE_CLAIM),
         memory_mib=int(notes.get(names.MEMORY_ANNOTATION, "0") or 0),
         build_resources=json.loads(notes.get(names.BUILD_RESOURCES_ANNOTATION, "{}")),
@@ -210,27 +219,40 @@ def jobs_overrides_ignored(
     )
 
 
-def cleanup_refusal(body: dict[str, Any]) -> str | None:
-    """Why a deleted LLMEngine's files must never be removed, or None when they may be: the
-    engine-key label written at creation must be there, look like a key, and equal the hash of the
-    engine's own spec (a hand-made LLMEngine has none or a wrong one, and removing
-    engines/<whatever>/ could hit others)."""
-    key = (body["metadata"].get("labels") or {}).get(names.ENGINE_KEY_LABEL)
-    if not key:
-        return f"it has no {names.ENGINE_KEY_LABEL} label (it was not created by the operator)"
-    if not names.is_engine_key_label(key):
-        return (
-            f"its {names.ENGINE_KEY_LABEL} label {key!r} is not an engine key "
-            "(63 lowercase hex digits)"
-        )
+# What a user who made an LLMEngine by hand (or edited its key) should do instead.
+KEY_FIX = (
+    "LLMEngines are made by the operator for an LLMDeployment: delete this one and create or "
+    "change an LLMDeployment instead"
+)
+
+
+def key_problem(body: dict[str, Any]) -> str | None:
+    """Why an LLMEngine's key cannot be trusted, or None when it can: spec.key must be the hash of
+    the other spec fields, and the engine-key label must equal it. A hand-made LLMEngine fails this
+    (a wrong key, or a name that is not derived from it) and gets no Job of any kind: its files
+    would be engines/<whatever>/, where another engine, or nothing safe, may live."""
+    stated = (body.get("spec") or {}).get("key")
+    if not names.is_engine_key_label(stated):
+        return f"its spec.key {stated!r} is not an engine key (63 lowercase hex digits)"
     try:
-        spec = LLMEngineSpec.model_validate(body.get("spec") or {})
+        spec = build_inputs(body.get("spec") or {})
     except ValueError as error:
         return f"its spec is not a valid LLMEngine spec ({str(error).splitlines()[0]})"
-    expected = names.engine_key_label(engine_spec_key(spec))
-    if key != expected:
-        return f"its {names.ENGINE_KEY_LABEL} label {key} is not the hash of its spec ({expected})"
+    expected = stored_key(engine_spec_key(spec))
+    if stated != expected:
+        return f"its spec.key {stated} is not the hash of its spec ({expected})"
+    if not engine_name_matches(body["metadata"]["name"], stated):
+        return f"its name does not end with -{stated[:KEY_PREFIX_LEN]} (<model>-<key[:10]>)"
+    label = (body["metadata"].get("labels") or {}).get(names.ENGINE_KEY_LABEL)
+    if label != stated:
+        return f"its {names.ENGINE_KEY_LABEL} label {label!r} is not its spec.key {stated}"
     return None
+
+
+def cleanup_refusal(body: dict[str, Any]) -> str | None:
+    """Why a deleted LLMEngine's files must never be removed, or None when they may be: its key
+    must be trustworthy (key_problem), since removing engines/<whatever>/ could hit others."""
+    return key_problem(body)
 
 
 def serving_blockers(

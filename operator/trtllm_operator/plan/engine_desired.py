@@ -13,16 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from trtllm_operator.api.engine_key import build_inputs
 from trtllm_operator.api.models import LLMEngineSpec
 from trtllm_operator.plan import conditions
 from trtllm_operator.plan import engine_volume as volume
 from trtllm_operator.plan.actions import Action, ApplyError, Desired, Event
 from trtllm_operator.plan.engine import (
+    KEY_FIX,
     EngineContext,
     desired_build_job,
     desired_engine_config,
     desired_fetch_job,
     engine_context,
+    key_problem,
 )
 from trtllm_operator.plan.engine_status import (
     DELETING,
@@ -53,9 +56,13 @@ def users(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def desired_for_engine(seen: EngineObserved) -> Desired:
-    """The build ConfigMap, the Job the engine needs next (if any), its status and events."""
+    """The build ConfigMap, the Job the engine needs next (if any), its status and events; for an
+    engine whose key cannot be trusted, only a KeyMismatch status (key_rejected)."""
+    problem = key_problem(seen.body)
+    if problem:
+        return key_rejected(seen.body, problem, seen.now)
     body, old = seen.body, seen.body.get("status") or {}
-    spec, ctx = LLMEngineSpec.model_validate(body["spec"]), engine_context(body)
+    spec, ctx = build_inputs(body["spec"]), engine_context(body)
     config = desired_engine_config(ctx, spec, seen.scripts)
     actions = [Action("apply", config)]
     held = volume.volume_state(old.get("volume") or {}, seen.claim)
@@ -152,6 +159,26 @@ def with_volume(
         conds += [c for c in out["conditions"] if c["type"] == "Ready"]
     out["conditions"] = conditions.merge(old.get("conditions") or [], [*conds, cache], seen.now)
     return out
+
+
+def key_rejected(body: dict[str, Any], problem: str, now: str) -> Desired:
+    """An LLMEngine whose key is not its spec's hash (made by hand, or edited): phase Failed with a
+    KeyMismatch condition naming the fix, and no write at all: no ConfigMap, no fetch or build Job
+    (its files would land in engines/<whatever>/). Its deletion starts no cleanup Job either."""
+    message = f"Refused: {problem}. {KEY_FIX}."
+    old = body.get("status") or {}
+    generation = body["metadata"].get("generation")
+    ready = conditions.make("Ready", "False", conditions.KEY_MISMATCH, message, generation)
+    status = {
+        "phase": "Failed",
+        "observedGeneration": generation,
+        "users": len(users(body)),
+        "error": message,
+        "conditions": conditions.merge(old.get("conditions") or [], [ready], now),
+    }
+    announced = old.get("error") == message
+    events = [] if announced else [Event("Warning", conditions.KEY_MISMATCH, message)]
+    return Desired([], status, events, None)
 
 
 # Facts the Jobs' pods report once (in their termination messages). The pods of finished Jobs are
