@@ -3,6 +3,21 @@
 No I/O and no clock: the caller passes ``now`` and gets the updated :class:`State` back, so the same
 inputs always give the same decision (the kopf timer stores the state between calls).
 
+The default signal, ``loadDemand``, is the load in replicas' worth of *measured* capacity: the
+prompt and output token rates the servers' counters report, over one replica's prefill and decode
+rates (``autoscale.capacity``: from the capacity curve in status, or a conservative fallback from
+``maxBatchSize``), times ``1 + waiting / running`` for what the counters cannot see yet (they count
+served work; a queue is load beyond it). It is linear in the load whatever the request mix: twice
+the requests of any mix read twice as high, and a code-completion mix (long prompts, short outputs)
+reads by its prefill cost instead of by the KV cache its prompts hold. So its target is a property
+of a replica, not of a trace: **0.8** of the capacity measured at the SLO leaves 20 % for what a
+target has to absorb on any mix: Poisson bursts between polls (a 16-slot replica at 80 % of its
+throughput has all slots busy a few percent of the time, and then only briefly), the 1-minute rate
+window's lag, and the projection's misses. The KV-cache use is kept as a guard near saturation
+(``kv_guard``, 0.9 of the pool): if it reads higher than the load signal implies, it is used
+instead, so a mix whose prompts fill the KV cache before they fill the GPU still scales.
+The start-up look-ahead uses the measured start-up time when there is one (``startup_s``).
+
 How it treats the 60-100 s a new replica needs before it serves:
 
 * **Look-ahead on the way up.** The signal is projected ``settings.startup_s`` seconds ahead with
@@ -44,9 +59,10 @@ QUEUE_COMPUTE_RATIO = "queueComputeRatio"
 WAITING_REQUESTS = "waitingRequests"
 KV_CACHE_UTILIZATION = "kvCacheUtilization"
 KV_CACHE_DEMAND = "kvCacheDemand"
+LOAD_DEMAND = "loadDemand"
 # Metrics whose query returns a total over replicas; the policy divides by ready replicas (and their
 # trend is the load's own: removing a replica does not look like a rising load per replica).
-TOTAL_METRICS = frozenset({WAITING_REQUESTS, KV_CACHE_DEMAND})
+TOTAL_METRICS = frozenset({WAITING_REQUESTS, KV_CACHE_DEMAND, LOAD_DEMAND})
 
 UP, DOWN, HOLD = "up", "down", "hold"
 
@@ -72,11 +88,13 @@ class Samples:
     """Recent values of one metric for one deployment, oldest first, as ``(unix_time, value)``.
 
     ``error`` is set (and ``points`` empty) when Prometheus was unreachable or returned nothing.
+    ``guard``: the fleet's mean KV-cache use (0-1) at the same times, when the caller read it.
     """
 
     metric: str
     points: tuple[tuple[float, float], ...] = ()
     error: str | None = None
+    guard: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,8 +116,8 @@ class Settings:
     """Policy settings; times in seconds. ``max_by_gpus`` is how many replicas the cluster's GPUs
     hold."""
 
-    metric: str = QUEUE_COMPUTE_RATIO
-    target: float = 1.0
+    metric: str = LOAD_DEMAND
+    target: float = 0.8
     min_replicas: int = 1
     max_replicas: int = 8
     max_by_gpus: int | None = None
@@ -113,6 +131,7 @@ class Settings:
     trend_min_fit: float = 0.5
     smoothing_s: float = 20.0
     stale_after_s: float = 60.0
+    kv_guard: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -143,7 +162,7 @@ def decide(
     problem = _metrics_problem(samples, settings, now, replicas)
     if problem is not None:
         return _hold(replicas, problem[0], problem[1], None), state
-    value = per_replica_value(samples, settings, replicas)
+    value = guarded_value(samples, settings, per_replica_value(samples, settings, replicas))
     projected = projected_value(samples, settings, value, replicas.ready)
     recommendation = math.ceil(replicas.ready * value / settings.target)
     state = _remember(state, now, recommendation, settings)
@@ -180,6 +199,17 @@ def per_replica_value(samples: Samples, settings: Settings, replicas: ReplicaCou
     if settings.metric in TOTAL_METRICS:
         return value / max(replicas.ready, 1)
     return value
+
+
+def guarded_value(samples: Samples, settings: Settings, value: float) -> float:
+    """``value``, or what the KV-cache guard implies when that is higher: KV use at ``kv_guard``
+    reads as the target (use past it, as over the target by as much)."""
+    if not samples.guard:
+        return value
+    newest = samples.guard[-1][0]
+    recent = [v for t, v in samples.guard if t >= newest - settings.smoothing_s]
+    kv = sum(recent) / len(recent)
+    return max(value, settings.target * kv / settings.kv_guard)
 
 
 def trend_slope(
