@@ -23,10 +23,10 @@ ScalingMetric = Literal[
 # Metrics whose target is a fraction in (0, 1]: of the KV cache, or of a replica's capacity.
 FRACTION_METRICS = ("loadDemand", "kvCacheUtilization", "kvCacheDemand")
 # Per-replica targets when spec.autoscaling.target is unset. loadDemand: a fraction of the measured
-# capacity (autoscale/policy.py: why 0.8 holds for any request mix); the KV-cache targets were
+# capacity (autoscale/policy.py: why 0.9 holds for any request mix); the KV-cache targets were
 # calibrated on one trace (bench/README.md).
 DEFAULT_TARGETS = {
-    "loadDemand": 0.8,
+    "loadDemand": 0.9,
     "kvCacheDemand": 0.3,
     "kvCacheUtilization": 0.3,
     "queueComputeRatio": 1.0,
@@ -388,7 +388,7 @@ class AutoscalingSpec(SpecModel):
         gt=0,
         le=1000000,
         description="Target value per replica (loadDemand, kvCacheUtilization and "
-        "kvCacheDemand: a fraction <= 1). Unset: the metric's default, loadDemand 0.8, "
+        "kvCacheDemand: a fraction <= 1). Unset: the metric's default, loadDemand 0.9, "
         "kvCacheDemand 0.3, kvCacheUtilization 0.3, queueComputeRatio 1.0 (NVIDIA's recipe), "
         "waitingRequests 2.",
     )

@@ -9,11 +9,20 @@ rates (``autoscale.capacity``: from the capacity curve in status, or a conservat
 ``maxBatchSize``), times ``1 + waiting / running`` for what the counters cannot see yet (they count
 served work; a queue is load beyond it). It is linear in the load whatever the request mix: twice
 the requests of any mix read twice as high, and a code-completion mix (long prompts, short outputs)
-reads by its prefill cost instead of by the KV cache its prompts hold. So its target is a property
-of a replica, not of a trace: **0.8** of the capacity measured at the SLO leaves 20 % for what a
-target has to absorb on any mix: Poisson bursts between polls (a 16-slot replica at 80 % of its
-throughput has all slots busy a few percent of the time, and then only briefly), the 1-minute rate
-window's lag, and the projection's misses. The KV-cache use is kept as a guard near saturation
+reads by its prefill cost instead of by the KV cache its prompts hold. So its settings are
+properties of a replica and of the signal, not of a trace (``with_metric_defaults``):
+
+* **target 0.9** of the capacity measured at the SLO: the capacity is what a replica sustains with
+  its batch full; under Poisson arrivals a replica at 90 % of it queues only while every slot is
+  busy, and one slot frees every ``1 / throughput`` seconds, far inside a TTFT objective of
+  seconds, whatever the mix (long requests free slots rarely but hold a batch that drains fast in
+  tokens; short ones free them often).
+* **tolerance 5 %**: the signal is linear and a mean over a minute of counters, so a 5 % excess is
+  real load, unlike KV-cache use, which climbs steeply near the knee (15 % there).
+* **trend_min_fit 0.9**: a rate over a minute is smooth, so a slow drift of a flat load fits a line
+  well enough to pass a 0.5 R^2 and orders replicas that arrive after it turned; a ramp fits 0.9.
+
+The KV-cache use is kept as a guard near saturation
 (``kv_guard``, 0.9 of the pool): if it reads higher than the load signal implies, it is used
 instead, so a mix whose prompts fill the KV cache before they fill the GPU still scales.
 The start-up look-ahead uses the measured start-up time when there is one (``startup_s``).
@@ -116,8 +125,8 @@ class Settings:
     """Policy settings; times in seconds. ``max_by_gpus`` is how many replicas the cluster's GPUs
     hold."""
 
-    metric: str = LOAD_DEMAND
-    target: float = 0.8
+    metric: str = QUEUE_COMPUTE_RATIO
+    target: float = 1.0
     min_replicas: int = 1
     max_replicas: int = 8
     max_by_gpus: int | None = None
@@ -132,6 +141,21 @@ class Settings:
     smoothing_s: float = 20.0
     stale_after_s: float = 60.0
     kv_guard: float = 0.9
+
+
+# The loadDemand settings that differ from Settings' defaults (see the module docstring for why they
+# hold on any request mix); the target is spec.autoscaling's (its default 0.9 in api.models).
+LOAD_DEMAND_TOLERANCE = 0.05
+LOAD_DEMAND_TREND_MIN_FIT = 0.9
+
+
+def with_metric_defaults(settings: Settings) -> Settings:
+    """``settings`` with what its metric needs unlike the others (loadDemand's band and fit)."""
+    if settings.metric != LOAD_DEMAND:
+        return settings
+    return replace(
+        settings, tolerance=LOAD_DEMAND_TOLERANCE, trend_min_fit=LOAD_DEMAND_TREND_MIN_FIT
+    )
 
 
 @dataclass(frozen=True)

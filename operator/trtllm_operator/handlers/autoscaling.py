@@ -59,13 +59,15 @@ def settings(
     """Policy settings from the spec, the measured start-up time and the cluster's GPU capacity
     for this engine."""
     per_replica = spec.engine.parallelism.tensor * spec.engine.parallelism.pipeline
-    base = policy.Settings(
-        metric=scaling.metric,
-        target=scaling.effective_target,
-        min_replicas=scaling.min_replicas,
-        max_replicas=scaling.max_replicas,
-        max_by_gpus=max_by_gpus(product, per_replica),
-        scale_down_window_s=float(scaling.scale_down_stabilization_seconds),
+    base = policy.with_metric_defaults(
+        policy.Settings(
+            metric=scaling.metric,
+            target=scaling.effective_target,
+            min_replicas=scaling.min_replicas,
+            max_replicas=scaling.max_replicas,
+            max_by_gpus=max_by_gpus(product, per_replica),
+            scale_down_window_s=float(scaling.scale_down_stabilization_seconds),
+        )
     )
     if capacity is not None and capacity.startup_s:
         return replace(base, startup_s=capacity.startup_s)
