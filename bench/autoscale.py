@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bench.bounds import bound_lines
 from bench.capacity import Profile
+from bench.capacity_job import measured_capacity
 from bench.cluster_run import run_on_cluster
 from bench.core import SHAPES, RunConfig, RunResult, build_config, load_requests, static_gpu_hours
 from bench.plot import plot
@@ -35,6 +36,11 @@ def run(policy: str, requests: list[Request], config: RunConfig, log) -> RunResu
     if config.cluster and policy != "static":
         return run_on_cluster(policy, requests, config, log)
     return run_policy(policy, requests, config, log)
+
+
+def config_startup_s(args: argparse.Namespace) -> float:
+    """The slowest start-up the replicas draw: what the operator would have measured."""
+    return 25.0 if args.quick else 100.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         args.compress = 1.0
     profile = Profile()
     requests = load_requests(args)
-    config = build_config(args, requests, profile)
+    capacity = measured_capacity(profile, args.slo_ttft, config_startup_s(args))
+    config = build_config(args, requests, profile, capacity)
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     log(
         f"{len(requests)} requests over {requests[-1].arrival_s:.0f}s; "

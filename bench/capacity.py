@@ -189,6 +189,7 @@ def _triton_text(r: Replica) -> str:
         ("waiting", len(r.queue)),
     ):
         lines.append(f'nv_trt_llm_request_metrics{{{m},request_type="{kind}"}} {value}')
+    lines += _token_histograms(m, c)
     lines.append("# TYPE nv_trt_llm_kv_cache_block_metrics gauge")
     for kind, value in (
         ("max", top),
@@ -201,6 +202,23 @@ def _triton_text(r: Replica) -> str:
             f'nv_trt_llm_kv_cache_block_metrics{{{m},kv_cache_block_type="{kind}"}} {value}'
         )
     return "\n".join(lines) + "\n"
+
+
+def _token_histograms(m: str, c: Counters) -> list[str]:
+    """The tensorrt_llm model's token-length histograms (only the +Inf bucket, sum and count)."""
+    lines = []
+    for family, kind, total in (
+        ("nv_llm_input_token_len", "total_input_tokens", c.prompt_tokens),
+        ("nv_llm_output_token_len", "total_output_tokens", c.generation_tokens),
+    ):
+        labels = f'{m},response_metric_type="{kind}"'
+        lines += [
+            f"# TYPE {family} histogram",
+            f'{family}_bucket{{{labels},le="+Inf"}} {c.success}',
+            f"{family}_sum{{{labels}}} {total}",
+            f"{family}_count{{{labels}}} {c.success}",
+        ]
+    return lines
 
 
 def _serve_text(r: Replica) -> str:

@@ -16,14 +16,19 @@ from bench.capacity import Profile
 from bench.hpa import HpaConfig
 from bench.simulator import Outcome, Sample, SimConfig, Simulator
 from bench.trace import Request, load_csv, shaped, synthetic
-from trtllm_operator.autoscale.policy import KV_CACHE_DEMAND, Settings
+from trtllm_operator.api.models import DEFAULT_TARGETS
+from trtllm_operator.autoscale.capacity import Capacity
+from trtllm_operator.autoscale.policy import (
+    KV_CACHE_DEMAND,
+    LOAD_DEMAND,
+    Settings,
+    with_metric_defaults,
+)
 
-# Our policy's settings: kvCacheDemand, KV-cache use counting the queue. KV use grows with the
-# requests a replica holds, long before a queue forms; the queue term sees what KV use cannot once
-# the batch is full. 0.3 is the knee of the calibration in bench/README.md (fixed replicas on the
-# trace: mean KV use 0.30 -> 99.5 % within SLO, 0.44 -> 74.8 %): decode slows as the batch fills,
-# so load past it lengthens every request and the cliff is steep.
-OURS_TARGET = 0.3
+# Our policy: loadDemand (the load over one replica's measured capacity, ``bench.capacity_job``) at
+# the policy's default target. ``--metric kvCacheDemand`` replays the former signal at the target
+# fitted to the conversation trace (bench/README.md, "Calibration of our target").
+KV_CACHE_DEMAND_TARGET = 0.3
 # Autoscaled runs start warm, as if they had been serving before the trace began: enough replicas
 # for the first 5 trace minutes at this fraction of saturated throughput (same start for hpa and
 # ours).
@@ -63,6 +68,8 @@ class RunConfig:
     prelude_s: float = 0.0
     # hpa and ours scale a real Deployment; the HPA is kube-controller-manager's
     cluster: bool = False
+    # one replica's capacity as ours divides by (bench.capacity_job measures it; None: fallback)
+    capacity: Capacity | None = None
 
 
 @dataclass
@@ -91,21 +98,29 @@ def mean_need(requests: list[Request], profile: Profile, until_s: float) -> floa
     return sum(profile.work_s(r) for r in requests if r.arrival_s < until_s) / until_s
 
 
-def build_config(args: argparse.Namespace, requests: list, profile: Profile) -> RunConfig:
+def build_config(
+    args: argparse.Namespace, requests: list, profile: Profile, capacity: Capacity | None = None
+) -> RunConfig:
     """Shared settings: static at the peak 1-minute (trace time) need, same max for HPA and
-    ours."""
+    ours; ours divides by ``capacity`` and looks ahead over its measured start-up time."""
     window = 60.0 / args.compress
     static = math.ceil(peak_need(requests, profile, window))
     opening = mean_need(requests, profile, 300.0 / args.compress)
     initial = max(1, math.ceil(opening / WARM_UTILIZATION))
     max_replicas = math.ceil(static * 1.5)
     startup = (15.0, 25.0) if args.quick else (60.0, 100.0)
-    ours = Settings(  # what the operator builds from spec.autoscaling; the rest at its defaults
-        metric=KV_CACHE_DEMAND,
-        target=OURS_TARGET,
-        min_replicas=1,
-        max_replicas=max_replicas,
-        scale_down_window_s=30.0 if args.quick else 90.0,
+    metric = getattr(args, "metric", LOAD_DEMAND)
+    ours = with_metric_defaults(
+        Settings(  # what the operator builds from spec.autoscaling; the rest at its defaults
+            metric=metric,
+            target=KV_CACHE_DEMAND_TARGET if metric == KV_CACHE_DEMAND else DEFAULT_TARGETS[metric],
+            min_replicas=1,
+            max_replicas=max_replicas,
+            scale_down_window_s=30.0 if args.quick else 90.0,
+            startup_s=(
+                capacity.startup_s if capacity and capacity.startup_s else Settings().startup_s
+            ),
+        )
     )
     return RunConfig(
         compress=args.compress,
@@ -121,6 +136,7 @@ def build_config(args: argparse.Namespace, requests: list, profile: Profile) -> 
         warmup_s=10.0 if args.quick else 20.0,
         prelude_s=20.0 if args.quick else PRELUDE_S,
         cluster=getattr(args, "cluster", False),
+        capacity=capacity,
     )
 
 

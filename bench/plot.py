@@ -44,3 +44,33 @@ def plot(results: dict, slo_ttft_s: float, compress: float, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_mixes(runs: dict[str, dict], compress: dict[str, float], path: Path) -> Path:
+    """One row per load: its arrival rate, and every policy's ready replicas; x in trace
+    minutes."""
+    fig, axes = plt.subplots(len(runs), 2, figsize=(12, 2.6 * len(runs)), squeeze=False)
+    for row, (load, results) in enumerate(runs.items()):
+        rate, reps = axes[row][0], axes[row][1]
+        scale = compress[load] / 60
+        for policy, result in results.items():
+            t = [s.t * scale for s in result.timeline]
+            label = f"{policy} ({result.summary['slo_attainment']:.1%})"
+            reps.step(t, [s.ready for s in result.timeline], where="post", label=label, lw=0.9)
+        first = next(iter(results.values()))
+        rate.plot(
+            [s.t * scale for s in first.timeline],
+            [s.arrivals for s in first.timeline],
+            lw=0.5,
+            color="tab:gray",
+        )
+        rate.set_ylabel(f"{load}\nrequests/s")
+        reps.set_ylabel("ready replicas")
+        reps.legend(loc="upper right", fontsize=7)
+    axes[-1][0].set_xlabel("trace minutes")
+    axes[-1][1].set_xlabel("trace minutes")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

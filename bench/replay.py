@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 
 from bench.bounds import work_replica_seconds
 from bench.capacity import Profile
+from bench.capacity_job import measured_capacity
 from bench.core import (
     RunConfig,
     RunResult,
@@ -35,7 +36,8 @@ from bench.core import (
 from bench.hpa import Hpa, Pod
 from bench.simulator import Simulator
 from bench.trace import Request
-from trtllm_operator.autoscale.policy import ReplicaCounts, Samples, State, decide
+from trtllm_operator.autoscale.capacity import Capacity
+from trtllm_operator.autoscale.policy import LOAD_DEMAND, ReplicaCounts, Samples, State, decide
 
 HISTORY_S = 90.0  # what the operator's timer asks Prometheus for (``fetch_samples`` window)
 QUERY_STEP_S = 2.0
@@ -52,24 +54,84 @@ def kv_cache_demand(sim: Simulator) -> float | None:
     return used / max(pool, 1) * (1 + waiting / max(active, 1))
 
 
+def kv_cache_use(sim: Simulator) -> float | None:
+    """The fleet's mean KV-cache use (the guard's ``kvCacheUtilization``)."""
+    live = [r for r in sim.replicas if r.serving(sim.now)]
+    if not live:
+        return None
+    return sum(r.kv_used_blocks() / r.kv_max_blocks() for r in live) / len(live)
+
+
+@dataclass
+class TokenRates:
+    """Per-replica token counters over the last minute, as ``sum(rate(...[1m]))`` reads them."""
+
+    window_s: float = 60.0
+    history: dict[str, list[tuple[float, int, int]]] = field(default_factory=dict)
+
+    def scrape(self, sim: Simulator) -> tuple[float, float]:
+        """Record the serving replicas' counters; return the fleet's (prompt, output) tokens/s."""
+        prompt = output = 0.0
+        for r in sim.replicas:
+            if not r.serving(sim.now):
+                continue
+            points = self.history.setdefault(r.name, [])
+            points.append((sim.now, r.counters.prompt_tokens, r.counters.generation_tokens))
+            while points[0][0] < sim.now - self.window_s:
+                points.pop(0)
+            if len(points) >= 2 and points[-1][0] > points[0][0]:
+                span = points[-1][0] - points[0][0]
+                prompt += (points[-1][1] - points[0][1]) / span
+                output += (points[-1][2] - points[0][2]) / span
+        return prompt, output
+
+
+def load_demand(sim: Simulator, rates: tuple[float, float], capacity: Capacity) -> float | None:
+    """The fleet's ``loadDemand`` as ``promql.load_demand`` computes it over the scraped
+    replicas."""
+    live = [r for r in sim.replicas if r.serving(sim.now)]
+    if not live:
+        return None
+    waiting, running = sum(len(r.queue) for r in live), sum(len(r.active) for r in live)
+    if capacity.prefill_tps is None or capacity.decode_tps is None:
+        return (running + waiting) / capacity.concurrency
+    work = rates[0] / capacity.prefill_tps + rates[1] / capacity.decode_tps
+    return work * (1 + waiting / max(running, 1))
+
+
 @dataclass
 class _Ours:
     """Our policy, polled every ``poll_s`` on the last 90 s of per-second demand samples."""
 
     config: RunConfig
     points: list[tuple[float, float]] = field(default_factory=list)
+    guard: list[tuple[float, float]] = field(default_factory=list)
+    rates: TokenRates = field(default_factory=TokenRates)
     state: State = field(default_factory=State)
 
     def scrape(self, sim: Simulator) -> None:
-        value = kv_cache_demand(sim)
-        if value is not None and sim.now >= self.config.warmup_s:
+        value, kv = self.value(sim), kv_cache_use(sim)
+        if value is not None and kv is not None and sim.now >= self.config.warmup_s:
             self.points.append((sim.now, value))
+            self.guard.append((sim.now, kv))
+
+    def value(self, sim: Simulator) -> float | None:
+        """The configured metric over the serving replicas."""
+        if self.config.ours.metric != LOAD_DEMAND:
+            return kv_cache_demand(sim)
+        rates = self.rates.scrape(sim)
+        return load_demand(sim, rates, self.config.capacity or Capacity())
 
     def tick(self, sim: Simulator) -> int:
         settings = self.config.ours
         recent = [p for p in self.points if p[0] >= sim.now - HISTORY_S]
         step = max(1, round(QUERY_STEP_S))
-        samples = Samples(settings.metric, tuple(recent[::-1][::step][::-1]))
+        guard = [p for p in self.guard if p[0] >= sim.now - HISTORY_S]
+        samples = Samples(
+            settings.metric,
+            tuple(recent[::-1][::step][::-1]),
+            guard=tuple(guard[::-1][::step][::-1]) if settings.metric == LOAD_DEMAND else (),
+        )
         ready, starting = sim.counts()
         decision, self.state = decide(
             samples, self.state, settings, sim.now, replicas=ReplicaCounts(ready, starting)
@@ -211,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.shape:
         args.compress = 1.0
     requests = load_requests(args)
-    config = build_config(args, requests, Profile())
+    profile = Profile()
+    config = build_config(args, requests, profile, measured_capacity(profile, args.slo_ttft, 100.0))
     for policy in [p for p in args.policies.split(",") if p]:
         print(
             json.dumps({**replay(policy, requests, config).summary, "clock": "virtual"}), flush=True

@@ -126,7 +126,13 @@ class _OursDriver:
     def tick(self) -> int:
         run, settings = self.run, self.run.config.ours
         samples = fetch_samples(
-            run.url, run.config.sim.runtime, settings.metric, run.selector, window_s=90, step_s=2
+            run.url,
+            run.config.sim.runtime,
+            settings.metric,
+            run.selector,
+            window_s=90,
+            step_s=2,
+            capacity=run.config.capacity,
         )
         samples = replace(samples, points=tuple(p for p in samples.points if p[0] >= self.since))
         ready, starting = run.sim.counts()

@@ -12,6 +12,38 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
+class Mix:
+    """A request mix: log-normal prompt and output lengths (median, sigma, clipped to a range)."""
+
+    context_median: float = 1000.0
+    context_sigma: float = 0.6
+    context_range: tuple[int, int] = (16, 8000)
+    generated_median: float = 150.0
+    generated_sigma: float = 0.8
+    generated_range: tuple[int, int] = (4, 1000)
+
+    def draw(self, rng: random.Random) -> tuple[int, int]:
+        """One request's (prompt, output) tokens."""
+        low, high = self.context_range
+        ctx = min(
+            high,
+            max(low, int(rng.lognormvariate(math.log(self.context_median), self.context_sigma))),
+        )
+        low, high = self.generated_range
+        gen = min(
+            high,
+            max(
+                low, int(rng.lognormvariate(math.log(self.generated_median), self.generated_sigma))
+            ),
+        )
+        return ctx, gen
+
+
+# The shape of chat traffic (the generators' default).
+CHAT = Mix()
+
+
+@dataclass(frozen=True)
 class Request:
     """One request: arrival (seconds from the start of the run), prompt and output tokens."""
 
@@ -63,20 +95,23 @@ def synthetic(
     return _arrivals(duration_s, lambda t: rate_at(t, base_rps, bursts), peak, seed)
 
 
-def shaped(points: tuple[tuple[float, float], ...], *, seed: int = 7) -> list[Request]:
+def shaped(
+    points: tuple[tuple[float, float], ...], *, seed: int = 7, mix: Mix = CHAT
+) -> list[Request]:
     """Poisson arrivals whose rate follows straight lines between ``(time_s, requests_per_s)``
     points.
 
-    The run lasts until the last point; lengths as in :func:`synthetic`. Ramps rather than steps, as
+    The run lasts until the last point; lengths from ``mix`` (chat's, as :func:`synthetic`, by
+    default). Ramps rather than steps, as
     daily traffic moves: a reactive autoscaler with a 60-100 s start-up can follow a ramp, not a
     wall.
     """
     peak = max(rps for _, rps in points)
-    return _arrivals(points[-1][0], lambda t: rate_on_lines(t, points), peak, seed)
+    return _arrivals(points[-1][0], lambda t: rate_on_lines(t, points), peak, seed, mix)
 
 
-def _arrivals(duration_s: float, rate, peak: float, seed: int) -> list[Request]:
-    """Thinned Poisson arrivals (rate ``rate(t)`` <= ``peak``) with log-normal chat-like lengths."""
+def _arrivals(duration_s: float, rate, peak: float, seed: int, mix: Mix = CHAT) -> list[Request]:
+    """Thinned Poisson arrivals (rate ``rate(t)`` <= ``peak``) with lengths drawn from ``mix``."""
     rng = random.Random(seed)
     requests, t = [], 0.0
     while True:
@@ -84,9 +119,7 @@ def _arrivals(duration_s: float, rate, peak: float, seed: int) -> list[Request]:
         if t >= duration_s:
             return requests
         if rng.random() * peak <= rate(t):
-            ctx = min(8000, max(16, int(rng.lognormvariate(math.log(1000), 0.6))))
-            gen = min(1000, max(4, int(rng.lognormvariate(math.log(150), 0.8))))
-            requests.append(Request(t, ctx, gen))
+            requests.append(Request(t, *mix.draw(rng)))
 
 
 def rate_at(t: float, base_rps: float, bursts: tuple[tuple[float, float, float], ...]) -> float:

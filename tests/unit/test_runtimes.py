@@ -16,7 +16,7 @@ from trtllm_operator.api import models
 from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.api.toolchains import Toolchain, load_toolchains
 from trtllm_operator.api.validation import Problem, SpecError, parse_deployment_spec
-from trtllm_operator.autoscale.queries import UnsupportedMetricError, metric_query
+from trtllm_operator.autoscale.queries import LOAD_TERMS, UnsupportedMetricError, metric_query
 from trtllm_operator.plan.consistency import consistency_problems
 from trtllm_operator.plan.deployment_status import endpoints
 from trtllm_operator.plan.engine import model_dir
@@ -84,7 +84,10 @@ def test_every_runtime_satisfies_the_protocol(name: str) -> None:
     assert runtime.client_endpoints
     assert all(isinstance(e, ClientEndpoint) for e in runtime.client_endpoints)
     assert all(callable(getattr(runtime, method)) for method in METHODS)
-    assert set(runtime.queries) <= set(typing.get_args(models.ScalingMetric))
+    known = set(typing.get_args(models.ScalingMetric)) | set(LOAD_TERMS)
+    assert set(runtime.queries) <= known
+    # every runtime reports the terms loadDemand is built from
+    assert set(LOAD_TERMS) <= set(runtime.queries)
 
 
 @pytest.mark.parametrize("tc", TOOLCHAINS, ids=[tc.name for tc in TOOLCHAINS])

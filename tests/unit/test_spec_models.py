@@ -57,8 +57,8 @@ def test_defaults_fit_a_7b_model_on_one_h100() -> None:
     )
     assert spec.serving.kv_cache_free_gpu_mem_fraction == 0.9
     assert spec.serving.triton_max_batch_size is None
-    assert spec.autoscaling.enabled is False and spec.autoscaling.metric == "kvCacheDemand"
-    assert spec.autoscaling.target is None and spec.autoscaling.effective_target == 0.3
+    assert spec.autoscaling.enabled is False and spec.autoscaling.metric == "loadDemand"
+    assert spec.autoscaling.target is None and spec.autoscaling.effective_target == 0.9
 
 
 def test_wire_format_is_camel_case_and_python_is_snake_case() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from trtllm_operator.api.models import (
     ENGINE_KEY,
     ENGINE_KEY_PREFIX,
+    FRACTION_METRICS,
     MAX_RESOURCE_NAME,
     PYTORCH_WEIGHT_QUANTIZATIONS,
     AdapterSpec,
@@ -338,13 +339,13 @@ STATIC_RULES: list[Rule] = [
     ),
     Rule(
         AutoscalingSpec,
-        "!has(self.target) || !(self.metric in ['kvCacheUtilization', 'kvCacheDemand']) "
-        "|| self.target <= 1.0",
-        "target for metric kvCacheUtilization or kvCacheDemand is a fraction of the KV cache, "
-        "in (0, 1]",
+        "!has(self.target) || !(self.metric in "
+        "['loadDemand', 'kvCacheUtilization', 'kvCacheDemand']) || self.target <= 1.0",
+        "target for metric loadDemand, kvCacheUtilization or kvCacheDemand is a fraction "
+        "(of a replica's capacity or of the KV cache), in (0, 1]",
         lambda s: (
             "target" not in s
-            or s.get("metric", "kvCacheDemand") not in ("kvCacheUtilization", "kvCacheDemand")
+            or s.get("metric", "loadDemand") not in FRACTION_METRICS
             or s["target"] <= 1.0
         ),
         field_path=".target",

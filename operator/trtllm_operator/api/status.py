@@ -80,6 +80,51 @@ class AutoscalingStatus(SpecModel):
     )
 
 
+class CapacityPoint(SpecModel):
+    """One step of a capacity measurement: a closed loop of ``concurrency`` requests on one
+    replica."""
+
+    concurrency: int = Field(ge=1, le=65536, description="Requests kept in flight.")
+    requests_per_second: float = Field(ge=0, description="Completed requests per second.")
+    prompt_tokens_per_second: float = Field(ge=0, description="Prompt tokens served per second.")
+    output_tokens_per_second: float = Field(ge=0, description="Output tokens generated per second.")
+    ttft_p95_seconds: float = Field(ge=0, description="95th percentile time to first token.")
+    ttft_mean_seconds: float | None = Field(
+        None, ge=0, description="Mean time to first token (at concurrency 1: the prefill time)."
+    )
+
+
+class CapacityStatus(SpecModel):
+    """One replica's measured capacity curve (filled by a capacity Job), and what the autoscaler
+    derives from it: the per-token prefill and decode rates at the highest load meeting the SLO.
+    Per token, not per request, so the capacity in requests/s follows the request mix."""
+
+    engine_key: str = Field("", description="Engine key the curve was measured on.")
+    measured_time: str | None = Field(
+        None,
+        description="When the measurement finished (RFC 3339).",
+        json_schema_extra={"format": "date-time"},
+    )
+    slo_ttft_seconds: float | None = Field(
+        None, gt=0, description="TTFT objective the points were judged against."
+    )
+    points: list[CapacityPoint] = Field(
+        default_factory=list, max_length=64, description="Throughput and TTFT per concurrency."
+    )
+    max_concurrency: int | None = Field(
+        None, ge=1, description="Highest concurrency whose TTFT p95 meets the SLO."
+    )
+    prefill_tokens_per_second: float | None = Field(
+        None, gt=0, description="Prompt tokens/s of one replica doing only prefill."
+    )
+    decode_tokens_per_second: float | None = Field(
+        None, gt=0, description="Output tokens/s of one replica at maxConcurrency, prefill aside."
+    )
+    startup_seconds: float | None = Field(
+        None, ge=0, description="Observed time from a pod's creation to Ready (the slowest seen)."
+    )
+
+
 class LLMDeploymentStatus(SpecModel):
     """Observed state of an LLMDeployment."""
 
@@ -107,6 +152,8 @@ class LLMDeploymentStatus(SpecModel):
         description="Image of the serving containers, operator image overrides applied "
         "(--image-override / TRTLLM_IMAGE_OVERRIDES).",
     )
+
+    capacity: CapacityStatus | None = Field(None, description=CapacityStatus.__doc__)
 
 
 class VolumeRef(SpecModel):

@@ -3,6 +3,30 @@
 No I/O and no clock: the caller passes ``now`` and gets the updated :class:`State` back, so the same
 inputs always give the same decision (the kopf timer stores the state between calls).
 
+The default signal, ``loadDemand``, is the load in replicas' worth of *measured* capacity: the
+prompt and output token rates the servers' counters report, over one replica's prefill and decode
+rates (``autoscale.capacity``: from the capacity curve in status, or a conservative fallback from
+``maxBatchSize``), times ``1 + waiting / running`` for what the counters cannot see yet (they count
+served work; a queue is load beyond it). It is linear in the load whatever the request mix: twice
+the requests of any mix read twice as high, and a code-completion mix (long prompts, short outputs)
+reads by its prefill cost instead of by the KV cache its prompts hold. So its settings are
+properties of a replica and of the signal, not of a trace (``with_metric_defaults``):
+
+* **target 0.9** of the capacity measured at the SLO: the capacity is what a replica sustains with
+  its batch full; under Poisson arrivals a replica at 90 % of it queues only while every slot is
+  busy, and one slot frees every ``1 / throughput`` seconds, far inside a TTFT objective of
+  seconds, whatever the mix (long requests free slots rarely but hold a batch that drains fast in
+  tokens; short ones free them often).
+* **tolerance 5 %**: the signal is linear and a mean over a minute of counters, so a 5 % excess is
+  real load, unlike KV-cache use, which climbs steeply near the knee (15 % there).
+* **trend_min_fit 0.9**: a rate over a minute is smooth, so a slow drift of a flat load fits a line
+  well enough to pass a 0.5 R^2 and orders replicas that arrive after it turned; a ramp fits 0.9.
+
+The KV-cache use is kept as a guard near saturation
+(``kv_guard``, 0.9 of the pool): if it reads higher than the load signal implies, it is used
+instead, so a mix whose prompts fill the KV cache before they fill the GPU still scales.
+The start-up look-ahead uses the measured start-up time when there is one (``startup_s``).
+
 How it treats the 60-100 s a new replica needs before it serves:
 
 * **Look-ahead on the way up.** The signal is projected ``settings.startup_s`` seconds ahead with
@@ -44,9 +68,10 @@ QUEUE_COMPUTE_RATIO = "queueComputeRatio"
 WAITING_REQUESTS = "waitingRequests"
 KV_CACHE_UTILIZATION = "kvCacheUtilization"
 KV_CACHE_DEMAND = "kvCacheDemand"
+LOAD_DEMAND = "loadDemand"
 # Metrics whose query returns a total over replicas; the policy divides by ready replicas (and their
 # trend is the load's own: removing a replica does not look like a rising load per replica).
-TOTAL_METRICS = frozenset({WAITING_REQUESTS, KV_CACHE_DEMAND})
+TOTAL_METRICS = frozenset({WAITING_REQUESTS, KV_CACHE_DEMAND, LOAD_DEMAND})
 
 UP, DOWN, HOLD = "up", "down", "hold"
 
@@ -72,11 +97,13 @@ class Samples:
     """Recent values of one metric for one deployment, oldest first, as ``(unix_time, value)``.
 
     ``error`` is set (and ``points`` empty) when Prometheus was unreachable or returned nothing.
+    ``guard``: the fleet's mean KV-cache use (0-1) at the same times, when the caller read it.
     """
 
     metric: str
     points: tuple[tuple[float, float], ...] = ()
     error: str | None = None
+    guard: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,6 +140,22 @@ class Settings:
     trend_min_fit: float = 0.5
     smoothing_s: float = 20.0
     stale_after_s: float = 60.0
+    kv_guard: float = 0.9
+
+
+# The loadDemand settings that differ from Settings' defaults (see the module docstring for why they
+# hold on any request mix); the target is spec.autoscaling's (its default 0.9 in api.models).
+LOAD_DEMAND_TOLERANCE = 0.05
+LOAD_DEMAND_TREND_MIN_FIT = 0.9
+
+
+def with_metric_defaults(settings: Settings) -> Settings:
+    """``settings`` with what its metric needs unlike the others (loadDemand's band and fit)."""
+    if settings.metric != LOAD_DEMAND:
+        return settings
+    return replace(
+        settings, tolerance=LOAD_DEMAND_TOLERANCE, trend_min_fit=LOAD_DEMAND_TREND_MIN_FIT
+    )
 
 
 @dataclass(frozen=True)
@@ -143,7 +186,7 @@ def decide(
     problem = _metrics_problem(samples, settings, now, replicas)
     if problem is not None:
         return _hold(replicas, problem[0], problem[1], None), state
-    value = per_replica_value(samples, settings, replicas)
+    value = guarded_value(samples, settings, per_replica_value(samples, settings, replicas))
     projected = projected_value(samples, settings, value, replicas.ready)
     recommendation = math.ceil(replicas.ready * value / settings.target)
     state = _remember(state, now, recommendation, settings)
@@ -180,6 +223,17 @@ def per_replica_value(samples: Samples, settings: Settings, replicas: ReplicaCou
     if settings.metric in TOTAL_METRICS:
         return value / max(replicas.ready, 1)
     return value
+
+
+def guarded_value(samples: Samples, settings: Settings, value: float) -> float:
+    """``value``, or what the KV-cache guard implies when that is higher: KV use at ``kv_guard``
+    reads as the target (use past it, as over the target by as much)."""
+    if not samples.guard:
+        return value
+    newest = samples.guard[-1][0]
+    recent = [v for t, v in samples.guard if t >= newest - settings.smoothing_s]
+    kv = sum(recent) / len(recent)
+    return max(value, settings.target * kv / settings.kv_guard)
 
 
 def trend_slope(

@@ -12,7 +12,8 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests import RequestException
 from urllib3.util.retry import Retry
 
-from trtllm_operator.autoscale.policy import Samples
+from trtllm_operator.autoscale.capacity import Capacity
+from trtllm_operator.autoscale.policy import KV_CACHE_UTILIZATION, LOAD_DEMAND, Samples
 from trtllm_operator.autoscale.queries import metric_query
 
 
@@ -31,18 +32,34 @@ def fetch_samples(
     step_s: float = 5.0,
     timeout_s: float = 5.0,
     now: float | None = None,
+    capacity: Capacity | None = None,
 ) -> Samples:
-    """The last ``window_s`` of ``metric`` for the selected pods, or Samples with ``error`` set.
+    """The last ``window_s`` of ``metric`` for the selected pods, or Samples with ``error`` set;
+    for ``loadDemand`` (over ``capacity``) with the KV-cache use as its guard.
 
     Never raises for an unreachable or empty Prometheus: the policy holds on ``error``, and the
     message ("Prometheus at URL unreachable: ...", "... returned no series ...") goes to status.
     """
-    query = metric_query(runtime, metric, selector)
     end = time.time() if now is None else now
+    span = (end - window_s, end, step_s)
+    query = metric_query(runtime, metric, selector, capacity=capacity)
+    samples = _fetch(url, query, metric, span, timeout_s)
+    if metric != LOAD_DEMAND or samples.error is not None:
+        return samples
+    kv = metric_query(runtime, KV_CACHE_UTILIZATION, selector)
+    guard = _fetch(url, kv, KV_CACHE_UTILIZATION, span, timeout_s)
+    return Samples(metric, samples.points, guard=guard.points)
+
+
+def _fetch(
+    url: str, query: str, metric: str, span: tuple[float, float, float], timeout_s: float
+) -> Samples:
+    """One range query over ``span`` (start, end, step) as Samples (``error`` when it fails)."""
+    start, end, step_s = span
     try:
         result = _client(url, timeout_s).custom_query_range(
             query,
-            start_time=datetime.fromtimestamp(end - window_s, UTC),
+            start_time=datetime.fromtimestamp(start, UTC),
             end_time=datetime.fromtimestamp(end, UTC),
             step=f"{step_s:g}s",
         )

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from trtllm_operator.autoscale.capacity import Capacity
+from trtllm_operator.autoscale.policy import LOAD_DEMAND
 from trtllm_operator.plan.runtimes import RUNTIMES
-from trtllm_operator.plan.runtimes.promql import REGEX_PREFIX, label_matchers
+from trtllm_operator.plan.runtimes.promql import REGEX_PREFIX, label_matchers, load_demand
 
 __all__ = ["REGEX_PREFIX", "UnsupportedMetricError", "label_matchers", "metric_query"]
 
@@ -17,13 +19,30 @@ class UnsupportedMetricError(ValueError):
     """The runtime does not report the asked-for autoscaling metric."""
 
 
+LOAD_TERMS = ("promptTokenRate", "outputTokenRate", "runningRequests", "waitingRequests")
+
+
 def metric_query(
-    runtime: str, metric: str, selector: Mapping[str, str], by: tuple[str, ...] = ()
+    runtime: str,
+    metric: str,
+    selector: Mapping[str, str],
+    by: tuple[str, ...] = (),
+    capacity: Capacity | None = None,
 ) -> str:
     """The PromQL giving ``metric`` for ``runtime`` over the pods ``selector`` picks (per ``by``
-    labels)."""
+    labels); ``loadDemand`` divides by ``capacity`` (the fallback's default when None)."""
+    if metric == LOAD_DEMAND:
+        return load_demand_query(runtime, selector, capacity or Capacity(), by)
     known = RUNTIMES.get(runtime)
     builder = known.queries.get(metric) if known is not None else None
     if builder is None:
         raise UnsupportedMetricError(f"runtime {runtime!r} has no autoscaling metric {metric!r}")
     return builder(selector, by)
+
+
+def load_demand_query(
+    runtime: str, selector: Mapping[str, str], capacity: Capacity, by: tuple[str, ...] = ()
+) -> str:
+    """``loadDemand`` from the runtime's term queries and one replica's capacity."""
+    terms = {term: metric_query(runtime, term, selector, by) for term in LOAD_TERMS}
+    return load_demand(terms, capacity.prefill_tps, capacity.decode_tps, capacity.concurrency)

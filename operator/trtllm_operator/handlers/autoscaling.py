@@ -5,13 +5,16 @@ pure policy, and changes only the serving Deployment's replicas and the LLMDeplo
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import kopf
 
 from trtllm_operator import GROUP, VERSION, metrics
 from trtllm_operator.api.models import AutoscalingSpec, LLMDeploymentSpec
+from trtllm_operator.api.status import CapacityStatus
 from trtllm_operator.api.validation import SpecError, parse_deployment_spec
+from trtllm_operator.autoscale import capacity as capacities
 from trtllm_operator.autoscale import policy
 from trtllm_operator.autoscale.prometheus import fetch_samples
 from trtllm_operator.autoscale.queries import REGEX_PREFIX
@@ -38,17 +41,37 @@ def max_by_gpus(product: str, gpus_per_replica: int) -> int:
     return sum(n.gpus // gpus_per_replica for n in nodes)
 
 
-def settings(scaling: AutoscalingSpec, spec: LLMDeploymentSpec, product: str) -> policy.Settings:
-    """Policy settings from the spec and the cluster's GPU capacity for this engine."""
-    per_replica = spec.engine.parallelism.tensor * spec.engine.parallelism.pipeline
-    return policy.Settings(
-        metric=scaling.metric,
-        target=scaling.effective_target,
-        min_replicas=scaling.min_replicas,
-        max_replicas=scaling.max_replicas,
-        max_by_gpus=max_by_gpus(product, per_replica),
-        scale_down_window_s=float(scaling.scale_down_stabilization_seconds),
+def replica_capacity(body: dict[str, Any], spec: LLMDeploymentSpec) -> capacities.Capacity:
+    """One replica's capacity: status.capacity when measured, else the maxBatchSize fallback."""
+    raw = (body.get("status") or {}).get("capacity")
+    measured = CapacityStatus.model_validate(raw) if raw else None
+    return capacities.from_status(
+        measured, spec.engine.limits.max_batch_size, spec.autoscaling.slo_ttft_seconds
     )
+
+
+def settings(
+    scaling: AutoscalingSpec,
+    spec: LLMDeploymentSpec,
+    product: str,
+    capacity: capacities.Capacity | None = None,
+) -> policy.Settings:
+    """Policy settings from the spec, the measured start-up time and the cluster's GPU capacity
+    for this engine."""
+    per_replica = spec.engine.parallelism.tensor * spec.engine.parallelism.pipeline
+    base = policy.with_metric_defaults(
+        policy.Settings(
+            metric=scaling.metric,
+            target=scaling.effective_target,
+            min_replicas=scaling.min_replicas,
+            max_replicas=scaling.max_replicas,
+            max_by_gpus=max_by_gpus(product, per_replica),
+            scale_down_window_s=float(scaling.scale_down_stabilization_seconds),
+        )
+    )
+    if capacity is not None and capacity.startup_s:
+        return replace(base, startup_s=capacity.startup_s)
+    return base
 
 
 def pod_selector(namespace: str, name: str) -> dict[str, str]:
@@ -139,17 +162,19 @@ def autoscale(body: dict[str, Any], memo: kopf.Memo) -> None:
     if live is None or not product or spec.autoscaling.prometheus is None:
         return
     replicas = replica_counts(live)
+    capacity = replica_capacity(body, spec)
     samples = fetch_samples(
         spec.autoscaling.prometheus.url,
         spec.serving.runtime,
         spec.autoscaling.metric,
         pod_selector(meta["namespace"], meta["name"]),
+        capacity=capacity,
     )
     clock = time.time()
     decision, memo["state"] = policy.decide(
         samples,
         memo.get("state") or policy.State(),
-        settings(spec.autoscaling, spec, product),
+        settings(spec.autoscaling, spec, product, capacity),
         clock,
         replicas=replicas,
     )

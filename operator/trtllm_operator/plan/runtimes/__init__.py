@@ -33,7 +33,10 @@ class Runtime(Protocol):
     probes: Probes
     metrics: MetricsEndpoint  # what the PodMonitor scrapes
     client_endpoints: tuple[ClientEndpoint, ...]  # status.endpoints, on ports of ports()
-    queries: Mapping[str, QueryBuilder]  # autoscaling metric (spec's ScalingMetric) -> PromQL
+    # autoscaling metric (spec's ScalingMetric) -> PromQL; loadDemand is composed in
+    # autoscale.queries from the terms promptTokenRate, outputTokenRate, runningRequests and
+    # waitingRequests
+    queries: Mapping[str, QueryBuilder]
 
     def image(self, tc: Toolchain) -> str:
         """The toolchain image the server and init containers run (before image overrides)."""

@@ -27,3 +27,19 @@ def sum_by(expr: str, by: tuple[str, ...]) -> str:
 def avg_by(expr: str, by: tuple[str, ...]) -> str:
     """``avg by (labels) (expr)``, or ``avg(expr)`` without labels."""
     return f"avg by ({', '.join(by)}) ({expr})" if by else f"avg({expr})"
+
+
+def load_demand(
+    terms: Mapping[str, str], prefill_tps: float | None, decode_tps: float | None, slots: float
+) -> str:
+    """The fleet's load in replicas' worth of capacity, from the runtime's term queries.
+
+    With per-token rates: ``(prompt/s / prefill + output/s / decode) * (1 + waiting / running)``:
+    the served work (busy replicas) and, since counters see only what was served, the queue as
+    that many more requests of the running kind. Without: in-flight requests over ``slots``."""
+    waiting, running = terms["waitingRequests"], terms["runningRequests"]
+    if prefill_tps is None or decode_tps is None:
+        return f"({running} + {waiting}) / {slots:g}"
+    prompt, output = terms["promptTokenRate"], terms["outputTokenRate"]
+    work = f"{prompt} / {prefill_tps:g} + {output} / {decode_tps:g}"
+    return f"({work}) * (1 + {waiting} / clamp_min({running}, 1))"

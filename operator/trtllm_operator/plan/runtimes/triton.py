@@ -329,6 +329,26 @@ def triton_kv_cache_demand(selector: Mapping[str, str], by: tuple[str, ...] = ()
     return f"({used} / clamp_min({top}, 1)) * (1 + {waiting} / clamp_min({active}, 1))"
 
 
+def triton_prompt_token_rate(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
+    """Prompt tokens per second the selected pods served: the tensorrt_llm model's
+    ``nv_llm_input_token_len`` histogram (TensorRT-LLM's triton_backend custom metrics), whose sum
+    counts every finished request's input tokens."""
+    m = label_matchers(selector, {"response_metric_type": "total_input_tokens"})
+    return sum_by(f"rate(nv_llm_input_token_len_sum{m}[1m])", by)
+
+
+def triton_output_token_rate(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
+    """Output tokens per second the selected pods generated (``nv_llm_output_token_len``'s sum)."""
+    m = label_matchers(selector, {"response_metric_type": "total_output_tokens"})
+    return sum_by(f"rate(nv_llm_output_token_len_sum{m}[1m])", by)
+
+
+def triton_running_requests(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
+    """Requests in the in-flight batcher's batch, summed over the selected pods."""
+    active = label_matchers(selector, {"request_type": "active"})
+    return sum_by(f"nv_trt_llm_request_metrics{active}", by)
+
+
 def triton_toolchain_problems(engine: LLMEngineSpec, tc: Toolchain) -> list[Problem]:
     """Triton serves TensorRT engines from a toolchain with a Triton image and an engine build."""
     path = "spec.serving.runtime"
@@ -395,6 +415,10 @@ class TritonRuntime:
         "waitingRequests": triton_waiting_requests,
         "kvCacheUtilization": triton_kv_cache_utilization,
         "kvCacheDemand": triton_kv_cache_demand,
+        # the terms autoscale.queries builds loadDemand from
+        "promptTokenRate": triton_prompt_token_rate,
+        "outputTokenRate": triton_output_token_rate,
+        "runningRequests": triton_running_requests,
     }
 
     def image(self, tc: Toolchain) -> str:

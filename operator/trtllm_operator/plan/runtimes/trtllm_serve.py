@@ -270,6 +270,21 @@ def serve_kv_cache_utilization(selector: Mapping[str, str], by: tuple[str, ...] 
     return avg_by(f"trtllm_kv_cache_utilization{label_matchers(selector)}", by)
 
 
+def serve_prompt_token_rate(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
+    """Prompt tokens per second trtllm-serve served (``trtllm_prompt_tokens_total``)."""
+    return sum_by(f"rate(trtllm_prompt_tokens_total{label_matchers(selector)}[1m])", by)
+
+
+def serve_output_token_rate(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
+    """Output tokens per second trtllm-serve generated (``trtllm_generation_tokens_total``)."""
+    return sum_by(f"rate(trtllm_generation_tokens_total{label_matchers(selector)}[1m])", by)
+
+
+def serve_running_requests(selector: Mapping[str, str], by: tuple[str, ...] = ()) -> str:
+    """trtllm-serve's running requests, summed over the selected pods."""
+    return sum_by(f"trtllm_num_requests_running{label_matchers(selector)}", by)
+
+
 def serve_adapter_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
     """Adapters need backend pytorch: only for it are Hugging Face adapter directories prepared."""
     if engine.backend != "tensorrt":
@@ -382,6 +397,10 @@ class TrtllmServeRuntime:
         "waitingRequests": serve_waiting_requests,
         "kvCacheUtilization": serve_kv_cache_utilization,
         "kvCacheDemand": serve_kv_cache_demand,
+        # the terms autoscale.queries builds loadDemand from
+        "promptTokenRate": serve_prompt_token_rate,
+        "outputTokenRate": serve_output_token_rate,
+        "runningRequests": serve_running_requests,
     }
 
     def image(self, tc: Toolchain) -> str:
