@@ -23,6 +23,10 @@ def run(action: Action) -> bool:
         return _create(action)
     if action.verb == "apply":
         return kube.apply(action.obj, action.live)[1]
+    if action.verb == "scale":
+        kube.merge_patch(action.obj)
+        log.info("Scaled %s to %s", action.target, action.obj["spec"]["replicas"])
+        return True
     if action.verb == "add_owner":
         kube.add_owner(action.obj, (action.owners or [])[0])
         log.info("Added an owner to %s", action.target)

@@ -140,6 +140,21 @@ def apply(obj: dict[str, Any], live: dict[str, Any] | None = None) -> tuple[dict
     return result, True
 
 
+def merge_patch(obj: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch of `obj`'s fields onto the live object, under the operator's field
+    manager."""
+    meta = obj["metadata"]
+    url = path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+    body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+    return call(
+        "PATCH",
+        url,
+        body=body,
+        content_type="application/merge-patch+json",
+        query=[("fieldManager", FIELD_MANAGER)],
+    )
+
+
 def create(obj: dict[str, Any]) -> dict[str, Any] | None:
     """Create an object; None when it already exists (someone else won the race)."""
     meta = obj["metadata"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Verb = Literal["create", "apply", "add_owner", "set_owners", "delete"]
+Verb = Literal["create", "apply", "add_owner", "set_owners", "delete", "scale"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class Action:
       deployments adopt one shared engine at once).
     - set_owners: replace `obj`'s ownerReferences with `owners` (guarded by its resourceVersion).
     - delete: delete `obj` in the background.
+    - scale: set a Deployment's spec.replicas (`obj` holds only that) with a merge patch, leaving
+      the rest as it is (serving.replicas while no engine can be rolled out).
     """
 
     verb: Verb

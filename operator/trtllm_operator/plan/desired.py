@@ -176,6 +176,8 @@ def _progress(seen: Observed, spec: LLMDeploymentSpec, actions: list[Action]) ->
     if serving and rolls(seen.deployment, serving, pending):
         deploy, more = serving_objects(seen, spec, serving, claim, me, actions)
         ignored += more
+    else:
+        deploy = scale_meanwhile(seen.deployment, spec, actions)
     served_name = engine_label(deploy)
     if served_name == engine_ref["name"] and rollout_done(deploy, wanted):
         actions += release_unused_engines(seen.engines, me, {engine_ref["name"]})
@@ -426,6 +428,31 @@ def serving_objects(
         actions.append(Action("apply", desired_pod_monitor(name, ns, spec, [me])))
     ignored = serving_overrides_ignored(name, spec, served, claim, config)
     return after_apply(seen.deployment, deploy), ignored
+
+
+def scale_meanwhile(
+    live: dict[str, Any] | None, spec: LLMDeploymentSpec, actions: list[Action]
+) -> dict[str, Any] | None:
+    """While no engine can be rolled out (the target builds, the served one is gone or failing),
+    serving.replicas still reaches the live Deployment (e.g. 0, to free its GPUs): only its
+    replica count is patched. Returns the Deployment as it will be."""
+    write = desired_replicas(spec, live)[0]
+    if live is None or write is None or (live.get("spec") or {}).get("replicas") == write:
+        return live
+    meta = live["metadata"]
+    scaled = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": {"replicas": write},
+    }
+    event = Event("Normal", "Scaled", f"Scaled Deployment {meta['name']} to {write} replicas")
+    actions.append(Action("scale", scaled, event=event))
+    return {
+        **live,
+        "metadata": {**meta, "generation": int(meta.get("generation") or 0) + 1},
+        "spec": {**(live.get("spec") or {}), "replicas": write},
+    }
 
 
 def after_apply(live: dict[str, Any] | None, desired_obj: dict[str, Any]) -> dict[str, Any]:
