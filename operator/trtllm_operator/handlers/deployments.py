@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from trtllm_operator import GROUP, VERSION, metrics
 from trtllm_operator.handlers.common import build_scripts, carry_out, locked, now, retry_conflicts
@@ -26,19 +27,57 @@ def observe(body: dict[str, Any]) -> Observed:
     deploy = kube.get("apps/v1", "Deployment", ns, names.serving(name))
     pods = kube.list_objects("v1", "Pod", ns, names.pod_selector(name)) if deploy else []
     claims = kube.list_objects("v1", "PersistentVolumeClaim", ns)
+    engines = kube.list_objects(names.API_VERSION, "LLMEngine", ns)
     return Observed(
         body=body,
         now=now(),
         nodes=kube.list_objects("v1", "Node"),
         claims=claims,
         claim_events=pending_claim_events(ns, claims),
-        engines=kube.list_objects(names.API_VERSION, "LLMEngine", ns),
+        engines=engines,
         deployment=deploy,
         pods=pods,
         adapter_jobs=kube.list_objects("batch/v1", "Job", ns, names.child_labels(name, "adapter")),
         pod_monitors=kube.crd_exists("podmonitors.monitoring.coreos.com"),
         scripts=build_scripts(),
+        gpu_pods=gpu_pods()
+        if placement_open(body, deploy, engines) or unschedulable(pods)
+        else None,
     )
+
+
+def placement_open(
+    body: dict[str, Any], deploy: dict[str, Any] | None, engines: list[dict[str, Any]]
+) -> bool:
+    """True while the GPU product is still to be chosen: none named in the spec, no Deployment
+    yet and no engine owned (afterwards the choice is kept, and the pods need not be read)."""
+    pinned = ((body.get("spec") or {}).get("engine") or {}).get("gpu", {}).get("product")
+    uid = body["metadata"]["uid"]
+    owned = any(
+        o.get("uid") == uid for e in engines for o in e["metadata"].get("ownerReferences") or []
+    )
+    return not pinned and deploy is None and not owned
+
+
+def unschedulable(pods: list[dict[str, Any]]) -> bool:
+    """True when a serving pod waits for the scheduler (then the status says what is free)."""
+    return any(
+        c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable"
+        for pod in pods
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def gpu_pods() -> list[dict[str, Any]] | None:
+    """Every pod bound to a node, cluster-wide (plan.gpu_room keeps those holding GPUs); None when
+    the operator may not list pods cluster-wide (an install with per-namespace Roles): placement
+    then goes by the nodes alone."""
+    try:
+        return kube.list_objects("v1", "Pod", None, fields={"spec.nodeName!": ""})
+    except ApiException as error:
+        if error.status != 403:
+            raise
+        return None
 
 
 def pending_claim_events(namespace: str, claims: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -49,9 +49,10 @@ from trtllm_operator.plan.deployment_status import (
     rollout_done,
 )
 from trtllm_operator.plan.engine import desired_engine, jobs_overrides_ignored, model_dir
+from trtllm_operator.plan.gpu_room import free_gpus
 from trtllm_operator.plan.meta import owner_ref
-from trtllm_operator.plan.placement import choose_gpu, gpu_nodes
-from trtllm_operator.plan.pods import pod_problems
+from trtllm_operator.plan.placement import choose_gpu, gpu_nodes, room_message
+from trtllm_operator.plan.pods import PodProblem, pod_problems
 from trtllm_operator.plan.serving import (
     Served,
     desired_cache_claim,
@@ -78,6 +79,9 @@ class Observed:
     pods: list[dict[str, Any]] = field(default_factory=list)  # its serving pods
     adapter_jobs: list[dict[str, Any]] = field(default_factory=list)
     pod_monitors: bool = False  # the PodMonitor CRD is installed
+    # Pods holding GPUs cluster-wide, read only while placement is open or serving pods cannot be
+    # scheduled (None: not read); plan.gpu_room turns them into free GPUs per product.
+    gpu_pods: list[dict[str, Any]] | None = None
     scripts: dict[str, str] = field(default_factory=dict)  # build_jobs files, by path
     apply_error: ApplyError | None = None  # the API server refused a write of this decision
 
@@ -190,7 +194,7 @@ def _progress(seen: Observed, spec: LLMDeploymentSpec, actions: list[Action]) ->
         deploy,
         wanted,
         pending,
-        pod_problems(seen.pods) if deploy else [],
+        serving_pod_problems(seen, placed[2]) if deploy else [],
         _old_status(seen.body).get("phase") in ("Ready", "Degraded"),
         overrides_ignored=tuple(ignored),
         claim_pending=pending_claim(claim, seen.claims, seen.claim_events),
@@ -259,7 +263,7 @@ def pending_claim(
 
 def placed_engine(seen: Observed, spec: LLMDeploymentSpec) -> tuple[str, str, LLMEngineSpec, int]:
     """Place the engine on a GPU and compute its identity: (name, key, engine spec, memory MiB)."""
-    placement = choose_gpu(spec, gpu_nodes(seen.nodes), current_gpu(seen))
+    placement = choose_gpu(spec, gpu_nodes(seen.nodes), current_gpu(seen), free_now(seen))
     if placement.gpu is None:
         raise BlockedError(placement.reason, placement.message)
     engine = llmengine_spec(spec, placement.gpu)
@@ -270,6 +274,27 @@ def placed_engine(seen: Observed, spec: LLMDeploymentSpec) -> tuple[str, str, LL
         )
     key = engine_spec_key(engine)
     return engine_name(spec.model.source, key), key, engine, placement.memory_mib
+
+
+def free_now(seen: Observed) -> dict[str, int] | None:
+    """Free GPUs per product (plan.gpu_room), or None when the pods were not read."""
+    if seen.gpu_pods is None:
+        return None
+    return free_gpus(gpu_nodes(seen.nodes), seen.gpu_pods, seen.engines)
+
+
+def serving_pod_problems(seen: Observed, engine: LLMEngineSpec) -> list[PodProblem]:
+    """The serving pods' problems; one the scheduler cannot place also says what is free now."""
+    problems = pod_problems(seen.pods)
+    free = free_now(seen)
+    if free is None:
+        return problems
+    need = engine.parallelism.tensor * engine.parallelism.pipeline
+    room = room_message(free, engine.gpu.product, need)
+    return [
+        replace(p, message=f"{p.message} {room}") if p.reason == reasons.UNSCHEDULABLE else p
+        for p in problems
+    ]
 
 
 def current_gpu(seen: Observed) -> str | None:

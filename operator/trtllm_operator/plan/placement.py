@@ -6,9 +6,11 @@ The rule, in order:
 2. The product already chosen for this deployment (its status), while it still fits: a choice never
    flips because a node came or went, since a new product means a new engine.
 3. Otherwise, among products with a node whose allocatable `nvidia.com/gpu` >= tensor x pipeline and
-   that can run the requested precision: the highest compute capability, then the most memory per
-   GPU, then the most nodes that fit, then the product name. Newer GPUs run TensorRT-LLM's kernels
-   best; memory gives the KV cache room; more nodes give replicas room.
+   that can run the requested precision: first those with room now (free GPUs >= tensor x
+   pipeline, `plan.gpu_room`: a full product would leave the pods Pending while another sits
+   idle), then the highest compute capability, then the most memory per GPU, then the most nodes
+   that fit, then the product name. Newer GPUs run TensorRT-LLM's kernels best; memory gives the
+   KV cache room; more nodes give replicas room.
 """
 
 from __future__ import annotations
@@ -74,9 +76,13 @@ def gpus_per_replica(spec: LLMDeploymentSpec) -> int:
 
 
 def choose_gpu(
-    spec: LLMDeploymentSpec, nodes: list[GpuNode], current: str | None = None
+    spec: LLMDeploymentSpec,
+    nodes: list[GpuNode],
+    current: str | None = None,
+    free: dict[str, int] | None = None,
 ) -> Placement:
-    """Apply the placement rule (module docstring) to the cluster's GPU nodes."""
+    """Apply the placement rule (module docstring) to the cluster's GPU nodes; `free` (GPUs free
+    per product, None when not read) ranks products with room first."""
     need = gpus_per_replica(spec)
     candidates = _candidates(spec, nodes, need)
     wanted = spec.engine.gpu.product
@@ -94,7 +100,13 @@ def choose_gpu(
         if unfit:
             return _no_precision(unfit)
         return _no_fit(f"no GPU node offers {need} allocatable nvidia.com/gpu", nodes, need)
-    return max(candidates.values(), key=_preference)
+    room = free or {}
+    return max(
+        candidates.values(),
+        key=lambda p: (
+            (free is None or room.get(p.gpu.product if p.gpu else "", 0) >= need,) + _preference(p)
+        ),
+    )
 
 
 def precision_misfits(
@@ -141,6 +153,16 @@ def _no_fit(message: str, nodes: list[GpuNode], need: int) -> Placement:
         reason=conditions.NO_FITTING_GPU,
         message=f"{message} (tensor x pipeline = {need}); GPU nodes seen: {', '.join(seen)}. "
         "Lower engine.parallelism, change engine.gpu.product or add GPU nodes.",
+    )
+
+
+def room_message(free: dict[str, int], product: str, need: int) -> str:
+    """What the cluster has free, for a deployment whose pods cannot be scheduled."""
+    others = ", ".join(f"{p}: {n}" for p, n in sorted(free.items()) if p != product)
+    tail = f"; other products: {others}" if others else ""
+    return (
+        f"{product} has {max(free.get(product, 0), 0)} nvidia.com/gpu free now, a replica asks "
+        f"{need}{tail}."
     )
 
 

@@ -1,0 +1,79 @@
+"""How many GPUs of each product are free now, for placement (pure).
+
+free(product) = allocatable GPUs on its schedulable nodes
+              - GPUs requested by other workloads' pods on those nodes
+              - max(GPUs our own pods request there, GPUs our LLMEngines on that product promise)
+
+Our own engines count before their pods exist: a burst of deployments placed one after another
+would otherwise all see the same free GPUs (the pods come only once each engine is built). An
+engine promises tensor x pipeline GPUs per LLMDeployment using it (one replica each, the least it
+serves). A count per product, not per node: a replica's GPUs must sit on one node, which the
+placement rule checks separately (a node with allocatable >= tensor x pipeline).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trtllm_operator.plan import names
+
+GPU = "nvidia.com/gpu"
+
+
+def pod_gpus(pod: dict[str, Any]) -> int:
+    """GPUs a pod requests (its containers' limits, as the device plugin counts them)."""
+    total = 0
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        resources = container.get("resources") or {}
+        value = (resources.get("limits") or {}).get(GPU) or (resources.get("requests") or {}).get(
+            GPU
+        )
+        total += int(value or 0)
+    return total
+
+
+def running(pod: dict[str, Any]) -> bool:
+    """A pod that holds (or will hold) its GPUs: not finished, not being deleted."""
+    phase = (pod.get("status") or {}).get("phase")
+    return phase not in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp")
+
+
+def free_gpus(
+    nodes: list[Any], pods: list[dict[str, Any]], engines: list[dict[str, Any]]
+) -> dict[str, int]:
+    """Free GPUs per product (module docstring); `nodes` are placement.GpuNode."""
+    product_of = {n.name: n.product for n in nodes}
+    allocatable: dict[str, int] = {}
+    for node in nodes:
+        allocatable[node.product] = allocatable.get(node.product, 0) + node.gpus
+    others: dict[str, int] = {}
+    ours: dict[str, int] = {}
+    for pod in filter(running, pods):
+        product = product_of.get((pod.get("spec") or {}).get("nodeName") or "")
+        if product:
+            mine = (pod["metadata"].get("labels") or {}).get(names.MANAGED_BY) == names.OPERATOR
+            bucket = ours if mine else others
+            bucket[product] = bucket.get(product, 0) + pod_gpus(pod)
+    promised = engine_promises(engines)
+    return {
+        product: gpus - others.get(product, 0) - max(ours.get(product, 0), promised.get(product, 0))
+        for product, gpus in allocatable.items()
+    }
+
+
+def engine_promises(engines: list[dict[str, Any]]) -> dict[str, int]:
+    """GPUs our LLMEngines promise per product: tensor x pipeline per LLMDeployment using it."""
+    out: dict[str, int] = {}
+    for engine in engines:
+        spec = engine.get("spec") or {}
+        product = (spec.get("gpu") or {}).get("product")
+        users = [
+            o
+            for o in engine["metadata"].get("ownerReferences") or []
+            if o.get("kind") == "LLMDeployment"
+        ]
+        if product:
+            parallel = spec.get("parallelism") or {}
+            need = int(parallel.get("tensor") or 1) * int(parallel.get("pipeline") or 1)
+            out[product] = out.get(product, 0) + need * len(users)
+    return out
