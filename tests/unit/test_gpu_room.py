@@ -37,7 +37,7 @@ def engine(product: str, users: int, tensor: int = 1) -> dict[str, Any]:
 
 def test_free_gpus_subtract_other_pods_and_the_larger_of_our_pods_and_promises() -> None:
     pods = [pod("h0", 8), pod("h1", 3, ours=True), pod("a0", 8, phase="Succeeded")]
-    free = free_gpus(FLEET, pods, [engine(H100, 5)])
+    free = free_gpus(FLEET, pods, [engine(H100, 5)])  # users not read: one replica each
     assert free[H100] == 16 - 8 - max(3, 5)
     assert free[A100] == 8, "a finished pod holds no GPU"
     assert free[L40S] == 4
@@ -74,6 +74,11 @@ def test_a_burst_spreads_once_our_engines_fill_a_product() -> None:
     assert empty.status["engine"]["gpu"] == H100
     full = desired(observed(body, nodes=nodes, gpu_pods=[], engines=[engine(H100, 8)]))
     assert full.status["engine"]["gpu"] == A100
+    idle = [{"metadata": {"uid": f"u{i}"}, "spec": {"serving": {"replicas": 0}}} for i in range(8)]
+    scaled_to_zero = desired(
+        observed(body, nodes=nodes, gpu_pods=[], engines=[engine(H100, 8)], peers=idle)
+    )
+    assert scaled_to_zero.status["engine"]["gpu"] == H100, "replicas 0 promise no GPU"
 
 
 def test_a_serving_pod_the_scheduler_cannot_place_says_what_is_free() -> None:

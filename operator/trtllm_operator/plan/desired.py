@@ -82,6 +82,7 @@ class Observed:
     # Pods holding GPUs cluster-wide, read only while placement is open or serving pods cannot be
     # scheduled (None: not read); plan.gpu_room turns them into free GPUs per product.
     gpu_pods: list[dict[str, Any]] | None = None
+    peers: list[dict[str, Any]] = field(default_factory=list)  # the namespace's LLMDeployments
     scripts: dict[str, str] = field(default_factory=dict)  # build_jobs files, by path
     apply_error: ApplyError | None = None  # the API server refused a write of this decision
 
@@ -280,7 +281,7 @@ def free_now(seen: Observed) -> dict[str, int] | None:
     """Free GPUs per product (plan.gpu_room), or None when the pods were not read."""
     if seen.gpu_pods is None:
         return None
-    return free_gpus(gpu_nodes(seen.nodes), seen.gpu_pods, seen.engines)
+    return free_gpus(gpu_nodes(seen.nodes), seen.gpu_pods, seen.engines, seen.peers)
 
 
 def serving_pod_problems(seen: Observed, engine: LLMEngineSpec) -> list[PodProblem]:

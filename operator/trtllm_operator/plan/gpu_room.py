@@ -6,9 +6,10 @@ free(product) = allocatable GPUs on its schedulable nodes
 
 Our own engines count before their pods exist: a burst of deployments placed one after another
 would otherwise all see the same free GPUs (the pods come only once each engine is built). An
-engine promises tensor x pipeline GPUs per LLMDeployment using it (one replica each, the least it
-serves). A count per product, not per node: a replica's GPUs must sit on one node, which the
-placement rule checks separately (a node with allocatable >= tensor x pipeline).
+engine promises tensor x pipeline GPUs per replica each LLMDeployment using it asks for
+(serving.replicas, or autoscaling.minReplicas; 1 for a deployment not read). A count per product,
+not per node: a replica's GPUs must sit on one node, which the placement rule checks separately
+(a node with allocatable >= tensor x pipeline).
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ def running(pod: dict[str, Any]) -> bool:
 
 
 def free_gpus(
-    nodes: list[Any], pods: list[dict[str, Any]], engines: list[dict[str, Any]]
+    nodes: list[Any],
+    pods: list[dict[str, Any]],
+    engines: list[dict[str, Any]],
+    deployments: list[dict[str, Any]] | None = None,
 ) -> dict[str, int]:
     """Free GPUs per product (module docstring); `nodes` are placement.GpuNode."""
     product_of = {n.name: n.product for n in nodes}
@@ -54,26 +58,38 @@ def free_gpus(
             mine = (pod["metadata"].get("labels") or {}).get(names.MANAGED_BY) == names.OPERATOR
             bucket = ours if mine else others
             bucket[product] = bucket.get(product, 0) + pod_gpus(pod)
-    promised = engine_promises(engines)
+    promised = engine_promises(engines, deployments or [])
     return {
         product: gpus - others.get(product, 0) - max(ours.get(product, 0), promised.get(product, 0))
         for product, gpus in allocatable.items()
     }
 
 
-def engine_promises(engines: list[dict[str, Any]]) -> dict[str, int]:
-    """GPUs our LLMEngines promise per product: tensor x pipeline per LLMDeployment using it."""
+def engine_promises(
+    engines: list[dict[str, Any]], deployments: list[dict[str, Any]]
+) -> dict[str, int]:
+    """GPUs our LLMEngines promise per product: tensor x pipeline per replica of each
+    LLMDeployment using it."""
+    replicas = {d["metadata"].get("uid"): wanted_replicas(d) for d in deployments}
     out: dict[str, int] = {}
     for engine in engines:
         spec = engine.get("spec") or {}
         product = (spec.get("gpu") or {}).get("product")
-        users = [
-            o
-            for o in engine["metadata"].get("ownerReferences") or []
-            if o.get("kind") == "LLMDeployment"
-        ]
-        if product:
-            parallel = spec.get("parallelism") or {}
-            need = int(parallel.get("tensor") or 1) * int(parallel.get("pipeline") or 1)
-            out[product] = out.get(product, 0) + need * len(users)
+        if not product:
+            continue
+        parallel = spec.get("parallelism") or {}
+        need = int(parallel.get("tensor") or 1) * int(parallel.get("pipeline") or 1)
+        for owner in engine["metadata"].get("ownerReferences") or []:
+            if owner.get("kind") == "LLMDeployment":
+                out[product] = out.get(product, 0) + need * replicas.get(owner.get("uid"), 1)
     return out
+
+
+def wanted_replicas(deployment: dict[str, Any]) -> int:
+    """The replicas an LLMDeployment's spec asks for at least (raw object: it is another
+    deployment's, read as written)."""
+    spec = deployment.get("spec") or {}
+    scaling = spec.get("autoscaling") or {}
+    if scaling.get("enabled"):
+        return int(scaling.get("minReplicas", 1))
+    return int((spec.get("serving") or {}).get("replicas", 1))
