@@ -30,8 +30,11 @@ KEEP = {"helm.sh/resource-policy": "keep"}
 DIGEST = "sha256:" + "ab" * 32
 
 
-def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the machine's helm with its state under .local/helm; skip when it is not built."""
+def helm(
+    *args: str, check: bool = True, kubeconfig: str | Path = os.devnull, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the machine's helm with its state under .local/helm (no cluster unless `kubeconfig`);
+    skip when it is not built."""
     binary = paths.helm()
     if not binary.exists():
         pytest.skip(f"{binary} is missing: run `make helm` (bash hack/build-binaries.sh helm)")
@@ -41,10 +44,10 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         "HELM_CACHE_HOME": str(state / "cache"),
         "HELM_CONFIG_HOME": str(state / "config"),
         "HELM_DATA_HOME": str(state / "data"),
-        "KUBECONFIG": os.devnull,  # nothing here talks to a cluster
+        "KUBECONFIG": str(kubeconfig),
     }
     proc = subprocess.run(
-        [str(binary), *args], capture_output=True, text=True, env=env, timeout=120
+        [str(binary), *args], capture_output=True, text=True, env=env, timeout=timeout
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
