@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export KUBECONFIG := $(CURDIR)/.local/kubeconfig
 export PATH := $(CURDIR)/.local/bin:$(PATH)
 
-.PHONY: help venv prometheus node-deps binaries cluster-up cluster-down crds crds-check dev dev-down test test-unit test-fast lint bench-autoscale clean
+.PHONY: help venv prometheus node-deps binaries helm cluster-up cluster-down crds crds-check dev dev-down test test-unit test-fast lint bench-autoscale clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -19,8 +19,11 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## Python virtualenv with the pinned runtime and dev dependencies
 
-binaries: ## Build etcd, kube-*, kubelet, kube-proxy, kubectl, kwok and CoreDNS from the Go module proxy (cached per machine)
+binaries: ## Build etcd, kube-*, kubelet, kube-proxy, kubectl, kwok, CoreDNS and helm from the Go module proxy (cached per machine)
 	bash hack/build-binaries.sh all
+
+helm: ## Build helm from the Go module proxy for the chart's tests (cached per machine; ~1-5 min cold)
+	bash hack/build-binaries.sh helm
 
 node-deps: ## Debian packages of the real node and its images (containerd, runc, CNI, buildah, mmdebstrap)
 	bash hack/install-node-deps.sh
@@ -53,7 +56,7 @@ lint: venv ## ruff (lint, then format), the import contracts and mypy (pyproject
 prometheus: ## Install Prometheus (Debian package) for the autoscaling tests and benchmark
 	bash hack/install-prometheus.sh
 
-test: venv prometheus ## Lint, then every test (starts the local control plane if none is live)
+test: venv prometheus helm ## Lint, then every test (starts the local control plane if none is live)
 	$(MAKE) lint
 	$(VENV)/bin/pytest
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build the local control plane's binaries from the Go module proxy, once per machine,
-# cached by version under ${TRTLLM_OP_CACHE:-~/.cache/trtllm-operator}/bin/.
+# Build the local control plane's binaries (and helm, for the chart's tests) from the Go module
+# proxy, once per machine, cached by version under
+# ${TRTLLM_OP_CACHE:-~/.cache/trtllm-operator}/bin/.
 # Prints the bin directory on its last line. Never downloads a prebuilt binary.
 set -euo pipefail
 
@@ -8,6 +9,8 @@ K8S_VERSION=${K8S_VERSION:-1.34.4}
 ETCD_VERSION=${ETCD_VERSION:-3.6.16}
 KWOK_VERSION=${KWOK_VERSION:-0.8.0}
 COREDNS_VERSION=${COREDNS_VERSION:-1.14.7}
+# Helm 3.19 is built against the k8s 1.34 client libraries, the local cluster's minor.
+HELM_VERSION=${HELM_VERSION:-3.19.5}
 CACHE=${TRTLLM_OP_CACHE:-$HOME/.cache/trtllm-operator}
 TOOLS=$CACHE/src
 export GOFLAGS=-mod=mod
@@ -95,6 +98,31 @@ build_coredns() {
   log "coredns built in $((SECONDS-start)) s"
 }
 
+build_helm() {
+  local out=$CACHE/bin/helm-v$HELM_VERSION
+  [[ -x $out/helm ]] && { log "helm v$HELM_VERSION cached in $out"; return; }
+  log "Building helm v$HELM_VERSION (the chart's lint, template and install tests; ~5 min cold)"
+  local dir=$TOOLS/helm-v$HELM_VERSION start=$SECONDS
+  rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+  go mod init local.test/helm-bin >/dev/null 2>&1
+  go get "helm.sh/helm/v3@v$HELM_VERSION" >&2
+  # The version stamps helm's own Makefile sets: `helm version`, and the Kubernetes version
+  # `helm lint` and `helm template` assume (Capabilities.KubeVersion) without a cluster.
+  local kv major minor
+  kv=$(go list -m -f '{{.Version}}' k8s.io/client-go)  # v0.34.2
+  kv=${kv#v0.}; major=1; minor=${kv%%.*}
+  local ld="-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
+  ld="$ld -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    ld="$ld -X $p.k8sVersionMajor=$major -X $p.k8sVersionMinor=$minor"
+  done
+  mkdir -p "$out.tmp"
+  CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$out.tmp/helm" helm.sh/helm/v3/cmd/helm
+  "$out.tmp/helm" version >&2
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  log "helm built in $((SECONDS-start)) s"
+}
+
 main() {
   local start=$SECONDS
   mkdir -p "$CACHE/bin" "$TOOLS"
@@ -103,7 +131,8 @@ main() {
     kwok) build_kwok ;;
     k8s) build_k8s ;;
     coredns) build_coredns ;;
-    all) build_etcd; build_kwok; build_k8s; build_coredns ;;
+    helm) build_helm ;;
+    all) build_etcd; build_kwok; build_k8s; build_coredns; build_helm ;;
   esac
   log "All binaries ready in $((SECONDS-start)) s"
   echo "$CACHE/bin"

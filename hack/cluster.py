@@ -58,6 +58,7 @@ def build_binaries() -> dict[str, Path]:
         "ETCD_VERSION": ETCD_VERSION,
         "KWOK_VERSION": KWOK_VERSION,
         "COREDNS_VERSION": COREDNS_VERSION,
+        "HELM_VERSION": paths.HELM_VERSION,
     }
     out = (
         subprocess.run(

@@ -22,3 +22,12 @@ def cache_dir() -> Path:
     ${TRTLLM_OP_CACHE:-~/.cache/trtllm-operator}, as hack/build-binaries.sh reads it.
     """
     return Path(os.environ.get("TRTLLM_OP_CACHE") or Path.home() / ".cache" / "trtllm-operator")
+
+
+HELM_VERSION = os.environ.get("HELM_VERSION", "3.19.5")  # hack/build-binaries.sh's default
+
+
+def helm() -> Path:
+    """The helm binary hack/build-binaries.sh builds (`bash hack/build-binaries.sh helm`), cached
+    per machine like the control plane's binaries; it may not exist yet."""
+    return cache_dir() / "bin" / f"helm-v{HELM_VERSION}" / "helm"
