@@ -41,11 +41,13 @@ dev-down: ## Stop the operator started by `make dev` and the cluster
 	-$(PY) -m hack.dev down
 	$(MAKE) cluster-down
 
-crds: venv ## Regenerate crds/ from the pydantic models (api/crdgen.py)
+crds: venv ## Regenerate crds/ from the pydantic models (api/crdgen.py), and the Helm chart's copy
 	PYTHONPATH=operator $(PY) -m trtllm_operator.api.crdgen
+	$(PY) -m hack.chart_crds
 
 crds-check: venv ## Fail when crds/ differs from the models
 	PYTHONPATH=operator $(PY) -m trtllm_operator.api.crdgen --check
+	$(PY) -m hack.chart_crds --check
 
 lint: venv ## ruff (lint, then format), the import contracts and mypy (pyproject [tool.importlinter], [tool.mypy])
 	$(VENV)/bin/ruff check operator tests build_jobs bench hack
