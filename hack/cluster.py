@@ -1,12 +1,13 @@
 """The local control plane: etcd, kube-apiserver, controller-manager, scheduler and KWOK on 127.0.0.1.
 
-Usage: python -m hack.cluster up | down | status
+Usage: python -m hack.cluster up | down | status | restart <etcd|kube-apiserver|controllers>
 
 `up` is idempotent: a live cluster is reused. It builds the binaries once per machine
 (hack/build-binaries.sh), writes PKI and config under .local/cluster/, starts every process in its
 own session with its log in .local/cluster/logs/, writes .local/kubeconfig and links the matching
 kubectl into .local/bin/, then creates the fake GPU fleet (hack.fleet). `down` stops every process
-and removes .local/cluster/, the kubeconfig and the kubectl link.
+and removes .local/cluster/, the kubeconfig and the kubectl link. `restart` stops one component and starts
+it again with the same flags (the fault-injection tests).
 """  # noqa: E501 (printed as the --help text, so its lines are kept as they are)
 
 from __future__ import annotations
@@ -436,6 +437,30 @@ def down() -> None:
     log("Control plane down; nothing left running")
 
 
+RESTARTABLE = ("etcd", "kube-apiserver", "controllers")
+
+
+def restart(component: str) -> None:
+    """Stop one component of the live control plane and start it again with the same flags (the
+    fault-injection tests: etcd, kube-apiserver, or the controllers: controller-manager, scheduler
+    and KWOK together)."""
+    if component not in RESTARTABLE:
+        raise SystemExit(f"restart: one of {', '.join(RESTARTABLE)}")
+    state = json.loads(STATE.read_text())
+    group = (
+        ["kube-controller-manager", "kube-scheduler", "kwok"]
+        if component == "controllers"
+        else [component]
+    )
+    for name in group:
+        procs.stop(name, state["pids"][name], "cluster")
+        log(f"Stopped {name}")
+    bins = build_binaries()
+    {"etcd": start_etcd, "kube-apiserver": start_apiserver, "controllers": start_controllers}[
+        component
+    ](bins, state)
+
+
 def print_usage() -> None:
     """Tell the user how to talk to the cluster."""
     print(
@@ -447,7 +472,7 @@ def print_usage() -> None:
 
 
 def main() -> None:
-    """Entry point: up | down | status."""
+    """Entry point: up | down | status | restart <etcd|kube-apiserver|controllers>."""
     command = sys.argv[1] if len(sys.argv) > 1 else "status"
     if command in ("-h", "--help"):
         print(__doc__)
@@ -455,6 +480,8 @@ def main() -> None:
         up()
     elif command == "down":
         down()
+    elif command == "restart" and len(sys.argv) > 2:
+        restart(sys.argv[2])
     elif command == "status":
         live = is_live()
         print("live" if live else "down")
