@@ -121,7 +121,12 @@ def carry_out(
         raise
     if refused is not None and replan is not None:
         plan = replan(refused)
-    if not write_status(kind, body, plan.status):
+    written = write_status(kind, body, plan.status)
+    meta = body["metadata"]
+    metrics.report_conditions(
+        kind, meta["namespace"], meta["name"], plan.status.get("conditions") or []
+    )
+    if not written:
         return None
     for event in plan.events:
         announce(body, event)
