@@ -43,6 +43,12 @@ ENGINE_CONDITION = Gauge(
     CONDITION_LABELS,
 )
 CONDITION_GAUGES = {"LLMDeployment": DEPLOYMENT_CONDITION, "LLMEngine": ENGINE_CONDITION}
+DEPLOYMENT_REPLICAS = Gauge(
+    "trtllm_operator_deployment_replicas",
+    "LLMDeployment serving replicas from its status: desired, current (pods) and ready",
+    ["namespace", "name", "state"],
+)
+REPLICA_FIELDS = {"desired": "desiredReplicas", "current": "replicas", "ready": "readyReplicas"}
 _reported: dict[tuple[str, str, str], dict[str, tuple[str, ...]]] = {}
 _reported_guard = threading.Lock()
 
@@ -86,11 +92,26 @@ def report_conditions(
             old[ctype] = labels
 
 
+def report_status(kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    """Show a status the operator computed as gauges: its conditions, and for an LLMDeployment its
+    desired, current and ready replicas."""
+    report_conditions(kind, namespace, name, status.get("conditions") or [])
+    if kind == "LLMDeployment":
+        for state, field in REPLICA_FIELDS.items():
+            DEPLOYMENT_REPLICAS.labels(namespace, name, state).set(int(status.get(field) or 0))
+
+
 def forget_conditions(kind: str, namespace: str, name: str) -> None:
-    """Remove a deleted object's condition series."""
+    """Remove a deleted object's condition (and replica) series."""
     with _reported_guard:
         for labels in _reported.pop((kind, namespace, name), {}).values():
             CONDITION_GAUGES[kind].remove(*labels)
+    if kind == "LLMDeployment":
+        for state in REPLICA_FIELDS:
+            try:
+                DEPLOYMENT_REPLICAS.remove(namespace, name, state)
+            except KeyError:
+                pass
 
 
 def serve(port: int) -> None:

@@ -57,6 +57,7 @@ def test_the_exported_names_are_the_documented_ones() -> None:
         "trtllm_operator_scale_decisions_created",
         "trtllm_operator_deployment_condition",
         "trtllm_operator_engine_condition",
+        "trtllm_operator_deployment_replicas",
     }
 
 
@@ -117,3 +118,19 @@ def test_a_deleted_object_drops_its_series(monkeypatch: pytest.MonkeyPatch) -> N
     engines.llmengine_event(type="DELETED", body=gone)  # type: ignore[arg-type]
     assert series("trtllm_operator_deployment_condition") == {}
     assert series("trtllm_operator_engine_condition") == {}
+
+
+def test_a_deployments_replicas_come_from_its_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(common.kube, "patch_status", lambda *args: None)
+    status = {"phase": "Ready", "replicas": 3, "readyReplicas": 2, "desiredReplicas": 4}
+    body = {"metadata": {"namespace": NS, "name": NAME}, "status": {}}
+    common.carry_out("LLMDeployment", body, Desired(actions=[], status=status, events=[]))
+    value = REGISTRY.get_sample_value
+    labels = {"namespace": NS, "name": NAME}
+    replicas = {
+        state: value("trtllm_operator_deployment_replicas", {**labels, "state": state})
+        for state in ("desired", "current", "ready")
+    }
+    assert replicas == {"desired": 4.0, "current": 3.0, "ready": 2.0}
+    metrics.forget_conditions("LLMDeployment", NS, NAME)
+    assert value("trtllm_operator_deployment_replicas", {**labels, "state": "ready"}) is None
