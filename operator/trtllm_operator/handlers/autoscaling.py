@@ -151,6 +151,9 @@ def write_scaling_status(body: dict[str, Any], auto: dict[str, Any], cond: dict[
             "conditions": others + merged,
         },
     )
+    metrics.report_conditions(
+        "LLMDeployment", meta["namespace"], meta["name"], merged, only="Autoscaling"
+    )
 
 
 def autoscale(body: dict[str, Any], memo: kopf.Memo) -> None:

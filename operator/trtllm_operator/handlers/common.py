@@ -106,9 +106,11 @@ def carry_out(
     replan: Callable[[ApplyError], Desired] | None = None,
 ) -> Desired | None:
     """Do a plan's writes in order (announcing each one's event and counting its metric when it
-    changed something), then write the status; its events are announced once it is written. When the
-    API server refuses a write for good, the rest are skipped and `replan(error)` gives the status
-    that says so. Returns the plan whose status was written, None when the status did not change."""
+    changed something), then write the status; its events are announced once it is written. The
+    status's conditions and replicas become the operator's gauges, written or not (so a restarted
+    operator reports them again). When the API server refuses a write for good, the rest are skipped
+    and `replan(error)` gives the status that says so. Returns the plan whose status was written,
+    None when the status did not change."""
     try:
         refused = run_all(body, plan.actions)
     except ApiException as error:
@@ -121,7 +123,10 @@ def carry_out(
         raise
     if refused is not None and replan is not None:
         plan = replan(refused)
-    if not write_status(kind, body, plan.status):
+    written = write_status(kind, body, plan.status)
+    meta = body["metadata"]
+    metrics.report_status(kind, meta["namespace"], meta["name"], plan.status)
+    if not written:
         return None
     for event in plan.events:
         announce(body, event)

@@ -137,8 +137,13 @@ def _reconcile_fresh(namespace: str, name: str) -> None:
 
 @kopf.on.event(GROUP, VERSION, "llmdeployments")
 def llmdeployment_event(type: str, body: kopf.Body, **_: Any) -> None:
-    """Every watch event of an LLMDeployment reconciles it (level-based; idle: no writes)."""
-    if type != "DELETED":
+    """Every watch event of an LLMDeployment reconciles it (level-based; idle: no writes); its
+    deletion removes its condition series."""
+    if type == "DELETED":
+        metrics.forget_conditions(
+            "LLMDeployment", body["metadata"]["namespace"], body["metadata"]["name"]
+        )
+    else:
         reconcile_by_name(body["metadata"]["namespace"], body["metadata"]["name"])
 
 

@@ -104,8 +104,13 @@ def handle(body: dict[str, Any]) -> None:
 
 @kopf.on.event(GROUP, VERSION, "llmengines")
 def llmengine_event(type: str, body: kopf.Body, **_: Any) -> None:
-    """Every watch event of an LLMEngine (including our own status writes) reconciles it."""
-    if type != "DELETED":
+    """Every watch event of an LLMEngine (including our own status writes) reconciles it; its
+    deletion removes its condition series."""
+    if type == "DELETED":
+        metrics.forget_conditions(
+            "LLMEngine", body["metadata"]["namespace"], body["metadata"]["name"]
+        )
+    else:
         handle(dict(body))
 
 

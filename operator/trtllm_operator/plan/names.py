@@ -20,6 +20,9 @@ DEPLOYMENT_LABEL = f"{GROUP}/deployment"
 ENGINE_LABEL = f"{GROUP}/engine"
 ENGINE_KEY_LABEL = f"{GROUP}/engine-key"
 ROLE_LABEL = f"{GROUP}/role"
+# On the serving Service: its runtime, so a plain Prometheus scrape job can pick the metrics port
+# and path (docs/observability.md); pods do not carry it (a new pod label would roll every server).
+RUNTIME_LABEL = f"{GROUP}/runtime"
 # On LLMEngines: the facts about an engine that are not build inputs (plan.engine.EngineContext).
 CACHE_CLAIM_ANNOTATION = f"{GROUP}/cache-claim"
 RETAIN_ANNOTATION = f"{GROUP}/retain-files"

@@ -232,7 +232,7 @@ def _service(
         "Service",
         names.serving(name),
         namespace,
-        names.child_labels(name, "server"),
+        {**names.child_labels(name, "server"), names.RUNTIME_LABEL: spec.serving.runtime},
         owners,
         spec=body,
     )
