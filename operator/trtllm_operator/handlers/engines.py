@@ -32,7 +32,8 @@ def observe_job(namespace: str, name: str) -> progress.JobView:
 
 
 def observe_engine(body: dict[str, Any]) -> EngineObserved:
-    """Every read one engine reconcile needs: its fetch and build Jobs with their pods."""
+    """Every read one engine reconcile needs: its fetch and build Jobs with their pods, and while
+    it is not yet built the namespace's LLMEngines (the earlier builds its estimate learns from)."""
     meta = body["metadata"]
     return EngineObserved(
         body=body,
@@ -40,7 +41,16 @@ def observe_engine(body: dict[str, Any]) -> EngineObserved:
         fetch=observe_job(meta["namespace"], names.fetch_job(meta["name"])),
         build=observe_job(meta["namespace"], names.build_job(meta["name"])),
         scripts=build_scripts(),
+        engines=earlier_builds(body),
     )
+
+
+def earlier_builds(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The LLMEngines of the engine's namespace while it fetches or builds; [] once it is Ready or
+    Failed (no estimate is needed then, so no list call every resync)."""
+    if (body.get("status") or {}).get("phase") in ("Ready", "Failed"):
+        return []
+    return kube.list_objects(names.API_VERSION, "LLMEngine", body["metadata"]["namespace"])
 
 
 def reconcile_engine(body: dict[str, Any]) -> str:
