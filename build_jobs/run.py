@@ -1,5 +1,9 @@
 """Entrypoint of the fetch/build/adapter/cleanup Jobs: `run.py --request r.json --root /cache`.
 
+`--stage <name>` runs one stage of a build (convert or quantize, build, publish), so that the
+build Job's pod can run each stage as its own container and the operator can see which one runs;
+the stages of one pod hand their results on through the cache volume (build_jobs/staging.py).
+
 Exit codes: 0 done (or already done), 1 failed in a way a retry may fix (a tool crashed),
 3 failed in a way only a spec change fixes (bad request, model too big, missing script, wrong
 options). A JSON summary or error goes to the termination log ($TERMINATION_LOG, default
@@ -115,11 +119,12 @@ def _cleanup(ctx: Any) -> dict[str, Any]:
     return {"ok": True, "action": "cleanup", "removed": removed}
 
 
-def run(request_path: Path, root: Path, pvc_root: Path) -> int:
-    """Run one request; returns the process exit code (see the module docstring)."""
+def run(request_path: Path, root: Path, pvc_root: Path, stage: str | None = None) -> int:
+    """Run one request (one stage of a build when `stage` is given); returns the process exit code
+    (see the module docstring)."""
     from build_jobs.adapters import convert_adapter
     from build_jobs.context import Context
-    from build_jobs.engine import build
+    from build_jobs.engine import build, build_stage
     from build_jobs.jobrequest import RequestError, parse_request
     from build_jobs.stages import JobError, log, log_tail
 
@@ -134,7 +139,12 @@ def run(request_path: Path, root: Path, pvc_root: Path) -> int:
             "adapter": convert_adapter,
             "cleanup": _cleanup,
         }[action]
-        result = handler(ctx)
+        if stage is not None:
+            if action != "build":
+                raise RequestError(f"--stage {stage} needs a build request, not {action}")
+            result = build_stage(ctx, stage)
+        else:
+            result = handler(ctx)
         log(f"Done: {action} ok; stages: {ctx.stages.summary()}")
         write_termination(result)
         return 0
@@ -162,6 +172,7 @@ def run(request_path: Path, root: Path, pvc_root: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the request."""
+    from build_jobs.engine import STAGES
     from build_jobs.layout import DEFAULT_PVC_ROOT
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -175,8 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(os.environ.get("PVC_ROOT", DEFAULT_PVC_ROOT)),
         help="where pvc://<claim>/... sources are mounted, one directory per claim",
     )
+    parser.add_argument(
+        "--stage",
+        choices=STAGES,
+        default=None,
+        help="run one stage of a build, after the earlier ones ran in this pod (default: all)",
+    )
     args = parser.parse_args(argv)
-    return run(args.request, args.root, args.pvc_root)
+    return run(args.request, args.root, args.pvc_root, args.stage)
 
 
 if __name__ == "__main__":

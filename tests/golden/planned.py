@@ -16,7 +16,7 @@ from trtllm_operator.plan import names
 from trtllm_operator.plan.actions import Action
 from trtllm_operator.plan.desired import Desired, desired
 from trtllm_operator.plan.engine_desired import EngineObserved, desired_for_engine
-from trtllm_operator.plan.engine_status import SUCCEEDED, JobView
+from trtllm_operator.plan.engine_status import SUCCEEDED, JobView, job_view
 
 SCRIPTS = {path: f"<build_jobs/{path}>" for path in build_scripts()}
 
@@ -42,7 +42,8 @@ def decision(plan: Desired) -> dict[str, Any]:
 
 def engine_children(engine: dict[str, Any]) -> dict[str, Any]:
     """What the engine plan decides for a new LLMEngine (its uid given by the API server): while
-    fetching, then once the fetch succeeded; and the cleanup Job its deletion starts."""
+    fetching, once the fetch succeeded, with the build Job's pod at its second stage (when it has a
+    build Job); and the cleanup Job its deletion starts."""
     live = {**engine, "metadata": {**engine["metadata"], "uid": "engine-uid"}}
     name = live["metadata"]["name"]
     fetch, build = JobView(names.fetch_job(name)), JobView(names.build_job(name))
@@ -53,10 +54,38 @@ def engine_children(engine: dict[str, Any]) -> dict[str, Any]:
         EngineObserved({**live, "status": fetching.status}, NOW, fetched, build, SCRIPTS, volume)
     )
     ctx, spec = plan_engine.engine_context(live), build_inputs(live["spec"])
+    children = {"fetching": decision(fetching), "fetched": decision(building)}
+    job = next((a.obj for a in building.actions if a.obj["kind"] == "Job"), None)
+    if job is not None:  # a build Job's pod at its second stage
+        second = job_view(build.name, {"status": {}}, [second_stage_pod(job)])
+        sized = JobView(fetch.name, state=SUCCEEDED, report={"modelBytes": 2_200_000_000})
+        staged = desired_for_engine(
+            EngineObserved({**live, "status": building.status}, NOW, sized, second, SCRIPTS, volume)
+        )
+        children["second-stage"] = {"status": staged.status, "events": decision(staged)["events"]}
+    return {**children, "cleanup": plan_engine.desired_cleanup_job(ctx, spec)}
+
+
+def second_stage_pod(job: dict[str, Any]) -> dict[str, Any]:
+    """The build Job's pod as the kubelet reports it once its first stage finished and its second
+    runs (a PyTorch checkpoint's second stage is its last, the main container)."""
+    spec = job["spec"]["template"]["spec"]
+    stages = [c["name"] for c in [*spec.get("initContainers", []), *spec["containers"]]]
+    first = {"startedAt": "2026-01-01T00:01:00Z", "finishedAt": "2026-01-01T00:04:30Z"}
+    states = [
+        {"terminated": {"exitCode": 0, **first}},
+        {"running": {"startedAt": first["finishedAt"]}},
+    ]
+    statuses = [{"name": name, "state": state} for name, state in zip(stages, states, strict=False)]
+    inits = len(spec.get("initContainers", []))
     return {
-        "fetching": decision(fetching),
-        "fetched": decision(building),
-        "cleanup": plan_engine.desired_cleanup_job(ctx, spec),
+        "metadata": {"name": f"{job['metadata']['name']}-x7k2p", "creationTimestamp": NOW},
+        "spec": spec,
+        "status": {
+            "phase": "Pending" if inits > 1 else "Running",
+            "initContainerStatuses": statuses[:inits],
+            "containerStatuses": statuses[inits:],
+        },
     }
 
 

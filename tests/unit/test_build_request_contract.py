@@ -13,6 +13,7 @@ from typing import get_args
 
 import pytest
 from build_jobs import commands
+from build_jobs.engine import stage_names
 from build_jobs.jobrequest import parse_request
 
 from tests.golden.serving_samples import SAMPLES, load
@@ -23,6 +24,7 @@ from trtllm_operator.api.validation import rule_problems
 from trtllm_operator.plan import engine as plan
 from trtllm_operator.plan.build_request import WEIGHTS
 from trtllm_operator.plan.jobs import config_key
+from trtllm_operator.plan.progress import build_stages
 
 MODES = list(itertools.product(get_args(WeightQuantization), get_args(KvCacheQuantization)))
 # What build_jobs' commands know how to produce; anything else would silently build unquantized.
@@ -103,3 +105,19 @@ def test_each_mode_reaches_its_tool(path: Path, weights: str, kv_cache: str) -> 
         assert all((flag in args) == (kv == kv_cache) for kv, flag in kv_flags.items())
         return
     assert ("--kv_cache_dtype" in args) == (kv_cache != "none")
+
+
+@pytest.mark.parametrize(("path", "weights", "kv_cache"), CASES)
+def test_the_build_jobs_containers_are_the_stages_build_jobs_runs(
+    path: Path, weights: str, kv_cache: str
+) -> None:
+    engine = admitted(path, weights, kv_cache)
+    request = parse_request(serialised_request(engine, "build"))
+    assert build_stages(engine) == stage_names(request)
+    if plan.needs_build_job(engine):
+        ctx = plan.EngineContext("e", "ns", "uid", "k" * 63, "cache", 0)
+        config = {"metadata": {"name": "config"}, "data": {}}
+        pod = plan.desired_build_job(ctx, engine, config)["spec"]["template"]["spec"]
+        containers = [*pod["initContainers"], *pod["containers"]]
+        assert [c["name"] for c in containers] == stage_names(request)
+        assert all(c["command"][-2:] == ["--stage", c["name"]] for c in containers)

@@ -242,6 +242,9 @@ def test_the_sample_reaches_every_job() -> None:
         assert pod["spec"]["nodeSelector"]["kubernetes.io/os"] == "linux"
     build = jobs[1]["spec"]["template"]["spec"]
     assert build["nodeSelector"]["nvidia.com/gpu.product"] == H100
+    for container in [*build["initContainers"], *build["containers"]]:  # every build stage
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["HF_HUB_ENABLE_HF_TRANSFER"] == "0", container["name"]
 
 
 def test_an_engine_without_overrides_has_no_annotation() -> None:

@@ -168,6 +168,46 @@ class VolumeRef(SpecModel):
     )
 
 
+class BuildProgress(SpecModel):
+    """Where the running fetch or build Job is (present only while one runs)."""
+
+    stage: str = Field(
+        "",
+        description="The stage its pod is at (running, or next to start): fetch, convert or "
+        "quantize, build, publish (printer column).",
+    )
+    stage_index: int | None = Field(
+        None, ge=0, description="1-based position of the stage among the build Job's stages."
+    )
+    stage_count: int | None = Field(None, ge=0, description="How many stages the build Job has.")
+    stage_started_at: str | None = Field(
+        None,
+        description="When the stage started (RFC 3339; absent until it runs).",
+        json_schema_extra={"format": "date-time"},
+    )
+    started_at: str | None = Field(
+        None,
+        description="When the pod's first stage started (RFC 3339); its age is the elapsed time "
+        "(printer column).",
+        json_schema_extra={"format": "date-time"},
+    )
+    stage_seconds: dict[str, float] = Field(
+        default_factory=dict, description="Seconds of the pod's stages that finished, by stage."
+    )
+    estimated_seconds: int | None = Field(
+        None,
+        ge=0,
+        description="Expected duration of the whole build: the model size times a per-GiB rate "
+        "per stage, learned from earlier builds on this GPU product in the namespace.",
+    )
+    estimate: str = Field("", description="estimatedSeconds for humans, e.g. ~25m.")
+    estimate_basis: str = Field(
+        "",
+        description="What the estimate rests on: default (the operator's default rates) or "
+        "N earlier builds.",
+    )
+
+
 class LLMEngineStatus(SpecModel):
     """Observed state of an LLMEngine."""
 
@@ -184,6 +224,15 @@ class LLMEngineStatus(SpecModel):
     size_bytes: int | None = Field(None, ge=0, description="Size of the engine files in bytes.")
     size: str = Field("", description="Size for humans, e.g. 3.9Gi (printer column).")
     build_seconds: float | None = Field(None, ge=0, description="Duration of the build.")
+    stage_seconds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Duration of each step of the finished build (fetch, inspect, convert or "
+        "quantize, build, publish), as its report gave them; later estimates learn from them.",
+    )
+    model_bytes: int | None = Field(
+        None, ge=0, description="Size of the fetched checkpoint in bytes (the fetch's report)."
+    )
+    progress: BuildProgress | None = Field(None, description=BuildProgress.__doc__)
     toolchain: str = Field("", description="Toolchain profile that built the engine.")
     trtllm_version: str = Field("", description="TensorRT-LLM version that built the engine.")
     gpu: str = Field("", description="GPU product the engine is built for.")

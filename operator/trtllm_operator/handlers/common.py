@@ -94,9 +94,23 @@ def write_status(kind: str, body: dict[str, Any], status: dict[str, Any]) -> boo
     old = dict(body.get("status") or {})
     if new == old:
         return False
-    patch = {**{k: None for k in old if k not in new}, **new}
-    kube.patch_status(names.API_VERSION, kind, meta["namespace"], meta["name"], patch)
+    kube.patch_status(
+        names.API_VERSION, kind, meta["namespace"], meta["name"], merge_patch(old, new)
+    )
     return True
+
+
+def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns `old` into `new`: a key gone at any depth of
+    nested objects is nulled (status.progress loses stageStartedAt while a retried pod waits)."""
+    patch: dict[str, Any] = {k: None for k in old if k not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            patch[key] = merge_patch(before, value)
+        else:
+            patch[key] = value
+    return patch
 
 
 def carry_out(

@@ -33,8 +33,9 @@ def observe_job(namespace: str, name: str) -> progress.JobView:
 
 
 def observe_engine(body: dict[str, Any]) -> EngineObserved:
-    """Every read one engine reconcile needs: its fetch and build Jobs with their pods, and the
-    cache claim they write to."""
+    """Every read one engine reconcile needs: its fetch and build Jobs with their pods, the cache
+    claim they write to, and while it is not yet built the namespace's LLMEngines (the earlier
+    builds its estimate learns from)."""
     meta = body["metadata"]
     return EngineObserved(
         body=body,
@@ -45,7 +46,16 @@ def observe_engine(body: dict[str, Any]) -> EngineObserved:
         claim=kube.get(
             "v1", "PersistentVolumeClaim", meta["namespace"], plan.engine_context(body).claim
         ),
+        engines=earlier_builds(body),
     )
+
+
+def earlier_builds(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The LLMEngines of the engine's namespace while it fetches or builds; [] once it is Ready or
+    Failed (no estimate is needed then, so no list call every resync)."""
+    if (body.get("status") or {}).get("phase") in ("Ready", "Failed"):
+        return []
+    return kube.list_objects(names.API_VERSION, "LLMEngine", body["metadata"]["namespace"])
 
 
 def reconcile_engine(body: dict[str, Any]) -> str:

@@ -21,9 +21,17 @@ from trtllm_operator.api.sources import PvcSource, parse_source
 from trtllm_operator.api.toolchains import pod_image, toolchain
 from trtllm_operator.plan import layout, names
 from trtllm_operator.plan.build_request import engine_request, request_files
-from trtllm_operator.plan.jobs import desired_build_config, gpu_placement, job, job_pod, pvc_claims
+from trtllm_operator.plan.jobs import (
+    desired_build_config,
+    gpu_placement,
+    job,
+    job_pod,
+    pvc_claims,
+    with_stages,
+)
 from trtllm_operator.plan.meta import owner_ref
 from trtllm_operator.plan.overrides import gpu_count_ignored, with_pod_overrides
+from trtllm_operator.plan.progress import build_stages
 
 FETCH_RESOURCES = {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "16Gi"}}
 # Build resources when neither the user nor the checkpoint's size says otherwise.
@@ -186,7 +194,8 @@ def desired_build_job(
     ctx: EngineContext, spec: LLMEngineSpec, config: dict[str, Any], model_bytes: int | None = None
 ) -> dict[str, Any]:
     """The GPU Job that converts and builds the engine on its GPU product, with the user's
-    engine.buildResources or resources sized from the fetched checkpoint."""
+    engine.buildResources or resources sized from the fetched checkpoint; one container per build
+    stage (plan/progress.py reads which one runs)."""
     pod = job_pod("build", spec.toolchain.image, ctx.claim, config, ctx.secret, source_claims(spec))
     gpu_placement(pod, spec, ctx.build_resources or build_resources_for(model_bytes))
     built = job(
@@ -199,7 +208,9 @@ def desired_build_job(
         backoff=2,
         deadline=BUILD_DEADLINE_SECONDS,
     )
-    return with_pod_overrides(built, ctx.pod_overrides, JOBS_POD)[0]
+    return with_stages(
+        with_pod_overrides(built, ctx.pod_overrides, JOBS_POD)[0], build_stages(spec)
+    )
 
 
 def jobs_overrides_ignored(

@@ -10,7 +10,7 @@ Job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from trtllm_operator.api.engine_key import build_inputs
@@ -34,6 +34,7 @@ from trtllm_operator.plan.engine_status import (
     engine_status,
     next_step,
 )
+from trtllm_operator.plan.progress_status import peer_statuses, progress_fields, stage_events
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class EngineObserved:
     scripts: dict[str, str]
     claim: dict[str, Any] | None  # the cache PVC the engine's Jobs write to (None: not found)
     apply_error: ApplyError | None = None  # the API server refused a write of this decision
+    # The LLMEngines of the namespace (read while fetching or building): earlier builds' durations.
+    engines: list[dict[str, Any]] = field(default_factory=list)
 
 
 def users(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -83,10 +86,12 @@ def desired_for_engine(seen: EngineObserved) -> Desired:
         old.get("conditions") or [],
         seen.now,
     )
-    status = with_volume(keep_learned(old, status), old, seen, step, held)
+    peers = peer_statuses(body["metadata"]["name"], seen.engines)
+    status = keep_learned(old, {**status, **progress_fields(spec, step, fetch, build, old, peers)})
+    status = with_volume(status, old, seen, step, held)
     if seen.apply_error:
         actions, status = [], refused_status(status, seen.apply_error, old, seen.now)
-    return Desired(actions, status, engine_events(old, status), spec)
+    return Desired(actions, status, engine_events(old, status) + stage_events(old, status), spec)
 
 
 def next_job(
@@ -184,7 +189,7 @@ def key_rejected(body: dict[str, Any], problem: str, now: str) -> Desired:
 # Facts the Jobs' pods report once (in their termination messages). The pods of finished Jobs are
 # garbage-collected; the facts must not go with them (the served tokenizer directory is
 # models/<repo>/<resolvedRevision>: losing it would roll every Deployment to .../main).
-LEARNED = ("resolvedRevision", "sizeBytes", "size", "buildSeconds")
+LEARNED = ("resolvedRevision", "sizeBytes", "size", "buildSeconds", "modelBytes", "stageSeconds")
 
 
 def keep_learned(old: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +206,7 @@ def refused_status(
     generation = status.get("observedGeneration")
     ready = conditions.make("Ready", "False", conditions.APPLY_FAILED, error.describe(), generation)
     return {
-        **status,
+        **{key: value for key, value in status.items() if key != "progress"},  # no Job runs
         "phase": "Failed",
         "error": error.describe(),
         "conditions": conditions.merge(old.get("conditions") or [], [ready], now),

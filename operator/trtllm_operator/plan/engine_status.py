@@ -11,6 +11,12 @@ from trtllm_operator.api.toolchains import pod_image
 from trtllm_operator.plan import conditions, layout
 from trtllm_operator.plan.engine import EngineContext, needs_build_job
 from trtllm_operator.plan.pods import PodProblem, pod_problems
+from trtllm_operator.plan.progress import (
+    StageProgress,
+    describe,
+    reported_terminations,
+    stage_progress,
+)
 
 MISSING, RUNNING, SUCCEEDED, FAILED = "Missing", "Running", "Succeeded", "Failed"
 DELETING = "Deleting"  # deleted, its pods still going: a Job of the same name cannot be made yet
@@ -28,6 +34,7 @@ class JobView:
     problem: PodProblem | None = (
         None  # what keeps its current pod from running (scheduler, kubelet)
     )
+    progress: StageProgress | None = None  # the stage its running pod is at
 
 
 def job_view(name: str, job: dict[str, Any] | None, pods: list[dict[str, Any]]) -> JobView:
@@ -48,17 +55,17 @@ def job_view(name: str, job: dict[str, Any] | None, pods: list[dict[str, Any]]) 
         int(status.get("failed") or 0),
         reason,
         problems[0] if problems else None,
+        stage_progress(pods) if state == RUNNING else None,
     )
 
 
 def latest_report(pods: list[dict[str, Any]]) -> dict[str, Any]:
-    """The termination message of the most recently finished pod, parsed as JSON when it is JSON."""
+    """The termination message of the most recently finished pod (its main container, or the
+    stage container that failed), parsed as JSON when it is JSON."""
     finished = []
     for pod in pods:
-        for status in (pod.get("status") or {}).get("containerStatuses") or []:
-            term = (status.get("state") or {}).get("terminated")
-            if term:
-                finished.append((term.get("finishedAt") or "", pod["metadata"]["name"], term))
+        for term in reported_terminations(pod):
+            finished.append((term.get("finishedAt") or "", pod["metadata"]["name"], term))
     if not finished:
         return {}
     term = max(finished)[2]
@@ -185,7 +192,8 @@ def _ready_condition(step: str, fetch: JobView, build: JobView) -> tuple[str, st
     if step in ("create-fetch", "wait-fetch"):
         return "False", conditions.FETCHING, f"Job {fetch.name} is downloading the checkpoint."
     retries = f" (failed attempts so far: {build.failed_pods})" if build.failed_pods else ""
-    return "False", conditions.BUILDING, f"Job {build.name} is building the engine{retries}."
+    stage = describe(build.progress)
+    return "False", conditions.BUILDING, f"Job {build.name} is building the engine{stage}{retries}."
 
 
 def job_problem_reason(step: str, problem: PodProblem) -> str:

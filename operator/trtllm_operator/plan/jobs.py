@@ -166,3 +166,24 @@ def gpu_placement(
     pod["nodeSelector"] = {"nvidia.com/gpu.product": engine.gpu.product}
     pod["tolerations"] = [GPU_TOLERATION]
     return pod
+
+
+def with_stages(built: dict[str, Any], stages: list[str]) -> dict[str, Any]:
+    """A build Job whose pod runs each stage of `stages` as its own copy of the main container
+    (`run.py ... --stage <name>`, named after the stage): every stage but the last as an init
+    container, in order, the last as the main container. The operator reads which one runs from
+    the pod's container statuses; each writes its own termination message."""
+    pod = built["spec"]["template"]["spec"]
+    main = pod["containers"][0]
+
+    def stage(name: str) -> dict[str, Any]:
+        return {**main, "name": name, "command": [*main["command"], "--stage", name]}
+
+    staged: dict[str, Any] = {}
+    for key, value in pod.items():
+        if key == "containers":
+            staged["initContainers"] = [stage(name) for name in stages[:-1]]
+            value = [stage(stages[-1]), *value[1:]]
+        staged[key] = value
+    template = {**built["spec"]["template"], "spec": staged}
+    return {**built, "spec": {**built["spec"], "template": template}}

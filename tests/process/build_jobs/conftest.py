@@ -120,8 +120,9 @@ class Sandbox:
         base.update(overrides)
         return base
 
-    def run(self, request: dict[str, Any], **env: str) -> Result:
-        """Run run.py as a process from an unrelated cwd; returns what happened."""
+    def run(self, request: dict[str, Any], stage: str | None = None, **env: str) -> Result:
+        """Run run.py (one build stage with `stage`) as a process from an unrelated cwd; returns
+        what happened."""
         path = self.tmp / "request.json"
         path.write_text(json.dumps(request))
         self.termination.unlink(missing_ok=True)
@@ -136,6 +137,7 @@ class Sandbox:
                 str(self.root),
                 "--pvc-root",
                 str(self.pvc),
+                *(["--stage", stage] if stage else []),
             ],
             capture_output=True,
             text=True,
