@@ -126,11 +126,11 @@ def test_kill_during_a_rollout_and_during_a_scale_up(op: Operator) -> None:
     op.kill()  # right after the Deployment was applied, before its status was written
     op.start()
     wait_phase(ns, "chat", "Ready", timeout=120)
-    generation = get("deployment", ns, "chat-serving")["metadata"]["generation"]
+    generation = get("deployment", ns, "chat")["metadata"]["generation"]
     apply(llmdeployment("chat", serving={"replicas": 3}), ns)
     wait_for(
         "the scale-up applied",
-        lambda: get("deployment", ns, "chat-serving")["spec"]["replicas"] == 3,
+        lambda: get("deployment", ns, "chat")["spec"]["replicas"] == 3,
         timeout=30,
         interval=0.2,
     )
@@ -138,7 +138,7 @@ def test_kill_during_a_rollout_and_during_a_scale_up(op: Operator) -> None:
     op.start()
     final = wait_phase(ns, "chat", "Ready", timeout=120)["status"]
     assert final["readyReplicas"] == 3 and final["ready"] == "3/3"
-    assert get("deployment", ns, "chat-serving")["metadata"]["generation"] == generation + 1
+    assert get("deployment", ns, "chat")["metadata"]["generation"] == generation + 1
     assert len(items("replicasets", ns)) == 1, "no roll: only the replica count changed"
     assert_one_of_each(ns)
 
@@ -159,13 +159,13 @@ def test_finished_job_pods_collected_change_nothing(op: Operator) -> None:
     apply(llmdeployment("chat"), ns)
     ready = wait_phase(ns, "chat", "Ready")["status"]
     engine = get("llmengine", ns, ready["engine"]["name"])["status"]
-    before = get("deployment", ns, "chat-serving")
+    before = get("deployment", ns, "chat")
     kubectl("delete", "pods", "-n", ns, "-l", "trtllm-operator.dev/role in (fetch,build)")
     wait_for("the Job pods gone", lambda: not pods_of(ns, "fetch") and not pods_of(ns, "build"))
     import time
 
     time.sleep(25)  # past two resyncs of the engine and the deployment
-    after = get("deployment", ns, "chat-serving")
+    after = get("deployment", ns, "chat")
     assert after["metadata"]["generation"] == before["metadata"]["generation"], "it rolled"
     kept = get("llmengine", ns, ready["engine"]["name"])["status"]
     assert kept["phase"] == "Ready"

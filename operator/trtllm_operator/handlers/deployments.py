@@ -40,10 +40,25 @@ def observe(body: dict[str, Any]) -> Observed:
         adapter_jobs=kube.list_objects("batch/v1", "Job", ns, names.child_labels(name, "adapter")),
         pod_monitors=kube.crd_exists("podmonitors.monitoring.coreos.com"),
         scripts=build_scripts(),
-        gpu_pods=gpu_pods()
-        if placement_open(body, deploy, engines) or unschedulable(pods)
-        else None,
+        **room(body, deploy, engines, pods),
     )
+
+
+def room(
+    body: dict[str, Any],
+    deploy: dict[str, Any] | None,
+    engines: list[dict[str, Any]],
+    pods: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """What placement needs to see free GPUs (the pods holding GPUs, the namespace's
+    LLMDeployments), read only while the product is open or serving pods cannot be scheduled."""
+    if not (placement_open(body, deploy, engines) or unschedulable(pods)):
+        return {}
+    ns = body["metadata"]["namespace"]
+    return {
+        "gpu_pods": gpu_pods(),
+        "peers": kube.list_objects(names.API_VERSION, "LLMDeployment", ns),
+    }
 
 
 def placement_open(

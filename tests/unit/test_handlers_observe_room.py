@@ -1,0 +1,51 @@
+"""handlers.deployments.observe reads what placement needs for free GPUs only while the product
+is open (the wiring a plan test cannot see: the session's cluster run placed a burst by nodes
+alone because the LLMDeployments were never read)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from trtllm_operator.handlers import deployments
+from trtllm_operator.plan import names
+
+
+def body(pinned: bool = False) -> dict[str, Any]:
+    engine: dict[str, Any] = {"dtype": "float16"}
+    if pinned:
+        engine["gpu"] = {"product": "NVIDIA-H100-80GB-HBM3"}
+    return {
+        "metadata": {"name": "chat", "namespace": "ns", "uid": "u1"},
+        "spec": {"model": {"source": "hf://org/m"}, "engine": engine},
+    }
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    calls: list[tuple[str, Any]] = []
+
+    def list_objects(
+        api: str, kind: str, namespace: Any = None, labels: Any = None, fields: Any = None
+    ):
+        calls.append((kind, fields))
+        return [{"metadata": {"name": "p", "uid": "u2"}, "spec": {}}] if kind != "Node" else []
+
+    monkeypatch.setattr(deployments.kube, "list_objects", list_objects)
+    monkeypatch.setattr(deployments.kube, "get", lambda *_: None)
+    monkeypatch.setattr(deployments.kube, "crd_exists", lambda *_: False)
+    return calls
+
+
+def test_an_unplaced_deployment_reads_the_pods_and_its_peers(reads: list[tuple[str, Any]]) -> None:
+    seen = deployments.observe(body())
+    assert seen.gpu_pods is not None and seen.peers
+    assert ("Pod", {"spec.nodeName!": ""}) in reads
+    assert any(kind == "LLMDeployment" for kind, _ in reads)
+
+
+def test_a_pinned_product_reads_neither(reads: list[tuple[str, Any]]) -> None:
+    seen = deployments.observe(body(pinned=True))
+    assert seen.gpu_pods is None and seen.peers == []
+    assert not any(kind == names.API_VERSION or kind == "LLMDeployment" for kind, _ in reads)
