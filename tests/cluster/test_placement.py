@@ -8,16 +8,36 @@ from collections import Counter
 from typing import Any
 
 from tests.cluster.test_control_loop import get, items, llmdeployment
-from tests.kube import apply, wait_for
+from tests.kube import apply, kubectl_json, wait_for
 
 REPLICAS = 4
 DEPLOYMENTS = 6  # 24 replicas: more than the H100s hold
+
+
+def gpu_pods() -> list[dict[str, Any]]:
+    """Pods that hold nvidia.com/gpu anywhere in the cluster."""
+    found = kubectl_json("get", "pods", "-A", "--field-selector=spec.nodeName!=")["items"]
+    return [
+        p
+        for p in found
+        if p["status"].get("phase") not in ("Succeeded", "Failed")
+        and any(
+            (c.get("resources") or {}).get("limits", {}).get("nvidia.com/gpu")
+            for c in p["spec"]["containers"]
+        )
+    ]
 
 
 def test_deployments_without_a_product_spread_to_where_there_is_room(
     op_namespace: str, operator: Any
 ) -> None:
     namespace = op_namespace
+    wait_for(  # earlier tests' namespaces are deleted without waiting: their pods hold GPUs
+        "the fake GPU nodes free of other pods",
+        lambda: not [p for p in gpu_pods() if p["spec"].get("nodeName", "").startswith("gpu-")],
+        timeout=180,
+        interval=2,
+    )
     for i in range(DEPLOYMENTS):
         apply(llmdeployment(f"chat-{i}", serving={"replicas": REPLICAS}), namespace)
         wait_for(  # placed (its engine owned) before the next one looks at the room left

@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.factories import SAMPLES, observed, sample_body
 from tests.unit.test_plan_placement import A100, FLEET, L40S, spec
+from trtllm_operator.api.validation import parse_deployment_spec
 from trtllm_operator.plan import names
 from trtllm_operator.plan.desired import desired
 from trtllm_operator.plan.gpu_room import free_gpus
@@ -18,7 +19,7 @@ H100 = "NVIDIA-H100-80GB-HBM3"
 def pod(node: str, gpus: int, ours: bool = False, phase: str = "Running") -> dict[str, Any]:
     labels = {names.MANAGED_BY: names.OPERATOR} if ours else {}
     return {
-        "metadata": {"name": f"p-{node}-{gpus}", "labels": labels},
+        "metadata": {"name": f"p-{node}-{gpus}", "namespace": "demo", "labels": labels},
         "spec": {
             "nodeName": node,
             "containers": [{"resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}],
@@ -37,10 +38,19 @@ def engine(product: str, users: int, tensor: int = 1) -> dict[str, Any]:
 
 def test_free_gpus_subtract_other_pods_and_the_larger_of_our_pods_and_promises() -> None:
     pods = [pod("h0", 8), pod("h1", 3, ours=True), pod("a0", 8, phase="Succeeded")]
-    free = free_gpus(FLEET, pods, [engine(H100, 5)])  # users not read: one replica each
+    free = free_gpus(FLEET, pods, [engine(H100, 5)], namespace="demo")  # one replica per user
     assert free[H100] == 16 - 8 - max(3, 5)
     assert free[A100] == 8, "a finished pod holds no GPU"
     assert free[L40S] == 4
+
+
+def test_our_pods_of_another_namespace_count_beside_this_ones_promises() -> None:
+    elsewhere = {**pod("h1", 6, ours=True), "metadata": {"name": "x", "namespace": "other"}}
+    elsewhere["metadata"]["labels"] = {names.MANAGED_BY: names.OPERATOR}
+    deleting = pod("h0", 2)
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    free = free_gpus(FLEET, [elsewhere, deleting], [engine(H100, 5)], namespace="demo")
+    assert free[H100] == 16 - 6 - 2 - 5, "a deleting pod holds its GPUs until it is gone"
 
 
 def test_a_full_product_loses_to_one_with_room() -> None:
@@ -107,3 +117,20 @@ def test_a_serving_pod_the_scheduler_cannot_place_says_what_is_free() -> None:
     messages = " ".join(c["message"] for c in plan.status["conditions"])
     assert "Insufficient nvidia.com/gpu" in messages
     assert "0 nvidia.com/gpu free now, a replica asks 1" in messages
+
+
+def test_a_tainted_node_is_no_room_unless_the_pods_tolerate_it() -> None:
+    from tests.unit.test_plan_placement import node
+    from trtllm_operator.plan.placement import gpu_nodes
+
+    tainted = node("h-real", H100, 8)
+    tainted["spec"]["taints"] = [{"key": "dedicated", "value": "a", "effect": "NoSchedule"}]
+    nodes = gpu_nodes([tainted, node("l0", L40S, 4, "8.9", 46068)])
+    assert choose_gpu(spec(), nodes).gpu.product == L40S
+    tolerant = parse_deployment_spec(
+        {
+            "model": {"source": "hf://org/model"},
+            "serving": {"pod": {"tolerations": [{"key": "dedicated", "operator": "Exists"}]}},
+        }
+    )
+    assert choose_gpu(tolerant, nodes).gpu.product == H100

@@ -50,8 +50,15 @@ from trtllm_operator.plan.deployment_status import (
 )
 from trtllm_operator.plan.engine import desired_engine, jobs_overrides_ignored, model_dir
 from trtllm_operator.plan.gpu_room import free_gpus
+from trtllm_operator.plan.jobs import GPU_TOLERATION
 from trtllm_operator.plan.meta import owner_ref
-from trtllm_operator.plan.placement import choose_gpu, gpu_nodes, room_message
+from trtllm_operator.plan.placement import (
+    choose_gpu,
+    gpu_nodes,
+    pod_tolerations,
+    room_message,
+    tolerated,
+)
 from trtllm_operator.plan.pods import PodProblem, pod_problems
 from trtllm_operator.plan.serving import (
     Served,
@@ -195,7 +202,7 @@ def _progress(seen: Observed, spec: LLMDeploymentSpec, actions: list[Action]) ->
         deploy,
         wanted,
         pending,
-        serving_pod_problems(seen, placed[2]) if deploy else [],
+        serving_pod_problems(seen, spec, placed[2]) if deploy else [],
         _old_status(seen.body).get("phase") in ("Ready", "Degraded"),
         overrides_ignored=tuple(ignored),
         claim_pending=pending_claim(claim, seen.claims, seen.claim_events),
@@ -264,7 +271,7 @@ def pending_claim(
 
 def placed_engine(seen: Observed, spec: LLMDeploymentSpec) -> tuple[str, str, LLMEngineSpec, int]:
     """Place the engine on a GPU and compute its identity: (name, key, engine spec, memory MiB)."""
-    placement = choose_gpu(spec, gpu_nodes(seen.nodes), current_gpu(seen), free_now(seen))
+    placement = choose_gpu(spec, gpu_nodes(seen.nodes), current_gpu(seen), free_now(seen, spec))
     if placement.gpu is None:
         raise BlockedError(placement.reason, placement.message)
     engine = llmengine_spec(spec, placement.gpu)
@@ -277,17 +284,22 @@ def placed_engine(seen: Observed, spec: LLMDeploymentSpec) -> tuple[str, str, LL
     return engine_name(spec.model.source, key), key, engine, placement.memory_mib
 
 
-def free_now(seen: Observed) -> dict[str, int] | None:
-    """Free GPUs per product (plan.gpu_room), or None when the pods were not read."""
+def free_now(seen: Observed, spec: LLMDeploymentSpec) -> dict[str, int] | None:
+    """Free GPUs per product (plan.gpu_room) on the nodes the pods tolerate, or None when the pods
+    were not read."""
     if seen.gpu_pods is None:
         return None
-    return free_gpus(gpu_nodes(seen.nodes), seen.gpu_pods, seen.engines, seen.peers)
+    namespace = seen.body["metadata"]["namespace"]
+    nodes = tolerated(gpu_nodes(seen.nodes), [GPU_TOLERATION, *pod_tolerations(spec)])
+    return free_gpus(nodes, seen.gpu_pods, seen.engines, seen.peers, namespace)
 
 
-def serving_pod_problems(seen: Observed, engine: LLMEngineSpec) -> list[PodProblem]:
+def serving_pod_problems(
+    seen: Observed, spec: LLMDeploymentSpec, engine: LLMEngineSpec
+) -> list[PodProblem]:
     """The serving pods' problems; one the scheduler cannot place also says what is free now."""
     problems = pod_problems(seen.pods)
-    free = free_now(seen)
+    free = free_now(seen, spec)
     if free is None:
         return problems
     need = engine.parallelism.tensor * engine.parallelism.pipeline

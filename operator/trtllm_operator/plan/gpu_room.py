@@ -1,8 +1,11 @@
 """How many GPUs of each product are free now, for placement (pure).
 
 free(product) = allocatable GPUs on its schedulable nodes
-              - GPUs requested by other workloads' pods on those nodes
-              - max(GPUs our own pods request there, GPUs our LLMEngines on that product promise)
+              - GPUs requested there by pods of other workloads and other namespaces
+              - max(GPUs this namespace's serving and Job pods request there,
+                    GPUs this namespace's LLMEngines on that product promise)
+
+A pod being deleted still holds its GPUs until it is gone (the scheduler counts it too).
 
 Our own engines count before their pods exist: a burst of deployments placed one after another
 would otherwise all see the same free GPUs (the pods come only once each engine is built). An
@@ -34,9 +37,8 @@ def pod_gpus(pod: dict[str, Any]) -> int:
 
 
 def running(pod: dict[str, Any]) -> bool:
-    """A pod that holds (or will hold) its GPUs: not finished, not being deleted."""
-    phase = (pod.get("status") or {}).get("phase")
-    return phase not in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp")
+    """A pod that holds (or will hold) its GPUs: not finished (one being deleted still does)."""
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
 
 def free_gpus(
@@ -44,8 +46,10 @@ def free_gpus(
     pods: list[dict[str, Any]],
     engines: list[dict[str, Any]],
     deployments: list[dict[str, Any]] | None = None,
+    namespace: str | None = None,
 ) -> dict[str, int]:
-    """Free GPUs per product (module docstring); `nodes` are placement.GpuNode."""
+    """Free GPUs per product (module docstring); `nodes` are placement.GpuNode; `engines` and
+    `deployments` are those of `namespace`."""
     product_of = {n.name: n.product for n in nodes}
     allocatable: dict[str, int] = {}
     for node in nodes:
@@ -55,7 +59,10 @@ def free_gpus(
     for pod in filter(running, pods):
         product = product_of.get((pod.get("spec") or {}).get("nodeName") or "")
         if product:
-            mine = (pod["metadata"].get("labels") or {}).get(names.MANAGED_BY) == names.OPERATOR
+            meta = pod["metadata"]
+            mine = (meta.get("labels") or {}).get(names.MANAGED_BY) == names.OPERATOR and (
+                namespace is None or meta.get("namespace") == namespace
+            )
             bucket = ours if mine else others
             bucket[product] = bucket.get(product, 0) + pod_gpus(pod)
     promised = engine_promises(engines, deployments or [])

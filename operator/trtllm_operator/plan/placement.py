@@ -23,6 +23,7 @@ from trtllm_operator.api.gpus import gpu_info
 from trtllm_operator.api.models import EngineGpu, LLMDeploymentSpec
 from trtllm_operator.api.validation import gpu_problems
 from trtllm_operator.plan import conditions
+from trtllm_operator.plan.jobs import GPU_TOLERATION
 
 PRODUCT = "nvidia.com/gpu.product"
 
@@ -37,6 +38,7 @@ class GpuNode:
     gpus: int
     compute_capability: str
     memory_mib: int
+    taints: tuple[tuple[str, str, str], ...] = ()  # (key, value, effect) that repel pods
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,12 @@ def gpu_nodes(nodes: list[dict[str, Any]]) -> list[GpuNode]:
         )
         compute = f"{major}.{minor}" if major else (known.compute_capability if known else "0.0")
         memory = int(labels.get("nvidia.com/gpu.memory") or (known.memory_mib if known else 0))
-        found.append(GpuNode(node["metadata"]["name"], product, gpus, compute, memory))
+        taints = tuple(
+            (t.get("key", ""), t.get("value", ""), t.get("effect", ""))
+            for t in node.get("spec", {}).get("taints") or []
+            if t.get("effect") in ("NoSchedule", "NoExecute")
+        )
+        found.append(GpuNode(node["metadata"]["name"], product, gpus, compute, memory, taints))
     return sorted(found, key=lambda n: n.name)
 
 
@@ -81,9 +88,10 @@ def choose_gpu(
     current: str | None = None,
     free: dict[str, int] | None = None,
 ) -> Placement:
-    """Apply the placement rule (module docstring) to the cluster's GPU nodes; `free` (GPUs free
-    per product, None when not read) ranks products with room first."""
+    """Apply the placement rule (module docstring) to the cluster's GPU nodes the pods tolerate;
+    `free` (GPUs free per product, None when not read) ranks products with room first."""
     need = gpus_per_replica(spec)
+    nodes = tolerated(nodes, [GPU_TOLERATION, *pod_tolerations(spec)])
     candidates = _candidates(spec, nodes, need)
     wanted = spec.engine.gpu.product
     if wanted:
@@ -107,6 +115,29 @@ def choose_gpu(
             (free is None or room.get(p.gpu.product if p.gpu else "", 0) >= need,) + _preference(p)
         ),
     )
+
+
+def pod_tolerations(spec: LLMDeploymentSpec) -> list[dict[str, Any]]:
+    """The tolerations a user adds to the serving pods (spec.serving.pod)."""
+    return [t.model_dump(by_alias=True, exclude_none=True) for t in spec.serving.pod.tolerations]
+
+
+def tolerated(nodes: list[GpuNode], tolerations: list[dict[str, Any]]) -> list[GpuNode]:
+    """The nodes whose NoSchedule/NoExecute taints the tolerations all match (a tainted node the
+    pods cannot land on is no room for them)."""
+    return [n for n in nodes if all(_tolerates(tolerations, taint) for taint in n.taints)]
+
+
+def _tolerates(tolerations: list[dict[str, Any]], taint: tuple[str, str, str]) -> bool:
+    key, value, effect = taint
+    for t in tolerations:
+        if t.get("effect") and t["effect"] != effect:
+            continue
+        if not t.get("key") and t.get("operator") == "Exists":
+            return True
+        if t.get("key") == key and (t.get("operator") == "Exists" or t.get("value", "") == value):
+            return True
+    return False
 
 
 def precision_misfits(
