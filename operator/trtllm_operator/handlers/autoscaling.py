@@ -19,6 +19,7 @@ from trtllm_operator.autoscale import policy
 from trtllm_operator.autoscale.prometheus import fetch_samples
 from trtllm_operator.autoscale.queries import REGEX_PREFIX
 from trtllm_operator.handlers.common import locked, now
+from trtllm_operator.kube import cache
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import conditions, names
 from trtllm_operator.plan.placement import gpu_nodes
@@ -37,7 +38,7 @@ def replica_counts(deployment: dict[str, Any]) -> policy.ReplicaCounts:
 
 def max_by_gpus(product: str, gpus_per_replica: int) -> int:
     """How many replicas the cluster's nodes of that GPU product could hold at most."""
-    nodes = [n for n in gpu_nodes(kube.list_objects("v1", "Node")) if n.product == product]
+    nodes = [n for n in gpu_nodes(cache.list_objects("v1", "Node")) if n.product == product]
     return sum(n.gpus // gpus_per_replica for n in nodes)
 
 
@@ -160,7 +161,7 @@ def autoscale(body: dict[str, Any], memo: kopf.Memo) -> None:
     """One autoscaler tick for one LLMDeployment."""
     meta = body["metadata"]
     spec = parse_deployment_spec(body["spec"])
-    live = kube.get("apps/v1", "Deployment", meta["namespace"], names.serving(meta["name"]))
+    live = cache.get("apps/v1", "Deployment", meta["namespace"], names.serving(meta["name"]))
     product = ((body.get("status") or {}).get("engine") or {}).get("gpu")
     if live is None or not product or spec.autoscaling.prometheus is None:
         return
@@ -209,7 +210,7 @@ def autoscaler_tick(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Scale the serving Deployment from Prometheus every few seconds."""
     meta = body["metadata"]
     with locked("LLMDeployment", meta["namespace"], meta["name"]):
-        fresh = kube.get(names.API_VERSION, "LLMDeployment", meta["namespace"], meta["name"])
+        fresh = cache.get(names.API_VERSION, "LLMDeployment", meta["namespace"], meta["name"])
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return
         try:

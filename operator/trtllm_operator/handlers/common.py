@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from trtllm_operator import metrics
 from trtllm_operator.kube import actions as writes
+from trtllm_operator.kube import cache as store
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import names
 from trtllm_operator.plan.actions import Action, ApplyError, Desired, Event
@@ -44,7 +45,11 @@ def retry_conflicts(reconcile: Callable[[], None], attempts: int = 10) -> None:
     when many deployments share one engine, and waiting for the next resync would only slow them."""
     for attempt in range(attempts):
         try:
-            reconcile()
+            if attempt:
+                with store.fresh():  # the cache may not have seen the winner's write yet
+                    reconcile()
+            else:
+                reconcile()
             return
         except ApiException as error:
             if error.status != 409 or attempt == attempts - 1:
@@ -94,8 +99,10 @@ def write_status(kind: str, body: dict[str, Any], status: dict[str, Any]) -> boo
     old = dict(body.get("status") or {})
     if new == old:
         return False
-    kube.patch_status(
-        names.API_VERSION, kind, meta["namespace"], meta["name"], merge_patch(old, new)
+    store.written(
+        kube.patch_status(
+            names.API_VERSION, kind, meta["namespace"], meta["name"], merge_patch(old, new)
+        )
     )
     return True
 

@@ -11,6 +11,7 @@ from kubernetes.client.exceptions import ApiException
 
 from trtllm_operator import GROUP, VERSION, metrics
 from trtllm_operator.handlers.common import build_scripts, carry_out, locked, now, retry_conflicts
+from trtllm_operator.kube import cache
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import names
 from trtllm_operator.plan.desired import Observed, desired
@@ -22,23 +23,24 @@ RESYNC_SECONDS = 10
 def observe(body: dict[str, Any]) -> Observed:
     """Every read one reconcile needs, before any decision: nodes, the namespace's PVCs and engines,
     the serving Deployment and its pods, the adapter Jobs, whether PodMonitors exist, the build
-    scripts."""
+    scripts. All from kube.cache (no API call) once the watches have listed them, except the rare
+    reads of a Pending claim's events and of the cluster's GPU pods."""
     name, ns = body["metadata"]["name"], body["metadata"]["namespace"]
-    deploy = kube.get("apps/v1", "Deployment", ns, names.serving(name))
-    pods = kube.list_objects("v1", "Pod", ns, names.pod_selector(name)) if deploy else []
-    claims = kube.list_objects("v1", "PersistentVolumeClaim", ns)
-    engines = kube.list_objects(names.API_VERSION, "LLMEngine", ns)
+    deploy = cache.get("apps/v1", "Deployment", ns, names.serving(name))
+    pods = cache.list_objects("v1", "Pod", ns, names.pod_selector(name)) if deploy else []
+    claims = cache.list_objects("v1", "PersistentVolumeClaim", ns)
+    engines = cache.list_objects(names.API_VERSION, "LLMEngine", ns)
     return Observed(
         body=body,
         now=now(),
-        nodes=kube.list_objects("v1", "Node"),
+        nodes=cache.list_objects("v1", "Node"),
         claims=claims,
         claim_events=pending_claim_events(ns, claims),
         engines=engines,
         deployment=deploy,
         pods=pods,
-        adapter_jobs=kube.list_objects("batch/v1", "Job", ns, names.child_labels(name, "adapter")),
-        pod_monitors=kube.crd_exists("podmonitors.monitoring.coreos.com"),
+        adapter_jobs=cache.list_objects("batch/v1", "Job", ns, names.child_labels(name, "adapter")),
+        pod_monitors=cache.crd_exists("podmonitors.monitoring.coreos.com"),
         scripts=build_scripts(),
         gpu_pods=gpu_pods()
         if placement_open(body, deploy, engines) or unschedulable(pods)
@@ -130,7 +132,7 @@ def reconcile_by_name(namespace: str, name: str) -> None:
 
 
 def _reconcile_fresh(namespace: str, name: str) -> None:
-    body = kube.get(names.API_VERSION, "LLMDeployment", namespace, name)
+    body = cache.get(names.API_VERSION, "LLMDeployment", namespace, name)
     if body is not None and not body["metadata"].get("deletionTimestamp"):
         reconcile(body)
 

@@ -14,6 +14,7 @@ from trtllm_operator.api.engine_key import build_inputs
 from trtllm_operator.api.models import LLMEngineSpec
 from trtllm_operator.handlers.common import build_scripts, carry_out, locked, now
 from trtllm_operator.kube import actions as writes
+from trtllm_operator.kube import cache
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import engine as plan
 from trtllm_operator.plan import engine_status as progress
@@ -27,8 +28,8 @@ JOB_POD_ROLES = ("fetch", "build")
 
 def observe_job(namespace: str, name: str) -> progress.JobView:
     """A Job and its pods, summarised."""
-    job = kube.get("batch/v1", "Job", namespace, name)
-    pods = kube.list_objects("v1", "Pod", namespace, {names.JOB_NAME_LABEL: name}) if job else []
+    job = cache.get("batch/v1", "Job", namespace, name)
+    pods = cache.list_objects("v1", "Pod", namespace, {names.JOB_NAME_LABEL: name}) if job else []
     return progress.job_view(name, job, pods)
 
 
@@ -43,7 +44,7 @@ def observe_engine(body: dict[str, Any]) -> EngineObserved:
         fetch=observe_job(meta["namespace"], names.fetch_job(meta["name"])),
         build=observe_job(meta["namespace"], names.build_job(meta["name"])),
         scripts=build_scripts(),
-        claim=kube.get(
+        claim=cache.get(
             "v1", "PersistentVolumeClaim", meta["namespace"], plan.engine_context(body).claim
         ),
         engines=earlier_builds(body),
@@ -55,7 +56,7 @@ def earlier_builds(body: dict[str, Any]) -> list[dict[str, Any]]:
     Failed (no estimate is needed then, so no list call every resync)."""
     if (body.get("status") or {}).get("phase") in ("Ready", "Failed"):
         return []
-    return kube.list_objects(names.API_VERSION, "LLMEngine", body["metadata"]["namespace"])
+    return cache.list_objects(names.API_VERSION, "LLMEngine", body["metadata"]["namespace"])
 
 
 def reconcile_engine(body: dict[str, Any]) -> str:
@@ -98,7 +99,7 @@ def handle(body: dict[str, Any]) -> None:
         return
     before = (body.get("status") or {}).get("phase")
     with locked("LLMEngine", meta["namespace"], meta["name"]):
-        fresh = kube.get(names.API_VERSION, "LLMEngine", meta["namespace"], meta["name"])
+        fresh = cache.get(names.API_VERSION, "LLMEngine", meta["namespace"], meta["name"])
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return
         with metrics.RECONCILE_SECONDS.labels("LLMEngine").time():
@@ -141,7 +142,7 @@ def wake_engine(body: kopf.Body) -> None:
     engine = (body.get("metadata", {}).get("labels") or {}).get(names.ENGINE_LABEL)
     namespace = body.get("metadata", {}).get("namespace")
     if engine and namespace:
-        live = kube.get(names.API_VERSION, "LLMEngine", namespace, engine)
+        live = cache.get(names.API_VERSION, "LLMEngine", namespace, engine)
         if live is not None:
             handle(live)
 
@@ -180,7 +181,7 @@ def llmengine_deleted(body: kopf.Body, **_: Any) -> None:
         )
         log.warning("Not cleaning up engine %s/%s: %s", ctx.namespace, ctx.name, refusal)
         return
-    engines = kube.list_objects(names.API_VERSION, "LLMEngine", ctx.namespace)
+    engines = cache.list_objects(names.API_VERSION, "LLMEngine", ctx.namespace)
     blockers = plan.serving_blockers(data, serving_objects(ctx.namespace), engines)
     if blockers:
         served = f"{layout.engine_path(ctx.key)} is still served by {', '.join(blockers)}"
@@ -205,6 +206,6 @@ def serving_objects(namespace: str) -> dict[str, list[dict[str, Any]]]:
     """The operator's serving Deployments and pods in a namespace, by kind."""
     labels = {names.MANAGED_BY: names.OPERATOR, names.ROLE_LABEL: "server"}
     return {
-        kind: kube.list_objects(api, kind, namespace, labels)
+        kind: cache.list_objects(api, kind, namespace, labels)
         for api, kind in (("apps/v1", "Deployment"), ("v1", "Pod"))
     }
