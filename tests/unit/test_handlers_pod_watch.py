@@ -57,7 +57,9 @@ def test_a_serving_pod_reconciles_its_deployment(monkeypatch: pytest.MonkeyPatch
 
 def test_a_build_pod_reconciles_its_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     handled: list[str] = []
-    monkeypatch.setattr(engines.kube, "get", lambda *args: {"metadata": {"name": args[-1]}})
+    monkeypatch.setattr(
+        engines.kube, "get", lambda *args: {"metadata": {"namespace": args[-2], "name": args[-1]}}
+    )
     monkeypatch.setattr(engines, "handle", lambda body: handled.append(body["metadata"]["name"]))
     labels = names.engine_labels("e1", "k" * 64, "build")
     engines.job_pod_event(

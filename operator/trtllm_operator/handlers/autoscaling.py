@@ -126,13 +126,14 @@ def scaling_condition(decision: policy.Decision, generation: int | None) -> dict
 
 
 def should_write(old: dict[str, Any], new: dict[str, Any], last_write: float, clock: float) -> bool:
-    """Write when the decision or its reason changed, else refresh the metric at most once a
-    minute."""
+    """Write when the decision or its reason changed, else refresh a metric that moved at most once
+    a minute; never when nothing changed (an idle deployment's status stays as it is)."""
     changed = (old.get("lastDecision"), old.get("reason")) != (
         new.get("lastDecision"),
         new.get("reason"),
     )
-    return changed or clock - last_write >= STATUS_REFRESH_SECONDS
+    moved = old.get("lastMetric") != new.get("lastMetric")
+    return changed or (moved and clock - last_write >= STATUS_REFRESH_SECONDS)
 
 
 def write_scaling_status(body: dict[str, Any], auto: dict[str, Any], cond: dict[str, Any]) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -27,6 +29,83 @@ from trtllm_operator.plan.actions import Action, ApplyError, Desired, Event
 log = logging.getLogger("trtllm_operator.handlers")
 _locks: dict[tuple[str, str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
+ObjectKey = tuple[str, str, str]  # (kind, namespace, name)
+
+
+class Waker:
+    """Runs reconciles off kopf's event path, coalesced per object: a wake while one is queued
+    adds nothing; a wake while one runs makes it run once more when done (it may have read the
+    state before the change), in the same worker. So a burst of child events costs at most two
+    reconciles of their owner, one object never holds two workers, and kopf's own patches
+    (finalizers) never wait behind our reconciles. `inline` runs them at once in the caller
+    (tests)."""
+
+    def __init__(self, workers: int, inline: bool = False) -> None:
+        self.inline = inline
+        self._pending: set[ObjectKey] = set()
+        self._running: set[ObjectKey] = set()
+        self._again: dict[ObjectKey, Callable[[], None]] = {}
+        self._guard = threading.Lock()
+        self._workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+
+    def wake(self, key: ObjectKey, reconcile: Callable[[], None]) -> bool:
+        """Queue `reconcile` for the object unless one is queued already; True when queued."""
+        if self.inline:
+            _safely(key, reconcile)
+            return True
+        with self._guard:
+            if key in self._running:
+                fresh = key not in self._again
+                self._again[key] = reconcile
+                return fresh
+            if key in self._pending:
+                return False
+            self._pending.add(key)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="reconcile")
+            pool = self._pool
+        pool.submit(self._run, key, reconcile)
+        return True
+
+    def _run(self, key: ObjectKey, reconcile: Callable[[], None] | None) -> None:
+        with self._guard:
+            self._pending.discard(key)
+            self._running.add(key)
+        while reconcile is not None:
+            _safely(key, reconcile)
+            with self._guard:
+                reconcile = self._again.pop(key, None)
+                if reconcile is None:
+                    self._running.discard(key)
+
+    def queued(self) -> int:
+        """How many objects wait for a reconcile (flat at rest: zero)."""
+        with self._guard:
+            return len(self._pending) + len(self._again)
+
+
+def _safely(key: ObjectKey, reconcile: Callable[[], None]) -> None:
+    """Run one reconcile; its failure is logged (the next event or the resync tries again)."""
+    try:
+        reconcile()
+    except Exception:  # noqa: BLE001
+        log.exception("Reconciling %s %s/%s failed", *key)
+
+
+WAKER = Waker(int(os.environ.get("TRTLLM_OPERATOR_WORKERS", "16")))
+
+
+def resync_delay(period: float) -> Callable[..., float]:
+    """kopf's `initial_delay` for a resync timer: a point in [0, period) fixed per object (from its
+    uid), so that a thousand objects' safety-net reconciles spread evenly instead of firing
+    together after every start."""
+
+    def delay(*, uid: str, **_: Any) -> float:
+        digest = hashlib.sha256(uid.encode()).digest()
+        return period * int.from_bytes(digest[:4], "big") / 2**32
+
+    return delay
 
 
 @contextmanager

@@ -12,7 +12,14 @@ from kubernetes.client.exceptions import ApiException
 from trtllm_operator import GROUP, VERSION, metrics
 from trtllm_operator.api.engine_key import build_inputs
 from trtllm_operator.api.models import LLMEngineSpec
-from trtllm_operator.handlers.common import build_scripts, carry_out, locked, now
+from trtllm_operator.handlers.common import (
+    WAKER,
+    build_scripts,
+    carry_out,
+    locked,
+    now,
+    resync_delay,
+)
 from trtllm_operator.kube import actions as writes
 from trtllm_operator.kube import cache
 from trtllm_operator.kube import client as kube
@@ -22,7 +29,7 @@ from trtllm_operator.plan import layout, names
 from trtllm_operator.plan.engine_desired import EngineObserved, desired_for_engine, users
 
 log = logging.getLogger("trtllm_operator.engines")
-RESYNC_SECONDS = 10
+RESYNC_SECONDS = 300  # the safety net only: its Jobs, their pods and its claim wake it at once
 JOB_POD_ROLES = ("fetch", "build")
 
 
@@ -85,11 +92,17 @@ def count_outcome(status: dict[str, Any]) -> None:
 
 
 def notify_users(body: dict[str, Any]) -> None:
-    """Reconcile the deployments using this engine now rather than at their next resync."""
-    from trtllm_operator.handlers.deployments import reconcile_by_name
+    """Wake the deployments using this engine now rather than at their next resync."""
+    from trtllm_operator.handlers.deployments import wake
 
     for owner in users(body):
-        reconcile_by_name(body["metadata"]["namespace"], owner["name"])
+        wake(body["metadata"]["namespace"], owner["name"])
+
+
+def wake(body: dict[str, Any]) -> None:
+    """Reconcile one engine soon, coalesced with other wakes of it (common.Waker)."""
+    meta = body["metadata"]
+    WAKER.wake(("LLMEngine", meta["namespace"], meta["name"]), lambda: handle(body))
 
 
 def handle(body: dict[str, Any]) -> None:
@@ -122,13 +135,21 @@ def llmengine_event(type: str, body: kopf.Body, **_: Any) -> None:
             "LLMEngine", body["metadata"]["namespace"], body["metadata"]["name"]
         )
     else:
-        handle(dict(body))
+        wake(dict(body))
+        notify_users(dict(body))  # its progress (stage, estimate) shows in their status too
 
 
-@kopf.timer(GROUP, VERSION, "llmengines", interval=RESYNC_SECONDS, idle=None)
+@kopf.timer(
+    GROUP,
+    VERSION,
+    "llmengines",
+    interval=RESYNC_SECONDS,
+    initial_delay=resync_delay(RESYNC_SECONDS),
+    idle=None,
+)
 def llmengine_resync(body: kopf.Body, **_: Any) -> None:
-    """Level-based resync: catches Job changes whose events were missed."""
-    handle(dict(body))
+    """The slow safety net (events missed while the watch was down), spread over the period."""
+    wake(dict(body))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={names.MANAGED_BY: names.OPERATOR})
@@ -144,7 +165,7 @@ def wake_engine(body: kopf.Body) -> None:
     if engine and namespace:
         live = cache.get(names.API_VERSION, "LLMEngine", namespace, engine)
         if live is not None:
-            handle(live)
+            wake(live)
 
 
 @kopf.on.event(
@@ -159,6 +180,16 @@ def wake_engine(body: kopf.Body) -> None:
 def job_pod_event(body: kopf.Body, **_: Any) -> None:
     """A fetch or build pod changed (scheduled or not, pulling its image): reconcile its engine."""
     wake_engine(body)
+
+
+@kopf.on.event("", "v1", "persistentvolumeclaims")
+def engine_claim_event(body: kopf.Body, **_: Any) -> None:
+    """A PVC bound, changed or went: wake the engines whose Jobs write to it."""
+    namespace, claim = body["metadata"].get("namespace"), body["metadata"]["name"]
+    for engine in cache.stored("LLMEngine", namespace):
+        notes = engine["metadata"].get("annotations") or {}
+        if notes.get(names.CACHE_CLAIM_ANNOTATION, names.DEFAULT_CACHE_CLAIM) == claim:
+            wake(engine)
 
 
 @kopf.on.delete(GROUP, VERSION, "llmengines")

@@ -236,6 +236,13 @@ def list_objects(
         return copy.deepcopy(sorted(found, key=key_of))
 
 
+def stored(kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    """What is stored of a kind (in a namespace, None: all), synced or not, never read from the API:
+    for deciding whom an event wakes. Not copies: read them, never change them."""
+    with _lock:
+        return _stores[kind].select(namespace, None)
+
+
 def crd_exists(name: str) -> bool:
     """True when a CustomResourceDefinition is installed: from memory when served."""
     return get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, name) is not None
