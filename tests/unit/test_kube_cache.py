@@ -126,3 +126,23 @@ def test_an_audit_forgets_what_a_fresh_listing_lacks(monkeypatch: pytest.MonkeyP
     assert cache.audit("Job") == 1
     assert [j["metadata"]["name"] for j in cache.list_objects("batch/v1", "Job", "ns")] == ["kept"]
     assert seen == [("Job", None, MANAGED)]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "namespace", "expected"),
+    [
+        ("team-a", "team-a", True),
+        ("team-a", "team-b", False),
+        ("team-*,!team-test", "team-a", True),
+        ("team-*,!team-test", "team-test", False),
+        ("myapp-*, !*-pr-*, *pr-123", "myapp-pr-123", True),
+        ("myapp-*, !*-pr-*, *pr-123", "myapp-pr-456", False),
+        ("myapp-*, !*-pr-*, *pr-123", "otherapp-pr-123", False),
+        ("!*-pr-*, *pr-123", "myapp-test", True),
+        ("!*-pr-*, *pr-123", "x-pr-9", False),
+    ],
+)
+def test_watched_namespaces_follow_kopfs_patterns(
+    pattern: str, namespace: str, expected: bool
+) -> None:
+    assert cache.matches(namespace, pattern) is expected

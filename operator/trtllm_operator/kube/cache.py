@@ -190,7 +190,26 @@ def size(kind: str) -> int:
 
 def watched(namespace: str) -> bool:
     """True when the operator watches this namespace."""
-    return not _namespaces or any(fnmatch.fnmatchcase(namespace, p) for p in _namespaces)
+    return not _namespaces or any(matches(namespace, p) for p in _namespaces)
+
+
+def matches(namespace: str, pattern: str) -> bool:
+    """kopf's rule for one --namespace pattern: comma-separated globs, `!` excludes; the first
+    inclusive glob makes the initial match (a leading exclusion implies `*`), later inclusive ones
+    only re-include what it matched (`team-*,!team-test`)."""
+    initial: bool | None = None
+    matched = False
+    for glob in (g.strip() for g in pattern.split(",") if g.strip()):
+        if glob.startswith("!"):
+            if initial is None:
+                initial = matched = True  # the implied catch-all
+            if fnmatch.fnmatchcase(namespace, glob[1:]):
+                matched = False
+        elif initial is None:
+            initial = matched = fnmatch.fnmatchcase(namespace, glob)
+        elif initial and fnmatch.fnmatchcase(namespace, glob):
+            matched = True
+    return matched
 
 
 def serves(kind: str, namespace: str | None) -> bool:
@@ -273,7 +292,7 @@ def audit(kind: str) -> int | None:
     patterns (they cannot be listed one by one)."""
     if kind in CLUSTER_SCOPED or not _namespaces:
         scopes: list[str | None] = [None]
-    elif any(c in p for p in _namespaces for c in "*?[!"):
+    elif any(c in p for p in _namespaces for c in "*?[!,"):
         return None
     else:
         scopes = list(_namespaces)
