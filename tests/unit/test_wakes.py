@@ -154,3 +154,13 @@ def test_the_autoscaler_writes_nothing_while_nothing_changes() -> None:
     assert autoscaling.should_write(same, moved, last_write=0.0, clock=1e9)
     assert not autoscaling.should_write(same, moved, last_write=1e9 - 1, clock=1e9)
     assert autoscaling.should_write(same, {**same, "reason": "x"}, last_write=1e9, clock=1e9)
+
+
+def test_a_deleted_objects_lock_is_forgotten(woken: list[Any]) -> None:
+    for name in ("a", "b"):
+        with common.locked("LLMDeployment", "ns", name):
+            pass
+        deployments.llmdeployment_event(
+            type="DELETED", body={"metadata": {"namespace": "ns", "name": name}}
+        )
+    assert not [k for k in common._locks if k[1] == "ns" and k[2] in ("a", "b")]

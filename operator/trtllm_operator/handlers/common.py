@@ -118,6 +118,13 @@ def locked(kind: str, namespace: str, name: str) -> Iterator[None]:
         yield
 
 
+def forget_lock(kind: str, namespace: str, name: str) -> None:
+    """Drop a deleted object's lock, so the locks stay one per live object under churn (a reconcile
+    still holding it finishes; the object is gone)."""
+    with _locks_guard:
+        _locks.pop((kind, namespace, name), None)
+
+
 def retry_conflicts(reconcile: Callable[[], None], attempts: int = 10) -> None:
     """Run a reconcile again at once (it re-reads what it needs) when a write lost a race: a 409
     Conflict on a shared object (an engine's ownerReferences, guarded by resourceVersion) is normal

@@ -15,6 +15,7 @@ from trtllm_operator.handlers.common import (
     WAKER,
     build_scripts,
     carry_out,
+    forget_lock,
     locked,
     now,
     resync_delay,
@@ -172,6 +173,7 @@ def llmdeployment_event(type: str, body: kopf.Body, **_: Any) -> None:
         metrics.forget_conditions(
             "LLMDeployment", body["metadata"]["namespace"], body["metadata"]["name"]
         )
+        forget_lock("LLMDeployment", body["metadata"]["namespace"], body["metadata"]["name"])
     else:
         wake(body["metadata"]["namespace"], body["metadata"]["name"])
 

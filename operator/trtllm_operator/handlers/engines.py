@@ -16,6 +16,7 @@ from trtllm_operator.handlers.common import (
     WAKER,
     build_scripts,
     carry_out,
+    forget_lock,
     locked,
     now,
     resync_delay,
@@ -134,6 +135,7 @@ def llmengine_event(type: str, body: kopf.Body, **_: Any) -> None:
         metrics.forget_conditions(
             "LLMEngine", body["metadata"]["namespace"], body["metadata"]["name"]
         )
+        forget_lock("LLMEngine", body["metadata"]["namespace"], body["metadata"]["name"])
     else:
         wake(dict(body))
         notify_users(dict(body))  # its progress (stage, estimate) shows in their status too
