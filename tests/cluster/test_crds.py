@@ -236,6 +236,8 @@ def test_get_llmengines_shows_the_columns(crds: list[str], namespace: str) -> No
         "PRECISION",
         "TPXPP",
         "PHASE",
+        "STAGE",
+        "ELAPSED",
         "SIZE",
         "USERS",
         "AGE",

@@ -190,3 +190,24 @@ def test_an_autoscaling_metric_the_runtime_does_not_export_is_refused() -> None:
     )
     triton, triton_engine = load(next(p for p in SAMPLES if "lora-triton" in p.stem))
     assert "spec.autoscaling.metric" not in paths_of(triton, triton_engine)
+
+
+@pytest.mark.parametrize("runtime", ["triton", "trtllm-serve"])
+def test_the_default_metric_is_offered_by_every_runtime(runtime: str) -> None:
+    """loadDemand (the default) is built from terms each runtime exports: admitted on both (the
+    session's cluster run showed a default autoscaling spec refused as InvalidSpec)."""
+    from trtllm_operator.api.validation import parse_deployment_spec
+    from trtllm_operator.plan.consistency import metric_problems
+
+    scaling = {"enabled": True, "prometheus": {"url": "http://prometheus:9090"}}
+    base: dict = {"model": {"source": "hf://org/model"}, "autoscaling": scaling}
+    if runtime == "trtllm-serve":
+        base["engine"] = {"backend": "pytorch", "toolchain": "trtllm-1.2"}
+        base["serving"] = {"runtime": "trtllm-serve"}
+    spec = parse_deployment_spec(base)
+    assert spec.autoscaling.metric == "loadDemand"
+    assert metric_problems(spec) == []
+    unknown = parse_deployment_spec(
+        {**base, "autoscaling": {**scaling, "metric": "queueComputeRatio"}}
+    )
+    assert (metric_problems(unknown) == []) == (runtime == "triton")

@@ -9,7 +9,7 @@ from trtllm_operator.plan.resources import quantity_bytes, serving_resources, sh
 
 def test_defaults_make_a_burstable_pod() -> None:
     out = serving_resources({})
-    assert out == {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "64Gi"}}
+    assert out == {"requests": {"cpu": "500m", "memory": "4Gi"}, "limits": {"memory": "64Gi"}}
     assert shm_size_limit(out) == "16Gi"
 
 
@@ -20,13 +20,13 @@ def test_the_users_keys_win_and_a_guaranteed_pod_stays_guaranteed() -> None:
 
 def test_a_memory_request_alone_gets_no_default_limit_below_it() -> None:
     out = serving_resources({"requests": {"memory": "128Gi"}})
-    assert out == {"requests": {"memory": "128Gi", "cpu": "1"}, "limits": {}}
+    assert out == {"requests": {"memory": "128Gi", "cpu": "500m"}, "limits": {}}
     assert shm_size_limit(out) == "16Gi"
 
 
 def test_a_memory_limit_alone_gets_no_default_request() -> None:
     out = serving_resources({"limits": {"memory": "8Gi"}})
-    assert out["requests"] == {"cpu": "1"} and out["limits"] == {"memory": "8Gi"}
+    assert out["requests"] == {"cpu": "500m"} and out["limits"] == {"memory": "8Gi"}
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,12 @@ from collections.abc import Mapping
 from trtllm_operator.autoscale.capacity import Capacity
 from trtllm_operator.autoscale.policy import LOAD_DEMAND
 from trtllm_operator.plan.runtimes import RUNTIMES
-from trtllm_operator.plan.runtimes.promql import REGEX_PREFIX, label_matchers, load_demand
+from trtllm_operator.plan.runtimes.promql import (
+    DERIVED_METRICS,
+    REGEX_PREFIX,
+    label_matchers,
+    load_demand,
+)
 
 __all__ = ["REGEX_PREFIX", "UnsupportedMetricError", "label_matchers", "metric_query"]
 
@@ -19,7 +24,7 @@ class UnsupportedMetricError(ValueError):
     """The runtime does not report the asked-for autoscaling metric."""
 
 
-LOAD_TERMS = ("promptTokenRate", "outputTokenRate", "runningRequests", "waitingRequests")
+LOAD_TERMS = DERIVED_METRICS[LOAD_DEMAND]
 
 
 def metric_query(

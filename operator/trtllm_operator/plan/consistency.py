@@ -16,6 +16,7 @@ from trtllm_operator.api.toolchains import toolchain
 from trtllm_operator.api.validation import Problem
 from trtllm_operator.plan.jobs import pvc_claims
 from trtllm_operator.plan.runtimes import runtime_for
+from trtllm_operator.plan.runtimes.promql import DERIVED_METRICS
 
 
 def consistency_problems(spec: LLMDeploymentSpec, engine: LLMEngineSpec) -> list[Problem]:
@@ -42,9 +43,14 @@ def metric_problems(spec: LLMDeploymentSpec) -> list[Problem]:
     for it otherwise, and the deployment would never scale)."""
     runtime = runtime_for(spec.serving.runtime)
     metric = spec.autoscaling.metric
-    if not spec.autoscaling.enabled or metric in runtime.queries:
+    offered = set(runtime.queries) | {
+        derived
+        for derived, terms in DERIVED_METRICS.items()
+        if all(term in runtime.queries for term in terms)
+    }
+    if not spec.autoscaling.enabled or metric in offered:
         return []
-    known = ", ".join(sorted(runtime.queries))
+    known = ", ".join(sorted(offered))
     return [
         (
             "spec.autoscaling.metric",

@@ -16,7 +16,9 @@ from typing import Any
 # 4Gi: what the server process holds in host memory once the weights are on the GPU (tokenizer,
 # runtime, request buffers) for the small and medium models a default is for; a large model's user
 # raises it in spec.serving.resources. The limit leaves room for the loading peak and /dev/shm.
-DEFAULT_SERVING_REQUESTS = {"cpu": "1", "memory": "4Gi"}
+# 500m CPU: the scheduler keeps that much for tokenization and the HTTP front end, with no CPU
+# limit (a surge pod during a roll must fit beside the old one on a small node).
+DEFAULT_SERVING_REQUESTS = {"cpu": "500m", "memory": "4Gi"}
 DEFAULT_SERVING_MEMORY_LIMIT = "64Gi"
 MIB = 1 << 20
 SHM_MAX = 16 * 1024 * MIB

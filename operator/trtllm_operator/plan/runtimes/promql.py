@@ -6,6 +6,12 @@ from collections.abc import Mapping
 
 REGEX_PREFIX = "=~"
 
+# Metrics computed from others (autoscale.queries builds them): a runtime offers one when it
+# exports every term.
+DERIVED_METRICS = {
+    "loadDemand": ("promptTokenRate", "outputTokenRate", "runningRequests", "waitingRequests"),
+}
+
 
 def label_matchers(selector: Mapping[str, str], extra: Mapping[str, str] | None = None) -> str:
     """``{a="x",b=~"y.*"}`` from label -> value; a value starting with ``=~`` is a regex match."""
