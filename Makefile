@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export KUBECONFIG := $(CURDIR)/.local/kubeconfig
 export PATH := $(CURDIR)/.local/bin:$(PATH)
 
-.PHONY: help venv prometheus node-deps binaries helm cluster-up cluster-down crds crds-check dev dev-down test test-unit test-fast lint bench-autoscale clean
+.PHONY: help venv prometheus node-deps binaries helm cluster-up cluster-down crds crds-check dev dev-down test test-unit test-fast lint bench-autoscale bench-scale clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -77,6 +77,11 @@ bench-autoscale: cluster-up ## Autoscaling benchmark, static vs HPA recipe vs ou
 	bash hack/install-prometheus.sh
 	$(PY) -m bench.autoscale $(if $(SHAPE),--shape $(SHAPE),--trace $(TRACE)) $(if $(QUICK),--quick) \
 		--cluster --out bench/out$(if $(SHAPE),/$(SHAPE))
+
+N ?= 1000
+ENGINES ?= 100
+bench-scale: cluster-up ## Scale benchmark: N LLMDeployments over ENGINES engine keys, with the operator running (make dev); FLOOR=1: the children alone
+	$(PY) -m bench.scale --count $(N) --engines $(ENGINES) $(if $(FLOOR),--floor)
 
 clean: cluster-down
 	rm -rf $(VENV) .local

@@ -148,8 +148,9 @@ async def operate(
     """kopf's operator, stopped when the Lease renewal thread reports the Lease lost."""
     import kopf
 
-    from trtllm_operator.kube import lease
+    from trtllm_operator.kube import cache, lease
 
+    cache.configure(args.namespace)  # reads outside the watched namespaces go to the API
     loop, stop_flag = asyncio.get_running_loop(), asyncio.Event()
 
     def on_lost() -> None:

@@ -19,6 +19,7 @@ from trtllm_operator.autoscale import policy
 from trtllm_operator.autoscale.prometheus import fetch_samples
 from trtllm_operator.autoscale.queries import REGEX_PREFIX
 from trtllm_operator.handlers.common import locked, now
+from trtllm_operator.kube import cache
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import conditions, names
 from trtllm_operator.plan.placement import gpu_nodes
@@ -37,7 +38,7 @@ def replica_counts(deployment: dict[str, Any]) -> policy.ReplicaCounts:
 
 def max_by_gpus(product: str, gpus_per_replica: int) -> int:
     """How many replicas the cluster's nodes of that GPU product could hold at most."""
-    nodes = [n for n in gpu_nodes(kube.list_objects("v1", "Node")) if n.product == product]
+    nodes = [n for n in gpu_nodes(cache.list_objects("v1", "Node")) if n.product == product]
     return sum(n.gpus // gpus_per_replica for n in nodes)
 
 
@@ -125,13 +126,14 @@ def scaling_condition(decision: policy.Decision, generation: int | None) -> dict
 
 
 def should_write(old: dict[str, Any], new: dict[str, Any], last_write: float, clock: float) -> bool:
-    """Write when the decision or its reason changed, else refresh the metric at most once a
-    minute."""
+    """Write when the decision or its reason changed, else refresh a metric that moved at most once
+    a minute; never when nothing changed (an idle deployment's status stays as it is)."""
     changed = (old.get("lastDecision"), old.get("reason")) != (
         new.get("lastDecision"),
         new.get("reason"),
     )
-    return changed or clock - last_write >= STATUS_REFRESH_SECONDS
+    moved = old.get("lastMetric") != new.get("lastMetric")
+    return changed or (moved and clock - last_write >= STATUS_REFRESH_SECONDS)
 
 
 def write_scaling_status(body: dict[str, Any], auto: dict[str, Any], cond: dict[str, Any]) -> None:
@@ -160,7 +162,7 @@ def autoscale(body: dict[str, Any], memo: kopf.Memo) -> None:
     """One autoscaler tick for one LLMDeployment."""
     meta = body["metadata"]
     spec = parse_deployment_spec(body["spec"])
-    live = kube.get("apps/v1", "Deployment", meta["namespace"], names.serving(meta["name"]))
+    live = cache.get("apps/v1", "Deployment", meta["namespace"], names.serving(meta["name"]))
     product = ((body.get("status") or {}).get("engine") or {}).get("gpu")
     if live is None or not product or spec.autoscaling.prometheus is None:
         return
@@ -209,7 +211,7 @@ def autoscaler_tick(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Scale the serving Deployment from Prometheus every few seconds."""
     meta = body["metadata"]
     with locked("LLMDeployment", meta["namespace"], meta["name"]):
-        fresh = kube.get(names.API_VERSION, "LLMDeployment", meta["namespace"], meta["name"])
+        fresh = cache.get(names.API_VERSION, "LLMDeployment", meta["namespace"], meta["name"])
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return
         try:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -19,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 from trtllm_operator import metrics
 from trtllm_operator.kube import actions as writes
+from trtllm_operator.kube import cache as store
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import names
 from trtllm_operator.plan.actions import Action, ApplyError, Desired, Event
@@ -26,6 +29,83 @@ from trtllm_operator.plan.actions import Action, ApplyError, Desired, Event
 log = logging.getLogger("trtllm_operator.handlers")
 _locks: dict[tuple[str, str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
+ObjectKey = tuple[str, str, str]  # (kind, namespace, name)
+
+
+class Waker:
+    """Runs reconciles off kopf's event path, coalesced per object: a wake while one is queued
+    adds nothing; a wake while one runs makes it run once more when done (it may have read the
+    state before the change), in the same worker. So a burst of child events costs at most two
+    reconciles of their owner, one object never holds two workers, and kopf's own patches
+    (finalizers) never wait behind our reconciles. `inline` runs them at once in the caller
+    (tests)."""
+
+    def __init__(self, workers: int, inline: bool = False) -> None:
+        self.inline = inline
+        self._pending: set[ObjectKey] = set()
+        self._running: set[ObjectKey] = set()
+        self._again: dict[ObjectKey, Callable[[], None]] = {}
+        self._guard = threading.Lock()
+        self._workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+
+    def wake(self, key: ObjectKey, reconcile: Callable[[], None]) -> bool:
+        """Queue `reconcile` for the object unless one is queued already; True when queued."""
+        if self.inline:
+            _safely(key, reconcile)
+            return True
+        with self._guard:
+            if key in self._running:
+                fresh = key not in self._again
+                self._again[key] = reconcile
+                return fresh
+            if key in self._pending:
+                return False
+            self._pending.add(key)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="reconcile")
+            pool = self._pool
+        pool.submit(self._run, key, reconcile)
+        return True
+
+    def _run(self, key: ObjectKey, reconcile: Callable[[], None] | None) -> None:
+        with self._guard:
+            self._pending.discard(key)
+            self._running.add(key)
+        while reconcile is not None:
+            _safely(key, reconcile)
+            with self._guard:
+                reconcile = self._again.pop(key, None)
+                if reconcile is None:
+                    self._running.discard(key)
+
+    def queued(self) -> int:
+        """How many objects wait for a reconcile (flat at rest: zero)."""
+        with self._guard:
+            return len(self._pending) + len(self._again)
+
+
+def _safely(key: ObjectKey, reconcile: Callable[[], None]) -> None:
+    """Run one reconcile; its failure is logged (the next event or the resync tries again)."""
+    try:
+        reconcile()
+    except Exception:  # noqa: BLE001
+        log.exception("Reconciling %s %s/%s failed", *key)
+
+
+WAKER = Waker(int(os.environ.get("TRTLLM_OPERATOR_WORKERS", "16")))
+
+
+def resync_delay(period: float) -> Callable[..., float]:
+    """kopf's `initial_delay` for a resync timer: a point in [0, period) fixed per object (from its
+    uid), so that a thousand objects' safety-net reconciles spread evenly instead of firing
+    together after every start."""
+
+    def delay(*, uid: str, **_: Any) -> float:
+        digest = hashlib.sha256(uid.encode()).digest()
+        return period * int.from_bytes(digest[:4], "big") / 2**32
+
+    return delay
 
 
 @contextmanager
@@ -38,13 +118,24 @@ def locked(kind: str, namespace: str, name: str) -> Iterator[None]:
         yield
 
 
+def forget_lock(kind: str, namespace: str, name: str) -> None:
+    """Drop a deleted object's lock, so the locks stay one per live object under churn (a reconcile
+    still holding it finishes; the object is gone)."""
+    with _locks_guard:
+        _locks.pop((kind, namespace, name), None)
+
+
 def retry_conflicts(reconcile: Callable[[], None], attempts: int = 10) -> None:
     """Run a reconcile again at once (it re-reads what it needs) when a write lost a race: a 409
     Conflict on a shared object (an engine's ownerReferences, guarded by resourceVersion) is normal
     when many deployments share one engine, and waiting for the next resync would only slow them."""
     for attempt in range(attempts):
         try:
-            reconcile()
+            if attempt:
+                with store.fresh():  # the cache may not have seen the winner's write yet
+                    reconcile()
+            else:
+                reconcile()
             return
         except ApiException as error:
             if error.status != 409 or attempt == attempts - 1:
@@ -94,8 +185,10 @@ def write_status(kind: str, body: dict[str, Any], status: dict[str, Any]) -> boo
     old = dict(body.get("status") or {})
     if new == old:
         return False
-    kube.patch_status(
-        names.API_VERSION, kind, meta["namespace"], meta["name"], merge_patch(old, new)
+    store.written(
+        kube.patch_status(
+            names.API_VERSION, kind, meta["namespace"], meta["name"], merge_patch(old, new)
+        )
     )
     return True
 

@@ -10,35 +10,52 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from trtllm_operator import GROUP, VERSION, metrics
-from trtllm_operator.handlers.common import build_scripts, carry_out, locked, now, retry_conflicts
+from trtllm_operator.api.validation import SpecError, parse_deployment_spec
+from trtllm_operator.handlers.common import (
+    WAKER,
+    build_scripts,
+    carry_out,
+    forget_lock,
+    locked,
+    now,
+    resync_delay,
+    retry_conflicts,
+)
+from trtllm_operator.kube import cache
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import names
+from trtllm_operator.plan.consistency import claim_references
 from trtllm_operator.plan.desired import Observed, desired
+from trtllm_operator.plan.placement import GpuNode, gpu_nodes
 
 log = logging.getLogger("trtllm_operator.deployments")
-RESYNC_SECONDS = 10
+# The safety net only (missed events, an expired watch): every change that matters wakes the
+# reconcile itself (the deployment, its children, its engine, its claims, GPU nodes).
+RESYNC_SECONDS = 300
+_gpu_facts: dict[str, tuple[GpuNode, ...]] = {}  # per Node: what placement reads of it
 
 
 def observe(body: dict[str, Any]) -> Observed:
     """Every read one reconcile needs, before any decision: nodes, the namespace's PVCs and engines,
     the serving Deployment and its pods, the adapter Jobs, whether PodMonitors exist, the build
-    scripts."""
+    scripts. All from kube.cache (no API call) once the watches have listed them, except the rare
+    reads of a Pending claim's events and of the cluster's GPU pods."""
     name, ns = body["metadata"]["name"], body["metadata"]["namespace"]
-    deploy = kube.get("apps/v1", "Deployment", ns, names.serving(name))
-    pods = kube.list_objects("v1", "Pod", ns, names.pod_selector(name)) if deploy else []
-    claims = kube.list_objects("v1", "PersistentVolumeClaim", ns)
-    engines = kube.list_objects(names.API_VERSION, "LLMEngine", ns)
+    deploy = cache.get("apps/v1", "Deployment", ns, names.serving(name))
+    pods = cache.list_objects("v1", "Pod", ns, names.pod_selector(name)) if deploy else []
+    claims = cache.list_objects("v1", "PersistentVolumeClaim", ns)
+    engines = cache.list_objects(names.API_VERSION, "LLMEngine", ns)
     return Observed(
         body=body,
         now=now(),
-        nodes=kube.list_objects("v1", "Node"),
+        nodes=cache.list_objects("v1", "Node"),
         claims=claims,
         claim_events=pending_claim_events(ns, claims),
         engines=engines,
         deployment=deploy,
         pods=pods,
-        adapter_jobs=kube.list_objects("batch/v1", "Job", ns, names.child_labels(name, "adapter")),
-        pod_monitors=kube.crd_exists("podmonitors.monitoring.coreos.com"),
+        adapter_jobs=cache.list_objects("batch/v1", "Job", ns, names.child_labels(name, "adapter")),
+        pod_monitors=cache.crd_exists("podmonitors.monitoring.coreos.com"),
         scripts=build_scripts(),
         **room(body, deploy, engines, pods),
     )
@@ -145,9 +162,22 @@ def reconcile_by_name(namespace: str, name: str) -> None:
 
 
 def _reconcile_fresh(namespace: str, name: str) -> None:
-    body = kube.get(names.API_VERSION, "LLMDeployment", namespace, name)
+    body = cache.get(names.API_VERSION, "LLMDeployment", namespace, name)
     if body is not None and not body["metadata"].get("deletionTimestamp"):
         reconcile(body)
+
+
+def wake(namespace: str, name: str) -> None:
+    """Reconcile one LLMDeployment soon, coalesced with other wakes of it (common.Waker)."""
+    WAKER.wake(("LLMDeployment", namespace, name), lambda: reconcile_by_name(namespace, name))
+
+
+def wake_owner(body: kopf.Body) -> None:
+    """Wake the LLMDeployment a child is labelled with."""
+    owner = (body.get("metadata", {}).get("labels") or {}).get(names.DEPLOYMENT_LABEL)
+    namespace = body.get("metadata", {}).get("namespace")
+    if owner and namespace:
+        wake(namespace, owner)
 
 
 @kopf.on.event(GROUP, VERSION, "llmdeployments")
@@ -158,23 +188,28 @@ def llmdeployment_event(type: str, body: kopf.Body, **_: Any) -> None:
         metrics.forget_conditions(
             "LLMDeployment", body["metadata"]["namespace"], body["metadata"]["name"]
         )
+        forget_lock("LLMDeployment", body["metadata"]["namespace"], body["metadata"]["name"])
     else:
-        reconcile_by_name(body["metadata"]["namespace"], body["metadata"]["name"])
+        wake(body["metadata"]["namespace"], body["metadata"]["name"])
 
 
-@kopf.timer(GROUP, VERSION, "llmdeployments", interval=RESYNC_SECONDS)
+@kopf.timer(
+    GROUP,
+    VERSION,
+    "llmdeployments",
+    interval=RESYNC_SECONDS,
+    initial_delay=resync_delay(RESYNC_SECONDS),
+)
 def llmdeployment_resync(body: kopf.Body, **_: Any) -> None:
-    """Periodic resync: new GPU nodes, missed events, rollouts that finished."""
-    reconcile_by_name(body["metadata"]["namespace"], body["metadata"]["name"])
+    """The slow safety net: a reconcile every RESYNC_SECONDS, spread over the period by uid."""
+    wake(body["metadata"]["namespace"], body["metadata"]["name"])
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={names.MANAGED_BY: names.OPERATOR})
 def serving_deployment_event(body: kopf.Body, **_: Any) -> None:
     """The serving Deployment changed (pods became ready, a rollout moved): update the owner's
     status."""
-    owner = (body.get("metadata", {}).get("labels") or {}).get(names.DEPLOYMENT_LABEL)
-    if owner:
-        reconcile_by_name(body["metadata"]["namespace"], owner)
+    wake_owner(body)
 
 
 @kopf.on.event(
@@ -183,6 +218,48 @@ def serving_deployment_event(body: kopf.Body, **_: Any) -> None:
 def serving_pod_event(body: kopf.Body, **_: Any) -> None:
     """A serving pod changed (readiness, a restart, scheduling): a crash loop often changes no field
     of the Deployment, so the pod itself wakes its LLMDeployment."""
-    owner = (body.get("metadata", {}).get("labels") or {}).get(names.DEPLOYMENT_LABEL)
-    if owner:
-        reconcile_by_name(body["metadata"]["namespace"], owner)
+    wake_owner(body)
+
+
+@kopf.on.event(
+    "batch", "v1", "jobs", labels={names.MANAGED_BY: names.OPERATOR, names.ROLE_LABEL: "adapter"}
+)
+def adapter_job_event(body: kopf.Body, **_: Any) -> None:
+    """An adapter Job changed (converted, failed): its deployment may roll now."""
+    wake_owner(body)
+
+
+def claims_of(body: dict[str, Any]) -> set[str]:
+    """The PVCs an LLMDeployment mounts: its pvc:// sources and its cache claim (none for a spec
+    that does not parse: its status says so, whatever the claims do)."""
+    try:
+        spec = parse_deployment_spec(body.get("spec") or {})
+    except SpecError:
+        return set()
+    return {c for _, c in claim_references(spec)} | {names.cache_claim(spec.storage.claim_name)}
+
+
+@kopf.on.event("", "v1", "persistentvolumeclaims")
+def claim_event(body: kopf.Body, **_: Any) -> None:
+    """A PVC appeared, bound, changed or went: wake the namespace's deployments that mount it."""
+    namespace, claim = body["metadata"].get("namespace"), body["metadata"]["name"]
+    for user in cache.stored("LLMDeployment", namespace):
+        if claim in claims_of(user):
+            wake(namespace, user["metadata"]["name"])
+
+
+@kopf.on.event("", "v1", "nodes")
+def node_event(type: str, body: kopf.Body, **_: Any) -> None:
+    """A GPU node came, went or changed its GPUs (labels, allocatable): wake every deployment that
+    is not Ready (one may now be placed). Other node changes (heartbeats, conditions) wake
+    nothing."""
+    name = body["metadata"]["name"]
+    facts = () if type == "DELETED" else tuple(gpu_nodes([dict(body)]))
+    before = _gpu_facts.pop(name, ())
+    if facts:
+        _gpu_facts[name] = facts
+    if facts == before:
+        return
+    for user in cache.stored("LLMDeployment"):
+        if (user.get("status") or {}).get("phase") != "Ready":
+            wake(user["metadata"]["namespace"], user["metadata"]["name"])

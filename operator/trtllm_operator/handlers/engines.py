@@ -12,8 +12,17 @@ from kubernetes.client.exceptions import ApiException
 from trtllm_operator import GROUP, VERSION, metrics
 from trtllm_operator.api.engine_key import build_inputs
 from trtllm_operator.api.models import LLMEngineSpec
-from trtllm_operator.handlers.common import build_scripts, carry_out, locked, now
+from trtllm_operator.handlers.common import (
+    WAKER,
+    build_scripts,
+    carry_out,
+    forget_lock,
+    locked,
+    now,
+    resync_delay,
+)
 from trtllm_operator.kube import actions as writes
+from trtllm_operator.kube import cache
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan import engine as plan
 from trtllm_operator.plan import engine_status as progress
@@ -21,14 +30,14 @@ from trtllm_operator.plan import layout, names
 from trtllm_operator.plan.engine_desired import EngineObserved, desired_for_engine, users
 
 log = logging.getLogger("trtllm_operator.engines")
-RESYNC_SECONDS = 10
+RESYNC_SECONDS = 300  # the safety net only: its Jobs, their pods and its claim wake it at once
 JOB_POD_ROLES = ("fetch", "build")
 
 
 def observe_job(namespace: str, name: str) -> progress.JobView:
     """A Job and its pods, summarised."""
-    job = kube.get("batch/v1", "Job", namespace, name)
-    pods = kube.list_objects("v1", "Pod", namespace, {names.JOB_NAME_LABEL: name}) if job else []
+    job = cache.get("batch/v1", "Job", namespace, name)
+    pods = cache.list_objects("v1", "Pod", namespace, {names.JOB_NAME_LABEL: name}) if job else []
     return progress.job_view(name, job, pods)
 
 
@@ -43,7 +52,7 @@ def observe_engine(body: dict[str, Any]) -> EngineObserved:
         fetch=observe_job(meta["namespace"], names.fetch_job(meta["name"])),
         build=observe_job(meta["namespace"], names.build_job(meta["name"])),
         scripts=build_scripts(),
-        claim=kube.get(
+        claim=cache.get(
             "v1", "PersistentVolumeClaim", meta["namespace"], plan.engine_context(body).claim
         ),
         engines=earlier_builds(body),
@@ -55,7 +64,7 @@ def earlier_builds(body: dict[str, Any]) -> list[dict[str, Any]]:
     Failed (no estimate is needed then, so no list call every resync)."""
     if (body.get("status") or {}).get("phase") in ("Ready", "Failed"):
         return []
-    return kube.list_objects(names.API_VERSION, "LLMEngine", body["metadata"]["namespace"])
+    return cache.list_objects(names.API_VERSION, "LLMEngine", body["metadata"]["namespace"])
 
 
 def reconcile_engine(body: dict[str, Any]) -> str:
@@ -84,11 +93,17 @@ def count_outcome(status: dict[str, Any]) -> None:
 
 
 def notify_users(body: dict[str, Any]) -> None:
-    """Reconcile the deployments using this engine now rather than at their next resync."""
-    from trtllm_operator.handlers.deployments import reconcile_by_name
+    """Wake the deployments using this engine now rather than at their next resync."""
+    from trtllm_operator.handlers.deployments import wake
 
     for owner in users(body):
-        reconcile_by_name(body["metadata"]["namespace"], owner["name"])
+        wake(body["metadata"]["namespace"], owner["name"])
+
+
+def wake(body: dict[str, Any]) -> None:
+    """Reconcile one engine soon, coalesced with other wakes of it (common.Waker)."""
+    meta = body["metadata"]
+    WAKER.wake(("LLMEngine", meta["namespace"], meta["name"]), lambda: handle(body))
 
 
 def handle(body: dict[str, Any]) -> None:
@@ -98,7 +113,7 @@ def handle(body: dict[str, Any]) -> None:
         return
     before = (body.get("status") or {}).get("phase")
     with locked("LLMEngine", meta["namespace"], meta["name"]):
-        fresh = kube.get(names.API_VERSION, "LLMEngine", meta["namespace"], meta["name"])
+        fresh = cache.get(names.API_VERSION, "LLMEngine", meta["namespace"], meta["name"])
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return
         with metrics.RECONCILE_SECONDS.labels("LLMEngine").time():
@@ -120,14 +135,23 @@ def llmengine_event(type: str, body: kopf.Body, **_: Any) -> None:
         metrics.forget_conditions(
             "LLMEngine", body["metadata"]["namespace"], body["metadata"]["name"]
         )
+        forget_lock("LLMEngine", body["metadata"]["namespace"], body["metadata"]["name"])
     else:
-        handle(dict(body))
+        wake(dict(body))
+        notify_users(dict(body))  # its progress (stage, estimate) shows in their status too
 
 
-@kopf.timer(GROUP, VERSION, "llmengines", interval=RESYNC_SECONDS, idle=None)
+@kopf.timer(
+    GROUP,
+    VERSION,
+    "llmengines",
+    interval=RESYNC_SECONDS,
+    initial_delay=resync_delay(RESYNC_SECONDS),
+    idle=None,
+)
 def llmengine_resync(body: kopf.Body, **_: Any) -> None:
-    """Level-based resync: catches Job changes whose events were missed."""
-    handle(dict(body))
+    """The slow safety net (events missed while the watch was down), spread over the period."""
+    wake(dict(body))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={names.MANAGED_BY: names.OPERATOR})
@@ -141,9 +165,9 @@ def wake_engine(body: kopf.Body) -> None:
     engine = (body.get("metadata", {}).get("labels") or {}).get(names.ENGINE_LABEL)
     namespace = body.get("metadata", {}).get("namespace")
     if engine and namespace:
-        live = kube.get(names.API_VERSION, "LLMEngine", namespace, engine)
+        live = cache.get(names.API_VERSION, "LLMEngine", namespace, engine)
         if live is not None:
-            handle(live)
+            wake(live)
 
 
 @kopf.on.event(
@@ -158,6 +182,16 @@ def wake_engine(body: kopf.Body) -> None:
 def job_pod_event(body: kopf.Body, **_: Any) -> None:
     """A fetch or build pod changed (scheduled or not, pulling its image): reconcile its engine."""
     wake_engine(body)
+
+
+@kopf.on.event("", "v1", "persistentvolumeclaims")
+def engine_claim_event(body: kopf.Body, **_: Any) -> None:
+    """A PVC bound, changed or went: wake the engines whose Jobs write to it."""
+    namespace, claim = body["metadata"].get("namespace"), body["metadata"]["name"]
+    for engine in cache.stored("LLMEngine", namespace):
+        notes = engine["metadata"].get("annotations") or {}
+        if notes.get(names.CACHE_CLAIM_ANNOTATION, names.DEFAULT_CACHE_CLAIM) == claim:
+            wake(engine)
 
 
 @kopf.on.delete(GROUP, VERSION, "llmengines")
@@ -180,7 +214,7 @@ def llmengine_deleted(body: kopf.Body, **_: Any) -> None:
         )
         log.warning("Not cleaning up engine %s/%s: %s", ctx.namespace, ctx.name, refusal)
         return
-    engines = kube.list_objects(names.API_VERSION, "LLMEngine", ctx.namespace)
+    engines = cache.list_objects(names.API_VERSION, "LLMEngine", ctx.namespace)
     blockers = plan.serving_blockers(data, serving_objects(ctx.namespace), engines)
     if blockers:
         served = f"{layout.engine_path(ctx.key)} is still served by {', '.join(blockers)}"
@@ -205,6 +239,6 @@ def serving_objects(namespace: str) -> dict[str, list[dict[str, Any]]]:
     """The operator's serving Deployments and pods in a namespace, by kind."""
     labels = {names.MANAGED_BY: names.OPERATOR, names.ROLE_LABEL: "server"}
     return {
-        kind: kube.list_objects(api, kind, namespace, labels)
+        kind: cache.list_objects(api, kind, namespace, labels)
         for api, kind in (("apps/v1", "Deployment"), ("v1", "Pod"))
     }

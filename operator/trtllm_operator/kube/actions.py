@@ -7,6 +7,7 @@ import logging
 
 from kubernetes.client.exceptions import ApiException
 
+from trtllm_operator.kube import cache
 from trtllm_operator.kube import client as kube
 from trtllm_operator.plan.actions import Action, ApplyError
 
@@ -17,22 +18,23 @@ log = logging.getLogger("trtllm_operator.kube")
 
 
 def run(action: Action) -> bool:
-    """Do one write; True when it changed something (then its event is announced)."""
+    """Do one write; True when it changed something (then its event is announced). What the API
+    server answers goes to kube.cache, so the next reconcile sees it before its watch event."""
     meta = action.obj["metadata"]
     if action.verb == "create":
         return _create(action)
     if action.verb == "apply":
-        return kube.apply(action.obj, action.live)[1]
+        return _apply(action)
     if action.verb == "scale":
-        kube.merge_patch(action.obj)
+        cache.written(kube.merge_patch(action.obj))
         log.info("Scaled %s to %s", action.target, action.obj["spec"]["replicas"])
         return True
     if action.verb == "add_owner":
-        kube.add_owner(action.obj, (action.owners or [])[0])
+        cache.written(kube.add_owner(action.obj, (action.owners or [])[0]))
         log.info("Added an owner to %s", action.target)
         return True
     if action.verb == "set_owners":
-        kube.set_owners(action.obj, action.owners or [])
+        cache.written(kube.set_owners(action.obj, action.owners or []))
         log.info(
             "Set the owners of %s to %s",
             action.target,
@@ -44,10 +46,24 @@ def run(action: Action) -> bool:
     )
 
 
+def _apply(action: Action) -> bool:
+    """Server-side apply, skipped when the live object (the plan's, else the cached one) matches."""
+    obj, meta = action.obj, action.obj["metadata"]
+    live = action.live
+    if live is None:
+        live = cache.get(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+    result, changed = kube.apply(obj, live, look=False)
+    if changed:
+        cache.written(result)
+    return changed
+
+
 def _create(action: Action) -> bool:
     """Create once; when someone else won the race and `adopt` is set, join the existing object's
     owners."""
-    if kube.create(action.obj) is not None:
+    created = kube.create(action.obj)
+    if created is not None:
+        cache.written(created)
         return True
     if action.adopt is None:
         return False

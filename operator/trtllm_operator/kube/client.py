@@ -116,15 +116,17 @@ def list_objects(
         raise
 
 
-def apply(obj: dict[str, Any], live: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
+def apply(
+    obj: dict[str, Any], live: dict[str, Any] | None = None, look: bool = True
+) -> tuple[dict[str, Any], bool]:
     """Server-side apply with the operator's field manager, skipped when the live object already
-    matches.
+    matches (`live`, else read back unless `look` is False: the caller knows it is absent).
 
     Returns (object, changed). Skipping matters: even a no-op apply is a write request in the audit
     log.
     """
     meta = obj["metadata"]
-    if live is None:
+    if live is None and look:
         live = get(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
     if live is not None and contains(live, obj):
         return live, False
@@ -176,11 +178,11 @@ def create(obj: dict[str, Any]) -> dict[str, Any] | None:
 
 def patch_status(
     api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]
-) -> None:
+) -> dict[str, Any]:
     """Merge-patch the status subresource (fields absent from `status` that we set before are
-    nulled)."""
+    nulled); returns the object as written."""
     url = path(api_version, kind, namespace, name) + "/status"
-    call(
+    return call(
         "PATCH",
         url,
         body={"status": status},
