@@ -74,7 +74,7 @@ def room(
     ns = body["metadata"]["namespace"]
     return {
         "gpu_pods": gpu_pods(),
-        "peers": kube.list_objects(names.API_VERSION, "LLMDeployment", ns),
+        "peers": cache.list_objects(names.API_VERSION, "LLMDeployment", ns),
     }
 
 
