@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import datetime
+import functools
 import hashlib
 import logging
 import os
@@ -50,7 +52,11 @@ class Waker:
         self._pool: ThreadPoolExecutor | None = None
 
     def wake(self, key: ObjectKey, reconcile: Callable[[], None]) -> bool:
-        """Queue `reconcile` for the object unless one is queued already; True when queued."""
+        """Queue `reconcile` for the object unless one is queued already; True when queued. It runs
+        in a copy of the caller's context: kopf's event posting (kopf.info/warn) reads its
+        settings from context variables, which a bare worker thread would not have."""
+        context = contextvars.copy_context()
+        reconcile = functools.partial(context.run, reconcile)
         if self.inline:
             _safely(key, reconcile)
             return True
