@@ -8,6 +8,7 @@ from typing import Any
 from trtllm_operator.api.models import LLMDeploymentSpec
 from trtllm_operator.plan import conditions as c
 from trtllm_operator.plan import names
+from trtllm_operator.plan.actions import Event
 from trtllm_operator.plan.pods import PodProblem, summary
 from trtllm_operator.plan.runtimes import deployment_ports, runtime_for
 
@@ -297,3 +298,17 @@ def carry_autoscaler_fields(
     if old.get("autoscaling"):
         out["autoscaling"] = old["autoscaling"]
     return out
+
+
+def status_events(old: dict[str, Any], status: dict[str, Any]) -> list[Event]:
+    """The transitions a new status announces: Ready, the engine chosen, new warnings."""
+    events = []
+    if status["phase"] == "Ready" and old.get("phase") != "Ready":
+        events.append(Event("Normal", "Ready", f"Serving {status.get('ready')} replicas"))
+    engine, old_engine = status.get("engine") or {}, old.get("engine") or {}
+    if engine.get("name") and engine.get("name") != old_engine.get("name"):
+        reason = "EngineReused" if engine.get("reused") else "BuildStarted"
+        events.append(Event("Normal", reason, f"Engine {engine['name']} on {engine.get('gpu')}"))
+    for reason, message in c.new_warnings(old.get("conditions"), status["conditions"]):
+        events.append(Event("Warning", reason, message))
+    return events

@@ -47,19 +47,18 @@ from trtllm_operator.plan.deployment_status import (
     carry_autoscaler_fields,
     deployment_status,
     rollout_done,
+    status_events,
 )
 from trtllm_operator.plan.engine import desired_engine, jobs_overrides_ignored, model_dir
-from trtllm_operator.plan.gpu_room import free_gpus
-from trtllm_operator.plan.jobs import GPU_TOLERATION
+from trtllm_operator.plan.engine_volume import pending_claim
+from trtllm_operator.plan.gpu_room import room_for, with_room
 from trtllm_operator.plan.meta import owner_ref
 from trtllm_operator.plan.placement import (
     choose_gpu,
     gpu_nodes,
-    pod_tolerations,
-    room_message,
-    tolerated,
 )
 from trtllm_operator.plan.pods import PodProblem, pod_problems
+from trtllm_operator.plan.replicas import desired_replicas, replicas_ignored, scale_meanwhile
 from trtllm_operator.plan.serving import (
     Served,
     desired_cache_claim,
@@ -124,26 +123,6 @@ def desired(seen: Observed) -> Desired:
     status = _status(seen, spec, facts)
     first += replicas_ignored(seen.body, spec)
     return Desired(actions, status, first + status_events(_old_status(seen.body), status), spec)
-
-
-def replicas_ignored(body: dict[str, Any], spec: LLMDeploymentSpec | None) -> list[Event]:
-    """A Warning, once per spec change, when spec.serving.replicas (what `kubectl scale` writes) is
-    set while autoscaling owns the replica count: the number would otherwise be silently ignored."""
-    if spec is None or not spec.autoscaling.enabled or spec.serving.replicas == 1:
-        return []
-    if body["metadata"].get("generation") == _old_status(body).get("observedGeneration"):
-        return []
-    scaling = spec.autoscaling
-    return [
-        Event(
-            "Warning",
-            "ReplicasIgnored",
-            f"spec.serving.replicas={spec.serving.replicas} (what kubectl scale sets) is ignored: "
-            f"autoscaling is enabled and owns the replica count ({scaling.min_replicas}.."
-            f"{scaling.max_replicas}); change autoscaling.minReplicas/maxReplicas, or set "
-            "autoscaling.enabled: false to scale by hand",
-        )
-    ]
 
 
 def refused(seen: Observed, facts: StatusFacts, error: ApplyError) -> StatusFacts:
@@ -248,27 +227,6 @@ def cache_claim(
     return claim
 
 
-def pending_claim(
-    name: str, claims: list[dict[str, Any]], events: list[dict[str, Any]]
-) -> tuple[str, str] | None:
-    """(VolumePending, why) when the cache claim is Pending and the cluster said why in a Warning
-    event (e.g. its StorageClass does not exist); a claim waiting for its first consumer (the
-    WaitForFirstConsumer binding mode) has no Warning and is not a problem."""
-    live = find(claims, name)
-    if live is None or (live.get("status") or {}).get("phase") != "Pending":
-        return None
-    said = [e for e in events if (e.get("involvedObject") or {}).get("name") == name]
-    if not said:
-        return None
-    last = max(said, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-    return (
-        reasons.VOLUME_PENDING,
-        f"PersistentVolumeClaim {name} is Pending: {last.get('message', '').strip()} "
-        f"({last.get('reason', 'Warning')}). Fix spec.storage (storageClassName, size) or the "
-        "cluster's provisioner; the engine's Jobs wait for the claim.",
-    )
-
-
 def placed_engine(seen: Observed, spec: LLMDeploymentSpec) -> tuple[str, str, LLMEngineSpec, int]:
     """Place the engine on a GPU and compute its identity: (name, key, engine spec, memory MiB)."""
     placement = choose_gpu(spec, gpu_nodes(seen.nodes), current_gpu(seen), free_now(seen, spec))
@@ -285,29 +243,18 @@ def placed_engine(seen: Observed, spec: LLMDeploymentSpec) -> tuple[str, str, LL
 
 
 def free_now(seen: Observed, spec: LLMDeploymentSpec) -> dict[str, int] | None:
-    """Free GPUs per product (plan.gpu_room) on the nodes the pods tolerate, or None when the pods
-    were not read."""
+    """Free GPUs per product (plan.gpu_room), or None when the pods were not read."""
     if seen.gpu_pods is None:
         return None
     namespace = seen.body["metadata"]["namespace"]
-    nodes = tolerated(gpu_nodes(seen.nodes), [GPU_TOLERATION, *pod_tolerations(spec)])
-    return free_gpus(nodes, seen.gpu_pods, seen.engines, seen.peers, namespace)
+    return room_for(spec, seen.nodes, seen.gpu_pods, seen.engines, seen.peers, namespace)
 
 
 def serving_pod_problems(
     seen: Observed, spec: LLMDeploymentSpec, engine: LLMEngineSpec
 ) -> list[PodProblem]:
     """The serving pods' problems; one the scheduler cannot place also says what is free now."""
-    problems = pod_problems(seen.pods)
-    free = free_now(seen, spec)
-    if free is None:
-        return problems
-    need = engine.parallelism.tensor * engine.parallelism.pipeline
-    room = room_message(free, engine.gpu.product, need)
-    return [
-        replace(p, message=f"{p.message} {room}") if p.reason == reasons.UNSCHEDULABLE else p
-        for p in problems
-    ]
+    return with_room(pod_problems(seen.pods), free_now(seen, spec), engine)
 
 
 def current_gpu(seen: Observed) -> str | None:
@@ -423,16 +370,6 @@ def adapters(
     return pending
 
 
-def desired_replicas(
-    spec: LLMDeploymentSpec, live_deploy: dict[str, Any] | None
-) -> tuple[int | None, int]:
-    """(replicas to write, replicas wanted): with autoscaling on, the autoscaler owns the number."""
-    if spec.autoscaling.enabled:
-        current = ((live_deploy or {}).get("spec") or {}).get("replicas")
-        return None, int(current if current is not None else spec.autoscaling.min_replicas)
-    return spec.serving.replicas, spec.serving.replicas
-
-
 def serving_objects(
     seen: Observed,
     spec: LLMDeploymentSpec,
@@ -468,31 +405,6 @@ def serving_objects(
     return after_apply(seen.deployment, deploy), ignored
 
 
-def scale_meanwhile(
-    live: dict[str, Any] | None, spec: LLMDeploymentSpec, actions: list[Action]
-) -> dict[str, Any] | None:
-    """While no engine can be rolled out (the target builds, the served one is gone or failing),
-    serving.replicas still reaches the live Deployment (e.g. 0, to free its GPUs): only its
-    replica count is patched. Returns the Deployment as it will be."""
-    write = desired_replicas(spec, live)[0]
-    if live is None or write is None or (live.get("spec") or {}).get("replicas") == write:
-        return live
-    meta = live["metadata"]
-    scaled = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-        "spec": {"replicas": write},
-    }
-    event = Event("Normal", "Scaled", f"Scaled Deployment {meta['name']} to {write} replicas")
-    actions.append(Action("scale", scaled, event=event))
-    return {
-        **live,
-        "metadata": {**meta, "generation": int(meta.get("generation") or 0) + 1},
-        "spec": {**(live.get("spec") or {}), "replicas": write},
-    }
-
-
 def after_apply(live: dict[str, Any] | None, desired_obj: dict[str, Any]) -> dict[str, Any]:
     """The object as the API server returns it once `desired_obj` is applied over `live`: unchanged
     when it already matches; otherwise with the new labels and spec, and (a spec change) the next
@@ -524,20 +436,6 @@ def release_unused_engines(
             Action("set_owners", engine, owners=rest) if rest else Action("delete", engine)
         )
     return actions
-
-
-def status_events(old: dict[str, Any], status: dict[str, Any]) -> list[Event]:
-    """The transitions a new status announces: Ready, the engine chosen, new warnings."""
-    events = []
-    if status["phase"] == "Ready" and old.get("phase") != "Ready":
-        events.append(Event("Normal", "Ready", f"Serving {status.get('ready')} replicas"))
-    engine, old_engine = status.get("engine") or {}, old.get("engine") or {}
-    if engine.get("name") and engine.get("name") != old_engine.get("name"):
-        reason = "EngineReused" if engine.get("reused") else "BuildStarted"
-        events.append(Event("Normal", reason, f"Engine {engine['name']} on {engine.get('gpu')}"))
-    for reason, message in reasons.new_warnings(old.get("conditions"), status["conditions"]):
-        events.append(Event("Warning", reason, message))
-    return events
 
 
 def engine_label(obj: dict[str, Any] | None) -> str | None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from trtllm_operator.plan import conditions
+
 OK, MISSING, DELETING, REPLACED = "Ok", "Missing", "Deleting", "Replaced"
 
 
@@ -52,4 +54,25 @@ def volume_message(state: str, claim_name: str, recorded: dict[str, Any], live_u
         "engine's files) until they stop; then the engine is fetched and built again on a new "
         "claim. Remove the deletion's cause if that was a mistake: a Terminating claim cannot be "
         "restored."
+    )
+
+
+def pending_claim(
+    name: str, claims: list[dict[str, Any]], events: list[dict[str, Any]]
+) -> tuple[str, str] | None:
+    """(VolumePending, why) when the cache claim is Pending and the cluster said why in a Warning
+    event (e.g. its StorageClass does not exist); a claim waiting for its first consumer (the
+    WaitForFirstConsumer binding mode) has no Warning and is not a problem."""
+    live = next((c for c in claims if c["metadata"]["name"] == name), None)
+    if live is None or (live.get("status") or {}).get("phase") != "Pending":
+        return None
+    said = [e for e in events if (e.get("involvedObject") or {}).get("name") == name]
+    if not said:
+        return None
+    last = max(said, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    return (
+        conditions.VOLUME_PENDING,
+        f"PersistentVolumeClaim {name} is Pending: {last.get('message', '').strip()} "
+        f"({last.get('reason', 'Warning')}). Fix spec.storage (storageClassName, size) or the "
+        "cluster's provisioner; the engine's Jobs wait for the claim.",
     )

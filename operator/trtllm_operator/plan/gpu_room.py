@@ -17,9 +17,14 @@ not per node: a replica's GPUs must sit on one node, which the placement rule ch
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from trtllm_operator.plan import names
+from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
+from trtllm_operator.plan import conditions, names
+from trtllm_operator.plan.jobs import GPU_TOLERATION
+from trtllm_operator.plan.placement import gpu_nodes, pod_tolerations, room_message, tolerated
+from trtllm_operator.plan.pods import PodProblem
 
 GPU = "nvidia.com/gpu"
 
@@ -100,3 +105,30 @@ def wanted_replicas(deployment: dict[str, Any]) -> int:
     if scaling.get("enabled"):
         return int(scaling.get("minReplicas", 1))
     return int((spec.get("serving") or {}).get("replicas", 1))
+
+
+def room_for(
+    spec: LLMDeploymentSpec,
+    nodes: list[dict[str, Any]],
+    pods: list[dict[str, Any]],
+    engines: list[dict[str, Any]],
+    deployments: list[dict[str, Any]],
+    namespace: str,
+) -> dict[str, int]:
+    """Free GPUs per product on the Node objects the deployment's pods tolerate."""
+    fitting = tolerated(gpu_nodes(nodes), [GPU_TOLERATION, *pod_tolerations(spec)])
+    return free_gpus(fitting, pods, engines, deployments, namespace)
+
+
+def with_room(
+    problems: list[PodProblem], free: dict[str, int] | None, engine: LLMEngineSpec
+) -> list[PodProblem]:
+    """Pod problems, an Unschedulable one also saying what is free now (when that was read)."""
+    if free is None:
+        return problems
+    need = engine.parallelism.tensor * engine.parallelism.pipeline
+    room = room_message(free, engine.gpu.product, need)
+    return [
+        replace(p, message=f"{p.message} {room}") if p.reason == conditions.UNSCHEDULABLE else p
+        for p in problems
+    ]
