@@ -164,25 +164,3 @@ def test_a_deleted_objects_lock_is_forgotten(woken: list[Any]) -> None:
             type="DELETED", body={"metadata": {"namespace": "ns", "name": name}}
         )
     assert not [k for k in common._locks if k[1] == "ns" and k[2] in ("a", "b")]
-
-
-def test_a_woken_reconcile_sees_the_context_of_its_wake() -> None:
-    """kopf's event posting reads context variables (its settings): a reconcile run by a worker
-    thread must see the context the wake was made in (the cluster run's LookupError)."""
-    import contextvars
-    import threading
-
-    from trtllm_operator.handlers.common import Waker
-
-    var: contextvars.ContextVar[str] = contextvars.ContextVar("var")
-    var.set("kopf settings")
-    seen: list[str] = []
-    done = threading.Event()
-    waker = Waker(2)
-
-    def reconcile() -> None:
-        seen.append(var.get("missing"))
-        done.set()
-
-    waker.wake(("LLMDeployment", "ns", "a"), reconcile)
-    assert done.wait(5) and seen == ["kopf settings"]
