@@ -12,7 +12,6 @@ from tests.cluster.test_control_loop import condition, events, get, wait_phase
 from tests.kube import ROOT, apply, wait_for
 
 SAMPLE_PATH = ROOT / "manifests" / "samples" / "overrides" / "tinyllama-pod-overrides.yaml"
-H100 = "NVIDIA-H100-80GB-HBM3"
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -32,7 +31,8 @@ def test_overrides_reach_the_deployment_the_jobs_and_the_service(
     pod = template["spec"]
     assert template["metadata"]["labels"]["team"] == "search"
     assert template["metadata"]["annotations"]["example.com/owner"] == "search-team"
-    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": H100, "kubernetes.io/arch": "amd64"}
+    product = dep["status"]["engine"]["gpu"]  # placement prefers the product with room now
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": product, "kubernetes.io/arch": "amd64"}
     assert {"key": "dedicated", "operator": "Equal", "value": "llm", "effect": "NoSchedule"} in (
         pod["tolerations"]
     )
