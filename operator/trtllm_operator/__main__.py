@@ -20,16 +20,8 @@ from typing import Any
 from trtllm_operator import __version__
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(prog="trtllm-operator", description=__doc__)
-    parser.add_argument(
-        "--namespace",
-        "-n",
-        action="append",
-        default=[],
-        help="Namespace to watch (repeatable); default: all namespaces.",
-    )
+def add_lease_options(parser: argparse.ArgumentParser) -> None:
+    """The leader-election options: which Lease every process contends for, or none."""
     parser.add_argument(
         "--standalone",
         action="store_true",
@@ -49,6 +41,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="Namespace of the Lease (default: $POD_NAMESPACE, set from the downward API in "
         "the manifests, else 'default').",
     )
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="trtllm-operator", description=__doc__)
+    parser.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="Namespace to watch (repeatable); default: all namespaces.",
+    )
+    add_lease_options(parser)
     parser.add_argument(
         "--liveness", default=None, help="Health endpoint, e.g. http://0.0.0.0:8080/healthz."
     )
