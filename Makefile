@@ -80,8 +80,8 @@ bench-autoscale: cluster-up ## Autoscaling benchmark, static vs HPA recipe vs ou
 
 N ?= 1000
 ENGINES ?= 100
-bench-scale: cluster-up ## Scale benchmark: N LLMDeployments over ENGINES engine keys, with the operator running (make dev); FLOOR=1: the children alone
-	$(PY) -m bench.scale --count $(N) --engines $(ENGINES) $(if $(FLOOR),--floor)
+bench-scale: cluster-up ## Scale benchmark: the floor (children applied directly) and the operator on N LLMDeployments over ENGINES engine keys, one JSON line (ONLY=floor|operator)
+	$(PY) -m bench.scale --count $(N) --engines $(ENGINES) $(if $(ONLY),--only $(ONLY))
 
 clean: cluster-down
 	rm -rf $(VENV) .local

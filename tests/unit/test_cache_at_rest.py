@@ -14,7 +14,7 @@ import pytest
 
 from tests.factories import SAMPLES, gpu_node, sample_body, user_claims
 from tests.fake_api import FakeApi
-from trtllm_operator.handlers import autoscaling, common, deployments, engines
+from trtllm_operator.handlers import autoscaling, common, deployments, engines, resync
 from trtllm_operator.kube import cache, client
 from trtllm_operator.plan import names
 
@@ -77,7 +77,9 @@ def converge(api: FakeApi, namespace: str, name: str) -> None:
 
 
 @pytest.mark.parametrize("sample", SAMPLES[:3], ids=lambda p: p.stem)
-def test_a_reconcile_at_rest_makes_no_api_call(api: FakeApi, sample: Any) -> None:
+def test_a_reconcile_at_rest_makes_no_api_call(
+    api: FakeApi, sample: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     namespace, name = seed(api, sample)
     converge(api, namespace, name)
     assert all(cache.size(kind) for kind in ("Deployment", "Service", "ConfigMap", "PodMonitor"))
@@ -86,14 +88,22 @@ def test_a_reconcile_at_rest_makes_no_api_call(api: FakeApi, sample: Any) -> Non
     api.refuse, api.requests = True, []
     deployments.reconcile(body)
     deployments.reconcile_by_name(namespace, name)
-    deployments.llmdeployment_resync(body=body)
     deployments.serving_deployment_event(
         body=cache.get("apps/v1", "Deployment", namespace, names.serving(name))
     )
     for engine in cache.list_objects(names.API_VERSION, "LLMEngine", namespace):
         assert engine["status"]["phase"] == "Ready"
         engines.reconcile_engine(engine)
-        engines.llmengine_resync(body=engine)
+    woken: list[str] = []  # the resync's wakes, reconciled at once (no thread pool here)
+    monkeypatch.setattr(
+        deployments, "wake", lambda ns, n: (woken.append(n), deployments.reconcile_by_name(ns, n))
+    )
+    monkeypatch.setattr(
+        engines, "wake", lambda b: (woken.append(b["metadata"]["name"]), engines.handle(b))
+    )
+    for tick in range(resync.RESYNC_SECONDS):
+        resync.resync(tick)
+    assert len(woken) == 1 + len(cache.stored("LLMEngine", namespace)), woken
     assert api.requests == []
 
 

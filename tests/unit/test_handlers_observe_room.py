@@ -33,6 +33,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
         return [{"metadata": {"name": "p", "uid": "u2"}, "spec": {}}] if kind != "Node" else []
 
     monkeypatch.setattr(deployments.kube, "list_objects", list_objects)
+    monkeypatch.setitem(deployments._gpu_pods, "at", -deployments.GPU_PODS_TTL_SECONDS)
     monkeypatch.setattr(deployments.kube, "get", lambda *_: None)
     monkeypatch.setattr(deployments.kube, "crd_exists", lambda *_: False)
     return calls
@@ -49,3 +50,11 @@ def test_a_pinned_product_reads_neither(reads: list[tuple[str, Any]]) -> None:
     seen = deployments.observe(body(pinned=True))
     assert seen.gpu_pods is None and seen.peers == []
     assert not any(kind == names.API_VERSION or kind == "LLMDeployment" for kind, _ in reads)
+
+
+def test_one_cluster_wide_pod_listing_serves_a_burst_of_placements(
+    reads: list[tuple[str, Any]],
+) -> None:
+    for _ in range(5):
+        assert deployments.observe(body()).gpu_pods is not None
+    assert reads.count(("Pod", {"spec.nodeName!": ""})) == 1

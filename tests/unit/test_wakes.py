@@ -1,5 +1,6 @@
-"""Issue 17: a child's change wakes its owner at once (coalesced per object); the resync timers
-are a slow, spread-out safety net; the autoscaler writes nothing while nothing changes."""
+"""Issue 17: a child's change wakes its owner at once (coalesced per object); the resync
+(handlers.resync) is a slow, spread-out safety net; the autoscaler writes nothing while nothing
+changes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from kopf._core.intents.handlers import TimerHandler  # kopf exports no name for it
 
 from tests.factories import SAMPLES, gpu_node, sample_body
-from trtllm_operator.handlers import autoscaling, common, deployments, engines
+from trtllm_operator.handlers import autoscaling, common, deployments, engines, resync
 from trtllm_operator.kube import cache
 from trtllm_operator.plan import names
 
@@ -63,23 +64,47 @@ def test_a_failed_reconcile_is_logged_and_the_next_wake_runs(caplog: Any) -> Non
     assert waker.wake(("LLMEngine", "ns", "e"), broken)
 
 
-def test_resync_delays_are_fixed_per_object_and_spread() -> None:
-    delay = common.resync_delay(300.0)
-    delays = [delay(uid=f"uid-{i}") for i in range(1000)]
-    assert delays[:3] == [delay(uid=f"uid-{i}") for i in range(3)]
-    assert all(0 <= d < 300 for d in delays)
-    assert min(delays) < 30 and max(delays) > 270  # spread over the period
+def test_resync_slots_are_fixed_per_object_and_spread() -> None:
+    slots = [resync.slot(f"uid-{i}", 300) for i in range(1000)]
+    assert slots[:3] == [resync.slot(f"uid-{i}", 300) for i in range(3)]
+    assert all(0 <= s < 300 for s in slots)
+    assert min(slots) < 30 and max(slots) > 270  # spread over the period
+    objects = [
+        {"metadata": {"namespace": "ns", "name": f"d{i}", "uid": f"uid-{i}"}} for i in range(1000)
+    ]
+    due = [len(resync.due(objects, tick, 300)) for tick in range(300)]
+    assert sum(due) == 1000 and max(due) < 15  # each once per period, never a crowd
 
 
-def test_the_resync_timers_are_slow() -> None:
-    timers = {
-        h.id: h
+def test_the_resync_is_slow_and_no_kopf_timer_serves_deployments_or_engines() -> None:
+    """kopf puts a finalizer on every object a timer serves (its 422 races were most of the
+    writes at scale): only the autoscaler's timer is left, for autoscaled deployments."""
+    timers = [
+        h.id
         for h in kopf.get_default_registry()._spawning.get_all_handlers()
         if isinstance(h, TimerHandler)
-    }
-    for handler in ("llmdeployment_resync", "llmengine_resync"):
-        assert timers[handler].interval >= 300
-        assert callable(timers[handler].initial_delay)
+    ]
+    assert timers == ["autoscale"] or all("autoscal" in t for t in timers), timers
+    assert resync.RESYNC_SECONDS >= 300
+
+
+def test_a_resync_tick_wakes_the_objects_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    woken: list[tuple[str, str]] = []
+    monkeypatch.setattr(deployments, "wake", lambda ns, name: woken.append(("d", name)))
+    monkeypatch.setattr(engines, "wake", lambda body: woken.append(("e", body["metadata"]["name"])))
+    monkeypatch.setattr(cache, "serves", lambda kind, namespace: True)
+    body = {**sample_body(SAMPLES[0], name="chat", namespace="ns"), "kind": "LLMDeployment"}
+    engine = {"apiVersion": names.API_VERSION, "kind": "LLMEngine"}
+    engine["metadata"] = {"name": "eng", "namespace": "ns", "uid": "engine-uid"}
+    cache.remember("LLMDeployment", body)
+    cache.remember("LLMEngine", engine)
+    try:
+        for tick in range(resync.RESYNC_SECONDS):
+            resync.resync(tick)
+    finally:
+        cache.forget("LLMDeployment", body)
+        cache.forget("LLMEngine", engine)
+    assert sorted(woken) == [("d", "chat"), ("e", "eng")]
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import datetime
 import functools
-import hashlib
 import logging
 import os
 import random
@@ -100,18 +99,6 @@ def _safely(key: ObjectKey, reconcile: Callable[[], None]) -> None:
 
 
 WAKER = Waker(int(os.environ.get("TRTLLM_OPERATOR_WORKERS", "16")))
-
-
-def resync_delay(period: float) -> Callable[..., float]:
-    """kopf's `initial_delay` for a resync timer: a point in [0, period) fixed per object (from its
-    uid), so that a thousand objects' safety-net reconciles spread evenly instead of firing
-    together after every start."""
-
-    def delay(*, uid: str, **_: Any) -> float:
-        digest = hashlib.sha256(uid.encode()).digest()
-        return period * int.from_bytes(digest[:4], "big") / 2**32
-
-    return delay
 
 
 @contextmanager

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +20,6 @@ from trtllm_operator.handlers.common import (
     forget_lock,
     locked,
     now,
-    resync_delay,
     retry_conflicts,
 )
 from trtllm_operator.kube import cache
@@ -31,7 +32,6 @@ from trtllm_operator.plan.placement import GpuNode, gpu_nodes
 log = logging.getLogger("trtllm_operator.deployments")
 # The safety net only (missed events, an expired watch): every change that matters wakes the
 # reconcile itself (the deployment, its children, its engine, its claims, GPU nodes).
-RESYNC_SECONDS = 300
 _gpu_facts: dict[str, tuple[GpuNode, ...]] = {}  # per Node: what placement reads of it
 
 
@@ -100,16 +100,29 @@ def unschedulable(pods: list[dict[str, Any]]) -> bool:
     )
 
 
+# One cluster-wide listing of pods serves every placement decision for this long: while many
+# deployments are placed at once (an apply of hundreds), one LIST every few seconds, not one each.
+GPU_PODS_TTL_SECONDS = 5.0
+_gpu_pods: dict[str, Any] = {"at": -GPU_PODS_TTL_SECONDS, "pods": None}
+_gpu_pods_lock = threading.Lock()
+
+
 def gpu_pods() -> list[dict[str, Any]] | None:
-    """Every pod bound to a node, cluster-wide (plan.gpu_room keeps those holding GPUs); None when
-    the operator may not list pods cluster-wide (an install with per-namespace Roles): placement
-    then goes by the nodes alone."""
-    try:
-        return kube.list_objects("v1", "Pod", None, fields={"spec.nodeName!": ""})
-    except ApiException as error:
-        if error.status != 403:
-            raise
-        return None
+    """Every pod bound to a node, cluster-wide (plan.gpu_room keeps those holding GPUs), listed at
+    most once per GPU_PODS_TTL_SECONDS; None when the operator may not list pods cluster-wide (an
+    install with per-namespace Roles): placement then goes by the nodes alone. Read, never
+    changed."""
+    with _gpu_pods_lock:
+        if time.monotonic() - _gpu_pods["at"] < GPU_PODS_TTL_SECONDS:
+            return _gpu_pods["pods"]  # type: ignore[no-any-return]
+        try:
+            pods = kube.list_objects("v1", "Pod", None, fields={"spec.nodeName!": ""})
+        except ApiException as error:
+            if error.status != 403:
+                raise
+            pods = None
+        _gpu_pods.update(at=time.monotonic(), pods=pods)
+        return pods
 
 
 def pending_claim_events(namespace: str, claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -191,18 +204,6 @@ def llmdeployment_event(type: str, body: kopf.Body, **_: Any) -> None:
         forget_lock("LLMDeployment", body["metadata"]["namespace"], body["metadata"]["name"])
     else:
         wake(body["metadata"]["namespace"], body["metadata"]["name"])
-
-
-@kopf.timer(
-    GROUP,
-    VERSION,
-    "llmdeployments",
-    interval=RESYNC_SECONDS,
-    initial_delay=resync_delay(RESYNC_SECONDS),
-)
-def llmdeployment_resync(body: kopf.Body, **_: Any) -> None:
-    """The slow safety net: a reconcile every RESYNC_SECONDS, spread over the period by uid."""
-    wake(body["metadata"]["namespace"], body["metadata"]["name"])
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={names.MANAGED_BY: names.OPERATOR})

@@ -19,7 +19,6 @@ from trtllm_operator.handlers.common import (
     forget_lock,
     locked,
     now,
-    resync_delay,
 )
 from trtllm_operator.kube import actions as writes
 from trtllm_operator.kube import cache
@@ -30,7 +29,6 @@ from trtllm_operator.plan import layout, names
 from trtllm_operator.plan.engine_desired import EngineObserved, desired_for_engine, users
 
 log = logging.getLogger("trtllm_operator.engines")
-RESYNC_SECONDS = 300  # the safety net only: its Jobs, their pods and its claim wake it at once
 JOB_POD_ROLES = ("fetch", "build")
 
 
@@ -139,19 +137,6 @@ def llmengine_event(type: str, body: kopf.Body, **_: Any) -> None:
     else:
         wake(dict(body))
         notify_users(dict(body))  # its progress (stage, estimate) shows in their status too
-
-
-@kopf.timer(
-    GROUP,
-    VERSION,
-    "llmengines",
-    interval=RESYNC_SECONDS,
-    initial_delay=resync_delay(RESYNC_SECONDS),
-    idle=None,
-)
-def llmengine_resync(body: kopf.Body, **_: Any) -> None:
-    """The slow safety net (events missed while the watch was down), spread over the period."""
-    wake(dict(body))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={names.MANAGED_BY: names.OPERATOR})

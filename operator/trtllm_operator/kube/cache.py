@@ -150,8 +150,11 @@ def wanted(kind: str, body: dict[str, Any]) -> bool:
 
 
 def slim(kind: str, body: dict[str, Any]) -> dict[str, Any]:
-    """What is worth keeping of an object: a CRD's name only (schemas are large, only existence is
-    read), a Node without its image list."""
+    """What is worth keeping of an object: never its managedFields (nothing reads them), a CRD's
+    name only (schemas are large, only existence is read), a Node without its image list."""
+    if (body.get("metadata") or {}).get("managedFields"):
+        meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+        body = {**body, "metadata": meta}
     if kind == "CustomResourceDefinition":
         meta = body.get("metadata") or {}
         keep = {k: meta[k] for k in ("name", "uid", "resourceVersion") if k in meta}
@@ -247,12 +250,15 @@ def list_objects(
     namespace: str | None = None,
     labels: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Objects of a kind (in a namespace, with labels): from memory when served, else the API."""
+    """Objects of a kind (in a namespace, with labels): from memory when served, else the API.
+    Not copies (a reconcile lists hundreds of objects; copying them was most of its cost at
+    scale): read them, never change them (tests/unit/test_plan_leaves_inputs.py holds the plan to
+    that)."""
     if not serves(kind, namespace):
         return client.list_objects(api_version, kind, namespace, labels)
     with _lock:
         found = _stores[kind].select(None if kind in CLUSTER_SCOPED else namespace, labels)
-        return copy.deepcopy(sorted(found, key=key_of))
+        return sorted(found, key=key_of)
 
 
 def stored(kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
