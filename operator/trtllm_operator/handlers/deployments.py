@@ -114,7 +114,7 @@ def gpu_pods() -> list[dict[str, Any]] | None:
     changed."""
     with _gpu_pods_lock:
         if time.monotonic() - _gpu_pods["at"] < GPU_PODS_TTL_SECONDS:
-            return _gpu_pods["pods"]  # type: ignore[no-any-return]
+            return _gpu_pods["pods"]
         try:
             pods = kube.list_objects("v1", "Pod", None, fields={"spec.nodeName!": ""})
         except ApiException as error:
