@@ -5,6 +5,6 @@
 from trtllm_operator.handlers import watches
 
 # isort: split
-from trtllm_operator.handlers import autoscaling, deployments, engines, settings
+from trtllm_operator.handlers import autoscaling, deployments, engines, fetch_image, settings
 
-__all__ = ["autoscaling", "deployments", "engines", "settings", "watches"]
+__all__ = ["autoscaling", "deployments", "engines", "fetch_image", "settings", "watches"]
