@@ -1,4 +1,6 @@
-# The trtllm-operator image: the operator's venv on a slim Python, run as a non-root user.
+# The trtllm-operator image: the operator's venv on a slim Python, run as a non-root user. The
+# CPU-only fetch Jobs run this image too (build_jobs/run.py from their ConfigMap, with python3 and
+# huggingface_hub from this venv: the `fetch` extra), as uid 65532.
 # Build: docker build -t <registry>/trtllm-operator:<tag> .
 # tests/unit/test_dockerfile.py parses this file and replays the builder's steps in a fresh venv, so keep
 # every install step a RUN with plain shell commands that refer to the venv as "$VIRTUAL_ENV".
@@ -19,7 +21,7 @@ COPY pyproject.toml README.md ./
 COPY operator/ operator/
 COPY build_jobs/ build_jobs/
 RUN "$VIRTUAL_ENV/bin/python" -m pip install pip==25.3 \
- && "$VIRTUAL_ENV/bin/python" -m pip install --only-binary=:all: --no-binary=trtllm-operator . \
+ && "$VIRTUAL_ENV/bin/python" -m pip install --only-binary=:all: --no-binary=trtllm-operator ".[fetch]" \
  && mkdir -p "$VIRTUAL_ENV/share/trtllm-operator" \
  && cp -r build_jobs "$VIRTUAL_ENV/share/trtllm-operator/build_jobs"
 

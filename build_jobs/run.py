@@ -13,11 +13,13 @@ options). A JSON summary or error goes to the termination log ($TERMINATION_LOG,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +79,7 @@ def _fetch(ctx: Any) -> dict[str, Any]:
     from build_jobs.sources import is_source
 
     model = ctx.request.model
-    with ctx.stages.run("fetch"):
+    with ctx.stages.run("fetch"), writable_cache(ctx.root):
         fetched = fetch(model.source, model.revision, model.commit, ctx.root, ctx.pvc_root)
         tokenizer = None
         if model.tokenizer and is_source(model.tokenizer):
@@ -94,6 +96,25 @@ def _fetch(ctx: Any) -> dict[str, Any]:
         "modelBytes": _tree_bytes(fetched.path),
         "stageSeconds": ctx.stages.durations,
     }
+
+
+@contextlib.contextmanager
+def writable_cache(root: Path) -> Iterator[None]:
+    """Turn a permission error on the cache volume into a permanent error that says what to do:
+    the fetch runs as the operator image's non-root user, and a directory that root wrote before
+    (an older operator's fetch) without group write is not its to write."""
+    from build_jobs.stages import JobError
+
+    try:
+        yield
+    except PermissionError as error:
+        uid, gid = os.getuid(), os.getgid()
+        raise JobError(
+            f"{error}: the cache volume {root} is not writable by uid {uid} (gid {gid}). Files "
+            f"written there by root earlier need `chown -R {uid}:{gid}` (or group write for gid "
+            f"{gid}), or run the fetch as root with spec.jobs.pod.securityContext "
+            "(see docs/install.md)"
+        ) from error
 
 
 def _tree_bytes(path: Path) -> int:
@@ -193,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         help="run one stage of a build, after the earlier ones ran in this pod (default: all)",
     )
     args = parser.parse_args(argv)
+    # Group-writable files and directories: the fetch Job runs as the operator image's non-root
+    # user, whose group (fsGroup) owns the volume; a directory a root Job makes stays its to write.
+    os.umask(0o002)
     return run(args.request, args.root, args.pvc_root, args.stage)
 
 

@@ -125,7 +125,8 @@ def real_node_images() -> dict[str, str] | None:
 def write_dev_overlay(images: dict[str, str]) -> Path:
     """A kustomization over manifests/overlays/local with this machine's image tags (they are hashes
     of the images' content, so they live in .local, not in Git)."""
-    name, tag = images["operator"].rsplit(":", 1)
+    # operator-local: the operator's image with the stand-in hub (its fetch Jobs run it).
+    name, tag = images.get("operator-local", images["operator"]).rsplit(":", 1)
     overrides = " ".join(
         image_builder.standin_overrides({n: {"ref": ref} for n, ref in images.items()})
     )

@@ -4,9 +4,10 @@ Usage: python -m hack.images build
        python -m hack.images import --address <containerd.sock> [--namespace k8s.io] \\
            [--snapshotter NAME]
 
-`build` makes (or reuses) four images with buildah in a storage of its own and prints one JSON
+`build` makes (or reuses) these images with buildah in a storage of its own and prints one JSON
 object {name: {"ref", "archive", "size", "built"}}: `base` (Debian bookworm minbase from
-mmdebstrap, with python3), `operator` (the top-level Dockerfile on that base), `nvidia-standin`
+mmdebstrap, with python3), `operator` (the top-level Dockerfile on that base), `operator-local`
+(the operator's image with the stand-in huggingface_hub, what the real node runs), `nvidia-standin`
 (NVIDIA's image paths with the project's fake tools and stand-in servers) and `pause` (the
 kubelet's sandbox image). Each tag is a hash of everything that goes into the image, and each image
 is kept as an OCI archive under ${TRTLLM_OP_CACHE:-~/.cache/trtllm-operator}/images/, so a build
@@ -282,6 +283,23 @@ RECIPES = (
 )
 
 
+def stage_operator_local(ctx: Path, base: str | None) -> dict[str, str]:
+    """Copy the stand-in huggingface_hub for operator-local (the operator's image, whose fetch Jobs
+    download through it on the real node); returns its build args."""
+    copy_into(STANDIN / "huggingface_hub", ctx / "huggingface_hub")
+    return {"BASE_IMAGE": str(base)}
+
+
+# The operator's image as the local real node runs it: the stand-in hub in place of the real one.
+OPERATOR_LOCAL = Recipe(
+    "operator-local",
+    "localhost/trtllm-operator-local",
+    HERE / "operator-local.Containerfile",
+    stage_operator_local,
+    parent="operator",
+)
+
+
 def stage_variant(toolchain: str, ctx: Path, base: str | None) -> dict[str, str]:
     """Copy toolchain's Triton skeleton for a variant of nvidia-standin; returns its build args."""
     copy_into(SKELETONS / toolchain, ctx / "skeleton")
@@ -306,7 +324,7 @@ def variant_recipes() -> list[Recipe]:
 
 def recipes() -> list[Recipe]:
     """Every image in build order (a parent before the images built FROM it)."""
-    return [*RECIPES[:3], *variant_recipes(), *RECIPES[3:]]
+    return [*RECIPES[:3], *variant_recipes(), *RECIPES[3:], OPERATOR_LOCAL]
 
 
 def stage(recipe: Recipe, ctx: Path, base: str | None) -> dict[str, str]:

@@ -43,6 +43,29 @@ def add_lease_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_image_options(parser: argparse.ArgumentParser) -> None:
+    """Which images the Jobs and serving pods run: toolchain image overrides, the fetch image."""
+    parser.add_argument(
+        "--image-override",
+        action="append",
+        default=[],
+        metavar="FROM=TO",
+        help="Run TO wherever a toolchain names image FROM (repeatable; FROM may be a prefix "
+        "ending in / for a registry mirror, or * for every image). Also read from "
+        "$TRTLLM_IMAGE_OVERRIDES (whitespace- or comma-separated). The engine key keeps "
+        "the toolchain's own image.",
+    )
+    parser.add_argument(
+        "--fetch-image",
+        default=os.environ.get("TRTLLM_FETCH_IMAGE") or None,
+        metavar="IMAGE",
+        help="Image of the CPU-only fetch Jobs (default: $TRTLLM_FETCH_IMAGE, else the operator's "
+        "own image read from its pod ($POD_NAME, $POD_NAMESPACE), else each toolchain's build "
+        "image). It needs python3, huggingface_hub and a non-root uid 65532, as the operator's "
+        "image has.",
+    )
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(prog="trtllm-operator", description=__doc__)
@@ -68,16 +91,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="text: one line per event prefixed with [namespace/name]; json: one JSON object "
         "per line with the object reference (k8s) as a field.",
     )
-    parser.add_argument(
-        "--image-override",
-        action="append",
-        default=[],
-        metavar="FROM=TO",
-        help="Run TO wherever a toolchain names image FROM (repeatable; FROM may be a prefix "
-        "ending in / for a registry mirror, or * for every image). Also read from "
-        "$TRTLLM_IMAGE_OVERRIDES (whitespace- or comma-separated). The engine key keeps "
-        "the toolchain's own image.",
-    )
+    add_image_options(parser)
     parser.add_argument("--version", action="version", version=f"trtllm-operator {__version__}")
     return parser.parse_args(argv)
 
@@ -115,6 +129,9 @@ def main(argv: list[str] | None = None) -> None:
 
     import trtllm_operator.handlers  # noqa: F401  (registers the handlers)
     from trtllm_operator import metrics
+    from trtllm_operator.handlers import fetch_image
+
+    fetch_image.configure(args.fetch_image)
 
     log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(

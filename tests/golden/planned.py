@@ -17,8 +17,11 @@ from trtllm_operator.plan.actions import Action
 from trtllm_operator.plan.desired import Desired, desired
 from trtllm_operator.plan.engine_desired import EngineObserved, desired_for_engine
 from trtllm_operator.plan.engine_status import SUCCEEDED, JobView, job_view
+from trtllm_operator.plan.fetch_image import choose_fetch_image
 
 SCRIPTS = {path: f"<build_jobs/{path}>" for path in build_scripts()}
+# What an operator deployed from manifests/base finds at start-up: its own image, from its pod.
+FETCH_IMAGE = choose_fetch_image(None, "trtllm-operator:0.1.0")
 
 
 def action(a: Action) -> dict[str, Any]:
@@ -48,10 +51,21 @@ def engine_children(engine: dict[str, Any]) -> dict[str, Any]:
     name = live["metadata"]["name"]
     fetch, build = JobView(names.fetch_job(name)), JobView(names.build_job(name))
     volume = claim(plan_engine.engine_context(live).claim, live["metadata"]["namespace"])
-    fetching = desired_for_engine(EngineObserved(live, NOW, fetch, build, SCRIPTS, volume))
-    fetched = JobView(fetch.name, state=SUCCEEDED)
+    fetching = desired_for_engine(
+        EngineObserved(live, NOW, fetch, build, SCRIPTS, volume, fetch_image=FETCH_IMAGE)
+    )
+    fetch_job = next(a.obj for a in fetching.actions if a.obj["kind"] == "Job")
+    fetched = job_view(fetch.name, complete(fetch_job), [])
     building = desired_for_engine(
-        EngineObserved({**live, "status": fetching.status}, NOW, fetched, build, SCRIPTS, volume)
+        EngineObserved(
+            {**live, "status": fetching.status},
+            NOW,
+            fetched,
+            build,
+            SCRIPTS,
+            volume,
+            fetch_image=FETCH_IMAGE,
+        )
     )
     ctx, spec = plan_engine.engine_context(live), build_inputs(live["spec"])
     children = {"fetching": decision(fetching), "fetched": decision(building)}

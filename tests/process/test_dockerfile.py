@@ -7,6 +7,7 @@ image's file system, then starts the final stage's ENTRYPOINT with --help.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -282,3 +283,43 @@ def test_image_carries_the_build_scripts_the_jobs_need(replayed: tuple[Replay, S
         cwd=replay.fs,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.timeout(1200)
+def test_the_fetch_stage_runs_in_the_image_as_its_job_runs_it(
+    replayed: tuple[Replay, Stage], tmp_path: Path
+) -> None:
+    """The fetch Job runs this image: `python3 <build_jobs>/run.py --request ... --root /cache` with
+    the image's PATH must find huggingface_hub with the calls build_jobs makes, and report
+    modelBytes (the build's sizing reads it). A pvc:// source: no hub is reachable here."""
+    replay, final = replayed
+    env = {**replay.env(final), "TERMINATION_LOG": str(tmp_path / "termination-log")}
+    scripts = Path(replay.host(final.env()["TRTLLM_BUILD_JOBS_DIR"]))
+    python3 = shutil.which("python3", path=env["PATH"])
+    assert python3 and python3.startswith(str(replay.fs)), "the Job's python3 is the image's venv"
+    hub = (
+        "import inspect, huggingface_hub as h; "
+        "s = inspect.signature(h.snapshot_download).parameters; "
+        "m = inspect.signature(h.HfApi.model_info).parameters; "
+        "assert {'repo_id', 'revision', 'local_dir', 'token'} <= set(s), sorted(s); "
+        "assert {'revision', 'token'} <= set(m), sorted(m)"
+    )
+    checked = subprocess.run([python3, "-c", hub], env=env, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    model = tmp_path / "sources" / "models" / "tiny"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text('{"model_type": "llama"}')
+    (model / "model.safetensors").write_bytes(b"\0" * 1000)
+    request = tmp_path / "request.json"
+    request.write_text('{"action": "fetch", "model": {"source": "pvc://models/tiny"}}')
+    argv = [python3, str(scripts / "run.py"), "--request", str(request), "--root"]
+    proc = subprocess.run(
+        [*argv, str(tmp_path / "cache"), "--pvc-root", str(tmp_path / "sources")],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((tmp_path / "termination-log").read_text())
+    assert report["ok"] and report["modelBytes"] == 1000 + len('{"model_type": "llama"}')

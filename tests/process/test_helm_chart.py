@@ -289,3 +289,12 @@ def test_schema_rejects_bad_values(value: str) -> None:
     assert proc.returncode != 0 and "values don't meet the specifications" in proc.stderr, (
         proc.stderr
     )
+
+
+def test_fetch_image_reaches_the_args_and_the_pod_name_the_env() -> None:
+    main = pytest.importorskip("trtllm_operator.__main__")
+    env = {e["name"]: e for e in container(render())["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert main.parse_args(container(render())["args"]).fetch_image in (None, "")
+    args = container(render("fetchImage=registry.example.com/trtllm-operator:0.1.0"))["args"]
+    assert main.parse_args(args).fetch_image == "registry.example.com/trtllm-operator:0.1.0"

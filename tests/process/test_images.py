@@ -365,3 +365,20 @@ def test_older_archives_are_pruned(tmp_path: Path) -> None:
         time.sleep(0.01)
     assert sorted(cache.glob("demo-*.oci.tar")) == sorted(archives[-images.KEEP_ARCHIVES :])
     assert set(buildah.built) <= set(buildah.removed), "storage keeps no built image but the base"
+
+
+def test_operator_local_is_the_operator_image_with_the_stand_in_hub(tmp_path: Path) -> None:
+    """What the real node runs as the operator (and so as every fetch Job): built FROM operator,
+    the real huggingface_hub replaced by the stand-in (no hub is reachable here)."""
+    recipe = next(r for r in images.recipes() if r.name == "operator-local")
+    names = [r.name for r in images.recipes()]
+    assert recipe.parent == "operator" and names.index("operator") < names.index("operator-local")
+    args = images.stage(recipe, tmp_path / "ctx", "localhost/trtllm-operator:0123456789ab")
+    assert args == {"BASE_IMAGE": "localhost/trtllm-operator:0123456789ab"}
+    assert (tmp_path / "ctx" / "huggingface_hub" / "__init__.py").read_text() == (
+        images.STANDIN / "huggingface_hub" / "__init__.py"
+    ).read_text()
+    containerfile = (tmp_path / "ctx" / "Containerfile").read_text()
+    assert "COPY huggingface_hub/" in containerfile and containerfile.rstrip().endswith(
+        "USER 65532:65532"
+    ), "back to the operator image's non-root user"

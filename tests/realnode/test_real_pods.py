@@ -87,6 +87,36 @@ def test_build_pods_termination_message_reaches_the_engine_status(real_ns: str) 
     assert engine["path"] == f"/engines/{report['engineKey']}"
 
 
+def test_fetch_pod_runs_the_operator_s_own_image_as_its_non_root_user(
+    real_ns: str, incluster_operator: str
+) -> None:
+    """The fetch Job's pod runs the operator pod's own image (operator-local: the stand-in hub in
+    its venv), not the NVIDIA stand-in the overrides map toolchain images to; as uid 65532 with
+    the cache volume writable; it reports modelBytes, and the engine says where its image came
+    from."""
+    apply(sample(), real_ns)
+    wait_phase("llmdeployment", NAME, real_ns, "Ready")
+    operator = kubectl_json("get", "pod", incluster_operator, "-n", SYSTEM_NS)
+    own = next(c["image"] for c in operator["spec"]["containers"] if c["name"] == "operator")
+    assert "trtllm-operator-local" in own, own
+    fetch = next(
+        p for p in pods(real_ns) if p["metadata"]["labels"].get("job-name", "").endswith("-fetch")
+    )
+    assert fetch["spec"]["containers"][0]["image"] == own
+    assert fetch["spec"]["securityContext"]["runAsUser"] == 65532
+    assert fetch["status"]["phase"] == "Succeeded"
+    terminated = fetch["status"]["containerStatuses"][0]["state"]["terminated"]
+    report = json.loads(terminated["message"])
+    assert report["ok"] is True and report["modelBytes"] > 0 and report["commit"]
+    engine = kubectl_json("get", "llmengines", "-n", real_ns)["items"][0]["status"]
+    assert engine["fetchImage"] == {"image": own, "source": "OperatorPod"}
+    assert engine["modelBytes"] == report["modelBytes"]
+    assert engine["image"] != own, "the build Job still runs the toolchain's (stand-in) image"
+    events = kubectl_json("get", "events", "-n", real_ns, "--field-selector", "reason=FetchStarted")
+    messages = [e.get("message", "") for e in events["items"]]
+    assert any(f"on image {own} (the operator's own image, from its pod)" in m for m in messages)
+
+
 def test_triton_init_container_fills_the_skeleton_as_non_root(real_ns: str) -> None:
     apply(sample(), real_ns)
     wait_phase("llmdeployment", NAME, real_ns, "Ready")

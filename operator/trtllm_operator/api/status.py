@@ -168,6 +168,18 @@ class VolumeRef(SpecModel):
     )
 
 
+class FetchImageRef(SpecModel):
+    """The image the engine's fetch Job ran, and where that choice came from."""
+
+    image: str = Field("", description="The fetch Job's image.")
+    source: str = Field(
+        "",
+        description="Setting (--fetch-image / TRTLLM_FETCH_IMAGE), OperatorPod (the operator's "
+        "own image, read from its pod at start-up) or Toolchain (the toolchain's build image, "
+        "image overrides applied: the operator runs outside a pod or could not read it).",
+    )
+
+
 class BuildProgress(SpecModel):
     """Where the running fetch or build Job is (present only while one runs)."""
 
@@ -252,6 +264,9 @@ class LLMEngineStatus(SpecModel):
     log_tail: str = Field("", description="Last lines of the build log.")
     image: str = Field(
         "",
-        description="Image the fetch and build Jobs run, operator image overrides applied "
+        description="Image the build Jobs run, operator image overrides applied "
         "(--image-override / TRTLLM_IMAGE_OVERRIDES).",
+    )
+    fetch_image: FetchImageRef | None = Field(
+        None, description="Image the fetch Job ran and why (the operator's own, usually)."
     )

@@ -5,6 +5,13 @@
 from trtllm_operator.handlers import watches
 
 # isort: split
-from trtllm_operator.handlers import autoscaling, deployments, engines, resync, settings
+from trtllm_operator.handlers import (
+    autoscaling,
+    deployments,
+    engines,
+    fetch_image,
+    resync,
+    settings,
+)
 
-__all__ = ["autoscaling", "deployments", "engines", "resync", "settings", "watches"]
+__all__ = ["autoscaling", "deployments", "engines", "fetch_image", "resync", "settings", "watches"]

@@ -12,6 +12,7 @@ from kubernetes.client.exceptions import ApiException
 from trtllm_operator import GROUP, VERSION, metrics
 from trtllm_operator.api.engine_key import build_inputs
 from trtllm_operator.api.models import LLMEngineSpec
+from trtllm_operator.handlers import fetch_image
 from trtllm_operator.handlers.common import (
     WAKER,
     build_scripts,
@@ -54,6 +55,7 @@ def observe_engine(body: dict[str, Any]) -> EngineObserved:
             "v1", "PersistentVolumeClaim", meta["namespace"], plan.engine_context(body).claim
         ),
         engines=earlier_builds(body),
+        fetch_image=fetch_image.current(),
     )
 
 

@@ -21,6 +21,12 @@ from trtllm_operator.api.sources import PvcSource, parse_source
 from trtllm_operator.api.toolchains import pod_image, toolchain
 from trtllm_operator.plan import layout, names
 from trtllm_operator.plan.build_request import engine_request, request_files
+from trtllm_operator.plan.fetch_image import (
+    TOOLCHAIN_FETCH,
+    FetchImage,
+    fetch_image_for,
+    non_root_fetch_pod,
+)
 from trtllm_operator.plan.jobs import (
     desired_build_config,
     gpu_placement,
@@ -150,18 +156,20 @@ def desired_engine_config(
 
 
 def desired_fetch_job(
-    ctx: EngineContext, spec: LLMEngineSpec, config: dict[str, Any]
+    ctx: EngineContext,
+    spec: LLMEngineSpec,
+    config: dict[str, Any],
+    fetch_image: FetchImage = TOOLCHAIN_FETCH,
 ) -> dict[str, Any]:
-    """The CPU-only Job that downloads the checkpoint (no GPU held while downloading)."""
-    pod = job_pod(
-        "fetch",
-        toolchain(spec.toolchain.name).images.build,
-        ctx.claim,
-        config,
-        ctx.secret,
-        source_claims(spec),
-    )
+    """The CPU-only Job that downloads the checkpoint (no GPU held while downloading), on the
+    operator's own image when start-up found it (non-root), else on the toolchain's build image;
+    the Job's image-source annotation says which (plan/fetch_image.py)."""
+    image, source = fetch_image_for(fetch_image, toolchain(spec.toolchain.name).images.build)
+    pod = job_pod("fetch", image, ctx.claim, config, ctx.secret, source_claims(spec))
+    pod["containers"][0]["image"] = image  # as chosen: fetch_image_for applied any override
     pod["containers"][0]["resources"] = FETCH_RESOURCES
+    if fetch_image.is_operator_image:
+        pod = non_root_fetch_pod(pod, ctx.pod_overrides)
     built = job(
         names.fetch_job(ctx.name),
         ctx.namespace,
@@ -172,6 +180,7 @@ def desired_fetch_job(
         backoff=3,
         deadline=FETCH_DEADLINE_SECONDS,
     )
+    built["metadata"]["annotations"] = {names.IMAGE_SOURCE_ANNOTATION: source}
     return with_pod_overrides(built, ctx.pod_overrides, JOBS_POD)[0]
 
 

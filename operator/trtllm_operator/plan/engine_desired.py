@@ -34,6 +34,7 @@ from trtllm_operator.plan.engine_status import (
     engine_status,
     next_step,
 )
+from trtllm_operator.plan.fetch_image import TOOLCHAIN_FETCH, FetchImage
 from trtllm_operator.plan.progress_status import peer_statuses, progress_fields, stage_events
 
 
@@ -50,6 +51,8 @@ class EngineObserved:
     apply_error: ApplyError | None = None  # the API server refused a write of this decision
     # The LLMEngines of the namespace (read while fetching or building): earlier builds' durations.
     engines: list[dict[str, Any]] = field(default_factory=list)
+    # The image fetch Jobs run, chosen at start-up (plan/fetch_image.py).
+    fetch_image: FetchImage = TOOLCHAIN_FETCH
 
 
 def users(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -75,7 +78,7 @@ def desired_for_engine(seen: EngineObserved) -> Desired:
         fetch, build = _deleting(fetch), _deleting(build)
     step = next_step(spec, fetch, build)
     if held != volume.MISSING:
-        actions += next_job(ctx, spec, config, step, fetch, build)
+        actions += next_job(ctx, spec, config, step, (fetch, build), seen.fetch_image)
     status = engine_status(
         spec,
         ctx,
@@ -99,15 +102,22 @@ def next_job(
     spec: LLMEngineSpec,
     config: dict[str, Any],
     step: str,
-    fetch: JobView,
-    build: JobView,
+    jobs: tuple[JobView, JobView],
+    fetch_image: FetchImage = TOOLCHAIN_FETCH,
 ) -> list[Action]:
-    """The fetch or build Job to create now, if the step asks for one."""
+    """The fetch or build Job to create now, if the step asks for one (`jobs`: fetch, build); the
+    FetchStarted event names the fetch image and why it was chosen."""
+    fetch, build = jobs
     if step == "create-fetch":
+        job = desired_fetch_job(ctx, spec, config, fetch_image)
+        image = job["spec"]["template"]["spec"]["containers"][0]["image"]
         started = Event(
-            "Normal", "FetchStarted", f"Started Job {fetch.name} to download {spec.model.source}"
+            "Normal",
+            "FetchStarted",
+            f"Started Job {fetch.name} to download {spec.model.source} on image {image} "
+            f"({fetch_image.why})",
         )
-        return [Action("apply", desired_fetch_job(ctx, spec, config), event=started)]
+        return [Action("apply", job, event=started)]
     if step == "create-build":
         job = desired_build_job(ctx, spec, config, fetch.report.get("modelBytes"))
         started = Event("Normal", "BuildStarted", f"Started Job {build.name} on {spec.gpu.product}")
@@ -189,7 +199,15 @@ def key_rejected(body: dict[str, Any], problem: str, now: str) -> Desired:
 # Facts the Jobs' pods report once (in their termination messages). The pods of finished Jobs are
 # garbage-collected; the facts must not go with them (the served tokenizer directory is
 # models/<repo>/<resolvedRevision>: losing it would roll every Deployment to .../main).
-LEARNED = ("resolvedRevision", "sizeBytes", "size", "buildSeconds", "modelBytes", "stageSeconds")
+LEARNED = (
+    "resolvedRevision",
+    "sizeBytes",
+    "size",
+    "buildSeconds",
+    "modelBytes",
+    "stageSeconds",
+    "fetchImage",
+)
 
 
 def keep_learned(old: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from trtllm_operator.api.models import LLMEngineSpec
 from trtllm_operator.api.toolchains import pod_image
-from trtllm_operator.plan import conditions, layout
+from trtllm_operator.plan import conditions, layout, names
 from trtllm_operator.plan.engine import EngineContext, needs_build_job
 from trtllm_operator.plan.pods import PodProblem, pod_problems
 from trtllm_operator.plan.progress import (
@@ -35,6 +35,8 @@ class JobView:
         None  # what keeps its current pod from running (scheduler, kubelet)
     )
     progress: StageProgress | None = None  # the stage its running pod is at
+    image: str = ""  # the image its pods run (the first container's)
+    image_source: str = ""  # where that image came from (the Job's image-source annotation)
 
 
 def job_view(name: str, job: dict[str, Any] | None, pods: list[dict[str, Any]]) -> JobView:
@@ -56,7 +58,17 @@ def job_view(name: str, job: dict[str, Any] | None, pods: list[dict[str, Any]]) 
         reason,
         problems[0] if problems else None,
         stage_progress(pods) if state == RUNNING else None,
+        *job_image(job),
     )
+
+
+def job_image(job: dict[str, Any]) -> tuple[str, str]:
+    """(image, source) of a Job: its pod template's main container image and its image-source
+    annotation ("" for what it does not say)."""
+    pod = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = pod.get("containers") or [{}]
+    notes = (job.get("metadata") or {}).get("annotations") or {}
+    return str(containers[0].get("image") or ""), str(notes.get(names.IMAGE_SOURCE_ANNOTATION, ""))
 
 
 def latest_report(pods: list[dict[str, Any]]) -> dict[str, Any]:
@@ -130,6 +142,8 @@ def engine_status(
         "jobs": [j.name for j in (fetch, build) if j.state != MISSING],
         "image": pod_image(spec.toolchain.image),
     }
+    if fetch.image:
+        status["fetchImage"] = {"image": fetch.image, "source": fetch.image_source or "Unknown"}
     status.update(report_fields(report, step))
     ready, reason, message = _ready_condition(step, fetch, build)
     status["conditions"] = conditions.merge(

@@ -34,6 +34,8 @@ JOB_POD_ANNOTATION = f"{GROUP}/job-pod-overrides"  # the creator's spec.jobs.pod
 # On pod templates: the model source of a Job's pods, the serving ConfigMap's hash (rolls the pods).
 MODEL_ANNOTATION = f"{GROUP}/model"
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
+# On the fetch Job: where its image came from (plan/fetch_image.py FROM_*), shown in the status.
+IMAGE_SOURCE_ANNOTATION = f"{GROUP}/image-source"
 DEFAULT_CACHE_CLAIM = "trtllm-cache"
 MAX_NAME = 63
 # An engine key label holds the first 63 of the 64 hex digits of the engine's spec hash (a label

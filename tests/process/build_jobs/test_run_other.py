@@ -4,6 +4,7 @@ fake huggingface_hub, cleanup."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -168,3 +169,26 @@ def test_cleanup_checks_every_key_before_removing_any(sandbox: Sandbox) -> None:
     adapter = {"key": "ab", "source": "pvc://adapters/osamu"}  # passes parsing, not a real key
     result = sandbox.run({"action": "cleanup", "engineKey": KEY, "adapter": adapter})
     assert result.code == 3 and (sandbox.root / "engines" / KEY / "keep").is_dir()
+
+
+def test_a_cache_the_fetch_user_cannot_write_is_a_permanent_error_naming_the_fix(
+    tmp_path: Path,
+) -> None:
+    from build_jobs.run import writable_cache
+    from build_jobs.stages import JobError
+
+    with pytest.raises(JobError) as raised, writable_cache(tmp_path):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "models" / "org"))
+    message = str(raised.value)
+    assert not raised.value.retryable and "not writable by uid" in message
+    assert "chown -R" in message and "spec.jobs.pod.securityContext" in message
+
+
+def test_the_jobs_write_group_writable_files(sandbox: Sandbox) -> None:
+    result = sandbox.run(
+        {"action": "fetch", "model": {"source": "hf://org/tiny-llama"}},
+        PYTHONPATH=str(FAKES / "hub"),
+    )
+    assert result.code == 0, result.output
+    models = sandbox.root / "models"
+    assert models.stat().st_mode & 0o020, "group write: the non-root fetch shares the volume"
