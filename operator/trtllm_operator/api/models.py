@@ -35,6 +35,9 @@ DEFAULT_TARGETS = {
 }
 PluginSetting = Literal["auto", "float16", "bfloat16", "float32", "disable"]
 
+# Weight formats quantize.py (ModelOpt) produces; each calibrates on a dataset. An int8 KV cache
+# without one of them is calibrated by the family's convert_checkpoint.py instead.
+QUANTIZE_SCRIPT_WEIGHTS = ("int4_awq", "w4a8_awq", "int8_sq", "fp8", "nvfp4")
 # Weight formats the PyTorch backend loads (ModelOpt checkpoints); the rest need the engine
 # workflow.
 PYTORCH_WEIGHT_QUANTIZATIONS = ("none", "fp8", "nvfp4", "int4_awq", "w4a8_awq")
@@ -197,6 +200,19 @@ class QuantizationSpec(SpecModel):
     )
     per_group: bool = Field(
         False, description="Per-group scaling for int4 weight-only quantization (--per_group)."
+    )
+    calibration_dataset: str | None = Field(
+        None,
+        min_length=6,
+        max_length=512,
+        description="Calibration data on a PVC of this namespace, pvc://<claim>/<path>, for "
+        "air-gapped builds: the directory is mounted read-only into the build Job and passed as "
+        "--calib_dataset to quantize.py (weights int4_awq, w4a8_awq, int8_sq, fp8, nvfp4), which "
+        "reads it with datasets.load_dataset (split train, column text), or to "
+        "convert_checkpoint.py (kvCache int8 or fp8 alone, backend tensorrt), which reads only a "
+        "copy of cnn_dailymail or lambada, named so in the path. Unset: the tools download their "
+        "default dataset from the Hugging Face Hub. Refused where nothing calibrates. Part of the "
+        "engine key: a new path builds a new engine (the key knows the path, not the files).",
     )
 
 
