@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from build_jobs import commands
 from build_jobs.jobrequest import RequestError, parse_request
 
-from tests.factories import H100, H100_MIB, make_spec
+from tests.factories import H100, H100_MIB, ROOT, make_spec
 from trtllm_operator.api.engine_key import engine_data, engine_key, gpu_target, llmengine_spec
-from trtllm_operator.api.validation import SpecError
+from trtllm_operator.api.validation import SpecError, parse_deployment_spec
 from trtllm_operator.plan import engine as plan
 from trtllm_operator.plan.build_request import engine_request
 from trtllm_operator.plan.consistency import claim_references, missing_claim_problems
@@ -131,3 +132,13 @@ def test_a_family_without_the_option_is_refused_with_the_fix() -> None:
     conv = commands.ConvertOptions(calib_dataset=False)
     with pytest.raises(commands.UnsupportedConversionError, match="calibrationDataset"):
         commands._calib_args("phi", conv, Path("/sources/d"))
+
+
+def test_the_docs_air_gapped_example_is_admitted() -> None:
+    text = (ROOT / "docs" / "choosing.md").read_text()
+    start = text.index("```yaml", text.index("## Calibration data for quantization")) + len(
+        "```yaml"
+    )
+    body = yaml.safe_load(text[start : text.index("```", start)])
+    quant = parse_deployment_spec(body["spec"]).engine.quantization
+    assert quant.calibration_dataset == "pvc://calibration-data/cnn_dailymail"
