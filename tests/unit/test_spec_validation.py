@@ -284,6 +284,12 @@ CASES = [
         "spec.engine.quantization.calibrationDataset",
     ),
     (
+        "cacheRetention Delete only on the operator's claim",
+        {"storage": {"cacheRetention": "Delete"}},
+        {"storage": {"claimName": "mine", "cacheRetention": "Delete"}},
+        "spec.storage.cacheRetention",
+    ),
+    (
         "tritonMaxBatchSize <= engine maxBatchSize",
         {"serving": {"tritonMaxBatchSize": 16}},
         {"serving": {"tritonMaxBatchSize": 17}},

@@ -18,6 +18,7 @@ WeightQuantization = Literal[
 ]
 KvCacheQuantization = Literal["none", "int8", "fp8"]
 Runtime = Literal["triton", "trtllm-serve"]
+CacheRetention = Literal["Keep", "Delete"]
 ScalingMetric = Literal[
     "loadDemand", "queueComputeRatio", "waitingRequests", "kvCacheUtilization", "kvCacheDemand"
 ]
@@ -477,6 +478,15 @@ class StorageSpec(SpecModel):
     )
     retain_engines: bool = Field(
         False, description="Keep engine files when their LLMEngine is deleted."
+    )
+    cache_retention: CacheRetention = Field(
+        "Keep",
+        description="What happens to the cache claim the operator creates (trtllm-cache, shared "
+        "by the namespace's LLMDeployments) when the deployments using it are deleted. Keep: it "
+        "has no owner and stays, with its models and engines, until deleted by hand. Delete: it "
+        "is owned by every LLMDeployment using it and Kubernetes deletes it with the last one. "
+        "When they disagree, any Keep wins (status.cache says which applies). Not with "
+        "claimName: a claim you bring is never owned or deleted by the operator.",
     )
 
 

@@ -27,6 +27,7 @@ from trtllm_operator.api.models import (
     QuantizationSpec,
     ResourceRequirements,
     SpecModel,
+    StorageSpec,
 )
 from trtllm_operator.api.overrides import MAX_KEY, PodOverrides, ServiceOverrides
 from trtllm_operator.api.quantities import is_quantity, parse_quantity
@@ -352,6 +353,15 @@ STATIC_RULES: list[Rule] = [
             s["serving"].get("tritonMaxBatchSize", 0) <= s["engine"]["limits"]["maxBatchSize"]
         ),
         field_path=".serving.tritonMaxBatchSize",
+    ),
+    Rule(
+        StorageSpec,
+        "!has(self.claimName) || self.cacheRetention == 'Keep'",
+        "cacheRetention Delete needs the cache claim the operator creates: a claim you bring "
+        "with claimName is yours and is never owned or deleted by the operator; remove claimName "
+        "or set cacheRetention Keep (and delete your claim yourself when done)",
+        lambda s: "claimName" not in s or s["cacheRetention"] == "Keep",
+        field_path=".cacheRetention",
     ),
     Rule(
         AutoscalingSpec,
