@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.factories import SAMPLES, UID, claim, observed, sample_body
 from trtllm_operator.plan import names
-from trtllm_operator.plan.cache_claim import RETENTION_OVERRIDDEN
+from trtllm_operator.plan.conditions import CACHE_RETENTION_OVERRIDDEN as RETENTION_OVERRIDDEN
 from trtllm_operator.plan.desired import desired
 
 TINY = next(p for p in SAMPLES if p.stem == "tinyllama-fp16")

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from trtllm_operator.api.models import LLMDeploymentSpec
-from trtllm_operator.plan import names
+from trtllm_operator.plan import conditions, names
 from trtllm_operator.plan.actions import Action, Event
 
 KEEP, DELETE = "Keep", "Delete"
-RETENTION_OVERRIDDEN = "CacheRetentionOverridden"
 
 
 @dataclass(frozen=True)
@@ -127,4 +126,4 @@ def retention_events(old: dict[str, Any], new: dict[str, Any]) -> list[Event]:
     keeps the claim), once per change."""
     if old.get("message") == new.get("message") or "any Keep wins" not in new.get("message", ""):
         return []
-    return [Event("Warning", RETENTION_OVERRIDDEN, new["message"])]
+    return [Event("Warning", conditions.CACHE_RETENTION_OVERRIDDEN, new["message"])]
