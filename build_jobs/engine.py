@@ -110,7 +110,9 @@ def _begin(ctx: Context, final: Path, ident: str) -> staging.Staged:
         _preflight_tensorrt(ctx)
     elif commands.needs_modelopt_for_pytorch(request):
         _quantize_script(ctx)
-    _calibration(ctx)  # a missing dataset fails before any download
+    calib = _calibration(ctx)  # a missing dataset fails before any download
+    if calib is not None:
+        log(f"Calibrating with {request.quantization.calibration_dataset} in place at {calib}")
     with ctx.stages.run("fetch"):
         model = fetch(
             request.model.source,

@@ -119,5 +119,4 @@ def calibration_dir(dataset: str | None, pvc_root: Path) -> Path | None:
             f"quantization.calibrationDataset {dataset}: no directory at {path} (is the claim "
             f"mounted at {pvc_root}, and does it hold the dataset at that path?)"
         )
-    log(f"Calibrating with {dataset} in place at {path}")
     return path

@@ -17,8 +17,38 @@ from typing import Any
 from trtllm_operator.api.models import LLMDeploymentSpec
 from trtllm_operator.plan import conditions, names
 from trtllm_operator.plan.actions import Action, Event
+from trtllm_operator.plan.serving import desired_cache_claim
 
 KEEP, DELETE = "Keep", "Delete"
+
+
+def cache_claim(
+    body: dict[str, Any],
+    spec: LLMDeploymentSpec,
+    claims: list[dict[str, Any]],
+    peers: list[dict[str, Any]],
+    actions: list[Action],
+) -> tuple[str, dict[str, Any]]:
+    """The cache PVC name and status.cache of the LLMDeployment `body`. The operator's claim is
+    created when not in `claims` (the namespace's PVCs), and its LLMDeployment owners set to what
+    storage.cacheRetention of its users among `peers` asks (none while any keeps it); a claim the
+    user brings is never touched."""
+    users = [] if spec.storage.claim_name else cache_users(body, peers)
+    claim = names.cache_claim(spec.storage.claim_name)
+    status = cache_status(spec, users)
+    if spec.storage.claim_name:
+        return claim, status
+    owners = claim_owners(users)
+    live = next((c for c in claims if c["metadata"]["name"] == claim), None)
+    if live is None:
+        storage, namespace = spec.storage, body["metadata"]["namespace"]
+        created = desired_cache_claim(
+            claim, namespace, storage.size, storage.storage_class_name, owners
+        )
+        actions.append(Action("create", created))
+    elif (action := owner_action(live, owners)) is not None:
+        actions.append(action)
+    return claim, status
 
 
 @dataclass(frozen=True)

@@ -42,13 +42,7 @@ from trtllm_operator.plan import conditions as reasons
 from trtllm_operator.plan import names
 from trtllm_operator.plan.actions import Action, ApplyError, Desired, Event, contains
 from trtllm_operator.plan.adapters import desired_adapter_config, desired_adapter_job
-from trtllm_operator.plan.cache_claim import (
-    cache_status,
-    cache_users,
-    claim_owners,
-    owner_action,
-    retention_events,
-)
+from trtllm_operator.plan.cache_claim import cache_claim, retention_events
 from trtllm_operator.plan.consistency import consistency_problems, missing_claim_problems
 from trtllm_operator.plan.deployment_status import (
     StatusFacts,
@@ -69,7 +63,6 @@ from trtllm_operator.plan.pods import PodProblem, pod_problems
 from trtllm_operator.plan.replicas import desired_replicas, replicas_ignored, scale_meanwhile
 from trtllm_operator.plan.serving import (
     Served,
-    desired_cache_claim,
     desired_deployment,
     desired_pdb,
     desired_pod_monitor,
@@ -168,7 +161,7 @@ def _progress(seen: Observed, spec: LLMDeploymentSpec, actions: list[Action]) ->
     me = owner_ref("LLMDeployment", meta["name"], meta["uid"])
     check_claims(spec, meta["namespace"], seen.claims)
     placed = placed_engine(seen, spec)  # before any write: a refused spec creates nothing
-    claim, cache = cache_claim(seen, spec, actions)
+    claim, cache = cache_claim(seen.body, spec, seen.claims, seen.cache_peers, actions)
     target, engine_ref = target_engine(seen, spec, me, placed, actions)
     serving = served_engine(target, seen.deployment, seen.engines)
     pending = adapters(seen, spec, serving, claim, me, actions) if serving else []
@@ -217,34 +210,6 @@ def check_claims(spec: LLMDeploymentSpec, namespace: str, claims: list[dict[str,
         raise BlockedError(
             reasons.CLAIM_NOT_FOUND, "; ".join(f"{path}: {msg}" for path, msg in problems)
         )
-
-
-def cache_claim(
-    seen: Observed, spec: LLMDeploymentSpec, actions: list[Action]
-) -> tuple[str, dict[str, Any]]:
-    """The cache PVC name and status.cache. The operator's claim is created when absent, and its
-    LLMDeployment owners set to what storage.cacheRetention of its users asks (plan.cache_claim:
-    none while any keeps it); a claim the user brings is never touched."""
-    users = [] if spec.storage.claim_name else cache_users(seen.body, seen.cache_peers)
-    claim = names.cache_claim(spec.storage.claim_name)
-    status = cache_status(spec, users)
-    if spec.storage.claim_name:
-        return claim, status
-    owners = claim_owners(users)
-    live = find(seen.claims, claim)
-    if live is None:
-        storage = spec.storage
-        created = desired_cache_claim(
-            claim,
-            seen.body["metadata"]["namespace"],
-            storage.size,
-            storage.storage_class_name,
-            owners,
-        )
-        actions.append(Action("create", created))
-    elif (action := owner_action(live, owners)) is not None:
-        actions.append(action)
-    return claim, status
 
 
 def placed_engine(seen: Observed, spec: LLMDeploymentSpec) -> tuple[str, str, LLMEngineSpec, int]:
