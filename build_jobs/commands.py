@@ -42,6 +42,7 @@ class ConvertOptions:
     int8_kv: bool = True  # --int8_kv_cache
     int8_kv_calib_size: bool = False  # --calib_size next to --int8_kv_cache (llama only)
     fp8_kv: bool = False  # --fp8_kv_cache
+    calib_dataset: bool = True  # --calib_dataset (phi: none)
 
 
 # Per family, read from its own script's argparse (sources in cli_options/*.json `_source`).
@@ -52,7 +53,7 @@ CONVERTERS = {
     "gemma": ConvertOptions(
         extra=("--ckpt-type", "hf"), world_size_flag=True, pipeline=False, fp8_kv=True
     ),
-    "phi": ConvertOptions(pipeline=False, int8_kv=False),
+    "phi": ConvertOptions(pipeline=False, int8_kv=False, calib_dataset=False),
 }
 
 
@@ -71,7 +72,26 @@ def _parallel_args(family: str, conv: ConvertOptions, tensor: int, pipeline: int
     return ["--tp_size", str(tensor), "--pp_size", str(pipeline)]
 
 
-def _kv_args(family: str, conv: ConvertOptions, request: Request) -> list[str]:
+def _calib_args(family: str, conv: ConvertOptions, calib_dir: Path | None) -> list[str]:
+    if calib_dir is None:
+        return []
+    if not conv.calib_dataset:
+        raise _unsupported(
+            family, "calibration dataset option (remove quantization.calibrationDataset)"
+        )
+    return ["--calib_dataset", str(calib_dir)]
+
+
+def _kv_args(
+    family: str, conv: ConvertOptions, request: Request, calib_dir: Path | None
+) -> list[str]:
+    quant = request.quantization
+    if quant.kv_cache is not None:
+        return _kv_format_args(family, conv, request) + _calib_args(family, conv, calib_dir)
+    return []
+
+
+def _kv_format_args(family: str, conv: ConvertOptions, request: Request) -> list[str]:
     quant = request.quantization
     if quant.kv_cache == "int8":
         if not conv.int8_kv:
@@ -86,10 +106,17 @@ def _kv_args(family: str, conv: ConvertOptions, request: Request) -> list[str]:
     return []
 
 
-def convert_args(request: Request, model_path: Path, out: Path, family: str = "llama") -> list[str]:
+def convert_args(
+    request: Request,
+    model_path: Path,
+    out: Path,
+    family: str = "llama",
+    calib_dir: Path | None = None,
+) -> list[str]:
     """convert_checkpoint.py arguments for a model family: dtype, parallelism, weight-only and
-    KV-cache quantization, in the option names of that family's script; UnsupportedConversionError
-    when it has none."""
+    KV-cache quantization, in the option names of that family's script, and `calib_dir` (the
+    mounted calibration dataset) where the KV cache is calibrated; UnsupportedConversionError when
+    it has none."""
     conv = CONVERTERS.get(family)
     if conv is None:
         raise UnsupportedConversionError(
@@ -115,14 +142,18 @@ def convert_args(request: Request, model_path: Path, out: Path, family: str = "l
                     family, "per-group weight-only option (set quantization.perGroup false)"
                 )
             args += ["--per_group", "--group_size", str(quant.group_size)]
-    return args + _kv_args(family, conv, request)
+    return args + _kv_args(family, conv, request, calib_dir)
 
 
 def quantize_args(
-    request: Request, model_path: Path, out: Path, export_hf: bool = False
+    request: Request,
+    model_path: Path,
+    out: Path,
+    export_hf: bool = False,
+    calib_dir: Path | None = None,
 ) -> list[str]:
-    """quantize.py arguments: qformat, KV-cache dtype, calibration; TRT-LLM checkpoint or HF
-    export."""
+    """quantize.py arguments: qformat, KV-cache dtype, calibration (`calib_dir`: the mounted
+    dataset, else quantize.py's default, downloaded); TRT-LLM checkpoint or HF export."""
     quant = request.quantization
     args = [
         "--model_dir",
@@ -136,6 +167,8 @@ def quantize_args(
         "--calib_size",
         str(quant.calib_size),
     ]
+    if calib_dir is not None:
+        args += ["--calib_dataset", str(calib_dir)]
     if quant.kv_cache:
         args += ["--kv_cache_dtype", quant.kv_cache]
     if quant.weights in ("int4_awq", "w4a8_awq"):

@@ -9,7 +9,7 @@ from typing import Any
 
 from . import commands, layout, sizing, staging
 from .context import Context, published, summary
-from .fetching import Fetched, fetch
+from .fetching import Fetched, calibration_dir, fetch
 from .jobrequest import Request
 from .stages import JobError, log, require_executable, require_script, run_tool, script_command
 
@@ -102,14 +102,17 @@ def _reused(ctx: Context, final: Path, manifest: dict[str, Any]) -> dict[str, An
 
 
 def _begin(ctx: Context, final: Path, ident: str) -> staging.Staged:
-    """The first stage's preparation: tools found, model fetched and inspected, a fresh staging
-    directory (stale ones of earlier pods removed)."""
+    """The first stage's preparation: tools and calibration dataset found, model fetched and
+    inspected, a fresh staging directory (stale ones of earlier pods removed)."""
     request = ctx.request
     assert request.model is not None
     if request.backend == "tensorrt":
         _preflight_tensorrt(ctx)
     elif commands.needs_modelopt_for_pytorch(request):
         _quantize_script(ctx)
+    calib = _calibration(ctx)  # a missing dataset fails before any download
+    if calib is not None:
+        log(f"Calibrating with {request.quantization.calibration_dataset} in place at {calib}")
     with ctx.stages.run("fetch"):
         model = fetch(
             request.model.source,
@@ -145,6 +148,11 @@ def _quantize_script(ctx: Context) -> str:
     return require_script(toolchain.quantize, "quantize.py", ctx.toolchain_name)
 
 
+def _calibration(ctx: Context) -> Path | None:
+    """The mounted calibration dataset the request names, or None (the tools' default)."""
+    return calibration_dir(ctx.request.quantization.calibration_dataset, ctx.pvc_root)
+
+
 def _inspect(ctx: Context, model_path: Path) -> sizing.Estimate:
     request = ctx.request
     config = sizing.read_config(model_path)
@@ -175,10 +183,10 @@ def _convert_command(
 ) -> tuple[str, list[str]]:
     request, toolchain = ctx.request, ctx.request.toolchain
     assert toolchain is not None
+    calib = _calibration(ctx)
     if commands.needs_quantize_script(request):
-        return "quantize", script_command(
-            _quantize_script(ctx), commands.quantize_args(request, model.path, checkpoint)
-        )
+        args = commands.quantize_args(request, model.path, checkpoint, calib_dir=calib)
+        return "quantize", script_command(_quantize_script(ctx), args)
     script = toolchain.convert.get(family)
     if script is None:
         raise JobError(
@@ -187,7 +195,7 @@ def _convert_command(
         )
     require_script(script, f"convert_checkpoint.py for {family}", ctx.toolchain_name)
     try:
-        args = commands.convert_args(request, model.path, checkpoint, family)
+        args = commands.convert_args(request, model.path, checkpoint, family, calib)
     except commands.UnsupportedConversionError as error:
         raise JobError(f"toolchain {ctx.toolchain_name}: {error}") from None
     return f"convert_checkpoint:{family}", script_command(script, args)
@@ -226,7 +234,9 @@ def _trtllm_build(ctx: Context, staged: staging.Staged) -> None:
 
 def _quantize_pytorch(ctx: Context, staged: staging.Staged) -> None:
     checkpoint = staged.work / layout.QUANTIZED_CHECKPOINT
-    argv = commands.quantize_args(ctx.request, staged.model.path, checkpoint, export_hf=True)
+    argv = commands.quantize_args(
+        ctx.request, staged.model.path, checkpoint, export_hf=True, calib_dir=_calibration(ctx)
+    )
     ctx.check_commands([("quantize", argv)])
     with ctx.stages.run("quantize"):
         command = script_command(_quantize_script(ctx), argv)

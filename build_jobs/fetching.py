@@ -105,3 +105,18 @@ def _write_ref(root: Path, repo_id: str, revision: str, commit: str) -> None:
     tmp = ref.with_name(f".{ref.name}.{os.getpid()}")
     tmp.write_text(commit + "\n")
     os.replace(tmp, ref)
+
+
+def calibration_dir(dataset: str | None, pvc_root: Path) -> Path | None:
+    """The mounted directory of a pvc:// calibration dataset (None without one); JobError when it
+    is not there, before any GPU work."""
+    if dataset is None:
+        return None
+    parsed = parse_source(dataset)
+    path = layout.source_dir(pvc_root, parsed.claim, parsed.path)
+    if not path.is_dir():
+        raise JobError(
+            f"quantization.calibrationDataset {dataset}: no directory at {path} (is the claim "
+            f"mounted at {pvc_root}, and does it hold the dataset at that path?)"
+        )
+    return path

@@ -42,6 +42,7 @@ class Quantization:
     calib_size: int = 512
     per_group: bool = False
     group_size: int = 128
+    calibration_dataset: str | None = None  # pvc://<claim>/<path>, mounted under --pvc-root
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,15 @@ def _model(data: dict[str, Any] | None) -> ModelRef | None:
     )
 
 
+def _calibration_dataset(data: dict[str, Any]) -> str | None:
+    dataset = _get(data, "calibrationDataset", str, "quantization.")
+    if dataset is not None and not (dataset.startswith("pvc://") and is_source(dataset)):
+        raise RequestError(
+            f"quantization.calibrationDataset must be pvc://<claim>/<path>; got {dataset!r}"
+        )
+    return dataset
+
+
 def _quantization(data: dict[str, Any]) -> Quantization:
     return Quantization(
         _get(data, "weights", str, "quantization."),
@@ -173,6 +183,7 @@ def _quantization(data: dict[str, Any]) -> Quantization:
         _get(data, "calibSize", int, "quantization.", 512),
         _get(data, "perGroup", bool, "quantization.", False),
         _get(data, "groupSize", int, "quantization.", 128),
+        _calibration_dataset(data),
     )
 
 

@@ -112,9 +112,36 @@ def test_explain_prints_the_descriptions(crds: list[str]) -> None:
 
     text = wait_for("explain to know the CRD", explained)
     assert "Quantization of weights and KV cache" in text
-    for field in ("weights", "kvCache", "calibSize", "perGroup"):
+    for field in ("weights", "kvCache", "calibSize", "perGroup", "calibrationDataset"):
         assert field in text
     assert "int4_awq" in text
+    dataset = kubectl(
+        "explain", "llmdeployment.spec.engine.quantization.calibrationDataset", check=False
+    ).stdout
+    assert "pvc://<claim>/<path>" in dataset and "air-gapped" in dataset
+
+
+def test_an_air_gapped_calibration_dataset_is_admitted(crds: list[str], namespace: str) -> None:
+    """The docs' example (docs/choosing.md): fp8 calibrated from a claim, and an int8 KV cache
+    calibrated by convert_checkpoint.py from a copy of cnn_dailymail."""
+    for quantization in (
+        {"weights": "fp8", "calibrationDataset": "pvc://calibration-data/pile-sample"},
+        {"kvCache": "int8", "calibrationDataset": "pvc://calibration-data/cnn_dailymail"},
+    ):
+        body = sample("tinyllama-fp16.yaml")
+        body["metadata"]["name"] = "air-gapped"
+        body["spec"]["engine"]["quantization"] = quantization
+        proc = kubectl(
+            "apply",
+            "--dry-run=server",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            stdin=yaml.safe_dump(body),
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
 
 
 def test_get_llmdeployments_shows_the_columns(crds: list[str], namespace: str) -> None:

@@ -25,6 +25,7 @@ from trtllm_operator.plan.engine import needs_build_job
 from trtllm_operator.plan.runtimes import trtllm_serve
 
 MODEL, CKPT, OUT = Path("/cache/model"), Path("/cache/ckpt"), Path("/cache/engine")
+CALIB = Path("/sources/datasets/cnn_dailymail")
 Command = tuple[str, list[str]]
 
 
@@ -34,6 +35,22 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "+pytorch-fp8": {
         "engine": {"backend": "pytorch", "quantization": {"weights": "fp8", "kvCache": "fp8"}},
         "serving": {"runtime": "trtllm-serve"},
+    },
+    # Air-gapped calibration: quantize.py's --calib_dataset, and convert_checkpoint.py's for an
+    # int8 KV cache alone.
+    "+fp8-calibration-pvc": {
+        "engine": {
+            "quantization": {"weights": "fp8", "calibrationDataset": "pvc://datasets/calib"}
+        },
+    },
+    "+int8-kv-calibration-pvc": {
+        "engine": {
+            "quantization": {
+                "weights": "none",
+                "kvCache": "int8",
+                "calibrationDataset": "pvc://datasets/cnn_dailymail",
+            }
+        },
     },
 }
 
@@ -58,14 +75,17 @@ CASES = [
 
 
 def _build_commands(engine: LLMEngineSpec, request: Request) -> list[Command]:
+    calib = CALIB if request.quantization.calibration_dataset else None
     if engine.backend == "pytorch":
         if not needs_build_job(engine):
             return []
-        return [("quantize", commands.quantize_args(request, MODEL, CKPT, export_hf=True))]
+        args = commands.quantize_args(request, MODEL, CKPT, export_hf=True, calib_dir=calib)
+        return [("quantize", args)]
     if commands.needs_quantize_script(request):
-        first = ("quantize", commands.quantize_args(request, MODEL, CKPT))
+        first = ("quantize", commands.quantize_args(request, MODEL, CKPT, calib_dir=calib))
     else:
-        first = ("convert_checkpoint:llama", commands.convert_args(request, MODEL, CKPT))
+        args = commands.convert_args(request, MODEL, CKPT, "llama", calib)
+        first = ("convert_checkpoint:llama", args)
     return [first, ("trtllm-build", commands.build_args(request, CKPT, OUT))]
 
 
@@ -94,6 +114,21 @@ def test_every_toolchain_admits_some_sample() -> None:
 
 def test_every_variant_is_admitted_somewhere() -> None:
     assert {case.values[2] for case in CASES} == set(VARIANTS)
+
+
+def test_calibration_variants_pass_the_dataset_on_every_toolchain() -> None:
+    """The calibration dataset reaches the tool that calibrates, on each toolchain (and so is
+    checked against that toolchain's inventory above)."""
+    found = set()
+    for case in CASES:
+        path, name, variant = case.values
+        spec = _admitted(path, name, variant)
+        assert spec is not None
+        for tool, args in all_commands(spec):
+            if "calibration" in variant and tool in ("quantize", "convert_checkpoint:llama"):
+                assert args[args.index("--calib_dataset") + 1] == str(CALIB), (tool, args)
+                found.add(name)
+    assert found == set(toolchain_names())
 
 
 @pytest.mark.parametrize(("path", "name", "variant"), CASES)

@@ -12,14 +12,14 @@ from trtllm_operator.handlers import deployments
 from trtllm_operator.plan import names
 
 
-def body(pinned: bool = False) -> dict[str, Any]:
+def body(pinned: bool = False, claim: str | None = None) -> dict[str, Any]:
     engine: dict[str, Any] = {"dtype": "float16"}
     if pinned:
         engine["gpu"] = {"product": "NVIDIA-H100-80GB-HBM3"}
-    return {
-        "metadata": {"name": "chat", "namespace": "ns", "uid": "u1"},
-        "spec": {"model": {"source": "hf://org/m"}, "engine": engine},
-    }
+    spec: dict[str, Any] = {"model": {"source": "hf://org/m"}, "engine": engine}
+    if claim:
+        spec["storage"] = {"claimName": claim}
+    return {"metadata": {"name": "chat", "namespace": "ns", "uid": "u1"}, "spec": spec}
 
 
 @pytest.fixture
@@ -46,10 +46,18 @@ def test_an_unplaced_deployment_reads_the_pods_and_its_peers(reads: list[tuple[s
     assert any(kind == "LLMDeployment" for kind, _ in reads)
 
 
-def test_a_pinned_product_reads_neither(reads: list[tuple[str, Any]]) -> None:
+def test_a_pinned_product_on_its_own_claim_reads_neither(reads: list[tuple[str, Any]]) -> None:
+    seen = deployments.observe(body(pinned=True, claim="mine"))
+    assert seen.gpu_pods is None and seen.peers == [] and seen.cache_peers == []
+    assert not any(kind == names.API_VERSION or kind == "LLMDeployment" for kind, _ in reads)
+
+
+def test_the_operators_cache_claim_reads_who_shares_it(reads: list[tuple[str, Any]]) -> None:
+    """storage.cacheRetention is decided from every deployment using the claim (plan.cache_claim),
+    so those are read even when placement needs no peers."""
     seen = deployments.observe(body(pinned=True))
     assert seen.gpu_pods is None and seen.peers == []
-    assert not any(kind == names.API_VERSION or kind == "LLMDeployment" for kind, _ in reads)
+    assert [p["metadata"]["uid"] for p in seen.cache_peers] == ["u2"]
 
 
 def test_one_cluster_wide_pod_listing_serves_a_burst_of_placements(

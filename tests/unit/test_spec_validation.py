@@ -256,6 +256,40 @@ CASES = [
         "spec.serving.service.annotations",
     ),
     (
+        "a calibration dataset is a pvc:// directory",
+        {"engine": {"quantization": {"weights": "fp8", "calibrationDataset": "pvc://data/calib"}}},
+        {"engine": {"quantization": {"weights": "fp8", "calibrationDataset": "hf://abisee/cnn"}}},
+        "spec.engine.quantization.calibrationDataset",
+    ),
+    (
+        "a calibration dataset stays on its claim",
+        {"engine": {"quantization": {"weights": "fp8", "calibrationDataset": "pvc://data/a/b"}}},
+        {"engine": {"quantization": {"weights": "fp8", "calibrationDataset": "pvc://data/../x"}}},
+        "spec.engine.quantization.calibrationDataset",
+    ),
+    (
+        "a calibration dataset needs a quantization that calibrates",
+        {"engine": {"quantization": {"kvCache": "fp8", "calibrationDataset": "pvc://d/lambada"}}},
+        {"engine": {"quantization": {"weights": "int8_wo", "calibrationDataset": "pvc://d/c"}}},
+        "spec.engine.quantization.calibrationDataset",
+    ),
+    (
+        "convert_checkpoint reads a calibration copy it knows by name",
+        {
+            "engine": {
+                "quantization": {"kvCache": "int8", "calibrationDataset": "pvc://d/cnn_dailymail"}
+            }
+        },
+        {"engine": {"quantization": {"kvCache": "int8", "calibrationDataset": "pvc://d/mine"}}},
+        "spec.engine.quantization.calibrationDataset",
+    ),
+    (
+        "cacheRetention Delete only on the operator's claim",
+        {"storage": {"cacheRetention": "Delete"}},
+        {"storage": {"claimName": "mine", "cacheRetention": "Delete"}},
+        "spec.storage.cacheRetention",
+    ),
+    (
         "tritonMaxBatchSize <= engine maxBatchSize",
         {"serving": {"tritonMaxBatchSize": 16}},
         {"serving": {"tritonMaxBatchSize": 17}},

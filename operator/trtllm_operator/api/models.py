@@ -18,6 +18,7 @@ WeightQuantization = Literal[
 ]
 KvCacheQuantization = Literal["none", "int8", "fp8"]
 Runtime = Literal["triton", "trtllm-serve"]
+CacheRetention = Literal["Keep", "Delete"]
 ScalingMetric = Literal[
     "loadDemand", "queueComputeRatio", "waitingRequests", "kvCacheUtilization", "kvCacheDemand"
 ]
@@ -35,6 +36,9 @@ DEFAULT_TARGETS = {
 }
 PluginSetting = Literal["auto", "float16", "bfloat16", "float32", "disable"]
 
+# Weight formats quantize.py (ModelOpt) produces; each calibrates on a dataset. An int8 KV cache
+# without one of them is calibrated by the family's convert_checkpoint.py instead.
+QUANTIZE_SCRIPT_WEIGHTS = ("int4_awq", "w4a8_awq", "int8_sq", "fp8", "nvfp4")
 # Weight formats the PyTorch backend loads (ModelOpt checkpoints); the rest need the engine
 # workflow.
 PYTORCH_WEIGHT_QUANTIZATIONS = ("none", "fp8", "nvfp4", "int4_awq", "w4a8_awq")
@@ -197,6 +201,19 @@ class QuantizationSpec(SpecModel):
     )
     per_group: bool = Field(
         False, description="Per-group scaling for int4 weight-only quantization (--per_group)."
+    )
+    calibration_dataset: str | None = Field(
+        None,
+        min_length=6,
+        max_length=512,
+        description="Calibration data on a PVC of this namespace, pvc://<claim>/<path>, for "
+        "air-gapped builds: the directory is mounted read-only into the build Job and passed as "
+        "--calib_dataset to quantize.py (weights int4_awq, w4a8_awq, int8_sq, fp8, nvfp4), which "
+        "reads it with datasets.load_dataset (split train, column text), or to "
+        "convert_checkpoint.py (kvCache int8 or fp8 alone, backend tensorrt), which reads only a "
+        "copy of cnn_dailymail or lambada, named so in the path. Unset: the tools download their "
+        "default dataset from the Hugging Face Hub. Refused where nothing calibrates. Part of the "
+        "engine key: a new path builds a new engine (the key knows the path, not the files).",
     )
 
 
@@ -461,6 +478,15 @@ class StorageSpec(SpecModel):
     )
     retain_engines: bool = Field(
         False, description="Keep engine files when their LLMEngine is deleted."
+    )
+    cache_retention: CacheRetention = Field(
+        "Keep",
+        description="What happens to the cache claim the operator creates (trtllm-cache, shared "
+        "by the namespace's LLMDeployments) when the deployments using it are deleted. Keep: it "
+        "has no owner and stays, with its models and engines, until deleted by hand. Delete: it "
+        "is owned by every LLMDeployment using it and Kubernetes deletes it with the last one. "
+        "When they disagree, any Keep wins (status.cache says which applies). Not with "
+        "claimName: a claim you bring is never owned or deleted by the operator.",
     )
 
 

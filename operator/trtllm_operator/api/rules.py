@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from trtllm_operator.api import calibration
 from trtllm_operator.api.models import (
     ENGINE_KEY,
     ENGINE_KEY_PREFIX,
@@ -23,8 +24,10 @@ from trtllm_operator.api.models import (
     ModelSpec,
     ParallelismSpec,
     PrometheusSpec,
+    QuantizationSpec,
     ResourceRequirements,
     SpecModel,
+    StorageSpec,
 )
 from trtllm_operator.api.overrides import MAX_KEY, PodOverrides, ServiceOverrides
 from trtllm_operator.api.quantities import is_quantity, parse_quantity
@@ -87,6 +90,34 @@ def source_rule(scope: type[SpecModel], field: str) -> Rule:
         is_source,
         field=field,
     )
+
+
+def calibration_rules() -> list[Rule]:
+    """quantization.calibrationDataset: a pvc:// directory, only where the build calibrates, and
+    named so that convert_checkpoint.py can read it (api/calibration.py says why)."""
+    return [
+        Rule(
+            QuantizationSpec,
+            calibration.SOURCE_CEL,
+            calibration.SOURCE_MESSAGE,
+            calibration.is_calibration_source,
+            field="calibration_dataset",
+        ),
+        Rule(
+            EngineSpec,
+            f"!has(self.quantization.{calibration.FIELD}) || {calibration.CALIBRATES_CEL}",
+            calibration.NOT_CALIBRATED_MESSAGE,
+            calibration.dataset_is_used,
+            field_path=f".quantization.{calibration.FIELD}",
+        ),
+        Rule(
+            EngineSpec,
+            calibration.convert_can_read_cel(),
+            calibration.CONVERT_MESSAGE,
+            calibration.convert_can_read,
+            field_path=f".quantization.{calibration.FIELD}",
+        ),
+    ]
 
 
 # A revision names a branch, tag or commit, and becomes a directory: models/<repo>/<revision>.
@@ -324,6 +355,15 @@ STATIC_RULES: list[Rule] = [
         field_path=".serving.tritonMaxBatchSize",
     ),
     Rule(
+        StorageSpec,
+        "!has(self.claimName) || self.cacheRetention == 'Keep'",
+        "cacheRetention Delete needs the cache claim the operator creates: a claim you bring "
+        "with claimName is yours and is never owned or deleted by the operator; remove claimName "
+        "or set cacheRetention Keep (and delete your claim yourself when done)",
+        lambda s: "claimName" not in s or s["cacheRetention"] == "Keep",
+        field_path=".cacheRetention",
+    ),
+    Rule(
         AutoscalingSpec,
         "self.minReplicas <= self.maxReplicas",
         "minReplicas must be <= maxReplicas",
@@ -490,4 +530,4 @@ def deployment_toolchain_rules() -> list[Rule]:
 
 def all_rules() -> list[Rule]:
     """Every cross-field rule, static and toolchain-generated."""
-    return STATIC_RULES + toolchain_rules()
+    return STATIC_RULES + calibration_rules() + toolchain_rules()

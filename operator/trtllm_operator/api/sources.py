@@ -57,3 +57,8 @@ def pvc_claim(uri: str) -> str | None:
     """The claim a pvc:// source reads from; None for hf:// and for what is not a source."""
     source = parse_source(uri) if is_source(uri) else None
     return source.claim if isinstance(source, PvcSource) else None
+
+
+def is_pvc_source(uri: str) -> bool:
+    """True when `uri` is a pvc://<claim>/<path> source the API accepts (hf:// is not)."""
+    return bool(re.match(PVC_SOURCE, uri)) and not re.search(TRAVERSAL, uri)

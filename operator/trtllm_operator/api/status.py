@@ -125,6 +125,19 @@ class CapacityStatus(SpecModel):
     )
 
 
+class CacheStatus(SpecModel):
+    """The cache claim and what happens to it when the deployments using it go."""
+
+    claim: str = Field("", max_length=253, description="Name of the cache PersistentVolumeClaim.")
+    retention: Literal["Keep", "Delete"] = Field(
+        "Keep",
+        description="What applies (spec.storage.cacheRetention; any Keep among the namespace's "
+        "deployments wins): Keep = no owner, stays; Delete = owned by its users, deleted with the "
+        "last one.",
+    )
+    message: str = Field("", description="Why, and how to free the claim.")
+
+
 class LLMDeploymentStatus(SpecModel):
     """Observed state of an LLMDeployment."""
 
@@ -154,6 +167,7 @@ class LLMDeploymentStatus(SpecModel):
     )
 
     capacity: CapacityStatus | None = Field(None, description=CapacityStatus.__doc__)
+    cache: CacheStatus | None = Field(None, description=CacheStatus.__doc__)
 
 
 class VolumeRef(SpecModel):

@@ -57,6 +57,7 @@ def observe(body: dict[str, Any]) -> Observed:
         adapter_jobs=cache.list_objects("batch/v1", "Job", ns, names.child_labels(name, "adapter")),
         pod_monitors=cache.crd_exists("podmonitors.monitoring.coreos.com"),
         scripts=build_scripts(),
+        cache_peers=cache_peers(body),
         **room(body, deploy, engines, pods),
     )
 
@@ -76,6 +77,14 @@ def room(
         "gpu_pods": gpu_pods(),
         "peers": cache.list_objects(names.API_VERSION, "LLMDeployment", ns),
     }
+
+
+def cache_peers(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The namespace's LLMDeployments when this one uses the operator's cache claim (they share it,
+    and its retention is decided from what each says); none for a claim of the user's."""
+    if uses_own_claim(body):
+        return []
+    return cache.list_objects(names.API_VERSION, "LLMDeployment", body["metadata"]["namespace"])
 
 
 def placement_open(
@@ -196,14 +205,32 @@ def wake_owner(body: kopf.Body) -> None:
 @kopf.on.event(GROUP, VERSION, "llmdeployments")
 def llmdeployment_event(type: str, body: kopf.Body, **_: Any) -> None:
     """Every watch event of an LLMDeployment reconciles it (level-based; idle: no writes); its
-    deletion removes its condition series."""
+    deletion removes its condition series and wakes the others sharing the operator's cache claim
+    (one that kept it may be gone: the claim's owners are decided again)."""
     if type == "DELETED":
         metrics.forget_conditions(
             "LLMDeployment", body["metadata"]["namespace"], body["metadata"]["name"]
         )
         forget_lock("LLMDeployment", body["metadata"]["namespace"], body["metadata"]["name"])
+        wake_cache_sharers(dict(body))
     else:
         wake(body["metadata"]["namespace"], body["metadata"]["name"])
+
+
+def wake_cache_sharers(gone: dict[str, Any]) -> None:
+    """Wake the namespace's LLMDeployments that use the operator's cache claim, when `gone` did
+    (from what is stored: no read)."""
+    if uses_own_claim(gone):
+        return
+    namespace = gone["metadata"]["namespace"]
+    for user in cache.stored("LLMDeployment", namespace):
+        if not uses_own_claim(user):
+            wake(namespace, user["metadata"]["name"])
+
+
+def uses_own_claim(body: dict[str, Any]) -> bool:
+    """True when an LLMDeployment brings its own cache claim (storage.claimName)."""
+    return bool(((body.get("spec") or {}).get("storage") or {}).get("claimName"))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={names.MANAGED_BY: names.OPERATOR})

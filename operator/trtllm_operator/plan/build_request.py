@@ -38,13 +38,17 @@ class JobRequest(TypedDict, total=False):
 
 
 def quantization_request(quant: QuantizationSpec) -> dict[str, Any]:
-    """The spec's quantization in the tools' names: int8/int4 for weight-only, null for none."""
-    return {
+    """The spec's quantization in the tools' names: int8/int4 for weight-only, null for none; the
+    calibration dataset (a pvc:// source the build Job mounts) only when there is one."""
+    request: dict[str, Any] = {
         "weights": WEIGHTS.get(quant.weights, quant.weights),
         "kvCache": None if quant.kv_cache == "none" else quant.kv_cache,
         "calibSize": quant.calib_size,
         "perGroup": quant.per_group,
     }
+    if quant.calibration_dataset:
+        request["calibrationDataset"] = quant.calibration_dataset
+    return request
 
 
 def engine_request(action: str, key: str, engine: LLMEngineSpec, memory_mib: int) -> JobRequest:

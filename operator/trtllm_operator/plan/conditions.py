@@ -28,6 +28,8 @@ OVERRIDE_IGNORED = "OverrideIgnored"  # a spec.*.pod / service field the operato
 # The cache claim an engine was written to (plan/engine_volume.py): gone, recreated empty, or being
 # deleted.
 CACHE_VOLUME_MISSING = "CacheVolumeMissing"
+# An event, no condition: storage.cacheRetention Delete, but another deployment keeps the claim.
+CACHE_RETENTION_OVERRIDDEN = "CacheRetentionOverridden"
 CACHE_VOLUME_REPLACED = "CacheVolumeReplaced"
 CACHE_VOLUME_DELETING = "CacheVolumeDeleting"
 VOLUME_PENDING = "VolumePending"  # the cache claim does not bind (the cluster's Warning says why)

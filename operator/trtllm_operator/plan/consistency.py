@@ -170,11 +170,14 @@ def tokenizer_problems(spec: LLMDeploymentSpec) -> list[Problem]:
 
 def claim_references(spec: LLMDeploymentSpec) -> list[tuple[str, str]]:
     """Every PersistentVolumeClaim the deployment's pods and Jobs mount by name, as (field path,
-    claim): pvc:// model, tokenizer and adapter sources, and a cache claim the user brings
-    (storage.claimName)."""
+    claim): pvc:// model, tokenizer and adapter sources, the calibration dataset, and a cache claim
+    the user brings (storage.claimName)."""
     refs = [("spec.model.source", spec.model.source)]
     if spec.model.tokenizer:
         refs.append(("spec.model.tokenizer", spec.model.tokenizer))
+    dataset = spec.engine.quantization.calibration_dataset
+    if dataset:
+        refs.append(("spec.engine.quantization.calibrationDataset", dataset))
     refs += [(f"spec.adapters[{i}].source", a.source) for i, a in enumerate(spec.adapters)]
     found = [(path, claim) for path, source in refs for claim in pvc_claims(source)]
     if spec.storage.claim_name:

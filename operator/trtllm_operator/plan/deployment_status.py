@@ -32,6 +32,9 @@ class StatusFacts:
     apply_error: tuple[str, str] | None = None  # (ApplyFailed, message): a child was refused
     claim_pending: tuple[str, str] | None = None  # (VolumePending, why): the cache claim is unbound
     overrides_ignored: tuple[str, ...] = ()  # "<path>: <why>" of each override not applied
+    cache: dict[str, Any] | None = (
+        None  # status.cache: the cache claim's retention (plan.cache_claim)
+    )
 
 
 def rollout_done(deployment: dict[str, Any] | None, desired: int) -> bool:
@@ -74,6 +77,8 @@ def deployment_status(
     image = serving_image(seen.deployment)
     if image:
         status["image"] = image
+    if seen.cache:
+        status["cache"] = seen.cache
     return status
 
 

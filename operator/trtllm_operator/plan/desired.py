@@ -6,7 +6,8 @@ to answer "what does the operator create for this spec, and why":
 
 1. The spec parses and validates, every pvc:// claim it names exists, and a GPU node fits it (else:
    InvalidSpec, VolumeClaimNotFound or NoFittingGpuNode, and nothing is created).
-2. The namespace's cache PVC exists (created unless the user brings `storage.claimName`).
+2. The namespace's cache PVC exists (created unless the user brings `storage.claimName`), owned by
+   its users or by none as `storage.cacheRetention` says (`plan.cache_claim`: any Keep wins).
 3. The engine: placement picks a GPU product from the nodes (`plan.placement`), the engine spec and
    its key follow (`api.engine_key`); the LLMEngine of that key is created, or adopted when another
    deployment made it (engines are shared by key).
@@ -41,6 +42,7 @@ from trtllm_operator.plan import conditions as reasons
 from trtllm_operator.plan import names
 from trtllm_operator.plan.actions import Action, ApplyError, Desired, Event, contains
 from trtllm_operator.plan.adapters import desired_adapter_config, desired_adapter_job
+from trtllm_operator.plan.cache_claim import cache_claim, retention_events
 from trtllm_operator.plan.consistency import consistency_problems, missing_claim_problems
 from trtllm_operator.plan.deployment_status import (
     StatusFacts,
@@ -61,7 +63,6 @@ from trtllm_operator.plan.pods import PodProblem, pod_problems
 from trtllm_operator.plan.replicas import desired_replicas, replicas_ignored, scale_meanwhile
 from trtllm_operator.plan.serving import (
     Served,
-    desired_cache_claim,
     desired_deployment,
     desired_pdb,
     desired_pod_monitor,
@@ -89,6 +90,9 @@ class Observed:
     # scheduled (None: not read); plan.gpu_room turns them into free GPUs per product.
     gpu_pods: list[dict[str, Any]] | None = None
     peers: list[dict[str, Any]] = field(default_factory=list)  # the namespace's LLMDeployments
+    # The namespace's LLMDeployments again, read whenever this one uses the operator's cache claim
+    # (who else uses it, and what each says of its retention).
+    cache_peers: list[dict[str, Any]] = field(default_factory=list)
     scripts: dict[str, str] = field(default_factory=dict)  # build_jobs files, by path
     apply_error: ApplyError | None = None  # the API server refused a write of this decision
 
@@ -122,6 +126,7 @@ def desired(seen: Observed) -> Desired:
         )
     status = _status(seen, spec, facts)
     first += replicas_ignored(seen.body, spec)
+    first += retention_events(_old_status(seen.body).get("cache") or {}, status.get("cache") or {})
     return Desired(actions, status, first + status_events(_old_status(seen.body), status), spec)
 
 
@@ -156,7 +161,7 @@ def _progress(seen: Observed, spec: LLMDeploymentSpec, actions: list[Action]) ->
     me = owner_ref("LLMDeployment", meta["name"], meta["uid"])
     check_claims(spec, meta["namespace"], seen.claims)
     placed = placed_engine(seen, spec)  # before any write: a refused spec creates nothing
-    claim = cache_claim(spec, meta["namespace"], seen.claims, actions)
+    claim, cache = cache_claim(seen.body, spec, seen.claims, seen.cache_peers, actions)
     target, engine_ref = target_engine(seen, spec, me, placed, actions)
     serving = served_engine(target, seen.deployment, seen.engines)
     pending = adapters(seen, spec, serving, claim, me, actions) if serving else []
@@ -185,6 +190,7 @@ def _progress(seen: Observed, spec: LLMDeploymentSpec, actions: list[Action]) ->
         _old_status(seen.body).get("phase") in ("Ready", "Degraded"),
         overrides_ignored=tuple(ignored),
         claim_pending=pending_claim(claim, seen.claims, seen.claim_events),
+        cache=cache,
     )
 
 
@@ -204,27 +210,6 @@ def check_claims(spec: LLMDeploymentSpec, namespace: str, claims: list[dict[str,
         raise BlockedError(
             reasons.CLAIM_NOT_FOUND, "; ".join(f"{path}: {msg}" for path, msg in problems)
         )
-
-
-def cache_claim(
-    spec: LLMDeploymentSpec, namespace: str, claims: list[dict[str, Any]], actions: list[Action]
-) -> str:
-    """The cache PVC name; its creation is planned unless the user brings their own claim.
-
-    The created claim has no owner on purpose: it holds the namespace's models and engines for every
-    deployment, and the cleanup Jobs of deleted engines still need to mount it; delete it by hand to
-    free the storage."""
-    claim = names.cache_claim(spec.storage.claim_name)
-    if not spec.storage.claim_name and not any(p["metadata"]["name"] == claim for p in claims):
-        actions.append(
-            Action(
-                "create",
-                desired_cache_claim(
-                    claim, namespace, spec.storage.size, spec.storage.storage_class_name, []
-                ),
-            )
-        )
-    return claim
 
 
 def placed_engine(seen: Observed, spec: LLMDeploymentSpec) -> tuple[str, str, LLMEngineSpec, int]:

@@ -142,6 +142,12 @@ def source_claims(spec: LLMEngineSpec) -> list[str]:
     return pvc_claims(spec.model.source)
 
 
+def build_claims(spec: LLMEngineSpec) -> list[str]:
+    """PVCs the build Job mounts read-only: the model's, and the calibration dataset's claim."""
+    dataset = spec.quantization.calibration_dataset
+    return source_claims(spec) + (pvc_claims(dataset) if dataset else [])
+
+
 def desired_engine_config(
     ctx: EngineContext, spec: LLMEngineSpec, scripts: dict[str, str]
 ) -> dict[str, Any]:
@@ -205,7 +211,7 @@ def desired_build_job(
     """The GPU Job that converts and builds the engine on its GPU product, with the user's
     engine.buildResources or resources sized from the fetched checkpoint; one container per build
     stage (plan/progress.py reads which one runs)."""
-    pod = job_pod("build", spec.toolchain.image, ctx.claim, config, ctx.secret, source_claims(spec))
+    pod = job_pod("build", spec.toolchain.image, ctx.claim, config, ctx.secret, build_claims(spec))
     gpu_placement(pod, spec, ctx.build_resources or build_resources_for(model_bytes))
     built = job(
         names.build_job(ctx.name),

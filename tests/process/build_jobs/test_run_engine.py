@@ -152,3 +152,34 @@ def test_bad_request_is_reported(sandbox: Sandbox) -> None:
     result = sandbox.run(sandbox.request(dtype="fp16"))
     assert result.code == 3
     assert "dtype must be one of" in result.termination["error"]
+
+
+def test_a_pvc_calibration_dataset_reaches_quantize_py(sandbox: Sandbox) -> None:
+    """Air-gapped calibration: quantize.py reads the mounted directory, not its default dataset."""
+    dataset = sandbox.pvc / "datasets" / "calib"
+    dataset.mkdir(parents=True)
+    (dataset / "train.jsonl").write_text('{"text": "a sentence"}\n')
+    quantization = {"weights": "fp8", "calibrationDataset": "pvc://datasets/calib"}
+    result = sandbox.run(sandbox.request(quantization=quantization))
+    assert result.code == 0, result.output
+    assert _arg(result.calls[0]["argv"], "--calib_dataset") == str(dataset)
+    assert f"Calibrating with pvc://datasets/calib in place at {dataset}" in result.output
+
+
+def test_int8_kv_calibration_passes_the_dataset_to_convert_checkpoint(sandbox: Sandbox) -> None:
+    dataset = sandbox.pvc / "datasets" / "cnn_dailymail"
+    dataset.mkdir(parents=True)
+    quantization = {"kvCache": "int8", "calibrationDataset": "pvc://datasets/cnn_dailymail"}
+    result = sandbox.run(sandbox.request(quantization=quantization))
+    assert result.code == 0, result.output
+    convert = result.calls[0]["argv"]
+    assert "--int8_kv_cache" in convert and _arg(convert, "--calib_dataset") == str(dataset)
+
+
+def test_a_missing_calibration_directory_fails_before_any_tool(sandbox: Sandbox) -> None:
+    quantization = {"weights": "fp8", "calibrationDataset": "pvc://datasets/absent"}
+    result = sandbox.run(sandbox.request(quantization=quantization))
+    assert result.code != 0 and result.calls == []
+    assert "quantization.calibrationDataset pvc://datasets/absent: no directory" in (
+        result.termination.get("error", "") + result.output
+    )
