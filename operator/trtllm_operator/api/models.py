@@ -473,9 +473,7 @@ class AutoscalingSpec(SpecModel):
     prometheus: PrometheusSpec | None = Field(
         None, description="Prometheus to query; required when enabled."
     )
-    capacity: CapacitySpec = Field(
-        default_factory=CapacitySpec, description=CapacitySpec.__doc__
-    )
+    capacity: CapacitySpec = Field(default_factory=CapacitySpec, description=CapacitySpec.__doc__)
 
     @property
     def effective_target(self) -> float:
