@@ -12,8 +12,9 @@ queues longer, and every further step is GPU time spent on a known answer.
 
 Protocols, as the real servers speak them:
 - trtllm-serve: the OpenAI completions API, ``POST /v1/completions`` with ``stream: true`` and
-  ``stream_options.include_usage`` (server-sent events ending in ``data: [DONE]``), ``ignore_eos`` so
-  every answer has the asked length; the model id from ``GET /v1/models``; ready at ``GET /health``.
+  ``stream_options.include_usage`` (server-sent events ending in ``data: [DONE]``), and
+  ``ignore_eos`` so every answer has the asked length; the model id from ``GET /v1/models``; ready
+  at ``GET /health`` (checked against TensorRT-LLM's ``serve/openai_protocol.py``, main 2026).
 - Triton: the generate extension on the ``ensemble`` model, ``POST .../generate_stream`` (one event
   per token in decoupled mode) or, for a non-streaming deployment, ``.../generate``. A model that
   answers in one response shows its first token only with the last (TTFT is then the whole latency,
@@ -358,7 +359,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtime", choices=("triton", "trtllm-serve"), required=True)
     parser.add_argument("--url", required=True, help="http://host:port of the server")
-    parser.add_argument("--model", default="", help="Triton model (ensemble); serve: from /v1/models")
+    parser.add_argument(
+        "--model", default="", help="Triton model (ensemble); serve: from /v1/models"
+    )
     parser.add_argument("--no-streaming", dest="streaming", action="store_false")
     parser.add_argument("--input-tokens", type=int, default=512)
     parser.add_argument("--output-tokens", type=int, default=128)

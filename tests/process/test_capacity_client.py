@@ -68,7 +68,9 @@ def test_the_sweep_stops_at_the_first_step_that_misses_the_slo(tmp_path: Path) -
     assert report["maxConcurrency"] is None
 
 
-def test_a_sweep_on_triton_goes_through_the_ensembles_generate_stream(triton_server: tuple[Running, list[int]]) -> None:
+def test_a_sweep_on_triton_goes_through_the_ensembles_generate_stream(
+    triton_server: tuple[Running, list[int]],
+) -> None:
     server, _ = triton_server
     report_path = Path(server.log).with_name("capacity.json")
     code, report, log = measure(
