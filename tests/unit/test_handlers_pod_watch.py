@@ -24,7 +24,7 @@ def pod_watchers() -> dict[str, Any]:
 
 def test_pods_are_watched_by_the_operators_labels() -> None:
     watchers = pod_watchers()
-    assert set(watchers) == {"serving_pod_event", "job_pod_event"}
+    assert set(watchers) == {"serving_pod_event", "job_pod_event", "capacity_pod_event"}
     assert all(
         w.selector.group == "" and w.labels[names.MANAGED_BY] == names.OPERATOR
         for w in watchers.values()
@@ -35,6 +35,12 @@ def test_pods_are_watched_by_the_operators_labels() -> None:
         True,
         True,
         False,
+        False,
+    ]
+    accepts = watchers["capacity_pod_event"].labels[names.ROLE_LABEL]
+    assert [accepts(role) for role in ("capacity", "capacity-probe", "server")] == [
+        True,
+        True,
         False,
     ]
 

@@ -133,6 +133,7 @@ def test_printer_columns() -> None:
         "ENGINE",
         "PHASE",
         "READY",
+        "CAPACITY",  # -o wide (priority 1): status.capacity.maxConcurrency
         "AGE",
     ]
     assert columns("llmengines") == [

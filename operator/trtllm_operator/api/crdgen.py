@@ -45,6 +45,13 @@ DEPLOYMENT_COLUMNS = [
     _column("Engine", ".status.engine.name"),
     _column("Phase", ".status.phase"),
     _column("Ready", ".status.ready", description="ready/desired replicas"),
+    _column(
+        "Capacity",
+        ".status.capacity.maxConcurrency",
+        "integer",
+        description="requests in flight one replica serves within the TTFT objective (measured)",
+        priority=1,
+    ),
     _column("Age", ".metadata.creationTimestamp", "date"),
 ]
 ENGINE_COLUMNS = [

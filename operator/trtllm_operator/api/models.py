@@ -407,6 +407,45 @@ class PrometheusSpec(SpecModel):
     )
 
 
+CapacityTarget = Literal["probe", "serving"]
+
+
+class CapacitySpec(SpecModel):
+    """The capacity Job: a short load test of one replica after a new engine (or new run-time
+    settings) first serves, whose curve the loadDemand metric divides by (status.capacity)."""
+
+    enabled: bool = Field(
+        True,
+        description="Measure one replica's capacity once per engine and run-time settings; false: "
+        "no Job, the autoscaler uses the maxBatchSize fallback.",
+    )
+    target: CapacityTarget = Field(
+        "probe",
+        description="probe (default): an extra pod of the serving template that the Service does "
+        "not select, deleted once measured (it holds the replica's GPUs meanwhile); serving: the "
+        "Service itself, i.e. replicas serving users share the test load.",
+    )
+    input_tokens: int = Field(
+        512, ge=1, le=1048576, description="Prompt length of each test request, in tokens."
+    )
+    output_tokens: int = Field(
+        128, ge=1, le=1048576, description="Tokens generated per test request."
+    )
+    concurrency: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        default_factory=lambda: [1, 2, 4, 8, 16, 32],
+        min_length=1,
+        max_length=16,
+        description="Requests kept in flight at each step of the sweep, in order; the sweep stops "
+        "after the first step whose TTFT p95 misses sloTtftSeconds.",
+    )
+    step_seconds: int = Field(
+        30, ge=5, le=3600, description="How long each step is measured (after its warm-up)."
+    )
+    warmup_seconds: int = Field(
+        5, ge=0, le=600, description="Load held before each step is measured (not counted)."
+    )
+
+
 class AutoscalingSpec(SpecModel):
     """Scaling on LLM signals read from Prometheus."""
 
@@ -451,6 +490,7 @@ class AutoscalingSpec(SpecModel):
     prometheus: PrometheusSpec | None = Field(
         None, description="Prometheus to query; required when enabled."
     )
+    capacity: CapacitySpec = Field(default_factory=CapacitySpec, description=CapacitySpec.__doc__)
 
     @property
     def effective_target(self) -> float:

@@ -88,6 +88,7 @@ class CapacityPoint(SpecModel):
     requests_per_second: float = Field(ge=0, description="Completed requests per second.")
     prompt_tokens_per_second: float = Field(ge=0, description="Prompt tokens served per second.")
     output_tokens_per_second: float = Field(ge=0, description="Output tokens generated per second.")
+    ttft_p50_seconds: float | None = Field(None, ge=0, description="Median time to first token.")
     ttft_p95_seconds: float = Field(ge=0, description="95th percentile time to first token.")
     ttft_mean_seconds: float | None = Field(
         None, ge=0, description="Mean time to first token (at concurrency 1: the prefill time)."
@@ -100,6 +101,15 @@ class CapacityStatus(SpecModel):
     Per token, not per request, so the capacity in requests/s follows the request mix."""
 
     engine_key: str = Field("", description="Engine key the curve was measured on.")
+    fingerprint: str = Field(
+        "",
+        max_length=64,
+        description="Hash of the engine key and the run-time settings that change capacity: "
+        "another value measures again.",
+    )
+    job: str = Field("", max_length=63, description="The capacity Job that measured it.")
+    input_tokens: int | None = Field(None, ge=1, description="Prompt tokens per test request.")
+    output_tokens: int | None = Field(None, ge=1, description="Output tokens per test request.")
     measured_time: str | None = Field(
         None,
         description="When the measurement finished (RFC 3339).",

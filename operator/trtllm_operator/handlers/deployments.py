@@ -24,6 +24,7 @@ from trtllm_operator.handlers.common import (
 )
 from trtllm_operator.kube import cache
 from trtllm_operator.kube import client as kube
+from trtllm_operator.plan import capacity_objects as capacity
 from trtllm_operator.plan import names
 from trtllm_operator.plan.consistency import claim_references
 from trtllm_operator.plan.desired import Observed, desired
@@ -55,11 +56,26 @@ def observe(body: dict[str, Any]) -> Observed:
         deployment=deploy,
         pods=pods,
         adapter_jobs=cache.list_objects("batch/v1", "Job", ns, names.child_labels(name, "adapter")),
+        capacity_jobs=cache.list_objects(
+            "batch/v1", "Job", ns, names.child_labels(name, capacity.JOB_ROLE)
+        ),
+        capacity_pods=capacity_pods(ns, name),
         pod_monitors=cache.crd_exists("podmonitors.monitoring.coreos.com"),
         scripts=build_scripts(),
         cache_peers=cache_peers(body),
         **room(body, deploy, engines, pods),
     )
+
+
+def capacity_pods(namespace: str, name: str) -> list[dict[str, Any]]:
+    """The capacity Jobs' pods (their termination messages hold the reports) and the probe pod."""
+    return [
+        pod
+        for role in (capacity.JOB_ROLE, capacity.PROBE_ROLE)
+        for pod in cache.list_objects(
+            "v1", "Pod", namespace, {names.DEPLOYMENT_LABEL: name, names.ROLE_LABEL: role}
+        )
+    ]
 
 
 def room(
@@ -254,6 +270,32 @@ def serving_pod_event(body: kopf.Body, **_: Any) -> None:
 )
 def adapter_job_event(body: kopf.Body, **_: Any) -> None:
     """An adapter Job changed (converted, failed): its deployment may roll now."""
+    wake_owner(body)
+
+
+@kopf.on.event(
+    "batch",
+    "v1",
+    "jobs",
+    labels={names.MANAGED_BY: names.OPERATOR, names.ROLE_LABEL: capacity.JOB_ROLE},
+)
+def capacity_job_event(body: kopf.Body, **_: Any) -> None:
+    """A capacity Job changed (finished, failed): its report goes to the owner's status."""
+    wake_owner(body)
+
+
+@kopf.on.event(
+    "",
+    "v1",
+    "pods",
+    labels={
+        names.MANAGED_BY: names.OPERATOR,
+        names.ROLE_LABEL: lambda value, **_: value in (capacity.JOB_ROLE, capacity.PROBE_ROLE),
+    },
+)
+def capacity_pod_event(body: kopf.Body, **_: Any) -> None:
+    """A capacity Job's pod (its termination message arrived) or the probe pod (ready: the Job can
+    start) changed."""
     wake_owner(body)
 
 

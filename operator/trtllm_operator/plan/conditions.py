@@ -25,6 +25,13 @@ CONVERTING_ADAPTERS = "ConvertingAdapters"
 KEY_MISMATCH = "KeyMismatch"  # an LLMEngine's key is not its spec's hash: never built or removed
 APPLY_FAILED = "ApplyFailed"  # the API server refused a child object (names the object and why)
 OVERRIDE_IGNORED = "OverrideIgnored"  # a spec.*.pod / service field the operator's own value beat
+# The capacity Job (plan/capacity.py): the CapacityMeasured condition's reasons.
+CAPACITY_MEASURED = "CapacityMeasured"
+CAPACITY_MEASURING = "CapacityMeasuring"
+CAPACITY_NOT_MEASURED = "CapacityNotMeasured"  # waiting for the deployment to be Ready
+CAPACITY_FAILED = "CapacityMeasurementFailed"
+CAPACITY_DISABLED = "CapacityMeasurementDisabled"
+CAPACITY_BELOW_SLO = "CapacityBelowSlo"  # measured, but not even one request in flight met the SLO
 # The cache claim an engine was written to (plan/engine_volume.py): gone, recreated empty, or being
 # deleted.
 CACHE_VOLUME_MISSING = "CacheVolumeMissing"
@@ -67,7 +74,11 @@ POD_REASONS = frozenset(
     }
 )
 # Reasons announced once as a Warning event when a condition starts carrying them.
-WARNING_REASONS = POD_REASONS | VOLUME_REASONS | {BUILD_FAILED, APPLY_FAILED, OVERRIDE_IGNORED}
+WARNING_REASONS = (
+    POD_REASONS
+    | VOLUME_REASONS
+    | {BUILD_FAILED, APPLY_FAILED, OVERRIDE_IGNORED, CAPACITY_FAILED, CAPACITY_BELOW_SLO}
+)
 
 
 def make(

@@ -43,6 +43,8 @@ from trtllm_operator.plan import names
 from trtllm_operator.plan.actions import Action, ApplyError, Desired, Event, contains
 from trtllm_operator.plan.adapters import desired_adapter_config, desired_adapter_job
 from trtllm_operator.plan.cache_claim import cache_claim, retention_events
+from trtllm_operator.plan.capacity import carried, plan_capacity, with_capacity
+from trtllm_operator.plan.capacity_objects import CapacityFacts
 from trtllm_operator.plan.consistency import consistency_problems, missing_claim_problems
 from trtllm_operator.plan.deployment_status import (
     StatusFacts,
@@ -85,6 +87,8 @@ class Observed:
     deployment: dict[str, Any] | None = None  # the live serving Deployment
     pods: list[dict[str, Any]] = field(default_factory=list)  # its serving pods
     adapter_jobs: list[dict[str, Any]] = field(default_factory=list)
+    capacity_jobs: list[dict[str, Any]] = field(default_factory=list)
+    capacity_pods: list[dict[str, Any]] = field(default_factory=list)  # their pods and the probe
     pod_monitors: bool = False  # the PodMonitor CRD is installed
     # Pods holding GPUs cluster-wide, read only while placement is open or serving pods cannot be
     # scheduled (None: not read); plan.gpu_room turns them into free GPUs per product.
@@ -125,9 +129,43 @@ def desired(seen: Observed) -> Desired:
             _old_status(seen.body).get("engine") or {},
         )
     status = _status(seen, spec, facts)
+    if spec is not None and facts.problem is None and not seen.apply_error:
+        measured = plan_capacity(capacity_facts(seen, spec, facts, status["phase"]))
+        actions += measured.actions
+        first += measured.events
+        generation = seen.body["metadata"].get("generation")
+        old_conditions = _old_status(seen.body).get("conditions") or []
+        status = with_capacity(status, measured, old_conditions, seen.now, generation)
+    else:
+        status = carried(status, _old_status(seen.body))
     first += replicas_ignored(seen.body, spec)
     first += retention_events(_old_status(seen.body).get("cache") or {}, status.get("cache") or {})
     return Desired(actions, status, first + status_events(_old_status(seen.body), status), spec)
+
+
+def capacity_facts(
+    seen: Observed, spec: LLMDeploymentSpec, facts: StatusFacts, phase: str
+) -> CapacityFacts:
+    """What the capacity step reads: the engine the Deployment serves (its key and build inputs),
+    whether the deployment is Ready on its target engine, the capacity Jobs and pods."""
+    meta = seen.body["metadata"]
+    served = find(seen.engines, facts.served_engine or "")
+    engine = build_inputs(served["spec"]) if served else None
+    return CapacityFacts(
+        name=meta["name"],
+        namespace=meta["namespace"],
+        spec=spec,
+        owners=[owner_ref("LLMDeployment", meta["name"], meta["uid"])],
+        engine_key=engine_spec_key(engine) if engine else "",
+        engine=engine,
+        ready=phase == "Ready" and facts.served_engine == facts.engine.get("name"),
+        deployment=seen.deployment,
+        jobs=seen.capacity_jobs,
+        pods=seen.capacity_pods,
+        old=_old_status(seen.body).get("capacity") or {},
+        scripts=seen.scripts,
+        now=seen.now,
+    )
 
 
 def refused(seen: Observed, facts: StatusFacts, error: ApplyError) -> StatusFacts:

@@ -31,6 +31,8 @@ CREATED_BY_ANNOTATION = f"{GROUP}/created-by"
 MEMORY_ANNOTATION = f"{GROUP}/gpu-memory-mib"
 SECRET_ANNOTATION = f"{GROUP}/hf-token-secret"
 JOB_POD_ANNOTATION = f"{GROUP}/job-pod-overrides"  # the creator's spec.jobs.pod, as JSON
+# On the capacity probe pod: the capacity fingerprint it was made for (another one replaces it).
+CAPACITY_FINGERPRINT_ANNOTATION = f"{GROUP}/capacity-fingerprint"
 # On pod templates: the model source of a Job's pods, the serving ConfigMap's hash (rolls the pods).
 MODEL_ANNOTATION = f"{GROUP}/model"
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
@@ -77,6 +79,23 @@ def cleanup_job(engine: str) -> str:
 def adapter_job(deployment: str, adapter: str, adapter_key: str) -> str:
     """The Job that prepares one LoRA adapter of a deployment (one per adapter key)."""
     return fit(f"{deployment}-{adapter}", adapter_key[:8])
+
+
+def capacity_job(deployment: str, fingerprint: str) -> str:
+    """The Job that measures one replica's capacity (one per capacity fingerprint, so changed
+    settings make a new Job and a finished one is never run again)."""
+    return fit(deployment, f"capacity-{fingerprint[:10]}")
+
+
+def capacity_probe(deployment: str) -> str:
+    """The probe pod the capacity Job loads: one suffix only, so the autoscaler's serving-pod
+    pattern (<deployment>-<hash>-<id>) never takes it for a replica."""
+    return fit(deployment, "probe")
+
+
+def capacity_config(deployment: str) -> str:
+    """ConfigMap holding the capacity Job's client (build_jobs/capacity.py)."""
+    return fit(deployment, "capacity")
 
 
 def build_config(engine: str) -> str:
