@@ -39,9 +39,7 @@ def test_decisions_leave_observations_unchanged(
 ) -> None:
     calls: list[str] = []
     monkeypatch.setattr(planned, "desired", unchanged(planned.desired, calls))
-    monkeypatch.setattr(
-        planned, "desired_for_engine", unchanged(planned.desired_for_engine, calls)
-    )
+    monkeypatch.setattr(planned, "desired_for_engine", unchanged(planned.desired_for_engine, calls))
     planned.moments(sample)
     assert calls.count("desired") == 3 and "desired_for_engine" in calls
 
