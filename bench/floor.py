@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from trtllm_operator.handlers.common import build_scripts
 from trtllm_operator.plan import engine as plan_engine
 from trtllm_operator.plan import names
 from trtllm_operator.plan.desired import Observed, desired
@@ -23,7 +23,19 @@ from trtllm_operator.plan.engine_desired import EngineObserved, desired_for_engi
 from trtllm_operator.plan.engine_status import SUCCEEDED, JobView
 
 NOW = "2026-01-01T00:00:00Z"
+BUILD_JOBS = Path(__file__).resolve().parents[1] / "build_jobs"
 H100 = "NVIDIA-H100-80GB-HBM3"
+
+
+def build_scripts() -> dict[str, str]:
+    """The build_jobs files the operator puts in each engine's ConfigMap, by relative path (what
+    handlers.common.build_scripts reads from the source tree)."""
+    files = [
+        p
+        for p in BUILD_JOBS.rglob("*")
+        if p.is_file() and p.suffix in (".py", ".json") and "__pycache__" not in p.parts
+    ]
+    return {str(p.relative_to(BUILD_JOBS)): p.read_text() for p in sorted(files)}
 
 
 def h100_node() -> dict[str, Any]:

@@ -145,9 +145,21 @@ def install_crds() -> None:
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", *files)
 
 
+def delete_namespace(namespace: str) -> None:
+    """Delete the namespace and wait until it is gone. The finalizers of its LLMEngines and
+    LLMDeployments are dropped first: no operator runs to honour them (the cleanup Jobs of
+    engines no one needs again) once a run is over."""
+    for kind in ("llmengines", "llmdeployments"):
+        listed = kube.kubectl("get", kind, "-n", namespace, "-o", "name", check=False).stdout
+        for obj in listed.split():
+            patch = '{"metadata":{"finalizers":null}}'
+            kube.kubectl("patch", "-n", namespace, obj, "--type=merge", "-p", patch, check=False)
+    kube.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--timeout=900s")
+
+
 def fresh_namespace(namespace: str) -> None:
     """Delete the namespace if it exists, wait until it is gone, create it."""
-    kube.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--timeout=900s")
+    delete_namespace(namespace)
     kube.kubectl("create", "namespace", namespace)
 
 
@@ -292,7 +304,7 @@ def floor_run(bodies: list[dict[str, Any]]) -> dict[str, Any]:
         body["metadata"]["namespace"] = FLOOR_NS
     plan = floor_plan(bodies)
     seconds = staged(plan, FLOOR_NS)
-    kube.kubectl("delete", "namespace", FLOOR_NS, "--timeout=900s")
+    delete_namespace(FLOOR_NS)
     return {"seconds_to_ready": round(seconds, 1), "objects": len(plan.objects())}
 
 
@@ -311,6 +323,7 @@ def operator_run(bodies: list[dict[str, Any]], idle_seconds: float) -> dict[str,
         rss, peak, _ = process_stats(proc.pid)
     finally:
         stop_operator(proc)
+        delete_namespace(OPERATOR_NS)
     per_object = (peak - rss0) / len(bodies)
     return {
         "seconds_to_ready": round(seconds, 1),
