@@ -55,9 +55,20 @@ def test_a_pinned_product_on_its_own_claim_reads_neither(reads: list[tuple[str, 
 def test_the_operators_cache_claim_reads_who_shares_it(reads: list[tuple[str, Any]]) -> None:
     """storage.cacheRetention is decided from every deployment using the claim (plan.cache_claim),
     so those are read even when placement needs no peers."""
-    seen = deployments.observe(body(pinned=True))
+    deleting = body(pinned=True)
+    deleting["spec"]["storage"] = {"cacheRetention": "Delete"}
+    seen = deployments.observe(deleting)
     assert seen.gpu_pods is None and seen.peers == []
     assert [p["metadata"]["uid"] for p in seen.cache_peers] == ["u2"]
+
+
+def test_a_deployment_that_keeps_the_cache_claim_reads_no_peers(
+    reads: list[tuple[str, Any]],
+) -> None:
+    """Any Keep wins: what the others say cannot change the claim's fate (plan.cache_claim)."""
+    seen = deployments.observe(body(pinned=True))
+    assert seen.cache_peers == []
+    assert not any(kind == "LLMDeployment" for kind, _ in reads)
 
 
 def test_one_cluster_wide_pod_listing_serves_a_burst_of_placements(

@@ -96,9 +96,12 @@ def room(
 
 
 def cache_peers(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The namespace's LLMDeployments when this one uses the operator's cache claim (they share it,
-    and its retention is decided from what each says); none for a claim of the user's."""
-    if uses_own_claim(body):
+    """The namespace's LLMDeployments when this one uses the operator's cache claim and asks for
+    Delete (they share it, and Delete applies only when each says so); none for a claim of the
+    user's, and none for a Keep (any Keep wins, whatever the others say: at a thousand
+    deployments, reading them all for every reconcile was a third of the operator's CPU)."""
+    storage = (body.get("spec") or {}).get("storage") or {}
+    if uses_own_claim(body) or storage.get("cacheRetention") != "Delete":
         return []
     return cache.list_objects(names.API_VERSION, "LLMDeployment", body["metadata"]["namespace"])
 
