@@ -12,7 +12,10 @@ from tests.kube import apply, kubectl, wait_for
 CLAIM = "trtllm-cache"
 
 
-def owners(namespace: str) -> list[str]:
+def owners(namespace: str) -> list[str] | None:
+    """The claim's LLMDeployment owners; None while the operator has not created it yet."""
+    if not claim_exists(namespace):
+        return None
     refs = get("pvc", namespace, CLAIM)["metadata"].get("ownerReferences") or []
     return sorted(r["name"] for r in refs if r["kind"] == "LLMDeployment")
 

@@ -54,6 +54,10 @@ MAY = [
     ("delete", f"llmengines.{GROUP}"),
     ("patch", f"llmengines.{GROUP}/status"),
     ("list", "pods"),
+    # The capacity Job's probe pod (plan/capacity_objects.py); no more than the Jobs and
+    # Deployments it may already create give it.
+    ("create", "pods"),
+    ("delete", "pods"),
     ("watch", "nodes"),
     ("create", "events"),
     ("list", "events"),
@@ -66,8 +70,6 @@ MAY_NOT = [
     ("list", "secrets"),
     ("watch", "secrets"),
     ("create", "secrets"),
-    ("create", "pods"),
-    ("delete", "pods"),
     ("create", "pods/exec"),
     ("get", "pods/log"),
     ("delete", "nodes"),

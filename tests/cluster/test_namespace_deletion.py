@@ -15,4 +15,13 @@ def test_a_namespace_with_a_ready_deployment_is_deleted(op_namespace: str, opera
     wait_phase(namespace, "chat", "Ready")
     kubectl("delete", "namespace", namespace, "--wait=false")
     gone = lambda: kubectl("get", "namespace", namespace, check=False).returncode != 0  # noqa: E731
-    wait_for(f"namespace {namespace} to be gone", gone, timeout=120, interval=2)
+    try:
+        wait_for(f"namespace {namespace} to be gone", gone, timeout=180, interval=2)
+    except AssertionError as error:
+        left = kubectl("get", "namespace", namespace, "-o", "jsonpath={.status}", check=False)
+        engines = kubectl(
+            "get", "llmengines,llmdeployments", "-n", namespace, "-o", "yaml", check=False
+        )
+        raise AssertionError(
+            f"{error}\nnamespace status: {left.stdout}\n{engines.stdout}"
+        ) from None
