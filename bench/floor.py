@@ -136,21 +136,25 @@ def deployment_objects(body: dict[str, Any], scripts: dict[str, str]) -> list[di
     return [a.obj for a in [*first.actions, *later.actions]]
 
 
+def first_time(plan: Plan, obj: dict[str, Any]) -> bool:
+    """True the first time an object (by kind and name) is put in the plan."""
+    ident = (obj["kind"], obj["metadata"]["name"])
+    seen = ident in plan.seen
+    plan.seen.add(ident)
+    return not seen
+
+
 def add(plan: Plan, engine: str, obj: dict[str, Any], scripts: dict[str, str]) -> None:
     """Put one object of the deployment plan in its place (each object once)."""
-    ident = (obj["kind"], obj["metadata"]["name"])
-    if ident in plan.seen:
+    if not first_time(plan, obj):
         return
-    plan.seen.add(ident)
     if obj["kind"] == "LLMEngine":
-        for job in engine_jobs(obj, scripts):
-            if job["kind"] != "Job":
-                if (job["kind"], job["metadata"]["name"]) not in plan.seen:
-                    plan.seen.add((job["kind"], job["metadata"]["name"]))
-                    plan.setup.append(clean(job))
-            else:
-                stage = plan.fetch if job["metadata"]["name"].endswith("-fetch") else plan.build
-                stage[engine] = clean(job)
+        for child in engine_jobs(obj, scripts):
+            if child["kind"] == "Job":
+                stage = plan.fetch if child["metadata"]["name"].endswith("-fetch") else plan.build
+                stage[engine] = clean(child)
+            elif first_time(plan, child):
+                plan.setup.append(clean(child))
     if obj["kind"] in ("PersistentVolumeClaim", "LLMEngine"):
         plan.setup.append(clean(obj))
     else:

@@ -161,6 +161,22 @@ def build_scripts() -> dict[str, str]:
     return {str(p.relative_to(root)): p.read_text() for p in sorted(files)}
 
 
+def background(name: str, loop: Callable[[threading.Event], None]) -> None:
+    """Run `loop(stop)` in a daemon thread from the operator's start-up until its cleanup, which
+    sets `stop` (the cache audit, the resync)."""
+    stop = threading.Event()
+
+    def start(**_: Any) -> None:
+        stop.clear()
+        threading.Thread(target=loop, args=(stop,), daemon=True, name=name).start()
+
+    def finish(**_: Any) -> None:
+        stop.set()
+
+    kopf.on.startup(id=f"start_{name}")(start)
+    kopf.on.cleanup(id=f"stop_{name}")(finish)
+
+
 def without_none(value: Any) -> Any:
     """Drop None values recursively, so computed and stored status compare equal."""
     if isinstance(value, dict):

@@ -15,9 +15,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-import kopf
-
 from trtllm_operator.handlers import deployments, engines
+from trtllm_operator.handlers.common import background
 from trtllm_operator.kube import cache
 from trtllm_operator.plan import names
 
@@ -62,17 +61,4 @@ def resync_forever(stop: threading.Event, period: int = RESYNC_SECONDS) -> None:
         tick += 1
 
 
-_stop = threading.Event()
-
-
-@kopf.on.startup()
-def start_resync(**_: Any) -> None:
-    """Start the resync thread."""
-    _stop.clear()
-    threading.Thread(target=resync_forever, args=(_stop,), daemon=True, name="resync").start()
-
-
-@kopf.on.cleanup()
-def stop_resync(**_: Any) -> None:
-    """Stop the resync thread."""
-    _stop.set()
+background("resync", resync_forever)

@@ -18,6 +18,7 @@ from typing import Any
 
 import kopf
 
+from trtllm_operator.handlers.common import background
 from trtllm_operator.kube import cache
 from trtllm_operator.kube.client import PLURALS
 
@@ -77,20 +78,5 @@ def audit_forever(stop: threading.Event) -> None:
                 log.info("Forgot %d %s objects whose deletion was missed", forgotten, kind)
 
 
-_stop = threading.Event()
-
-
-@kopf.on.startup()
-def start_audit(**_: Any) -> None:
-    """Start the cache's audit thread."""
-    _stop.clear()
-    threading.Thread(target=audit_forever, args=(_stop,), daemon=True, name="cache-audit").start()
-
-
-@kopf.on.cleanup()
-def stop_audit(**_: Any) -> None:
-    """Stop the cache's audit thread."""
-    _stop.set()
-
-
+background("cache-audit", audit_forever)
 register()
