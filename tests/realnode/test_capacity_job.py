@@ -70,6 +70,10 @@ def test_status_capacity_is_filled_from_the_capacity_job_on_a_probe_pod(real_ns:
 
     job = kubectl_json("get", "job", capacity["job"], "-n", real_ns)
     assert any(c["type"] == "Complete" for c in job["status"]["conditions"])
+    # The probe's creation-to-Ready on the kubelet (the stand-in loads for 3 s) is the start-up the
+    # autoscaler looks ahead by.
+    startup = job["metadata"]["annotations"]["trtllm-operator.dev/probe-startup-seconds"]
+    assert capacity["startupSeconds"] == float(startup) >= 3
     job_pod = pods(real_ns, **{"job-name": capacity["job"]})[0]
     report = json.loads(job_pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"])
     assert report["ok"] and report["points"][0]["concurrency"] == 1

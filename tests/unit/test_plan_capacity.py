@@ -92,14 +92,21 @@ def probe(fp: str, ready: bool = True) -> dict[str, Any]:
     labels = {**names.child_labels("chat", PROBE_ROLE)}
     annotations = {names.CAPACITY_FINGERPRINT_ANNOTATION: fp}
     status: dict[str, Any] = {"phase": "Running", "podIP": "10.88.1.9"}
-    status["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]
+    ready_cond = {"type": "Ready", "status": "True" if ready else "False"}
+    status["conditions"] = [{**ready_cond, "lastTransitionTime": "2026-01-01T00:01:17Z"}]
     meta = {"name": "chat-probe", "labels": labels, "annotations": annotations}
+    meta["creationTimestamp"] = "2026-01-01T00:00:00Z"
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "status": status}
 
 
-def job(fp: str, state: str = "", report: dict[str, Any] | None = None) -> tuple[dict, dict]:
+def job(
+    fp: str,
+    state: str = "",
+    report: dict[str, Any] | None = None,
+    since: str = "2026-01-01T00:05:00Z",
+) -> tuple[dict, dict]:
     name = names.capacity_job("chat", fp)
-    conditions = [{"type": state, "status": "True"}] if state else []
+    conditions = [{"type": state, "status": "True", "lastTransitionTime": since}] if state else []
     body = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -220,14 +227,64 @@ def test_replica_count_and_slo_do_not_change_the_fingerprint() -> None:
     assert fingerprint(more, KEY) == base
 
 
-def test_a_failed_job_is_reported_with_its_error_and_not_retried() -> None:
+def test_a_failed_job_is_reported_with_its_error_and_kept_for_an_hour() -> None:
     fp = fingerprint(spec(), KEY)
-    body, pod = job(fp, "Failed", {"ok": False, "error": "not ready after 900 s"})
-    plan = plan_capacity(facts(jobs=[body], pods=[pod, probe(fp)]))
+    failed_at = "2026-01-01T00:00:00Z"  # NOW is an hour later
+    body, pod = job(fp, "Failed", {"ok": False, "error": "not ready after 900 s"}, failed_at)
+    recent = replace(facts(jobs=[body], pods=[pod, probe(fp)]), now="2026-01-01T00:59:59Z")
+    plan = plan_capacity(recent)
     assert verbs(plan) == [("delete", "Pod", "chat-probe")]
     assert plan.status is None
     assert plan.condition and plan.condition[1] == reasons.CAPACITY_FAILED
     assert "not ready after 900 s" in plan.condition[2] and "fallback" in plan.condition[2]
+
+
+def test_an_hour_after_it_failed_the_job_is_deleted_to_measure_again() -> None:
+    fp = fingerprint(spec(), KEY)
+    body, pod = job(fp, "Failed", {"ok": False, "error": "evicted"}, "2026-01-01T00:00:00Z")
+    kept = {"fingerprint": "old", "maxConcurrency": 4}
+    plan = plan_capacity(facts(jobs=[body], pods=[pod], old=kept, now="2026-01-01T01:00:00Z"))
+    assert verbs(plan) == [("delete", "Job", body["metadata"]["name"])]
+    assert plan.status == kept  # the last measurement serves until the new one
+    assert plan.condition and plan.condition[1] == reasons.CAPACITY_MEASURING
+    assert "measuring again" in plan.condition[2]
+    again = plan_capacity(facts(old=kept, now="2026-01-01T01:00:05Z"))
+    assert verbs(again) == [("create", "Pod", "chat-probe")]
+
+
+def test_the_probe_s_start_up_reaches_status_through_the_job() -> None:
+    fp = fingerprint(spec(), KEY)
+    created = plan_capacity(facts(pods=[probe(fp)])).actions[1].obj
+    assert created["metadata"]["annotations"] == {names.PROBE_STARTUP_ANNOTATION: "77"}
+    body, pod = job(fp, "Complete", REPORT)
+    body["metadata"]["annotations"] = created["metadata"]["annotations"]
+    status = plan_capacity(facts(jobs=[body], pods=[pod])).status or {}
+    assert status["startupSeconds"] == 77.0
+    assert from_status(CapacityStatus.model_validate(status), 16, 2.0).startup_s == 77.0
+
+
+def test_the_capacity_pod_meets_the_restricted_pod_security_level() -> None:
+    fp = fingerprint(spec(), KEY)
+    pod = plan_capacity(facts(pods=[probe(fp)])).actions[1].obj["spec"]["template"]["spec"]
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    container = pod["containers"][0]["securityContext"]
+    assert container["allowPrivilegeEscalation"] is False
+    assert container["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_pod_overrides_that_change_speed_change_the_fingerprint_and_labels_do_not() -> None:
+    base = fingerprint(spec(), KEY)
+    labelled = make_spec(
+        autoscaling=AUTOSCALING,
+        serving={"runtime": "triton", "pod": {"labels": {"team": "a"}, "annotations": {"x": "y"}}},
+    )
+    assert fingerprint(labelled, KEY) == base
+    other_gpus = make_spec(
+        autoscaling=AUTOSCALING,
+        serving={"runtime": "triton", "pod": {"nodeSelector": {"pool": "l40s"}}},
+    )
+    assert fingerprint(other_gpus, KEY) != base
 
 
 def test_a_sweep_where_no_step_meets_the_slo_keeps_the_fallback() -> None:

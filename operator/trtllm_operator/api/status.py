@@ -131,7 +131,10 @@ class CapacityStatus(SpecModel):
         None, gt=0, description="Output tokens/s of one replica at maxConcurrency, prefill aside."
     )
     startup_seconds: float | None = Field(
-        None, ge=0, description="Observed time from a pod's creation to Ready (the slowest seen)."
+        None,
+        ge=0,
+        description="Seconds the probe pod took from creation to Ready: the start-up of a new "
+        "replica, which the autoscaler orders ahead by.",
     )
 
 

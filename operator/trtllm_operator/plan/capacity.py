@@ -12,10 +12,13 @@ The steps, one per reconcile, each decided from what was observed (nothing here 
    the few minutes of the test. target ``serving``: no probe; the Job loads the Service.
 3. Once the probe is Ready, the Job (CPU only, the runtime's own image, build_jobs/capacity.py from
    a ConfigMap) runs the sweep against it and writes its report to its termination message.
-4. The report becomes status.capacity (with the fingerprint); the probe pod is deleted. The Job is
-   kept as the record (its name holds the fingerprint: it never runs twice), a Job of another
-   fingerprint is deleted. A failed Job is reported (CapacityMeasurementFailed) and not retried
-   until the settings change or someone deletes it; the autoscaler uses the fallback meanwhile.
+4. The report becomes status.capacity (with the fingerprint, and ``startupSeconds``: how long
+   the probe pod took from creation to Ready, the start-up the autoscaler looks ahead by); the
+   probe pod is deleted. The Job is kept as the record (its name holds the fingerprint: it runs
+   once per fingerprint), a Job of another fingerprint is deleted. A failed Job is reported
+   (CapacityMeasurementFailed) and deleted ``RETRY_AFTER_S`` after it failed, which measures again
+   (a probe evicted or a node lost is not a property of the settings); the autoscaler uses the last
+   measurement or the fallback meanwhile.
 """
 
 from __future__ import annotations
@@ -43,8 +46,10 @@ from trtllm_operator.plan.capacity_objects import (
 )
 from trtllm_operator.plan.engine_status import DELETING, FAILED, MISSING, SUCCEEDED, job_view
 from trtllm_operator.plan.pods import pod_problems
+from trtllm_operator.plan.progress import seconds_between
 
 CONDITION = "CapacityMeasured"
+RETRY_AFTER_S = 3600
 
 
 @dataclass(frozen=True)
@@ -57,13 +62,25 @@ class CapacityPlan:
     events: list[Event] = field(default_factory=list)
 
 
+# Pod overrides that can change what one replica sustains (which nodes and GPUs it lands on, how
+# the runtime is run); the others (labels, annotations, priority, pull secrets...) cannot.
+CAPACITY_POD_FIELDS = frozenset(
+    {"node_selector", "tolerations", "affinity", "runtime_class_name", "env", "env_from"}
+)
+
+
 def fingerprint(spec: LLMDeploymentSpec, engine_key: str) -> str:
-    """What a measurement holds for: the engine, every serving setting but the replica count and
-    the pod/Service overrides, and the request mix. Another value measures again; the SLO is not
-    in it (the curve is re-judged against a new SLO without measuring)."""
+    """What a measurement holds for: the engine, every serving setting but the replica count, the
+    Service and the pod overrides that cannot change capacity, and the request mix. Another value
+    measures again; the SLO is not in it (the curve is re-judged against a new SLO without
+    measuring)."""
     serving = spec.serving.model_dump(
         mode="json", by_alias=True, exclude={"replicas", "pod", "service"}
     )
+    pod = spec.serving.pod.model_dump(mode="json", by_alias=True, include=set(CAPACITY_POD_FIELDS))
+    kept = {k: v for k, v in pod.items() if v not in (None, [], {})}
+    if kept:  # absent when empty: a deployment without overrides keeps its fingerprint
+        serving["pod"] = kept
     mix = spec.autoscaling.capacity.model_dump(
         mode="json", by_alias=True, exclude={"enabled", "target"}
     )
@@ -91,12 +108,10 @@ def measure(facts: CapacityFacts, fp: str) -> CapacityPlan:
     job = next((j for j in facts.jobs if j["metadata"]["name"] == name), None)
     view = job_view(name, job, [p for p in facts.pods if job_of(p) == name])
     old = facts.old or None
-    if view.state == SUCCEEDED:
-        return recorded(facts, fp, view.report, (job or {}).get("status") or {})
-    if view.state == FAILED:
-        error = view.report.get("error") or view.reason or "the Job failed"
-        message = f"Job {name} failed: {error}; {fallback_words(facts.spec)}"
-        return CapacityPlan(cleanup(facts, fp), None, ("False", reasons.CAPACITY_FAILED, message))
+    if view.state == SUCCEEDED and job is not None:
+        return recorded(facts, fp, view.report, job)
+    if view.state == FAILED and job is not None:
+        return failed(facts, fp, job, view.report.get("error") or view.reason or "the Job failed")
     if view.state not in (MISSING, DELETING):
         message = f"Job {name} is measuring one replica's capacity{probe_words(facts)}"
         return CapacityPlan(cleanup(facts, fp), old, ("False", reasons.CAPACITY_MEASURING, message))
@@ -108,6 +123,31 @@ def measure(facts: CapacityFacts, fp: str) -> CapacityPlan:
             cleanup(facts, fp), old, ("False", reasons.CAPACITY_NOT_MEASURED, message)
         )
     return start(facts, fp, facts.engine)
+
+
+def failed(facts: CapacityFacts, fp: str, job: dict[str, Any], error: str) -> CapacityPlan:
+    """A failed Job: reported, and deleted once ``RETRY_AFTER_S`` old so the next reconcile
+    measures again."""
+    name, old = job["metadata"]["name"], facts.old or None
+    since = failed_time(job)
+    words = "the last measurement is used" if old else fallback_words(facts.spec)
+    if since and facts.now and seconds_between(since, facts.now) >= RETRY_AFTER_S:
+        message = f"Job {name} failed ({error}) at {since}; measuring again; {words}"
+        return CapacityPlan(
+            [*cleanup(facts, fp), Action("delete", job)],
+            old,
+            ("False", reasons.CAPACITY_MEASURING, message),
+        )
+    message = f"Job {name} failed: {error}; measured again {RETRY_AFTER_S // 60} min after; {words}"
+    return CapacityPlan(cleanup(facts, fp), old, ("False", reasons.CAPACITY_FAILED, message))
+
+
+def failed_time(job: dict[str, Any]) -> str | None:
+    """When the Job failed (its Failed condition's transition time)."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Failed" and condition.get("status") == "True":
+            return condition.get("lastTransitionTime")
+    return None
 
 
 def start(facts: CapacityFacts, fp: str, engine: LLMEngineSpec) -> CapacityPlan:
@@ -131,15 +171,38 @@ def start(facts: CapacityFacts, fp: str, engine: LLMEngineSpec) -> CapacityPlan:
         message = f"Waiting for probe pod {probe['metadata']['name']} to be ready{why}"
         return CapacityPlan(actions, old, ("False", reasons.CAPACITY_MEASURING, message))
     url = f"http://{probe['status']['podIP']}:{http_port(facts, engine)}"
-    return created_job(facts, fp, engine, url, actions)
+    return created_job(facts, fp, engine, url, actions, startup_seconds(probe))
+
+
+def startup_seconds(pod: dict[str, Any]) -> float | None:
+    """Seconds from a pod's creation to its Ready condition (None when it does not say)."""
+    created = pod["metadata"].get("creationTimestamp")
+    ready = next(
+        (
+            c.get("lastTransitionTime")
+            for c in (pod.get("status") or {}).get("conditions") or []
+            if c.get("type") == "Ready" and c.get("status") == "True"
+        ),
+        None,
+    )
+    return seconds_between(created, ready) if created and ready else None
 
 
 def created_job(
-    facts: CapacityFacts, fp: str, engine: LLMEngineSpec, url: str, actions: list[Action]
+    facts: CapacityFacts,
+    fp: str,
+    engine: LLMEngineSpec,
+    url: str,
+    actions: list[Action],
+    startup: float | None = None,
 ) -> CapacityPlan:
-    """The ConfigMap and the Job, announced; the condition says the measurement runs."""
+    """The ConfigMap and the Job (with the probe's start-up), announced; the condition says the
+    measurement runs."""
     config = desired_capacity_config(facts)
     job = desired_capacity_job(facts, fp, engine, url, config)
+    if startup is not None:
+        annotations = job["metadata"].setdefault("annotations", {})
+        annotations[names.PROBE_STARTUP_ANNOTATION] = f"{startup:g}"
     name = job["metadata"]["name"]
     event = Event("Normal", reasons.CAPACITY_MEASURING, f"Created Job {name} to measure {url}")
     actions += [Action("apply", config), Action("create", job, event=event)]
@@ -148,12 +211,13 @@ def created_job(
 
 
 def recorded(
-    facts: CapacityFacts, fp: str, report: dict[str, Any], job_status: dict[str, Any]
+    facts: CapacityFacts, fp: str, report: dict[str, Any], job: dict[str, Any]
 ) -> CapacityPlan:
     """status.capacity from a finished Job's report (or the failure, when it holds no curve)."""
     name = names.capacity_job(facts.name, fp)
+    finished = (job.get("status") or {}).get("completionTime") or facts.now
     try:
-        status = capacity_status(facts, fp, report, job_status.get("completionTime") or facts.now)
+        status = capacity_status(facts, fp, report, finished, job_startup(job))
     except (ValidationError, TypeError, ValueError) as error:
         message = f"Job {name} reported no capacity curve ({error}); {fallback_words(facts.spec)}"
         return CapacityPlan(cleanup(facts, fp), None, ("False", reasons.CAPACITY_FAILED, message))
@@ -162,11 +226,25 @@ def recorded(
     return CapacityPlan(cleanup(facts, fp), status, condition, [event])
 
 
+def job_startup(job: dict[str, Any]) -> float | None:
+    """The probe pod's start-up the Job was annotated with (None: target serving, or unreadable)."""
+    raw = (job["metadata"].get("annotations") or {}).get(names.PROBE_STARTUP_ANNOTATION)
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
 def capacity_status(
-    facts: CapacityFacts, fp: str, report: dict[str, Any], finished: str
+    facts: CapacityFacts,
+    fp: str,
+    report: dict[str, Any],
+    finished: str,
+    startup: float | None = None,
 ) -> dict[str, Any]:
-    """status.capacity (camelCase, validated) from the Job's report: the curve, the mix, and the
-    per-token rates at the highest load within the SLO (autoscale.capacity.from_curve)."""
+    """status.capacity (camelCase, validated) from the Job's report: the curve, the mix, the
+    probe's start-up and the per-token rates at the highest load within the SLO
+    (autoscale.capacity.from_curve)."""
     if not report.get("ok") or not report.get("points"):
         raise ValueError(report.get("error") or "no points")
     slo = facts.spec.autoscaling.slo_ttft_seconds
@@ -180,7 +258,7 @@ def capacity_status(
             "inputTokens": report.get("inputTokens"),
             "outputTokens": report.get("outputTokens"),
             "points": report["points"],
-            "startupSeconds": facts.old.get("startupSeconds"),
+            "startupSeconds": startup if startup is not None else facts.old.get("startupSeconds"),
         }
     )
     rates = from_curve(measured.points, slo)

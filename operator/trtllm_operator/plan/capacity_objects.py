@@ -106,6 +106,8 @@ def desired_capacity_job(
     }
     pod = {
         "restartPolicy": "Never",
+        # PodSecurity "restricted" asks for these at the pod level too (the client needs no root).
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
         "volumes": [config_volume(config["metadata"]["name"], list(config["data"]))],
     }

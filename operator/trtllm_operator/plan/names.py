@@ -33,6 +33,8 @@ SECRET_ANNOTATION = f"{GROUP}/hf-token-secret"
 JOB_POD_ANNOTATION = f"{GROUP}/job-pod-overrides"  # the creator's spec.jobs.pod, as JSON
 # On the capacity probe pod: the capacity fingerprint it was made for (another one replaces it).
 CAPACITY_FINGERPRINT_ANNOTATION = f"{GROUP}/capacity-fingerprint"
+# On a capacity Job: seconds its probe pod took from creation to Ready (a new replica's start-up).
+PROBE_STARTUP_ANNOTATION = f"{GROUP}/probe-startup-seconds"
 # On pod templates: the model source of a Job's pods, the serving ConfigMap's hash (rolls the pods).
 MODEL_ANNOTATION = f"{GROUP}/model"
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"

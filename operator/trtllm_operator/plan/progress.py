@@ -80,7 +80,7 @@ def pod_progress(pod: dict[str, Any]) -> StageProgress:
         state = states.get(name, {})
         done = state.get("terminated") or {}
         if done.get("exitCode") == 0 and index < len(stages):
-            finished[name] = _seconds(done.get("startedAt"), done.get("finishedAt"))
+            finished[name] = seconds_between(done.get("startedAt"), done.get("finishedAt"))
             continue
         return StageProgress(name, index, len(stages), _started(state), started, finished)
     return StageProgress("", 0, 0)
@@ -90,7 +90,8 @@ def _started(state: dict[str, Any]) -> str | None:
     return (state.get("running") or state.get("terminated") or {}).get("startedAt")
 
 
-def _seconds(start: str | None, end: str | None) -> float:
+def seconds_between(start: str | None, end: str | None) -> float:
+    """Seconds from one RFC 3339 time to another (0 when either is missing or end is earlier)."""
     if not start or not end:
         return 0.0
     return max(0.0, (_parse(end) - _parse(start)).total_seconds())
