@@ -9,8 +9,11 @@ ramp of ``bench.core.SHAPES``) and ``daily`` (a day's cycle compressed into 24 m
 simulated replica serves them all (``bench.capacity.Profile``: per-token prefill and decode costs),
 so its capacity in requests/s follows the mix: ~12/s of code completions, ~2/s of long answers.
 
-Ours divides by the capacity ``bench.capacity_job`` measures once, on the chat probe mix, with the
-operator's own ``autoscale.capacity.from_curve``; its settings are the same for every load.
+Ours divides by the capacity the operator's capacity Job measured on the real node against the
+stand-in server (``bench.calibrate`` wrote the record, ``bench.calibration`` reads it through the
+operator's own ``autoscale.capacity.from_status``), once, at the Job's default mix (512 prompt
+tokens, 128 output tokens); ``--calibration simulated`` runs the same sweep on an in-process
+replica instead (``bench.capacity_job``). Its settings are the same for every load.
 Everything runs in virtual time (``bench.replay``). Prints one JSON line per load and policy, then
 the table of ratios to static, and writes ``<out>/mixes.png``.
 """
@@ -23,12 +26,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import calibration
 from bench.bounds import oracle_replica_seconds, work_replica_seconds
 from bench.capacity import Profile
 from bench.capacity_job import measured_capacity
 from bench.core import SHAPES, RunConfig, RunResult, build_config, static_gpu_hours
 from bench.replay import best_fixed, replay
 from bench.trace import CHAT, Mix, Request, load_csv, shaped
+from trtllm_operator.autoscale.capacity import Capacity
 
 POLICIES = ("static", "hpa", "ours")
 PREFILL_HEAVY = Mix(2000.0, 0.4, (256, 8000), 30.0, 0.5, (4, 200))
@@ -155,16 +160,36 @@ def _fmt(cell: dict) -> str:
     return f"{cell['vs_static']:.3f} ({cell['slo']:.1%})"
 
 
+def policy_capacity(where: str, profile: Profile) -> tuple[Capacity, dict | str]:
+    """What ours divides by and where it came from: a real-node record, or the simulated sweep."""
+    if where == "simulated":
+        return measured_capacity(profile, SLO_TTFT_S, STARTUP_MEASURED_S), "simulated"
+    path = Path(where)
+    if not path.exists():
+        raise SystemExit(f"{path} not found: run `python -m bench.calibrate` (real node) first")
+    record = calibration.read(path)
+    capacity = calibration.capacity_from(
+        record, profile.max_batch_size, SLO_TTFT_S, STARTUP_MEASURED_S
+    )
+    return capacity, calibration.summary(record, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every load and policy, print the JSON rows and the table, write the plot."""
     parser = argparse.ArgumentParser(description="Autoscaling on several request mixes")
     parser.add_argument("--trace", help="the Azure conversation CSV (left out when not given)")
     parser.add_argument("--out", default="bench/out/mixes")
     parser.add_argument("--only", default="", help="comma-separated load names")
+    parser.add_argument(
+        "--calibration",
+        default=str(calibration.DEFAULT),
+        help="a bench.calibrate record (the capacity Job on the real node), or 'simulated': the "
+        "same sweep on an in-process replica (bench.capacity_job)",
+    )
     args = parser.parse_args(argv)
     profile = Profile()
-    capacity = measured_capacity(profile, SLO_TTFT_S, STARTUP_MEASURED_S)
-    print(json.dumps({"measured_capacity": capacity.__dict__}), flush=True)
+    capacity, source = policy_capacity(args.calibration, profile)
+    print(json.dumps({"measured_capacity": capacity.__dict__, "source": source}), flush=True)
     chosen = [x for x in loads(args.trace) if not args.only or x.name in args.only.split(",")]
     rows, runs = [], {}
     for load in chosen:
