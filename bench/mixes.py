@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import calibration
-from bench.bounds import oracle_replica_seconds, work_replica_seconds
+from bench.bounds import oracle_replica_seconds, reactive_replica_seconds, work_replica_seconds
 from bench.capacity import Profile
 from bench.capacity_job import measured_capacity
 from bench.core import SHAPES, RunConfig, RunResult, build_config, static_gpu_hours
@@ -110,6 +110,9 @@ def score_load(load: Load, profile: Profile, capacity) -> tuple[dict, dict[str, 
         row["best_fixed"]["replicas"] = best["replicas"]
     oracle = oracle_replica_seconds(load.requests, profile, window)
     row["oracle"] = _cell(hours(oracle, config), static)
+    lead = config.sim.startup_s[0]
+    reactive = reactive_replica_seconds(load.requests, profile, window, lead)
+    row["reactive"] = _cell(hours(reactive, config), static)
     row["work"] = _cell(hours(work_replica_seconds(load.requests, profile), config), static)
     row["checks"] = checks(row, load.shaped)
     return row, results
@@ -144,14 +147,15 @@ def checks(row: dict, shaped_load: bool) -> dict:
 def table(rows: list[dict]) -> str:
     """The rows as a Markdown table: GPU-hours over static (SLO attainment) per policy."""
     head = "| load | req/s per replica | static | hpa | ours | best fixed | oracle | work |"
-    head += " ours x oracle |"
-    lines = [head, "|" + "---|" * 9]
+    head += " reactive | ours x oracle | reactive x oracle |"
+    lines = [head, "|" + "---|" * 11]
     for row in rows:
         cells = [_fmt(row[p]) for p in ("static", "hpa", "ours")]
         best = row.get("best_fixed")
         cells.append(f"{_fmt(best)} ({best['replicas']})" if best else "none")
-        cells += [f"{row['oracle']['vs_static']:.3f}", f"{row['work']['vs_static']:.3f}"]
-        cells.append(f"{row['ours']['gpu_hours'] / row['oracle']['gpu_hours']:.2f}")
+        cells += [f"{row[k]['vs_static']:.3f}" for k in ("oracle", "work", "reactive")]
+        for name in ("ours", "reactive"):
+            cells.append(f"{row[name]['gpu_hours'] / row['oracle']['gpu_hours']:.2f}")
         lines.append(f"| {row['load']} | {row['capacity_rps']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

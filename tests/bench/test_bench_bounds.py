@@ -4,7 +4,14 @@ import math
 from pathlib import Path
 
 import pytest
-from bench.bounds import bound_lines, oracle_replica_seconds, work_replica_seconds
+from bench.bounds import (
+    bound_lines,
+    oracle_replica_seconds,
+    reactive_replica_seconds,
+    steepest_rise,
+    window_needs,
+    work_replica_seconds,
+)
 from bench.capacity import Profile
 from bench.core import peak_need, with_prelude
 from bench.trace import Request, load_csv, rate_on_lines, shaped
@@ -39,6 +46,42 @@ def test_oracle_is_never_below_the_work_bound():
     )
 
 
+def _steps(rates: list[int], window_s: float = 10.0) -> list[Request]:
+    """``rates[i]`` one-replica-second requests evenly spread over window ``i``."""
+    return [
+        _request(i * window_s + (j + 0.5) * window_s / n)
+        for i, n in enumerate(rates)
+        for j in range(n)
+    ]
+
+
+def test_reactive_bound_holds_the_steepest_rise_above_every_window():
+    # Needs 1 (x6 windows) then 4 (x6); the rise 3 less two standard deviations of its noise
+    # (2 sqrt(0.1 + 0.4)) is 1.59: the quiet windows hold ceil(2.59) = 3, the busy ones stay at the
+    # peak need 4.
+    requests = _steps([10] * 6 + [40] * 6)
+    needs, variances = window_needs(requests, PROFILE, 10.0)
+    assert steepest_rise(needs, variances, 1) == pytest.approx(3 - 2 * math.sqrt(0.5))
+    assert reactive_replica_seconds(requests, PROFILE, 10.0, 10.0) == pytest.approx(420.0)
+    assert oracle_replica_seconds(requests, PROFILE, 10.0) == pytest.approx(300.0)
+
+
+def test_reactive_bound_is_the_oracle_on_a_flat_or_falling_load():
+    for rates in ([20] * 12, [40] * 6 + [10] * 6):
+        requests = _steps(rates)
+        oracle = oracle_replica_seconds(requests, PROFILE, 10.0)
+        assert reactive_replica_seconds(requests, PROFILE, 10.0, 30.0) == pytest.approx(oracle)
+
+
+def test_reactive_bound_ignores_poisson_noise_and_grows_with_the_lead():
+    flat = shaped(((0.0, 20.0), (600.0, 20.0)), seed=2)
+    needs, variances = window_needs(flat, PROFILE, 10.0)
+    assert steepest_rise(needs, variances, 6) == 0.0
+    ramp = shaped(((0.0, 5.0), (200.0, 5.0), (400.0, 40.0), (600.0, 40.0)), seed=2)
+    short, long = (reactive_replica_seconds(ramp, PROFILE, 10.0, lead) for lead in (30.0, 90.0))
+    assert oracle_replica_seconds(ramp, PROFILE, 10.0) < short < long
+
+
 def test_bound_lines_are_gpu_hours_in_trace_time_and_a_ratio_to_static():
     requests = [_request(float(i)) for i in range(60)]  # 60 replica-seconds of work in one minute
     lines = bound_lines(requests, PROFILE, compress=12.0, static_gpu_hours=1.0)
@@ -47,6 +90,8 @@ def test_bound_lines_are_gpu_hours_in_trace_time_and_a_ratio_to_static():
     assert work["vs_static"] == pytest.approx(work["gpu_hours"], abs=1e-3)
     oracle = next(line for line in lines if line["bound"] == "oracle")
     assert oracle["gpu_hours"] >= work["gpu_hours"]
+    reactive = next(line for line in lines if line["bound"] == "reactive")
+    assert reactive["gpu_hours"] == pytest.approx(oracle["gpu_hours"])  # a flat load: no rise
 
 
 def test_rate_follows_straight_lines_between_points():

@@ -50,5 +50,8 @@ def test_the_table_has_a_row_per_load_and_a_column_per_policy():
     cell = {"gpu_hours": 1.0, "vs_static": 1.0, "slo": 1.0}
     row = {"load": "x", "capacity_rps": 4.8, **{p: cell for p in ("static", "hpa", "ours")}}
     row |= {"best_fixed": {**cell, "replicas": 3}, "oracle": cell, "work": cell}
+    row |= {"reactive": {**cell, "gpu_hours": 1.3, "vs_static": 1.3}}
     lines = table([row]).splitlines()
     assert len(lines) == 3 and lines[2].startswith("| x | 4.8 | 1.000 (100.0%)")
+    assert lines[2].endswith("| 1.300 | 1.00 | 1.30 |")
+    assert lines[0].count("|") == lines[1].count("|") == lines[2].count("|")
