@@ -117,7 +117,9 @@ def measure(runtime: str) -> dict[str, Any]:
         raise SystemExit("the local cluster has no real node: run `make cluster-up` first")
     dev.install_crds()
     dev.deploy_operator(images)
-    dev.kubectl("create", "namespace", NAMESPACE, check=False)
+    # A namespace left by an earlier run must be gone first: its deployment holds an old status.
+    dev.kubectl("wait", "--for=delete", f"namespace/{NAMESPACE}", "--timeout=600s", check=False)
+    dev.kubectl("create", "namespace", NAMESPACE)
     dev.send_to_real_node(NAMESPACE)
     body = deployment(runtime)
     try:

@@ -10,6 +10,11 @@ token (TTFT) or last token (throughput) falls in the measured window count; the 
 fills the batch. The sweep stops after the first step whose TTFT p95 misses the SLO: more load only
 queues longer, and every further step is GPU time spent on a known answer.
 
+Before the sweep, a prefill probe (``--prefill-tokens SHORT,LONG``): one request at a time asking
+for one output token, first with SHORT-token prompts, then with LONG ones. The difference of their
+mean TTFTs is the prefill time of LONG - SHORT tokens: the fixed costs of a request (HTTP, the
+server's scheduling, tokenizing) are in both and cancel, where a single TTFT counts them as prefill.
+
 Protocols, as the real servers speak them:
 - trtllm-serve: the OpenAI completions API, ``POST /v1/completions`` with ``stream: true`` and
   ``stream_options.include_usage`` (server-sent events ending in ``data: [DONE]``), and
@@ -250,6 +255,42 @@ def measure_step(target: Target, args: argparse.Namespace, concurrency: int) -> 
     return point
 
 
+def mean_ttft(target: Target, args: argparse.Namespace, tokens: int) -> float:
+    """Mean TTFT of one-token answers to `tokens`-token prompts, one at a time, over a step."""
+    probe = argparse.Namespace(
+        **{**vars(args), "input_tokens": tokens, "output_tokens": 1, "warmup_seconds": 1.0}
+    )
+    probe.step_seconds = args.prefill_seconds
+    start = time.monotonic()
+    results = closed_loop(target, probe, 1)
+    begin, end = start + probe.warmup_seconds, start + probe.warmup_seconds + probe.step_seconds
+    ttfts = [
+        r.first - r.sent for r in results if not r.error and r.first and begin <= r.first < end
+    ]
+    if not ttfts:
+        failed, error = errors_of(results)
+        raise RuntimeError(f"prefill probe: no {tokens}-token prompt answered ({failed}: {error})")
+    return sum(ttfts) / len(ttfts)
+
+
+def prefill_probe(target: Target, args: argparse.Namespace) -> dict[str, Any] | None:
+    """Prompt tokens/s of prefill from two prompt lengths (None when not asked, or when the longer
+    prompt was not slower: too little to tell from noise)."""
+    if not args.prefill_tokens:
+        return None
+    short, long = args.prefill_tokens
+    first, second = mean_ttft(target, args, short), mean_ttft(target, args, long)
+    rate = (long - short) / (second - first) if second > first else None
+    log(f"Prefill probe: {short} tokens {first:.4f} s, {long} tokens {second:.4f} s: {rate} tok/s")
+    return {
+        "shortTokens": short,
+        "longTokens": long,
+        "shortTtftSeconds": first,
+        "longTtftSeconds": second,
+        "tokensPerSecond": rate,
+    }
+
+
 def sweep(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every step of the sweep in order, stopping after the first that misses the SLO."""
     points = []
@@ -308,9 +349,14 @@ def rounded(value: Any) -> Any:
     return value
 
 
-def report(points: list[dict[str, Any]], args: argparse.Namespace, seconds: float) -> dict:
-    """The summary the operator reads: the curve, the mix and the highest concurrency within the
-    SLO (None when even the first step missed it)."""
+def report(
+    points: list[dict[str, Any]],
+    args: argparse.Namespace,
+    seconds: float,
+    prefill: dict[str, Any] | None = None,
+) -> dict:
+    """The summary the operator reads: the curve, the prefill probe, the mix and the highest
+    concurrency within the SLO (None when even the first step missed it)."""
     good = [p["concurrency"] for p in points if p["ttftP95Seconds"] <= args.slo_ttft]
     return rounded(
         {
@@ -323,6 +369,7 @@ def report(points: list[dict[str, Any]], args: argparse.Namespace, seconds: floa
             "seconds": seconds,
             "points": points,
         }
+        | ({"prefill": prefill} if prefill else {})
     )
 
 
@@ -354,6 +401,17 @@ def concurrency_list(text: str) -> list[int]:
     return values
 
 
+def token_pair(text: str) -> tuple[int, int]:
+    """Two prompt lengths, shorter first."""
+    try:
+        short, long = (int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"prefill tokens must be SHORT,LONG: {text}") from None
+    if not 1 <= short < long:
+        raise argparse.ArgumentTypeError(f"prefill tokens need 1 <= SHORT < LONG: {text}")
+    return short, long
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line the operator's capacity Job passes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -367,6 +425,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--output-tokens", type=int, default=128)
     parser.add_argument("--concurrency", type=concurrency_list, default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--step-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--prefill-tokens", type=token_pair, default=None, help="SHORT,LONG prompt tokens"
+    )
+    parser.add_argument("--prefill-seconds", type=float, default=10.0)
     parser.add_argument("--warmup-seconds", type=float, default=5.0)
     parser.add_argument("--slo-ttft", type=float, default=2.0)
     parser.add_argument("--ready-timeout", type=float, default=600.0)
@@ -385,11 +447,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.runtime == "trtllm-serve" and not target.model:
             target.model = served_model(target)
         log(f"Measuring {args.url} ({args.runtime}): concurrency {args.concurrency}")
+        prefill = prefill_probe(target, args)
         points = sweep(target, args)
     except (RuntimeError, OSError, ValueError, http.client.HTTPException) as error:
         write_report({"ok": False, "error": str(error)[:2000]}, args.report)
         return 1
-    write_report(report(points, args, time.monotonic() - started), args.report)
+    write_report(report(points, args, time.monotonic() - started, prefill), args.report)
     return 0
 
 

@@ -170,8 +170,10 @@ async def operate(
     """kopf's operator, stopped when the Lease renewal thread reports the Lease lost."""
     import kopf
 
+    from trtllm_operator.handlers import namespaces
     from trtllm_operator.kube import cache, lease
 
+    namespaces.install()  # kopf would stop watching a terminating namespace too early
     cache.configure(args.namespace)  # reads outside the watched namespaces go to the API
     loop, stop_flag = asyncio.get_running_loop(), asyncio.Event()
 

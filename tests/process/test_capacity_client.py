@@ -10,12 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench.capacity import Profile
+from hack.standin.common import STEP_SECONDS
 
 from tests.factories import ROOT
 from tests.process import test_standin_servers as standin
 from tests.process.test_standin_servers import Running, readiness, running, serve_argv
-from trtllm_operator.api.status import CapacityPoint
-from trtllm_operator.autoscale.capacity import from_curve
+from trtllm_operator.api.status import CapacityPoint, PrefillProbe
+from trtllm_operator.autoscale.capacity import from_curve, prefill_rate
 
 triton_server = standin.triton_server  # the stand-in tritonserver fixture, shared
 CLIENT = ROOT / "build_jobs" / "capacity.py"
@@ -92,3 +94,29 @@ def test_a_server_that_never_gets_ready_is_reported_as_an_error(tmp_path: Path) 
     )
     assert code == 1
     assert report["ok"] is False and "not ready after 1 s" in report["error"]
+
+
+def test_the_prefill_probe_reads_the_server_s_prefill_rate_without_its_fixed_costs(
+    tmp_path: Path,
+) -> None:
+    argv, ports = serve_argv(tmp_path)
+    with running(argv, ports, tmp_path / "log") as server:
+        readiness(server, server.url("http", "/health"), server.url("http", "/health"))
+        code, report, log = measure(
+            server.url("http", ""),
+            "trtllm-serve",
+            tmp_path / "r.json",
+            *("--concurrency", "1", "--prefill-tokens", "64,1024", "--prefill-seconds", "3"),
+        )
+    assert code == 0, log
+    probe = PrefillProbe.model_validate(report["prefill"])
+    assert (probe.short_tokens, probe.long_tokens) == (64, 1024)
+    # The stand-in's in-flight batcher prefills at Profile.prefill_tps; HTTP and tokenizing are in
+    # both TTFTs and cancel. What is left is the server's scheduling granularity: a first token
+    # leaves at the end of a 10 ms step (STEP_SECONDS), so the difference is right within a step.
+    true_difference = (1024 - 64) / Profile().prefill_tps
+    measured = probe.long_ttft_seconds - probe.short_ttft_seconds
+    assert abs(measured - true_difference) <= 1.2 * STEP_SECONDS
+    single = prefill_rate(CapacityPoint.model_validate(report["points"][0]))
+    assert single is not None and probe.tokens_per_second
+    assert single < 0.8 * Profile().prefill_tps  # one TTFT counts the fixed costs as prefill

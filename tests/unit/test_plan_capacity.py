@@ -324,3 +324,31 @@ def test_the_status_carries_capacity_and_its_condition() -> None:
     assert status["capacity"] == plan.status
     kept = carried({"phase": "Failed", "conditions": []}, status)
     assert kept["capacity"] == plan.status and kept["conditions"] == [cond]
+
+
+def test_the_prefill_probe_spans_the_engine_s_input_limit_and_its_rate_is_used() -> None:
+    fp = fingerprint(spec(), KEY)
+    command = plan_capacity(facts(pods=[probe(fp)])).actions[1].obj["spec"]["template"]["spec"]
+    argv = command["containers"][0]["command"]
+    assert argv[argv.index("--prefill-tokens") + 1] == "128,2048"  # 4 x 512, maxInputLen 2048
+    short = make_spec(
+        autoscaling={**AUTOSCALING, "capacity": {"inputTokens": 64}},
+        engine={"dtype": "float16", "limits": {"maxInputLen": 128, "maxSeqLen": 256}},
+    )
+    fp_short = fingerprint(short, KEY)
+    created = plan_capacity(facts(short, pods=[probe(fp_short)])).actions[1].obj
+    argv = created["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert argv[argv.index("--prefill-tokens") + 1] == "8,128"
+    prefill = {
+        "shortTokens": 128,
+        "longTokens": 2048,
+        "shortTtftSeconds": 0.02,
+        "longTtftSeconds": 0.07,
+        "tokensPerSecond": 38400.0,
+    }
+    body, pod = job(fp, "Complete", {**REPORT, "prefill": prefill})
+    status = plan_capacity(facts(jobs=[body], pods=[pod])).status or {}
+    assert status["prefill"] == prefill
+    assert status["prefillTokensPerSecond"] == 38400.0  # not the lowest point's 10240
+    measured = from_status(CapacityStatus.model_validate(status), 16, 2.0)
+    assert measured.prefill_tps == 38400.0

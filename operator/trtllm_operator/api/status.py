@@ -95,6 +95,22 @@ class CapacityPoint(SpecModel):
     )
 
 
+class PrefillProbe(SpecModel):
+    """The capacity Job's prefill probe: one request at a time, one output token, two prompt
+    lengths; the TTFT difference is prefill alone (a request's fixed costs cancel)."""
+
+    short_tokens: int = Field(ge=1, description="Prompt tokens of the short requests.")
+    long_tokens: int = Field(ge=1, description="Prompt tokens of the long requests.")
+    short_ttft_seconds: float = Field(ge=0, description="Their mean time to first token.")
+    long_ttft_seconds: float = Field(ge=0, description="Their mean time to first token.")
+    tokens_per_second: float | None = Field(
+        None,
+        gt=0,
+        description="(long - short tokens) / (long - short TTFT); absent when the long prompts "
+        "were not slower.",
+    )
+
+
 class CapacityStatus(SpecModel):
     """One replica's measured capacity curve (filled by a capacity Job), and what the autoscaler
     derives from it: the per-token prefill and decode rates at the highest load meeting the SLO.
@@ -120,6 +136,9 @@ class CapacityStatus(SpecModel):
     )
     points: list[CapacityPoint] = Field(
         default_factory=list, max_length=64, description="Throughput and TTFT per concurrency."
+    )
+    prefill: PrefillProbe | None = Field(
+        None, description="The prefill probe run before the sweep (the prefill rate's source)."
     )
     max_concurrency: int | None = Field(
         None, ge=1, description="Highest concurrency whose TTFT p95 meets the SLO."

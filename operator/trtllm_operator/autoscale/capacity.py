@@ -8,8 +8,12 @@ servers' token counters, so nothing here depends on the mix the curve was measur
 
 How a curve becomes the two rates (:func:`from_curve`):
 
-* **prefill**: at the lowest concurrency nothing queues and nothing else is batched, so the mean
-  TTFT is the prefill time of a mean prompt (plus overheads, which only make it conservative);
+* **prefill**: the Job's prefill probe, when it ran: the TTFT of one-token answers at two prompt
+  lengths, one request at a time; their difference is prefill alone, since a request's fixed costs
+  (HTTP, scheduling, tokenizing) are in both. Without it: at the lowest concurrency nothing queues
+  and nothing else is batched, so the mean TTFT is the prefill time of a mean prompt plus those
+  fixed costs, which read as prefill (on the stand-in over the pod network: 25.6k tok/s for the
+  model's 36.6k); that under-rates prefill and, through the decode share, over-rates decode;
 * **decode**: at the highest concurrency whose TTFT p95 meets the SLO, the replica spends
   ``prompt_tps / prefill`` of its time in prefill; its output tokens came in the rest, so
   ``decode = output_tps / (1 - prompt_tps / prefill)``.
@@ -64,14 +68,18 @@ def prefill_rate(point: CapacityPoint) -> float | None:
 
 
 def from_curve(
-    points: Sequence[CapacityPoint], slo_ttft_s: float, startup_s: float | None = None
+    points: Sequence[CapacityPoint],
+    slo_ttft_s: float,
+    startup_s: float | None = None,
+    prefill_tps: float | None = None,
 ) -> Capacity | None:
     """The per-token capacity at the highest concurrency meeting the SLO, or None when the curve
-    does not show one (no point meets the SLO, or no prefill figure)."""
+    does not show one (no point meets the SLO, or no prefill figure). ``prefill_tps``: the prefill
+    probe's rate, else the lowest point's TTFT gives it."""
     good = within_slo(points, slo_ttft_s)
     if not good:
         return None
-    prefill = prefill_rate(min(points, key=lambda p: p.concurrency))
+    prefill = prefill_tps or prefill_rate(min(points, key=lambda p: p.concurrency))
     top = good[-1]
     if prefill is None or top.output_tokens_per_second <= 0:
         return None
@@ -99,5 +107,6 @@ def from_status(status: CapacityStatus | None, max_batch_size: int, slo_ttft_s: 
             measured=True,
             startup_s=status.startup_seconds,
         )
-    derived = from_curve(status.points, slo_ttft_s, status.startup_seconds)
+    probe = status.prefill.tokens_per_second if status.prefill else None
+    derived = from_curve(status.points, slo_ttft_s, status.startup_seconds, probe)
     return derived if derived is not None else fallback(max_batch_size)

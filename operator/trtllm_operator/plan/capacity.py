@@ -146,7 +146,8 @@ def failed_time(job: dict[str, Any]) -> str | None:
     """When the Job failed (its Failed condition's transition time)."""
     for condition in (job.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Failed" and condition.get("status") == "True":
-            return condition.get("lastTransitionTime")
+            stamp = condition.get("lastTransitionTime")
+            return str(stamp) if stamp else None
     return None
 
 
@@ -258,10 +259,12 @@ def capacity_status(
             "inputTokens": report.get("inputTokens"),
             "outputTokens": report.get("outputTokens"),
             "points": report["points"],
+            "prefill": report.get("prefill"),
             "startupSeconds": startup if startup is not None else facts.old.get("startupSeconds"),
         }
     )
-    rates = from_curve(measured.points, slo)
+    probe = measured.prefill.tokens_per_second if measured.prefill else None
+    rates = from_curve(measured.points, slo, prefill_tps=probe)
     if rates is not None:
         measured = measured.model_copy(
             update={

@@ -17,6 +17,7 @@ from trtllm_operator.plan.runtimes.base import INIT_SECURITY
 JOB_ROLE, PROBE_ROLE = "capacity", "capacity-probe"
 CLIENT = "capacity.py"
 READY_TIMEOUT_S, REQUEST_TIMEOUT_S = 900, 300
+PREFILL_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -80,12 +81,28 @@ def client_args(facts: CapacityFacts, url: str) -> list[str]:
         *("--input-tokens", str(mix.input_tokens), "--output-tokens", str(mix.output_tokens)),
         *("--concurrency", ",".join(str(c) for c in mix.concurrency)),
         *("--step-seconds", str(mix.step_seconds), "--warmup-seconds", str(mix.warmup_seconds)),
+        *("--prefill-tokens", ",".join(str(n) for n in prefill_tokens(spec))),
+        *("--prefill-seconds", f"{prefill_seconds(spec):g}"),
         *("--slo-ttft", f"{spec.autoscaling.slo_ttft_seconds:g}"),
         *("--ready-timeout", str(READY_TIMEOUT_S), "--request-timeout", str(REQUEST_TIMEOUT_S)),
     ]
     if spec.serving.runtime == "triton" and not spec.serving.streaming:
         args.append("--no-streaming")
     return args
+
+
+def prefill_tokens(spec: LLMDeploymentSpec) -> tuple[int, int]:
+    """The prefill probe's two prompt lengths: four times the mix's prompt (within the engine's
+    input limit) and a sixteenth of that, far enough apart for their TTFTs to differ clearly."""
+    limits = spec.engine.limits
+    long = max(2, min(4 * spec.autoscaling.capacity.input_tokens, limits.max_input_len))
+    long = min(long, max(2, limits.max_seq_len - 1))
+    return max(1, long // 16), long
+
+
+def prefill_seconds(spec: LLMDeploymentSpec) -> float:
+    """How long the probe sends each prompt length (at most 10 s: prefills take milliseconds)."""
+    return min(PREFILL_SECONDS, float(spec.autoscaling.capacity.step_seconds))
 
 
 def desired_capacity_job(
@@ -126,7 +143,8 @@ def deadline_seconds(spec: LLMDeploymentSpec) -> int:
     with one request still finishing), twice over for the one retry."""
     mix = spec.autoscaling.capacity
     per_step = mix.warmup_seconds + mix.step_seconds + REQUEST_TIMEOUT_S
-    return 2 * (READY_TIMEOUT_S + len(mix.concurrency) * per_step)
+    probe = 2 * (1 + prefill_seconds(spec) + REQUEST_TIMEOUT_S)
+    return int(2 * (READY_TIMEOUT_S + probe + len(mix.concurrency) * per_step))
 
 
 def http_port(facts: CapacityFacts, engine: LLMEngineSpec) -> int:
