@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export KUBECONFIG := $(CURDIR)/.local/kubeconfig
 export PATH := $(CURDIR)/.local/bin:$(PATH)
 
-.PHONY: help venv prometheus node-deps binaries helm cluster-up cluster-down crds crds-check dev dev-down test test-unit test-fast lint bench-autoscale bench-scale clean
+.PHONY: help venv prometheus node-deps binaries helm cluster-up cluster-down crds crds-check dev dev-down test test-unit test-fast lint bench-autoscale bench-calibrate bench-mixes bench-scale clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -77,6 +77,12 @@ bench-autoscale: cluster-up ## Autoscaling benchmark, static vs HPA recipe vs ou
 	bash hack/install-prometheus.sh
 	$(PY) -m bench.autoscale $(if $(SHAPE),--shape $(SHAPE),--trace $(TRACE)) $(if $(QUICK),--quick) \
 		--cluster --out bench/out$(if $(SHAPE),/$(SHAPE))
+
+bench-calibrate: cluster-up ## The mixes benchmark's calibration: the capacity Job on the real node against the stand-in (bench/calibration/<runtime>-standin.json; RUNTIME=trtllm-serve)
+	$(PY) -m bench.calibrate --runtime $(or $(RUNTIME),triton)
+
+bench-mixes: venv ## Autoscaling on several request mixes in virtual time (~1 min), dividing by the real-node calibration
+	$(PY) -m bench.mixes --trace $(TRACE) --out bench/out/mixes
 
 N ?= 1000
 ENGINES ?= 100
