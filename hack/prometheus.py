@@ -53,11 +53,12 @@ class PrometheusServer:
     pid: int
     home: Path
     process: subprocess.Popen | None = None
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
         """Base URL of the HTTP API."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def sd_file(self) -> Path:
@@ -108,14 +109,16 @@ def start(
     port: int | None = None,
     detach: bool = False,
     timeout_s: float = 30.0,
+    host: str = "127.0.0.1",
 ) -> PrometheusServer:
-    """Start Prometheus on 127.0.0.1 (a free port unless given) and wait until it is ready."""
+    """Start Prometheus on ``host`` (127.0.0.1 unless given; the real node's pods reach the node's
+    address) on a free port unless given, and wait until it is ready."""
     port = port or free_port()
     name = name or f"p{port}"
     home = HOME / name
     shutil.rmtree(home, ignore_errors=True)
     (home / "data").mkdir(parents=True)
-    server = PrometheusServer(name, port, 0, home)
+    server = PrometheusServer(name, port, 0, home, host=host)
     set_targets(server, targets)
     (home / "prometheus.yml").write_text(render_config(server.sd_file, scrape_interval))
     log = open(home / "prometheus.log", "wb")  # noqa: SIM115 - handed to the child process
@@ -124,7 +127,7 @@ def start(
             binary(),
             f"--config.file={home / 'prometheus.yml'}",
             f"--storage.tsdb.path={home / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
+            f"--web.listen-address={host}:{port}",
             "--storage.tsdb.retention.time=1d",
         ],
         stdout=log,

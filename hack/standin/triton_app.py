@@ -176,7 +176,7 @@ class TritonStandin:
         lines += [
             line.replace(BENCH_MODEL_LABEL, label)
             for line in engine.splitlines()
-            if "nv_trt_llm_" in line
+            if "nv_trt_llm_" in line or "nv_llm_" in line
         ]
         return "\n".join(lines) + "\n"
 

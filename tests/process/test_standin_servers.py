@@ -31,8 +31,12 @@ from tritonclient.utils import InferenceServerException
 
 from tests.factories import ROOT
 from tests.golden.serving_samples import by_runtime, engine_for
+from tests.monitoring import metric_names
 from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
-from trtllm_operator.plan.runtimes import triton, trtllm_serve
+from trtllm_operator.autoscale.capacity import Capacity
+from trtllm_operator.autoscale.policy import LOAD_DEMAND
+from trtllm_operator.autoscale.queries import metric_query
+from trtllm_operator.plan.runtimes import RUNTIMES, triton, trtllm_serve
 
 SKELETON = ROOT / "tests" / "process" / "build_jobs" / "skeleton"
 SKELETONS = ROOT / "tests" / "process" / "build_jobs" / "skeletons"
@@ -442,6 +446,18 @@ def test_triton_metrics_have_the_real_names_and_move(
     )
     for name in ("nv_inference_queue_duration_us", "nv_inference_pending_request_count"):
         assert f"# TYPE {name} " in after
+    assert_serves_what_the_autoscaler_reads("triton", after)
+
+
+def assert_serves_what_the_autoscaler_reads(runtime: str, text: str) -> None:
+    """Every metric the operator's autoscaling queries for `runtime` select is in the scrape (the
+    real-node test found the Triton stand-in without the token histograms loadDemand divides)."""
+    served = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
+    metrics = [*RUNTIMES[runtime].queries, LOAD_DEMAND]
+    for name in metrics:
+        query = metric_query(runtime, name, {"namespace": "n"}, capacity=Capacity(1e4, 1e3))
+        missing = metric_names(query) - served
+        assert not missing, f"{runtime} stand-in lacks {sorted(missing)} that {name} reads"
 
 
 def replace_in(path: Path, old: str, new: str) -> None:
@@ -680,6 +696,7 @@ def test_trtllm_serve_openai_api_health_and_metrics(tmp_path: Path) -> None:
         assert metric(text, "trtllm_request_success_total", 'model_name="model"') == 3
         assert metric(text, "trtllm_time_to_first_token_seconds_count", 'model_name="model"') == 3
         assert "trtllm_kv_cache_utilization" in text and "trtllm_num_requests_waiting" in text
+        assert_serves_what_the_autoscaler_reads("trtllm-serve", text)
         stats = json.loads(urllib.request.urlopen(server.url("http", "/metrics")).read())
         assert isinstance(stats, list) and stats and "kvCacheStats" in stats[0]
         assert server.stop() == 0
