@@ -30,6 +30,7 @@ from hack import dev, kube, node
 from hack.paths import ROOT
 
 from bench.capacity import Profile
+from trtllm_operator.plan import conditions
 
 NAMESPACE = "n-calibrate"
 NAME = "calibrate"
@@ -53,18 +54,14 @@ def deployment(runtime: str) -> dict[str, Any]:
     return body
 
 
-def condition(body: dict[str, Any], kind: str) -> dict[str, Any]:
-    """One condition of a status (empty when absent)."""
-    conditions = (body.get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c.get("type") == kind), {})
-
-
 def wait_measured(timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
     """The LLMDeployment once CapacityMeasured is True; SystemExit naming the last condition."""
     deadline, last = time.monotonic() + timeout_s, {}
     while time.monotonic() < deadline:
         body = get("llmdeployment", NAME)
-        last = condition(body, "CapacityMeasured")
+        last = (
+            conditions.find((body.get("status") or {}).get("conditions"), "CapacityMeasured") or {}
+        )
         if last.get("status") == "True":
             return body
         if last.get("reason") in ("CapacityMeasurementFailed", "CapacityBelowSlo"):

@@ -32,13 +32,16 @@ def measure(url: str, runtime: str, report: Path, *extra: str) -> tuple[int, dic
     return done.returncode, json.loads(report.read_text()), done.stderr
 
 
-def test_a_sweep_on_trtllm_serve_reports_the_curve_the_operator_reads(tmp_path: Path) -> None:
+def measure_on_serve(tmp_path: Path, *extra: str) -> tuple[int, dict, str]:
+    """The client against a trtllm-serve stand-in started for this test, once it is ready."""
     argv, ports = serve_argv(tmp_path)
     with running(argv, ports, tmp_path / "log") as server:
         readiness(server, server.url("http", "/health"), server.url("http", "/health"))
-        code, report, log = measure(
-            server.url("http", ""), "trtllm-serve", tmp_path / "r.json", "--concurrency", "1,4"
-        )
+        return measure(server.url("http", ""), "trtllm-serve", tmp_path / "r.json", *extra)
+
+
+def test_a_sweep_on_trtllm_serve_reports_the_curve_the_operator_reads(tmp_path: Path) -> None:
+    code, report, log = measure_on_serve(tmp_path, "--concurrency", "1,4")
     assert code == 0, log
     assert report["ok"] and report["runtime"] == "trtllm-serve"
     points = [CapacityPoint.model_validate(p) for p in report["points"]]
@@ -56,15 +59,7 @@ def test_a_sweep_on_trtllm_serve_reports_the_curve_the_operator_reads(tmp_path: 
 
 
 def test_the_sweep_stops_at_the_first_step_that_misses_the_slo(tmp_path: Path) -> None:
-    argv, ports = serve_argv(tmp_path)
-    with running(argv, ports, tmp_path / "log") as server:
-        readiness(server, server.url("http", "/health"), server.url("http", "/health"))
-        code, report, log = measure(
-            server.url("http", ""),
-            "trtllm-serve",
-            tmp_path / "r.json",
-            *("--concurrency", "1,2,4", "--slo-ttft", "0.000001"),
-        )
+    code, report, log = measure_on_serve(tmp_path, "--concurrency", "1,2,4", "--slo-ttft", "1e-6")
     assert code == 0, log
     assert [p["concurrency"] for p in report["points"]] == [1]
     assert report["maxConcurrency"] is None
@@ -99,15 +94,9 @@ def test_a_server_that_never_gets_ready_is_reported_as_an_error(tmp_path: Path) 
 def test_the_prefill_probe_reads_the_server_s_prefill_rate_without_its_fixed_costs(
     tmp_path: Path,
 ) -> None:
-    argv, ports = serve_argv(tmp_path)
-    with running(argv, ports, tmp_path / "log") as server:
-        readiness(server, server.url("http", "/health"), server.url("http", "/health"))
-        code, report, log = measure(
-            server.url("http", ""),
-            "trtllm-serve",
-            tmp_path / "r.json",
-            *("--concurrency", "1", "--prefill-tokens", "64,1024", "--prefill-seconds", "3"),
-        )
+    code, report, log = measure_on_serve(
+        tmp_path, "--concurrency", "1", "--prefill-tokens", "64,1024", "--prefill-seconds", "3"
+    )
     assert code == 0, log
     probe = PrefillProbe.model_validate(report["prefill"])
     assert (probe.short_tokens, probe.long_tokens) == (64, 1024)

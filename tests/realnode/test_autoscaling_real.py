@@ -6,10 +6,13 @@ serves; once the load stops, back to one."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 import threading
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -143,19 +146,11 @@ def diagnosis(server: prom.PrometheusServer, namespace: str, traffic: Any) -> st
 
 def prom_get(server: prom.PrometheusServer, path: str) -> dict[str, Any]:
     """One Prometheus API answer's data."""
-    import json
-    import urllib.request
-
     with urllib.request.urlopen(f"{server.url}{path}", timeout=10) as response:
         return dict(json.load(response)["data"])
 
 
 def prom_query(server: prom.PrometheusServer, query: str) -> list[dict[str, Any]]:
     """An instant query's result vector."""
-    import json
-    import urllib.parse
-    import urllib.request
-
-    url = f"{server.url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return list(json.load(response)["data"]["result"])
+    path = f"/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    return list(prom_get(server, path)["result"])

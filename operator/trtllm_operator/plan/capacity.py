@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from trtllm_operator.api.models import LLMDeploymentSpec, LLMEngineSpec
 from trtllm_operator.api.status import CapacityStatus
-from trtllm_operator.autoscale.capacity import fallback, from_curve
+from trtllm_operator.autoscale.capacity import fallback, from_status
 from trtllm_operator.plan import conditions as reasons
 from trtllm_operator.plan import names
 from trtllm_operator.plan.actions import Action, Event
@@ -263,9 +263,8 @@ def capacity_status(
             "startupSeconds": startup if startup is not None else facts.old.get("startupSeconds"),
         }
     )
-    probe = measured.prefill.tokens_per_second if measured.prefill else None
-    rates = from_curve(measured.points, slo, prefill_tps=probe)
-    if rates is not None:
+    rates = from_status(measured, facts.spec.engine.limits.max_batch_size, slo)
+    if rates.measured:
         measured = measured.model_copy(
             update={
                 "max_concurrency": int(rates.concurrency),
