@@ -55,6 +55,8 @@ class Load:
     requests: list[Request]
     compress: float = 1.0
     shaped: bool = False
+    # the straight lines (time_s, requests/s) a generated load was drawn from; None for a trace
+    points: tuple[tuple[float, float], ...] | None = None
 
 
 def scaled(points: tuple[tuple[float, float], ...], rps: float) -> tuple[tuple[float, float], ...]:
@@ -70,11 +72,15 @@ def day_points(peak_rps: float) -> tuple[tuple[float, float], ...]:
 def loads(trace: str | None) -> list[Load]:
     """Every load of the benchmark (the conversation trace only when its path is given)."""
     found = [] if trace is None else [Load("conversation", load_csv(trace, 12.0), 12.0)]
+    generated = (
+        ("prefill-heavy", scaled(WAVE, 110.0), 11, PREFILL_HEAVY, False),
+        ("decode-heavy", scaled(WAVE, 28.0), 12, DECODE_HEAVY, False),
+        ("peak", SHAPES["peak"], 7, CHAT, True),
+        ("daily", day_points(50.0), 13, CHAT, True),
+    )
     return found + [
-        Load("prefill-heavy", shaped(scaled(WAVE, 110.0), seed=11, mix=PREFILL_HEAVY)),
-        Load("decode-heavy", shaped(scaled(WAVE, 28.0), seed=12, mix=DECODE_HEAVY)),
-        Load("peak", shaped(SHAPES["peak"], seed=7, mix=CHAT), shaped=True),
-        Load("daily", shaped(day_points(50.0), seed=13, mix=CHAT), shaped=True),
+        Load(name, shaped(points, seed=seed, mix=mix), shaped=ramps, points=points)
+        for name, points, seed, mix, ramps in generated
     ]
 
 

@@ -189,11 +189,14 @@ class _HpaReplay:
         return 1
 
 
-def replay(policy: str, requests: list[Request], config: RunConfig) -> RunResult:
-    """Run ``policy`` (static, hpa or ours) on ``requests`` in virtual time and score it."""
+def replay(policy: str, requests: list[Request], config: RunConfig, driver=None) -> RunResult:
+    """Run ``policy`` (static, hpa or ours) on ``requests`` in virtual time and score it; a
+    ``driver`` (``scrape(sim)``, ``tick(sim) -> changes``) replaces the named policy's, polled
+    as ours is (``bench.ideal``)."""
     run, prelude, sim_config = run_plan(policy, requests, config)
     sim = Simulator(run, replace(sim_config, serve_metrics=False))
-    driver = _driver(policy, config, sim_config.initial_replicas)
+    if driver is None:
+        driver = _driver(policy, config, sim_config.initial_replicas)
     period = config.hpa.relist_s if policy == "hpa" else config.poll_s
     end = (run[-1].arrival_s if run else 0.0) + config.tail_s
     events, next_scrape, next_tick = 0, 1.0, config.warmup_s

@@ -204,6 +204,7 @@ class Simulator:
         changed = False
         for replica in self.replicas:
             if not replica.serving(self.now):
+                changed |= self._cancel_if_removed(replica)
                 continue
             first, done = replica.step(self.now, self.config.dt)
             for request, t in first:
@@ -214,6 +215,14 @@ class Simulator:
             changed |= self.config.serve_metrics and replica.name not in self.servers
         if changed:
             self._refresh_endpoints()
+
+    def _cancel_if_removed(self, replica: Replica) -> bool:
+        """A replica removed before it served holds no GPU from then on (a starting pod deleted:
+        the kubelet stops it, nothing to drain)."""
+        if replica.draining_since is None or replica.gone_s is not None:
+            return False
+        replica.gone_s = self.now
+        return True
 
     def _maybe_retire(self, replica: Replica) -> bool:
         if replica.draining_since is None:

@@ -85,3 +85,20 @@ def test_autoscaled_replays_follow_a_ramp_up_and_back_down(policy):
 def test_unknown_policy_is_refused():
     with pytest.raises(ValueError, match="unknown policy"):
         replay("magic", [Request(1.0, 10, 10)], _config())
+
+
+def test_a_replica_removed_while_it_starts_stops_holding_its_gpu():
+    sim = Simulator(
+        [],
+        SimConfig(profile=PROFILE, startup_s=(50.0, 50.0), initial_replicas=1, serve_metrics=False),
+    )
+    sim.set_replicas(2)  # one more, serving after 50 s
+    for _ in range(200):  # 10 s
+        sim.tick()
+    sim.set_replicas(1)  # the ReplicaSet removes the starting one first
+    for _ in range(200):
+        sim.tick()
+    starting = sim.replicas[1]
+    assert starting.gone_s == pytest.approx(10.05) and sim.counts() == (1, 0)
+    # 20 s of the serving replica and the starting one's 10 s, not the 20 s it would have held
+    assert sim.replica_seconds() == pytest.approx(30.0, abs=0.2)
