@@ -14,8 +14,10 @@ stand-in server (``bench.calibrate`` wrote the record, ``bench.calibration`` rea
 operator's own ``autoscale.capacity.from_status``), once, at the Job's default mix (512 prompt
 tokens, 128 output tokens); ``--calibration simulated`` runs the same sweep on an in-process
 replica instead (``bench.capacity_job``). Its settings are the same for every load.
-Everything runs in virtual time (``bench.replay``). Prints one JSON line per load and policy, then
-the table of ratios to static, and writes ``<out>/mixes.png``.
+Beside them, on the generated loads, ``ideal``: the ideal follower at ours' target
+(``bench.ideal``: the load's true rate and slope instead of metrics), what a trend-following policy
+at that target reaches at best. Everything runs in virtual time (``bench.replay``). Prints one JSON
+line per load and policy, then the table of ratios to static, and writes ``<out>/mixes.png``.
 """
 
 from __future__ import annotations
@@ -120,6 +122,11 @@ def score_load(load: Load, profile: Profile, capacity) -> tuple[dict, dict[str, 
     reactive = reactive_replica_seconds(load.requests, profile, window, lead)
     row["reactive"] = _cell(hours(reactive, config), static)
     row["work"] = _cell(hours(work_replica_seconds(load.requests, profile), config), static)
+    if load.points is not None:
+        from bench.ideal import follow  # bench.ideal reads this module's loads
+
+        ideal = follow(load.points, load.requests, config, config.ours.target)
+        row["ideal"] = _cell(ideal["gpu_hours"], static, ideal["slo_attainment"])
     row["checks"] = checks(row, load.shaped)
     return row, results
 
@@ -152,11 +159,12 @@ def checks(row: dict, shaped_load: bool) -> dict:
 
 def table(rows: list[dict]) -> str:
     """The rows as a Markdown table: GPU-hours over static (SLO attainment) per policy."""
-    head = "| load | req/s per replica | static | hpa | ours | best fixed | oracle | work |"
+    head = "| load | req/s per replica | static | hpa | ours | ideal | best fixed | oracle | work |"
     head += " reactive | ours x oracle | reactive x oracle |"
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for row in rows:
         cells = [_fmt(row[p]) for p in ("static", "hpa", "ours")]
+        cells.append(_fmt(row["ideal"]) if "ideal" in row else "n/a")
         best = row.get("best_fixed")
         cells.append(f"{_fmt(best)} ({best['replicas']})" if best else "none")
         cells += [f"{row[k]['vs_static']:.3f}" for k in ("oracle", "work", "reactive")]

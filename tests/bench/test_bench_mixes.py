@@ -53,5 +53,8 @@ def test_the_table_has_a_row_per_load_and_a_column_per_policy():
     row |= {"reactive": {**cell, "gpu_hours": 1.3, "vs_static": 1.3}}
     lines = table([row]).splitlines()
     assert len(lines) == 3 and lines[2].startswith("| x | 4.8 | 1.000 (100.0%)")
+    assert "| 1.000 (100.0%) | n/a | 1.000 (100.0%) (3) |" in lines[2]  # no lines, no ideal
+    with_ideal = table([{**row, "ideal": {**cell, "vs_static": 0.8, "slo": 0.9}}])
+    assert "| 1.000 (100.0%) | 0.800 (90.0%) | 1.000 (100.0%) (3) |" in with_ideal
     assert lines[2].endswith("| 1.300 | 1.00 | 1.30 |")
     assert lines[0].count("|") == lines[1].count("|") == lines[2].count("|")
