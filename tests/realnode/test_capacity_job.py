@@ -1,6 +1,7 @@
-"""The capacity Job on the real node: after the sample is Ready, a probe pod of the serving template
-(outside the Service) starts, the capacity Job (build_jobs/capacity.py in the runtime's stand-in
-image) sweeps it over Triton's generate_stream, and its termination message becomes
+"""The capacity Job on the real node, for each runtime: after the sample is Ready, a probe pod of
+the serving template (outside the Service) starts, the capacity Job (build_jobs/capacity.py in the
+runtime's stand-in image) sweeps it (Triton's generate_stream; trtllm-serve's streamed OpenAI
+completions, the model id read from /v1/models), and its termination message becomes
 status.capacity; the probe pod then goes, the Job stays as the record."""
 
 from __future__ import annotations
@@ -8,9 +9,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from tests.kube import apply, kubectl_json, wait_for
 from tests.realnode.conftest import pods, wait_phase
-from tests.realnode.test_real_pods import NAME, sample
+from tests.realnode.test_real_pods import sample
+
+# (sample, runtime): the Triton sample and the trtllm-serve one, as shipped but for autoscaling.
+SAMPLES = (("tinyllama-fp16.yaml", "triton"), ("gpt-oss-20b-trtllm-serve.yaml", "trtllm-serve"))
 
 CAPACITY = {
     "inputTokens": 64,
@@ -34,20 +39,27 @@ def with_capacity_job(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def deployment(namespace: str) -> dict[str, Any]:
-    return kubectl_json("get", "llmdeployment", NAME, "-n", namespace)
+def deployment(namespace: str, name: str) -> dict[str, Any]:
+    return kubectl_json("get", "llmdeployment", name, "-n", namespace)
 
 
 def condition(body: dict[str, Any], kind: str) -> dict[str, Any]:
     return next((c for c in body["status"].get("conditions") or [] if c["type"] == kind), {})
 
 
-def test_status_capacity_is_filled_from_the_capacity_job_on_a_probe_pod(real_ns: str) -> None:
-    apply(with_capacity_job(sample()), real_ns)
-    wait_phase("llmdeployment", NAME, real_ns, "Ready")
+@pytest.mark.parametrize(("path", "runtime"), SAMPLES, ids=[r for _, r in SAMPLES])
+def test_status_capacity_is_filled_from_the_capacity_job_on_a_probe_pod(
+    real_ns: str, path: str, runtime: str
+) -> None:
+    body = with_capacity_job(sample(path))
+    body["spec"].get("engine", {}).pop("buildResources", None)  # sized for a real build
+    assert body["spec"].get("serving", {}).get("runtime", "triton") == runtime
+    name = body["metadata"]["name"]
+    apply(body, real_ns)
+    wait_phase("llmdeployment", name, real_ns, "Ready", timeout=420)
 
     def measured() -> dict[str, Any] | None:
-        body = deployment(real_ns)
+        body = deployment(real_ns, name)
         done = condition(body, "CapacityMeasured").get("status") == "True"
         return body["status"].get("capacity") if done else None
 
@@ -58,10 +70,10 @@ def test_status_capacity_is_filled_from_the_capacity_job_on_a_probe_pod(real_ns:
 
     wait_for("the probe pod", probe_seen, timeout=120, interval=1)
     capacity = wait_for("status.capacity measured", measured, timeout=420, interval=2)
-    body = deployment(real_ns)
+    body = deployment(real_ns, name)
 
     assert capacity["engineKey"] == body["status"]["engine"]["key"]
-    assert capacity["fingerprint"] and capacity["job"].startswith(f"{NAME}-capacity-")
+    assert capacity["fingerprint"] and capacity["job"].startswith(f"{name}-capacity-")
     assert [p["concurrency"] for p in capacity["points"]][:1] == [1]
     assert all(p["requestsPerSecond"] > 0 for p in capacity["points"])
     assert capacity["maxConcurrency"] >= 1
@@ -77,6 +89,9 @@ def test_status_capacity_is_filled_from_the_capacity_job_on_a_probe_pod(real_ns:
     job_pod = pods(real_ns, **{"job-name": capacity["job"]})[0]
     report = json.loads(job_pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"])
     assert report["ok"] and report["points"][0]["concurrency"] == 1
+    container = job_pod["spec"]["containers"][0]
+    argv = container.get("command", []) + container.get("args", [])
+    assert argv[argv.index("--runtime") + 1] == runtime
     assert "nvidia.com/gpu" not in json.dumps(job_pod["spec"]["containers"][0]["resources"])
 
     wait_for(
@@ -85,7 +100,7 @@ def test_status_capacity_is_filled_from_the_capacity_job_on_a_probe_pod(real_ns:
         timeout=120,
         interval=1,
     )
-    endpoints = kubectl_json("get", "endpoints", NAME, "-n", real_ns)
+    endpoints = kubectl_json("get", "endpoints", name, "-n", real_ns)
     addresses = [a for s in endpoints.get("subsets") or [] for a in s.get("addresses") or []]
     assert len(addresses) == 1  # the serving replica only, never the probe
     assert body["status"]["phase"] == "Ready"
