@@ -1,6 +1,6 @@
 """The ideal follower: what a causal policy reaches when its signal is perfect.
 
-    python -m bench.ideal [--targets 0.9,0.8,0.7,0.6,0.5] [--only peak,daily]
+    python -m bench.mixes --ideal-targets 0.9,0.8,0.7,0.6,0.5 [--only peak,daily]
 
 A policy scaled on metrics sees the load late (a rate over a window lags by half of it) and noisy
 (Poisson arrivals, a mix of request sizes). The ideal follower sees neither: on the benchmark's
@@ -13,25 +13,19 @@ What it cannot do is see a ramp before it starts, which no causal policy can.
 So its SLO attainment at a target is what a trend-following policy at that target reaches at best:
 when it misses the SLO on a ramp, the miss comes from the replicas' start-up against the headroom
 the fleet held before the ramp, not from the signal. Its GPU-hours on the flat loads show what that
-headroom costs where nothing ramps. Scored against the same static fleet as ``bench.mixes``.
+headroom costs where nothing ramps. ``bench.mixes`` scores it beside the policies.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 from dataclasses import dataclass
 
-from bench import mixes
 from bench.capacity import Profile
 from bench.core import RunConfig
 from bench.replay import replay
 from bench.simulator import Simulator
 from bench.trace import Request, rate_on_lines
-
-TARGETS = (0.9, 0.8, 0.7, 0.6, 0.5)
 
 
 def rate_and_slope(points: tuple[tuple[float, float], ...], t: float) -> tuple[float, float]:
@@ -100,35 +94,3 @@ def follow(
         config.prelude_s,
     )
     return replay("ours", requests, config, driver=driver).summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The ideal follower at each target on each generated load, beside static and best fixed."""
-    parser = argparse.ArgumentParser(description="The ideal follower's attainment and cost")
-    parser.add_argument("--targets", default=",".join(str(t) for t in TARGETS))
-    parser.add_argument("--only", default="", help="comma-separated load names")
-    args = parser.parse_args(argv)
-    targets = [float(t) for t in args.targets.split(",") if t]
-    profile = Profile()
-    capacity, _ = mixes.policy_capacity(str(mixes.calibration.DEFAULT), profile)
-    for load in mixes.loads(None):
-        if load.points is None or (args.only and load.name not in args.only.split(",")):
-            continue
-        config = mixes.config_for(load, profile, capacity)
-        static = replay("static", load.requests, config).summary["gpu_hours"]
-        row: dict = {"load": load.name}
-        best = mixes.best_fixed(load.requests, config)
-        if best is not None:
-            row["best_fixed"] = round(best["gpu_hours"] / static, 3)
-        for target in targets:
-            summary = follow(load.points, load.requests, config, target)
-            row[str(target)] = {
-                "vs_static": round(summary["gpu_hours"] / static, 3),
-                "slo": summary["slo_attainment"],
-            }
-        print(json.dumps(row), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

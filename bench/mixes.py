@@ -1,6 +1,7 @@
 """Several request mixes and load shapes side by side, every policy on each, in one run:
 
     python -m bench.mixes [--trace <csv>] [--out bench/out/mixes] [--only peak,daily]
+    python -m bench.mixes --ideal-targets 1,0.9,0.8 [--only peak]   # the ideal follower's sweep
 
 Loads: the Azure conversation trace (compress 12, when ``--trace`` is given), and the project's
 generators: ``prefill-heavy`` (code completion: prompts ~2000 tokens, outputs ~30), ``decode-heavy``
@@ -33,6 +34,7 @@ from bench.bounds import oracle_replica_seconds, reactive_replica_seconds, work_
 from bench.capacity import Profile
 from bench.capacity_job import measured_capacity
 from bench.core import SHAPES, RunConfig, RunResult, build_config, static_gpu_hours
+from bench.ideal import follow
 from bench.replay import best_fixed, replay
 from bench.trace import CHAT, Mix, Request, load_csv, shaped
 from trtllm_operator.autoscale.capacity import Capacity
@@ -123,8 +125,6 @@ def score_load(load: Load, profile: Profile, capacity) -> tuple[dict, dict[str, 
     row["reactive"] = _cell(hours(reactive, config), static)
     row["work"] = _cell(hours(work_replica_seconds(load.requests, profile), config), static)
     if load.points is not None:
-        from bench.ideal import follow  # bench.ideal reads this module's loads
-
         ideal = follow(load.points, load.requests, config, config.ours.target)
         row["ideal"] = _cell(ideal["gpu_hours"], static, ideal["slo_attainment"])
     row["checks"] = checks(row, load.shaped)
@@ -192,6 +192,22 @@ def policy_capacity(where: str, profile: Profile) -> tuple[Capacity, dict | str]
     return capacity, calibration.summary(record, path)
 
 
+def ideal_sweep(targets: list[float], only: str, profile: Profile, capacity: Capacity) -> None:
+    """The ideal follower at each target on each generated load: one JSON line per load, its
+    GPU-hours over static and SLO attainment per target, beside the best fixed fleet's."""
+    for load in loads(None):
+        if load.points is None or (only and load.name not in only.split(",")):
+            continue
+        config = config_for(load, profile, capacity)
+        static = replay("static", load.requests, config).summary["gpu_hours"]
+        best = best_fixed(load.requests, config)
+        row: dict = {"load": load.name, "best_fixed": best and round(best["gpu_hours"] / static, 3)}
+        for target in targets:
+            summary = follow(load.points, load.requests, config, target)
+            row[f"{target:g}"] = _cell(summary["gpu_hours"], static, summary["slo_attainment"])
+        print(json.dumps(row), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every load and policy, print the JSON rows and the table, write the plot."""
     parser = argparse.ArgumentParser(description="Autoscaling on several request mixes")
@@ -204,9 +220,19 @@ def main(argv: list[str] | None = None) -> int:
         help="a bench.calibrate record (the capacity Job on the real node), or 'simulated': the "
         "same sweep on an in-process replica (bench.capacity_job)",
     )
+    parser.add_argument(
+        "--ideal-targets",
+        default="",
+        help="comma-separated targets: instead of the table, the ideal follower (bench.ideal) at "
+        "each target on each generated load",
+    )
     args = parser.parse_args(argv)
     profile = Profile()
     capacity, source = policy_capacity(args.calibration, profile)
+    if args.ideal_targets:
+        targets = [float(t) for t in args.ideal_targets.split(",") if t]
+        ideal_sweep(targets, args.only, profile, capacity)
+        return 0
     print(json.dumps({"measured_capacity": capacity.__dict__, "source": source}), flush=True)
     chosen = [x for x in loads(args.trace) if not args.only or x.name in args.only.split(",")]
     rows, runs = [], {}

@@ -93,10 +93,18 @@ def load_demand(sim: Simulator, rates: tuple[float, float], capacity: Capacity) 
     if not live:
         return None
     waiting, running = sum(len(r.queue) for r in live), sum(len(r.active) for r in live)
-    if capacity.prefill_tps is None or capacity.decode_tps is None:
+    work = served_work(rates, capacity)
+    if work is None:
         return (running + waiting) / capacity.concurrency
-    work = rates[0] / capacity.prefill_tps + rates[1] / capacity.decode_tps
     return work * (1 + waiting / max(running, 1))
+
+
+def served_work(rates: tuple[float, float], capacity: Capacity) -> float | None:
+    """``loadDemand``'s served work alone (``promql.served_work``), None without per-token
+    rates."""
+    if capacity.prefill_tps is None or capacity.decode_tps is None:
+        return None
+    return rates[0] / capacity.prefill_tps + rates[1] / capacity.decode_tps
 
 
 @dataclass
@@ -106,31 +114,38 @@ class _Ours:
     config: RunConfig
     points: list[tuple[float, float]] = field(default_factory=list)
     guard: list[tuple[float, float]] = field(default_factory=list)
+    trend: list[tuple[float, float]] = field(default_factory=list)
     rates: TokenRates = field(default_factory=TokenRates)
     state: State = field(default_factory=State)
 
     def scrape(self, sim: Simulator) -> None:
-        value, kv = self.value(sim), kv_cache_use(sim)
+        (value, work), kv = self.value(sim), kv_cache_use(sim)
         if value is not None and kv is not None and sim.now >= self.config.warmup_s:
             self.points.append((sim.now, value))
             self.guard.append((sim.now, kv))
+            if work is not None:
+                self.trend.append((sim.now, work))
 
-    def value(self, sim: Simulator) -> float | None:
-        """The configured metric over the serving replicas."""
+    def value(self, sim: Simulator) -> tuple[float | None, float | None]:
+        """The configured metric over the serving replicas, and (loadDemand with per-token
+        rates) its served work alone, as ``fetch_samples`` reads them."""
         if self.config.ours.metric != LOAD_DEMAND:
-            return kv_cache_demand(sim)
+            return kv_cache_demand(sim), None
         rates = self.rates.scrape(sim)
-        return load_demand(sim, rates, self.config.capacity or Capacity())
+        capacity = self.config.capacity or Capacity()
+        return load_demand(sim, rates, capacity), served_work(rates, capacity)
 
     def tick(self, sim: Simulator) -> int:
         settings = self.config.ours
         recent = [p for p in self.points if p[0] >= sim.now - HISTORY_S]
         step = max(1, round(QUERY_STEP_S))
         guard = [p for p in self.guard if p[0] >= sim.now - HISTORY_S]
+        trend = [p for p in self.trend if p[0] >= sim.now - HISTORY_S]
         samples = Samples(
             settings.metric,
             tuple(recent[::-1][::step][::-1]),
             guard=tuple(guard[::-1][::step][::-1]) if settings.metric == LOAD_DEMAND else (),
+            trend=tuple(trend[::-1][::step][::-1]),
         )
         ready, starting = sim.counts()
         decision, self.state = decide(

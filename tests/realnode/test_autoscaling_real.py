@@ -25,6 +25,10 @@ from tests.realnode.conftest import pods, wait_phase
 from tests.realnode.test_capacity_job import condition, deployment
 from tests.realnode.test_real_pods import NAME, sample
 
+from trtllm_operator.autoscale.capacity import Capacity
+from trtllm_operator.autoscale.policy import LOAD_DEMAND
+from trtllm_operator.autoscale.prometheus import fetch_samples
+
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="run `make prometheus`")
 METRICS_PORT = 8002  # Triton's metrics port (the stand-in's too)
 CLIENT = ROOT / "build_jobs" / "capacity.py"
@@ -126,6 +130,7 @@ def test_the_operator_scales_the_real_deployment_from_real_prometheus(
         found = prom_query(prometheus, f'nv_inference_request_success{{namespace="{real_ns}"}}')
         assert len({r["metric"]["pod"] for r in found}) == 2, found
         assert status["capacity"]["maxConcurrency"] >= 1
+        assert_the_look_ahead_reads_the_served_work(prometheus, real_ns, status["capacity"])
         traffic.terminate()
         traffic.wait(timeout=30)
         wait_for("back to one replica", lambda: asked_replicas(real_ns) == 1, timeout=300)
@@ -133,6 +138,23 @@ def test_the_operator_scales_the_real_deployment_from_real_prometheus(
         stop.set()
         if traffic is not None and traffic.poll() is None:
             traffic.kill()
+
+
+def assert_the_look_ahead_reads_the_served_work(
+    server: prom.PrometheusServer, namespace: str, measured: dict[str, Any]
+) -> None:
+    """The operator's own fetch over this Prometheus: loadDemand with its served work (the
+    look-ahead's series, the token rates over the measured capacity) beside it, both non-empty,
+    the work at most the whole demand (the queue factor is >= 1)."""
+    capacity = Capacity(
+        prefill_tps=measured["prefillTokensPerSecond"],
+        decode_tps=measured["decodeTokensPerSecond"],
+        measured=True,
+    )
+    selector = {"namespace": namespace}
+    samples = fetch_samples(server.url, "triton", LOAD_DEMAND, selector, capacity=capacity)
+    assert samples.error is None and samples.trend, samples
+    assert 0 < samples.trend[-1][1] <= samples.points[-1][1] + 1e-9, samples
 
 
 def diagnosis(server: prom.PrometheusServer, namespace: str, traffic: Any) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from tests.kube import apply, kubectl_json, wait_for
 from tests.realnode.conftest import pods, wait_phase
-from tests.realnode.test_real_pods import sample
+from tests.realnode.test_real_pods import NAME, sample
 
 # (sample, runtime): the Triton sample and the trtllm-serve one, as shipped but for autoscaling.
 SAMPLES = (("tinyllama-fp16.yaml", "triton"), ("gpt-oss-20b-trtllm-serve.yaml", "trtllm-serve"))
@@ -39,7 +39,7 @@ def with_capacity_job(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def deployment(namespace: str, name: str) -> dict[str, Any]:
+def deployment(namespace: str, name: str = NAME) -> dict[str, Any]:
     return kubectl_json("get", "llmdeployment", name, "-n", namespace)
 
 

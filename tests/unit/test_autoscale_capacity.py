@@ -5,7 +5,7 @@ import pytest
 from trtllm_operator.api.status import CapacityPoint, CapacityStatus
 from trtllm_operator.autoscale import capacity as c
 from trtllm_operator.autoscale import policy as p
-from trtllm_operator.autoscale.queries import metric_query
+from trtllm_operator.autoscale.queries import metric_query, served_work_query
 
 PREFILL, DECODE = 36_000.0, 1_200.0
 
@@ -59,6 +59,16 @@ def test_load_demand_divides_both_runtimes_token_counters_by_the_capacity():
     serve = metric_query("trtllm-serve", p.LOAD_DEMAND, {"namespace": "llm"}, capacity=capacity)
     assert serve.startswith('(sum(rate(trtllm_prompt_tokens_total{namespace="llm"}[1m])) / 36000')
     assert "trtllm_generation_tokens_total" in serve and "trtllm_num_requests_waiting" in serve
+
+
+def test_the_served_work_is_load_demand_without_its_queue_factor():
+    capacity = c.Capacity(prefill_tps=36000, decode_tps=1200, measured=True)
+    for runtime in ("triton", "trtllm-serve"):
+        demand = metric_query(runtime, p.LOAD_DEMAND, {"namespace": "llm"}, capacity=capacity)
+        work = served_work_query(runtime, {"namespace": "llm"}, capacity)
+        assert work is not None and demand.startswith(f"({work}) * (1 + ")
+        assert "waiting" not in work and "running" not in work
+    assert served_work_query("triton", {"namespace": "llm"}, c.Capacity()) is None
 
 
 def test_load_demand_before_a_measurement_is_requests_in_flight_over_the_fallback():

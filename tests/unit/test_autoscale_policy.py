@@ -60,8 +60,54 @@ def test_starting_replicas_count_as_coming_capacity():
 
 
 def test_starting_replicas_are_not_idle_capacity_for_scale_down():
-    d, _ = run(flat(0.1), ready=4, starting=2, state=quiet_state(1))
-    assert (d.replicas, d.direction, d.reason) == (6, p.HOLD, p.WAITING_FOR_STARTUP)
+    """Low demand with replicas starting: the starting ones are taken back, the ready ones stay
+    (a scale-down of serving replicas waits for the window), and the clock does not move."""
+    state = quiet_state(1)
+    d, after = run(flat(0.1), ready=4, starting=2, state=state)
+    assert (d.replicas, d.direction, d.reason) == (4, p.DOWN, p.CANCELLED_STARTING)
+    assert (after.last_scale_time, after.last_direction) == (None, p.HOLD)
+    d, _ = run(flat(0.1), ready=4, starting=0, state=after)
+    assert d.reason == p.SCALED_DOWN and d.replicas < 4
+
+
+def test_only_the_starting_replicas_the_load_no_longer_needs_are_cancelled():
+    # 4 ready at 0.75 against 0.5: a need of 6; 4 are starting (ordered for a rise that turned)
+    d, _ = run(flat(0.75), ready=4, starting=4)
+    assert (d.replicas, d.direction, d.reason) == (6, p.DOWN, p.CANCELLED_STARTING)
+    assert "cancelling 2 of 4 starting" in d.message
+    # a need the starting ones still cover is held, as before
+    d, _ = run(flat(1.0), ready=4, starting=4)
+    assert (d.replicas, d.reason) == (8, p.CAPACITY_STARTING)
+    # never below min
+    d, _ = run(flat(0.05), ready=1, starting=2, settings=replace(BASE, min_replicas=2))
+    assert (d.replicas, d.reason) == (2, p.CANCELLED_STARTING)
+
+
+def test_a_rising_projection_keeps_the_starting_replicas():
+    rising = Samples(
+        p.KV_CACHE_UTILIZATION, tuple((NOW - 60 + i * 5, 0.2 + 0.02 * i) for i in range(13))
+    )
+    # 0.4 now (ready 4 need 4 at 0.5), projected 0.6: a need of 5
+    d, _ = run(rising, ready=4, starting=1)
+    assert (d.replicas, d.direction) == (5, p.HOLD)
+    d, _ = run(rising, ready=4, starting=3)
+    assert (d.replicas, d.reason) == (5, p.CANCELLED_STARTING)
+
+
+def test_the_look_ahead_follows_the_trend_series_when_there_is_one():
+    """loadDemand's queue factor climbs steeply near saturation: a line through it is the
+    factor's climb, not the load's. The served work (``trend``) is the load's."""
+    times = [NOW - 60 + i * 5 for i in range(13)]
+    convex = tuple((t, 4.0 * (1 + 0.02 * i * i)) for i, t in enumerate(times))  # work x factor
+    level = tuple((t, 4.0) for t in times)
+    rising = tuple((t, 4.0 + 0.05 * i) for i, t in enumerate(times))
+    settings = replace(BASE, metric=p.LOAD_DEMAND, target=0.9, trend_min_fit=0.9)
+    alone = Samples(p.LOAD_DEMAND, convex)
+    assert p.projected_value(alone, settings, 1.0, 4) > 1.2  # the factor's climb, projected
+    assert p.projected_value(replace(alone, trend=level), settings, 1.0, 4) == 1.0
+    # the served work's own slope: 0.01 replicas/s over 4 ready, 90 s ahead
+    ahead = p.projected_value(replace(alone, trend=rising), settings, 1.0, 4)
+    assert ahead == pytest.approx(1.0 + 0.01 / 4 * 90)
 
 
 def test_look_ahead_scales_up_on_a_rising_trend_before_the_target_is_crossed():

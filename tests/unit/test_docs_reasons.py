@@ -21,6 +21,7 @@ POLICY_NOT_REASONS = {
     policy.KV_CACHE_UTILIZATION,
     policy.KV_CACHE_DEMAND,
     policy.LOAD_DEMAND,
+    policy.SERVED_WORK,
 }
 
 

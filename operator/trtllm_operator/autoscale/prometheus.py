@@ -13,8 +13,13 @@ from requests import RequestException
 from urllib3.util.retry import Retry
 
 from trtllm_operator.autoscale.capacity import Capacity
-from trtllm_operator.autoscale.policy import KV_CACHE_UTILIZATION, LOAD_DEMAND, Samples
-from trtllm_operator.autoscale.queries import metric_query
+from trtllm_operator.autoscale.policy import (
+    KV_CACHE_UTILIZATION,
+    LOAD_DEMAND,
+    SERVED_WORK,
+    Samples,
+)
+from trtllm_operator.autoscale.queries import metric_query, served_work_query
 
 
 def _client(url: str, timeout_s: float) -> PrometheusConnect:
@@ -35,7 +40,8 @@ def fetch_samples(
     capacity: Capacity | None = None,
 ) -> Samples:
     """The last ``window_s`` of ``metric`` for the selected pods, or Samples with ``error`` set;
-    for ``loadDemand`` (over ``capacity``) with the KV-cache use as its guard.
+    for ``loadDemand`` (over ``capacity``) with the KV-cache use as its guard and, when the
+    capacity has per-token rates, its served work alone as the series the look-ahead follows.
 
     Never raises for an unreachable or empty Prometheus: the policy holds on ``error``, and the
     message ("Prometheus at URL unreachable: ...", "... returned no series ...") goes to status.
@@ -48,7 +54,9 @@ def fetch_samples(
         return samples
     kv = metric_query(runtime, KV_CACHE_UTILIZATION, selector)
     guard = _fetch(url, kv, KV_CACHE_UTILIZATION, span, timeout_s)
-    return Samples(metric, samples.points, guard=guard.points)
+    work = served_work_query(runtime, selector, capacity or Capacity())
+    trend = _fetch(url, work, SERVED_WORK, span, timeout_s) if work is not None else None
+    return Samples(metric, samples.points, guard=guard.points, trend=trend.points if trend else ())
 
 
 def _fetch(

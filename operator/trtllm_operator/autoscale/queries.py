@@ -15,9 +15,16 @@ from trtllm_operator.plan.runtimes.promql import (
     REGEX_PREFIX,
     label_matchers,
     load_demand,
+    served_work,
 )
 
-__all__ = ["REGEX_PREFIX", "UnsupportedMetricError", "label_matchers", "metric_query"]
+__all__ = [
+    "REGEX_PREFIX",
+    "UnsupportedMetricError",
+    "label_matchers",
+    "metric_query",
+    "served_work_query",
+]
 
 
 class UnsupportedMetricError(ValueError):
@@ -51,3 +58,12 @@ def load_demand_query(
     """``loadDemand`` from the runtime's term queries and one replica's capacity."""
     terms = {term: metric_query(runtime, term, selector, by) for term in LOAD_TERMS}
     return load_demand(terms, capacity.prefill_tps, capacity.decode_tps, capacity.concurrency)
+
+
+def served_work_query(
+    runtime: str, selector: Mapping[str, str], capacity: Capacity, by: tuple[str, ...] = ()
+) -> str | None:
+    """``loadDemand``'s served work without its queue factor (the series the look-ahead's trend
+    is fitted to), or None when ``capacity`` has no per-token rates."""
+    terms = {term: metric_query(runtime, term, selector, by) for term in LOAD_TERMS}
+    return served_work(terms, capacity.prefill_tps, capacity.decode_tps)

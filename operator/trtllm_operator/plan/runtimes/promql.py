@@ -44,8 +44,18 @@ def load_demand(
     the served work (busy replicas) and, since counters see only what was served, the queue as
     that many more requests of the running kind. Without: in-flight requests over ``slots``."""
     waiting, running = terms["waitingRequests"], terms["runningRequests"]
-    if prefill_tps is None or decode_tps is None:
+    work = served_work(terms, prefill_tps, decode_tps)
+    if work is None:
         return f"({running} + {waiting}) / {slots:g}"
-    prompt, output = terms["promptTokenRate"], terms["outputTokenRate"]
-    work = f"{prompt} / {prefill_tps:g} + {output} / {decode_tps:g}"
     return f"({work}) * (1 + {waiting} / clamp_min({running}, 1))"
+
+
+def served_work(
+    terms: Mapping[str, str], prefill_tps: float | None, decode_tps: float | None
+) -> str | None:
+    """The served work alone, ``prompt/s / prefill + output/s / decode`` (busy replicas' worth),
+    or None without per-token rates: the part of ``load_demand`` that is linear in the load."""
+    if prefill_tps is None or decode_tps is None:
+        return None
+    prompt, output = terms["promptTokenRate"], terms["outputTokenRate"]
+    return f"{prompt} / {prefill_tps:g} + {output} / {decode_tps:g}"
