@@ -2,6 +2,7 @@
 
     python -m bench.mixes [--trace <csv>] [--out bench/out/mixes] [--only peak,daily]
     python -m bench.mixes --ideal-targets 1,0.9,0.8 [--only peak]   # the ideal follower's sweep
+    python -m bench.mixes --seeds 8 [--only peak]                   # ours over 8 draws of each load
 
 Loads: the Azure conversation trace (compress 12, when ``--trace`` is given), and the project's
 generators: ``prefill-heavy`` (code completion: prompts ~2000 tokens, outputs ~30), ``decode-heavy``
@@ -73,8 +74,10 @@ def day_points(peak_rps: float) -> tuple[tuple[float, float], ...]:
     return tuple((60.0 * hour, share * peak_rps) for hour, share in enumerate(DAY + DAY[:1]))
 
 
-def loads(trace: str | None) -> list[Load]:
-    """Every load of the benchmark (the conversation trace only when its path is given)."""
+def loads(trace: str | None, seed_offset: int = 0) -> list[Load]:
+    """Every load of the benchmark (the conversation trace only when its path is given); the
+    generated ones drawn with their seeds moved by ``seed_offset`` (another draw of the same
+    lines)."""
     found = [] if trace is None else [Load("conversation", load_csv(trace, 12.0), 12.0)]
     generated = (
         ("prefill-heavy", scaled(WAVE, 110.0), 11, PREFILL_HEAVY, False),
@@ -83,7 +86,7 @@ def loads(trace: str | None) -> list[Load]:
         ("daily", day_points(50.0), 13, CHAT, True),
     )
     return found + [
-        Load(name, shaped(points, seed=seed, mix=mix), shaped=ramps, points=points)
+        Load(name, shaped(points, seed=seed + seed_offset, mix=mix), shaped=ramps, points=points)
         for name, points, seed, mix, ramps in generated
     ]
 
@@ -208,6 +211,52 @@ def ideal_sweep(targets: list[float], only: str, profile: Profile, capacity: Cap
         print(json.dumps(row), flush=True)
 
 
+def ours_on_draw(job: tuple[str, int, str]) -> dict:
+    """Ours on one draw (load name, seed offset, calibration): GPU-hours over static, attainment,
+    scale events."""
+    name, offset, where = job
+    profile = Profile()
+    capacity, _ = policy_capacity(where, profile)
+    load = next(x for x in loads(None, offset) if x.name == name)
+    config = config_for(load, profile, capacity)
+    ours = replay("ours", load.requests, config).summary
+    static = static_gpu_hours({}, config, load.requests)
+    return {
+        "load": name,
+        "seed_offset": offset,
+        "vs_static": ours["gpu_hours"] / static,
+        "slo": ours["slo_attainment"],
+        "scale_events": ours["scale_events"],
+    }
+
+
+def seed_sweep(draws: int, only: str, where: str) -> list[dict]:
+    """Ours on ``draws`` draws of each generated load (two processes): per load the mean GPU-hours
+    over static, the mean and worst SLO attainment and the mean scale events. One draw can flatter
+    or sink a policy by several points; a change is judged on these."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    names = [x.name for x in loads(None) if not only or x.name in only.split(",")]
+    jobs = [(name, offset, where) for name in names for offset in range(draws)]
+    with ProcessPoolExecutor(2) as pool:
+        runs = list(pool.map(ours_on_draw, jobs))
+    rows = []
+    for name in names:
+        mine = [r for r in runs if r["load"] == name]
+        slo = [r["slo"] for r in mine]
+        rows.append(
+            {
+                "load": name,
+                "draws": len(mine),
+                "vs_static": round(sum(r["vs_static"] for r in mine) / len(mine), 3),
+                "slo_mean": round(sum(slo) / len(slo), 4),
+                "slo_worst": min(slo),
+                "scale_events": round(sum(r["scale_events"] for r in mine) / len(mine), 1),
+            }
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every load and policy, print the JSON rows and the table, write the plot."""
     parser = argparse.ArgumentParser(description="Autoscaling on several request mixes")
@@ -226,9 +275,20 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated targets: instead of the table, the ideal follower (bench.ideal) at "
         "each target on each generated load",
     )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=0,
+        help="instead of the table, ours on this many draws of each generated load: mean GPU-hours "
+        "over static, mean and worst attainment",
+    )
     args = parser.parse_args(argv)
     profile = Profile()
     capacity, source = policy_capacity(args.calibration, profile)
+    if args.seeds:
+        for row in seed_sweep(args.seeds, args.only, args.calibration):
+            print(json.dumps(row), flush=True)
+        return 0
     if args.ideal_targets:
         targets = [float(t) for t in args.ideal_targets.split(",") if t]
         ideal_sweep(targets, args.only, profile, capacity)

@@ -5,7 +5,15 @@ from dataclasses import replace
 import pytest
 from bench.capacity import Profile
 from bench.capacity_job import measured_capacity
-from bench.mixes import DECODE_HEAVY, PREFILL_HEAVY, Load, config_for, mean_work_s, table
+from bench.mixes import (
+    DECODE_HEAVY,
+    PREFILL_HEAVY,
+    Load,
+    config_for,
+    loads,
+    mean_work_s,
+    table,
+)
 from bench.replay import replay
 from bench.trace import shaped
 
@@ -58,3 +66,21 @@ def test_the_table_has_a_row_per_load_and_a_column_per_policy():
     assert "| 1.000 (100.0%) | 0.800 (90.0%) | 1.000 (100.0%) (3) |" in with_ideal
     assert lines[2].endswith("| 1.300 | 1.00 | 1.30 |")
     assert lines[0].count("|") == lines[1].count("|") == lines[2].count("|")
+
+
+def test_another_draw_is_the_same_lines_with_other_requests():
+    first, second = loads(None), loads(None, seed_offset=1)
+    assert (
+        [x.name for x in first]
+        == [x.name for x in second]
+        == [
+            "prefill-heavy",
+            "decode-heavy",
+            "peak",
+            "daily",
+        ]
+    )
+    for a, b in zip(first, second, strict=True):
+        assert a.points == b.points and a.shaped == b.shaped
+        assert a.requests[:50] != b.requests[:50]
+        assert abs(len(a.requests) - len(b.requests)) < 0.05 * len(a.requests)

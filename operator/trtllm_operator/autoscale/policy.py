@@ -26,9 +26,10 @@ properties of a replica and of the signal, not of a trace (``with_metric_default
   load's; the queue factor is not: it stays near 1 until the fleet saturates and then climbs
   steeply, so a line through the product projects the factor's own climb (on a +12 % drift of a
   flat load it read +36 % in 100 s). The factor still counts at its current level: ``value`` is
-  the whole ``loadDemand``. On the benchmark's generated loads over eight seeds, the worst seed's
-  SLO attainment rose (decode-heavy 98.1 -> 99.0 %, daily 88.2 -> 94.2 %), the rest moved within
-  a few percent (bench/README.md).
+  the whole ``loadDemand``. With the cancel below, over eight draws of each of the benchmark's
+  generated loads (``bench.mixes --seeds 8``): 4-7 % of static fewer GPU-hours on the flat loads
+  and the daily cycle, 3 % more on the steep ramp, mean SLO attainment as high or higher on each,
+  and the daily cycle's worst draw at 93.6 % instead of 84.7 % (bench/README.md).
 
 The KV-cache use is kept as a guard near saturation
 (``kv_guard``, 0.9 of the pool): if it reads higher than the load signal implies, it is used
@@ -62,8 +63,8 @@ How it treats the 60-100 s a new replica needs before it serves:
   served nothing: deleting it frees its GPU at once, with nothing to drain, and a ReplicaSet removes
   not-ready pods first. A look-ahead that fires on a drift which then turns costs only the minutes
   the pods spent loading, so the look-ahead can stay eager for ramps. The scale-down clock does not
-  count a cancel as a step down. On the benchmark's generated loads over eight seeds it cut the flat
-  loads' GPU-hours by 6-7 % of static at the same attainment (bench/README.md).
+  count a cancel as a step down. Over eight draws of the benchmark's flat loads it saves 7-9 % of
+  static's GPU-hours at the same attainment (bench/README.md).
 * **Slow, stepwise scale-down.** Each call records ``ceil(ready * value / target)``; only when every
   recommendation over ``scale_down_window_s`` is below the current count, no replica is starting and
   the last change is at least a window old does the policy step down: half the excess over the
