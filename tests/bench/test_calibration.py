@@ -1,8 +1,9 @@
-"""bench/calibration/triton-standin.json: the capacity the benchmark's policy divides by, as the
-operator's capacity Job measured it on the real node (``python -m bench.calibrate``). The record
-must say where it came from, and what the operator derives from it must be the stand-in's own
-per-token rates within what the measurement can resolve; a client, a probe or a derivation that
-drifted would fail here."""
+"""bench/calibration/<runtime>-standin.json: the capacity the benchmark's policy divides by (the
+Triton record), as the operator's capacity Job measured it on the real node (``python -m
+bench.calibrate``), and the same measurement of the trtllm-serve stand-in (streamed OpenAI
+completions instead of Triton's generate_stream). Each record must say where it came from, and what
+the operator derives from it must be the stand-in's own per-token rates within what the measurement
+can resolve; a client, a probe or a derivation that drifted would fail here."""
 
 from __future__ import annotations
 
@@ -18,15 +19,21 @@ from bench import calibration, mixes
 PROFILE = Profile()
 
 
-@pytest.fixture(scope="module")
-def record() -> dict:
-    return calibration.read(calibration.DEFAULT)
+RUNTIMES = ("triton", "trtllm-serve")
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def record(request: pytest.FixtureRequest) -> dict:
+    found = calibration.read(calibration.DEFAULT.parent / f"{request.param}-standin.json")
+    assert found["_source"]["spec"]["serving"]["runtime"] == request.param
+    return found
 
 
 def test_the_record_says_where_it_came_from(record: dict) -> None:
     source = record["_source"]
     assert re.fullmatch(r"[0-9a-f]{40}", source["commit"])
-    assert source["command"].startswith("python -m bench.calibrate")
+    runtime = source["spec"]["serving"]["runtime"]
+    assert source["command"] == f"python -m bench.calibrate --runtime {runtime}"
     assert source["node"]["name"] == "real-0" and source["node"]["kubeletVersion"]
     assert source["job"] == record["capacity"]["job"]
     assert source["spec"]["engine"]["limits"]["maxBatchSize"] == PROFILE.max_batch_size
