@@ -44,6 +44,11 @@ def work_replica_seconds(requests: list[Request], profile: Profile) -> float:
     return sum(profile.work_s(r) for r in requests)
 
 
+def mean_work_s(requests: list[Request], profile: Profile) -> float:
+    """A request's mean cost on a saturated replica (seconds): 1 / capacity in requests/s."""
+    return work_replica_seconds(requests, profile) / max(len(requests), 1)
+
+
 def oracle_replica_seconds(requests: list[Request], profile: Profile, window_s: float) -> float:
     """Replica-seconds of whole replicas sized per ``window_s`` to that window's work (the
     ``oracle``)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bench.capacity import Profile
+from bench.bounds import mean_work_s
 from bench.core import RunConfig
 from bench.replay import replay
 from bench.simulator import Simulator
@@ -73,11 +73,6 @@ class IdealFollower:
         return 1
 
 
-def mean_cost_s(requests: list[Request], profile: Profile) -> float:
-    """A request's mean cost on a saturated replica (replica-seconds)."""
-    return sum(profile.work_s(r) for r in requests) / max(len(requests), 1)
-
-
 def follow(
     points: tuple[tuple[float, float], ...],
     requests: list[Request],
@@ -87,7 +82,7 @@ def follow(
     """The ideal follower at ``target`` on one generated load: its benchmark summary."""
     driver = IdealFollower(
         points,
-        mean_cost_s(requests, config.sim.profile),
+        mean_work_s(requests, config.sim.profile),
         target,
         config.ours.startup_s,
         config.max_replicas,

@@ -31,7 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import calibration
-from bench.bounds import oracle_replica_seconds, reactive_replica_seconds, work_replica_seconds
+from bench.bounds import (
+    mean_work_s,
+    oracle_replica_seconds,
+    reactive_replica_seconds,
+    work_replica_seconds,
+)
 from bench.capacity import Profile
 from bench.capacity_job import measured_capacity
 from bench.core import SHAPES, RunConfig, RunResult, build_config, static_gpu_hours
@@ -134,11 +139,6 @@ def score_load(load: Load, profile: Profile, capacity) -> tuple[dict, dict[str, 
     return row, results
 
 
-def mean_work_s(requests: list[Request], profile: Profile) -> float:
-    """A request's mean cost on a saturated replica (seconds): 1 / capacity in requests/s."""
-    return sum(profile.work_s(r) for r in requests) / max(len(requests), 1)
-
-
 def _cell(gpu_hours: float, static: float, attainment: float | None = None) -> dict:
     cell = {"gpu_hours": round(gpu_hours, 3), "vs_static": round(gpu_hours / static, 3)}
     if attainment is not None:
@@ -202,7 +202,7 @@ def ideal_sweep(targets: list[float], only: str, profile: Profile, capacity: Cap
         if load.points is None or (only and load.name not in only.split(",")):
             continue
         config = config_for(load, profile, capacity)
-        static = replay("static", load.requests, config).summary["gpu_hours"]
+        static = static_gpu_hours({}, config, load.requests)
         best = best_fixed(load.requests, config)
         row: dict = {"load": load.name, "best_fixed": best and round(best["gpu_hours"] / static, 3)}
         for target in targets:

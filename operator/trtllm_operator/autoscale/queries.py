@@ -56,7 +56,7 @@ def load_demand_query(
     runtime: str, selector: Mapping[str, str], capacity: Capacity, by: tuple[str, ...] = ()
 ) -> str:
     """``loadDemand`` from the runtime's term queries and one replica's capacity."""
-    terms = {term: metric_query(runtime, term, selector, by) for term in LOAD_TERMS}
+    terms = load_terms(runtime, selector, by)
     return load_demand(terms, capacity.prefill_tps, capacity.decode_tps, capacity.concurrency)
 
 
@@ -65,5 +65,9 @@ def served_work_query(
 ) -> str | None:
     """``loadDemand``'s served work without its queue factor (the series the look-ahead's trend
     is fitted to), or None when ``capacity`` has no per-token rates."""
-    terms = {term: metric_query(runtime, term, selector, by) for term in LOAD_TERMS}
-    return served_work(terms, capacity.prefill_tps, capacity.decode_tps)
+    return served_work(load_terms(runtime, selector, by), capacity.prefill_tps, capacity.decode_tps)
+
+
+def load_terms(runtime: str, selector: Mapping[str, str], by: tuple[str, ...]) -> dict[str, str]:
+    """The runtime's query for each term ``loadDemand`` is built from."""
+    return {term: metric_query(runtime, term, selector, by) for term in LOAD_TERMS}
